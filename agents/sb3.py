@@ -1,0 +1,168 @@
+"""stable-baselines3 algorithms behind rlkit's Agent interface.
+
+The adapter turns SB3's callback calls into rlkit's events (one episode event per finished episode, from
+SB3's ``Monitor``; update metrics from SB3's logger), so SB3 agents log the same TensorBoard tags as
+native ones. Checkpoints hold the policy's weights and optimizer state as tensors: SB3's own zip format
+unpickles, so it is never used; the model is rebuilt from the run's config and the weights loaded into it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import stable_baselines3
+import torch
+from gymnasium import spaces
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import KVWriter, Logger
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import DummyVecEnv
+
+from rlkit.agents.base import Agent
+from rlkit.callbacks import Callback, Episode
+from rlkit.checkpoint import load_checkpoint, optimizer_from_tensors, optimizer_to_tensors, save_checkpoint
+from rlkit.errors import ConfigError, RunDirError
+
+ACTIVATION_FNS: dict[str, type[torch.nn.Module]] = {
+    "relu": torch.nn.ReLU,
+    "tanh": torch.nn.Tanh,
+    "elu": torch.nn.ELU,
+    "leaky_relu": torch.nn.LeakyReLU,
+    "gelu": torch.nn.GELU,
+    "silu": torch.nn.SiLU,
+}
+
+# Action spaces each SB3 algorithm accepts, checked before SB3 is asked to build anything.
+SUPPORTED_ACTIONS: dict[str, tuple[type[spaces.Space[Any]], ...]] = {
+    "DQN": (spaces.Discrete,),
+}
+
+# Schema fields that are rlkit's, not keyword arguments of the SB3 constructor.
+_RLKIT_FIELDS = {"name", "algo", "policy", "n_envs", "net_arch", "activation_fn", "device"}
+_CHECKPOINT_FORMAT = 1
+
+
+class _EventAdapter(BaseCallback):
+    """SB3 callback -> rlkit events: a step, and an episode event for each episode Monitor closed."""
+
+    def __init__(self, callback: Callback) -> None:
+        super().__init__()
+        self.callback = callback
+
+    def _on_step(self) -> bool:
+        for info in self.locals["infos"]:
+            ep = info.get("episode")
+            if ep is not None:
+                self.callback.on_episode_end(
+                    Episode(step=self.num_timesteps, reward=float(ep["r"]), length=int(ep["l"]))
+                )
+        return self.callback.on_step(self.num_timesteps)
+
+
+class _UpdateForwarder(KVWriter):
+    """SB3 logger output -> rlkit ``on_update`` events, for the ``train/`` metrics and exploration rate."""
+
+    def __init__(self, callback: Callback) -> None:
+        self.callback = callback
+
+    def write(self, key_values: dict[str, Any], key_excluded: dict[str, tuple[str, ...]], step: int = 0) -> None:
+        """Forward the numeric training metrics of one SB3 logger dump."""
+        metrics: dict[str, float] = {}
+        for key, value in key_values.items():
+            if key.startswith("train/") or key == "rollout/exploration_rate":
+                if "tensorboard" in key_excluded.get(key, ()):
+                    continue
+                try:
+                    metrics[key.split("/", 1)[1]] = float(value)
+                except (TypeError, ValueError):
+                    continue
+        if metrics:
+            self.callback.on_update(step, metrics)
+
+    def close(self) -> None:
+        """Nothing to close: the events go to rlkit's callbacks."""
+
+
+class SB3Agent(Agent):
+    """Any stable-baselines3 algorithm, chosen by the config's ``algo``.
+
+    Args:
+        cfg: The agent's config (e.g. :class:`rlkit.config.DQNConfig`); fields other than rlkit's own are
+            passed to the SB3 constructor.
+        make_env: Builds one training environment.
+        seed: Seeds SB3 (Python, NumPy, torch) and the environment copies (``seed + i``).
+        training: False builds a model only for acting (a minimal replay buffer, one env copy).
+    """
+
+    def __init__(self, cfg: Any, make_env: Callable[[], gym.Env], seed: int, training: bool = True) -> None:
+        algo_cls = getattr(stable_baselines3, cfg.algo, None)
+        if algo_cls is None:
+            raise ConfigError(f"agent.algo={cfg.algo!r} is not a stable-baselines3 algorithm")
+        self.cfg = cfg
+        n_envs = cfg.n_envs if training else 1
+        venv = DummyVecEnv([lambda: Monitor(make_env()) for _ in range(n_envs)])
+        self.observation_space = venv.observation_space
+        self.action_space = venv.action_space
+        supported = SUPPORTED_ACTIONS.get(cfg.algo)
+        if supported is not None and not isinstance(self.action_space, supported):
+            venv.close()
+            raise ConfigError(
+                f"agent={cfg.name} ({cfg.algo}) needs a {' or '.join(s.__name__ for s in supported)} action "
+                f"space, but the environment has {self.action_space}. For the balancing pole use "
+                "env.continuous=false; otherwise choose an agent for this action space."
+            )
+        kwargs = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in _RLKIT_FIELDS}
+        if not training and "buffer_size" in kwargs:
+            kwargs["buffer_size"] = 1  # acting only: no replay memory needed
+        policy_kwargs = {"net_arch": list(cfg.net_arch), "activation_fn": ACTIVATION_FNS[cfg.activation_fn]}
+        self.model = algo_cls(
+            cfg.policy, venv, seed=seed, device=cfg.device, policy_kwargs=policy_kwargs, verbose=0, **kwargs
+        )
+
+    def learn(self, total_steps: int, callback: Callback) -> None:
+        """Run SB3's ``learn`` with rlkit's events attached."""
+        self.model.set_logger(Logger(folder=None, output_formats=[_UpdateForwarder(callback)]))
+        self.model.learn(total_timesteps=total_steps, callback=_EventAdapter(callback), progress_bar=False)
+
+    def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
+        """Actions from SB3's ``predict`` for a batch of observations."""
+        actions, _ = self.model.predict(obs, deterministic=deterministic)
+        return np.asarray(actions)
+
+    def save(self, path: Path, meta: dict[str, Any] | None = None) -> None:
+        """Policy weights and optimizer state as tensors, the rest as JSON metadata."""
+        policy = self.model.policy
+        tensors = {f"policy.{k}": v for k, v in policy.state_dict().items()}
+        opt_tensors, param_groups = optimizer_to_tensors(policy.optimizer, "optimizer")
+        tensors.update(opt_tensors)
+        full_meta = {
+            "format": _CHECKPOINT_FORMAT,
+            "agent": self.cfg.name,
+            "algo": self.cfg.algo,
+            "num_timesteps": int(self.model.num_timesteps),
+            "optimizer_param_groups": param_groups,
+            **(meta or {}),
+        }
+        save_checkpoint(path, tensors, full_meta)
+
+    def load(self, path: Path) -> dict[str, Any]:
+        """Load weights and optimizer state; refuses checkpoints of another algorithm or shape."""
+        tensors, meta = load_checkpoint(path)
+        if meta.get("algo") != self.cfg.algo:
+            raise RunDirError(
+                f"checkpoint {path} was written by {meta.get('algo')!r}, but the run's config builds "
+                f"{self.cfg.algo!r}"
+            )
+        policy = self.model.policy
+        weights = {k[len("policy."):]: v for k, v in tensors.items() if k.startswith("policy.")}
+        try:
+            policy.load_state_dict(weights)
+            optimizer_from_tensors(policy.optimizer, tensors, meta["optimizer_param_groups"], "optimizer")
+        except (RuntimeError, KeyError, ValueError) as e:
+            raise RunDirError(f"checkpoint {path} does not fit the run's network ({e})") from None
+        return meta

@@ -1,0 +1,1 @@
+"""rlkit's Hydra configs, shipped inside the package (Hydra finds them as ``pkg://rlkit.configs``)."""

@@ -1,0 +1,104 @@
+"""A small pygame canvas shared by rlkit's environments.
+
+pygame is imported only when the first frame is drawn, so a headless training run never loads it or
+opens a display.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+from gymnasium.error import DependencyNotInstalled
+
+Color = tuple[int, int, int]
+
+
+class PygameCanvas:
+    """A white drawing surface in world-up coordinates, shown in a window or returned as frames.
+
+    Args:
+        width: Width in pixels.
+        height: Height in pixels.
+        render_mode: ``"human"`` opens a window paced at ``fps``; ``"rgb_array"`` draws off-screen.
+        fps: Frames per second of the human window.
+        caption: Window title.
+    """
+
+    def __init__(self, width: int, height: int, render_mode: str, fps: int, caption: str = "rlkit") -> None:
+        # pygame prints a banner on import unless told not to.
+        os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+        try:
+            import pygame
+            from pygame import gfxdraw
+        except ImportError as e:  # pragma: no cover - pygame is a hard dependency
+            raise DependencyNotInstalled('pygame is not installed: pip install "pygame>=2.5"') from e
+        self._pg, self._gfx = pygame, gfxdraw
+        self.width, self.height = width, height
+        self.render_mode = render_mode
+        self.fps = fps
+        self.closed = False
+        self._window: Any = None
+        self._clock: Any = None
+        if render_mode == "human":
+            pygame.display.init()
+            pygame.display.set_caption(caption)
+            self._window = pygame.display.set_mode((width, height))
+            self._clock = pygame.time.Clock()
+        self._surf = pygame.Surface((width, height))
+
+    def begin(self) -> None:
+        """Clear the surface for a new frame."""
+        self._surf.fill((255, 255, 255))
+
+    def _y(self, y: float) -> int:
+        return int(round(self.height - y))
+
+    def hline(self, x0: float, x1: float, y: float, color: Color) -> None:
+        """Draw a horizontal line at height ``y``."""
+        self._gfx.hline(self._surf, int(x0), int(x1), self._y(y), color)
+
+    def vline(self, x: float, y0: float, y1: float, color: Color) -> None:
+        """Draw a vertical line at ``x``."""
+        self._gfx.vline(self._surf, int(x), self._y(y1), self._y(y0), color)
+
+    def line(self, p0: tuple[float, float], p1: tuple[float, float], color: Color, width: int = 1) -> None:
+        """Draw a line between two points."""
+        self._pg.draw.line(self._surf, color, (p0[0], self._y(p0[1])), (p1[0], self._y(p1[1])), width)
+
+    def polygon(self, points: list[tuple[float, float]], color: Color) -> None:
+        """Draw a filled, anti-aliased polygon."""
+        pts = [(int(round(x)), self._y(y)) for x, y in points]
+        self._gfx.aapolygon(self._surf, pts, color)
+        self._gfx.filled_polygon(self._surf, pts, color)
+
+    def circle(self, x: float, y: float, radius: float, color: Color) -> None:
+        """Draw a filled, anti-aliased circle."""
+        cx, cy, r = int(round(x)), self._y(y), int(round(radius))
+        self._gfx.aacircle(self._surf, cx, cy, r, color)
+        self._gfx.filled_circle(self._surf, cx, cy, r, color)
+
+    def finish(self) -> np.ndarray | None:
+        """Show the frame (human) or return it as an ``(height, width, 3)`` uint8 array (rgb_array)."""
+        if self.render_mode == "rgb_array":
+            return np.transpose(np.array(self._pg.surfarray.pixels3d(self._surf)), axes=(1, 0, 2))
+        if self.closed:
+            return None
+        # Closing the window ends an evaluation cleanly instead of freezing the process.
+        for event in self._pg.event.get():
+            if event.type == self._pg.QUIT:
+                self.close()
+                return None
+        self._window.blit(self._surf, (0, 0))
+        self._pg.event.pump()
+        self._clock.tick(self.fps)
+        self._pg.display.flip()
+        return None
+
+    def close(self) -> None:
+        """Close the window and shut pygame's display down."""
+        if self._window is not None:
+            self._pg.display.quit()
+            self._window = None
+        self.closed = True

@@ -1,0 +1,365 @@
+"""rlkit's callback events, and the callbacks every run uses.
+
+Every agent, native or SB3, emits the same events: a step was taken (``on_step``), an episode finished
+(``on_episode_end``), an update was made (``on_update``), an evaluation finished (``on_evaluation``). SB3
+agents get them through an adapter (``rlkit.agents.sb3``); native agents call the hooks directly. So one
+TensorBoard logger serves every agent, and tags line up across them:
+
+==========================  ================================================================
+tag                         meaning
+==========================  ================================================================
+episode/reward              return of every finished training episode (x: env steps)
+episode/length              length of every finished training episode
+episode/reward/<agent>      per-agent return, multi-agent runs
+train/<metric>              the agent's update metrics: loss, learning_rate, exploration_rate...
+eval/mean_reward            mean return of the periodic deterministic evaluation
+eval/std_reward             its standard deviation
+eval/mean_length            mean episode length of the evaluation
+time/steps_per_second       training throughput since the previous point
+==========================  ================================================================
+
+The shape follows SB3's ``BaseCallback``: public hooks update counters and call no-op ``_on_*`` methods that
+subclasses override; ``on_step`` returns False to stop training.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import gymnasium as gym
+    from torch.utils.tensorboard import SummaryWriter
+
+    from rlkit.agents.base import Agent
+
+
+@dataclass(frozen=True)
+class Episode:
+    """A finished training episode."""
+
+    step: int
+    """Environment steps taken in the run when it finished."""
+    reward: float
+    """Undiscounted return."""
+    length: int
+    """Steps in the episode."""
+    agent: str | None = None
+    """The agent it belongs to, in multi-agent runs."""
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The result of one deterministic evaluation."""
+
+    step: int
+    rewards: list[float]
+    lengths: list[int]
+
+    @property
+    def mean_reward(self) -> float:
+        """Mean return over the evaluation episodes."""
+        return float(np.mean(self.rewards))
+
+    @property
+    def std_reward(self) -> float:
+        """Standard deviation of the returns."""
+        return float(np.std(self.rewards))
+
+
+@dataclass
+class TrainingContext:
+    """What callbacks can see of the run they serve."""
+
+    agent: Agent
+    run_dir: Path
+    total_steps: int
+    callbacks: CallbackList
+    """The run's whole callback list, to emit events to the others (e.g. an evaluation)."""
+    reward_threshold: float | None = None
+    writer: SummaryWriter | None = None
+    start_time: float = field(default_factory=time.perf_counter)
+
+
+class Callback:
+    """Base class: override the ``_on_*`` methods you need."""
+
+    def __init__(self) -> None:
+        self.ctx: TrainingContext | None = None
+        self.num_steps = 0
+        self.num_episodes = 0
+
+    # Public hooks, called by agents. ---------------------------------------------------------------
+    def on_training_start(self, ctx: TrainingContext) -> None:
+        """Training is about to start."""
+        self.ctx = ctx
+        self._on_training_start()
+
+    def on_step(self, num_steps: int) -> bool:
+        """Environment steps so far (all copies); return False to stop training."""
+        self.num_steps = num_steps
+        return self._on_step()
+
+    def on_episode_end(self, episode: Episode) -> None:
+        """A training episode finished."""
+        self.num_episodes += 1
+        self._on_episode_end(episode)
+
+    def on_update(self, step: int, metrics: dict[str, float]) -> None:
+        """The agent made an update; ``metrics`` are named without the ``train/`` prefix."""
+        self._on_update(step, metrics)
+
+    def on_evaluation(self, evaluation: Evaluation) -> None:
+        """A periodic evaluation finished."""
+        self._on_evaluation(evaluation)
+
+    def on_training_end(self) -> None:
+        """Training ended (budget reached, or stopped)."""
+        self._on_training_end()
+
+    # To override. ------------------------------------------------------------------------------------
+    def _on_training_start(self) -> None:
+        pass
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_episode_end(self, episode: Episode) -> None:
+        pass
+
+    def _on_update(self, step: int, metrics: dict[str, float]) -> None:
+        pass
+
+    def _on_evaluation(self, evaluation: Evaluation) -> None:
+        pass
+
+    def _on_training_end(self) -> None:
+        pass
+
+
+class CallbackList(Callback):
+    """Notifies many callbacks, in order; training stops when any ``on_step`` returns False."""
+
+    def __init__(self, callbacks: Sequence[Callback]) -> None:
+        super().__init__()
+        self.callbacks = list(callbacks)
+
+    def on_training_start(self, ctx: TrainingContext) -> None:  # noqa: D102
+        super().on_training_start(ctx)
+        for cb in self.callbacks:
+            cb.on_training_start(ctx)
+
+    def on_step(self, num_steps: int) -> bool:  # noqa: D102
+        self.num_steps = num_steps
+        keep_going = True
+        for cb in self.callbacks:
+            # Every callback sees every step, even after one has asked to stop.
+            keep_going = cb.on_step(num_steps) and keep_going
+        return keep_going
+
+    def on_episode_end(self, episode: Episode) -> None:  # noqa: D102
+        self.num_episodes += 1
+        for cb in self.callbacks:
+            cb.on_episode_end(episode)
+
+    def on_update(self, step: int, metrics: dict[str, float]) -> None:  # noqa: D102
+        for cb in self.callbacks:
+            cb.on_update(step, metrics)
+
+    def on_evaluation(self, evaluation: Evaluation) -> None:  # noqa: D102
+        for cb in self.callbacks:
+            cb.on_evaluation(evaluation)
+
+    def on_training_end(self) -> None:  # noqa: D102
+        for cb in self.callbacks:
+            cb.on_training_end()
+
+
+class TensorBoardLogger(Callback):
+    """Writes every event to TensorBoard with the tags in this module's docstring.
+
+    Args:
+        throughput_every: Environment steps between ``time/steps_per_second`` points.
+    """
+
+    def __init__(self, throughput_every: int = 1000) -> None:
+        super().__init__()
+        self.throughput_every = throughput_every
+        self._last_step = 0
+        self._last_time = 0.0
+
+    def _writer(self) -> SummaryWriter:
+        assert self.ctx is not None and self.ctx.writer is not None, "TensorBoardLogger needs a writer"
+        return self.ctx.writer
+
+    def _on_training_start(self) -> None:
+        self._last_time = time.perf_counter()
+
+    def _on_step(self) -> bool:
+        if self.num_steps - self._last_step >= self.throughput_every:
+            now = time.perf_counter()
+            sps = (self.num_steps - self._last_step) / max(now - self._last_time, 1e-9)
+            self._writer().add_scalar("time/steps_per_second", sps, self.num_steps)
+            self._last_step, self._last_time = self.num_steps, now
+        return True
+
+    def _on_episode_end(self, episode: Episode) -> None:
+        suffix = "" if episode.agent is None else f"/{episode.agent}"
+        w = self._writer()
+        w.add_scalar(f"episode/reward{suffix}", episode.reward, episode.step)
+        w.add_scalar(f"episode/length{suffix}", episode.length, episode.step)
+
+    def _on_update(self, step: int, metrics: dict[str, float]) -> None:
+        w = self._writer()
+        for key, value in metrics.items():
+            w.add_scalar(f"train/{key}", value, step)
+
+    def _on_evaluation(self, evaluation: Evaluation) -> None:
+        w = self._writer()
+        w.add_scalar("eval/mean_reward", evaluation.mean_reward, evaluation.step)
+        w.add_scalar("eval/std_reward", evaluation.std_reward, evaluation.step)
+        w.add_scalar("eval/mean_length", float(np.mean(evaluation.lengths)), evaluation.step)
+
+    def _on_training_end(self) -> None:
+        self._writer().flush()
+
+
+class PeriodicEvaluator(Callback):
+    """Every ``every_steps`` steps, plays ``episodes`` deterministic episodes and keeps the best checkpoint.
+
+    The episodes run in parallel copies of the environment with one batched action call per step. Time
+    spent evaluating (and saving the best checkpoint) is accounted separately so training time can be
+    reported without it.
+
+    Args:
+        make_env: Builds one evaluation environment.
+        every_steps: Environment steps between evaluations; 0 evaluates only at the end.
+        episodes: Episodes per evaluation.
+        deterministic: Greedy actions.
+        seed: Seed of the evaluation environments (each copy gets ``seed + i``, once).
+        stop_on_threshold: Stop training when the mean reaches the run's reward threshold.
+    """
+
+    def __init__(
+        self,
+        make_env: Callable[[], gym.Env],
+        every_steps: int,
+        episodes: int,
+        deterministic: bool = True,
+        seed: int = 0,
+        stop_on_threshold: bool = False,
+    ) -> None:
+        super().__init__()
+        self.make_env = make_env
+        self.every_steps = every_steps
+        self.episodes = episodes
+        self.deterministic = deterministic
+        self.seed = seed
+        self.stop_on_threshold = stop_on_threshold
+        self.envs: list[gym.Env] = []
+        self.eval_seconds = 0.0
+        self.best: Evaluation | None = None
+        self.last: Evaluation | None = None
+        self.solved_at: dict[str, float] | None = None
+        self._next_eval = every_steps
+
+    def _on_training_start(self) -> None:
+        from rlkit.evaluate import seed_envs
+
+        self.envs = [self.make_env() for _ in range(self.episodes)]
+        seed_envs(self.envs, self.seed)
+
+    def _on_step(self) -> bool:
+        if self.every_steps <= 0 or self.num_steps < self._next_eval:
+            return True
+        while self._next_eval <= self.num_steps:
+            self._next_eval += self.every_steps
+        self.evaluate()
+        return not (self.stop_on_threshold and self.solved_at is not None)
+
+    def evaluate(self) -> Evaluation:
+        """Run one evaluation now, tell the other callbacks, keep the best checkpoint."""
+        from rlkit.evaluate import play_episodes
+
+        assert self.ctx is not None
+        started = time.perf_counter()
+        train_seconds = started - self.ctx.start_time - self.eval_seconds
+        rewards, lengths = play_episodes(self.ctx.agent, self.envs, deterministic=self.deterministic)
+        evaluation = Evaluation(step=self.num_steps, rewards=rewards, lengths=lengths)
+        self.last = evaluation
+        if self.best is None or evaluation.mean_reward > self.best.mean_reward:
+            self.best = evaluation
+            self.ctx.agent.save(
+                self.ctx.run_dir / "checkpoints" / "best.safetensors",
+                {"step": self.num_steps, "eval_mean_reward": evaluation.mean_reward},
+            )
+        threshold = self.ctx.reward_threshold
+        if self.solved_at is None and threshold is not None and evaluation.mean_reward >= threshold:
+            self.solved_at = {"step": self.num_steps, "train_seconds": train_seconds}
+        self.eval_seconds += time.perf_counter() - started
+        self.ctx.callbacks.on_evaluation(evaluation)
+        return evaluation
+
+    def _on_training_end(self) -> None:
+        if self.last is None or self.last.step != self.num_steps:
+            self.evaluate()
+        for env in self.envs:
+            env.close()
+
+
+class ProgressBar(Callback):
+    """A terminal progress bar: steps, episodes per second, mean of the latest episode returns.
+
+    Quiet when stderr is not a terminal (CI logs, pipes), or when ``enabled`` is False.
+    """
+
+    def __init__(self, enabled: bool = True, window: int = 20, refresh_steps: int = 500) -> None:
+        super().__init__()
+        self.enabled = enabled and sys.stderr.isatty()
+        self.window: deque[float] = deque(maxlen=window)
+        self.refresh_steps = refresh_steps
+        self._bar: Any = None
+        self._shown = 0
+
+    def _on_training_start(self) -> None:
+        if not self.enabled:
+            return
+        from tqdm import tqdm
+
+        assert self.ctx is not None
+        self._bar = tqdm(total=self.ctx.total_steps, unit="step", dynamic_ncols=True, file=sys.stderr)
+
+    def _on_step(self) -> bool:
+        if self._bar is not None and self.num_steps - self._shown >= self.refresh_steps:
+            self._refresh()
+        return True
+
+    def _refresh(self) -> None:
+        assert self.ctx is not None
+        self._bar.update(self.num_steps - self._shown)
+        self._shown = self.num_steps
+        elapsed = max(time.perf_counter() - self.ctx.start_time, 1e-9)
+        reward = f"{np.mean(self.window):.1f}" if self.window else "-"
+        self._bar.set_postfix_str(f"eps/s={self.num_episodes / elapsed:.1f} reward={reward}", refresh=False)
+
+    def _on_episode_end(self, episode: Episode) -> None:
+        self.window.append(episode.reward)
+
+    def _on_evaluation(self, evaluation: Evaluation) -> None:
+        if self._bar is not None and math.isfinite(evaluation.mean_reward):
+            self._bar.write(
+                f"eval @ {evaluation.step} steps: {evaluation.mean_reward:.1f} ± {evaluation.std_reward:.1f}"
+            )
+
+    def _on_training_end(self) -> None:
+        if self._bar is not None:
+            self._refresh()
+            self._bar.close()

@@ -1,0 +1,92 @@
+"""Checkpoints as one safetensors file: tensors plus JSON metadata, written atomically, read without pickle.
+
+A checkpoint holds named tensors (network weights, optimizer moments) and a JSON document (step counts,
+optimizer hyperparameters, anything else). safetensors stores only raw tensor bytes and strings, so loading a
+file can never execute code from it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from rlkit.errors import RunDirError
+
+_META_KEY = "rlkit"
+
+
+def save_checkpoint(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    """Write ``tensors`` and ``meta`` to ``path`` atomically (temporary file, fsync, rename).
+
+    A crash during the write leaves the previous file at ``path`` intact.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # safetensors refuses views that share storage; a contiguous copy of each tensor is cheap here.
+    flat = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(flat, tmp, metadata={_META_KEY: json.dumps(meta)})
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Read a checkpoint written by :func:`save_checkpoint`; clear errors for missing or corrupt files."""
+    if not path.is_file():
+        raise RunDirError(f"checkpoint {path} does not exist")
+    try:
+        tensors = load_file(str(path))
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            raw_meta = (f.metadata() or {}).get(_META_KEY)
+    except (SafetensorError, OSError, ValueError) as e:
+        raise RunDirError(f"checkpoint {path} is corrupt or not a safetensors file ({e})") from None
+    if raw_meta is None:
+        raise RunDirError(f"checkpoint {path} has no rlkit metadata: it was not written by rlkit")
+    try:
+        meta = json.loads(raw_meta)
+    except json.JSONDecodeError as e:
+        raise RunDirError(f"checkpoint {path} has corrupt metadata ({e})") from None
+    return tensors, meta
+
+
+def optimizer_to_tensors(optimizer: torch.optim.Optimizer, prefix: str) -> tuple[dict[str, torch.Tensor], Any]:
+    """Split an optimizer's state into tensors (per-parameter moments) and JSON (its param groups)."""
+    state = optimizer.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    for idx, pstate in state["state"].items():
+        for key, value in pstate.items():
+            t = value if isinstance(value, torch.Tensor) else torch.tensor(value)
+            tensors[f"{prefix}.state.{idx}.{key}"] = t
+    return tensors, state["param_groups"]
+
+
+def optimizer_from_tensors(
+    optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], param_groups: Any, prefix: str
+) -> None:
+    """Inverse of :func:`optimizer_to_tensors`."""
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    head = f"{prefix}.state."
+    for name, value in tensors.items():
+        if name.startswith(head):
+            idx, key = name[len(head):].split(".", 1)
+            state.setdefault(int(idx), {})[key] = value
+    optimizer.load_state_dict({"state": state, "param_groups": param_groups})

@@ -1,0 +1,252 @@
+"""The ``rlkit`` command: picks the subcommand and hands the rest of the command line to Hydra.
+
+This is the only module that uses Hydra's decorator. It turns the composed config into typed dataclasses and
+calls plain functions (``rlkit.train.train``, ``rlkit.evaluate.evaluate_run``) that tests can call directly.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import dataclasses
+import inspect
+import os
+import sys
+import textwrap
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
+
+from rlkit.config import EvalRunConfig, TrainConfig, check_known_keys, register_configs
+from rlkit.errors import RlkitError
+
+CONFIG_MODULE = "rlkit.configs"
+DEBUG_ENV = "RLKIT_DEBUG"
+
+register_configs()
+
+
+@contextlib.contextmanager
+def _user_errors() -> Iterator[None]:
+    """Print a user's mistake as one paragraph and exit 2; ``RLKIT_DEBUG=1`` shows the traceback."""
+    try:
+        yield
+    except (RlkitError, MissingMandatoryValue, OmegaConfBaseException) as e:
+        if os.environ.get(DEBUG_ENV):
+            raise
+        message = str(e).strip()
+        if isinstance(e, MissingMandatoryValue):
+            key = getattr(e, "full_key", "") or "a key"
+            message = f"{key} has no value; set it on the command line ({key}=...)"
+        print(f"rlkit: error: {message}\n(set {DEBUG_ENV}=1 for the traceback)", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("rlkit: interrupted", file=sys.stderr)
+        sys.exit(130)
+
+
+@hydra.main(config_path=f"pkg://{CONFIG_MODULE}", config_name="train", version_base="1.3")
+def _train(cfg: DictConfig) -> None:
+    from rlkit.train import train
+
+    with _user_errors():
+        check_known_keys(cfg)
+        train_cfg = OmegaConf.to_object(cfg)
+        assert isinstance(train_cfg, TrainConfig)
+        run_dir = Path(HydraConfig.get().runtime.output_dir)
+        summary = train(train_cfg, run_dir)
+        final = summary["final_eval"]
+        line = f"run: {run_dir}\nsteps: {summary['steps']}  wall: {summary['wall_seconds']:.1f}s"
+        if final is not None:
+            line += f"  final eval: {final['mean_reward']:.1f} ± {final['std_reward']:.1f}"
+        if summary["solved"] is not None:
+            line += f"  solved at step {summary['solved']['step']}"
+        print(line)
+
+
+@hydra.main(config_path=f"pkg://{CONFIG_MODULE}", config_name="eval", version_base="1.3")
+def _eval(cfg: DictConfig) -> None:
+    from rlkit.evaluate import evaluate_run
+
+    with _user_errors():
+        check_known_keys(cfg)
+        eval_cfg = OmegaConf.to_object(cfg)
+        assert isinstance(eval_cfg, EvalRunConfig)
+        report = evaluate_run(
+            eval_cfg, on_episode=lambda i, r, n: print(f"episode {i + 1}: reward {r:.1f}, length {n}")
+        )
+        if not report.rewards:
+            print("no episode finished (window closed)")
+            return
+        print(
+            f"{len(report.rewards)} episodes from {report.checkpoint}: "
+            f"mean reward {report.mean:.2f} ± {report.std:.2f}"
+        )
+
+
+COMMANDS: dict[str, tuple[Callable[[], Any], str, str]] = {
+    "train": (_train, "train", "train an agent: rlkit train env=balancing_pole agent=dqn seed=3"),
+    "eval": (_eval, "eval", "play a trained run: rlkit eval run=runs/<env>/<agent>/<time> render_mode=human"),
+}
+
+USAGE = """usage: rlkit <command> [KEY=VALUE ...] [--help]
+
+commands:
+{commands}
+
+Each command takes Hydra overrides (KEY=VALUE, GROUP=CHOICE, -m for a multirun).
+`rlkit <command> --help` lists its config groups, keys, values and what each means;
+`rlkit <command> --hydra-help` shows Hydra's own options."""
+
+
+# ---------------------------------------------------------------------------------------------- help
+def field_docs(cls: type) -> dict[str, str]:
+    """The docstring under each field of a dataclass (attribute docstrings, read from its source)."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    except (OSError, TypeError):
+        return {}
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    docs: dict[str, str] = {}
+    for node, nxt in zip(body, body[1:], strict=False):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and isinstance(nxt, ast.Expr)
+            and isinstance(nxt.value, ast.Constant)
+            and isinstance(nxt.value.value, str)
+        ):
+            docs[node.target.id] = " ".join(nxt.value.value.split())
+    return docs
+
+
+def _as_override(value: Any) -> str:
+    """A value as it would be typed on the command line."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list):
+        return "[" + ", ".join(_as_override(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_as_override(v)}" for k, v in value.items()) + "}"
+    return str(value)
+
+
+def _describe(node: DictConfig, prefix: str, rows: list[tuple[str, str, str]]) -> None:
+    """One row per leaf key of a composed config: ``key=value``, its docstring, the dotted key."""
+    node_type = OmegaConf.get_type(node)
+    docs = field_docs(node_type) if node_type is not None and dataclasses.is_dataclass(node_type) else {}
+    for key in node.keys():
+        full = f"{prefix}{key}"
+        child = node._get_node(key)
+        if OmegaConf.is_missing(node, key):
+            rows.append((f"{full}=???", docs.get(str(key), "") + " (required)", full))
+        elif isinstance(child, DictConfig) and dataclasses.is_dataclass(OmegaConf.get_type(child)):
+            _describe(child, f"{full}.", rows)
+        else:
+            value = OmegaConf.to_container(child) if OmegaConf.is_config(child) else node[key]
+            rows.append((f"{full}={_as_override(value)}", docs.get(str(key), ""), full))
+
+
+def print_manual(command: str, config_name: str, overrides: list[str]) -> None:
+    """``rlkit <command> --help``: groups and their choices, then every key with its value and meaning."""
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
+        cfg = compose(config_name=config_name, overrides=overrides)
+        loader = GlobalHydra.instance().config_loader()
+        # Only training composes groups; eval's config has none of its own.
+        groups = [g for g in loader.list_groups("") if g != "hydra"] if config_name == "train" else []
+        print(f"usage: rlkit {command} [GROUP=CHOICE ...] [KEY=VALUE ...]\n\n{COMMANDS[command][2]}\n")
+        if groups:
+            print("config groups (GROUP=CHOICE):")
+            for group in sorted(groups):
+                choices = [c for c in loader.get_group_options(group) if not c.endswith("_schema")]
+                print(f"  {group:<12} {', '.join(choices)}")
+            print()
+    with _user_errors():
+        check_known_keys(cfg)
+    rows: list[tuple[str, str, str]] = []
+    _describe(cfg, "", rows)
+    top_docs = field_docs(OmegaConf.get_type(cfg))
+    print("keys (KEY=VALUE), with the values the overrides above give:")
+    width = min(max(len(r[0]) for r in rows), 44)
+    section = ""
+    for shown, doc, key in rows:
+        head = key.split(".")[0] if "." in key else ""
+        if head != section:
+            section = head
+            print(f"\n  {head}: {top_docs.get(head, '')}" if head else "\n  top level:")
+        print(f"  {shown:<{width}}  {doc}")
+
+
+def check_group_choices(config_name: str, overrides: list[str]) -> None:
+    """Refuse ``GROUP=CHOICE`` overrides naming no config of the group, listing the valid choices.
+
+    Hydra refuses them too, but its message also lists the ``*_schema`` configs and its search path.
+    """
+    import difflib
+
+    from hydra import initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
+        loader = GlobalHydra.instance().config_loader()
+        groups = {g for g in loader.list_groups("") if g != "hydra"}
+        for arg in overrides:
+            group, sep, value = arg.partition("=")
+            group = group.lstrip("~+").split("@")[0]
+            if not sep or group not in groups or value in ("", "null"):
+                continue
+            choices = [c for c in loader.get_group_options(group) if not c.endswith("_schema")]
+            # A multirun sweep lists several choices: each must exist.
+            for choice in value.split(","):
+                if choice not in choices:
+                    close = difflib.get_close_matches(choice, choices, n=1)
+                    hint = f" Did you mean {group}={close[0]}?" if close else ""
+                    raise RlkitError(
+                        f"{group}={choice} names no config in group {group!r}; "
+                        f"choose one of: {', '.join(choices) or '(none)'}.{hint}"
+                    )
+
+
+# ---------------------------------------------------------------------------------------------- entry
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``rlkit`` console script."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    commands = "\n".join(f"  {name:<6} {text}" for name, (_, _, text) in COMMANDS.items())
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(USAGE.format(commands=commands))
+        return
+    command, rest = args[0], args[1:]
+    if command not in COMMANDS:
+        print(f"rlkit: error: unknown command {command!r}; choose one of: {', '.join(COMMANDS)}",
+              file=sys.stderr)
+        sys.exit(2)
+    func, config_name, _ = COMMANDS[command]
+    with _user_errors():
+        check_group_choices(config_name, [a for a in rest if not a.startswith("-")])
+    if "--help" in rest or "-h" in rest:
+        overrides = [a for a in rest if a not in ("--help", "-h")]
+        try:
+            print_manual(command, config_name, overrides)
+        except Exception as e:  # composition errors: Hydra's message is the useful part
+            if os.environ.get(DEBUG_ENV):
+                raise
+            print(f"rlkit: error: {e}", file=sys.stderr)
+            sys.exit(2)
+        return
+    # Hydra reads sys.argv: drop the subcommand word so it sees only its overrides.
+    sys.argv = [f"rlkit-{command}", *rest]
+    func()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,291 @@
+"""Typed schemas for every config group, registered in Hydra's ConfigStore.
+
+Each YAML in ``configs/<group>/`` starts with ``defaults: [<name>_schema, _self_]`` so Hydra checks its keys
+and types against the dataclass here at composition time: an unknown key or a value of the wrong type fails
+before any work starts. Cross-field checks live in ``validate()`` methods and raise :class:`ConfigError`.
+
+The string after each field is its documentation; ``rlkit train --help`` prints it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from rlkit.errors import ConfigError
+
+
+# ---------------------------------------------------------------------------------------------- environments
+@dataclass
+class BalancingPoleConfig:
+    """The balancing pole (cart-pole), ``rlkit/BalancingPole-v1``."""
+
+    name: str = "balancing_pole"
+    """Environment kind; selects the builder (do not change)."""
+    gravity: float = 9.8
+    """Gravitational acceleration, m/s^2."""
+    masscart: float = 1.0
+    """Mass of the cart, kg."""
+    masspole: float = 0.1
+    """Mass of the pole, kg."""
+    length: float = 0.5
+    """Half the pole's length, m."""
+    force_mag: float = 10.0
+    """Force of one push, N (continuous actions scale it by the action in [-1, 1])."""
+    tau: float = 0.02
+    """Seconds between state updates (Euler step)."""
+    theta_threshold_degrees: float = 12.0
+    """Pole angle from upright, in degrees, that ends the episode."""
+    x_threshold: float = 2.4
+    """Distance of the cart from the centre, m, that ends the episode."""
+    continuous: bool = False
+    """Continuous force in [-1, 1] instead of the discrete push left/right."""
+    max_episode_steps: int = 500
+    """Steps after which an episode is truncated (Gymnasium's TimeLimit)."""
+    reward_threshold: float = 475.0
+    """Mean evaluation return at which the task counts as solved."""
+
+    def validate(self) -> None:
+        """Check values that the types alone cannot."""
+        for key in ("masscart", "masspole", "length", "force_mag", "tau", "theta_threshold_degrees",
+                    "x_threshold"):
+            if not getattr(self, key) > 0:
+                raise ConfigError(f"env.{key} must be > 0, got {getattr(self, key)}")
+        if self.max_episode_steps < 1:
+            raise ConfigError(f"env.max_episode_steps must be >= 1, got {self.max_episode_steps}")
+
+
+@dataclass
+class GymEnvConfig:
+    """Any environment registered with Gymnasium, by id."""
+
+    name: str = "gym"
+    """Environment kind; selects the builder (do not change)."""
+    id: str = MISSING
+    """Gymnasium id, e.g. CartPole-v1 or a module-qualified id such as mypkg:MyEnv-v0."""
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments for gymnasium.make, e.g. +env.kwargs.max_episode_steps=200."""
+    reward_threshold: float | None = None
+    """Solved threshold; empty means the one in the env's registration, if any."""
+
+    def validate(self) -> None:
+        """Check values that the types alone cannot."""
+        if not self.id:
+            raise ConfigError("env.id is empty: name a registered Gymnasium id, e.g. env.id=CartPole-v1")
+
+
+# ---------------------------------------------------------------------------------------------- agents
+@dataclass
+class DQNConfig:
+    """Deep Q-Network through stable-baselines3; the defaults are SB3's own."""
+
+    name: str = "dqn"
+    """Agent kind; selects the builder (do not change)."""
+    algo: str = "DQN"
+    """stable-baselines3 algorithm class."""
+    policy: str = "MlpPolicy"
+    """SB3 policy class name."""
+    n_envs: int = 1
+    """Environment copies stepped together (SB3 DummyVecEnv)."""
+    learning_rate: float = 1e-4
+    """Adam learning rate."""
+    buffer_size: int = 1_000_000
+    """Replay buffer capacity, in transitions."""
+    learning_starts: int = 100
+    """Environment steps collected before learning starts."""
+    batch_size: int = 32
+    """Minibatch size of each gradient step."""
+    tau: float = 1.0
+    """Soft update coefficient of the target network (1 = hard copy)."""
+    gamma: float = 0.99
+    """Discount factor."""
+    train_freq: int = 4
+    """Environment steps (per copy) between training phases."""
+    gradient_steps: int = 1
+    """Gradient steps per training phase (-1: as many as steps collected)."""
+    target_update_interval: int = 10_000
+    """Environment steps between target network updates."""
+    exploration_fraction: float = 0.1
+    """Fraction of total_steps over which epsilon decays linearly."""
+    exploration_initial_eps: float = 1.0
+    """Initial epsilon of epsilon-greedy exploration."""
+    exploration_final_eps: float = 0.05
+    """Final epsilon of epsilon-greedy exploration."""
+    max_grad_norm: float = 10.0
+    """Gradient clipping norm."""
+    optimize_memory_usage: bool = False
+    """SB3's memory-efficient replay buffer variant."""
+    stats_window_size: int = 100
+    """Episodes averaged in SB3's own rollout statistics."""
+    net_arch: list[int] = field(default_factory=lambda: [64, 64])
+    """Hidden layer sizes of the Q-network."""
+    activation_fn: str = "relu"
+    """Activation of the hidden layers: relu, tanh, elu, leaky_relu, gelu, silu."""
+    device: str = "cpu"
+    """Torch device: cpu, cuda, or auto."""
+
+    def validate(self) -> None:
+        """Check values that the types alone cannot."""
+        checks = {
+            "learning_rate": self.learning_rate > 0,
+            "buffer_size": self.buffer_size >= 1,
+            "batch_size": self.batch_size >= 1,
+            "n_envs": self.n_envs >= 1,
+            "train_freq": self.train_freq >= 1,
+            "learning_starts": self.learning_starts >= 0,
+            "target_update_interval": self.target_update_interval >= 1,
+            "gamma": 0.0 <= self.gamma <= 1.0,
+            "tau": 0.0 < self.tau <= 1.0,
+            "exploration_fraction": 0.0 <= self.exploration_fraction <= 1.0,
+            "exploration_initial_eps": 0.0 <= self.exploration_initial_eps <= 1.0,
+            "exploration_final_eps": 0.0 <= self.exploration_final_eps <= 1.0,
+        }
+        for key, ok in checks.items():
+            if not ok:
+                raise ConfigError(f"agent.{key}={getattr(self, key)} is out of range")
+        if not self.net_arch or any(n < 1 for n in self.net_arch):
+            raise ConfigError(f"agent.net_arch must list positive layer sizes, got {self.net_arch}")
+        if self.activation_fn not in ACTIVATIONS:
+            raise ConfigError(
+                f"agent.activation_fn={self.activation_fn!r} is unknown; choose one of {sorted(ACTIVATIONS)}"
+            )
+
+
+ACTIVATIONS = ("relu", "tanh", "elu", "leaky_relu", "gelu", "silu")
+
+
+# ---------------------------------------------------------------------------------------------- callbacks
+@dataclass
+class EvalConfig:
+    """Periodic deterministic evaluation during training."""
+
+    every_steps: int = 10_000
+    """Environment steps between evaluations (0: only one, at the end)."""
+    episodes: int = 10
+    """Episodes per evaluation, played in parallel copies of the env."""
+    deterministic: bool = True
+    """Greedy actions during evaluation."""
+    stop_on_threshold: bool = False
+    """Stop training at the first evaluation whose mean reaches the env's reward threshold."""
+
+
+@dataclass
+class CallbacksConfig:
+    """What runs beside training: evaluation, logging, progress bar, plug-ins."""
+
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    """Periodic deterministic evaluation; keeps the best checkpoint."""
+    tensorboard: bool = True
+    """Write TensorBoard events to <run>/tb."""
+    progress_bar: bool = True
+    """Show a progress bar when stderr is a terminal."""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Plug-in callbacks, each a mapping with _target_ (a rlkit.callbacks.Callback subclass) and its kwargs."""
+
+    def validate(self) -> None:
+        """Check values that the types alone cannot."""
+        if self.eval.every_steps < 0:
+            raise ConfigError(f"callbacks.eval.every_steps must be >= 0, got {self.eval.every_steps}")
+        if self.eval.episodes < 1:
+            raise ConfigError(f"callbacks.eval.episodes must be >= 1, got {self.eval.episodes}")
+        for key, spec in self.extra.items():
+            if not isinstance(spec, dict) or "_target_" not in spec:
+                raise ConfigError(f"callbacks.extra.{key} needs a _target_ naming a Callback class")
+
+
+# ---------------------------------------------------------------------------------------------- top level
+@dataclass
+class TrainConfig:
+    """``rlkit train``: one training run."""
+
+    env: Any = MISSING
+    """Environment (config group env)."""
+    agent: Any = MISSING
+    """Agent (config group agent)."""
+    callbacks: CallbacksConfig = field(default_factory=CallbacksConfig)
+    """Evaluation, logging and plug-in callbacks (config group callbacks)."""
+    seed: int = 0
+    """Seed of every random number generator (Python, NumPy, torch, environments)."""
+    total_steps: int = 100_000
+    """Environment steps to train for."""
+    torch_threads: int = 1
+    """torch.set_num_threads; small networks run fastest on one thread of a 2-core machine."""
+
+    def validate(self) -> None:
+        """Check values that the types alone cannot, here and in each group."""
+        if self.total_steps < 1:
+            raise ConfigError(f"total_steps must be >= 1, got {self.total_steps}")
+        if self.torch_threads < 1:
+            raise ConfigError(f"torch_threads must be >= 1, got {self.torch_threads}")
+        if self.seed < 0:
+            raise ConfigError(f"seed must be >= 0, got {self.seed}")
+        for part in (self.env, self.agent, self.callbacks):
+            part.validate()
+
+
+@dataclass
+class EvalRunConfig:
+    """``rlkit eval``: play a trained run."""
+
+    run: str = MISSING
+    """Run directory to evaluate (runs/<env>/<agent>/<timestamp>)."""
+    checkpoint: str = "best"
+    """Checkpoint to load: best, last, or a path to a .safetensors file."""
+    n_episodes: int = 5
+    """Episodes to play."""
+    render_mode: str | None = None
+    """human (a pygame window), rgb_array, or empty for no rendering."""
+    deterministic: bool = True
+    """Greedy actions."""
+    seed: int = 12345
+    """Seed of the evaluation episodes."""
+
+    def validate(self) -> None:
+        """Check values that the types alone cannot."""
+        if self.n_episodes < 1:
+            raise ConfigError(f"n_episodes must be >= 1, got {self.n_episodes}")
+        if self.render_mode not in (None, "human", "rgb_array"):
+            raise ConfigError(f"render_mode must be human, rgb_array or null, got {self.render_mode!r}")
+
+
+# Plain registries: a config's ``name`` field picks its schema (and, in rlkit.factory, its builder).
+ENV_SCHEMAS: dict[str, type] = {"balancing_pole": BalancingPoleConfig, "gym": GymEnvConfig}
+AGENT_SCHEMAS: dict[str, type] = {"dqn": DQNConfig}
+
+
+def check_known_keys(node: DictConfig, path: str = "") -> None:
+    """Refuse keys that a typed node's dataclass does not declare.
+
+    Hydra lets ``+agent.foo=1`` add a key even to a typed node, and ``OmegaConf.to_object`` would then set it
+    as a stray attribute that nothing reads; a misspelt hyperparameter must fail instead.
+    """
+    object_type = OmegaConf.get_type(node)
+    known = None
+    if object_type is not None and dataclasses.is_dataclass(object_type):
+        known = {f.name for f in dataclasses.fields(object_type)}
+    for key in node.keys():
+        full = f"{path}{key}"
+        if known is not None and key not in known:
+            raise ConfigError(
+                f"unknown key {full!r}: {object_type.__name__} has no field {key!r}. "
+                f"Valid keys of {path.rstrip('.') or 'the config'}: {', '.join(sorted(known))}"
+            )
+        child = node._get_node(key)
+        if isinstance(child, DictConfig) and not child._is_missing() and not child._is_none():
+            check_known_keys(child, f"{full}.")
+
+
+def register_configs() -> None:
+    """Store every schema in Hydra's ConfigStore as ``<group>/<name>_schema``."""
+    cs = ConfigStore.instance()
+    cs.store(name="train_schema", node=TrainConfig)
+    cs.store(name="eval_schema", node=EvalRunConfig)
+    for name, schema in ENV_SCHEMAS.items():
+        cs.store(group="env", name=f"{name}_schema", node=schema)
+    for name, schema in AGENT_SCHEMAS.items():
+        cs.store(group="agent", name=f"{name}_schema", node=schema)
+    cs.store(group="callbacks", name="callbacks_schema", node=CallbacksConfig)

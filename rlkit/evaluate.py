@@ -1,0 +1,139 @@
+"""Playing trained agents: the batched evaluation used during training, and ``rlkit eval``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from rlkit.agents.base import Agent
+from rlkit.config import EvalRunConfig
+from rlkit.errors import RunDirError
+from rlkit.factory import build_agent, build_env
+from rlkit.runs import load_run_config
+
+log = logging.getLogger(__name__)
+
+
+def seed_envs(envs: Sequence[gym.Env], seed: int) -> None:
+    """Seed each copy once (``seed + i``); later resets continue its random stream."""
+    for i, env in enumerate(envs):
+        env.reset(seed=seed + i)
+        env.action_space.seed(seed + i)
+
+
+def play_episodes(
+    agent: Agent,
+    envs: Sequence[gym.Env],
+    deterministic: bool = True,
+    stop: Callable[[], bool] | None = None,
+) -> tuple[list[float], list[int]]:
+    """Play one episode in each env, all stepped together with one batched ``act`` per step.
+
+    Returns the returns and lengths of the episodes, in env order. ``stop`` is checked after every step;
+    when it returns True, only the episodes already finished are returned.
+    """
+    obs = [env.reset()[0] for env in envs]
+    rewards = [0.0] * len(envs)
+    lengths = [0] * len(envs)
+    active = list(range(len(envs)))
+    finished: list[int] = []
+    while active:
+        actions = agent.act(np.stack([obs[i] for i in active]), deterministic=deterministic)
+        still = []
+        for j, i in enumerate(active):
+            o, r, terminated, truncated, _ = envs[i].step(actions[j])
+            rewards[i] += float(r)
+            lengths[i] += 1
+            if terminated or truncated:
+                finished.append(i)
+            else:
+                obs[i] = o
+                still.append(i)
+        active = still
+        if stop is not None and stop():
+            break
+    done = sorted(finished)
+    return [rewards[i] for i in done], [lengths[i] for i in done]
+
+
+@dataclass
+class EvalReport:
+    """What ``rlkit eval`` measured."""
+
+    rewards: list[float]
+    lengths: list[int]
+    checkpoint: Path
+
+    @property
+    def mean(self) -> float:
+        """Mean return."""
+        return float(np.mean(self.rewards)) if self.rewards else float("nan")
+
+    @property
+    def std(self) -> float:
+        """Standard deviation of the returns."""
+        return float(np.std(self.rewards)) if self.rewards else float("nan")
+
+
+def resolve_checkpoint(run_dir: Path, which: str) -> Path:
+    """The checkpoint file for ``best``, ``last`` or an explicit path; ``best`` falls back to ``last``."""
+    ckpt_dir = run_dir / "checkpoints"
+    if which not in ("best", "last"):
+        path = Path(which).expanduser()
+        if not path.is_file():
+            raise RunDirError(f"checkpoint={which} does not exist")
+        return path
+    path = ckpt_dir / f"{which}.safetensors"
+    if path.is_file():
+        return path
+    last = ckpt_dir / "last.safetensors"
+    if which == "best" and last.is_file():
+        log.warning("%s has no best checkpoint; using the last one", run_dir)
+        return last
+    present = sorted(p.name for p in ckpt_dir.glob("*.safetensors")) if ckpt_dir.is_dir() else []
+    raise RunDirError(
+        f"{run_dir} has no {which} checkpoint ({path} is missing; present: {present or 'none'}). "
+        "Was the run interrupted before its first evaluation?"
+    )
+
+
+def evaluate_run(cfg: EvalRunConfig, on_episode: Callable[[int, float, int], Any] | None = None) -> EvalReport:
+    """Rebuild a run's env and agent from its own config, load a checkpoint and play episodes."""
+    cfg.validate()
+    run_dir = Path(cfg.run).expanduser()
+    train_cfg = load_run_config(run_dir)
+    checkpoint = resolve_checkpoint(run_dir, cfg.checkpoint)
+
+    env_factory = build_env(train_cfg.env)
+    agent = build_agent(train_cfg.agent, lambda: env_factory.make(None), seed=train_cfg.seed, training=False)
+    agent.load(checkpoint)
+
+    env = env_factory.make(cfg.render_mode)
+    seed_envs([env], cfg.seed)
+    unwrapped = env.unwrapped
+
+    def window_closed() -> bool:
+        return bool(getattr(unwrapped, "window_closed", False))
+
+    rewards: list[float] = []
+    lengths: list[int] = []
+    try:
+        for episode in range(cfg.n_episodes):
+            r, n = play_episodes(agent, [env], deterministic=cfg.deterministic, stop=window_closed)
+            if not r:  # the user closed the window mid-episode
+                break
+            rewards += r
+            lengths += n
+            if on_episode is not None:
+                on_episode(episode, r[0], n[0])
+            if window_closed():
+                break
+    finally:
+        env.close()
+    return EvalReport(rewards=rewards, lengths=lengths, checkpoint=checkpoint)

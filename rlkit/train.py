@@ -1,0 +1,158 @@
+"""``train(cfg, run_dir)``: one training run, callable without Hydra."""
+
+from __future__ import annotations
+
+import logging
+import platform
+import random
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from hydra.utils import instantiate
+
+from rlkit.callbacks import (
+    Callback,
+    CallbackList,
+    Evaluation,
+    PeriodicEvaluator,
+    ProgressBar,
+    TensorBoardLogger,
+    TrainingContext,
+)
+from rlkit.config import TrainConfig
+from rlkit.errors import ConfigError
+from rlkit.factory import build_agent, build_env
+from rlkit.runs import SUMMARY_FILE, write_json
+
+log = logging.getLogger(__name__)
+
+# Offset of the evaluation environments' seeds, so they never replay the training episodes' starts.
+EVAL_SEED_OFFSET = 1_000_000
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's global generators."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of Python and the packages a run's results depend on."""
+    versions = {"python": platform.python_version()}
+    for pkg in ("rlkit", "torch", "numpy", "gymnasium", "stable-baselines3", "hydra-core"):
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            versions[pkg] = "not installed"
+    return versions
+
+
+def _evaluation_dict(evaluation: Evaluation | None) -> dict[str, Any] | None:
+    if evaluation is None:
+        return None
+    return {
+        "step": evaluation.step,
+        "mean_reward": evaluation.mean_reward,
+        "std_reward": evaluation.std_reward,
+        "episodes": len(evaluation.rewards),
+    }
+
+
+def _extra_callbacks(specs: dict[str, Any]) -> list[Callback]:
+    callbacks = []
+    for key, spec in specs.items():
+        try:
+            cb = instantiate(spec)
+        except Exception as e:  # instantiate wraps import and argument errors alike
+            raise ConfigError(f"callbacks.extra.{key} cannot be built: {e}") from None
+        if not isinstance(cb, Callback):
+            raise ConfigError(f"callbacks.extra.{key} built a {type(cb).__name__}, not a rlkit Callback")
+        callbacks.append(cb)
+    return callbacks
+
+
+def train(cfg: TrainConfig, run_dir: Path) -> dict[str, Any]:
+    """Train the configured agent on the configured environment; returns the run's summary.
+
+    The run directory receives ``tb/`` (TensorBoard events), ``checkpoints/best.safetensors`` and
+    ``checkpoints/last.safetensors``, and ``summary.json``. Hydra writes ``.hydra/`` beside them.
+    """
+    cfg.validate()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(cfg.torch_threads)
+    seed_everything(cfg.seed)
+
+    env_factory = build_env(cfg.env)
+    agent = build_agent(cfg.agent, lambda: env_factory.make(None), seed=cfg.seed, training=True)
+    log.info("training %s on %s for %d steps (seed %d) in %s",
+             cfg.agent.name, env_factory.label, cfg.total_steps, cfg.seed, run_dir)
+
+    ev = cfg.callbacks.eval
+    evaluator = PeriodicEvaluator(
+        lambda: env_factory.make(None),
+        every_steps=ev.every_steps,
+        episodes=ev.episodes,
+        deterministic=ev.deterministic,
+        seed=cfg.seed + EVAL_SEED_OFFSET,
+        stop_on_threshold=ev.stop_on_threshold,
+    )
+    if ev.stop_on_threshold and env_factory.reward_threshold is None:
+        raise ConfigError(
+            f"callbacks.eval.stop_on_threshold=true, but {env_factory.label} has no reward threshold; "
+            "set env.reward_threshold"
+        )
+    # The evaluator goes first: its final evaluation at the end must reach the logger before it flushes.
+    callbacks: list[Callback] = [evaluator]
+    writer = None
+    if cfg.callbacks.tensorboard:
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(log_dir=str(run_dir / "tb"))
+        callbacks.append(TensorBoardLogger())
+    callbacks.append(ProgressBar(enabled=cfg.callbacks.progress_bar))
+    callbacks += _extra_callbacks(cfg.callbacks.extra)
+    callback_list = CallbackList(callbacks)
+
+    ctx = TrainingContext(
+        agent=agent,
+        run_dir=run_dir,
+        total_steps=cfg.total_steps,
+        callbacks=callback_list,
+        reward_threshold=env_factory.reward_threshold,
+        writer=writer,
+    )
+    callback_list.on_training_start(ctx)
+    try:
+        agent.learn(cfg.total_steps, callback_list)
+        steps = callback_list.num_steps
+        callback_list.on_training_end()
+        agent.save(run_dir / "checkpoints" / "last.safetensors", {"step": steps})
+    finally:
+        if writer is not None:
+            writer.close()
+    wall = time.perf_counter() - ctx.start_time
+
+    summary = {
+        "env": env_factory.label,
+        "agent": cfg.agent.name,
+        "seed": cfg.seed,
+        "total_steps": cfg.total_steps,
+        "steps": steps,
+        "episodes": callback_list.num_episodes,
+        "wall_seconds": wall,
+        "eval_seconds": evaluator.eval_seconds,
+        "train_seconds": wall - evaluator.eval_seconds,
+        "reward_threshold": env_factory.reward_threshold,
+        "solved": evaluator.solved_at,
+        "final_eval": _evaluation_dict(evaluator.last),
+        "best_eval": _evaluation_dict(evaluator.best),
+        "checkpoints": {"best": "checkpoints/best.safetensors", "last": "checkpoints/last.safetensors"},
+        "versions": package_versions(),
+    }
+    write_json(run_dir / SUMMARY_FILE, summary)
+    return summary
