@@ -103,6 +103,8 @@ class DQNConfig:
     """Soft update coefficient of the target network (1 = hard copy)."""
     gamma: float = 0.99
     """Discount factor."""
+    n_steps: int = 1
+    """Steps of n-step returns in the TD target (1: plain one-step DQN)."""
     train_freq: int = 4
     """Environment steps (per copy) between training phases."""
     gradient_steps: int = 1
@@ -126,7 +128,7 @@ class DQNConfig:
     activation_fn: str = "relu"
     """Activation of the hidden layers: relu, tanh, elu, leaky_relu, gelu, silu."""
     device: str = "cpu"
-    """Torch device: cpu, cuda, or auto."""
+    """Torch device: cpu, cuda, or auto (SB3's default is auto; small MLPs are faster and reproducible on CPU)."""
 
     def validate(self) -> None:
         """Check values that the types alone cannot."""
@@ -135,6 +137,7 @@ class DQNConfig:
             "buffer_size": self.buffer_size >= 1,
             "batch_size": self.batch_size >= 1,
             "n_envs": self.n_envs >= 1,
+            "n_steps": self.n_steps >= 1,
             "train_freq": self.train_freq >= 1,
             "learning_starts": self.learning_starts >= 0,
             "target_update_interval": self.target_update_interval >= 1,

@@ -1,0 +1,6 @@
+"""pytest set-up: headless pygame for every test."""
+
+import os
+
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
