@@ -10,8 +10,7 @@ or, without importing it by hand, ``gym.make("rlkit.envs:rlkit/BalancingPole-v1"
 """
 
 from gymnasium.envs.registration import register, registry
-
-from rlkit.envs.balancing_pole import BalancingPoleEnv
+from rlkit.envs.balancing_pole import BalancingPoleEnv, BalancingPoleVectorEnv
 
 BALANCING_POLE_ID = "rlkit/BalancingPole-v1"
 
@@ -19,8 +18,9 @@ if BALANCING_POLE_ID not in registry:
     register(
         id=BALANCING_POLE_ID,
         entry_point="rlkit.envs.balancing_pole:BalancingPoleEnv",
+        vector_entry_point="rlkit.envs.balancing_pole:BalancingPoleVectorEnv",
         max_episode_steps=500,
         reward_threshold=475.0,
     )
 
-__all__ = ["BALANCING_POLE_ID", "BalancingPoleEnv"]
+__all__ = ["BALANCING_POLE_ID", "BalancingPoleEnv", "BalancingPoleVectorEnv"]

@@ -8,8 +8,56 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
-
+from gymnasium.utils import seeding
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
 from rlkit.envs.rendering import PygameCanvas
+
+
+def _check_physics(**values: float) -> None:
+    """Refuse non-positive physical constants, naming the argument."""
+    for name, value in values.items():
+        if not value > 0:
+            raise ValueError(f"balancing pole: {name} must be > 0, got {value!r}")
+
+
+def _spaces(x_threshold: float, theta_threshold_radians: float, continuous: bool) -> tuple[spaces.Box, Any]:
+    """Observation and action space of one balancing pole."""
+    # Twice the termination limits, so every observation of a live episode lies inside.
+    high = np.array([2 * x_threshold, np.inf, 2 * theta_threshold_radians, np.inf], dtype=np.float32)
+    action_space: spaces.Space[Any] = (
+        spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32) if continuous else spaces.Discrete(2)
+    )
+    return spaces.Box(-high, high, dtype=np.float32), action_space
+
+
+class _Physics:
+    """Constants of the dynamics, folded once so the single and the batched env share every operation.
+
+    ``thetaacc = (g sin - cos temp) / (k_den - k_cos2 cos^2)`` and ``xacc = temp - k_pm thetaacc cos``, with
+    ``temp = force / M + k_pm thetadot^2 sin``: Florian's (2007) frictionless cart-pole, rearranged.
+    While the pole stays within the angle limit (< 90 degrees, the case for every state that is stepped),
+    ``cos = sqrt(1 - sin^2)``: exact up to rounding, and much cheaper for arrays than a second
+    transcendental; larger limits fall back to ``cos``.
+    """
+
+    def __init__(self, gravity: float, masscart: float, masspole: float, length: float, force_mag: float,
+                 tau: float, theta_threshold_degrees: float, x_threshold: float) -> None:
+        _check_physics(masscart=masscart, masspole=masspole, length=length, force_mag=force_mag, tau=tau,
+                       theta_threshold_degrees=theta_threshold_degrees, x_threshold=x_threshold)
+        self.gravity = float(gravity)
+        self.force_mag = float(force_mag)
+        self.tau = float(tau)
+        self.x_threshold = float(x_threshold)
+        self.theta_threshold_radians = math.radians(theta_threshold_degrees)
+        total_mass = float(masspole) + float(masscart)
+        self.inv_total_mass = 1.0 / total_mass
+        self.k_pm = float(masspole) * float(length) / total_mass  # polemass_length / total_mass
+        self.k_den = float(length) * 4.0 / 3.0
+        self.k_cos2 = float(length) * float(masspole) / total_mass
+        # Force over total mass of a left and a right push.
+        self.push = (-self.force_mag * self.inv_total_mass, self.force_mag * self.inv_total_mass)
+        self.cos_from_sin = theta_threshold_degrees < 90.0
 
 
 class BalancingPoleEnv(gym.Env[np.ndarray, Any]):
@@ -84,12 +132,8 @@ class BalancingPoleEnv(gym.Env[np.ndarray, Any]):
         continuous: bool = False,
     ) -> None:
         """Create the environment; see the class docstring for the arguments."""
-        for name, value in (("masscart", masscart), ("masspole", masspole), ("length", length),
-                            ("force_mag", force_mag), ("tau", tau),
-                            ("theta_threshold_degrees", theta_threshold_degrees),
-                            ("x_threshold", x_threshold)):
-            if not value > 0:
-                raise ValueError(f"BalancingPoleEnv: {name} must be > 0, got {value!r}")
+        self._phys = _Physics(gravity, masscart, masspole, length, force_mag, tau, theta_threshold_degrees,
+                              x_threshold)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(
                 f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}"
@@ -105,18 +149,9 @@ class BalancingPoleEnv(gym.Env[np.ndarray, Any]):
         self.continuous = bool(continuous)
         self.render_mode = render_mode
 
-        self.total_mass = self.masspole + self.masscart
-        self.polemass_length = self.masspole * self.length
-
-        high = np.array(
-            [2 * self.x_threshold, np.inf, 2 * self.theta_threshold_radians, np.inf], dtype=np.float32
+        self.observation_space, self.action_space = _spaces(
+            self.x_threshold, self.theta_threshold_radians, self.continuous
         )
-        self.observation_space = spaces.Box(-high, high, dtype=np.float32)
-        self.action_space: spaces.Space[Any]
-        if self.continuous:
-            self.action_space = spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
-        else:
-            self.action_space = spaces.Discrete(2)
 
         self._state = (0.0, 0.0, 0.0, 0.0)
         self._needs_reset = True
@@ -124,7 +159,7 @@ class BalancingPoleEnv(gym.Env[np.ndarray, Any]):
 
     # ------------------------------------------------------------------ dynamics
     def _force(self, action: Any) -> float:
-        """Map an action to the horizontal force on the cart, refusing actions outside the space."""
+        """Force on the cart over the total mass, refusing actions outside the space."""
         if self.continuous:
             a = np.asarray(action, dtype=np.float64).reshape(-1)
             if a.shape != (1,) or not np.isfinite(a[0]) or not -1.0 <= a[0] <= 1.0:
@@ -132,12 +167,12 @@ class BalancingPoleEnv(gym.Env[np.ndarray, Any]):
                     f"action {action!r} is outside the action space {self.action_space}: "
                     "expected one finite number in [-1, 1]"
                 )
-            return float(a[0]) * self.force_mag
+            return float(a[0]) * self.force_mag * self._phys.inv_total_mass
         # Fast path for the common types; anything else goes through the space's own check.
         if (type(action) is int or isinstance(action, np.integer)) and (action == 0 or action == 1):
-            return self.force_mag if action == 1 else -self.force_mag
+            return self._phys.push[1] if action == 1 else self._phys.push[0]
         if isinstance(action, np.ndarray) and action.shape == () and self.action_space.contains(action):
-            return self.force_mag if int(action) == 1 else -self.force_mag
+            return self._phys.push[int(action)]
         raise ValueError(
             f"action {action!r} is outside the action space {self.action_space}: expected the integer "
             "0 (push left) or 1 (push right)"
@@ -147,23 +182,23 @@ class BalancingPoleEnv(gym.Env[np.ndarray, Any]):
         """Advance the physics by `tau` seconds under the chosen push."""
         if self._needs_reset:
             raise RuntimeError("BalancingPoleEnv.step() called before reset() or after the episode ended")
-        force = self._force(action)
+        p = self._phys
+        force_m = self._force(action)
         x, x_dot, theta, theta_dot = self._state
-        costheta = math.cos(theta)
         sintheta = math.sin(theta)
+        costheta = math.sqrt(1.0 - sintheta * sintheta) if p.cos_from_sin else math.cos(theta)
 
-        # Florian (2007), frictionless: the pole's angular acceleration first, then the cart's.
-        temp = (force + self.polemass_length * theta_dot * theta_dot * sintheta) / self.total_mass
-        thetaacc = (self.gravity * sintheta - costheta * temp) / (
-            self.length * (4.0 / 3.0 - self.masspole * costheta * costheta / self.total_mass)
-        )
-        xacc = temp - self.polemass_length * thetaacc * costheta / self.total_mass
+        # Florian (2007), frictionless (see _Physics): the pole's angular acceleration, then the cart's.
+        # BalancingPoleVectorEnv repeats these operations in this order, so both agree bit for bit.
+        temp = force_m + p.k_pm * theta_dot * theta_dot * sintheta
+        thetaacc = (p.gravity * sintheta - costheta * temp) / (p.k_den - p.k_cos2 * costheta * costheta)
+        xacc = temp - p.k_pm * thetaacc * costheta
 
         # Explicit Euler: positions move with the old velocities.
-        x = x + self.tau * x_dot
-        x_dot = x_dot + self.tau * xacc
-        theta = theta + self.tau * theta_dot
-        theta_dot = theta_dot + self.tau * thetaacc
+        x = x + x_dot * p.tau
+        x_dot = x_dot + xacc * p.tau
+        theta = theta + theta_dot * p.tau
+        theta_dot = theta_dot + thetaacc * p.tau
         self._state = (x, x_dot, theta, theta_dot)
 
         terminated = (
@@ -247,3 +282,208 @@ class BalancingPoleEnv(gym.Env[np.ndarray, Any]):
         if self._canvas is not None:
             self._canvas.close()
             self._canvas = None
+
+
+class BalancingPoleVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
+    """``num_envs`` balancing poles stepped together by one set of NumPy array operations.
+
+    The same physics, spaces and rewards as :class:`BalancingPoleEnv`, batched. Copy ``i`` reset with seed
+    ``s`` is the single environment reset with seed ``s + i``: for the same seeds and actions its
+    transitions are equal, bit for bit (each copy keeps its own random stream, and the array arithmetic
+    runs in the single environment's order of operations).
+
+    Autoreset follows Gymnasium's vector API in ``NEXT_STEP`` mode: after a copy terminates or is truncated,
+    its next ``step`` ignores the action and returns the first observation of a new episode with reward 0,
+    ``terminated=False`` and ``truncated=False``. Truncation happens here at ``max_episode_steps``.
+
+    ```python
+    import gymnasium as gym
+    import rlkit.envs
+    envs = gym.make_vec("rlkit/BalancingPole-v1", num_envs=1024)   # uses this class
+    obs, _ = envs.reset(seed=0)
+    obs, rewards, terminated, truncated, _ = envs.step(envs.action_space.sample())
+    ```
+    """
+
+    metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
+    # Reset states drawn per copy at a time: amortises the per-copy random generator calls.
+    _RESET_BLOCK = 64
+
+    def __init__(
+        self,
+        num_envs: int = 1,
+        max_episode_steps: int = 500,
+        render_mode: str | None = None,
+        gravity: float = 9.8,
+        masscart: float = 1.0,
+        masspole: float = 0.1,
+        length: float = 0.5,
+        force_mag: float = 10.0,
+        tau: float = 0.02,
+        theta_threshold_degrees: float = 12.0,
+        x_threshold: float = 2.4,
+        continuous: bool = False,
+    ) -> None:
+        """Create ``num_envs`` copies; the other arguments are those of :class:`BalancingPoleEnv`."""
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        if max_episode_steps < 1:
+            raise ValueError(f"max_episode_steps must be >= 1, got {max_episode_steps}")
+        if render_mode is not None:
+            raise ValueError("the batched balancing pole does not render; render a BalancingPoleEnv instead")
+        self._phys = _Physics(gravity, masscart, masspole, length, force_mag, tau, theta_threshold_degrees,
+                              x_threshold)
+        self.num_envs = num_envs
+        self.max_episode_steps = max_episode_steps
+        self.render_mode = None
+        self.gravity = float(gravity)
+        self.masscart = float(masscart)
+        self.masspole = float(masspole)
+        self.length = float(length)
+        self.force_mag = float(force_mag)
+        self.tau = float(tau)
+        self.x_threshold = float(x_threshold)
+        self.theta_threshold_radians = math.radians(theta_threshold_degrees)
+        self.continuous = bool(continuous)
+        self._push = np.array(self._phys.push)
+
+        self.single_observation_space, self.single_action_space = _spaces(
+            self.x_threshold, self.theta_threshold_radians, self.continuous
+        )
+        self.observation_space = batch_space(self.single_observation_space, num_envs)
+        self.action_space = batch_space(self.single_action_space, num_envs)
+
+        n = num_envs
+        self._state = np.zeros((4, n))  # rows: x, x_dot, theta, theta_dot (float64)
+        self._deriv = np.empty((4, n))  # rows: x_dot, xacc, theta_dot, thetaacc: the Euler step's slopes
+        self._tmp = np.empty((4, n))  # scratch rows, reused every step
+        self._steps = np.zeros(n, dtype=np.int32)
+        self._prev_done = np.zeros(n, dtype=bool)
+        self._rngs: list[np.random.Generator] = []
+        self._uniforms = np.empty((n, self._RESET_BLOCK, 4))
+        self._next = np.full(n, self._RESET_BLOCK, dtype=np.intp)
+        self._low, self._high = -0.05, 0.05
+        self._needs_reset = True
+
+    # ------------------------------------------------------------------ resets
+    def _draw_reset_states(self, idx: np.ndarray) -> np.ndarray:
+        """The next starting state of each copy in ``idx``, from that copy's own random stream."""
+        empty = idx[self._next[idx] >= self._RESET_BLOCK]
+        for i in empty:
+            # One block draw equals as many successive draws of 4 (same generator, same doubles).
+            self._uniforms[i] = self._rngs[i].random((self._RESET_BLOCK, 4))
+            self._next[i] = 0
+        u = self._uniforms[idx, self._next[idx]]
+        self._next[idx] += 1
+        # Generator.uniform(low, high) computes low + (high - low) * u: the same expression here.
+        return (self._low + (self._high - self._low) * u).T
+
+    def reset(
+        self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Reset every copy; copy ``i`` gets seed ``seed + i`` (or ``seed[i]`` for a list)."""
+        super().reset(seed=seed if isinstance(seed, int) else None)
+        n = self.num_envs
+        if seed is not None or not self._rngs:
+            if seed is None:
+                seeds: list[int | None] = [None] * n
+            elif isinstance(seed, int):
+                seeds = [seed + i for i in range(n)]
+            else:
+                if len(seed) != n:
+                    raise ValueError(f"reset got {len(seed)} seeds for {n} copies")
+                seeds = list(seed)
+            self._rngs = [seeding.np_random(s)[0] for s in seeds]
+            self._next[:] = self._RESET_BLOCK
+        if options is not None:
+            self._low, self._high = options.get("low", -0.05), options.get("high", 0.05)
+        self._state[:] = self._draw_reset_states(np.arange(n))
+        self._steps[:] = 0
+        self._prev_done[:] = False
+        self._needs_reset = False
+        return self._observation(), {}
+
+    # ------------------------------------------------------------------ dynamics
+    def _forces(self, actions: Any) -> np.ndarray:
+        """Force over total mass for each copy; refuses actions outside the space, naming what was wrong."""
+        a = np.asarray(actions)
+        n = self.num_envs
+        if self.continuous:
+            if a.shape not in ((n, 1), (n,)) or a.dtype.kind != "f" or not (np.abs(a) <= 1.0).all():
+                raise ValueError(
+                    f"actions must be {n} finite numbers in [-1, 1] (shape ({n}, 1)); got shape {a.shape}, "
+                    f"dtype {a.dtype}" + ("" if a.dtype.kind != "f" else f", range [{a.min()}, {a.max()}]")
+                )
+            force = a.reshape(n).astype(np.float64) * self._phys.force_mag
+            force *= self._phys.inv_total_mass
+            return force
+        ints = a if a.dtype == np.int64 else a.astype(np.int64) if a.dtype.kind in "iub" else None
+        # Viewed as unsigned, negative integers are huge: one pass checks 0 <= a <= 1.
+        if ints is None or a.shape != (n,) or ints.view(np.uint64).max() > 1:
+            raise ValueError(
+                f"actions must be {n} integers, each 0 (push left) or 1 (push right); got shape {a.shape}, "
+                f"dtype {a.dtype}" + (f", values {np.unique(a)[:5]}" if a.dtype.kind in "iuf" else "")
+            )
+        return self._push.take(ints)
+
+    def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """Advance every copy by ``tau`` seconds; copies that ended last step start a new episode instead."""
+        if self._needs_reset:
+            raise RuntimeError("BalancingPoleVectorEnv.step() called before reset()")
+        p = self._phys
+        temp = self._forces(actions)
+        x, x_dot, theta, theta_dot = self._state
+        _, xacc, _, thetaacc = self._deriv
+        sin, cos, den, scratch = self._tmp
+
+        # BalancingPoleEnv.step's expressions, operation for operation (so results agree bit for bit).
+        np.sin(theta, out=sin)
+        if p.cos_from_sin:
+            np.multiply(sin, sin, out=cos)
+            np.subtract(1.0, cos, out=cos)
+            np.sqrt(cos, out=cos)
+        else:
+            np.cos(theta, out=cos)
+        np.multiply(theta_dot, p.k_pm, out=scratch)
+        scratch *= theta_dot
+        scratch *= sin
+        temp += scratch  # temp = force_m + k_pm * theta_dot^2 * sin
+        np.multiply(cos, p.k_cos2, out=den)
+        den *= cos
+        np.subtract(p.k_den, den, out=den)  # den = k_den - k_cos2 * cos^2
+        np.multiply(sin, p.gravity, out=thetaacc)
+        np.multiply(cos, temp, out=scratch)
+        thetaacc -= scratch
+        thetaacc /= den  # thetaacc = (g sin - cos temp) / den
+        np.multiply(thetaacc, p.k_pm, out=xacc)
+        xacc *= cos
+        np.subtract(temp, xacc, out=xacc)  # xacc = temp - k_pm * thetaacc * cos
+
+        # Explicit Euler, all four rows at once: positions move with the old velocities.
+        self._deriv[0] = x_dot
+        self._deriv[2] = theta_dot
+        self._deriv *= p.tau
+        self._state += self._deriv
+
+        terminated = np.abs(x) > p.x_threshold
+        np.abs(theta, out=scratch)
+        terminated |= scratch > p.theta_threshold_radians
+        self._steps += 1
+        truncated = self._steps >= self.max_episode_steps
+        reward = np.ones(self.num_envs, dtype=np.float32)
+
+        # Copies that ended on the previous step start over; their action is ignored.
+        if self._prev_done.any():
+            idx = np.flatnonzero(self._prev_done)
+            self._state[:, idx] = self._draw_reset_states(idx)
+            self._steps[idx] = 0
+            reward[idx] = 0.0
+            terminated[idx] = False
+            truncated[idx] = False
+        np.logical_or(terminated, truncated, out=self._prev_done)
+        return self._observation(), reward, terminated, truncated, {}
+
+    def _observation(self) -> np.ndarray:
+        # (num_envs, 4) float32 in column-major layout, the layout Gymnasium's CartPoleVectorEnv returns:
+        # converting the four state rows is ~6x faster than writing a row-major copy.
+        return self._state.T.astype(np.float32)

@@ -142,7 +142,7 @@ def _describe(node: DictConfig, prefix: str, rows: list[tuple[str, str, str]]) -
     """One row per leaf key of a composed config: ``key=value``, its docstring, the dotted key."""
     node_type = OmegaConf.get_type(node)
     docs = field_docs(node_type) if node_type is not None and dataclasses.is_dataclass(node_type) else {}
-    for key in node.keys():
+    for key in node:
         full = f"{prefix}{key}"
         child = node._get_node(key)
         if OmegaConf.is_missing(node, key):

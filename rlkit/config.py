@@ -270,7 +270,7 @@ def check_known_keys(node: DictConfig, path: str = "") -> None:
     known = None
     if object_type is not None and dataclasses.is_dataclass(object_type):
         known = {f.name for f in dataclasses.fields(object_type)}
-    for key in node.keys():
+    for key in node:
         full = f"{path}{key}"
         if known is not None and key not in known:
             raise ConfigError(

@@ -5,12 +5,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import compose_cfg
 
 from rlkit.checkpoint import load_checkpoint, optimizer_from_tensors, optimizer_to_tensors, save_checkpoint
 from rlkit.errors import RunDirError
 from rlkit.factory import build_agent, build_env
-
-from helpers import compose_cfg
 
 
 def test_round_trip_keeps_tensors_and_metadata(tmp_path):

@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import compose_cfg
 from hydra.errors import ConfigCompositionException
-from omegaconf.errors import ConfigKeyError, ValidationError
+from omegaconf.errors import ConfigKeyError
 
 from rlkit.cli import check_group_choices, field_docs
 from rlkit.config import (
@@ -20,8 +21,6 @@ from rlkit.config import (
     TrainConfig,
 )
 from rlkit.errors import RlkitError
-
-from helpers import compose_cfg
 
 CONFIGS = Path(str(files("rlkit.configs")))
 EXPERIMENTS = sorted(p.stem for p in (CONFIGS / "experiment").glob("*.yaml"))

@@ -5,9 +5,8 @@ import sys
 import gymnasium as gym
 import numpy as np
 import pytest
-from gymnasium.utils.env_checker import check_env
-
 import rlkit.envs
+from gymnasium.utils.env_checker import check_env
 from rlkit.envs import BALANCING_POLE_ID, BalancingPoleEnv
 
 
@@ -58,8 +57,10 @@ def test_trajectory_equals_gymnasium_cartpole():
 
 @pytest.mark.parametrize("continuous", [False, True])
 def test_passes_gymnasium_env_checker(continuous):
-    check_env(BalancingPoleEnv(continuous=continuous), skip_render_check=False)
-    check_env(gym.make(BALANCING_POLE_ID, continuous=continuous).unwrapped)
+    # Made through the registry so the checker also tries every render mode (headless, SDL's dummy driver).
+    check_env(gym.make(BALANCING_POLE_ID, continuous=continuous).unwrapped, skip_render_check=False)
+    check_env(gym.make(BALANCING_POLE_ID, continuous=continuous, render_mode="rgb_array").unwrapped,
+              skip_render_check=False)
 
 
 def test_registration_limits_and_threshold():

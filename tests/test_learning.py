@@ -1,0 +1,28 @@
+"""Learning tests: tuned presets must really solve their tasks (slow; CI runs them)."""
+
+import pytest
+from helpers import compose_cfg
+
+from rlkit.train import train
+
+# Evaluate as the benchmark does, and stop at the first solving evaluation to keep the suite short.
+PROTOCOL = [
+    "callbacks.eval.every_steps=1000",
+    "callbacks.eval.episodes=10",
+    "callbacks.eval.stop_on_threshold=true",
+    "callbacks.progress_bar=false",
+]
+
+
+@pytest.mark.slow
+def test_dqn_preset_solves_the_balancing_pole_for_at_least_4_of_5_seeds(tmp_path):
+    outcomes = {}
+    for seed in range(5):
+        cfg = compose_cfg(["experiment=balancing_pole_dqn", *PROTOCOL, f"seed={seed}"])
+        summary = train(cfg, tmp_path / f"seed{seed}")
+        outcomes[seed] = summary["solved"] is not None
+        assert summary["best_eval"]["mean_reward"] >= 475 or not outcomes[seed]
+        if sum(outcomes.values()) >= 4:
+            break
+    solved = sum(outcomes.values())
+    assert solved >= 4, f"the preset solved {solved} of 5 seeds: {outcomes}"
