@@ -161,6 +161,82 @@ class DQNConfig:
 ACTIVATIONS = ("relu", "tanh", "elu", "leaky_relu", "gelu", "silu")
 
 
+@dataclass
+class ReinforceConfig:
+    """REINFORCE (Monte-Carlo policy gradient), native PyTorch, on N environment copies stepped together."""
+
+    name: str = "reinforce"
+    """Agent kind; selects the builder (do not change)."""
+    n_envs: int = 16
+    """Environment copies stepped together (a Gymnasium vector env)."""
+    episodes_per_update: int = 16
+    """Whole episodes collected with the current policy per update (when steps_per_update is 0)."""
+    steps_per_update: int = 0
+    """If > 0: update every this many env steps instead, bootstrapping cut episodes (needs baseline)."""
+    gamma: float = 0.99
+    """Discount factor of the reward-to-go."""
+    learning_rate: float = 3e-3
+    """Adam learning rate of the policy."""
+    net_arch: list[int] = field(default_factory=lambda: [64, 64])
+    """Hidden layer sizes of the policy (and of the value baseline)."""
+    activation_fn: str = "tanh"
+    """Activation of the hidden layers: relu, tanh, elu, leaky_relu, gelu, silu."""
+    normalize_returns: bool = True
+    """Standardise the batch's returns (or advantages, with a baseline) to mean 0, std 1."""
+    baseline: bool = True
+    """Learn a value baseline V(s): advantage = return - V(s); also bootstraps truncated episodes."""
+    value_learning_rate: float = 1e-2
+    """Adam learning rate of the value baseline."""
+    value_gradient_steps: int = 1
+    """Gradient steps on the value baseline per update."""
+    entropy_coef: float = 0.0
+    """Weight of the entropy bonus in the policy loss."""
+    max_grad_norm: float = 1.0
+    """Gradient clipping norm (0: no clipping)."""
+    log_std_init: float = 0.0
+    """Initial log standard deviation of the Gaussian policy (Box actions)."""
+    state_dependent_std: bool = False
+    """Gaussian policy: log-std from a network head instead of one free parameter per action dimension."""
+    squash: bool = True
+    """Gaussian policy: tanh-squash samples into the action bounds (false: clip them)."""
+    device: str = "cpu"
+    """Torch device: cpu or cuda."""
+
+    def validate(self) -> None:
+        """Check values that the types alone cannot."""
+        checks = {
+            "n_envs": self.n_envs >= 1,
+            "episodes_per_update": self.episodes_per_update >= 1,
+            "steps_per_update": self.steps_per_update >= 0,
+            "gamma": 0.0 <= self.gamma <= 1.0,
+            "learning_rate": self.learning_rate > 0,
+            "value_learning_rate": self.value_learning_rate > 0,
+            "value_gradient_steps": self.value_gradient_steps >= 1,
+            "entropy_coef": self.entropy_coef >= 0,
+            "max_grad_norm": self.max_grad_norm >= 0,
+        }
+        for key, ok in checks.items():
+            if not ok:
+                raise ConfigError(f"agent.{key}={getattr(self, key)} is out of range")
+        if not self.net_arch or any(n < 1 for n in self.net_arch):
+            raise ConfigError(f"agent.net_arch must list positive layer sizes, got {self.net_arch}")
+        if self.activation_fn not in ACTIVATIONS:
+            raise ConfigError(
+                f"agent.activation_fn={self.activation_fn!r} is unknown; choose one of {sorted(ACTIVATIONS)}"
+            )
+        if self.steps_per_update > 0 and not self.baseline:
+            raise ConfigError(
+                f"agent.steps_per_update={self.steps_per_update} cuts episodes, whose returns must be "
+                "bootstrapped with the value baseline: set agent.baseline=true, or batch by whole episodes "
+                "with agent.steps_per_update=0"
+            )
+        if 0 < self.steps_per_update < self.n_envs:
+            raise ConfigError(
+                f"agent.steps_per_update={self.steps_per_update} is less than one step of the "
+                f"{self.n_envs} copies (agent.n_envs)"
+            )
+
+
 # ---------------------------------------------------------------------------------------------- callbacks
 @dataclass
 class EvalConfig:
@@ -257,7 +333,7 @@ class EvalRunConfig:
 
 # Plain registries: a config's ``name`` field picks its schema (and, in rlkit.factory, its builder).
 ENV_SCHEMAS: dict[str, type] = {"balancing_pole": BalancingPoleConfig, "gym": GymEnvConfig}
-AGENT_SCHEMAS: dict[str, type] = {"dqn": DQNConfig}
+AGENT_SCHEMAS: dict[str, type] = {"dqn": DQNConfig, "reinforce": ReinforceConfig}
 
 
 def check_known_keys(node: DictConfig, path: str = "") -> None:

@@ -111,7 +111,7 @@ def evaluate_run(cfg: EvalRunConfig, on_episode: Callable[[int, float, int], Any
     checkpoint = resolve_checkpoint(run_dir, cfg.checkpoint)
 
     env_factory = build_env(train_cfg.env)
-    agent = build_agent(train_cfg.agent, lambda: env_factory.make(None), seed=train_cfg.seed, training=False)
+    agent = build_agent(train_cfg.agent, env_factory, seed=train_cfg.seed, training=False)
     agent.load(checkpoint)
 
     env = env_factory.make(cfg.render_mode)

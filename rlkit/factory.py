@@ -20,6 +20,8 @@ class EnvFactory:
 
     make: Callable[..., gym.Env]
     """``make(render_mode=None)`` returns a new environment (with its TimeLimit)."""
+    make_vec: Callable[[int], gym.vector.VectorEnv]
+    """``make_vec(n)`` returns n copies stepped together (NEXT_STEP autoreset), for native agents."""
     label: str
     """Human-readable name, for logs and summaries."""
     reward_threshold: float | None
@@ -39,7 +41,11 @@ def _balancing_pole(cfg: BalancingPoleConfig) -> EnvFactory:
             BALANCING_POLE_ID, render_mode=render_mode, max_episode_steps=cfg.max_episode_steps, **physics
         )
 
-    return EnvFactory(make=make, label="balancing_pole", reward_threshold=cfg.reward_threshold)
+    def make_vec(n: int) -> gym.vector.VectorEnv:
+        return gym.make_vec(BALANCING_POLE_ID, num_envs=n, vectorization_mode="vector_entry_point",
+                            max_episode_steps=cfg.max_episode_steps, **physics)
+
+    return EnvFactory(make=make, make_vec=make_vec, label="balancing_pole", reward_threshold=cfg.reward_threshold)
 
 
 def _gym(cfg: GymEnvConfig) -> EnvFactory:
@@ -61,7 +67,11 @@ def _gym(cfg: GymEnvConfig) -> EnvFactory:
     if threshold is None and probe.spec is not None:
         threshold = probe.spec.reward_threshold
     probe.close()
-    return EnvFactory(make=make, label=cfg.id, reward_threshold=threshold)
+    def make_vec(n: int) -> gym.vector.VectorEnv:
+        # The env's own vector_entry_point when it has one (e.g. CartPole-v1), else copies in one process.
+        return gym.make_vec(cfg.id, num_envs=n, **kwargs)
+
+    return EnvFactory(make=make, make_vec=make_vec, label=cfg.id, reward_threshold=threshold)
 
 
 ENV_BUILDERS: dict[str, Callable[[Any], EnvFactory]] = {
@@ -70,14 +80,21 @@ ENV_BUILDERS: dict[str, Callable[[Any], EnvFactory]] = {
 }
 
 
-def _sb3(cfg: Any, make_env: Callable[[], gym.Env], seed: int, training: bool) -> Agent:
+def _sb3(cfg: Any, env: EnvFactory, seed: int, training: bool) -> Agent:
     from rlkit.agents.sb3 import SB3Agent
 
-    return SB3Agent(cfg, make_env, seed=seed, training=training)
+    return SB3Agent(cfg, lambda: env.make(None), seed=seed, training=training)
 
 
-AGENT_BUILDERS: dict[str, Callable[[Any, Callable[[], gym.Env], int, bool], Agent]] = {
+def _reinforce(cfg: Any, env: EnvFactory, seed: int, training: bool) -> Agent:
+    from rlkit.agents.reinforce import Reinforce
+
+    return Reinforce(cfg, env.make_vec, seed=seed, training=training)
+
+
+AGENT_BUILDERS: dict[str, Callable[[Any, EnvFactory, int, bool], Agent]] = {
     "dqn": _sb3,
+    "reinforce": _reinforce,
 }
 
 
@@ -90,10 +107,10 @@ def build_env(cfg: Any) -> EnvFactory:
     return builder(cfg)
 
 
-def build_agent(cfg: Any, make_env: Callable[[], gym.Env], seed: int, training: bool = True) -> Agent:
+def build_agent(cfg: Any, env: EnvFactory, seed: int, training: bool = True) -> Agent:
     """An agent for an agent config, checked against the environment's spaces."""
     try:
         builder = AGENT_BUILDERS[cfg.name]
     except KeyError:
         raise ConfigError(f"unknown agent kind {cfg.name!r}; known: {sorted(AGENT_BUILDERS)}") from None
-    return builder(cfg, make_env, seed, training)
+    return builder(cfg, env, seed, training)

@@ -88,7 +88,7 @@ def train(cfg: TrainConfig, run_dir: Path) -> dict[str, Any]:
     seed_everything(cfg.seed)
 
     env_factory = build_env(cfg.env)
-    agent = build_agent(cfg.agent, lambda: env_factory.make(None), seed=cfg.seed, training=True)
+    agent = build_agent(cfg.agent, env_factory, seed=cfg.seed, training=True)
     log.info("training %s on %s for %d steps (seed %d) in %s",
              cfg.agent.name, env_factory.label, cfg.total_steps, cfg.seed, run_dir)
 

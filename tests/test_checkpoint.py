@@ -87,7 +87,7 @@ def test_a_pickle_disguised_as_a_checkpoint_is_refused_without_running_it(tmp_pa
 def _dqn(seed=0):
     cfg = compose_cfg(["agent.learning_starts=50", "agent.net_arch=[16,16]"])
     env = build_env(cfg.env)
-    return cfg, env, build_agent(cfg.agent, lambda: env.make(None), seed=seed)
+    return cfg, env, build_agent(cfg.agent, env, seed=seed)
 
 
 def test_sb3_agent_round_trip_gives_identical_actions(tmp_path):
@@ -117,7 +117,7 @@ def test_sb3_agent_refuses_a_checkpoint_of_another_network(tmp_path):
     agent.save(path)
     cfg = compose_cfg(["agent.net_arch=[8]"])
     env = build_env(cfg.env)
-    small = build_agent(cfg.agent, lambda: env.make(None), seed=0, training=False)
+    small = build_agent(cfg.agent, env, seed=0, training=False)
     with pytest.raises(RunDirError, match="does not fit"):
         small.load(path)
     save_checkpoint(tmp_path / "other.safetensors", {"w": torch.ones(1)}, {"algo": "PPO"})

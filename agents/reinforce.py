@@ -1,0 +1,420 @@
+"""REINFORCE: Monte-Carlo policy gradient (Williams, 1992), batched over N environment copies.
+
+One update::
+
+    collect a batch with the current policy from N copies stepped together:
+        whole episodes (episodes_per_update of them), or steps_per_update steps with cut episodes
+    G_t   = r_t + gamma * G_{t+1}                 discounted reward-to-go, per episode;
+                                                  at a truncation (or a cut) G_T = r_T + gamma * V(s_{T+1})
+    A_t   = G_t - V(s_t)  (with the baseline)     or A_t = G_t
+    A_t   = (A_t - mean A) / std A                (normalize_returns)
+    policy loss = -mean_t [ log pi(a_t | s_t) * A_t ] - entropy_coef * mean_t H(pi(. | s_t))
+    value loss  = mean_t (V(s_t) - G_t)^2         (value_gradient_steps steps)
+    clip gradients to max_grad_norm, one Adam step each
+
+Terminated episodes end with G_T = r_T; truncated ones are never treated as failures.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium import spaces
+from gymnasium.vector import AutoresetMode
+from rlkit.agents.base import Agent
+from rlkit.agents.networks import grad_norm, mlp
+from torch import nn
+
+from rlkit.callbacks import Callback, Episode
+from rlkit.checkpoint import load_checkpoint, optimizer_from_tensors, optimizer_to_tensors, save_checkpoint
+from rlkit.config import ReinforceConfig
+from rlkit.errors import ConfigError, RunDirError
+
+_CHECKPOINT_FORMAT = 1
+
+
+# ---------------------------------------------------------------------------------------------- policy
+class Policy(nn.Module):
+    """A categorical policy for Discrete actions, a diagonal Gaussian for Box actions."""
+
+    def __init__(self, cfg: ReinforceConfig, observation_space: spaces.Box, action_space: spaces.Space[Any]):
+        super().__init__()
+        obs_dim = int(np.prod(observation_space.shape))
+        self.discrete = isinstance(action_space, spaces.Discrete)
+        if self.discrete:
+            assert isinstance(action_space, spaces.Discrete)
+            self.net = mlp([obs_dim, *cfg.net_arch, int(action_space.n)], cfg.activation_fn, out_gain=0.01)
+            return
+        assert isinstance(action_space, spaces.Box)
+        self.act_dim = int(np.prod(action_space.shape))
+        self.action_shape = action_space.shape
+        self.state_dependent_std = cfg.state_dependent_std
+        out = 2 * self.act_dim if cfg.state_dependent_std else self.act_dim
+        self.net = mlp([obs_dim, *cfg.net_arch, out], cfg.activation_fn, out_gain=0.01)
+        self.log_std = nn.Parameter(torch.full((self.act_dim,), float(cfg.log_std_init)))
+        if cfg.state_dependent_std:
+            with torch.no_grad():
+                self.net[-1].bias[self.act_dim:] = float(cfg.log_std_init)
+        if cfg.squash and not (np.isfinite(action_space.low).all() and np.isfinite(action_space.high).all()):
+            raise ConfigError(
+                f"agent.squash=true maps actions into finite bounds, but the action space is {action_space}; "
+                "set agent.squash=false"
+            )
+        low = torch.as_tensor(action_space.low, dtype=torch.float32).reshape(-1)
+        high = torch.as_tensor(action_space.high, dtype=torch.float32).reshape(-1)
+        self.squash = cfg.squash
+        self.register_buffer("low", low)
+        self.register_buffer("high", high)
+
+    def distribution(self, obs: torch.Tensor) -> torch.distributions.Distribution:
+        """pi(. | obs) before any squashing: Categorical, or Normal over the unbounded sample."""
+        out = self.net(obs)
+        if self.discrete:
+            return torch.distributions.Categorical(logits=out, validate_args=False)
+        if self.state_dependent_std:
+            mean, log_std = out[:, : self.act_dim], out[:, self.act_dim :]
+        else:
+            mean, log_std = out, self.log_std.expand_as(out)
+        return torch.distributions.Normal(mean, log_std.clamp(-5.0, 2.0).exp(), validate_args=False)
+
+    def log_prob(self, dist: torch.distributions.Distribution, raw: torch.Tensor) -> torch.Tensor:
+        """Log pi(a | s) of the stored raw samples (Categorical indices, or the pre-squash Gaussian sample)."""
+        if self.discrete:
+            return dist.log_prob(raw)
+        logp = dist.log_prob(raw).sum(-1)
+        if self.squash:
+            # Change of variables for a = tanh(u): log |d tanh(u) / du| = 2 (log 2 - u - softplus(-2u)).
+            logp = logp - (2 * (math.log(2.0) - raw - nn.functional.softplus(-2 * raw))).sum(-1)
+        return logp
+
+    def entropy(self, dist: torch.distributions.Distribution) -> torch.Tensor:
+        """Entropy of the unsquashed distribution, per sample."""
+        ent = dist.entropy()
+        return ent if self.discrete else ent.sum(-1)
+
+    def to_env(self, raw: torch.Tensor) -> np.ndarray:
+        """Map raw samples to actions the environment accepts (squashed or clipped into the bounds)."""
+        if self.discrete:
+            return raw.numpy()
+        if self.squash:
+            action = self.low + (torch.tanh(raw) + 1.0) * 0.5 * (self.high - self.low)
+        else:
+            action = torch.maximum(torch.minimum(raw, self.high), self.low)
+        return action.reshape(-1, *self.action_shape).numpy()
+
+    def greedy(self, obs: torch.Tensor) -> torch.Tensor:
+        """The most likely raw action: argmax of the logits, or the Gaussian mean."""
+        dist = self.distribution(obs)
+        if self.discrete:
+            return dist.logits.argmax(-1)  # type: ignore[attr-defined]
+        return dist.mean
+
+
+# ---------------------------------------------------------------------------------------------- the maths
+def discounted_returns(
+    rewards: np.ndarray, ends: np.ndarray, bootstrap: np.ndarray, valid: np.ndarray, gamma: float
+) -> np.ndarray:
+    """Reward-to-go on a (T, N) grid of steps of N copies.
+
+    Args:
+        rewards: r_t per step.
+        ends: True where an episode's segment ends in this batch (terminated, truncated, or cut).
+        bootstrap: the value added at an end, already discounted by nothing: G_T = r_T + gamma * bootstrap_T
+            (0 for terminations, V(s_{T+1}) for truncations and cuts).
+        valid: False for steps that belong to no counted episode (autoreset steps, idle copies).
+        gamma: discount.
+
+    Returns:
+        G_t on the same grid (0 where not valid).
+    """
+    returns = np.zeros_like(rewards, dtype=np.float64)
+    running = np.zeros(rewards.shape[1], dtype=np.float64)
+    for t in range(rewards.shape[0] - 1, -1, -1):
+        running = np.where(ends[t], bootstrap[t], running)
+        running = rewards[t] + gamma * running
+        running = np.where(valid[t], running, 0.0)
+        returns[t] = running
+    return returns
+
+
+def policy_loss(
+    logp: torch.Tensor,
+    returns: torch.Tensor,
+    values: torch.Tensor | None,
+    entropy: torch.Tensor,
+    normalize: bool,
+    entropy_coef: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The REINFORCE surrogate loss and the advantages it used (see the module docstring)."""
+    adv = returns if values is None else returns - values.detach()
+    if normalize and adv.numel() > 1:
+        adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+    loss = -(logp * adv).mean() - entropy_coef * entropy.mean()
+    return loss, adv
+
+
+# ---------------------------------------------------------------------------------------------- the agent
+class Reinforce(Agent):
+    """REINFORCE with an optional learned baseline, on ``cfg.n_envs`` copies from ``make_vec``.
+
+    Args:
+        cfg: The agent's config.
+        make_vec: ``make_vec(n)`` returns a Gymnasium vector env of n copies (NEXT_STEP autoreset).
+        seed: Seeds the copies (``seed + i``); torch is seeded by the trainer.
+        training: False builds the networks only (no environments).
+    """
+
+    def __init__(self, cfg: ReinforceConfig, make_vec: Callable[[int], gym.vector.VectorEnv], seed: int,
+                 training: bool = True) -> None:
+        self.cfg = cfg
+        self.seed = seed
+        self.make_vec = make_vec
+        probe = make_vec(1)
+        self.observation_space = probe.single_observation_space
+        self.action_space = probe.single_action_space
+        probe.close()
+        if not isinstance(self.observation_space, spaces.Box) or len(self.observation_space.shape) != 1:
+            raise ConfigError(
+                f"agent=reinforce needs a flat Box observation space, but the environment has "
+                f"{self.observation_space}"
+            )
+        if not isinstance(self.action_space, (spaces.Discrete, spaces.Box)):
+            raise ConfigError(
+                f"agent=reinforce needs a Discrete or Box action space, but the environment has {self.action_space}"
+            )
+        self.device = torch.device(cfg.device)
+        self.policy = Policy(cfg, self.observation_space, self.action_space).to(self.device)
+        self.policy_opt = torch.optim.Adam(self.policy.parameters(), lr=cfg.learning_rate)
+        self.value: nn.Module | None = None
+        self.value_opt: torch.optim.Optimizer | None = None
+        if cfg.baseline:
+            obs_dim = self.observation_space.shape[0]
+            self.value = mlp([obs_dim, *cfg.net_arch, 1], cfg.activation_fn).to(self.device)
+            self.value_opt = torch.optim.Adam(self.value.parameters(), lr=cfg.value_learning_rate)
+        self.num_steps = 0
+
+    # -- acting
+    def _obs(self, obs: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(obs, dtype=np.float32), device=self.device)
+
+    def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
+        """Actions for a batch of observations: greedy, or sampled from the policy."""
+        with torch.no_grad():
+            t = self._obs(obs)
+            raw = self.policy.greedy(t) if deterministic else self.policy.distribution(t).sample()
+        return self.policy.to_env(raw.cpu())
+
+    def _values(self, obs: np.ndarray) -> np.ndarray:
+        assert self.value is not None
+        with torch.no_grad():
+            return self.value(self._obs(obs)).squeeze(-1).cpu().numpy().astype(np.float64)
+
+    # -- learning
+    def learn(self, total_steps: int, callback: Callback) -> None:
+        """Alternate collecting a batch and updating until ``total_steps`` environment steps are taken."""
+        cfg = self.cfg
+        envs = self.make_vec(cfg.n_envs)
+        if envs.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP) != AutoresetMode.NEXT_STEP:
+            raise ConfigError("agent=reinforce needs a vector env with Gymnasium's NEXT_STEP autoreset mode")
+        self._rollout = _Rollout(cfg.n_envs, self.observation_space.shape[0], self.policy.discrete,
+                                 getattr(self.policy, "act_dim", 1))
+        obs, _ = envs.reset(seed=self.seed)
+        self._ep_return = np.zeros(cfg.n_envs)
+        self._ep_length = np.zeros(cfg.n_envs, dtype=np.int64)
+        self._reset_next = np.zeros(cfg.n_envs, dtype=bool)
+        try:
+            while self.num_steps < total_steps:
+                if cfg.steps_per_update == 0:
+                    obs, _ = envs.reset()  # whole episodes: every one starts with the current policy
+                    self._reset_next[:] = False
+                    self._ep_return[:] = 0.0
+                    self._ep_length[:] = 0
+                obs, keep_going = self._collect(envs, obs, callback, total_steps)
+                if self._rollout.valid[: self._rollout.t].any():
+                    callback.on_update(self.num_steps, self._update())
+                if not keep_going:
+                    break
+        finally:
+            envs.close()
+
+    def _collect(self, envs: gym.vector.VectorEnv, obs: np.ndarray, callback: Callback,
+                 total_steps: int) -> tuple[np.ndarray, bool]:
+        """Step all copies with the current policy until the batch is complete; returns (obs, keep_going)."""
+        cfg, ro = self.cfg, self._rollout
+        n = cfg.n_envs
+        ro.start()
+        by_steps = cfg.steps_per_update > 0
+        # In episode mode, a copy collects while it is inside a counted episode.
+        collecting = np.ones(n, dtype=bool) if by_steps else np.arange(n) < cfg.episodes_per_update
+        started = int(collecting.sum())
+        completed = 0
+        while True:
+            with torch.no_grad():
+                raw = self.policy.distribution(self._obs(obs)).sample()
+            next_obs, rewards, terminated, truncated, _ = envs.step(self.policy.to_env(raw))
+            self.num_steps += n
+            # Autoreset steps carry no transition: the action was ignored and a new episode began.
+            valid = collecting & ~self._reset_next
+            done = terminated | truncated
+            ro.add(obs, raw.numpy(), rewards, valid)
+            ro.ends[ro.t - 1] = valid & done
+            if truncated.any() and self.value is not None:
+                ro.bootstrap[ro.t - 1] = np.where(valid & truncated, self._values(next_obs), 0.0)
+
+            self._ep_return += np.where(valid, rewards, 0.0)
+            self._ep_length += valid
+            for i in np.flatnonzero(valid & done):
+                callback.on_episode_end(Episode(step=self.num_steps, reward=float(self._ep_return[i]),
+                                                length=int(self._ep_length[i])))
+                completed += 1
+            self._ep_return[done] = 0.0
+            self._ep_length[done] = 0
+            if not by_steps:
+                # A copy whose autoreset step just began a new episode joins if more episodes are needed.
+                joining = self._reset_next & (started < cfg.episodes_per_update)
+                for i in np.flatnonzero(joining):
+                    if started < cfg.episodes_per_update:
+                        collecting[i] = True
+                        started += 1
+                collecting &= ~(valid & done)
+                collecting[self._reset_next & ~joining] = False
+            self._reset_next = done
+            obs = next_obs
+
+            keep_going = callback.on_step(self.num_steps)
+            if not keep_going or self.num_steps >= total_steps:
+                break
+            if by_steps and ro.t * n >= cfg.steps_per_update:
+                break
+            if not by_steps and completed >= cfg.episodes_per_update:
+                break
+        if by_steps or not keep_going or self.num_steps >= total_steps:
+            # Cut episodes: bootstrap from the value of where they stand (no baseline: cut as if truncated).
+            cut = collecting & ~self._reset_next & valid
+            ro.ends[ro.t - 1] |= cut
+            if self.value is not None and cut.any():
+                ro.bootstrap[ro.t - 1] = np.where(cut, self._values(obs), ro.bootstrap[ro.t - 1])
+        return obs, keep_going
+
+    def _update(self) -> dict[str, float]:
+        """One policy-gradient step (and the baseline's steps) on the collected batch."""
+        cfg, ro = self.cfg, self._rollout
+        t = ro.t
+        returns = discounted_returns(ro.rewards[:t], ro.ends[:t], ro.bootstrap[:t], ro.valid[:t], cfg.gamma)
+        mask = ro.valid[:t].reshape(-1)
+        obs = torch.as_tensor(ro.obs[:t].reshape(-1, ro.obs.shape[-1])[mask], device=self.device)
+        raw = torch.as_tensor(ro.actions[:t].reshape(-1, *ro.actions.shape[2:])[mask], device=self.device)
+        ret = torch.as_tensor(returns.reshape(-1)[mask], dtype=torch.float32, device=self.device)
+
+        values = None if self.value is None else self.value(obs).squeeze(-1)
+        dist = self.policy.distribution(obs)
+        logp = self.policy.log_prob(dist, raw)
+        entropy = self.policy.entropy(dist)
+        loss, _ = policy_loss(logp, ret, values, entropy, cfg.normalize_returns, cfg.entropy_coef)
+        self.policy_opt.zero_grad()
+        loss.backward()
+        params = list(self.policy.parameters())
+        norm = grad_norm(params)
+        if cfg.max_grad_norm > 0:
+            nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+        self.policy_opt.step()
+        metrics = {
+            "policy_loss": float(loss.detach()),
+            "entropy": float(entropy.mean()),
+            "grad_norm": norm,
+            "learning_rate": self.policy_opt.param_groups[0]["lr"],
+            "batch_steps": float(mask.sum()),
+            "mean_return": float(ret.mean()),
+        }
+        if self.value is not None:
+            assert self.value_opt is not None
+            for _ in range(cfg.value_gradient_steps):
+                value_loss = ((self.value(obs).squeeze(-1) - ret) ** 2).mean()
+                self.value_opt.zero_grad()
+                value_loss.backward()
+                if cfg.max_grad_norm > 0:
+                    nn.utils.clip_grad_norm_(self.value.parameters(), cfg.max_grad_norm)
+                self.value_opt.step()
+            metrics["value_loss"] = float(value_loss.detach())
+            assert values is not None
+            var = float(ret.var())
+            metrics["explained_variance"] = 1.0 - float((ret - values.detach()).var()) / var if var > 0 else 0.0
+        return metrics
+
+    # -- checkpoints
+    def save(self, path: Path, meta: dict[str, Any] | None = None) -> None:
+        """Weights and optimizer states as tensors; everything else as JSON."""
+        tensors = {f"policy.{k}": v for k, v in self.policy.state_dict().items()}
+        opt_tensors, policy_groups = optimizer_to_tensors(self.policy_opt, "policy_opt")
+        tensors.update(opt_tensors)
+        full_meta: dict[str, Any] = {"format": _CHECKPOINT_FORMAT, "agent": "reinforce",
+                                     "num_steps": self.num_steps, "policy_opt": policy_groups}
+        if self.value is not None and self.value_opt is not None:
+            tensors.update({f"value.{k}": v for k, v in self.value.state_dict().items()})
+            opt_tensors, value_groups = optimizer_to_tensors(self.value_opt, "value_opt")
+            tensors.update(opt_tensors)
+            full_meta["value_opt"] = value_groups
+        save_checkpoint(path, tensors, {**full_meta, **(meta or {})})
+
+    def load(self, path: Path) -> dict[str, Any]:
+        """Load a checkpoint written by :meth:`save` into networks of the same shape."""
+        tensors, meta = load_checkpoint(path)
+        if meta.get("agent") != "reinforce":
+            raise RunDirError(f"checkpoint {path} was written by {meta.get('agent')!r}, not by reinforce")
+
+        def part(prefix: str) -> dict[str, torch.Tensor]:
+            return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+        try:
+            self.policy.load_state_dict(part("policy."))
+            optimizer_from_tensors(self.policy_opt, tensors, meta["policy_opt"], "policy_opt")
+            if self.value is not None and self.value_opt is not None:
+                self.value.load_state_dict(part("value."))
+                optimizer_from_tensors(self.value_opt, tensors, meta["value_opt"], "value_opt")
+        except (RuntimeError, KeyError, ValueError) as e:
+            raise RunDirError(f"checkpoint {path} does not fit the run's networks ({e})") from None
+        self.num_steps = int(meta.get("num_steps", 0))
+        return meta
+
+
+class _Rollout:
+    """Preallocated (T, N) storage of one batch; grows (doubling) if a batch outlasts it."""
+
+    def __init__(self, n_envs: int, obs_dim: int, discrete: bool, act_dim: int, capacity: int = 512) -> None:
+        self.n, self.obs_dim, self.discrete, self.act_dim = n_envs, obs_dim, discrete, act_dim
+        self._allocate(capacity)
+        self.t = 0
+
+    def _allocate(self, capacity: int) -> None:
+        n = self.n
+        self.obs = np.zeros((capacity, n, self.obs_dim), dtype=np.float32)
+        self.actions = (np.zeros((capacity, n), dtype=np.int64) if self.discrete
+                        else np.zeros((capacity, n, self.act_dim), dtype=np.float32))
+        self.rewards = np.zeros((capacity, n), dtype=np.float64)
+        self.valid = np.zeros((capacity, n), dtype=bool)
+        self.ends = np.zeros((capacity, n), dtype=bool)
+        self.bootstrap = np.zeros((capacity, n), dtype=np.float64)
+
+    def start(self) -> None:
+        self.t = 0
+
+    def add(self, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray, valid: np.ndarray) -> None:
+        if self.t == self.obs.shape[0]:
+            old = {k: getattr(self, k) for k in ("obs", "actions", "rewards", "valid", "ends", "bootstrap")}
+            self._allocate(2 * self.t)
+            for k, v in old.items():
+                getattr(self, k)[: self.t] = v
+        t = self.t
+        self.obs[t] = obs
+        self.actions[t] = actions
+        self.rewards[t] = rewards
+        self.valid[t] = valid
+        self.ends[t] = False
+        self.bootstrap[t] = 0.0
+        self.t += 1
