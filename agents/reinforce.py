@@ -326,7 +326,7 @@ class Reinforce(Agent):
         self.policy_opt.step()
         metrics = {
             "policy_loss": float(loss.detach()),
-            "entropy": float(entropy.mean()),
+            "entropy": float(entropy.mean().detach()),
             "grad_norm": norm,
             "learning_rate": self.policy_opt.param_groups[0]["lr"],
             "batch_steps": float(mask.sum()),

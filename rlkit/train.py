@@ -6,6 +6,7 @@ import logging
 import platform
 import random
 import time
+from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -76,11 +77,13 @@ def _extra_callbacks(specs: dict[str, Any]) -> list[Callback]:
     return callbacks
 
 
-def train(cfg: TrainConfig, run_dir: Path) -> dict[str, Any]:
+def train(cfg: TrainConfig, run_dir: Path, callbacks: Sequence[Callback] = ()) -> dict[str, Any]:
     """Train the configured agent on the configured environment; returns the run's summary.
 
-    The run directory receives ``tb/`` (TensorBoard events), ``checkpoints/best.safetensors`` and
-    ``checkpoints/last.safetensors``, and ``summary.json``. Hydra writes ``.hydra/`` beside them.
+    ``callbacks`` are added after the configured ones (for programs that call ``train`` directly; the CLI
+    takes plug-ins from ``callbacks.extra``). The run directory receives ``tb/`` (TensorBoard events),
+    ``checkpoints/best.safetensors`` and ``checkpoints/last.safetensors``, and ``summary.json``. Hydra
+    writes ``.hydra/`` beside them.
     """
     cfg.validate()
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -107,16 +110,17 @@ def train(cfg: TrainConfig, run_dir: Path) -> dict[str, Any]:
             "set env.reward_threshold"
         )
     # The evaluator goes first: its final evaluation at the end must reach the logger before it flushes.
-    callbacks: list[Callback] = [evaluator]
+    every: list[Callback] = [evaluator]
     writer = None
     if cfg.callbacks.tensorboard:
         from torch.utils.tensorboard import SummaryWriter
 
         writer = SummaryWriter(log_dir=str(run_dir / "tb"))
-        callbacks.append(TensorBoardLogger())
-    callbacks.append(ProgressBar(enabled=cfg.callbacks.progress_bar))
-    callbacks += _extra_callbacks(cfg.callbacks.extra)
-    callback_list = CallbackList(callbacks)
+        every.append(TensorBoardLogger())
+    every.append(ProgressBar(enabled=cfg.callbacks.progress_bar))
+    every += _extra_callbacks(cfg.callbacks.extra)
+    every += callbacks
+    callback_list = CallbackList(every)
 
     ctx = TrainingContext(
         agent=agent,

@@ -20,7 +20,6 @@ from rlkit.config import EvalRunConfig, TrainConfig, check_known_keys  # noqa: E
 # Small enough for a fast test, long enough for episodes, updates and two evaluations to happen.
 TINY = [
     "total_steps=1200",
-    "agent.learning_starts=200",
     "callbacks.eval.every_steps=500",
     "callbacks.eval.episodes=2",
     "callbacks.progress_bar=false",

@@ -26,3 +26,27 @@ def test_dqn_preset_solves_the_balancing_pole_for_at_least_4_of_5_seeds(tmp_path
             break
     solved = sum(outcomes.values())
     assert solved >= 4, f"the preset solved {solved} of 5 seeds: {outcomes}"
+
+
+@pytest.mark.slow
+def test_reinforce_preset_solves_the_balancing_pole_for_at_least_4_of_5_seeds(tmp_path):
+    solved = 0
+    for seed in range(5):
+        cfg = compose_cfg(["experiment=balancing_pole_reinforce", *PROTOCOL, "callbacks.eval.every_steps=5000",
+                           f"seed={seed}"])
+        summary = train(cfg, tmp_path / f"seed{seed}")
+        solved += summary["solved"] is not None
+    assert solved >= 4, f"the preset solved {solved} of 5 seeds"
+
+
+@pytest.mark.slow
+def test_reinforce_reaches_a_25_episode_mean_of_400_on_gymnasium_cartpole(tmp_path):
+    from bench_reinforce import StopAtMeanReturn
+
+    for seed in range(3):
+        cfg = compose_cfg(["experiment=balancing_pole_reinforce", "env=gym", "env.id=CartPole-v1",
+                           "total_steps=600000", "callbacks.eval.every_steps=0", "callbacks.progress_bar=false",
+                           f"seed={seed}"])
+        stop = StopAtMeanReturn(target=400.0, window=25)
+        train(cfg, tmp_path / f"seed{seed}", callbacks=[stop])
+        assert stop.reached is not None, f"seed {seed}: mean of the last 25 episodes {sum(stop.returns) / 25:.1f}"

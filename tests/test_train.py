@@ -46,7 +46,7 @@ def test_dqn_emits_rlkit_events_in_order(tmp_path):
     assert sum(ep.length for ep in episodes) <= 1200
     updates = rec.of("update")
     losses = [u for u in updates if "loss" in u[2]]
-    assert losses and all(u[1] > 200 for u in losses)  # learning starts after 200 steps
+    assert losses and all(u[1] > 100 for u in losses)  # SB3 DQN starts learning after 100 steps
     assert {"loss", "exploration_rate", "learning_rate"} <= set().union(*(u[2] for u in updates))
     evals = [e[1].step for e in rec.of("evaluation")]
     assert evals == [500, 1000, 1200]  # every 500 steps, and once more at the end

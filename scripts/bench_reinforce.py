@@ -1,0 +1,142 @@
+"""Benchmark: REINFORCE's time to solve CartPole-v1, and the batched balancing pole's throughput.
+
+(a) REINFORCE with the ``balancing_pole_reinforce`` preset's hyperparameters on Gymnasium's ``CartPole-v1``:
+    wall seconds of training and episodes until the mean return of the last 25 training episodes reaches
+    400, per seed and median; runs go one at a time.
+(b) Environment steps per second of ``BalancingPoleVectorEnv`` (random actions, autoreset included) for
+    1, 64, 1024 and 16384 copies, next to Gymnasium's ``CartPoleVectorEnv`` measured in the same run.
+
+Usage::
+
+    python scripts/bench_reinforce.py                  # both parts
+    python scripts/bench_reinforce.py --part vector --json bench.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from gymnasium.envs.classic_control.cartpole import CartPoleVectorEnv
+from hydra import compose, initialize_config_module
+from omegaconf import OmegaConf
+from rlkit.envs import BalancingPoleVectorEnv
+
+import rlkit.cli  # noqa: F401  (registers the config schemas)
+import rlkit.train
+from rlkit.callbacks import Callback
+from rlkit.config import check_known_keys
+
+SOLVE_OVERRIDES = [
+    "experiment=balancing_pole_reinforce",
+    "env=gym",
+    "env.id=CartPole-v1",
+    "total_steps=2000000",
+    "callbacks.eval.every_steps=0",
+    "callbacks.tensorboard=false",
+    "callbacks.progress_bar=false",
+]
+
+
+class StopAtMeanReturn(Callback):
+    """Stops training when the mean return of the last ``window`` training episodes reaches ``target``."""
+
+    def __init__(self, target: float = 400.0, window: int = 25) -> None:
+        super().__init__()
+        self.target = target
+        self.returns: deque[float] = deque(maxlen=window)
+        self.reached: dict[str, float] | None = None
+
+    def _on_episode_end(self, episode: Any) -> None:
+        self.returns.append(episode.reward)
+        if (self.reached is None and len(self.returns) == self.returns.maxlen
+                and np.mean(self.returns) >= self.target):
+            assert self.ctx is not None
+            self.reached = {"episodes": self.num_episodes, "steps": episode.step,
+                            "seconds": time.perf_counter() - self.ctx.start_time}
+
+    def _on_step(self) -> bool:
+        return self.reached is None
+
+
+def solve_once(seed: int, workdir: Path) -> dict[str, Any]:
+    with initialize_config_module(config_module="rlkit.configs", version_base="1.3"):
+        node = compose(config_name="train", overrides=[*SOLVE_OVERRIDES, f"seed={seed}"])
+    check_known_keys(node)
+    cfg = OmegaConf.to_object(node)
+    stop = StopAtMeanReturn()
+    rlkit.train.train(cfg, workdir / f"seed{seed}", callbacks=[stop])  # type: ignore[arg-type]
+    return {"seed": seed, "solved": stop.reached is not None, **(stop.reached or {})}
+
+
+def bench_solve(seeds: int) -> dict[str, Any]:
+    print(f"(a) REINFORCE (balancing_pole_reinforce hyperparameters) on CartPole-v1: until the mean of the last "
+          f"25 training episodes reaches 400, {seeds} seeds")
+    runs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in range(seeds):
+            r = solve_once(seed, Path(tmp))
+            runs.append(r)
+            shown = (f"{r['seconds']:5.2f} s, {r['episodes']:>5} episodes, {r['steps']:>8,} steps"
+                     if r["solved"] else "not solved")
+            print(f"    seed {seed}: {shown}", flush=True)
+    secs = [r["seconds"] if r["solved"] else float("inf") for r in runs]
+    eps = [r["episodes"] if r["solved"] else float("inf") for r in runs]
+    summary = {"runs": runs, "solved": f"{sum(r['solved'] for r in runs)}/{len(runs)}",
+               "median_seconds": statistics.median(secs), "median_episodes": statistics.median(eps)}
+    print(f"    solved {summary['solved']}, median {summary['median_seconds']:.2f} s, "
+          f"{summary['median_episodes']:.0f} episodes")
+    return summary
+
+
+def vector_throughput(env: Any, n: int, min_steps: int = 3_000_000, repeats: int = 3) -> float:
+    env.reset(seed=0)
+    actions = [np.random.default_rng(i).integers(0, 2, n) for i in range(64)]
+    calls = max(300, min_steps // n)
+    best = 0.0
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for k in range(calls):
+            env.step(actions[k % 64])
+        best = max(best, n * calls / (time.perf_counter() - start))
+    return best
+
+
+def bench_vector() -> dict[str, Any]:
+    print("(b) batched env steps per second, random actions, best of 3")
+    print(f"    {'copies':>7}{'BalancingPoleVectorEnv':>25}{'CartPoleVectorEnv':>20}{'ratio':>8}")
+    results = {}
+    for n in (1, 64, 1024, 16384):
+        ours = vector_throughput(BalancingPoleVectorEnv(num_envs=n), n)
+        theirs = vector_throughput(CartPoleVectorEnv(num_envs=n), n)
+        results[n] = {"rlkit": ours, "gymnasium": theirs}
+        print(f"    {n:>7}{ours:>25,.0f}{theirs:>20,.0f}{ours / theirs:>7.2f}x", flush=True)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--part", choices=["all", "solve", "vector"], default="all")
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    args = parser.parse_args(argv)
+    out: dict[str, Any] = {"versions": rlkit.train.package_versions()}
+    if args.part in ("all", "solve"):
+        out["solve"] = bench_solve(args.seeds)
+    if args.part in ("all", "vector"):
+        out["vector"] = bench_vector()
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
