@@ -240,7 +240,7 @@ class BalancingPoleEnv(gym.Env[np.ndarray, Any]):
         canvas = self._canvas
         canvas.begin()
 
-        world_width = self.x_threshold * 2
+        world_width = self.x_threshold * 2 * 1.1  # a margin, so the red limit marks stay in view
         scale = canvas.width / world_width
         pole_width, pole_len = 10.0, scale * (2 * self.length)
         cart_width, cart_height = 50.0, 30.0

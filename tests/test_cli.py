@@ -153,3 +153,17 @@ def test_non_editable_install_works_from_any_directory(tmp_path):
                            cwd=elsewhere, env=env, capture_output=True, text=True, check=True)
     assert check.stdout.startswith(str(site))
     assert list((elsewhere / "runs" / "balancing_pole" / "dqn").glob("*/summary.json"))
+
+
+def test_closing_the_window_ends_the_evaluation_cleanly(trained_run):
+    import pygame
+
+    from rlkit.config import EvalRunConfig
+    from rlkit.evaluate import evaluate_run
+
+    def close_window(episode, reward, length):
+        pygame.event.post(pygame.event.Event(pygame.QUIT))  # as if the user clicked the window's close box
+
+    report = evaluate_run(EvalRunConfig(run=str(trained_run), render_mode="human", n_episodes=4),
+                          on_episode=close_window)
+    assert len(report.rewards) == 1
