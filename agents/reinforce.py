@@ -27,10 +27,10 @@ import numpy as np
 import torch
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode
-from rlkit.agents.base import Agent
-from rlkit.agents.networks import grad_norm, mlp
 from torch import nn
 
+from rlkit.agents.base import Agent
+from rlkit.agents.networks import grad_norm, mlp
 from rlkit.callbacks import Callback, Episode
 from rlkit.checkpoint import load_checkpoint, optimizer_from_tensors, optimizer_to_tensors, save_checkpoint
 from rlkit.config import ReinforceConfig

@@ -18,12 +18,12 @@ import numpy as np
 import stable_baselines3
 import torch
 from gymnasium import spaces
-from rlkit.agents.base import Agent
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import KVWriter, Logger
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv
 
+from rlkit.agents.base import Agent
 from rlkit.callbacks import Callback, Episode
 from rlkit.checkpoint import load_checkpoint, optimizer_from_tensors, optimizer_to_tensors, save_checkpoint
 from rlkit.errors import ConfigError, RunDirError

@@ -10,6 +10,7 @@ or, without importing it by hand, ``gym.make("rlkit.envs:rlkit/BalancingPole-v1"
 """
 
 from gymnasium.envs.registration import register, registry
+
 from rlkit.envs.balancing_pole import BalancingPoleEnv, BalancingPoleVectorEnv
 
 BALANCING_POLE_ID = "rlkit/BalancingPole-v1"

@@ -11,6 +11,7 @@ from gymnasium import spaces
 from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
+
 from rlkit.envs.rendering import PygameCanvas
 
 
@@ -58,6 +59,9 @@ class _Physics:
         # Force over total mass of a left and a right push.
         self.push = (-self.force_mag * self.inv_total_mass, self.force_mag * self.inv_total_mass)
         self.cos_from_sin = theta_threshold_degrees < 90.0
+        self.public = {"gravity": self.gravity, "masscart": float(masscart), "masspole": float(masspole),
+                       "length": float(length), "force_mag": self.force_mag, "tau": self.tau,
+                       "x_threshold": self.x_threshold, "theta_threshold_radians": self.theta_threshold_radians}
 
 
 class BalancingPoleEnv(gym.Env[np.ndarray, Any]):
@@ -138,14 +142,7 @@ class BalancingPoleEnv(gym.Env[np.ndarray, Any]):
             raise ValueError(
                 f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}"
             )
-        self.gravity = float(gravity)
-        self.masscart = float(masscart)
-        self.masspole = float(masspole)
-        self.length = float(length)
-        self.force_mag = float(force_mag)
-        self.tau = float(tau)
-        self.x_threshold = float(x_threshold)
-        self.theta_threshold_radians = math.radians(theta_threshold_degrees)
+        self.__dict__.update(self._phys.public)  # gravity, masscart, ...: readable, as on Gymnasium's CartPole
         self.continuous = bool(continuous)
         self.render_mode = render_mode
 
@@ -336,14 +333,7 @@ class BalancingPoleVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
         self.num_envs = num_envs
         self.max_episode_steps = max_episode_steps
         self.render_mode = None
-        self.gravity = float(gravity)
-        self.masscart = float(masscart)
-        self.masspole = float(masspole)
-        self.length = float(length)
-        self.force_mag = float(force_mag)
-        self.tau = float(tau)
-        self.x_threshold = float(x_threshold)
-        self.theta_threshold_radians = math.radians(theta_threshold_degrees)
+        self.__dict__.update(self._phys.public)
         self.continuous = bool(continuous)
         self._push = np.array(self._phys.push)
 

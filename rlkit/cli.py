@@ -104,6 +104,19 @@ Each command takes Hydra overrides (KEY=VALUE, GROUP=CHOICE, -m for a multirun).
 `rlkit <command> --hydra-help` shows Hydra's own options."""
 
 
+def compose(overrides: list[str], config_name: str = "train") -> TrainConfig | EvalRunConfig:
+    """The typed config that ``rlkit <command> <overrides>`` would run with, for programs and tests."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
+
+    with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
+        cfg = hydra_compose(config_name=config_name, overrides=overrides)
+    check_known_keys(cfg)
+    obj = OmegaConf.to_object(cfg)
+    assert isinstance(obj, TrainConfig | EvalRunConfig)
+    return obj
+
+
 # ---------------------------------------------------------------------------------------------- help
 def field_docs(cls: type) -> dict[str, str]:
     """The docstring under each field of a dataclass (attribute docstrings, read from its source)."""

@@ -19,6 +19,23 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from rlkit.errors import ConfigError
 
 
+def _check_ranges(prefix: str, obj: Any, checks: dict[str, bool]) -> None:
+    """Raise for the first key whose check is False, quoting its value."""
+    for key, ok in checks.items():
+        if not ok:
+            raise ConfigError(f"{prefix}.{key}={getattr(obj, key)} is out of range")
+
+
+def _check_network(net_arch: list[int], activation_fn: str) -> None:
+    if not net_arch or any(n < 1 for n in net_arch):
+        raise ConfigError(f"agent.net_arch must list positive layer sizes, got {net_arch}")
+    if activation_fn not in ACTIVATIONS:
+        raise ConfigError(f"agent.activation_fn={activation_fn!r} is unknown; choose one of {sorted(ACTIVATIONS)}")
+
+
+ACTIVATIONS = ("relu", "tanh", "elu", "leaky_relu", "gelu", "silu")
+
+
 # ---------------------------------------------------------------------------------------------- environments
 @dataclass
 class BalancingPoleConfig:
@@ -147,18 +164,8 @@ class DQNConfig:
             "exploration_initial_eps": 0.0 <= self.exploration_initial_eps <= 1.0,
             "exploration_final_eps": 0.0 <= self.exploration_final_eps <= 1.0,
         }
-        for key, ok in checks.items():
-            if not ok:
-                raise ConfigError(f"agent.{key}={getattr(self, key)} is out of range")
-        if not self.net_arch or any(n < 1 for n in self.net_arch):
-            raise ConfigError(f"agent.net_arch must list positive layer sizes, got {self.net_arch}")
-        if self.activation_fn not in ACTIVATIONS:
-            raise ConfigError(
-                f"agent.activation_fn={self.activation_fn!r} is unknown; choose one of {sorted(ACTIVATIONS)}"
-            )
-
-
-ACTIVATIONS = ("relu", "tanh", "elu", "leaky_relu", "gelu", "silu")
+        _check_ranges("agent", self, checks)
+        _check_network(self.net_arch, self.activation_fn)
 
 
 @dataclass
@@ -215,15 +222,8 @@ class ReinforceConfig:
             "entropy_coef": self.entropy_coef >= 0,
             "max_grad_norm": self.max_grad_norm >= 0,
         }
-        for key, ok in checks.items():
-            if not ok:
-                raise ConfigError(f"agent.{key}={getattr(self, key)} is out of range")
-        if not self.net_arch or any(n < 1 for n in self.net_arch):
-            raise ConfigError(f"agent.net_arch must list positive layer sizes, got {self.net_arch}")
-        if self.activation_fn not in ACTIVATIONS:
-            raise ConfigError(
-                f"agent.activation_fn={self.activation_fn!r} is unknown; choose one of {sorted(ACTIVATIONS)}"
-            )
+        _check_ranges("agent", self, checks)
+        _check_network(self.net_arch, self.activation_fn)
         if self.steps_per_update > 0 and not self.baseline:
             raise ConfigError(
                 f"agent.steps_per_update={self.steps_per_update} cuts episodes, whose returns must be "

@@ -27,13 +27,10 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-import rlkit.envs
-from hydra import compose, initialize_config_module
-from omegaconf import OmegaConf
 
-import rlkit.cli  # noqa: F401  (registers the config schemas)
+import rlkit.envs
 import rlkit.train
-from rlkit.config import check_known_keys
+from rlkit.cli import compose
 from rlkit.train import train
 
 # RL Baselines3 Zoo, hyperparams/dqn.yml, CartPole-v1 (n_timesteps 5e4).
@@ -99,10 +96,7 @@ def bench_throughput(steps: int = 200_000, repeats: int = 3) -> dict[str, Any]:
 
 
 def time_to_solve(overrides: list[str], seed: int, workdir: Path) -> dict[str, Any]:
-    with initialize_config_module(config_module="rlkit.configs", version_base="1.3"):
-        cfg_node = compose(config_name="train", overrides=[*overrides, *PROTOCOL, f"seed={seed}"])
-    check_known_keys(cfg_node)
-    cfg = OmegaConf.to_object(cfg_node)
+    cfg = compose([*overrides, *PROTOCOL, f"seed={seed}"])
     summary = train(cfg, workdir / f"seed{seed}")  # type: ignore[arg-type]
     solved = summary["solved"]
     return {

@@ -26,14 +26,11 @@ from typing import Any
 
 import numpy as np
 from gymnasium.envs.classic_control.cartpole import CartPoleVectorEnv
-from hydra import compose, initialize_config_module
-from omegaconf import OmegaConf
-from rlkit.envs import BalancingPoleVectorEnv
 
-import rlkit.cli  # noqa: F401  (registers the config schemas)
 import rlkit.train
 from rlkit.callbacks import Callback
-from rlkit.config import check_known_keys
+from rlkit.cli import compose
+from rlkit.envs import BalancingPoleVectorEnv
 
 SOLVE_OVERRIDES = [
     "experiment=balancing_pole_reinforce",
@@ -68,10 +65,7 @@ class StopAtMeanReturn(Callback):
 
 
 def solve_once(seed: int, workdir: Path) -> dict[str, Any]:
-    with initialize_config_module(config_module="rlkit.configs", version_base="1.3"):
-        node = compose(config_name="train", overrides=[*SOLVE_OVERRIDES, f"seed={seed}"])
-    check_known_keys(node)
-    cfg = OmegaConf.to_object(node)
+    cfg = compose([*SOLVE_OVERRIDES, f"seed={seed}"])
     stop = StopAtMeanReturn()
     rlkit.train.train(cfg, workdir / f"seed{seed}", callbacks=[stop])  # type: ignore[arg-type]
     return {"seed": seed, "solved": stop.reached is not None, **(stop.reached or {})}

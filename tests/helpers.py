@@ -7,15 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hydra import compose, initialize_config_module
-from omegaconf import OmegaConf
-
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
 
-import rlkit.cli  # noqa: E402,F401  (registers the schemas)
 from rlkit.callbacks import Callback  # noqa: E402
-from rlkit.config import EvalRunConfig, TrainConfig, check_known_keys  # noqa: E402
+from rlkit.cli import compose  # noqa: E402
 
 # Small enough for a fast test, long enough for episodes, updates and two evaluations to happen.
 TINY = [
@@ -26,14 +22,7 @@ TINY = [
 ]
 
 
-def compose_cfg(overrides: list[str], config_name: str = "train"):
-    """The typed config that `rlkit <command> <overrides>` would run with."""
-    with initialize_config_module(config_module="rlkit.configs", version_base="1.3"):
-        cfg = compose(config_name=config_name, overrides=overrides)
-    check_known_keys(cfg)
-    obj = OmegaConf.to_object(cfg)
-    assert isinstance(obj, TrainConfig if config_name == "train" else EvalRunConfig)
-    return obj
+compose_cfg = compose  # the typed config that `rlkit <command> <overrides>` would run with
 
 
 def run_cli(args: list[str], cwd: Path, timeout: float = 300, env: dict | None = None):

@@ -5,8 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import compose_cfg
 
+from helpers import compose_cfg
 from rlkit.checkpoint import load_checkpoint, optimizer_from_tensors, optimizer_to_tensors, save_checkpoint
 from rlkit.errors import RunDirError
 from rlkit.factory import build_agent, build_env

@@ -6,6 +6,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+
 from helpers import TINY, run_cli
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import compose_cfg
 from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ConfigKeyError
 
+from helpers import compose_cfg
 from rlkit.cli import check_group_choices, field_docs
 from rlkit.config import (
     AGENT_SCHEMAS,

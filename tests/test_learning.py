@@ -1,8 +1,8 @@
 """Learning tests: tuned presets must really solve their tasks (slow; CI runs them)."""
 
 import pytest
-from helpers import compose_cfg
 
+from helpers import compose_cfg
 from rlkit.train import train
 
 # Evaluate as the benchmark does, and stop at the first solving evaluation to keep the suite short.

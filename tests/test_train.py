@@ -2,8 +2,8 @@ import json
 
 import pytest
 import torch
-from helpers import TINY, Recorder, compose_cfg, read_scalars
 
+from helpers import TINY, Recorder, compose_cfg, read_scalars
 from rlkit.callbacks import Callback, CallbackList
 from rlkit.errors import ConfigError
 from rlkit.train import train

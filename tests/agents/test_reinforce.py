@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 import torch
+
 from helpers import TINY, Recorder, compose_cfg
 from rlkit.agents.reinforce import Reinforce, discounted_returns, policy_loss
-
 from rlkit.callbacks import CallbackList
 from rlkit.errors import ConfigError
 from rlkit.factory import build_agent, build_env
@@ -124,6 +124,7 @@ def test_discrete_and_box_actions_stay_in_the_space(overrides):
 
 def test_squash_into_infinite_bounds_is_refused():
     import gymnasium as gym
+
     from rlkit.agents.reinforce import Policy
 
     cfg = compose_cfg(["agent=reinforce"]).agent

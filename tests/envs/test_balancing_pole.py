@@ -5,8 +5,9 @@ import sys
 import gymnasium as gym
 import numpy as np
 import pytest
-import rlkit.envs
 from gymnasium.utils.env_checker import check_env
+
+import rlkit.envs
 from rlkit.envs import BALANCING_POLE_ID, BalancingPoleEnv
 
 

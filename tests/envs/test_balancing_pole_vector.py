@@ -2,6 +2,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.vector import AutoresetMode
+
 from rlkit.envs import BALANCING_POLE_ID, BalancingPoleVectorEnv
 
 
