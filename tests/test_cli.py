@@ -168,3 +168,12 @@ def test_closing_the_window_ends_the_evaluation_cleanly(trained_run):
     report = evaluate_run(EvalRunConfig(run=str(trained_run), render_mode="human", n_episodes=4),
                           on_episode=close_window)
     assert len(report.rewards) == 1
+
+
+def test_reinforce_trains_and_evaluates_from_the_cli(tmp_path):
+    out = run_cli(["train", "agent=reinforce", *TINY, "total_steps=3000"], cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    (run,) = (tmp_path / "runs" / "balancing_pole" / "reinforce").iterdir()
+    out = run_cli(["eval", f"run={run}", "render_mode=human", "n_episodes=2"], cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "2 episodes from" in out.stdout
