@@ -7,13 +7,24 @@ Importing this package registers them::
     env = gym.make("rlkit/BalancingPole-v1")
 
 or, without importing it by hand, ``gym.make("rlkit.envs:rlkit/BalancingPole-v1")``.
+
+The multi-agent cart-pole is registered with PettingZoo's registry (and, PettingZoo's older way, as a
+``multi_cartpole_v0`` module with ``parallel_env()`` and ``env()``)::
+
+    import pettingzoo
+    import rlkit.envs
+    env = pettingzoo.make("parallel", "rlkit/MultiCartPole-v0", num_agents=2)
 """
 
+import pettingzoo
 from gymnasium.envs.registration import register, registry
 
+from rlkit.envs import multi_cartpole_v0
 from rlkit.envs.balancing_pole import BalancingPoleEnv, BalancingPoleVectorEnv
+from rlkit.envs.multi_cartpole import MultiCartPoleEnv, MultiCartPoleVectorEnv
 
 BALANCING_POLE_ID = "rlkit/BalancingPole-v1"
+MULTI_CARTPOLE_ID = "rlkit/MultiCartPole-v0"
 
 if BALANCING_POLE_ID not in registry:
     register(
@@ -24,4 +35,16 @@ if BALANCING_POLE_ID not in registry:
         reward_threshold=475.0,
     )
 
-__all__ = ["BALANCING_POLE_ID", "BalancingPoleEnv", "BalancingPoleVectorEnv"]
+if MULTI_CARTPOLE_ID not in pettingzoo.parallel_registry:
+    pettingzoo.register("parallel", MULTI_CARTPOLE_ID, entry_point="rlkit.envs.multi_cartpole:MultiCartPoleEnv")
+    pettingzoo.register("aec", MULTI_CARTPOLE_ID, entry_point="rlkit.envs.multi_cartpole_v0:env")
+
+__all__ = [
+    "MULTI_CARTPOLE_ID",
+    "BALANCING_POLE_ID",
+    "BalancingPoleEnv",
+    "BalancingPoleVectorEnv",
+    "MultiCartPoleEnv",
+    "MultiCartPoleVectorEnv",
+    "multi_cartpole_v0",
+]

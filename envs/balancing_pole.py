@@ -64,6 +64,93 @@ class _Physics:
                        "x_threshold": self.x_threshold, "theta_threshold_radians": self.theta_threshold_radians}
 
 
+def step_arrays(p: _Physics, state: np.ndarray, force_m: np.ndarray, deriv: np.ndarray, tmp: np.ndarray) -> None:
+    """Advance ``state`` (rows x, x_dot, theta, theta_dot; one column per cart) by one Euler step, in place.
+
+    ``force_m`` (force over total mass per cart) is overwritten; ``deriv`` and ``tmp`` are (4, n) scratch.
+    The operations repeat :meth:`BalancingPoleEnv.step`'s expressions in the same order, so every column
+    agrees bit for bit with a single environment given the same force.
+    """
+    x, x_dot, theta, theta_dot = state
+    _, xacc, _, thetaacc = deriv
+    sin, cos, den, scratch = tmp
+    temp = force_m
+    np.sin(theta, out=sin)
+    if p.cos_from_sin:
+        np.multiply(sin, sin, out=cos)
+        np.subtract(1.0, cos, out=cos)
+        np.sqrt(cos, out=cos)
+    else:
+        np.cos(theta, out=cos)
+    np.multiply(theta_dot, p.k_pm, out=scratch)
+    scratch *= theta_dot
+    scratch *= sin
+    temp += scratch  # temp = force_m + k_pm * theta_dot^2 * sin
+    np.multiply(cos, p.k_cos2, out=den)
+    den *= cos
+    np.subtract(p.k_den, den, out=den)  # den = k_den - k_cos2 * cos^2
+    np.multiply(sin, p.gravity, out=thetaacc)
+    np.multiply(cos, temp, out=scratch)
+    thetaacc -= scratch
+    thetaacc /= den  # thetaacc = (g sin - cos temp) / den
+    np.multiply(thetaacc, p.k_pm, out=xacc)
+    xacc *= cos
+    np.subtract(temp, xacc, out=xacc)  # xacc = temp - k_pm * thetaacc * cos
+
+    # Explicit Euler, all four rows at once: positions move with the old velocities.
+    deriv[0] = x_dot
+    deriv[2] = theta_dot
+    deriv *= p.tau
+    state += deriv
+
+
+class ResetStreams:
+    """One random stream per cart, as a single environment seeded ``seeds[i]`` would have.
+
+    Starting states are drawn a block at a time per cart: one block draw equals as many successive draws of
+    4 from the same generator, so the states are those the single environment would draw, in order.
+    """
+
+    BLOCK = 64
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.rngs: list[np.random.Generator] = []
+        self._uniforms = np.empty((n, self.BLOCK, 4))
+        self._next = np.full(n, self.BLOCK, dtype=np.intp)
+
+    def seed(self, seed: int | list[int] | None) -> None:
+        """Cart ``i`` gets ``seed + i`` (or ``seed[i]``); None draws fresh entropy for each."""
+        if seed is None:
+            seeds: list[int | None] = [None] * self.n
+        elif isinstance(seed, int):
+            seeds = [seed + i for i in range(self.n)]
+        else:
+            if len(seed) != self.n:
+                raise ValueError(f"reset got {len(seed)} seeds for {self.n} copies")
+            seeds = list(seed)
+        self.rngs = [seeding.np_random(s)[0] for s in seeds]
+        self._next[:] = self.BLOCK
+
+    def draw(self, idx: np.ndarray, low: float, high: float) -> np.ndarray:
+        """The next starting state of each cart in ``idx``, as a (4, len(idx)) array."""
+        for i in idx[self._next[idx] >= self.BLOCK]:
+            self._uniforms[i] = self.rngs[i].random((self.BLOCK, 4))
+            self._next[i] = 0
+        u = self._uniforms[idx, self._next[idx]]
+        self._next[idx] += 1
+        # Generator.uniform(low, high) computes low + (high - low) * u: the same expression here.
+        return (low + (high - low) * u).T
+
+
+def out_of_bounds(p: _Physics, state: np.ndarray, scratch: np.ndarray) -> np.ndarray:
+    """Per cart: has it left the track or has its pole fallen past the angle limit?"""
+    terminated = np.abs(state[0]) > p.x_threshold
+    np.abs(state[2], out=scratch)
+    terminated |= scratch > p.theta_threshold_radians
+    return terminated
+
+
 class BalancingPoleEnv(gym.Env[np.ndarray, Any]):
     """Balance a pole upright by pushing the cart it is hinged on.
 
@@ -303,8 +390,6 @@ class BalancingPoleVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
     """
 
     metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
-    # Reset states drawn per copy at a time: amortises the per-copy random generator calls.
-    _RESET_BLOCK = 64
 
     def __init__(
         self,
@@ -349,45 +434,21 @@ class BalancingPoleVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
         self._tmp = np.empty((4, n))  # scratch rows, reused every step
         self._steps = np.zeros(n, dtype=np.int32)
         self._prev_done = np.zeros(n, dtype=bool)
-        self._rngs: list[np.random.Generator] = []
-        self._uniforms = np.empty((n, self._RESET_BLOCK, 4))
-        self._next = np.full(n, self._RESET_BLOCK, dtype=np.intp)
+        self._streams = ResetStreams(n)
         self._low, self._high = -0.05, 0.05
         self._needs_reset = True
 
     # ------------------------------------------------------------------ resets
-    def _draw_reset_states(self, idx: np.ndarray) -> np.ndarray:
-        """The next starting state of each copy in ``idx``, from that copy's own random stream."""
-        empty = idx[self._next[idx] >= self._RESET_BLOCK]
-        for i in empty:
-            # One block draw equals as many successive draws of 4 (same generator, same doubles).
-            self._uniforms[i] = self._rngs[i].random((self._RESET_BLOCK, 4))
-            self._next[i] = 0
-        u = self._uniforms[idx, self._next[idx]]
-        self._next[idx] += 1
-        # Generator.uniform(low, high) computes low + (high - low) * u: the same expression here.
-        return (self._low + (self._high - self._low) * u).T
-
     def reset(
         self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
         """Reset every copy; copy ``i`` gets seed ``seed + i`` (or ``seed[i]`` for a list)."""
         super().reset(seed=seed if isinstance(seed, int) else None)
-        n = self.num_envs
-        if seed is not None or not self._rngs:
-            if seed is None:
-                seeds: list[int | None] = [None] * n
-            elif isinstance(seed, int):
-                seeds = [seed + i for i in range(n)]
-            else:
-                if len(seed) != n:
-                    raise ValueError(f"reset got {len(seed)} seeds for {n} copies")
-                seeds = list(seed)
-            self._rngs = [seeding.np_random(s)[0] for s in seeds]
-            self._next[:] = self._RESET_BLOCK
+        if seed is not None or not self._streams.rngs:
+            self._streams.seed(seed)
         if options is not None:
             self._low, self._high = options.get("low", -0.05), options.get("high", 0.05)
-        self._state[:] = self._draw_reset_states(np.arange(n))
+        self._state[:] = self._streams.draw(np.arange(self.num_envs), self._low, self._high)
         self._steps[:] = 0
         self._prev_done[:] = False
         self._needs_reset = False
@@ -422,42 +483,9 @@ class BalancingPoleVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
             raise RuntimeError("BalancingPoleVectorEnv.step() called before reset()")
         p = self._phys
         temp = self._forces(actions)
-        x, x_dot, theta, theta_dot = self._state
-        _, xacc, _, thetaacc = self._deriv
-        sin, cos, den, scratch = self._tmp
+        step_arrays(p, self._state, temp, self._deriv, self._tmp)
 
-        # BalancingPoleEnv.step's expressions, operation for operation (so results agree bit for bit).
-        np.sin(theta, out=sin)
-        if p.cos_from_sin:
-            np.multiply(sin, sin, out=cos)
-            np.subtract(1.0, cos, out=cos)
-            np.sqrt(cos, out=cos)
-        else:
-            np.cos(theta, out=cos)
-        np.multiply(theta_dot, p.k_pm, out=scratch)
-        scratch *= theta_dot
-        scratch *= sin
-        temp += scratch  # temp = force_m + k_pm * theta_dot^2 * sin
-        np.multiply(cos, p.k_cos2, out=den)
-        den *= cos
-        np.subtract(p.k_den, den, out=den)  # den = k_den - k_cos2 * cos^2
-        np.multiply(sin, p.gravity, out=thetaacc)
-        np.multiply(cos, temp, out=scratch)
-        thetaacc -= scratch
-        thetaacc /= den  # thetaacc = (g sin - cos temp) / den
-        np.multiply(thetaacc, p.k_pm, out=xacc)
-        xacc *= cos
-        np.subtract(temp, xacc, out=xacc)  # xacc = temp - k_pm * thetaacc * cos
-
-        # Explicit Euler, all four rows at once: positions move with the old velocities.
-        self._deriv[0] = x_dot
-        self._deriv[2] = theta_dot
-        self._deriv *= p.tau
-        self._state += self._deriv
-
-        terminated = np.abs(x) > p.x_threshold
-        np.abs(theta, out=scratch)
-        terminated |= scratch > p.theta_threshold_radians
+        terminated = out_of_bounds(p, self._state, self._tmp[0])
         self._steps += 1
         truncated = self._steps >= self.max_episode_steps
         reward = np.ones(self.num_envs, dtype=np.float32)
@@ -465,7 +493,7 @@ class BalancingPoleVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
         # Copies that ended on the previous step start over; their action is ignored.
         if self._prev_done.any():
             idx = np.flatnonzero(self._prev_done)
-            self._state[:, idx] = self._draw_reset_states(idx)
+            self._state[:, idx] = self._streams.draw(idx, self._low, self._high)
             self._steps[idx] = 0
             reward[idx] = 0.0
             terminated[idx] = False

@@ -1,0 +1,362 @@
+"""Multi-agent cart-pole: one cart per agent, each balancing its own pole, optionally joined by springs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+from pettingzoo import ParallelEnv
+
+from rlkit.envs.balancing_pole import ResetStreams, _Physics, _spaces, out_of_bounds, step_arrays
+from rlkit.envs.rendering import PygameCanvas
+
+
+class _Carts:
+    """The shared core of the single and the batched env: physics, springs, observations, action checks."""
+
+    def __init__(self, num_agents: int, coupling: float, continuous: bool, observe_neighbours: bool,
+                 physics: dict[str, float]) -> None:
+        if num_agents < 1:
+            raise ValueError(f"num_agents must be >= 1, got {num_agents}")
+        if not coupling >= 0:
+            raise ValueError(f"coupling (spring stiffness, N/m) must be >= 0, got {coupling!r}")
+        self.n = num_agents
+        self.phys = _Physics(**physics)
+        self.coupling = float(coupling)
+        self.k_m = self.coupling * self.phys.inv_total_mass  # spring stiffness over total mass
+        self.continuous = continuous
+        self.observe_neighbours = observe_neighbours
+        own, self.action_space = _spaces(self.phys.x_threshold, self.phys.theta_threshold_radians, continuous)
+        repeat = 3 if observe_neighbours else 1
+        self.observation_space = spaces.Box(np.tile(own.low, repeat), np.tile(own.high, repeat), dtype=np.float32)
+        self.push = np.array(self.phys.push)
+
+    def forces(self, actions: np.ndarray) -> np.ndarray:
+        """Push force over total mass per cart from an array of actions (validated by the caller)."""
+        if self.continuous:
+            force = actions.reshape(-1).astype(np.float64) * self.phys.force_mag
+            force *= self.phys.inv_total_mass
+            return force
+        return self.push.take(actions.reshape(-1).astype(np.int64))
+
+    def add_springs(self, force_m: np.ndarray, x: np.ndarray) -> None:
+        """Add the spring forces between neighbouring carts: equal and opposite, stiffness ``coupling``."""
+        if self.k_m == 0.0 or self.n == 1:
+            return
+        f = force_m.reshape(-1, self.n)
+        pull = (x.reshape(-1, self.n)[:, 1:] - x.reshape(-1, self.n)[:, :-1]) * self.k_m
+        f[:, :-1] += pull  # cart i is pulled towards cart i + 1 ...
+        f[:, 1:] -= pull  # ... and cart i + 1 towards cart i, by the same force
+
+    def observations(self, state: np.ndarray) -> np.ndarray:
+        """(copies, agents, obs_dim) float32: each cart's state, then its left and right neighbours' (zeros
+        past the ends) when ``observe_neighbours``.
+        """
+        own = state.T.astype(np.float32).reshape(-1, self.n, 4)
+        if not self.observe_neighbours:
+            return own
+        padded = np.zeros((own.shape[0], self.n + 2, 4), dtype=np.float32)
+        padded[:, 1:-1] = own
+        return np.concatenate([own, padded[:, :-2], padded[:, 2:]], axis=-1)
+
+    def check(self, actions: np.ndarray, shape: tuple[int, ...]) -> str | None:
+        """What is wrong with an array of actions, or None."""
+        if self.continuous:
+            if actions.shape != shape or actions.dtype.kind != "f" or not (np.abs(actions) <= 1.0).all():
+                return f"expected finite numbers in [-1, 1] of shape {shape}, got shape {actions.shape} " \
+                       f"dtype {actions.dtype}"
+            return None
+        if actions.shape != shape or actions.dtype.kind not in "iub" or \
+                (actions.astype(np.int64).view(np.uint64) > 1).any():
+            return f"expected integers 0 (push left) or 1 (push right) of shape {shape}, got shape " \
+                   f"{actions.shape} dtype {actions.dtype}"
+        return None
+
+
+class MultiCartPoleEnv(ParallelEnv):
+    """Several agents each balance a pole on their own cart; springs can couple neighbouring carts.
+
+    ## Description
+    ``num_agents`` cart-poles with the balancing pole's physics, side by side on parallel tracks. Agent
+    ``cart_i`` pushes cart ``i``. With ``coupling`` > 0 a spring of that stiffness (N/m) joins carts ``i``
+    and ``i + 1``: it pulls them towards the same position with equal and opposite forces
+    ``coupling * (x_{i+1} - x_i)``, so one agent's pushes move its neighbours and a centralised critic
+    matters. With ``coupling=0`` every cart is exactly a balancing pole.
+
+    ## Action Space (per agent)
+    ``Box(-1, 1, (1,), float32)`` by default: the push is ``action * force_mag``. With ``continuous=False``,
+    ``Discrete(2)`` as in the balancing pole. An action outside the space raises ``ValueError``.
+
+    ## Observation Space (per agent)
+    ``Box`` of shape ``(4,)``: the agent's own cart position, cart velocity, pole angle and angular
+    velocity (bounds as the balancing pole's). With ``observe_neighbours=True``, shape ``(12,)``: its own
+    state, then its left and right neighbours' states (zeros where there is no neighbour).
+    ``state()`` returns every cart's state, shape ``(4 * num_agents,)``.
+
+    ## Rewards
+    Every agent gets 1 per step, the last one included (as in the balancing pole): the team's episode
+    length is everyone's return; 500 is the maximum, 475 counts as solved.
+
+    ## Episode End
+    Termination, for every agent at once: any cart leaves its track (|x| > 2.4) or any pole falls past 12
+    degrees (a team task). Truncation, for every agent: ``max_episode_steps`` (500). Then ``agents`` is
+    empty until ``reset``.
+
+    ## Arguments
+    ```python
+    from rlkit.envs import multi_cartpole_v0
+    env = multi_cartpole_v0.parallel_env(num_agents=2, coupling=2.0, render_mode="human")
+    observations, infos = env.reset(seed=0)
+    ```
+    ``num_agents``, ``coupling``, ``continuous``, ``observe_neighbours``, ``max_episode_steps``,
+    ``render_mode`` and the balancing pole's physical constants. Cart ``i`` reset with seed ``s`` starts as
+    a balancing pole reset with seed ``s + i``.
+
+    ## Version History
+    * v0: initial version.
+    """
+
+    metadata = {"name": "multi_cartpole_v0", "render_modes": ["human", "rgb_array"], "render_fps": 50,
+                "is_parallelizable": True}
+
+    def __init__(
+        self,
+        num_agents: int = 2,
+        coupling: float = 0.0,
+        continuous: bool = True,
+        observe_neighbours: bool = False,
+        max_episode_steps: int = 500,
+        render_mode: str | None = None,
+        gravity: float = 9.8,
+        masscart: float = 1.0,
+        masspole: float = 0.1,
+        length: float = 0.5,
+        force_mag: float = 10.0,
+        tau: float = 0.02,
+        theta_threshold_degrees: float = 12.0,
+        x_threshold: float = 2.4,
+    ) -> None:
+        """Create the environment; see the class docstring for the arguments."""
+        if max_episode_steps < 1:
+            raise ValueError(f"max_episode_steps must be >= 1, got {max_episode_steps}")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(
+                f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}"
+            )
+        self._carts = _Carts(num_agents, coupling, continuous, observe_neighbours, dict(
+            gravity=gravity, masscart=masscart, masspole=masspole, length=length, force_mag=force_mag, tau=tau,
+            theta_threshold_degrees=theta_threshold_degrees, x_threshold=x_threshold))
+        self.max_episode_steps = max_episode_steps
+        self.render_mode = render_mode
+        self.possible_agents = [f"cart_{i}" for i in range(num_agents)]
+        self.agents: list[str] = []
+        # One space object per agent, so seeding one agent's space does not touch another's.
+        self.observation_spaces = {a: _copy_space(self._carts.observation_space) for a in self.possible_agents}
+        self.action_spaces = {a: _copy_space(self._carts.action_space) for a in self.possible_agents}
+        self.state_space = spaces.Box(np.tile(self._carts.observation_space.low[:4], num_agents),
+                                      np.tile(self._carts.observation_space.high[:4], num_agents),
+                                      dtype=np.float32)
+        n = num_agents
+        self._state = np.zeros((4, n))
+        self._deriv = np.empty((4, n))
+        self._tmp = np.empty((4, n))
+        self._streams = ResetStreams(n)
+        self._steps = 0
+        self._canvas: PygameCanvas | None = None
+
+    def observation_space(self, agent: str) -> spaces.Space[Any]:
+        """The observation space of ``agent`` (the same object every call)."""
+        return self.observation_spaces[agent]
+
+    def action_space(self, agent: str) -> spaces.Space[Any]:
+        """The action space of ``agent`` (the same object every call)."""
+        return self.action_spaces[agent]
+
+    def reset(self, seed: int | None = None, options: dict[str, Any] | None = None
+              ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, Any]]]:
+        """Start every cart upright-ish: each state variable uniform in (-0.05, 0.05)."""
+        if seed is not None or not self._streams.rngs:
+            self._streams.seed(seed)
+        self._state[:] = self._streams.draw(np.arange(self._carts.n), -0.05, 0.05)
+        self._steps = 0
+        self.agents = self.possible_agents[:]
+        if self.render_mode == "human":
+            self.render()
+        return self._obs_dict(), {a: {} for a in self.agents}
+
+    def step(self, actions: dict[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, float], dict[str, bool],
+                                                     dict[str, bool], dict[str, dict[str, Any]]]:
+        """Apply every agent's push (and the springs) for ``tau`` seconds."""
+        if not self.agents:
+            raise RuntimeError("MultiCartPoleEnv.step() called before reset() or after the episode ended")
+        unknown = set(actions) - set(self.agents)
+        missing = [a for a in self.agents if a not in actions]
+        if unknown or missing:
+            raise ValueError(f"actions must name every agent {self.agents} once; missing {missing}, "
+                             f"unknown {sorted(unknown)}")
+        c = self._carts
+        per_agent = [np.asarray(actions[a]) for a in self.agents]
+        for agent, a in zip(self.agents, per_agent, strict=True):
+            problem = c.check(a.reshape(1) if a.shape == () else a, (1,))
+            if problem:
+                raise ValueError(f"action {actions[agent]!r} of {agent} is outside its action space "
+                                 f"{self.action_spaces[agent]}: {problem}")
+        force_m = c.forces(np.stack([a.reshape(-1) for a in per_agent]))
+        c.add_springs(force_m, self._state[0])
+        step_arrays(c.phys, self._state, force_m, self._deriv, self._tmp)
+        self._steps += 1
+        terminated = bool(out_of_bounds(c.phys, self._state, self._tmp[0]).any())
+        truncated = self._steps >= self.max_episode_steps
+        agents = self.agents
+        obs = self._obs_dict()
+        rewards = dict.fromkeys(agents, 1.0)
+        terms = dict.fromkeys(agents, terminated)
+        truncs = dict.fromkeys(agents, truncated)
+        infos: dict[str, dict[str, Any]] = {a: {} for a in agents}
+        if terminated or truncated:
+            self.agents = []
+        if self.render_mode == "human":
+            self.render()
+        return obs, rewards, terms, truncs, infos
+
+    def state(self) -> np.ndarray:
+        """Every cart's state, cart by cart: (x, x_dot, theta, theta_dot) * num_agents, float32."""
+        return self._state.T.astype(np.float32).reshape(-1)
+
+    def _obs_dict(self) -> dict[str, np.ndarray]:
+        obs = self._carts.observations(self._state)[0]
+        return {a: obs[i] for i, a in enumerate(self.possible_agents)}
+
+    # ------------------------------------------------------------------ rendering
+    def render(self) -> np.ndarray | None:
+        """Every cart on its own track, springs drawn between neighbours; a frame, or the window."""
+        if self.render_mode is None:
+            return None
+        c = self._carts
+        lane = 110
+        if self._canvas is None:
+            self._canvas = PygameCanvas(600, 40 + lane * c.n, self.render_mode, self.metadata["render_fps"],
+                                        caption="rlkit: multi-agent cart-pole")
+        canvas = self._canvas
+        canvas.begin()
+        scale = canvas.width / (c.phys.x_threshold * 2 * 1.1)
+        pole_len = min(lane - 25, scale * 2 * c.phys.public["length"])  # within its lane
+        centres = []
+        for i in range(c.n):
+            x, _, theta, _ = self._state[:, i]
+            track_y = canvas.height - 30 - lane * (i + 1) + 20
+            cart_x = x * scale + canvas.width / 2
+            centres.append((cart_x, track_y))
+            canvas.hline(0, canvas.width, track_y, (0, 0, 0))
+            for edge in (-c.phys.x_threshold, c.phys.x_threshold):
+                canvas.vline(edge * scale + canvas.width / 2, track_y - 8, track_y + 8, (200, 0, 0))
+            canvas.polygon([(cart_x - 25, track_y - 12), (cart_x - 25, track_y + 12), (cart_x + 25, track_y + 12),
+                            (cart_x + 25, track_y - 12)], (0, 0, 0))
+            tip = (cart_x + pole_len * np.sin(theta), track_y + 6 + pole_len * np.cos(theta))
+            canvas.line((cart_x, track_y + 6), tip, (202, 152, 101), width=8)
+            canvas.circle(cart_x, track_y + 6, 4, (129, 132, 203))
+        if c.coupling > 0:
+            for (x0, y0), (x1, y1) in zip(centres[:-1], centres[1:], strict=True):
+                canvas.line((x0, y0), (x1, y1), (60, 140, 60), width=2)
+        return canvas.finish()
+
+    @property
+    def window_closed(self) -> bool:
+        """True once a user has closed the human-mode window."""
+        return self._canvas is not None and self._canvas.closed
+
+    def close(self) -> None:
+        """Close the pygame window, if one is open."""
+        if self._canvas is not None:
+            self._canvas.close()
+            self._canvas = None
+
+
+class MultiCartPoleVectorEnv:
+    """``num_envs`` copies of :class:`MultiCartPoleEnv` stepped together, with arrays instead of dicts.
+
+    ``reset`` returns observations of shape ``(num_envs, num_agents, obs_dim)``; ``step`` takes actions of
+    shape ``(num_envs, num_agents)`` (discrete) or ``(num_envs, num_agents, 1)`` (continuous) and returns
+    observations, rewards ``(num_envs, num_agents)``, and ``terminated``/``truncated`` of shape
+    ``(num_envs,)`` (the whole team ends together). Autoreset as Gymnasium's ``NEXT_STEP`` mode: a copy that
+    ended starts over on its next step, ignoring the actions, with reward 0. Copy ``b`` reset with seed
+    ``s`` equals the single env reset with seed ``s + b * num_agents``, bit for bit.
+    """
+
+    def __init__(self, num_envs: int = 1, num_agents: int = 2, coupling: float = 0.0, continuous: bool = True,
+                 observe_neighbours: bool = False, max_episode_steps: int = 500, **physics: float) -> None:
+        """Create the copies; the arguments are those of :class:`MultiCartPoleEnv`, without rendering."""
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        if max_episode_steps < 1:
+            raise ValueError(f"max_episode_steps must be >= 1, got {max_episode_steps}")
+        defaults = dict(gravity=9.8, masscart=1.0, masspole=0.1, length=0.5, force_mag=10.0, tau=0.02,
+                        theta_threshold_degrees=12.0, x_threshold=2.4)
+        unknown = set(physics) - set(defaults)
+        if unknown:
+            raise TypeError(f"unknown arguments {sorted(unknown)}")
+        self._carts = _Carts(num_agents, coupling, continuous, observe_neighbours, {**defaults, **physics})
+        self.num_envs = num_envs
+        self.num_agents = num_agents
+        self.max_episode_steps = max_episode_steps
+        self.possible_agents = [f"cart_{i}" for i in range(num_agents)]
+        self.single_observation_space = self._carts.observation_space
+        self.single_action_space = self._carts.action_space
+        n = num_envs * num_agents
+        self._state = np.zeros((4, n))
+        self._deriv = np.empty((4, n))
+        self._tmp = np.empty((4, n))
+        self._streams = ResetStreams(n)
+        self._steps = np.zeros(num_envs, dtype=np.int32)
+        self._prev_done = np.zeros(num_envs, dtype=bool)
+        self._started = False
+
+    def reset(self, seed: int | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        """Reset every copy; cart ``i`` of copy ``b`` gets seed ``seed + b * num_agents + i``."""
+        if seed is not None or not self._streams.rngs:
+            self._streams.seed(seed)
+        self._state[:] = self._streams.draw(np.arange(self._state.shape[1]), -0.05, 0.05)
+        self._steps[:] = 0
+        self._prev_done[:] = False
+        self._started = True
+        return self._carts.observations(self._state), {}
+
+    def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """Step every copy; copies that ended last step start a new episode instead."""
+        if not self._started:
+            raise RuntimeError("MultiCartPoleVectorEnv.step() called before reset()")
+        c = self._carts
+        a = np.asarray(actions)
+        shape = (self.num_envs, self.num_agents, 1) if c.continuous else (self.num_envs, self.num_agents)
+        problem = c.check(a, shape)
+        if problem:
+            raise ValueError(f"actions are outside the action space: {problem}")
+        force_m = c.forces(a)
+        c.add_springs(force_m, self._state[0])
+        step_arrays(c.phys, self._state, force_m, self._deriv, self._tmp)
+        fallen = out_of_bounds(c.phys, self._state, self._tmp[0]).reshape(self.num_envs, self.num_agents)
+        terminated = fallen.any(axis=1)
+        self._steps += 1
+        truncated = self._steps >= self.max_episode_steps
+        rewards = np.ones((self.num_envs, self.num_agents), dtype=np.float32)
+        if self._prev_done.any():
+            copies = np.flatnonzero(self._prev_done)
+            carts = (copies[:, None] * self.num_agents + np.arange(self.num_agents)).reshape(-1)
+            self._state[:, carts] = self._streams.draw(carts, -0.05, 0.05)
+            self._steps[copies] = 0
+            rewards[copies] = 0.0
+            terminated[copies] = False
+            truncated[copies] = False
+        np.logical_or(terminated, truncated, out=self._prev_done)
+        return c.observations(self._state), rewards, terminated, truncated, {}
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+def _copy_space(space: spaces.Space[Any]) -> spaces.Space[Any]:
+    if isinstance(space, spaces.Discrete):
+        return spaces.Discrete(int(space.n))
+    assert isinstance(space, spaces.Box)
+    return spaces.Box(space.low.copy(), space.high.copy(), dtype=space.dtype)  # type: ignore[arg-type]
