@@ -50,8 +50,10 @@ class _Carts:
         f[:, 1:] -= pull  # ... and cart i + 1 towards cart i, by the same force
 
     def observations(self, state: np.ndarray) -> np.ndarray:
-        """(copies, agents, obs_dim) float32: each cart's state, then its left and right neighbours' (zeros
-        past the ends) when ``observe_neighbours``.
+        """Observations of shape (copies, agents, obs_dim), float32.
+
+        Each cart's own state, then (with ``observe_neighbours``) its left and right neighbours' states, zeros
+        past the ends of the chain.
         """
         own = state.T.astype(np.float32).reshape(-1, self.n, 4)
         if not self.observe_neighbours:

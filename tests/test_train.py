@@ -133,3 +133,12 @@ def test_progress_bar_is_quiet_without_a_terminal(tmp_path, capsys):
     _train(tmp_path, ["callbacks.progress_bar=true"])
     captured = capsys.readouterr()
     assert "step/s" not in captured.err and "it/s" not in captured.err
+
+
+def test_dqn_with_several_env_copies_counts_every_step_and_episode(tmp_path):
+    summary, rec = _train(tmp_path, ["agent.n_envs=3", "total_steps=1500"])
+    steps = [e[1] for e in rec.of("step")]
+    assert steps == list(range(3, 1501, 3))  # SB3 counts the steps of all copies together
+    episodes = [e[1] for e in rec.of("episode")]
+    assert len(episodes) == summary["episodes"] > 30
+    assert sum(ep.length for ep in episodes) <= 1500
