@@ -1,0 +1,346 @@
+"""MADDPG: decentralised actors, one centralised critic per agent (Lowe et al., 2017).
+
+One update, for every agent i, on a minibatch (o, a, r, o', done) from the replay buffer::
+
+    a'_j  = mu'_j(o'_j) for every agent j                       target actors (one-hot argmax if discrete)
+    y_i   = r_i + gamma * (1 - done) * Q'_i(o'_1..o'_N, a'_1..a'_N)   done = termination, never truncation
+    critic loss_i = (Q_i(o_1..o_N, a_1..a_N) - y_i)^2
+    actor loss_i  = -Q_i(o_1..o_N, a_1..mu_i(o_i)..a_N)        other agents' actions from the buffer;
+                                                                discrete: straight-through Gumbel-softmax
+    targets <- tau * online + (1 - tau) * targets               soft updates
+
+The critic's input is every agent's observation in agent order, then every agent's action in agent order.
+Exploration: Gaussian noise on continuous actions (scale decaying linearly from noise_start to noise_end),
+Gumbel-softmax sampling for discrete ones; uniform random actions for the first learning_starts steps.
+With one agent and a continuous action space this is DDPG.
+
+Status (issue 4, in progress): the algorithm and its parts are tested, but it is not yet wired into
+``rlkit train`` (no config group, no multi-agent evaluation) and not yet tuned: on the 2-agent cart-pole it
+does not solve within 200k steps and runs about 1,200 env steps/s with learning, short of the issue's
+targets. See the issue's notes.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from torch import nn
+
+from rlkit.agents.base import Agent
+from rlkit.agents.networks import grad_norm, mlp
+from rlkit.callbacks import Callback, Episode
+from rlkit.checkpoint import load_checkpoint, optimizer_from_tensors, optimizer_to_tensors, save_checkpoint
+from rlkit.errors import ConfigError, RunDirError
+
+_CHECKPOINT_FORMAT = 1
+
+
+class MultiAgentVecEnv(Protocol):
+    """Copies of a multi-agent env stepped together with arrays (NEXT_STEP autoreset), as MADDPG needs."""
+
+    num_envs: int
+    num_agents: int
+    possible_agents: list[str]
+    single_observation_space: spaces.Box
+    single_action_space: spaces.Space[Any]
+
+    def reset(self, seed: int | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        """Observations of shape (num_envs, num_agents, obs_dim), and infos."""
+
+    def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """Observations, rewards (num_envs, num_agents), terminated and truncated (num_envs,), infos."""
+
+    def close(self) -> None:
+        """Release the copies."""
+
+
+def gumbel_softmax(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """A one-hot sample whose gradient is that of the relaxed (softmax) sample: straight-through."""
+    u = torch.rand_like(logits).clamp_(1e-10, 1.0 - 1e-10)
+    soft = torch.softmax((logits - torch.log(-torch.log(u))) / temperature, dim=-1)
+    hard = nn.functional.one_hot(soft.argmax(-1), logits.shape[-1]).to(soft.dtype)
+    return hard + soft - soft.detach()
+
+
+def soft_update(target: nn.Module, online: nn.Module, tau: float) -> None:
+    """Target <- tau * online + (1 - tau) * target, parameter by parameter."""
+    with torch.no_grad():
+        for t, o in zip(target.parameters(), online.parameters(), strict=True):
+            t.mul_(1.0 - tau).add_(o, alpha=tau)
+
+
+def critic_input(obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    """(batch, agents, obs_dim) and (batch, agents, act_dim) -> every observation, then every action."""
+    return torch.cat([obs.flatten(1), actions.flatten(1)], dim=1)
+
+
+class ReplayBuffer:
+    """Preallocated tensors of (o, a, r, o', terminated) for all agents at once; a ring when full."""
+
+    def __init__(self, capacity: int, agents: int, obs_dim: int, act_dim: int, generator: torch.Generator):
+        self.capacity = capacity
+        self.obs = torch.zeros((capacity, agents, obs_dim))
+        self.actions = torch.zeros((capacity, agents, act_dim))
+        self.rewards = torch.zeros((capacity, agents))
+        self.next_obs = torch.zeros((capacity, agents, obs_dim))
+        self.terminated = torch.zeros(capacity)
+        self.size = 0
+        self.pos = 0
+        self.generator = generator
+
+    def add(self, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray, next_obs: np.ndarray,
+            terminated: np.ndarray) -> None:
+        """Store a batch of transitions (first axis: copies)."""
+        n = len(obs)
+        idx = (self.pos + torch.arange(n)) % self.capacity
+        self.obs[idx] = torch.as_tensor(obs, dtype=torch.float32)
+        self.actions[idx] = torch.as_tensor(actions, dtype=torch.float32)
+        self.rewards[idx] = torch.as_tensor(rewards, dtype=torch.float32)
+        self.next_obs[idx] = torch.as_tensor(next_obs, dtype=torch.float32)
+        self.terminated[idx] = torch.as_tensor(terminated, dtype=torch.float32)
+        self.pos = (self.pos + n) % self.capacity
+        self.size = min(self.size + n, self.capacity)
+
+    def sample(self, batch_size: int) -> tuple[torch.Tensor, ...]:
+        """A uniform minibatch (with replacement)."""
+        idx = torch.randint(0, self.size, (batch_size,), generator=self.generator)
+        return self.obs[idx], self.actions[idx], self.rewards[idx], self.next_obs[idx], self.terminated[idx]
+
+
+class MADDPG(Agent):
+    """MADDPG on ``cfg.n_envs`` copies of a multi-agent env (see :class:`MultiAgentVecEnv`).
+
+    Args:
+        cfg: The agent's config (:class:`rlkit.config.MADDPGConfig`).
+        make_vec: ``make_vec(n)`` returns n copies stepped together.
+        seed: Seeds the copies and the agent's own random generators.
+        training: False builds the networks only.
+    """
+
+    def __init__(self, cfg: Any, make_vec: Callable[[int], MultiAgentVecEnv], seed: int, training: bool = True):
+        self.cfg = cfg
+        self.make_vec = make_vec
+        self.seed = seed
+        probe = make_vec(1)
+        self.agents = list(probe.possible_agents)
+        self.n_agents = probe.num_agents
+        self.observation_space = probe.single_observation_space
+        self.action_space = probe.single_action_space
+        probe.close()
+        if not isinstance(self.observation_space, spaces.Box) or len(self.observation_space.shape) != 1:
+            raise ConfigError(f"agent=maddpg needs flat Box observations, got {self.observation_space}")
+        self.discrete = isinstance(self.action_space, spaces.Discrete)
+        if self.discrete:
+            self.act_dim = int(self.action_space.n)  # type: ignore[attr-defined]
+        elif isinstance(self.action_space, spaces.Box) and len(self.action_space.shape) == 1 and \
+                np.isfinite(self.action_space.low).all() and np.isfinite(self.action_space.high).all():
+            self.act_dim = int(self.action_space.shape[0])
+            self._low = torch.as_tensor(self.action_space.low, dtype=torch.float32)
+            self._high = torch.as_tensor(self.action_space.high, dtype=torch.float32)
+        else:
+            raise ConfigError(f"agent=maddpg needs Discrete or bounded Box actions, got {self.action_space}")
+        self.obs_dim = int(self.observation_space.shape[0])
+        a, od, ad = self.n_agents, self.obs_dim, self.act_dim
+        n_nets = 1 if cfg.share_parameters else a
+        # Shared critics see which agent they judge: a one-hot id after the joint observation-action.
+        critic_in = a * (od + ad) + (a if cfg.share_parameters else 0)
+        self.actors = nn.ModuleList(mlp([od, *cfg.net_arch, ad], cfg.activation_fn) for _ in range(n_nets))
+        self.critics = nn.ModuleList(mlp([critic_in, *cfg.net_arch, 1], cfg.activation_fn) for _ in range(n_nets))
+        self.target_actors = copy.deepcopy(self.actors)
+        self.target_critics = copy.deepcopy(self.critics)
+        self.actor_opt = torch.optim.Adam(self.actors.parameters(), lr=cfg.actor_learning_rate)
+        self.critic_opt = torch.optim.Adam(self.critics.parameters(), lr=cfg.critic_learning_rate)
+        self.generator = torch.Generator().manual_seed(seed)
+        self.rng = np.random.default_rng(seed)
+        self.num_steps = 0
+        self.num_updates = 0
+
+    # -- networks
+    def _net(self, nets: nn.ModuleList, i: int) -> nn.Module:
+        return nets[0] if self.cfg.share_parameters else nets[i]
+
+    def _policy_out(self, nets: nn.ModuleList, obs: torch.Tensor) -> torch.Tensor:
+        """Raw actor outputs (logits, or pre-tanh values) for every agent: (batch, agents, act_dim)."""
+        if self.cfg.share_parameters:
+            return nets[0](obs)
+        return torch.stack([nets[i](obs[:, i]) for i in range(self.n_agents)], dim=1)
+
+    def _q(self, nets: nn.ModuleList, x: torch.Tensor, i: int) -> torch.Tensor:
+        if self.cfg.share_parameters:
+            agent_id = torch.zeros((x.shape[0], self.n_agents))
+            agent_id[:, i] = 1.0
+            x = torch.cat([x, agent_id], dim=1)
+        return self._net(nets, i)(x).squeeze(-1)
+
+    def _to_env(self, a: torch.Tensor) -> np.ndarray:
+        """Network-space actions (tanh range, or one-hot) to what the env takes."""
+        if self.discrete:
+            return a.argmax(-1).numpy()
+        return (self._low + (a + 1.0) * 0.5 * (self._high - self._low)).numpy()
+
+    def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
+        """Actions for observations of shape (n, agents, obs_dim): greedy, or with exploration."""
+        with torch.no_grad():
+            out = self._policy_out(self.actors, torch.as_tensor(obs, dtype=torch.float32))
+            if self.discrete:
+                a = nn.functional.one_hot(out.argmax(-1), self.act_dim).float() if deterministic else \
+                    gumbel_softmax(out, self.cfg.gumbel_temperature)
+            else:
+                a = torch.tanh(out)
+                if not deterministic:
+                    a = (a + self._noise() * torch.randn(a.shape, generator=self.generator)).clamp(-1.0, 1.0)
+        return self._to_env(a)
+
+    def _noise(self) -> float:
+        """Exploration noise scale: linear from noise_start to noise_end over noise_fraction of training."""
+        cfg = self.cfg
+        progress = min(1.0, self.num_steps / max(1.0, cfg.noise_fraction * self._total_steps))
+        return cfg.noise_start + progress * (cfg.noise_end - cfg.noise_start)
+
+    def _explore(self, obs: np.ndarray) -> torch.Tensor:
+        """Network-space exploratory actions: uniform at first, then the actors' with noise (or Gumbel)."""
+        shape = (obs.shape[0], self.n_agents, self.act_dim)
+        if self.num_steps < self.cfg.learning_starts:
+            if self.discrete:
+                return nn.functional.one_hot(torch.randint(0, self.act_dim, shape[:2], generator=self.generator),
+                                             self.act_dim).float()
+            return torch.rand(shape, generator=self.generator) * 2.0 - 1.0
+        with torch.no_grad():
+            out = self._policy_out(self.actors, torch.as_tensor(obs, dtype=torch.float32))
+            if self.discrete:
+                return gumbel_softmax(out, self.cfg.gumbel_temperature)
+            return (torch.tanh(out) + self._noise() * torch.randn(shape, generator=self.generator)).clamp(-1.0, 1.0)
+
+    # -- learning
+    def learn(self, total_steps: int, callback: Callback) -> None:
+        """Collect from ``n_envs`` copies and update every ``train_every`` vector steps."""
+        cfg = self.cfg
+        self._total_steps = total_steps
+        envs = self.make_vec(cfg.n_envs)
+        self.buffer = ReplayBuffer(cfg.buffer_size, self.n_agents, self.obs_dim, self.act_dim, self.generator)
+        obs, _ = envs.reset(seed=self.seed)
+        reset_next = np.zeros(cfg.n_envs, dtype=bool)
+        returns = np.zeros((cfg.n_envs, self.n_agents))
+        lengths = np.zeros(cfg.n_envs, dtype=np.int64)
+        vector_steps = 0
+        try:
+            while self.num_steps < total_steps:
+                actions = self._explore(obs)
+                next_obs, rewards, terminated, truncated, _ = envs.step(self._env_actions(actions))
+                valid = ~reset_next  # an autoreset step carries no transition
+                if valid.any():
+                    self.buffer.add(obs[valid], actions.numpy()[valid], rewards[valid], next_obs[valid],
+                                    terminated[valid])
+                self.num_steps += cfg.n_envs
+                vector_steps += 1
+                returns[valid] += rewards[valid]
+                lengths += valid
+                done = terminated | truncated
+                for b in np.flatnonzero(done & valid):
+                    for i, name in enumerate(self.agents):
+                        callback.on_episode_end(Episode(self.num_steps, float(returns[b, i]), int(lengths[b]), name))
+                    # The team's mean return, under the plain episode tags.
+                    callback.on_episode_end(Episode(self.num_steps, float(returns[b].mean()), int(lengths[b])))
+                returns[done] = 0.0
+                lengths[done] = 0
+                reset_next = done
+                obs = next_obs
+                if self.num_steps >= cfg.learning_starts and vector_steps % cfg.train_every == 0:
+                    for _ in range(cfg.gradient_steps):
+                        metrics = self._update()
+                    metrics["noise"] = self._noise()
+                    callback.on_update(self.num_steps, metrics)
+                if not callback.on_step(self.num_steps):
+                    break
+        finally:
+            envs.close()
+
+    def _env_actions(self, actions: torch.Tensor) -> np.ndarray:
+        env_actions = self._to_env(actions)
+        return env_actions if self.discrete else env_actions.astype(np.float32)
+
+    def _update(self) -> dict[str, float]:
+        """One MADDPG step for every agent (see the module docstring)."""
+        cfg = self.cfg
+        obs, actions, rewards, next_obs, terminated = self.buffer.sample(cfg.batch_size)
+        with torch.no_grad():
+            out = self._policy_out(self.target_actors, next_obs)
+            next_actions = (nn.functional.one_hot(out.argmax(-1), self.act_dim).float() if self.discrete
+                            else torch.tanh(out))
+            next_x = critic_input(next_obs, next_actions)
+            targets = [rewards[:, i] + cfg.gamma * (1.0 - terminated) * self._q(self.target_critics, next_x, i)
+                       for i in range(self.n_agents)]
+        x = critic_input(obs, actions)
+        q = [self._q(self.critics, x, i) for i in range(self.n_agents)]
+        critic_loss = sum(((qi - yi) ** 2).mean() for qi, yi in zip(q, targets, strict=True)) / self.n_agents
+        self.critic_opt.zero_grad()
+        critic_loss.backward()  # type: ignore[union-attr]
+        critic_norm = grad_norm(list(self.critics.parameters()))
+        if cfg.max_grad_norm > 0:
+            nn.utils.clip_grad_norm_(self.critics.parameters(), cfg.max_grad_norm)
+        self.critic_opt.step()
+
+        out = self._policy_out(self.actors, obs)
+        own = gumbel_softmax(out, cfg.gumbel_temperature) if self.discrete else torch.tanh(out)
+        actor_loss = torch.zeros(())
+        for i in range(self.n_agents):
+            # Agent i's action from its current policy; the others' as they were taken.
+            mixed = torch.cat([actions[:, :i], own[:, i:i + 1], actions[:, i + 1:]], dim=1)
+            actor_loss = actor_loss - self._q(self.critics, critic_input(obs, mixed), i).mean()
+        actor_loss = actor_loss / self.n_agents + 1e-3 * (out ** 2).mean()  # keep pre-activations small
+        self.actor_opt.zero_grad()
+        actor_loss.backward()
+        actor_norm = grad_norm(list(self.actors.parameters()))
+        if cfg.max_grad_norm > 0:
+            nn.utils.clip_grad_norm_(self.actors.parameters(), cfg.max_grad_norm)
+        self.actor_opt.step()
+
+        soft_update(self.target_actors, self.actors, cfg.tau)
+        soft_update(self.target_critics, self.critics, cfg.tau)
+        self.num_updates += 1
+        return {
+            "critic_loss": float(critic_loss.detach()),  # type: ignore[union-attr]
+            "actor_loss": float(actor_loss.detach()),
+            "q_mean": float(torch.stack(q).mean().detach()),
+            "critic_grad_norm": critic_norm,
+            "actor_grad_norm": actor_norm,
+        }
+
+    # -- checkpoints
+    _PARTS = ("actors", "critics", "target_actors", "target_critics")
+
+    def save(self, path: Path, meta: dict[str, Any] | None = None) -> None:
+        """Every network and both optimizers as tensors; the rest as JSON."""
+        tensors: dict[str, torch.Tensor] = {}
+        for part in self._PARTS:
+            tensors.update({f"{part}.{k}": v for k, v in getattr(self, part).state_dict().items()})
+        actor_t, actor_groups = optimizer_to_tensors(self.actor_opt, "actor_opt")
+        critic_t, critic_groups = optimizer_to_tensors(self.critic_opt, "critic_opt")
+        tensors.update(actor_t)
+        tensors.update(critic_t)
+        save_checkpoint(path, tensors, {"format": _CHECKPOINT_FORMAT, "agent": "maddpg", "agents": self.agents,
+                                        "num_steps": self.num_steps, "actor_opt": actor_groups,
+                                        "critic_opt": critic_groups, **(meta or {})})
+
+    def load(self, path: Path) -> dict[str, Any]:
+        """Load a checkpoint written by :meth:`save` into networks of the same shape."""
+        tensors, meta = load_checkpoint(path)
+        if meta.get("agent") != "maddpg":
+            raise RunDirError(f"checkpoint {path} was written by {meta.get('agent')!r}, not by maddpg")
+        try:
+            for part in self._PARTS:
+                prefix = f"{part}."
+                getattr(self, part).load_state_dict({k[len(prefix):]: v for k, v in tensors.items()
+                                                     if k.startswith(prefix)})
+            optimizer_from_tensors(self.actor_opt, tensors, meta["actor_opt"], "actor_opt")
+            optimizer_from_tensors(self.critic_opt, tensors, meta["critic_opt"], "critic_opt")
+        except (RuntimeError, KeyError, ValueError) as e:
+            raise RunDirError(f"checkpoint {path} does not fit the run's networks ({e})") from None
+        self.num_steps = int(meta.get("num_steps", 0))
+        return meta
