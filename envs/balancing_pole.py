@@ -482,8 +482,7 @@ class BalancingPoleVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
         if self._needs_reset:
             raise RuntimeError("BalancingPoleVectorEnv.step() called before reset()")
         p = self._phys
-        temp = self._forces(actions)
-        step_arrays(p, self._state, temp, self._deriv, self._tmp)
+        step_arrays(p, self._state, self._forces(actions), self._deriv, self._tmp)
 
         terminated = out_of_bounds(p, self._state, self._tmp[0])
         self._steps += 1
