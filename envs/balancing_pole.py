@@ -12,7 +12,7 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from rlkit.envs.rendering import PygameCanvas
+from rlkit.envs.rendering import CanvasOwner, PygameCanvas
 
 
 def _check_physics(**values: float) -> None:
@@ -151,7 +151,7 @@ def out_of_bounds(p: _Physics, state: np.ndarray, scratch: np.ndarray) -> np.nda
     return terminated
 
 
-class BalancingPoleEnv(gym.Env[np.ndarray, Any]):
+class BalancingPoleEnv(CanvasOwner, gym.Env[np.ndarray, Any]):
     """Balance a pole upright by pushing the cart it is hinged on.
 
     ## Description
@@ -356,16 +356,6 @@ class BalancingPoleEnv(gym.Env[np.ndarray, Any]):
         canvas.circle(cart_x, track_y + axle_offset, pole_width / 2, (129, 132, 203))
         return canvas.finish()
 
-    @property
-    def window_closed(self) -> bool:
-        """True once a user has closed the human-mode window (evaluation then stops)."""
-        return self._canvas is not None and self._canvas.closed
-
-    def close(self) -> None:
-        """Close the pygame window, if one is open."""
-        if self._canvas is not None:
-            self._canvas.close()
-            self._canvas = None
 
 
 class BalancingPoleVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):

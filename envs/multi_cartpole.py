@@ -9,7 +9,7 @@ from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
 from rlkit.envs.balancing_pole import ResetStreams, _Physics, _spaces, out_of_bounds, step_arrays
-from rlkit.envs.rendering import PygameCanvas
+from rlkit.envs.rendering import CanvasOwner, PygameCanvas
 
 
 class _Carts:
@@ -76,7 +76,7 @@ class _Carts:
         return None
 
 
-class MultiCartPoleEnv(ParallelEnv):
+class MultiCartPoleEnv(CanvasOwner, ParallelEnv):
     """Several agents each balance a pole on their own cart; springs can couple neighbouring carts.
 
     ## Description
@@ -263,16 +263,6 @@ class MultiCartPoleEnv(ParallelEnv):
                 canvas.line((x0, y0), (x1, y1), (60, 140, 60), width=2)
         return canvas.finish()
 
-    @property
-    def window_closed(self) -> bool:
-        """True once a user has closed the human-mode window."""
-        return self._canvas is not None and self._canvas.closed
-
-    def close(self) -> None:
-        """Close the pygame window, if one is open."""
-        if self._canvas is not None:
-            self._canvas.close()
-            self._canvas = None
 
 
 class MultiCartPoleVectorEnv:

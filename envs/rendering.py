@@ -102,3 +102,20 @@ class PygameCanvas:
             self._pg.display.quit()
             self._window = None
         self.closed = True
+
+
+class CanvasOwner:
+    """Mixin for environments that draw on a :class:`PygameCanvas` kept in ``self._canvas``."""
+
+    _canvas: PygameCanvas | None = None
+
+    @property
+    def window_closed(self) -> bool:
+        """True once a user has closed the human-mode window (an evaluation then stops)."""
+        return self._canvas is not None and self._canvas.closed
+
+    def close(self) -> None:
+        """Close the pygame window, if one is open."""
+        if self._canvas is not None:
+            self._canvas.close()
+            self._canvas = None
