@@ -71,8 +71,8 @@ def gumbel_softmax(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tens
 def soft_update(target: nn.Module, online: nn.Module, tau: float) -> None:
     """Target <- tau * online + (1 - tau) * target, parameter by parameter."""
     with torch.no_grad():
-        for t, o in zip(target.parameters(), online.parameters(), strict=True):
-            t.mul_(1.0 - tau).add_(o, alpha=tau)
+        # lerp: t + tau * (o - t), fused over every parameter in one call
+        torch._foreach_lerp_(list(target.parameters()), list(online.parameters()), tau)
 
 
 def critic_input(obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
