@@ -276,14 +276,12 @@ class Reinforce(Agent):
             self._ep_return[done] = 0.0
             self._ep_length[done] = 0
             if not by_steps:
-                # A copy whose autoreset step just began a new episode joins if more episodes are needed.
-                joining = self._reset_next & (started < cfg.episodes_per_update)
-                for i in np.flatnonzero(joining):
+                collecting &= ~(valid & done)  # its counted episode is over
+                # A copy whose autoreset step just began a new episode joins while episodes are still needed.
+                for i in np.flatnonzero(self._reset_next):
                     if started < cfg.episodes_per_update:
                         collecting[i] = True
                         started += 1
-                collecting &= ~(valid & done)
-                collecting[self._reset_next & ~joining] = False
             self._reset_next = done
             obs = next_obs
 
