@@ -33,7 +33,7 @@ from gymnasium import spaces
 from torch import nn
 
 from rlkit.agents.base import Agent
-from rlkit.agents.networks import grad_norm, mlp
+from rlkit.agents.networks import StackedMLP, grad_norm
 from rlkit.callbacks import Callback, Episode
 from rlkit.checkpoint import load_checkpoint, optimizer_from_tensors, optimizer_to_tensors, save_checkpoint
 from rlkit.errors import ConfigError, RunDirError
@@ -68,16 +68,27 @@ def gumbel_softmax(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tens
     return hard + soft - soft.detach()
 
 
-def soft_update(target: nn.Module, online: nn.Module, tau: float) -> None:
-    """Target <- tau * online + (1 - tau) * target, parameter by parameter."""
+def soft_update(target: list[torch.Tensor], online: list[torch.Tensor], tau: float) -> None:
+    """Target <- tau * online + (1 - tau) * target, parameter by parameter (lists in the same order)."""
     with torch.no_grad():
         # lerp: t + tau * (o - t), fused over every parameter in one call
-        torch._foreach_lerp_(list(target.parameters()), list(online.parameters()), tau)
+        torch._foreach_lerp_(target, online, tau)
 
 
 def critic_input(obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
     """(batch, agents, obs_dim) and (batch, agents, act_dim) -> every observation, then every action."""
     return torch.cat([obs.flatten(1), actions.flatten(1)], dim=1)
+
+
+def actor_update_actions(own: torch.Tensor, taken: torch.Tensor) -> torch.Tensor:
+    """The joint actions each agent's actor update judges: (batch, agents, act) x2 -> (agents, batch, agents, act).
+
+    Row i holds every agent's action as taken (from the buffer) except agent i's, which comes from its
+    current policy (``own``): only agent i's actor gets gradients through row i.
+    """
+    a = own.shape[1]
+    mine = torch.eye(a, dtype=torch.bool).view(a, 1, a, 1)
+    return torch.where(mine, own.unsqueeze(0), taken.unsqueeze(0))
 
 
 class ReplayBuffer:
@@ -116,17 +127,27 @@ class ReplayBuffer:
 class MADDPG(Agent):
     """MADDPG on ``cfg.n_envs`` copies of a multi-agent env (see :class:`MultiAgentVecEnv`).
 
+    Every agent's actor (and critic) is one slice of a :class:`StackedMLP`, so all agents are evaluated in
+    one call; with ``share_parameters`` there is one actor and one critic for all (the critic is told which
+    agent it judges by a one-hot id after its input). ``twin_critics``, ``target_noise`` and
+    ``policy_delay`` add TD3's three changes (Fujimoto et al., 2018); all are off by default.
+
     Args:
         cfg: The agent's config (:class:`rlkit.config.MADDPGConfig`).
         make_vec: ``make_vec(n)`` returns n copies stepped together.
         seed: Seeds the copies and the agent's own random generators.
         training: False builds the networks only.
+        single_agent: The env is a single-agent one seen as a team of one
+            (:class:`rlkit.envs.adapters.OneAgentVectorEnv`): ``act`` then takes and returns arrays
+            without the agent axis.
     """
 
-    def __init__(self, cfg: Any, make_vec: Callable[[int], MultiAgentVecEnv], seed: int, training: bool = True):
+    def __init__(self, cfg: Any, make_vec: Callable[[int], MultiAgentVecEnv], seed: int, training: bool = True,
+                 single_agent: bool = False):
         self.cfg = cfg
         self.make_vec = make_vec
         self.seed = seed
+        self.single_agent = single_agent
         probe = make_vec(1)
         self.agents = list(probe.possible_agents)
         self.n_agents = probe.num_agents
@@ -147,47 +168,65 @@ class MADDPG(Agent):
             raise ConfigError(f"agent=maddpg needs Discrete or bounded Box actions, got {self.action_space}")
         self.obs_dim = int(self.observation_space.shape[0])
         a, od, ad = self.n_agents, self.obs_dim, self.act_dim
-        n_nets = 1 if cfg.share_parameters else a
-        # Shared critics see which agent they judge: a one-hot id after the joint observation-action.
-        critic_in = a * (od + ad) + (a if cfg.share_parameters else 0)
-        self.actors = nn.ModuleList(mlp([od, *cfg.net_arch, ad], cfg.activation_fn) for _ in range(n_nets))
-        self.critics = nn.ModuleList(mlp([critic_in, *cfg.net_arch, 1], cfg.activation_fn) for _ in range(n_nets))
-        self.target_actors = copy.deepcopy(self.actors)
-        self.target_critics = copy.deepcopy(self.critics)
-        self.actor_opt = torch.optim.Adam(self.actors.parameters(), lr=cfg.actor_learning_rate)
-        self.critic_opt = torch.optim.Adam(self.critics.parameters(), lr=cfg.critic_learning_rate)
+        shared = cfg.share_parameters
+        self.n_nets = 1 if shared else a
+        self.n_critics = 2 if cfg.twin_critics else 1
+        critic_in = a * (od + ad) + (a if shared else 0)
+        # A small last actor layer starts every action near the middle of its range (tanh unsaturated).
+        self.actor = StackedMLP(self.n_nets, [od, *cfg.net_arch, ad], cfg.activation_fn, out_gain=0.01)
+        self.critic = StackedMLP(self.n_nets * self.n_critics, [critic_in, *cfg.net_arch, 1], cfg.activation_fn)
+        self.target_actor = copy.deepcopy(self.actor)
+        self.target_critic = copy.deepcopy(self.critic)
+        for p in (*self.target_actor.parameters(), *self.target_critic.parameters()):
+            p.requires_grad_(False)
+        # Parameter lists fetched once: module.parameters() walks the module tree on every call.
+        self._actor_params = list(self.actor.parameters())
+        self._critic_params = list(self.critic.parameters())
+        self._target_actor_params = list(self.target_actor.parameters())
+        self._target_critic_params = list(self.target_critic.parameters())
+        # fused: one kernel per step for all parameters, much faster than the per-tensor loop on CPU.
+        self.actor_opt = torch.optim.Adam(self._actor_params, lr=cfg.actor_learning_rate, fused=True)
+        self.critic_opt = torch.optim.Adam(self._critic_params, lr=cfg.critic_learning_rate, fused=True)
+        self._agent_ids = torch.eye(a).unsqueeze(1)  # (agents, 1, agents): one-hot id of each agent
         self.generator = torch.Generator().manual_seed(seed)
-        self.rng = np.random.default_rng(seed)
         self.num_steps = 0
         self.num_updates = 0
+        self._total_steps = 1
 
     # -- networks
-    def _net(self, nets: nn.ModuleList, i: int) -> nn.Module:
-        return nets[0] if self.cfg.share_parameters else nets[i]
-
-    def _policy_out(self, nets: nn.ModuleList, obs: torch.Tensor) -> torch.Tensor:
+    def _policy_out(self, actor: StackedMLP, obs: torch.Tensor) -> torch.Tensor:
         """Raw actor outputs (logits, or pre-tanh values) for every agent: (batch, agents, act_dim)."""
+        b, a, d = obs.shape
         if self.cfg.share_parameters:
-            return nets[0](obs)
-        return torch.stack([nets[i](obs[:, i]) for i in range(self.n_agents)], dim=1)
+            return actor(obs.reshape(1, b * a, d)).view(b, a, -1)
+        return actor(obs.transpose(0, 1)).transpose(0, 1)
 
-    def _q(self, nets: nn.ModuleList, x: torch.Tensor, i: int) -> torch.Tensor:
+    def _q(self, critic: StackedMLP, x: torch.Tensor, critics: int) -> torch.Tensor:
+        """Q of every agent from the first ``critics`` critics: x (agents, batch, in) -> (critics, agents, batch).
+
+        Row i of ``x`` is what agent i's critic judges (the same joint input for every agent in the critic
+        update, a different one per agent in the actor update).
+        """
+        a, b, _ = x.shape
         if self.cfg.share_parameters:
-            agent_id = torch.zeros((x.shape[0], self.n_agents))
-            agent_id[:, i] = 1.0
-            x = torch.cat([x, agent_id], dim=1)
-        return self._net(nets, i)(x).squeeze(-1)
+            x = torch.cat([x, self._agent_ids.expand(a, b, a)], dim=2).reshape(1, a * b, -1)
+        if critics > 1:
+            x = x.repeat(critics, 1, 1)
+        return critic(x, first=critics * self.n_nets).view(critics, a, b)
 
     def _to_env(self, a: torch.Tensor) -> np.ndarray:
         """Network-space actions (tanh range, or one-hot) to what the env takes."""
         if self.discrete:
             return a.argmax(-1).numpy()
-        return (self._low + (a + 1.0) * 0.5 * (self._high - self._low)).numpy()
+        return (self._low + (a + 1.0) * 0.5 * (self._high - self._low)).numpy().astype(np.float32)
 
     def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
-        """Actions for observations of shape (n, agents, obs_dim): greedy, or with exploration."""
+        """Actions for observations of shape (n, agents, obs_dim) (or (n, obs_dim) for a single-agent env)."""
+        x = torch.as_tensor(np.asarray(obs), dtype=torch.float32)
+        if self.single_agent:
+            x = x.unsqueeze(1)
         with torch.no_grad():
-            out = self._policy_out(self.actors, torch.as_tensor(obs, dtype=torch.float32))
+            out = self._policy_out(self.actor, x)
             if self.discrete:
                 a = nn.functional.one_hot(out.argmax(-1), self.act_dim).float() if deterministic else \
                     gumbel_softmax(out, self.cfg.gumbel_temperature)
@@ -195,7 +234,8 @@ class MADDPG(Agent):
                 a = torch.tanh(out)
                 if not deterministic:
                     a = (a + self._noise() * torch.randn(a.shape, generator=self.generator)).clamp(-1.0, 1.0)
-        return self._to_env(a)
+        actions = self._to_env(a)
+        return actions[:, 0] if self.single_agent else actions
 
     def _noise(self) -> float:
         """Exploration noise scale: linear from noise_start to noise_end over noise_fraction of training."""
@@ -212,7 +252,7 @@ class MADDPG(Agent):
                                              self.act_dim).float()
             return torch.rand(shape, generator=self.generator) * 2.0 - 1.0
         with torch.no_grad():
-            out = self._policy_out(self.actors, torch.as_tensor(obs, dtype=torch.float32))
+            out = self._policy_out(self.actor, torch.as_tensor(obs, dtype=torch.float32))
             if self.discrete:
                 return gumbel_softmax(out, self.cfg.gumbel_temperature)
             return (torch.tanh(out) + self._noise() * torch.randn(shape, generator=self.generator)).clamp(-1.0, 1.0)
@@ -232,7 +272,7 @@ class MADDPG(Agent):
         try:
             while self.num_steps < total_steps:
                 actions = self._explore(obs)
-                next_obs, rewards, terminated, truncated, _ = envs.step(self._env_actions(actions))
+                next_obs, rewards, terminated, truncated, _ = envs.step(self._to_env(actions))
                 valid = ~reset_next  # an autoreset step carries no transition
                 if valid.any():
                     self.buffer.add(obs[valid], actions.numpy()[valid], rewards[valid], next_obs[valid],
@@ -261,59 +301,60 @@ class MADDPG(Agent):
         finally:
             envs.close()
 
-    def _env_actions(self, actions: torch.Tensor) -> np.ndarray:
-        env_actions = self._to_env(actions)
-        return env_actions if self.discrete else env_actions.astype(np.float32)
-
     def _update(self) -> dict[str, float]:
-        """One MADDPG step for every agent (see the module docstring)."""
+        """One MADDPG step for every agent (see the module docstring); every agent's nets in one call."""
         cfg = self.cfg
+        a, c = self.n_agents, self.n_critics
         obs, actions, rewards, next_obs, terminated = self.buffer.sample(cfg.batch_size)
+        b = obs.shape[0]
         with torch.no_grad():
-            out = self._policy_out(self.target_actors, next_obs)
-            next_actions = (nn.functional.one_hot(out.argmax(-1), self.act_dim).float() if self.discrete
-                            else torch.tanh(out))
-            next_x = critic_input(next_obs, next_actions)
-            targets = [rewards[:, i] + cfg.gamma * (1.0 - terminated) * self._q(self.target_critics, next_x, i)
-                       for i in range(self.n_agents)]
-        x = critic_input(obs, actions)
-        q = [self._q(self.critics, x, i) for i in range(self.n_agents)]
-        critic_loss = sum(((qi - yi) ** 2).mean() for qi, yi in zip(q, targets, strict=True)) / self.n_agents
+            out = self._policy_out(self.target_actor, next_obs)
+            if self.discrete:
+                next_actions = nn.functional.one_hot(out.argmax(-1), self.act_dim).float()
+            else:
+                next_actions = torch.tanh(out)
+                if cfg.target_noise > 0:  # TD3's target policy smoothing
+                    noise = (torch.randn(next_actions.shape, generator=self.generator) * cfg.target_noise)
+                    next_actions = (next_actions + noise.clamp(-cfg.target_noise_clip, cfg.target_noise_clip)
+                                    ).clamp(-1.0, 1.0)
+            next_x = critic_input(next_obs, next_actions).expand(a, b, -1)
+            q_next = self._q(self.target_critic, next_x, c).min(dim=0).values  # (agents, batch)
+            targets = rewards.T + cfg.gamma * (1.0 - terminated) * q_next
+        q = self._q(self.critic, critic_input(obs, actions).expand(a, b, -1), c)
+        # Mean over agents and batch, summed over twin critics.
+        critic_loss = ((q - targets) ** 2).mean() * c
         self.critic_opt.zero_grad()
-        critic_loss.backward()  # type: ignore[union-attr]
-        critic_norm = grad_norm(list(self.critics.parameters()))
-        if cfg.max_grad_norm > 0:
-            nn.utils.clip_grad_norm_(self.critics.parameters(), cfg.max_grad_norm)
+        critic_loss.backward()
+        critic_norm = self._clip(self._critic_params)
         self.critic_opt.step()
+        metrics = {"critic_loss": float(critic_loss.detach()), "q_mean": float(q[0].detach().mean()),
+                   "critic_grad_norm": critic_norm}
 
-        out = self._policy_out(self.actors, obs)
-        own = gumbel_softmax(out, cfg.gumbel_temperature) if self.discrete else torch.tanh(out)
-        actor_loss = torch.zeros(())
-        for i in range(self.n_agents):
-            # Agent i's action from its current policy; the others' as they were taken.
-            mixed = torch.cat([actions[:, :i], own[:, i:i + 1], actions[:, i + 1:]], dim=1)
-            actor_loss = actor_loss - self._q(self.critics, critic_input(obs, mixed), i).mean()
-        actor_loss = actor_loss / self.n_agents + 1e-3 * (out ** 2).mean()  # keep pre-activations small
-        self.actor_opt.zero_grad()
-        actor_loss.backward()
-        actor_norm = grad_norm(list(self.actors.parameters()))
-        if cfg.max_grad_norm > 0:
-            nn.utils.clip_grad_norm_(self.actors.parameters(), cfg.max_grad_norm)
-        self.actor_opt.step()
-
-        soft_update(self.target_actors, self.actors, cfg.tau)
-        soft_update(self.target_critics, self.critics, cfg.tau)
         self.num_updates += 1
-        return {
-            "critic_loss": float(critic_loss.detach()),  # type: ignore[union-attr]
-            "actor_loss": float(actor_loss.detach()),
-            "q_mean": float(torch.stack(q).mean().detach()),
-            "critic_grad_norm": critic_norm,
-            "actor_grad_norm": actor_norm,
-        }
+        if self.num_updates % cfg.policy_delay == 0:
+            out = self._policy_out(self.actor, obs)
+            own = gumbel_softmax(out, cfg.gumbel_temperature) if self.discrete else torch.tanh(out)
+            x = torch.cat([obs.flatten(1).expand(a, b, -1), actor_update_actions(own, actions).flatten(2)], dim=2)
+            actor_loss = -self._q(self.critic, x, 1)[0].mean() + cfg.action_l2 * (out ** 2).mean()
+            # Gradients for the actors only: the critic's weights take no part in this step.
+            params = self._actor_params
+            for p, g in zip(params, torch.autograd.grad(actor_loss, params), strict=True):
+                p.grad = g
+            metrics["actor_grad_norm"] = self._clip(params)
+            self.actor_opt.step()
+            metrics["actor_loss"] = float(actor_loss.detach())
+            soft_update(self._target_actor_params, self._actor_params, cfg.tau)
+        soft_update(self._target_critic_params, self._critic_params, cfg.tau)
+        return metrics
+
+    def _clip(self, params: list[nn.Parameter]) -> float:
+        """Clip the gradients of ``params`` to ``max_grad_norm`` (if > 0); returns their norm before clipping."""
+        if self.cfg.max_grad_norm > 0:
+            return float(nn.utils.clip_grad_norm_(params, self.cfg.max_grad_norm, foreach=True))
+        return grad_norm(params)
 
     # -- checkpoints
-    _PARTS = ("actors", "critics", "target_actors", "target_critics")
+    _PARTS = ("actor", "critic", "target_actor", "target_critic")
 
     def save(self, path: Path, meta: dict[str, Any] | None = None) -> None:
         """Every network and both optimizers as tensors; the rest as JSON."""

@@ -35,5 +35,40 @@ def mlp(sizes: list[int], activation: str, out_gain: float = 1.0) -> nn.Sequenti
 
 def grad_norm(parameters: list[torch.Tensor]) -> float:
     """The global L2 norm of the parameters' gradients."""
-    norms = [p.grad.detach().norm() for p in parameters if p.grad is not None]
-    return float(torch.norm(torch.stack(norms))) if norms else 0.0
+    grads = [p.grad.detach() for p in parameters if p.grad is not None]
+    return float(torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))) if grads else 0.0
+
+
+class StackedMLP(nn.Module):
+    """``count`` independent MLPs of one shape, evaluated together by batched matrix products.
+
+    ``forward`` maps ``(count, batch, sizes[0])`` to ``(count, batch, sizes[-1])``: network ``k`` sees only
+    ``x[k]``. One call replaces a Python loop over per-agent networks (and its per-call overhead). Each
+    network is initialised as :func:`mlp` initialises one.
+    """
+
+    def __init__(self, count: int, sizes: list[int], activation: str, out_gain: float = 1.0) -> None:
+        super().__init__()
+        self.count = count
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        hidden_gain = nn.init.calculate_gain("relu") if activation == "relu" else 1.0
+        for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+            gain = out_gain if i == len(sizes) - 2 else hidden_gain
+            w = torch.empty(count, n_in, n_out)
+            for k in range(count):
+                w[k] = nn.init.orthogonal_(torch.empty(n_out, n_in), gain=gain).T
+            self.weights.append(nn.Parameter(w))
+            self.biases.append(nn.Parameter(torch.zeros(count, 1, n_out)))
+        self.activation = ACTIVATIONS[activation]()
+
+    def forward(self, x: torch.Tensor, first: int | None = None) -> torch.Tensor:
+        """Apply every network (or only the ``first`` ones) to its own slice of ``x``."""
+        last = len(self.weights) - 1
+        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+            if first is not None:
+                w, b = w[:first], b[:first]
+            x = torch.baddbmm(b, x, w)
+            if i < last:
+                x = self.activation(x)
+        return x

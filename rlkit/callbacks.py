@@ -10,9 +10,11 @@ tag                         meaning
 ==========================  ================================================================
 episode/reward              return of every finished training episode (x: env steps)
 episode/length              length of every finished training episode
-episode/reward/<agent>      per-agent return, multi-agent runs
+episode/reward/<agent>      per-agent return, multi-agent runs (episode/reward: the team's mean)
+episode/length/<agent>      per-agent length, multi-agent runs
 train/<metric>              the agent's update metrics: loss, learning_rate, exploration_rate...
-eval/mean_reward            mean return of the periodic deterministic evaluation
+eval/mean_reward            mean return of the periodic deterministic evaluation (team mean)
+eval/mean_reward/<agent>    per-agent mean return of the evaluation, multi-agent runs
 eval/std_reward             its standard deviation
 eval/mean_length            mean episode length of the evaluation
 time/steps_per_second       training throughput since the previous point
@@ -53,7 +55,8 @@ class Episode:
     length: int
     """Steps in the episode."""
     agent: str | None = None
-    """The agent it belongs to, in multi-agent runs."""
+    """The agent it belongs to, in multi-agent runs; None for the episode itself (in multi-agent runs, with
+    the team's mean return). Only episodes with ``agent=None`` are counted."""
 
 
 @dataclass(frozen=True)
@@ -62,12 +65,26 @@ class Evaluation:
 
     step: int
     rewards: list[float]
+    """Return of every episode (multi-agent: the mean over agents)."""
     lengths: list[int]
+    agent_rewards: dict[str, list[float]] = field(default_factory=dict)
+    """Multi-agent runs: every agent's return of every episode."""
 
     @property
     def mean_reward(self) -> float:
         """Mean return over the evaluation episodes."""
         return float(np.mean(self.rewards))
+
+    @property
+    def score(self) -> float:
+        """What solving and the best checkpoint are judged by.
+
+        The mean return; in multi-agent runs the smallest of the agents' mean returns (every agent must reach
+        the threshold).
+        """
+        if self.agent_rewards:
+            return min(float(np.mean(r)) for r in self.agent_rewards.values())
+        return self.mean_reward
 
     @property
     def std_reward(self) -> float:
@@ -109,8 +126,8 @@ class Callback:
         return self._on_step()
 
     def on_episode_end(self, episode: Episode) -> None:
-        """A training episode finished."""
-        self.num_episodes += 1
+        """A training episode finished (or, with ``episode.agent`` set, one agent's part of it)."""
+        self.num_episodes += episode.agent is None
         self._on_episode_end(episode)
 
     def on_update(self, step: int, metrics: dict[str, float]) -> None:
@@ -166,7 +183,7 @@ class CallbackList(Callback):
         return keep_going
 
     def on_episode_end(self, episode: Episode) -> None:  # noqa: D102
-        self.num_episodes += 1
+        self.num_episodes += episode.agent is None
         for cb in self.callbacks:
             cb.on_episode_end(episode)
 
@@ -227,6 +244,8 @@ class TensorBoardLogger(Callback):
         w.add_scalar("eval/mean_reward", evaluation.mean_reward, evaluation.step)
         w.add_scalar("eval/std_reward", evaluation.std_reward, evaluation.step)
         w.add_scalar("eval/mean_length", float(np.mean(evaluation.lengths)), evaluation.step)
+        for agent, rewards in evaluation.agent_rewards.items():
+            w.add_scalar(f"eval/mean_reward/{agent}", float(np.mean(rewards)), evaluation.step)
 
     def _on_training_end(self) -> None:
         self._writer().flush()
@@ -292,17 +311,18 @@ class PeriodicEvaluator(Callback):
         assert self.ctx is not None
         started = time.perf_counter()
         train_seconds = started - self.ctx.start_time - self.eval_seconds
-        rewards, lengths = play_episodes(self.ctx.agent, self.envs, deterministic=self.deterministic)
-        evaluation = Evaluation(step=self.num_steps, rewards=rewards, lengths=lengths)
+        played = play_episodes(self.ctx.agent, self.envs, deterministic=self.deterministic)
+        evaluation = Evaluation(step=self.num_steps, rewards=played.team_returns(), lengths=played.lengths,
+                                agent_rewards=played.agent_returns())
         self.last = evaluation
-        if self.best is None or evaluation.mean_reward > self.best.mean_reward:
+        if self.best is None or evaluation.score > self.best.score:
             self.best = evaluation
             self.ctx.agent.save(
                 self.ctx.run_dir / "checkpoints" / "best.safetensors",
-                {"step": self.num_steps, "eval_mean_reward": evaluation.mean_reward},
+                {"step": self.num_steps, "eval_mean_reward": evaluation.mean_reward, "eval_score": evaluation.score},
             )
         threshold = self.ctx.reward_threshold
-        if self.solved_at is None and threshold is not None and evaluation.mean_reward >= threshold:
+        if self.solved_at is None and threshold is not None and evaluation.score >= threshold:
             self.solved_at = {"step": self.num_steps, "train_seconds": train_seconds}
         self.eval_seconds += time.perf_counter() - started
         self.ctx.callbacks.on_evaluation(evaluation)
@@ -351,7 +371,8 @@ class ProgressBar(Callback):
         self._bar.set_postfix_str(f"eps/s={self.num_episodes / elapsed:.1f} reward={reward}", refresh=False)
 
     def _on_episode_end(self, episode: Episode) -> None:
-        self.window.append(episode.reward)
+        if episode.agent is None:
+            self.window.append(episode.reward)
 
     def _on_evaluation(self, evaluation: Evaluation) -> None:
         if self._bar is not None and math.isfinite(evaluation.mean_reward):

@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import inspect
 import os
+import statistics
 import sys
 import textwrap
 from collections.abc import Callable, Iterator
@@ -77,9 +78,7 @@ def _eval(cfg: DictConfig) -> None:
         check_known_keys(cfg)
         eval_cfg = OmegaConf.to_object(cfg)
         assert isinstance(eval_cfg, EvalRunConfig)
-        report = evaluate_run(
-            eval_cfg, on_episode=lambda i, r, n: print(f"episode {i + 1}: reward {r:.1f}, length {n}")
-        )
+        report = evaluate_run(eval_cfg, on_episode=_print_episode)
         if not report.rewards:
             print("no episode finished (window closed)")
             return
@@ -87,6 +86,16 @@ def _eval(cfg: DictConfig) -> None:
             f"{len(report.rewards)} episodes from {report.checkpoint}: "
             f"mean reward {report.mean:.2f} ± {report.std:.2f}"
         )
+        for name, rewards in report.agent_rewards.items():
+            print(f"  {name}: mean reward {statistics.fmean(rewards):.2f} ± {statistics.pstdev(rewards):.2f}")
+
+
+def _print_episode(index: int, played: Any) -> None:
+    line = f"episode {index + 1}: reward {played.team_returns()[0]:.1f}, length {played.lengths[0]}"
+    per_agent = played.agent_returns()
+    if per_agent:
+        line += " (" + ", ".join(f"{name} {r[0]:.1f}" for name, r in per_agent.items()) + ")"
+    print(line)
 
 
 COMMANDS: dict[str, tuple[Callable[[], Any], str, str]] = {
@@ -120,11 +129,17 @@ def compose(overrides: list[str], config_name: str = "train") -> TrainConfig | E
 # ---------------------------------------------------------------------------------------------- help
 def field_docs(cls: type) -> dict[str, str]:
     """The docstring under each field of a dataclass (attribute docstrings, read from its source)."""
-    try:
-        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
-    except (OSError, TypeError):
-        return {}
-    body = tree.body[0].body  # type: ignore[attr-defined]
+    docs: dict[str, str] = {}
+    for base in reversed(cls.__mro__[:-1]):  # a subclass's docstrings override its bases'
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(base)))
+        except (OSError, TypeError):
+            continue
+        docs.update(_own_field_docs(tree.body[0].body))  # type: ignore[attr-defined]
+    return docs
+
+
+def _own_field_docs(body: list[ast.stmt]) -> dict[str, str]:
     docs: dict[str, str] = {}
     for node, nxt in zip(body, body[1:], strict=False):
         if (

@@ -10,6 +10,7 @@ The string after each field is its documentation; ``rlkit train --help`` prints 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,6 +94,82 @@ class GymEnvConfig:
         """Check values that the types alone cannot."""
         if not self.id:
             raise ConfigError("env.id is empty: name a registered Gymnasium id, e.g. env.id=CartPole-v1")
+
+
+@dataclass
+class MultiCartPoleConfig(BalancingPoleConfig):
+    """The multi-agent cart-pole (PettingZoo parallel env): one cart and pole per agent, optional springs."""
+
+    name: str = "multi_cartpole"
+    """Environment kind; selects the builder (do not change)."""
+    continuous: bool = True
+    """Continuous force in [-1, 1] per agent (false: discrete push left/right)."""
+    num_agents: int = 2
+    """Carts, one agent each."""
+    coupling: float = 0.0
+    """Stiffness (N/m) of the springs joining neighbouring carts (0: independent carts)."""
+    observe_neighbours: bool = False
+    """Each agent also observes its left and right neighbours' cart-pole states."""
+
+    def validate(self) -> None:
+        """Check values that the types alone cannot."""
+        super().validate()
+        if self.num_agents < 1:
+            raise ConfigError(f"env.num_agents must be >= 1, got {self.num_agents}")
+        if not self.coupling >= 0:
+            raise ConfigError(f"env.coupling (spring stiffness) must be >= 0, got {self.coupling}")
+
+
+MPE_SCENARIOS = (
+    "simple_v3", "simple_adversary_v3", "simple_crypto_v3", "simple_push_v3", "simple_reference_v3",
+    "simple_speaker_listener_v4", "simple_spread_v3", "simple_tag_v3", "simple_world_comm_v3",
+)
+"""The Multi-Agent Particle Environments of the ``mpe2`` package that ``env=mpe`` offers by name."""
+
+
+@dataclass
+class MPEConfig:
+    """A Multi-Agent Particle Environment (PettingZoo's MPE, the ``mpe2`` package), by scenario name."""
+
+    name: str = "simple_spread_v3"
+    """Scenario, e.g. simple_spread_v3 (cooperative navigation); see MPE_SCENARIOS for all."""
+    max_cycles: int = 25
+    """Steps per episode (MPE's own truncation)."""
+    continuous_actions: bool = False
+    """Continuous movement forces instead of the five discrete moves."""
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    """Scenario arguments, e.g. +env.kwargs.N=3 +env.kwargs.local_ratio=0.5 for simple_spread_v3."""
+    reward_threshold: float | None = None
+    """Mean evaluation return (every agent) at which the task counts as solved; empty: none."""
+
+    def validate(self) -> None:
+        """Check values that the types alone cannot."""
+        if self.name not in MPE_SCENARIOS:
+            close = difflib.get_close_matches(self.name, MPE_SCENARIOS, n=1)
+            hint = f" Did you mean {close[0]}?" if close else ""
+            raise ConfigError(f"env.name={self.name!r} is not an MPE scenario; choose one of "
+                              f"{', '.join(MPE_SCENARIOS)}.{hint}")
+        if self.max_cycles < 1:
+            raise ConfigError(f"env.max_cycles must be >= 1, got {self.max_cycles}")
+
+
+@dataclass
+class PettingZooConfig:
+    """Any PettingZoo parallel environment: a registered id, or a ``module:function`` that builds one."""
+
+    name: str = "pettingzoo"
+    """Environment kind; selects the builder (do not change)."""
+    id: str = MISSING
+    """A PettingZoo registry id (rlkit/MultiCartPole-v0) or an entry point (mpe2.simple_spread_v3:parallel_env)."""
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments for the env's constructor, e.g. +env.kwargs.max_cycles=50."""
+    reward_threshold: float | None = None
+    """Mean evaluation return (every agent) at which the task counts as solved; empty: none."""
+
+    def validate(self) -> None:
+        """Check values that the types alone cannot."""
+        if not self.id:
+            raise ConfigError("env.id is empty: name a PettingZoo id or a module:function entry point")
 
 
 # ---------------------------------------------------------------------------------------------- agents
@@ -237,6 +314,86 @@ class ReinforceConfig:
             )
 
 
+@dataclass
+class MADDPGConfig:
+    """MADDPG (centralised critics, decentralised actors), native PyTorch; with one agent it is DDPG."""
+
+    name: str = "maddpg"
+    """Agent kind; selects the builder (do not change)."""
+    n_envs: int = 16
+    """Environment copies stepped together."""
+    buffer_size: int = 200_000
+    """Replay buffer capacity, in (joint) transitions."""
+    learning_starts: int = 2_000
+    """Environment steps of uniformly random actions collected before learning starts."""
+    batch_size: int = 256
+    """Minibatch size of each gradient step."""
+    gamma: float = 0.99
+    """Discount factor."""
+    tau: float = 0.01
+    """Soft update coefficient of the target networks."""
+    actor_learning_rate: float = 1e-3
+    """Adam learning rate of the actors."""
+    critic_learning_rate: float = 1e-3
+    """Adam learning rate of the critics."""
+    train_every: int = 1
+    """Vector steps (of all n_envs copies) between training phases."""
+    gradient_steps: int = 1
+    """Gradient steps per training phase."""
+    noise_start: float = 0.3
+    """Initial standard deviation of the Gaussian exploration noise (actions scaled to [-1, 1])."""
+    noise_end: float = 0.05
+    """Final standard deviation of the exploration noise."""
+    noise_fraction: float = 0.5
+    """Fraction of total_steps over which the noise decays linearly from noise_start to noise_end."""
+    gumbel_temperature: float = 1.0
+    """Temperature of the Gumbel-softmax (discrete actions)."""
+    net_arch: list[int] = field(default_factory=lambda: [64, 64])
+    """Hidden layer sizes of every actor and critic."""
+    activation_fn: str = "relu"
+    """Activation of the hidden layers: relu, tanh, elu, leaky_relu, gelu, silu."""
+    share_parameters: bool = False
+    """One actor and one critic for all agents (homogeneous agents; the critic gets an agent id)."""
+    max_grad_norm: float = 0.0
+    """Gradient clipping norm (0: no clipping)."""
+    action_l2: float = 1e-3
+    """Weight of the penalty on the actors' squared pre-activations (keeps tanh and logits unsaturated)."""
+    twin_critics: bool = False
+    """TD3: two critics per agent, the target uses the smaller estimate."""
+    target_noise: float = 0.0
+    """TD3: standard deviation of the noise on the target actions (continuous actions; 0: none)."""
+    target_noise_clip: float = 0.5
+    """TD3: the target noise is clipped to +- this."""
+    policy_delay: int = 1
+    """Critic updates per actor (and target actor) update; TD3 uses 2."""
+
+    def validate(self) -> None:
+        """Check values that the types alone cannot."""
+        checks = {
+            "n_envs": self.n_envs >= 1,
+            "buffer_size": self.buffer_size >= 1,
+            "learning_starts": self.learning_starts >= 0,
+            "batch_size": self.batch_size >= 1,
+            "gamma": 0.0 <= self.gamma <= 1.0,
+            "tau": 0.0 < self.tau <= 1.0,
+            "actor_learning_rate": self.actor_learning_rate > 0,
+            "critic_learning_rate": self.critic_learning_rate > 0,
+            "train_every": self.train_every >= 1,
+            "gradient_steps": self.gradient_steps >= 1,
+            "noise_start": self.noise_start >= 0,
+            "noise_end": self.noise_end >= 0,
+            "noise_fraction": 0.0 <= self.noise_fraction <= 1.0,
+            "gumbel_temperature": self.gumbel_temperature > 0,
+            "max_grad_norm": self.max_grad_norm >= 0,
+            "action_l2": self.action_l2 >= 0,
+            "target_noise": self.target_noise >= 0,
+            "target_noise_clip": self.target_noise_clip >= 0,
+            "policy_delay": self.policy_delay >= 1,
+        }
+        _check_ranges("agent", self, checks)
+        _check_network(self.net_arch, self.activation_fn)
+
+
 # ---------------------------------------------------------------------------------------------- callbacks
 @dataclass
 class EvalConfig:
@@ -332,8 +489,24 @@ class EvalRunConfig:
 
 
 # Plain registries: a config's ``name`` field picks its schema (and, in rlkit.factory, its builder).
-ENV_SCHEMAS: dict[str, type] = {"balancing_pole": BalancingPoleConfig, "gym": GymEnvConfig}
-AGENT_SCHEMAS: dict[str, type] = {"dqn": DQNConfig, "reinforce": ReinforceConfig}
+ENV_SCHEMAS: dict[str, type] = {
+    "balancing_pole": BalancingPoleConfig,
+    "gym": GymEnvConfig,
+    "multi_cartpole": MultiCartPoleConfig,
+    "mpe": MPEConfig,
+    "pettingzoo": PettingZooConfig,
+}
+AGENT_SCHEMAS: dict[str, type] = {"dqn": DQNConfig, "reinforce": ReinforceConfig, "maddpg": MADDPGConfig}
+
+
+def env_schema(name: str) -> type:
+    """The schema of an env config from its ``name``: the kind, or (for MPE) the scenario."""
+    if name in MPE_SCENARIOS:
+        return MPEConfig
+    try:
+        return ENV_SCHEMAS[name]
+    except KeyError:
+        raise ConfigError(f"unknown environment kind {name!r}; known: {sorted(ENV_SCHEMAS)}") from None
 
 
 def check_known_keys(node: DictConfig, path: str = "") -> None:

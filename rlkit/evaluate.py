@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,19 +27,41 @@ def seed_envs(envs: Sequence[gym.Env], seed: int) -> None:
         env.action_space.seed(seed + i)
 
 
+@dataclass
+class Played:
+    """Episodes played by :func:`play_episodes`, in env order."""
+
+    returns: np.ndarray
+    """Shape (episodes,), or (episodes, agents) for a multi-agent env."""
+    lengths: list[int]
+    agents: list[str]
+    """The agents of a multi-agent env (its ``possible_agents``); empty for a single-agent one."""
+
+    def team_returns(self) -> list[float]:
+        """Every episode's return; a multi-agent episode's is the mean over its agents."""
+        r = self.returns
+        return [float(x) for x in (r.mean(axis=1) if r.ndim == 2 else r)]
+
+    def agent_returns(self) -> dict[str, list[float]]:
+        """Every agent's returns (multi-agent env), else empty."""
+        return {a: [float(x) for x in self.returns[:, i]] for i, a in enumerate(self.agents)}
+
+
 def play_episodes(
     agent: Agent,
     envs: Sequence[gym.Env],
     deterministic: bool = True,
     stop: Callable[[], bool] | None = None,
-) -> tuple[list[float], list[int]]:
+) -> Played:
     """Play one episode in each env, all stepped together with one batched ``act`` per step.
 
-    Returns the returns and lengths of the episodes, in env order. ``stop`` is checked after every step;
-    when it returns True, only the episodes already finished are returned.
+    A multi-agent env (a :class:`rlkit.envs.adapters.ParallelArrayEnv`) returns one reward per agent; its
+    returns are kept per agent. ``stop`` is checked after every step; when it returns True, only the
+    episodes already finished are returned.
     """
     obs = [env.reset()[0] for env in envs]
-    rewards = [0.0] * len(envs)
+    agents = list(getattr(envs[0], "possible_agents", [])) if envs else []
+    returns = np.zeros((len(envs), len(agents)) if agents else len(envs))
     lengths = [0] * len(envs)
     active = list(range(len(envs)))
     finished: list[int] = []
@@ -48,7 +70,7 @@ def play_episodes(
         still = []
         for j, i in enumerate(active):
             o, r, terminated, truncated, _ = envs[i].step(actions[j])
-            rewards[i] += float(r)
+            returns[i] += r
             lengths[i] += 1
             if terminated or truncated:
                 finished.append(i)
@@ -59,7 +81,7 @@ def play_episodes(
         if stop is not None and stop():
             break
     done = sorted(finished)
-    return [rewards[i] for i in done], [lengths[i] for i in done]
+    return Played(returns=returns[done], lengths=[lengths[i] for i in done], agents=agents)
 
 
 @dataclass
@@ -67,8 +89,11 @@ class EvalReport:
     """What ``rlkit eval`` measured."""
 
     rewards: list[float]
+    """Every episode's return (multi-agent: the mean over agents)."""
     lengths: list[int]
     checkpoint: Path
+    agent_rewards: dict[str, list[float]] = field(default_factory=dict)
+    """Multi-agent runs: every agent's returns."""
 
     @property
     def mean(self) -> float:
@@ -103,7 +128,7 @@ def resolve_checkpoint(run_dir: Path, which: str) -> Path:
     )
 
 
-def evaluate_run(cfg: EvalRunConfig, on_episode: Callable[[int, float, int], Any] | None = None) -> EvalReport:
+def evaluate_run(cfg: EvalRunConfig, on_episode: Callable[[int, Played], Any] | None = None) -> EvalReport:
     """Rebuild a run's env and agent from its own config, load a checkpoint and play episodes."""
     cfg.validate()
     run_dir = Path(cfg.run).expanduser()
@@ -123,17 +148,20 @@ def evaluate_run(cfg: EvalRunConfig, on_episode: Callable[[int, float, int], Any
 
     rewards: list[float] = []
     lengths: list[int] = []
+    agent_rewards: dict[str, list[float]] = {}
     try:
         for episode in range(cfg.n_episodes):
-            r, n = play_episodes(agent, [env], deterministic=cfg.deterministic, stop=window_closed)
-            if not r:  # the user closed the window mid-episode
+            played = play_episodes(agent, [env], deterministic=cfg.deterministic, stop=window_closed)
+            if not played.lengths:  # the user closed the window mid-episode
                 break
-            rewards += r
-            lengths += n
+            rewards += played.team_returns()
+            lengths += played.lengths
+            for name, r in played.agent_returns().items():
+                agent_rewards.setdefault(name, []).extend(r)
             if on_episode is not None:
-                on_episode(episode, r[0], n[0])
+                on_episode(episode, played)
             if window_closed():
                 break
     finally:
         env.close()
-    return EvalReport(rewards=rewards, lengths=lengths, checkpoint=checkpoint)
+    return EvalReport(rewards=rewards, lengths=lengths, checkpoint=checkpoint, agent_rewards=agent_rewards)

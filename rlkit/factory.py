@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -10,8 +12,17 @@ from typing import Any
 import gymnasium as gym
 
 from rlkit.agents.base import Agent
-from rlkit.config import BalancingPoleConfig, GymEnvConfig
+from rlkit.config import (
+    BalancingPoleConfig,
+    GymEnvConfig,
+    MPEConfig,
+    MultiCartPoleConfig,
+    PettingZooConfig,
+    env_schema,
+)
 from rlkit.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -19,22 +30,29 @@ class EnvFactory:
     """How to make copies of the configured environment, and what counts as solving it."""
 
     make: Callable[..., gym.Env]
-    """``make(render_mode=None)`` returns a new environment (with its TimeLimit)."""
-    make_vec: Callable[[int], gym.vector.VectorEnv]
-    """``make_vec(n)`` returns n copies stepped together (NEXT_STEP autoreset), for native agents."""
+    """``make(render_mode=None)`` returns a new environment (with its TimeLimit); a multi-agent one as a
+    :class:`rlkit.envs.adapters.ParallelArrayEnv` (joint arrays, agent axis first)."""
+    make_vec: Callable[[int], Any]
+    """``make_vec(n)`` returns n copies stepped together (NEXT_STEP autoreset), for native agents: a Gymnasium
+    vector env, or for a multi-agent env the array API of :class:`rlkit.envs.adapters.ParallelVectorEnv`."""
     label: str
     """Human-readable name, for logs and summaries."""
     reward_threshold: float | None
+    """Mean evaluation return that counts as solved (every agent's, for a multi-agent env)."""
+    agents: tuple[str, ...] = ()
+    """The agents of a multi-agent env; empty for a single-agent one."""
+
+
+def _physics(cfg: BalancingPoleConfig) -> dict[str, Any]:
+    """The physical constants of a (multi-agent) cart-pole config."""
+    return {f.name: getattr(cfg, f.name) for f in dataclasses.fields(BalancingPoleConfig)
+            if f.name not in ("name", "continuous", "max_episode_steps", "reward_threshold")}
 
 
 def _balancing_pole(cfg: BalancingPoleConfig) -> EnvFactory:
     from rlkit.envs import BALANCING_POLE_ID
 
-    physics = {
-        f.name: getattr(cfg, f.name)
-        for f in dataclasses.fields(cfg)
-        if f.name not in ("name", "max_episode_steps", "reward_threshold")
-    }
+    physics = {**_physics(cfg), "continuous": cfg.continuous}
 
     def make(render_mode: str | None = None) -> gym.Env:
         return gym.make(
@@ -74,36 +92,139 @@ def _gym(cfg: GymEnvConfig) -> EnvFactory:
     return EnvFactory(make=make, make_vec=make_vec, label=cfg.id, reward_threshold=threshold)
 
 
-ENV_BUILDERS: dict[str, Callable[[Any], EnvFactory]] = {
-    "balancing_pole": _balancing_pole,
-    "gym": _gym,
+def _multi_cartpole(cfg: MultiCartPoleConfig) -> EnvFactory:
+    from rlkit.envs.adapters import ParallelArrayEnv
+    from rlkit.envs.multi_cartpole import MultiCartPoleEnv, MultiCartPoleVectorEnv
+
+    kwargs = dict(num_agents=cfg.num_agents, coupling=cfg.coupling, continuous=cfg.continuous,
+                  observe_neighbours=cfg.observe_neighbours, max_episode_steps=cfg.max_episode_steps,
+                  **_physics(cfg))
+
+    def make(render_mode: str | None = None) -> gym.Env:
+        return ParallelArrayEnv(MultiCartPoleEnv(render_mode=render_mode, **kwargs))
+
+    def make_vec(n: int) -> MultiCartPoleVectorEnv:
+        return MultiCartPoleVectorEnv(num_envs=n, **kwargs)
+
+    agents = tuple(f"cart_{i}" for i in range(cfg.num_agents))
+    return EnvFactory(make=make, make_vec=make_vec, label="multi_cartpole", reward_threshold=cfg.reward_threshold,
+                      agents=agents)
+
+
+def _parallel(build: Callable[..., Any], label: str, threshold: float | None) -> EnvFactory:
+    """A factory for any PettingZoo parallel env built by ``build(render_mode=...)``."""
+    from rlkit.envs.adapters import ParallelArrayEnv, ParallelVectorEnv
+
+    try:
+        probe = ParallelArrayEnv(build(render_mode=None))
+    except ValueError as e:
+        raise ConfigError(f"{label} cannot be trained by rlkit's multi-agent learners: {e}") from None
+    except TypeError as e:
+        raise ConfigError(f"env.kwargs do not fit {label}: {e}") from None
+    agents = tuple(probe.possible_agents)
+    probe.close()
+
+    def make(render_mode: str | None = None) -> gym.Env:
+        return ParallelArrayEnv(build(render_mode=render_mode))
+
+    def make_vec(n: int) -> ParallelVectorEnv:
+        return ParallelVectorEnv(lambda: build(render_mode=None), n)
+
+    return EnvFactory(make=make, make_vec=make_vec, label=label, reward_threshold=threshold, agents=agents)
+
+
+def _mpe(cfg: MPEConfig) -> EnvFactory:
+    try:
+        module = importlib.import_module(f"mpe2.{cfg.name}")
+    except ImportError as e:
+        raise ConfigError(f"env=mpe needs the mpe2 package ({e}); pip install mpe2") from None
+    kwargs = dict(cfg.kwargs)
+
+    def build(render_mode: str | None = None) -> Any:
+        return module.parallel_env(max_cycles=cfg.max_cycles, continuous_actions=cfg.continuous_actions,
+                                   render_mode=render_mode, **kwargs)
+
+    return _parallel(build, cfg.name, cfg.reward_threshold)
+
+
+def _pettingzoo(cfg: PettingZooConfig) -> EnvFactory:
+    import pettingzoo
+
+    import rlkit.envs  # noqa: F401  (so rlkit/ ids resolve too)
+
+    kwargs = dict(cfg.kwargs)
+    if ":" in cfg.id:
+        module_name, _, attr = cfg.id.partition(":")
+        try:
+            creator = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as e:
+            raise ConfigError(f"env.id={cfg.id!r} cannot be imported: {e}") from None
+
+        def build(render_mode: str | None = None) -> Any:
+            return creator(render_mode=render_mode, **kwargs)
+    else:
+        if cfg.id not in pettingzoo.parallel_registry:
+            raise ConfigError(f"env.id={cfg.id!r} is not in PettingZoo's registry; registered: "
+                              f"{sorted(pettingzoo.parallel_registry)}, or give a module:function entry point")
+
+        def build(render_mode: str | None = None) -> Any:
+            return pettingzoo.make("parallel", cfg.id, render_mode=render_mode, **kwargs)
+
+    return _parallel(build, cfg.id, cfg.reward_threshold)
+
+
+ENV_BUILDERS: dict[type, Callable[[Any], EnvFactory]] = {
+    BalancingPoleConfig: _balancing_pole,
+    GymEnvConfig: _gym,
+    MultiCartPoleConfig: _multi_cartpole,
+    MPEConfig: _mpe,
+    PettingZooConfig: _pettingzoo,
 }
+
+
+def _single_agent_only(cfg: Any, env: EnvFactory) -> None:
+    if env.agents:
+        raise ConfigError(
+            f"agent={cfg.name} learns single-agent environments, and {env.label} has {len(env.agents)} agents "
+            f"({', '.join(env.agents)}); train it with agent=maddpg"
+        )
 
 
 def _sb3(cfg: Any, env: EnvFactory, seed: int, training: bool) -> Agent:
     from rlkit.agents.sb3 import SB3Agent
 
+    _single_agent_only(cfg, env)
     return SB3Agent(cfg, lambda: env.make(None), seed=seed, training=training)
 
 
 def _reinforce(cfg: Any, env: EnvFactory, seed: int, training: bool) -> Agent:
     from rlkit.agents.reinforce import Reinforce
 
+    _single_agent_only(cfg, env)
     return Reinforce(cfg, env.make_vec, seed=seed, training=training)
+
+
+def _maddpg(cfg: Any, env: EnvFactory, seed: int, training: bool) -> Agent:
+    from rlkit.agents.maddpg import MADDPG
+    from rlkit.envs.adapters import OneAgentVectorEnv
+
+    if env.agents:
+        return MADDPG(cfg, env.make_vec, seed=seed, training=training)
+    log.info("%s is a single-agent env: MADDPG trains it as a team of one agent (that is DDPG)", env.label)
+    return MADDPG(cfg, lambda n: OneAgentVectorEnv(env.make_vec(n)), seed=seed, training=training,
+                  single_agent=True)
 
 
 AGENT_BUILDERS: dict[str, Callable[[Any, EnvFactory, int, bool], Agent]] = {
     "dqn": _sb3,
     "reinforce": _reinforce,
+    "maddpg": _maddpg,
 }
 
 
 def build_env(cfg: Any) -> EnvFactory:
     """The environment factory for an env config."""
-    try:
-        builder = ENV_BUILDERS[cfg.name]
-    except KeyError:
-        raise ConfigError(f"unknown environment kind {cfg.name!r}; known: {sorted(ENV_BUILDERS)}") from None
+    builder = ENV_BUILDERS[env_schema(cfg.name)]
     return builder(cfg)
 
 

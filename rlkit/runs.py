@@ -11,7 +11,7 @@ from typing import Any
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from rlkit.config import AGENT_SCHEMAS, ENV_SCHEMAS, TrainConfig, check_known_keys
+from rlkit.config import AGENT_SCHEMAS, TrainConfig, check_known_keys, env_schema
 from rlkit.errors import ConfigError, RunDirError
 
 CONFIG_FILE = Path(".hydra") / "config.yaml"
@@ -34,13 +34,13 @@ def load_run_config(run_dir: Path) -> TrainConfig:
     if not OmegaConf.is_dict(raw) or "env" not in raw or "agent" not in raw:
         raise RunDirError(f"{path} is corrupt: it has no env and agent sections")
     try:
-        env_schema = ENV_SCHEMAS[raw.env.name]
+        env_type = env_schema(raw.env.name)
         agent_schema = AGENT_SCHEMAS[raw.agent.name]
-    except (KeyError, OmegaConfBaseException) as e:
+    except (KeyError, OmegaConfBaseException, ConfigError) as e:
         raise RunDirError(f"{path} names an env or agent this version of rlkit does not know ({e})") from None
     try:
         base = OmegaConf.structured(TrainConfig)
-        base.env = OmegaConf.structured(env_schema)
+        base.env = OmegaConf.structured(env_type)
         base.agent = OmegaConf.structured(agent_schema)
         merged = OmegaConf.merge(base, raw)
         check_known_keys(merged)

@@ -56,7 +56,7 @@ def test_top_level_help_lists_the_commands(tmp_path):
 def test_train_help_is_a_manual(tmp_path):
     out = run_cli(["train", "--help"], cwd=tmp_path)
     assert out.returncode == 0, out.stderr
-    assert "env          balancing_pole, gym" in out.stdout
+    assert "env          balancing_pole, gym, mpe, multi_cartpole, pettingzoo" in out.stdout
     assert "balancing_pole_dqn" in out.stdout
     assert "agent.learning_rate=0.0001" in out.stdout and "Adam learning rate" in out.stdout
     assert "_schema" not in out.stdout
@@ -66,7 +66,8 @@ def test_train_help_is_a_manual(tmp_path):
 
 # A table of user mistakes: each gets a short message naming the problem, a non-zero exit, no traceback.
 BAD_INPUT = [
-    (["train", "env=balancing_pol"], "choose one of: balancing_pole, gym. Did you mean env=balancing_pole?"),
+    (["train", "env=balancing_pol"],
+     "choose one of: balancing_pole, gym, mpe, multi_cartpole, pettingzoo. Did you mean env=balancing_pole?"),
     (["train", "agent=dqm"], "Did you mean agent=dqn?"),
     (["train", "agent.learning_rate=abc"], "agent.learning_rate"),
     (["train", "agent.lerning_rate=0.1"], "agent.lerning_rate"),
@@ -75,6 +76,12 @@ BAD_INPUT = [
     (["train", "env=gym"], "env.id has no value"),
     (["train", "env=gym", "env.id=CartPol-v1"], "env.id='CartPol-v1' cannot be made"),
     (["train", "env.continuous=true"], "needs a Discrete action space"),
+    (["train", "env=mpe", "env.name=simple_sprad_v3", "agent=maddpg"], "Did you mean simple_spread_v3?"),
+    (["train", "env=multi_cartpole", "agent=dqn"], "has 2 agents (cart_0, cart_1); train it with agent=maddpg"),
+    (["train", "env=multi_cartpole", "env.coupling=-1", "agent=maddpg"],
+     "env.coupling (spring stiffness) must be >= 0"),
+    (["train", "env=pettingzoo", "env.id=nosuch/Env-v0", "agent=maddpg"], "is not in PettingZoo's registry"),
+    (["train", "env=gym", "env.id=CartPole-v1", "agent=maddpg", "agent.tau=0"], "agent.tau=0.0 is out of range"),
     (["frobnicate"], "unknown command 'frobnicate'"),
     (["eval"], "run has no value"),
     (["eval", "run=/no/such/run"], "run directory /no/such/run does not exist"),
@@ -162,7 +169,7 @@ def test_closing_the_window_ends_the_evaluation_cleanly(trained_run):
     from rlkit.config import EvalRunConfig
     from rlkit.evaluate import evaluate_run
 
-    def close_window(episode, reward, length):
+    def close_window(episode, played):
         pygame.event.post(pygame.event.Event(pygame.QUIT))  # as if the user clicked the window's close box
 
     report = evaluate_run(EvalRunConfig(run=str(trained_run), render_mode="human", n_episodes=4),

@@ -1,0 +1,213 @@
+"""Array views of multi-agent environments, and the one-agent view of single-agent ones.
+
+Multi-agent learners (MADDPG) and rlkit's evaluator work with arrays that have an agent axis, in the order
+of ``possible_agents``:
+
+- :class:`ParallelArrayEnv`: one PettingZoo ``ParallelEnv`` as a Gymnasium env over the joint arrays:
+  observations ``(agents, obs_dim)``, actions ``(agents, ...)``, rewards ``(agents,)``, and one
+  ``terminated``/``truncated`` for the team.
+- :class:`ParallelVectorEnv`: ``n`` such copies stepped one after another, with arrays of shape
+  ``(n, agents, ...)`` and Gymnasium's ``NEXT_STEP`` autoreset: the array API that
+  :class:`rlkit.envs.multi_cartpole.MultiCartPoleVectorEnv` implements natively.
+- :class:`OneAgentVectorEnv`: a Gymnasium vector env seen as a team of one agent, so a multi-agent learner
+  trains a single-agent env (MADDPG with one agent is DDPG).
+
+Every agent must share one action space, observe a flat Box (shorter observations are zero-padded to the
+longest), and the whole team must end together (PettingZoo's MPE tasks and the multi-agent cart-pole do);
+the views refuse anything else with a ``ValueError`` that says why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+AGENT_ID = "agent_0"
+"""The name of the single agent in :class:`OneAgentVectorEnv`."""
+
+
+def _common_spaces(env: Any) -> tuple[list[str], spaces.Box, spaces.Space[Any], list[int]]:
+    """Agents, a common observation space, the shared action space and each agent's observation length.
+
+    Flat Box observations of different lengths are zero-padded to the longest (MPE's predator and prey see
+    different things); action spaces must be equal.
+    """
+    agents = list(env.possible_agents)
+    obs_spaces = [env.observation_space(a) for a in agents]
+    act_spaces = [env.action_space(a) for a in agents]
+    if any(s != act_spaces[0] for s in act_spaces[1:]):
+        detail = ", ".join(f"{a}: {s}" for a, s in zip(agents, act_spaces, strict=True))
+        raise ValueError(f"every agent must have the same action space; this env has {detail}")
+    if not all(isinstance(s, spaces.Box) and len(s.shape) == 1 for s in obs_spaces):
+        raise ValueError(f"every agent's observations must be flat Boxes; this env has {obs_spaces}")
+    sizes = [int(s.shape[0]) for s in obs_spaces]
+    width = max(sizes)
+    low = np.zeros((len(agents), width), dtype=np.float32)
+    high = np.zeros((len(agents), width), dtype=np.float32)
+    for i, s in enumerate(obs_spaces):
+        low[i, :sizes[i]], high[i, :sizes[i]] = s.low, s.high
+    return agents, spaces.Box(low.min(0), high.max(0), dtype=np.float32), act_spaces[0], sizes
+
+
+def _joint_space(space: spaces.Space[Any], n: int) -> spaces.Space[Any]:
+    """The space of n agents' values of ``space``, stacked on a leading agent axis."""
+    if isinstance(space, spaces.Discrete):
+        return spaces.MultiDiscrete(np.full(n, space.n), start=np.full(n, space.start))
+    if isinstance(space, spaces.Box):
+        return spaces.Box(np.broadcast_to(space.low, (n, *space.shape)),
+                          np.broadcast_to(space.high, (n, *space.shape)), dtype=space.dtype)  # type: ignore[arg-type]
+    raise ValueError(f"agents' spaces must be Discrete or Box to be stacked into arrays, got {space}")
+
+
+class ParallelArrayEnv(gym.Env):
+    """A PettingZoo parallel env as a Gymnasium env of joint arrays (agent axis first).
+
+    ``step`` returns the rewards of every agent as an array; the team's episode ends when every agent is
+    done (``terminated`` if every agent terminated, else ``truncated``). Rendering, ``window_closed`` and
+    ``close`` are the wrapped env's.
+    """
+
+    def __init__(self, env: Any) -> None:
+        self.env = env
+        self.possible_agents, self.single_observation_space, self.single_action_space, self._sizes = \
+            _common_spaces(env)
+        n = len(self.possible_agents)
+        self.observation_space = _joint_space(self.single_observation_space, n)
+        self.action_space = _joint_space(self.single_action_space, n)
+        self.metadata = dict(getattr(env, "metadata", {}))
+        self.render_mode = getattr(env, "render_mode", None)
+
+    @property
+    def window_closed(self) -> bool:
+        """True once the user has closed the wrapped env's human window."""
+        return bool(getattr(self.env, "window_closed", False))
+
+    def _stack(self, obs: dict[str, Any]) -> np.ndarray:
+        out = np.zeros(self.observation_space.shape, dtype=np.float32)  # type: ignore[arg-type]
+        for i, a in enumerate(self.possible_agents):
+            out[i, :self._sizes[i]] = obs[a]
+        return out
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
+              ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Reset the wrapped env; observations stacked in agent order."""
+        super().reset(seed=seed)
+        obs, infos = self.env.reset(seed=seed, options=options)
+        missing = [a for a in self.possible_agents if a not in obs]
+        if missing:
+            raise ValueError(f"the env's reset left out agents {missing}; every agent must act from the start")
+        return self._stack(obs), {"agents": infos}
+
+    def step(self, action: Any) -> tuple[np.ndarray, np.ndarray, bool, bool, dict[str, Any]]:
+        """Step with one action per agent (agent axis first)."""
+        actions = np.asarray(action)
+        if len(actions) != len(self.possible_agents):
+            raise ValueError(f"expected one action per agent {self.possible_agents}, got an array of shape "
+                             f"{actions.shape}")
+        live = self.env.agents
+        if len(live) != len(self.possible_agents):
+            raise ValueError("step() after the episode ended, or with agents that left it mid-episode: "
+                             f"live agents {live} of {self.possible_agents}")
+        as_env = actions.astype(np.int64) if isinstance(self.single_action_space, spaces.Discrete) else actions
+        obs, rewards, terms, truncs, infos = self.env.step(
+            {a: as_env[i] for i, a in enumerate(self.possible_agents)})
+        ended = [terms[a] or truncs[a] for a in self.possible_agents]
+        if any(ended) and not all(ended):
+            raise ValueError("agents of this env end their episodes at different times, which rlkit's "
+                             f"multi-agent learners do not support (terminated {terms}, truncated {truncs})")
+        terminated = all(terms[a] for a in self.possible_agents)
+        truncated = all(ended) and not terminated
+        reward = np.array([rewards[a] for a in self.possible_agents], dtype=np.float32)
+        return self._stack(obs), reward, terminated, truncated, {"agents": infos}
+
+    def render(self) -> Any:
+        """The wrapped env's rendering."""
+        return self.env.render()
+
+    def close(self) -> None:
+        """Close the wrapped env."""
+        self.env.close()
+
+
+class ParallelVectorEnv:
+    """``num_envs`` copies of a PettingZoo parallel env, stepped in turn, with the array API.
+
+    Observations ``(num_envs, agents, obs_dim)``; actions ``(num_envs, agents, ...)``; rewards
+    ``(num_envs, agents)``; ``terminated``/``truncated`` ``(num_envs,)``. Autoreset as Gymnasium's
+    ``NEXT_STEP``: a copy that ended starts over on its next step, ignoring its actions, with reward 0.
+    Copy ``i`` reset with seed ``s`` is reset with seed ``s + i``.
+
+    Args:
+        make: Builds one copy of the parallel env.
+        num_envs: Copies.
+    """
+
+    def __init__(self, make: Callable[[], Any], num_envs: int) -> None:
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        self.envs = [ParallelArrayEnv(make()) for _ in range(num_envs)]
+        first = self.envs[0]
+        self.num_envs = num_envs
+        self.possible_agents = first.possible_agents
+        self.num_agents = len(self.possible_agents)
+        self.single_observation_space = first.single_observation_space
+        self.single_action_space = first.single_action_space
+        self._obs = np.zeros((num_envs, *first.observation_space.shape), dtype=np.float32)  # type: ignore[misc]
+        self._prev_done = np.zeros(num_envs, dtype=bool)
+
+    def reset(self, seed: int | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        """Reset every copy."""
+        for i, env in enumerate(self.envs):
+            self._obs[i] = env.reset(seed=None if seed is None else seed + i)[0]
+        self._prev_done[:] = False
+        return self._obs.copy(), {}
+
+    def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """Step every copy; copies that ended last step start a new episode instead."""
+        actions = np.asarray(actions)
+        n = self.num_envs
+        rewards = np.zeros((n, self.num_agents), dtype=np.float32)
+        terminated = np.zeros(n, dtype=bool)
+        truncated = np.zeros(n, dtype=bool)
+        for i, env in enumerate(self.envs):
+            if self._prev_done[i]:
+                self._obs[i] = env.reset()[0]
+                continue
+            self._obs[i], rewards[i], terminated[i], truncated[i], _ = env.step(actions[i])
+        np.logical_or(terminated, truncated, out=self._prev_done)
+        return self._obs.copy(), rewards, terminated, truncated, {}
+
+    def close(self) -> None:
+        """Close every copy."""
+        for env in self.envs:
+            env.close()
+
+
+class OneAgentVectorEnv:
+    """A Gymnasium vector env (NEXT_STEP autoreset) seen as a team of one agent named ``agent_0``."""
+
+    def __init__(self, envs: gym.vector.VectorEnv) -> None:
+        self.envs = envs
+        self.num_envs = envs.num_envs
+        self.num_agents = 1
+        self.possible_agents = [AGENT_ID]
+        self.single_observation_space = envs.single_observation_space
+        self.single_action_space = envs.single_action_space
+
+    def reset(self, seed: int | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        """Reset every copy; observations gain an agent axis of length 1."""
+        obs, infos = self.envs.reset(seed=seed)
+        return obs[:, None], infos
+
+    def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """Step with actions of shape (num_envs, 1, ...)."""
+        obs, rewards, terminated, truncated, infos = self.envs.step(np.asarray(actions)[:, 0])
+        return obs[:, None], np.asarray(rewards, dtype=np.float32)[:, None], terminated, truncated, infos
+
+    def close(self) -> None:
+        """Close the wrapped vector env."""
+        self.envs.close()
