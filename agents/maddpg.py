@@ -9,15 +9,17 @@ One update, for every agent i, on a minibatch (o, a, r, o', done) from the repla
                                                                 discrete: straight-through Gumbel-softmax
     targets <- tau * online + (1 - tau) * targets               soft updates
 
-The critic's input is every agent's observation in agent order, then every agent's action in agent order.
-Exploration: Gaussian noise on continuous actions (scale decaying linearly from noise_start to noise_end),
-Gumbel-softmax sampling for discrete ones; uniform random actions for the first learning_starts steps.
-With one agent and a continuous action space this is DDPG.
+The critic's input is every agent's observation in agent order, then every agent's action in agent order
+(with ``ego_critic``, in order starting from the judged agent). Exploration: Gaussian noise on continuous
+actions (scale decaying linearly from noise_start to noise_end; optionally correlated in time), Gumbel-softmax
+sampling for discrete ones; uniform random actions for the first learning_starts steps. With one agent and a
+continuous action space this is DDPG.
 
-Status (issue 4, in progress): the algorithm and its parts are tested, but it is not yet wired into
-``rlkit train`` (no config group, no multi-agent evaluation) and not yet tuned: on the 2-agent cart-pole it
-does not solve within 200k steps and runs about 1,200 env steps/s with learning, short of the issue's
-targets. See the issue's notes.
+Options beyond the paper, all off by default: TD3's twin critics, target smoothing and policy delay
+(Fujimoto et al., 2018); n-step returns; shared parameters with an ego-centric critic for homogeneous
+agents; and ``mirror_symmetry`` for envs unchanged by negating observations and actions (the cart-poles):
+odd actors and mirrored minibatches. The multi-agent cart-pole presets use them; see the README for what
+each contributed.
 """
 
 from __future__ import annotations
@@ -76,8 +78,8 @@ def soft_update(target: list[torch.Tensor], online: list[torch.Tensor], tau: flo
 
 
 def critic_input(obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-    """(batch, agents, obs_dim) and (batch, agents, act_dim) -> every observation, then every action."""
-    return torch.cat([obs.flatten(1), actions.flatten(1)], dim=1)
+    """(..., agents, obs_dim) and (..., agents, act_dim) -> every observation, then every action."""
+    return torch.cat([obs.flatten(-2), actions.flatten(-2)], dim=-1)
 
 
 def actor_update_actions(own: torch.Tensor, taken: torch.Tensor) -> torch.Tensor:
@@ -92,7 +94,10 @@ def actor_update_actions(own: torch.Tensor, taken: torch.Tensor) -> torch.Tensor
 
 
 class ReplayBuffer:
-    """Preallocated tensors of (o, a, r, o', terminated) for all agents at once; a ring when full."""
+    """Preallocated tensors of (o, a, r, o', terminated, discount) for all agents at once; a ring when full.
+
+    ``discount`` is gamma to the power of the steps from o to o' (gamma for one-step transitions).
+    """
 
     def __init__(self, capacity: int, agents: int, obs_dim: int, act_dim: int, generator: torch.Generator):
         self.capacity = capacity
@@ -101,12 +106,13 @@ class ReplayBuffer:
         self.rewards = torch.zeros((capacity, agents))
         self.next_obs = torch.zeros((capacity, agents, obs_dim))
         self.terminated = torch.zeros(capacity)
+        self.discounts = torch.zeros(capacity)
         self.size = 0
         self.pos = 0
         self.generator = generator
 
     def add(self, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray, next_obs: np.ndarray,
-            terminated: np.ndarray) -> None:
+            terminated: np.ndarray, discounts: np.ndarray | float) -> None:
         """Store a batch of transitions (first axis: copies)."""
         n = len(obs)
         idx = (self.pos + torch.arange(n)) % self.capacity
@@ -115,13 +121,59 @@ class ReplayBuffer:
         self.rewards[idx] = torch.as_tensor(rewards, dtype=torch.float32)
         self.next_obs[idx] = torch.as_tensor(next_obs, dtype=torch.float32)
         self.terminated[idx] = torch.as_tensor(terminated, dtype=torch.float32)
+        self.discounts[idx] = torch.as_tensor(discounts, dtype=torch.float32)
         self.pos = (self.pos + n) % self.capacity
         self.size = min(self.size + n, self.capacity)
 
     def sample(self, batch_size: int) -> tuple[torch.Tensor, ...]:
         """A uniform minibatch (with replacement)."""
         idx = torch.randint(0, self.size, (batch_size,), generator=self.generator)
-        return self.obs[idx], self.actions[idx], self.rewards[idx], self.next_obs[idx], self.terminated[idx]
+        return (self.obs[idx], self.actions[idx], self.rewards[idx], self.next_obs[idx], self.terminated[idx],
+                self.discounts[idx])
+
+
+class NStepCollector:
+    """Turns each copy's latest steps into n-step transitions for a :class:`ReplayBuffer`.
+
+    Every step of a copy, once it has n steps of history, yields ``(o_t, a_t, r_t + gamma r_t+1 + ... +
+    gamma^(n-1) r_t+n-1, o_t+n, terminated, gamma^n)``. When an episode ends (termination or truncation) its
+    pending shorter transitions are flushed too, each reaching the final observation (which a truncation
+    bootstraps from and a termination does not). With n = 1 these are plain one-step transitions.
+    """
+
+    def __init__(self, buffer: ReplayBuffer, n: int, gamma: float, copies: int) -> None:
+        self.buffer, self.n, self.gamma = buffer, n, gamma
+        self.count = np.zeros(copies, dtype=np.int64)
+        self._history: list[np.ndarray] | None = None  # obs, actions, rewards: (n, copies, ...); 0 = latest
+
+    def add(self, valid: np.ndarray, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray,
+            next_obs: np.ndarray, terminated: np.ndarray, done: np.ndarray) -> None:
+        """One vector step; ``valid`` marks the copies whose step is a real transition (not an autoreset)."""
+        if self.n == 1:
+            if valid.any():
+                self.buffer.add(obs[valid], actions[valid], rewards[valid], next_obs[valid], terminated[valid],
+                                self.gamma)
+            return
+        if self._history is None:
+            self._history = [np.zeros((self.n, *x.shape), dtype=np.float32) for x in (obs, actions, rewards)]
+        for h, x in zip(self._history, (obs, actions, rewards), strict=True):
+            h[1:, valid] = h[:-1, valid]
+            h[0, valid] = x[valid]
+        self.count[valid] = np.minimum(self.count[valid] + 1, self.n)
+        ended = done & valid
+        full = valid & ~ended & (self.count == self.n)
+        h_obs, h_act, h_rew = self._history
+        ret = np.zeros_like(rewards, dtype=np.float32)
+        parts = []
+        for k in range(1, self.n + 1):  # the k-step transition starts k - 1 steps back
+            ret = h_rew[k - 1] + self.gamma * ret
+            emit = (ended & (self.count >= k)) | (full if k == self.n else False)
+            if emit.any():
+                parts.append((h_obs[k - 1][emit], h_act[k - 1][emit], ret[emit], next_obs[emit], terminated[emit],
+                              np.full(int(emit.sum()), self.gamma ** k, dtype=np.float32)))
+        self.count[ended] = 0
+        if parts:
+            self.buffer.add(*(np.concatenate(p) for p in zip(*parts, strict=True)))
 
 
 class MADDPG(Agent):
@@ -172,8 +224,7 @@ class MADDPG(Agent):
         self.n_nets = 1 if shared else a
         self.n_critics = 2 if cfg.twin_critics else 1
         critic_in = a * (od + ad) + (a if shared else 0)
-        # A small last actor layer starts every action near the middle of its range (tanh unsaturated).
-        self.actor = StackedMLP(self.n_nets, [od, *cfg.net_arch, ad], cfg.activation_fn, out_gain=0.01)
+        self.actor = StackedMLP(self.n_nets, [od, *cfg.net_arch, ad], cfg.activation_fn)
         self.critic = StackedMLP(self.n_nets * self.n_critics, [critic_in, *cfg.net_arch, 1], cfg.activation_fn)
         self.target_actor = copy.deepcopy(self.actor)
         self.target_critic = copy.deepcopy(self.critic)
@@ -188,14 +239,27 @@ class MADDPG(Agent):
         self.actor_opt = torch.optim.Adam(self._actor_params, lr=cfg.actor_learning_rate, fused=True)
         self.critic_opt = torch.optim.Adam(self._critic_params, lr=cfg.critic_learning_rate, fused=True)
         self._agent_ids = torch.eye(a).unsqueeze(1)  # (agents, 1, agents): one-hot id of each agent
+        self._rotations = (torch.arange(a)[:, None] + torch.arange(a)[None]) % a  # row i: i, i+1, ..., i-1
         self.generator = torch.Generator().manual_seed(seed)
         self.num_steps = 0
         self.num_updates = 0
         self._total_steps = 1
+        self._noise_state: torch.Tensor | None = None
+        self._episode_start = torch.zeros(0, dtype=torch.bool)
 
     # -- networks
     def _policy_out(self, actor: StackedMLP, obs: torch.Tensor) -> torch.Tensor:
-        """Raw actor outputs (logits, or pre-tanh values) for every agent: (batch, agents, act_dim)."""
+        """Raw actor outputs (logits, or pre-tanh values) for every agent: (batch, agents, act_dim).
+
+        With ``mirror_symmetry`` the actor is odd, (f(o) - f(-o)) / 2: mirrored observations get mirrored
+        actions, exactly.
+        """
+        if self.cfg.mirror_symmetry:
+            both = self._actor_out(actor, torch.cat([obs, -obs]))
+            return 0.5 * (both[:len(obs)] - both[len(obs):])
+        return self._actor_out(actor, obs)
+
+    def _actor_out(self, actor: StackedMLP, obs: torch.Tensor) -> torch.Tensor:
         b, a, d = obs.shape
         if self.cfg.share_parameters:
             return actor(obs.reshape(1, b * a, d)).view(b, a, -1)
@@ -213,6 +277,24 @@ class MADDPG(Agent):
         if critics > 1:
             x = x.repeat(critics, 1, 1)
         return critic(x, first=critics * self.n_nets).view(critics, a, b)
+
+    def _rows(self, obs: torch.Tensor, taken: torch.Tensor, own: torch.Tensor | None = None) -> torch.Tensor:
+        """The critics' inputs, row i for agent i's critic: (agents, batch, in).
+
+        Every agent's observation and action as taken; with ``own`` (the actor update), agent i's action in
+        row i comes from its current policy instead. With ``ego_critic`` row i lists the agents starting from
+        agent i (i, i+1, ..., i-1), so a shared critic sees every agent from its own point of view.
+        """
+        a = obs.shape[1]
+        if self.cfg.ego_critic:
+            o = obs[:, self._rotations].transpose(0, 1)  # (agents, batch, agents, obs_dim), row i rotated by i
+            acts = taken[:, self._rotations].transpose(0, 1)
+            if own is not None:  # agent i is first in row i
+                acts = torch.cat([own.transpose(0, 1).unsqueeze(2), acts[:, :, 1:]], dim=2)
+        else:
+            o = obs.unsqueeze(0).expand(a, -1, -1, -1)
+            acts = taken.unsqueeze(0).expand(a, -1, -1, -1) if own is None else actor_update_actions(own, taken)
+        return critic_input(o, acts)
 
     def _to_env(self, a: torch.Tensor) -> np.ndarray:
         """Network-space actions (tanh range, or one-hot) to what the env takes."""
@@ -255,7 +337,24 @@ class MADDPG(Agent):
             out = self._policy_out(self.actor, torch.as_tensor(obs, dtype=torch.float32))
             if self.discrete:
                 return gumbel_softmax(out, self.cfg.gumbel_temperature)
-            return (torch.tanh(out) + self._noise() * torch.randn(shape, generator=self.generator)).clamp(-1.0, 1.0)
+            return (torch.tanh(out) + self._noise() * self._unit_noise(shape)).clamp(-1.0, 1.0)
+
+    def _unit_noise(self, shape: tuple[int, ...]) -> torch.Tensor:
+        """Standard normal noise; with noise_correlation rho > 0, an AR(1) process per copy and agent.
+
+        That is a discretised Ornstein-Uhlenbeck process, as DDPG's: n <- rho * n + sqrt(1 - rho^2) * eps,
+        still of unit variance, restarted from a fresh draw when a copy's episode starts.
+        """
+        eps = torch.randn(shape, generator=self.generator)
+        rho = self.cfg.noise_correlation
+        if rho <= 0:
+            return eps
+        if self._noise_state is None or self._noise_state.shape != shape:
+            self._noise_state = eps
+        else:
+            self._noise_state = rho * self._noise_state + (1.0 - rho * rho) ** 0.5 * eps
+            self._noise_state[self._episode_start] = eps[self._episode_start]
+        return self._noise_state
 
     # -- learning
     def learn(self, total_steps: int, callback: Callback) -> None:
@@ -264,6 +363,7 @@ class MADDPG(Agent):
         self._total_steps = total_steps
         envs = self.make_vec(cfg.n_envs)
         self.buffer = ReplayBuffer(cfg.buffer_size, self.n_agents, self.obs_dim, self.act_dim, self.generator)
+        collector = NStepCollector(self.buffer, cfg.n_step, cfg.gamma, cfg.n_envs)
         obs, _ = envs.reset(seed=self.seed)
         reset_next = np.zeros(cfg.n_envs, dtype=bool)
         returns = np.zeros((cfg.n_envs, self.n_agents))
@@ -271,12 +371,11 @@ class MADDPG(Agent):
         vector_steps = 0
         try:
             while self.num_steps < total_steps:
+                self._episode_start = torch.as_tensor(reset_next)
                 actions = self._explore(obs)
                 next_obs, rewards, terminated, truncated, _ = envs.step(self._to_env(actions))
                 valid = ~reset_next  # an autoreset step carries no transition
-                if valid.any():
-                    self.buffer.add(obs[valid], actions.numpy()[valid], rewards[valid], next_obs[valid],
-                                    terminated[valid])
+                collector.add(valid, obs, actions.numpy(), rewards, next_obs, terminated, terminated | truncated)
                 self.num_steps += cfg.n_envs
                 vector_steps += 1
                 returns[valid] += rewards[valid]
@@ -304,9 +403,12 @@ class MADDPG(Agent):
     def _update(self) -> dict[str, float]:
         """One MADDPG step for every agent (see the module docstring); every agent's nets in one call."""
         cfg = self.cfg
-        a, c = self.n_agents, self.n_critics
-        obs, actions, rewards, next_obs, terminated = self.buffer.sample(cfg.batch_size)
+        c = self.n_critics
+        obs, actions, rewards, next_obs, terminated, discounts = self.buffer.sample(cfg.batch_size)
         b = obs.shape[0]
+        if cfg.mirror_symmetry:  # the env is unchanged under (o, a) -> (-o, -a): mirror half the batch
+            sign = torch.where(torch.rand(b, generator=self.generator) < 0.5, -1.0, 1.0).view(b, 1, 1)
+            obs, actions, next_obs = obs * sign, actions * sign, next_obs * sign
         with torch.no_grad():
             out = self._policy_out(self.target_actor, next_obs)
             if self.discrete:
@@ -317,10 +419,9 @@ class MADDPG(Agent):
                     noise = (torch.randn(next_actions.shape, generator=self.generator) * cfg.target_noise)
                     next_actions = (next_actions + noise.clamp(-cfg.target_noise_clip, cfg.target_noise_clip)
                                     ).clamp(-1.0, 1.0)
-            next_x = critic_input(next_obs, next_actions).expand(a, b, -1)
-            q_next = self._q(self.target_critic, next_x, c).min(dim=0).values  # (agents, batch)
-            targets = rewards.T + cfg.gamma * (1.0 - terminated) * q_next
-        q = self._q(self.critic, critic_input(obs, actions).expand(a, b, -1), c)
+            q_next = self._q(self.target_critic, self._rows(next_obs, next_actions), c).min(dim=0).values
+            targets = rewards.T + discounts * (1.0 - terminated) * q_next  # (agents, batch)
+        q = self._q(self.critic, self._rows(obs, actions), c)
         # Mean over agents and batch, summed over twin critics.
         critic_loss = ((q - targets) ** 2).mean() * c
         self.critic_opt.zero_grad()
@@ -334,8 +435,8 @@ class MADDPG(Agent):
         if self.num_updates % cfg.policy_delay == 0:
             out = self._policy_out(self.actor, obs)
             own = gumbel_softmax(out, cfg.gumbel_temperature) if self.discrete else torch.tanh(out)
-            x = torch.cat([obs.flatten(1).expand(a, b, -1), actor_update_actions(own, actions).flatten(2)], dim=2)
-            actor_loss = -self._q(self.critic, x, 1)[0].mean() + cfg.action_l2 * (out ** 2).mean()
+            q_own = self._q(self.critic, self._rows(obs, actions, own), 1)[0]
+            actor_loss = -q_own.mean() + cfg.action_l2 * (out ** 2).mean()
             # Gradients for the actors only: the critic's weights take no part in this step.
             params = self._actor_params
             for p, g in zip(params, torch.autograd.grad(actor_loss, params), strict=True):

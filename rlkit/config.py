@@ -346,6 +346,8 @@ class MADDPGConfig:
     """Final standard deviation of the exploration noise."""
     noise_fraction: float = 0.5
     """Fraction of total_steps over which the noise decays linearly from noise_start to noise_end."""
+    noise_correlation: float = 0.0
+    """Step-to-step correlation of the noise in an episode (AR(1), i.e. Ornstein-Uhlenbeck-like); 0: independent."""
     gumbel_temperature: float = 1.0
     """Temperature of the Gumbel-softmax (discrete actions)."""
     net_arch: list[int] = field(default_factory=lambda: [64, 64])
@@ -366,6 +368,13 @@ class MADDPGConfig:
     """TD3: the target noise is clipped to +- this."""
     policy_delay: int = 1
     """Critic updates per actor (and target actor) update; TD3 uses 2."""
+    n_step: int = 1
+    """Steps of the returns in the TD target (1: one-step MADDPG)."""
+    ego_critic: bool = False
+    """Each agent's critic sees the agents in order starting from itself (for shared critics)."""
+    mirror_symmetry: bool = False
+    """The env is unchanged when every observation and action is negated (cart-poles, springs included): odd
+    actors, and every minibatch is half mirrored. Only for envs with that symmetry."""
 
     def validate(self) -> None:
         """Check values that the types alone cannot."""
@@ -383,12 +392,14 @@ class MADDPGConfig:
             "noise_start": self.noise_start >= 0,
             "noise_end": self.noise_end >= 0,
             "noise_fraction": 0.0 <= self.noise_fraction <= 1.0,
+            "noise_correlation": 0.0 <= self.noise_correlation < 1.0,
             "gumbel_temperature": self.gumbel_temperature > 0,
             "max_grad_norm": self.max_grad_norm >= 0,
             "action_l2": self.action_l2 >= 0,
             "target_noise": self.target_noise >= 0,
             "target_noise_clip": self.target_noise_clip >= 0,
             "policy_delay": self.policy_delay >= 1,
+            "n_step": self.n_step >= 1,
         }
         _check_ranges("agent", self, checks)
         _check_network(self.net_arch, self.activation_fn)

@@ -50,3 +50,31 @@ def test_reinforce_reaches_a_25_episode_mean_of_400_on_gymnasium_cartpole(tmp_pa
         stop = StopAtMeanReturn(target=400.0, window=25)
         train(cfg, tmp_path / f"seed{seed}", callbacks=[stop])
         assert stop.reached is not None, f"seed {seed}: mean of the last 25 episodes {sum(stop.returns) / 25:.1f}"
+
+
+def _maddpg_seeds(tmp_path, overrides, seeds, need):
+    """Train the MADDPG preset for ``seeds`` seeds, stopping once ``need`` have solved; returns the outcomes."""
+    outcomes = {}
+    for seed in range(seeds):
+        cfg = compose_cfg([*overrides, "callbacks.eval.stop_on_threshold=true", "callbacks.progress_bar=false",
+                           f"seed={seed}"])
+        summary = train(cfg, tmp_path / f"seed{seed}")
+        if summary["solved"] is not None:
+            # Solved means every agent's mean reached 475 in one evaluation.
+            assert min(summary["best_eval"]["agent_mean_rewards"].values()) >= 475
+        outcomes[seed] = summary["solved"] is not None
+        if sum(outcomes.values()) >= need:
+            break
+    return outcomes
+
+
+@pytest.mark.slow
+def test_maddpg_preset_solves_the_two_agent_cartpole_for_at_least_4_of_5_seeds(tmp_path):
+    outcomes = _maddpg_seeds(tmp_path, ["experiment=multi_cartpole_maddpg"], seeds=5, need=4)
+    assert sum(outcomes.values()) >= 4, f"every agent reached 475 in {outcomes}"
+
+
+@pytest.mark.slow
+def test_maddpg_coupled_preset_solves_the_spring_coupled_cartpole(tmp_path):
+    outcomes = _maddpg_seeds(tmp_path, ["experiment=multi_cartpole_coupled_maddpg"], seeds=3, need=2)
+    assert sum(outcomes.values()) >= 2, f"every agent reached 475 in {outcomes}"

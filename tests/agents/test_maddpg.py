@@ -54,10 +54,11 @@ def test_replay_buffer_wraps_around_and_samples_what_was_stored():
     buf = ReplayBuffer(4, agents=2, obs_dim=1, act_dim=1, generator=torch.Generator().manual_seed(0))
     for k in range(3):
         buf.add(np.full((2, 2, 1), k), np.zeros((2, 2, 1)), np.full((2, 2), k), np.zeros((2, 2, 1)),
-                np.array([False, k == 2]))
+                np.array([False, k == 2]), 0.99)
     assert buf.size == 4 and buf.pos == 2
     assert sorted(buf.obs[:, 0, 0].tolist()) == [1.0, 1.0, 2.0, 2.0]  # the oldest were overwritten
-    obs, _, rewards, _, _ = buf.sample(64)
+    obs, _, rewards, _, _, discounts = buf.sample(64)
+    assert torch.allclose(discounts, torch.tensor(0.99))
     assert set(obs[:, 0, 0].tolist()) <= {1.0, 2.0} and torch.equal(obs[:, 0, 0], rewards[:, 0])
 
 
@@ -182,3 +183,55 @@ def test_config_defaults_match_the_yaml_and_bad_values_are_refused():
     for key, bad in (("tau", 0.0), ("policy_delay", 0), ("noise_fraction", 1.5), ("net_arch", [])):
         with pytest.raises(ConfigError, match=key if key != "net_arch" else "net_arch"):
             dataclasses.replace(MADDPGConfig(), **{key: bad}).validate()
+
+
+def test_n_step_collector_sums_discounted_rewards_and_flushes_at_episode_ends():
+    from rlkit.agents.maddpg import NStepCollector
+
+    buf = ReplayBuffer(100, agents=1, obs_dim=1, act_dim=1, generator=torch.Generator().manual_seed(0))
+    col = NStepCollector(buf, n=3, gamma=0.5, copies=1)
+    valid = np.array([True])
+
+    def step(t, reward, terminated=False, truncated=False):
+        col.add(valid, np.full((1, 1, 1), t), np.full((1, 1, 1), 10 * t), np.full((1, 1), reward),
+                np.full((1, 1, 1), t + 1), np.array([terminated]), np.array([terminated or truncated]))
+
+    step(0, 1.0)
+    step(1, 2.0)
+    assert buf.size == 0  # fewer than 3 steps so far
+    step(2, 4.0)  # o_0 -> o_3: 1 + 0.5 * 2 + 0.25 * 4
+    step(3, 8.0, terminated=True)  # o_1 -> o_4 full, then o_2 and o_3 flushed, all ending terminated
+    got = sorted((float(buf.obs[i, 0, 0]), float(buf.rewards[i, 0]), float(buf.next_obs[i, 0, 0]),
+                  float(buf.terminated[i]), float(buf.discounts[i])) for i in range(buf.size))
+    assert got == [(0.0, 3.0, 3.0, 0.0, 0.125), (1.0, 2.0 + 2.0 + 2.0, 4.0, 1.0, 0.125),
+                   (2.0, 4.0 + 4.0, 4.0, 1.0, 0.25), (3.0, 8.0, 4.0, 1.0, 0.5)]
+    assert float(buf.actions[0, 0, 0]) == 0.0 and sorted(buf.actions[:4, 0, 0].tolist()) == [0, 10, 20, 30]
+
+
+def test_ego_critic_rows_start_from_the_judged_agent():
+    agent = _agent(num_agents=3, ego_critic=True, share_parameters=True)
+    obs = torch.arange(3.0).view(1, 3, 1).expand(1, 3, 4)  # agent j observes j everywhere
+    taken = torch.tensor([[[10.0], [11.0], [12.0]]])
+    own = torch.tensor([[[20.0], [21.0], [22.0]]])
+    rows = agent._rows(obs, taken)
+    assert rows.shape == (3, 1, 3 * 4 + 3)
+    assert rows[1, 0, ::4][:3].tolist() == [1.0, 2.0, 0.0] and rows[1, 0, -3:].tolist() == [11.0, 12.0, 10.0]
+    mixed = agent._rows(obs, taken, own)
+    assert [mixed[i, 0, -3:].tolist() for i in range(3)] == [[20.0, 11.0, 12.0], [21.0, 12.0, 10.0],
+                                                             [22.0, 10.0, 11.0]]
+
+
+def test_mirror_symmetry_makes_the_actor_odd():
+    agent = _agent(mirror_symmetry=True)
+    agent.learn(400, CallbackList([]))
+    obs = np.random.default_rng(1).normal(size=(5, 2, 4)).astype(np.float32)
+    np.testing.assert_allclose(agent.act(-obs), -agent.act(obs), atol=1e-6)
+
+
+def test_the_presets_compose_with_their_documented_values():
+    from helpers import compose_cfg
+
+    cfg = compose_cfg(["experiment=multi_cartpole_coupled_maddpg"])
+    assert cfg.env.coupling == 2.0 and cfg.env.num_agents == 2 and cfg.agent.share_parameters
+    assert compose_cfg(["experiment=multi_cartpole_maddpg"]).env.coupling == 0.0
+    assert compose_cfg(["experiment=mpe_maddpg"]).env.name == "simple_spread_v3"
