@@ -115,9 +115,23 @@ def mpe_once(seed: int, workdir: Path, extra: list[str], episodes: int = 100) ->
             "steps_per_second": s["steps"] / s["train_seconds"], **q}
 
 
+class _UniformRandom:
+    """Uniformly random moves: the reference point of the MPE figures."""
+
+    def __init__(self, n: int, seed: int) -> None:
+        self.n = n
+        self.rng = np.random.default_rng(seed)
+
+    def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
+        return self.rng.integers(0, self.n, obs.shape[:2])
+
+
 def bench_mpe(seeds: int, extra: list[str]) -> dict[str, Any]:
     print(f"(b) MADDPG, experiment=mpe_maddpg on simple_spread_v3 {' '.join(extra)}: 100 greedy episodes "
           f"after the whole budget, {seeds} seeds")
+    env = build_env(compose(["experiment=mpe_maddpg", *extra]).env)
+    random = _spread_quantities(_UniformRandom(5, 0), env.make, 100, seed=10_000)
+    print("    uniformly random moves: " + ", ".join(f"{k} {v:.3f}" for k, v in random.items()))
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in range(seeds):
@@ -127,7 +141,8 @@ def bench_mpe(seeds: int, extra: list[str]) -> dict[str, Any]:
                   f"{r['agent_return']:.2f}, landmark distance {r['landmark_distance_per_step']:.3f} per step, "
                   f"{r['collisions_per_episode']:.2f} collisions per episode", flush=True)
     keys = ("agent_return", "team_return_sum", "landmark_distance_per_step", "collisions_per_episode")
-    summary = {"runs": runs, **{f"median_{k}": statistics.median(r[k] for r in runs) for k in keys}}
+    summary = {"runs": runs, "random": random,
+               **{f"median_{k}": statistics.median(r[k] for r in runs) for k in keys}}
     print("    median: " + ", ".join(f"{k} {summary['median_' + k]:.3f}" for k in keys))
     return summary
 
