@@ -22,9 +22,11 @@ from gymnasium.envs.registration import register, registry
 from rlkit.envs import multi_cartpole_v0
 from rlkit.envs.balancing_pole import BalancingPoleEnv, BalancingPoleVectorEnv
 from rlkit.envs.multi_cartpole import MultiCartPoleEnv, MultiCartPoleVectorEnv
+from rlkit.envs.robotic_arm import RoboticArmEnv, RoboticArmVectorEnv
 
 BALANCING_POLE_ID = "rlkit/BalancingPole-v1"
 MULTI_CARTPOLE_ID = "rlkit/MultiCartPole-v0"
+ROBOTIC_ARM_ID = "rlkit/RoboticArm-v1"
 
 if BALANCING_POLE_ID not in registry:
     register(
@@ -33,6 +35,15 @@ if BALANCING_POLE_ID not in registry:
         vector_entry_point="rlkit.envs.balancing_pole:BalancingPoleVectorEnv",
         max_episode_steps=500,
         reward_threshold=475.0,
+    )
+
+if ROBOTIC_ARM_ID not in registry:
+    register(
+        id=ROBOTIC_ARM_ID,
+        entry_point="rlkit.envs.robotic_arm:RoboticArmEnv",
+        vector_entry_point="rlkit.envs.robotic_arm:RoboticArmVectorEnv",
+        # 10 s at the default 0.05 s per step: time to cross the workspace and settle on the target.
+        max_episode_steps=200,
     )
 
 if MULTI_CARTPOLE_ID not in pettingzoo.parallel_registry:
@@ -46,5 +57,8 @@ __all__ = [
     "BalancingPoleVectorEnv",
     "MultiCartPoleEnv",
     "MultiCartPoleVectorEnv",
+    "ROBOTIC_ARM_ID",
+    "RoboticArmEnv",
+    "RoboticArmVectorEnv",
     "multi_cartpole_v0",
 ]

@@ -120,6 +120,62 @@ class MultiCartPoleConfig(BalancingPoleConfig):
             raise ConfigError(f"env.coupling (spring stiffness) must be >= 0, got {self.coupling}")
 
 
+@dataclass
+class RoboticArmConfig:
+    """The robotic arm, ``rlkit/RoboticArm-v1``: a planar two-link arm brings its fingertip to a target."""
+
+    name: str = "robotic_arm"
+    """Environment kind; selects the builder (do not change)."""
+    link_lengths: list[float] = field(default_factory=lambda: [1.0, 0.7])
+    """Lengths of the two links, m."""
+    link_masses: list[float] = field(default_factory=lambda: [1.0, 1.0])
+    """Masses of the two links (uniform rods), kg."""
+    max_torque: float = 2.0
+    """Torque of each joint at |action| = 1, N m."""
+    damping: float = 0.05
+    """Viscous damping of each joint, N m s/rad."""
+    gravity: float = 0.0
+    """Gravitational acceleration along -y, m/s^2 (0: a top-down table)."""
+    dt: float = 0.01
+    """Seconds per RK4 integration step."""
+    frame_skip: int = 5
+    """Integration steps per environment step."""
+    max_speed: float = 6.283185307179586
+    """Joint speed limit, rad/s."""
+    tolerance: float = 0.05
+    """Distance from the target, m, that counts as success (and ends the episode)."""
+    torque_cost: float = 0.01
+    """Weight of |action|^2 in the reward."""
+    fixed_target: list[float] | None = None
+    """A fixed target (x, y) in m; empty draws one within reach at every reset."""
+    model: str = "dynamics"
+    """dynamics (rigid-body two-link arm) or simple (torque integrated directly as angular acceleration)."""
+    max_episode_steps: int = 200
+    """Steps after which an episode is truncated."""
+    reward_threshold: float | None = None
+    """Mean evaluation return that counts as solved; empty: none (the arm is judged by its success rate)."""
+
+    def validate(self) -> None:
+        """Check values that the types alone cannot."""
+        if self.model not in ("dynamics", "simple"):
+            raise ConfigError(f"env.model must be dynamics or simple, got {self.model!r}")
+        for key in ("link_lengths", "link_masses"):
+            values = getattr(self, key)
+            if len(values) != 2 or not all(v > 0 for v in values):
+                raise ConfigError(f"env.{key} must be two numbers > 0, got {list(values)}")
+        for key in ("max_torque", "dt", "max_speed", "tolerance"):
+            if not getattr(self, key) > 0:
+                raise ConfigError(f"env.{key} must be > 0, got {getattr(self, key)}")
+        for key in ("damping", "gravity", "torque_cost"):
+            if not getattr(self, key) >= 0:
+                raise ConfigError(f"env.{key} must be >= 0, got {getattr(self, key)}")
+        if self.frame_skip < 1 or self.max_episode_steps < 1:
+            raise ConfigError(f"env.frame_skip and env.max_episode_steps must be >= 1, got {self.frame_skip} and "
+                              f"{self.max_episode_steps}")
+        if self.fixed_target is not None and len(self.fixed_target) != 2:
+            raise ConfigError(f"env.fixed_target must be [x, y] or null, got {list(self.fixed_target)}")
+
+
 MPE_SCENARIOS = (
     "simple_v3", "simple_adversary_v3", "simple_crypto_v3", "simple_push_v3", "simple_reference_v3",
     "simple_speaker_listener_v4", "simple_spread_v3", "simple_tag_v3", "simple_world_comm_v3",
@@ -504,6 +560,7 @@ ENV_SCHEMAS: dict[str, type] = {
     "balancing_pole": BalancingPoleConfig,
     "gym": GymEnvConfig,
     "multi_cartpole": MultiCartPoleConfig,
+    "robotic_arm": RoboticArmConfig,
     "mpe": MPEConfig,
     "pettingzoo": PettingZooConfig,
 }

@@ -18,6 +18,7 @@ from rlkit.config import (
     MPEConfig,
     MultiCartPoleConfig,
     PettingZooConfig,
+    RoboticArmConfig,
     env_schema,
 )
 from rlkit.errors import ConfigError
@@ -90,6 +91,24 @@ def _gym(cfg: GymEnvConfig) -> EnvFactory:
         return gym.make_vec(cfg.id, num_envs=n, **kwargs)
 
     return EnvFactory(make=make, make_vec=make_vec, label=cfg.id, reward_threshold=threshold)
+
+
+def _robotic_arm(cfg: RoboticArmConfig) -> EnvFactory:
+    from rlkit.envs import ROBOTIC_ARM_ID
+
+    kwargs = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)
+              if f.name not in ("name", "max_episode_steps", "reward_threshold")}
+    if kwargs["fixed_target"] is not None:
+        kwargs["fixed_target"] = tuple(kwargs["fixed_target"])
+
+    def make(render_mode: str | None = None) -> gym.Env:
+        return gym.make(ROBOTIC_ARM_ID, render_mode=render_mode, max_episode_steps=cfg.max_episode_steps, **kwargs)
+
+    def make_vec(n: int) -> gym.vector.VectorEnv:
+        return gym.make_vec(ROBOTIC_ARM_ID, num_envs=n, vectorization_mode="vector_entry_point",
+                            max_episode_steps=cfg.max_episode_steps, **kwargs)
+
+    return EnvFactory(make=make, make_vec=make_vec, label="robotic_arm", reward_threshold=cfg.reward_threshold)
 
 
 def _multi_cartpole(cfg: MultiCartPoleConfig) -> EnvFactory:
@@ -177,6 +196,7 @@ ENV_BUILDERS: dict[type, Callable[[Any], EnvFactory]] = {
     BalancingPoleConfig: _balancing_pole,
     GymEnvConfig: _gym,
     MultiCartPoleConfig: _multi_cartpole,
+    RoboticArmConfig: _robotic_arm,
     MPEConfig: _mpe,
     PettingZooConfig: _pettingzoo,
 }

@@ -142,3 +142,11 @@ def test_dqn_with_several_env_copies_counts_every_step_and_episode(tmp_path):
     episodes = [e[1] for e in rec.of("episode")]
     assert len(episodes) == summary["episodes"] > 30
     assert sum(ep.length for ep in episodes) <= 1500
+
+
+@pytest.mark.parametrize("agent", ["reinforce", "maddpg"])
+def test_the_robotic_arm_trains_with_continuous_agents(tmp_path, agent):
+    summary, rec = _train(tmp_path, ["env=robotic_arm", f"agent={agent}", "env.max_episode_steps=50"])
+    assert summary["env"] == "robotic_arm" and summary["steps"] >= 1200
+    assert all(ep.length <= 50 for _, ep in rec.of("episode"))
+    assert summary["final_eval"]["episodes"] == 2

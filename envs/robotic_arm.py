@@ -1,0 +1,607 @@
+"""The robotic arm: a planar two-link arm that brings its fingertip to a target."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from rlkit.envs.balancing_pole import ResetStreams
+from rlkit.envs.rendering import CanvasOwner, PygameCanvas
+
+MODELS = ("dynamics", "simple")
+STANDARD_GRAVITY = 9.81  # m/s^2, what gravity=True means
+
+# The core below is written once for Python floats and once-and-for-all for NumPy arrays: each function uses
+# only + - * / % and the sin/cos/sqrt/clip it is given, so the single environment (math.*, floats) and the
+# batched one (np.*, arrays) run the same operations in the same order and agree bit for bit.
+
+
+def _pair(name: str, value: Sequence[float]) -> tuple[float, float]:
+    """Two positive finite numbers, or a ValueError naming the argument."""
+    try:
+        first, second = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"robotic arm: {name} must be two numbers (link 1, link 2), got {value!r}") from None
+    if not (math.isfinite(first) and math.isfinite(second) and first > 0 and second > 0):
+        raise ValueError(f"robotic arm: both {name} must be finite and > 0, got {value!r}")
+    return first, second
+
+
+class _Arm:
+    """Constants of the arm, folded once so the single and the batched env share every operation.
+
+    Each link is a uniform rod: mass ``m_i``, length ``l_i``, centre of mass at ``lc_i = l_i / 2``, moment
+    of inertia ``I_i = m_i l_i^2 / 12`` about it. The mass matrix then has the constant parts
+    ``alpha = I1 + I2 + m1 lc1^2 + m2 (l1^2 + lc2^2)``, ``beta = m2 l1 lc2`` and ``delta = I2 + m2 lc2^2``
+    (see :class:`RoboticArmEnv` for the equations), and the gravity torques the factors
+    ``g (m1 lc1 + m2 l1)`` and ``g m2 lc2``.
+    """
+
+    def __init__(self, link_lengths: Sequence[float], link_masses: Sequence[float], max_torque: float,
+                 damping: float, gravity: float | bool, dt: float, frame_skip: int, max_speed: float,
+                 tolerance: float, torque_cost: float, fixed_target: Sequence[float] | None, model: str) -> None:
+        l1, l2 = _pair("link_lengths", link_lengths)
+        m1, m2 = _pair("link_masses", link_masses)
+        g = STANDARD_GRAVITY if gravity is True else float(gravity)
+        if model not in MODELS:
+            raise ValueError(f"robotic arm: model must be one of {MODELS}, got {model!r}")
+        if isinstance(frame_skip, bool) or int(frame_skip) != frame_skip or frame_skip < 1:
+            raise ValueError(f"robotic arm: frame_skip must be an integer >= 1, got {frame_skip!r}")
+        for name, value, low in (("max_torque", max_torque, 0.0), ("dt", dt, 0.0), ("max_speed", max_speed, 0.0),
+                                 ("tolerance", tolerance, 0.0)):
+            if not (math.isfinite(value) and value > low):
+                raise ValueError(f"robotic arm: {name} must be finite and > 0, got {value!r}")
+        for name, value in (("damping", damping), ("gravity", g), ("torque_cost", torque_cost)):
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"robotic arm: {name} must be finite and >= 0, got {value!r}")
+        reach, inner = l1 + l2, abs(l1 - l2)
+        if tolerance >= reach:
+            raise ValueError(f"robotic arm: tolerance ({tolerance}) must be smaller than the reach l1 + l2 "
+                             f"({reach}), or every state would count as success")
+        if model == "simple" and g > 0:
+            warnings.warn("robotic arm: the simple model has no gravity (nor masses); gravity is ignored",
+                          stacklevel=3)
+        self.fixed_target: tuple[float, float] | None = None
+        if fixed_target is not None:
+            try:
+                tx, ty = (float(v) for v in fixed_target)
+            except (TypeError, ValueError):
+                tx = ty = math.nan
+            if not (math.isfinite(tx) and math.isfinite(ty)):
+                raise ValueError(f"robotic arm: fixed_target must be None or two finite numbers (x, y) in m, got "
+                                 f"{fixed_target!r}")
+            if not inner <= math.sqrt(tx * tx + ty * ty) <= reach:
+                warnings.warn(f"robotic arm: fixed_target {fixed_target!r} lies outside the reachable annulus "
+                              f"{inner} <= r <= {reach}; the fingertip can never reach it", stacklevel=3)
+            self.fixed_target = (tx, ty)
+
+        self.l1, self.l2, self.reach = l1, l2, reach
+        self.model = model
+        self.max_torque = float(max_torque)
+        self.damping = float(damping)
+        self.gravity = g if model == "dynamics" else 0.0
+        self.dt = float(dt)
+        self.frame_skip = int(frame_skip)
+        self.max_speed = float(max_speed)
+        self.tolerance = float(tolerance)
+        self.torque_cost = float(torque_cost)
+        lc1, lc2 = l1 / 2.0, l2 / 2.0
+        i1, i2 = m1 * l1 * l1 / 12.0, m2 * l2 * l2 / 12.0
+        self.alpha = i1 + i2 + m1 * lc1 * lc1 + m2 * (l1 * l1 + lc2 * lc2)
+        self.beta = m2 * l1 * lc2
+        self.delta = i2 + m2 * lc2 * lc2
+        self.gravity_1 = self.gravity * (m1 * lc1 + m2 * l1)  # N m at cos(q1) = 1
+        self.gravity_2 = self.gravity * m2 * lc2  # N m at cos(q1 + q2) = 1
+        # Targets uniform in area of the annulus inner <= r < reach: r^2 uniform in [inner^2, reach^2).
+        self.r2_min, self.r2_span = inner * inner, reach * reach - inner * inner
+        # Bounds of the target coordinates, which a fixed target outside the reach widens.
+        self.target_bound = max(reach, *(abs(v) for v in self.fixed_target)) if self.fixed_target else reach
+        self.public = {"link_lengths": (l1, l2), "link_masses": (m1, m2), "max_torque": self.max_torque,
+                       "damping": self.damping, "gravity": self.gravity, "dt": self.dt,
+                       "frame_skip": self.frame_skip, "max_speed": self.max_speed, "tolerance": self.tolerance,
+                       "torque_cost": self.torque_cost, "fixed_target": self.fixed_target, "model": model}
+
+    def energy(self, q1: float, q2: float, w1: float, w2: float) -> float:
+        """Kinetic plus potential energy (J) of the dynamics model, zero potential with the arm level."""
+        c2 = math.cos(q2)
+        m11 = self.alpha + 2.0 * self.beta * c2
+        m12 = self.delta + self.beta * c2
+        kinetic = 0.5 * (m11 * w1 * w1 + 2.0 * m12 * w1 * w2 + self.delta * w2 * w2)
+        return kinetic + self.gravity_1 * math.sin(q1) + self.gravity_2 * math.sin(q1 + q2)
+
+
+Fn = Callable[[Any], Any]
+
+
+def make_advance(k: _Arm, sin: Fn, cos: Fn, clip: Fn) -> Callable[..., tuple[Any, Any, Any, Any]]:
+    """The function that advances the arm by one environment step: ``frame_skip`` RK4 steps of ``dt``.
+
+    ``advance(q1, q2, w1, w2, tau1, tau2)`` takes floats or arrays and returns the new angles, wrapped to
+    [-pi, pi), and velocities, clipped to ``[-max_speed, max_speed]`` after every RK4 step. The constants
+    live in the closure, which keeps the single env's float arithmetic free of attribute look-ups.
+    """
+    alpha, beta, delta, damping = k.alpha, k.beta, k.delta, k.damping
+    det_0 = alpha * delta - delta * delta  # det M = det_0 - (beta cos q2)^2 > 0
+    gravity_1, gravity_2 = k.gravity_1, k.gravity_2
+    h, h_2, h_6 = k.dt, k.dt / 2.0, k.dt / 6.0
+    frame_skip, pi, two_pi = k.frame_skip, math.pi, 2.0 * math.pi
+
+    def accel_simple(q1: Any, q2: Any, w1: Any, w2: Any, tau1: Any, tau2: Any) -> tuple[Any, Any]:
+        return tau1 - damping * w1, tau2 - damping * w2
+
+    def accel_dynamics(q1: Any, q2: Any, w1: Any, w2: Any, tau1: Any, tau2: Any) -> tuple[Any, Any]:
+        # M(q) qdd = tau - C(q, qd) qd - g(q) - damping qd, solved with the 2 x 2 inverse.
+        b_cos = beta * cos(q2)
+        b_sin = beta * sin(q2)
+        m12 = delta + b_cos
+        r1 = tau1 + b_sin * (w2 * (2.0 * w1 + w2)) - damping * w1
+        r2 = tau2 - b_sin * (w1 * w1) - damping * w2
+        if gravity_1:
+            g12 = gravity_2 * cos(q1 + q2)
+            r1 = r1 - (gravity_1 * cos(q1) + g12)
+            r2 = r2 - g12
+        inv_det = 1.0 / (det_0 - b_cos * b_cos)
+        return (delta * r1 - m12 * r2) * inv_det, ((alpha + 2.0 * b_cos) * r2 - m12 * r1) * inv_det
+
+    accel = accel_dynamics if k.model == "dynamics" else accel_simple
+
+    def advance(q1: Any, q2: Any, w1: Any, w2: Any, tau1: Any, tau2: Any) -> tuple[Any, Any, Any, Any]:
+        for _ in range(frame_skip):
+            # Classic RK4 on (q, qd): slopes (w, a), (v, b), (u, c), (x, d) at the start, twice the middle
+            # and the end of the step.
+            a1, a2 = accel(q1, q2, w1, w2, tau1, tau2)
+            v1, v2 = w1 + h_2 * a1, w2 + h_2 * a2
+            b1, b2 = accel(q1 + h_2 * w1, q2 + h_2 * w2, v1, v2, tau1, tau2)
+            u1, u2 = w1 + h_2 * b1, w2 + h_2 * b2
+            c1, c2 = accel(q1 + h_2 * v1, q2 + h_2 * v2, u1, u2, tau1, tau2)
+            x1, x2 = w1 + h * c1, w2 + h * c2
+            d1, d2 = accel(q1 + h * u1, q2 + h * u2, x1, x2, tau1, tau2)
+            q1 = q1 + h_6 * (w1 + 2.0 * (v1 + u1) + x1)
+            q2 = q2 + h_6 * (w2 + 2.0 * (v2 + u2) + x2)
+            w1 = clip(w1 + h_6 * (a1 + 2.0 * (b1 + c1) + d1))
+            w2 = clip(w2 + h_6 * (a2 + 2.0 * (b2 + c2) + d2))
+        return (q1 + pi) % two_pi - pi, (q2 + pi) % two_pi - pi, w1, w2
+
+    return advance
+
+
+def fingertip(k: _Arm, c1: Any, s1: Any, c2: Any, s2: Any) -> tuple[Any, Any]:
+    """Forward kinematics: the fingertip from the cosines and sines of both joint angles."""
+    return k.l1 * c1 + k.l2 * (c1 * c2 - s1 * s2), k.l1 * s1 + k.l2 * (s1 * c2 + c1 * s2)
+
+
+def observe(k: _Arm, q1: Any, q2: Any, tx: Any, ty: Any, sin: Fn, cos: Fn, sqrt: Fn) -> tuple[Any, ...]:
+    """``(cos q1, sin q1, cos q2, sin q2, dx, dy, distance)`` where (dx, dy) is target minus fingertip."""
+    c1, s1, c2, s2 = cos(q1), sin(q1), cos(q2), sin(q2)
+    x, y = fingertip(k, c1, s1, c2, s2)
+    dx, dy = tx - x, ty - y
+    return c1, s1, c2, s2, dx, dy, sqrt(dx * dx + dy * dy)
+
+
+def start(k: _Arm, u0: Any, u1: Any, u2: Any, u3: Any, sin: Fn, cos: Fn, sqrt: Fn) -> tuple[Any, Any, Any, Any]:
+    """Angles uniform in [-pi, pi) and a target uniform in the reachable annulus, from four U[0, 1) draws."""
+    pi, two_pi = math.pi, 2.0 * math.pi
+    r = sqrt(k.r2_min + k.r2_span * u2)
+    phi = -pi + two_pi * u3
+    return -pi + two_pi * u0, -pi + two_pi * u1, r * cos(phi), r * sin(phi)
+
+
+def reward(k: _Arm, distance: Any, a1: Any, a2: Any) -> Any:
+    """Minus the distance, minus the torque cost of the normalised action."""
+    return -distance - k.torque_cost * (a1 * a1 + a2 * a2)
+
+
+def _spaces(k: _Arm) -> tuple[spaces.Box, spaces.Box]:
+    """Observation and action space of one arm."""
+    t, v = k.target_bound, k.max_speed
+    high = np.array([1.0, 1.0, 1.0, 1.0, v, v, t, t, t + k.reach, t + k.reach], dtype=np.float32)
+    return spaces.Box(-high, high, dtype=np.float32), spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
+
+
+def _clip_float(limit: float) -> Fn:
+    def clip(w: float) -> float:
+        return w if -limit <= w <= limit else (limit if w > limit else -limit)
+
+    return clip
+
+
+def _clip_array(limit: float) -> Fn:
+    def clip(w: np.ndarray) -> np.ndarray:
+        # Same values as _clip_float: w is a fresh temporary, clipped in place.
+        np.maximum(w, -limit, out=w)
+        return np.minimum(w, limit, out=w)
+
+    return clip
+
+
+class RoboticArmEnv(CanvasOwner, gym.Env[np.ndarray, np.ndarray]):
+    r"""Move the fingertip of a planar two-link arm onto a target by applying torques at its two joints.
+
+    ## Description
+    A two-link arm lies on a table: the shoulder is fixed at the origin, link 1 (length `l1`, 1.0 m by
+    default) turns about it, link 2 (length `l2`, 0.7 m) turns about the elbow at the end of link 1. A target
+    is placed uniformly at random (in area) in the reachable annulus `|l1 - l2| <= r < l1 + l2` at every
+    reset, or at `fixed_target`. The task is to bring the fingertip within `tolerance` of the target.
+
+    ## Action Space
+    `Box(-1, 1, (2,), float32)`: the torques at the shoulder and the elbow, as fractions of `max_torque`
+    (2 N m). An action outside the space raises `ValueError`.
+
+    ## Observation Space
+    A `Box` of shape `(10,)`, float32; angles are relative (q2 is link 2's angle from link 1's direction):
+
+    | Num | Observation                         | Min                  | Max                |
+    |-----|-------------------------------------|----------------------|--------------------|
+    | 0   | cos q1 (shoulder)                   | -1                   | 1                  |
+    | 1   | sin q1                              | -1                   | 1                  |
+    | 2   | cos q2 (elbow)                      | -1                   | 1                  |
+    | 3   | sin q2                              | -1                   | 1                  |
+    | 4   | shoulder angular velocity (rad/s)   | -max_speed           | max_speed          |
+    | 5   | elbow angular velocity (rad/s)      | -max_speed           | max_speed          |
+    | 6   | target x (m)                        | -R                   | R                  |
+    | 7   | target y (m)                        | -R                   | R                  |
+    | 8   | target x - fingertip x (m)          | -(R + l1 + l2)       | R + l1 + l2        |
+    | 9   | target y - fingertip y (m)          | -(R + l1 + l2)       | R + l1 + l2        |
+
+    `R` is the reach `l1 + l2`, or more for a `fixed_target` outside it. The fingertip is at
+    `(l1 cos q1 + l2 cos(q1 + q2), l1 sin q1 + l2 sin(q1 + q2))`.
+
+    ## Rewards
+    `-distance - torque_cost * |a|^2` per step, where `distance` is from the fingertip to the target after the
+    step and `a` the action in [-1, 1]^2 (`torque_cost` 0.01). Every step costs, so reaching the target
+    sooner gives a higher return. `info` holds `"distance"` and `"is_success"` (bool) at every step and reset.
+
+    ## Starting State
+    Both joint angles uniform in [-pi, pi), both velocities zero, the target as above; a start whose fingertip
+    is already within `tolerance` of the target is drawn again.
+
+    ## Episode End
+    Termination (success, `info["is_success"]` True): the fingertip is closer than `tolerance` (0.05 m) to
+    the target. Truncation: at `max_episode_steps`, 200 steps (10 s with the default 0.05 s per step), applied
+    by Gymnasium's `TimeLimit` wrapper from the registration. Stepping after termination raises
+    `RuntimeError`.
+
+    ## Arguments
+    ```python
+    import gymnasium as gym
+    import rlkit.envs  # registers the rlkit/ namespace
+    env = gym.make("rlkit/RoboticArm-v1", render_mode="rgb_array", link_lengths=(1.0, 0.7), gravity=False)
+    ```
+    * `link_lengths` (1.0, 0.7) m and `link_masses` (1.0, 1.0) kg;
+    * `max_torque` 2.0 N m per joint, `damping` 0.05 N m s/rad at each joint;
+    * `gravity`: 0 (a table seen from above); `True` for 9.81 m/s^2 or a value, pulling along -y in the plane
+      of the arm. Holding the arm level then takes `g (m1 l1 / 2 + m2 (l1 + l2 / 2))`, 18 N m by default at
+      the shoulder, so raise `max_torque` with it;
+    * `dt` 0.01 s per integration step, `frame_skip` 5 integration steps per env step (0.05 s);
+    * `max_speed` 2 pi rad/s, the limit of each joint velocity;
+    * `tolerance` 0.05 m, `torque_cost` 0.01, `fixed_target` None or `(x, y)` in m;
+    * `model`: `"dynamics"` (below) or `"simple"`, the seed design's model in which each joint's torque is
+      its angular acceleration: `qdd = tau - damping * qd` (no inertia, no coupling, no gravity);
+    * `render_mode`: `"human"` (a pygame window at `render_fps`, 1 / (dt * frame_skip)) or `"rgb_array"`
+      (frames of shape (500, 500, 3), uint8): links, joints, the last 50 fingertip positions, the target.
+
+    ## Dynamics
+    The rigid-body equations of a planar two-link arm of uniform rods (Spong, Hutchinson and Vidyasagar,
+    "Robot Modeling and Control", sec. 7.4), q1 the shoulder angle from the x axis, q2 the elbow angle:
+
+        M(q) qdd + C(q, qd) qd + g(q) + damping * qd = tau
+
+        M(q) = [[alpha + 2 beta cos q2,  delta + beta cos q2],
+                [delta + beta cos q2,    delta             ]]
+
+        C(q, qd) qd = beta sin q2 * [-(2 qd1 qd2 + qd2^2), qd1^2]
+
+        g(q) = gravity * [(m1 lc1 + m2 l1) cos q1 + m2 lc2 cos(q1 + q2),  m2 lc2 cos(q1 + q2)]
+
+    with lc_i = l_i / 2, I_i = m_i l_i^2 / 12, alpha = I1 + I2 + m1 lc1^2 + m2 (l1^2 + lc2^2),
+    beta = m2 l1 lc2, delta = I2 + m2 lc2^2. M is solved in closed form (det M = alpha delta - delta^2 -
+    beta^2 cos^2 q2 > 0). The state (q, qd) is integrated with classic fourth-order Runge-Kutta at `dt`;
+    after each RK4 step the velocities are clipped to `max_speed`; after the env step the angles are wrapped
+    to [-pi, pi). Without torque, damping or a velocity limit the energy
+    `1/2 qd^T M(q) qd + gravity ((m1 lc1 + m2 l1) sin q1 + m2 lc2 sin(q1 + q2))` is conserved up to the
+    integration error (about 1e-6 relative over 1,000 env steps at the default `dt`).
+
+    ## Version History
+    * v1: initial version.
+    """
+
+    metadata = {"render_modes": ["human", "rgb_array"], "render_fps": 20}
+    TRAIL = 50  # fingertip positions drawn behind the arm
+
+    def __init__(
+        self,
+        render_mode: str | None = None,
+        link_lengths: Sequence[float] = (1.0, 0.7),  # m
+        link_masses: Sequence[float] = (1.0, 1.0),  # kg
+        max_torque: float = 2.0,  # N m per joint at |action| = 1
+        damping: float = 0.05,  # N m s/rad at each joint
+        gravity: float | bool = 0.0,  # m/s^2 along -y; True means 9.81
+        dt: float = 0.01,  # s per RK4 integration step
+        frame_skip: int = 5,  # integration steps per env step
+        max_speed: float = 2 * math.pi,  # rad/s per joint
+        tolerance: float = 0.05,  # m from the target that counts as success
+        torque_cost: float = 0.01,  # weight of |action|^2 in the reward
+        fixed_target: Sequence[float] | None = None,  # (x, y) in m; None draws one at every reset
+        model: str = "dynamics",  # "dynamics" or "simple"
+    ) -> None:
+        """Create the environment; see the class docstring for the arguments."""
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(
+                f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}"
+            )
+        self._arm = k = _Arm(link_lengths, link_masses, max_torque, damping, gravity, dt, frame_skip, max_speed,
+                             tolerance, torque_cost, fixed_target, model)
+        self.__dict__.update(k.public)  # link_lengths, max_torque, ...: readable attributes
+        self.render_mode = render_mode
+        self.metadata = {**self.metadata, "render_fps": max(1, round(1.0 / (k.dt * k.frame_skip)))}
+        self.observation_space, self.action_space = _spaces(k)
+        self._advance = make_advance(k, math.sin, math.cos, _clip_float(k.max_speed))
+
+        self._state = (0.0, 0.0, 0.0, 0.0)  # q1, q2 (rad), qd1, qd2 (rad/s)
+        self._target = (k.reach, 0.0)
+        self._needs_reset = True
+        self._trail: deque[tuple[float, float]] = deque(maxlen=self.TRAIL)
+        self._canvas: PygameCanvas | None = None
+
+    # ------------------------------------------------------------------ dynamics
+    def _action(self, action: Any) -> tuple[float, float]:
+        """The two normalised torques, refusing actions outside the space."""
+        a = action if type(action) is np.ndarray else np.asarray(action)
+        if a.shape == (2,) and a.dtype.kind in "fiu":
+            a1, a2 = a.tolist()  # floats, or ints that every later product turns into the same floats
+            if -1.0 <= a1 <= 1.0 and -1.0 <= a2 <= 1.0:
+                return a1, a2
+        raise ValueError(
+            f"action {action!r} is outside the action space {self.action_space}: expected two finite numbers "
+            "in [-1, 1] (shoulder and elbow torque over max_torque)"
+        )
+
+    def _observe(self, w1: float, w2: float) -> tuple[np.ndarray, float]:
+        tx, ty = self._target
+        c1, s1, c2, s2, dx, dy, distance = observe(self._arm, self._state[0], self._state[1], tx, ty, math.sin,
+                                                   math.cos, math.sqrt)
+        if self.render_mode is not None:
+            self._trail.append((tx - dx, ty - dy))
+        return np.array((c1, s1, c2, s2, w1, w2, tx, ty, dx, dy), dtype=np.float32), distance
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """Apply the torques for `dt * frame_skip` seconds."""
+        if self._needs_reset:
+            raise RuntimeError("RoboticArmEnv.step() called before reset() or after the episode ended")
+        a1, a2 = self._action(action)
+        k = self._arm
+        q1, q2, w1, w2 = self._state
+        self._state = self._advance(q1, q2, w1, w2, a1 * k.max_torque, a2 * k.max_torque)
+        obs, distance = self._observe(self._state[2], self._state[3])
+        success = distance < k.tolerance
+        self._needs_reset = success
+        if self.render_mode == "human":
+            self.render()
+        return obs, reward(k, distance, a1, a2), success, False, {"distance": distance, "is_success": success}
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Start a new episode: random joint angles at rest, and a new target unless it is fixed (no options)."""
+        super().reset(seed=seed)
+        k = self._arm
+        while True:
+            u0, u1, u2, u3 = self.np_random.random(4).tolist()
+            q1, q2, tx, ty = start(k, u0, u1, u2, u3, math.sin, math.cos, math.sqrt)
+            target = k.fixed_target or (tx, ty)
+            if observe(k, q1, q2, *target, math.sin, math.cos, math.sqrt)[-1] >= k.tolerance:
+                break
+        self._state, self._target = (q1, q2, 0.0, 0.0), target
+        self._trail.clear()
+        self._needs_reset = False
+        obs, distance = self._observe(0.0, 0.0)
+        if self.render_mode == "human":
+            self.render()
+        return obs, {"distance": distance, "is_success": False}
+
+    @property
+    def fingertip(self) -> np.ndarray:
+        """The fingertip's position (m) in the current state."""
+        q1, q2 = self._state[0], self._state[1]
+        return np.array(fingertip(self._arm, math.cos(q1), math.sin(q1), math.cos(q2), math.sin(q2)))
+
+    @property
+    def energy(self) -> float:
+        """Kinetic plus potential energy (J) of the dynamics model in the current state."""
+        return self._arm.energy(*self._state)
+
+    # ------------------------------------------------------------------ rendering
+    def render(self) -> np.ndarray | None:
+        """Draw the workspace, the fingertip's trail, the target and the arm."""
+        if self.render_mode is None:
+            gym.logger.warn("render() called without a render_mode; pass render_mode='rgb_array' or 'human'")
+            return None
+        if self._canvas is None:
+            self._canvas = PygameCanvas(500, 500, self.render_mode, self.metadata["render_fps"],
+                                        caption="rlkit: robotic arm")
+        canvas = self._canvas
+        canvas.begin()
+        k = self._arm
+        scale = 0.45 * canvas.width / k.target_bound
+        cx, cy = canvas.width / 2.0, canvas.height / 2.0
+
+        def px(x: float, y: float) -> tuple[float, float]:
+            return cx + x * scale, cy + y * scale
+
+        # The reachable annulus, in light grey.
+        canvas.circle(cx, cy, k.reach * scale, (232, 232, 232))
+        canvas.circle(cx, cy, abs(k.l1 - k.l2) * scale, (255, 255, 255))
+        trail = list(self._trail)
+        for i in range(1, len(trail)):
+            fade = int(220 - 160 * i / len(trail))  # older positions paler
+            canvas.line(px(*trail[i - 1]), px(*trail[i]), (fade, fade, 255), 2)
+        canvas.circle(*px(*self._target), max(4.0, k.tolerance * scale), (210, 40, 40))
+
+        q1, q2 = self._state[0], self._state[1]
+        elbow = (k.l1 * math.cos(q1), k.l1 * math.sin(q1))
+        tip = (elbow[0] + k.l2 * math.cos(q1 + q2), elbow[1] + k.l2 * math.sin(q1 + q2))
+        canvas.line(px(0.0, 0.0), px(*elbow), (90, 90, 110), 10)
+        canvas.line(px(*elbow), px(*tip), (130, 130, 160), 8)
+        canvas.circle(cx, cy, 9, (20, 20, 20))
+        canvas.circle(*px(*elbow), 7, (60, 60, 200))
+        canvas.circle(*px(*tip), 4, (20, 150, 60))
+        return canvas.finish()
+
+
+class RoboticArmVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
+    """``num_envs`` robotic arms stepped together by one set of NumPy array operations.
+
+    The same dynamics, spaces, rewards and infos as :class:`RoboticArmEnv`, batched. Copy ``i`` reset with
+    seed ``s`` is the single environment reset with seed ``s + i``: for the same seeds and actions its
+    transitions are equal, bit for bit (each copy keeps its own random stream, and both run the module's
+    shared core of float/array functions).
+
+    Autoreset follows Gymnasium's vector API in ``NEXT_STEP`` mode: after a copy terminates or is truncated,
+    its next ``step`` ignores the action and returns the first observation of a new episode with reward 0,
+    ``terminated=False`` and ``truncated=False`` (and the new episode's reset info). Truncation happens here
+    at ``max_episode_steps``. ``info`` holds ``distance`` and ``is_success`` arrays with their ``_`` masks.
+
+    ```python
+    import gymnasium as gym
+    import rlkit.envs
+    envs = gym.make_vec("rlkit/RoboticArm-v1", num_envs=1024)   # uses this class
+    obs, _ = envs.reset(seed=0)
+    obs, rewards, terminated, truncated, info = envs.step(envs.action_space.sample())
+    ```
+    """
+
+    metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
+
+    def __init__(
+        self,
+        num_envs: int = 1,
+        max_episode_steps: int = 200,
+        render_mode: str | None = None,
+        link_lengths: Sequence[float] = (1.0, 0.7),
+        link_masses: Sequence[float] = (1.0, 1.0),
+        max_torque: float = 2.0,
+        damping: float = 0.05,
+        gravity: float | bool = 0.0,
+        dt: float = 0.01,
+        frame_skip: int = 5,
+        max_speed: float = 2 * math.pi,
+        tolerance: float = 0.05,
+        torque_cost: float = 0.01,
+        fixed_target: Sequence[float] | None = None,
+        model: str = "dynamics",
+    ) -> None:
+        """Create ``num_envs`` copies; the other arguments are those of :class:`RoboticArmEnv`."""
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        if max_episode_steps < 1:
+            raise ValueError(f"max_episode_steps must be >= 1, got {max_episode_steps}")
+        if render_mode is not None:
+            raise ValueError("the batched robotic arm does not render; render a RoboticArmEnv instead")
+        self._arm = k = _Arm(link_lengths, link_masses, max_torque, damping, gravity, dt, frame_skip, max_speed,
+                             tolerance, torque_cost, fixed_target, model)
+        self.__dict__.update(k.public)
+        self.num_envs = num_envs
+        self.max_episode_steps = max_episode_steps
+        self.render_mode = None
+        self.single_observation_space, self.single_action_space = _spaces(k)
+        self.observation_space = batch_space(self.single_observation_space, num_envs)
+        self.action_space = batch_space(self.single_action_space, num_envs)
+        self._advance = make_advance(k, np.sin, np.cos, _clip_array(k.max_speed))
+
+        n = num_envs
+        self._state = np.zeros((4, n))  # rows: q1, q2, qd1, qd2 (float64)
+        self._target = np.zeros((2, n))  # rows: target x, y
+        self._steps = np.zeros(n, dtype=np.int32)
+        self._prev_done = np.zeros(n, dtype=bool)
+        self._streams = ResetStreams(n)
+        self._needs_reset = True
+
+    # ------------------------------------------------------------------ resets
+    def _start(self, idx: np.ndarray) -> None:
+        """Draw new episodes for the copies in ``idx``, redrawing those already at their target."""
+        k = self._arm
+        while idx.size:
+            u = self._streams.draw(idx, 0.0, 1.0)  # 0 + 1 * u: the single env's raw draws, unchanged
+            q1, q2, tx, ty = start(k, u[0], u[1], u[2], u[3], np.sin, np.cos, np.sqrt)
+            if k.fixed_target is not None:
+                tx, ty = np.full(idx.size, k.fixed_target[0]), np.full(idx.size, k.fixed_target[1])
+            ok = observe(k, q1, q2, tx, ty, np.sin, np.cos, np.sqrt)[-1] >= k.tolerance
+            done = idx[ok]
+            self._state[0, done], self._state[1, done], self._state[2:, done] = q1[ok], q2[ok], 0.0
+            self._target[0, done], self._target[1, done] = tx[ok], ty[ok]
+            idx = idx[~ok]
+
+    def reset(
+        self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Reset every copy; copy ``i`` gets seed ``seed + i`` (or ``seed[i]`` for a list)."""
+        super().reset(seed=seed if isinstance(seed, int) else None)
+        if seed is not None or not self._streams.rngs:
+            self._streams.seed(seed)
+        self._start(np.arange(self.num_envs))
+        self._steps[:] = 0
+        self._prev_done[:] = False
+        self._needs_reset = False
+        obs, distance = self._observation()
+        return obs, self._info(distance, np.zeros(self.num_envs, dtype=bool))
+
+    # ------------------------------------------------------------------ dynamics
+    def _actions(self, actions: Any) -> tuple[np.ndarray, np.ndarray]:
+        """The normalised torques of each copy; refuses actions outside the space, naming what was wrong."""
+        a = np.asarray(actions)
+        n = self.num_envs
+        if a.shape != (n, 2) or a.dtype.kind not in "fiu" or not (np.abs(a) <= 1.0).all():
+            raise ValueError(
+                f"actions must be {n} pairs of finite numbers in [-1, 1] (shape ({n}, 2)); got shape {a.shape}, "
+                f"dtype {a.dtype}" + (f", range [{a.min()}, {a.max()}]" if a.size and a.dtype.kind in "fiu" else "")
+            )
+        a = a.astype(np.float64)
+        return a[:, 0], a[:, 1]
+
+    def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """Advance every copy by ``dt * frame_skip`` s; copies that ended last step start a new episode instead."""
+        if self._needs_reset:
+            raise RuntimeError("RoboticArmVectorEnv.step() called before reset()")
+        k = self._arm
+        a1, a2 = self._actions(actions)
+        s = self._state
+        s[:] = self._advance(s[0], s[1], s[2], s[3], a1 * k.max_torque, a2 * k.max_torque)
+        self._steps += 1
+
+        # Copies that ended on the previous step start over; their action is ignored.
+        restarted = None
+        if self._prev_done.any():
+            restarted = np.flatnonzero(self._prev_done)
+            self._start(restarted)
+            self._steps[restarted] = 0
+
+        obs, distance = self._observation()
+        terminated = distance < k.tolerance
+        truncated = self._steps >= self.max_episode_steps
+        rewards = reward(k, distance, a1, a2)
+        if restarted is not None:
+            rewards[restarted] = 0.0
+        np.logical_or(terminated, truncated, out=self._prev_done)
+        return obs, rewards, terminated, truncated, self._info(distance, terminated.copy())
+
+    def _observation(self) -> tuple[np.ndarray, np.ndarray]:
+        s, (tx, ty) = self._state, self._target
+        c1, s1, c2, s2, dx, dy, distance = observe(self._arm, s[0], s[1], tx, ty, np.sin, np.cos, np.sqrt)
+        rows = np.empty((10, self.num_envs), dtype=np.float32)
+        for i, row in enumerate((c1, s1, c2, s2, s[2], s[3], tx, ty, dx, dy)):
+            rows[i] = row
+        # (num_envs, 10) in column-major layout: writing whole rows is faster than a row-major copy.
+        return rows.T, distance
+
+    def _info(self, distance: np.ndarray, success: np.ndarray) -> dict[str, Any]:
+        mask = np.ones(self.num_envs, dtype=bool)
+        return {"distance": distance, "is_success": success, "_distance": mask, "_is_success": mask.copy()}
