@@ -9,6 +9,7 @@ unpickles, so it is never used; the model is rebuilt from the run's config and t
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 from rlkit.agents.base import Agent
 from rlkit.callbacks import Callback, Episode
 from rlkit.checkpoint import load_checkpoint, optimizer_from_tensors, optimizer_to_tensors, save_checkpoint
+from rlkit.envs.adapters import DiscretizedActions
 from rlkit.errors import ConfigError, RunDirError
 
 ACTIVATION_FNS: dict[str, type[torch.nn.Module]] = {
@@ -43,8 +45,10 @@ SUPPORTED_ACTIONS: dict[str, tuple[type[spaces.Space[Any]], ...]] = {
 }
 
 # Schema fields that are rlkit's, not keyword arguments of the SB3 constructor.
-_RLKIT_FIELDS = {"name", "algo", "policy", "n_envs", "net_arch", "activation_fn", "device"}
+_RLKIT_FIELDS = {"name", "algo", "policy", "n_envs", "net_arch", "activation_fn", "device", "action_bins"}
 _CHECKPOINT_FORMAT = 1
+
+log = logging.getLogger(__name__)
 
 
 class _EventAdapter(BaseCallback):
@@ -104,17 +108,34 @@ class SB3Agent(Agent):
         if algo_cls is None:
             raise ConfigError(f"agent.algo={cfg.algo!r} is not a stable-baselines3 algorithm")
         self.cfg = cfg
+        self._discretized: DiscretizedActions | None = None
+        supported = SUPPORTED_ACTIONS.get(cfg.algo)
+        probe = make_env()
+        if supported is not None and not isinstance(probe.action_space, supported) and \
+                spaces.Discrete in supported and getattr(cfg, "action_bins", 0) >= 2:
+            try:
+                self._discretized = DiscretizedActions(probe, cfg.action_bins)
+            except ValueError:
+                pass  # not a bounded Box: refused below
+            else:
+                log.info("agent=%s (%s) needs discrete actions: %s discretised into %d bins per dimension, "
+                         "%s", cfg.name, cfg.algo, probe.action_space, cfg.action_bins,
+                         self._discretized.action_space)
+                bare_make = make_env
+
+                def make_env() -> gym.Env:
+                    return DiscretizedActions(bare_make(), cfg.action_bins)
+        probe.close()
         n_envs = cfg.n_envs if training else 1
         venv = DummyVecEnv([lambda: Monitor(make_env()) for _ in range(n_envs)])
         self.observation_space = venv.observation_space
         self.action_space = venv.action_space
-        supported = SUPPORTED_ACTIONS.get(cfg.algo)
         if supported is not None and not isinstance(self.action_space, supported):
             venv.close()
             raise ConfigError(
                 f"agent={cfg.name} ({cfg.algo}) needs a {' or '.join(s.__name__ for s in supported)} action "
-                f"space, but the environment has {self.action_space}. For the balancing pole use "
-                "env.continuous=false; otherwise choose an agent for this action space."
+                f"space, but the environment has {self.action_space}, which cannot be discretised (only bounded "
+                "1-D Box spaces can); choose an agent for this action space."
             )
         kwargs = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in _RLKIT_FIELDS}
         if not training and "buffer_size" in kwargs:
@@ -132,6 +153,8 @@ class SB3Agent(Agent):
     def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
         """Actions from SB3's ``predict`` for a batch of observations."""
         actions, _ = self.model.predict(obs, deterministic=deterministic)
+        if self._discretized is not None:  # the env takes the continuous values the indices stand for
+            return self._discretized.action(actions)
         return np.asarray(actions)
 
     def save(self, path: Path, meta: dict[str, Any] | None = None) -> None:

@@ -279,10 +279,13 @@ class DQNConfig:
     """Activation of the hidden layers: relu, tanh, elu, leaky_relu, gelu, silu."""
     device: str = "cpu"
     """Torch device: cpu, cuda, or auto (SB3's default is auto; small MLPs are faster and reproducible on CPU)."""
+    action_bins: int = 5
+    """Continuous (bounded Box) actions are discretised into this many values per dimension (0: refuse them)."""
 
     def validate(self) -> None:
         """Check values that the types alone cannot."""
         checks = {
+            "action_bins": self.action_bins == 0 or self.action_bins >= 2,
             "learning_rate": self.learning_rate > 0,
             "buffer_size": self.buffer_size >= 1,
             "batch_size": self.batch_size >= 1,

@@ -56,7 +56,7 @@ def test_top_level_help_lists_the_commands(tmp_path):
 def test_train_help_is_a_manual(tmp_path):
     out = run_cli(["train", "--help"], cwd=tmp_path)
     assert out.returncode == 0, out.stderr
-    assert "env          balancing_pole, gym, mpe, multi_cartpole, pettingzoo" in out.stdout
+    assert "env          balancing_pole, gym, mpe, multi_cartpole, pettingzoo, robotic_arm" in out.stdout
     assert "balancing_pole_dqn" in out.stdout
     assert "agent.learning_rate=0.0001" in out.stdout and "Adam learning rate" in out.stdout
     assert "_schema" not in out.stdout
@@ -67,7 +67,8 @@ def test_train_help_is_a_manual(tmp_path):
 # A table of user mistakes: each gets a short message naming the problem, a non-zero exit, no traceback.
 BAD_INPUT = [
     (["train", "env=balancing_pol"],
-     "choose one of: balancing_pole, gym, mpe, multi_cartpole, pettingzoo. Did you mean env=balancing_pole?"),
+     "choose one of: balancing_pole, gym, mpe, multi_cartpole, pettingzoo, robotic_arm. "
+     "Did you mean env=balancing_pole?"),
     (["train", "agent=dqm"], "Did you mean agent=dqn?"),
     (["train", "agent.learning_rate=abc"], "agent.learning_rate"),
     (["train", "agent.lerning_rate=0.1"], "agent.lerning_rate"),
@@ -75,7 +76,7 @@ BAD_INPUT = [
     (["train", "total_steps=-5"], "total_steps must be >= 1, got -5"),
     (["train", "env=gym"], "env.id has no value"),
     (["train", "env=gym", "env.id=CartPol-v1"], "env.id='CartPol-v1' cannot be made"),
-    (["train", "env.continuous=true"], "needs a Discrete action space"),
+    (["train", "env.continuous=true", "agent.action_bins=0"], "needs a Discrete action space"),
     (["train", "env=mpe", "env.name=simple_sprad_v3", "agent=maddpg"], "Did you mean simple_spread_v3?"),
     (["train", "env=multi_cartpole", "agent=dqn"], "has 2 agents (cart_0, cart_1); train it with agent=maddpg"),
     (["train", "env=multi_cartpole", "env.coupling=-1", "agent=maddpg"],

@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -105,11 +106,39 @@ def test_any_gymnasium_env_trains(tmp_path):
     assert summary["env"] == "CartPole-v1" and summary["reward_threshold"] == 475.0
 
 
-def test_dqn_refuses_continuous_actions_before_training(tmp_path):
-    cfg = compose_cfg([*TINY, "env.continuous=true"])
+def test_dqn_refuses_continuous_actions_it_may_not_discretise_before_training(tmp_path):
+    cfg = compose_cfg([*TINY, "env.continuous=true", "agent.action_bins=0"])
     with pytest.raises(ConfigError, match="needs a Discrete action space"):
         train(cfg, tmp_path / "run")
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_dqn_discretises_continuous_actions_and_says_so(tmp_path, caplog):
+    with caplog.at_level("INFO"):
+        summary, _ = _train(tmp_path, ["env=robotic_arm", "env.max_episode_steps=50", "agent.action_bins=3"])
+    assert "discretised into 3 bins per dimension, Discrete(9)" in caplog.text
+    # The evaluation plays the bare env: the agent hands it the torques its discrete actions stand for.
+    assert summary["final_eval"]["episodes"] == 2 and np.isfinite(summary["final_eval"]["mean_reward"])
+    from rlkit.factory import build_agent, build_env
+
+    cfg = compose_cfg(["env=robotic_arm", "agent.action_bins=3"])
+    agent = build_agent(cfg.agent, build_env(cfg.env), seed=0, training=False)
+    torques = agent.act(np.zeros((4, 10), dtype=np.float32))
+    assert torques.shape == (4, 2) and set(np.unique(torques)) <= {-1.0, 0.0, 1.0}
+
+
+def test_discretised_actions_cover_the_box_evenly():
+    import gymnasium as gym
+
+    import rlkit.envs  # noqa: F401
+    from rlkit.envs.adapters import DiscretizedActions
+
+    env = DiscretizedActions(gym.make("rlkit/RoboticArm-v1"), 5)
+    assert env.action_space.n == 25
+    assert env.action(0).tolist() == [-1.0, -1.0] and env.action(12).tolist() == [0.0, 0.0]
+    assert env.action(np.array([1, 5])).tolist() == [[-0.5, -1.0], [-1.0, -0.5]]
+    with pytest.raises(ValueError, match="bounded 1-D Box"):
+        DiscretizedActions(gym.make("CartPole-v1"), 5)
 
 
 class _StopAt(Callback):
