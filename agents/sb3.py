@@ -42,11 +42,42 @@ ACTIVATION_FNS: dict[str, type[torch.nn.Module]] = {
 # Action spaces each SB3 algorithm accepts, checked before SB3 is asked to build anything.
 SUPPORTED_ACTIONS: dict[str, tuple[type[spaces.Space[Any]], ...]] = {
     "DQN": (spaces.Discrete,),
+    "SAC": (spaces.Box,),
+    "TD3": (spaces.Box,),
 }
 
 # Schema fields that are rlkit's, not keyword arguments of the SB3 constructor.
-_RLKIT_FIELDS = {"name", "algo", "policy", "n_envs", "net_arch", "activation_fn", "device", "action_bins"}
-_CHECKPOINT_FORMAT = 1
+_RLKIT_FIELDS = {"name", "algo", "policy", "n_envs", "net_arch", "activation_fn", "device", "action_bins",
+                 "action_noise_std"}
+_CHECKPOINT_FORMAT = 2
+
+
+def _number_or_text(value: Any) -> Any:
+    """SB3 takes e.g. ``ent_coef`` as a float or as text ("auto", "auto_0.1"): a numeric text becomes a float."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _optimizers(model: Any) -> dict[str, torch.optim.Optimizer]:
+    """Every optimizer of an SB3 model, by a stable name.
+
+    One for DQN, PPO and A2C; the actor's, the critic's (and the entropy coefficient's) for SAC and TD3.
+    """
+    policy = model.policy
+    found = {}
+    if getattr(policy, "optimizer", None) is not None:
+        found["optimizer"] = policy.optimizer
+    for part in ("actor", "critic"):
+        optimizer = getattr(getattr(policy, part, None), "optimizer", None)
+        if optimizer is not None:
+            found[f"{part}_optimizer"] = optimizer
+    if getattr(model, "ent_coef_optimizer", None) is not None:
+        found["ent_coef_optimizer"] = model.ent_coef_optimizer
+    return found
 
 log = logging.getLogger(__name__)
 
@@ -134,12 +165,19 @@ class SB3Agent(Agent):
             venv.close()
             raise ConfigError(
                 f"agent={cfg.name} ({cfg.algo}) needs a {' or '.join(s.__name__ for s in supported)} action "
-                f"space, but the environment has {self.action_space}, which cannot be discretised (only bounded "
-                "1-D Box spaces can); choose an agent for this action space."
+                f"space, but the environment has {self.action_space}"
+                + (", which cannot be discretised (only bounded 1-D Box spaces can)"
+                   if spaces.Discrete in supported else "")
+                + "; choose an agent for this action space."
             )
-        kwargs = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in _RLKIT_FIELDS}
+        kwargs = {k: _number_or_text(v) for k, v in dataclasses.asdict(cfg).items() if k not in _RLKIT_FIELDS}
         if not training and "buffer_size" in kwargs:
             kwargs["buffer_size"] = 1  # acting only: no replay memory needed
+        if getattr(cfg, "action_noise_std", 0.0) > 0 and isinstance(self.action_space, spaces.Box):
+            from stable_baselines3.common.noise import NormalActionNoise
+
+            half_range = (self.action_space.high - self.action_space.low) / 2.0
+            kwargs["action_noise"] = NormalActionNoise(np.zeros_like(half_range), cfg.action_noise_std * half_range)
         policy_kwargs = {"net_arch": list(cfg.net_arch), "activation_fn": ACTIVATION_FNS[cfg.activation_fn]}
         self.model = algo_cls(
             cfg.policy, venv, seed=seed, device=cfg.device, policy_kwargs=policy_kwargs, verbose=0, **kwargs
@@ -161,14 +199,18 @@ class SB3Agent(Agent):
         """Policy weights and optimizer state as tensors, the rest as JSON metadata."""
         policy = self.model.policy
         tensors = {f"policy.{k}": v for k, v in policy.state_dict().items()}
-        opt_tensors, param_groups = optimizer_to_tensors(policy.optimizer, "optimizer")
-        tensors.update(opt_tensors)
+        groups = {}
+        for name, optimizer in _optimizers(self.model).items():
+            opt_tensors, groups[name] = optimizer_to_tensors(optimizer, name)
+            tensors.update(opt_tensors)
+        if isinstance(getattr(self.model, "log_ent_coef", None), torch.Tensor):  # SAC's learned entropy weight
+            tensors["log_ent_coef"] = self.model.log_ent_coef.detach().clone()
         full_meta = {
             "format": _CHECKPOINT_FORMAT,
             "agent": self.cfg.name,
             "algo": self.cfg.algo,
             "num_timesteps": int(self.model.num_timesteps),
-            "optimizer_param_groups": param_groups,
+            "optimizers": groups,
             **(meta or {}),
         }
         save_checkpoint(path, tensors, full_meta)
@@ -183,9 +225,15 @@ class SB3Agent(Agent):
             )
         policy = self.model.policy
         weights = {k[len("policy."):]: v for k, v in tensors.items() if k.startswith("policy.")}
+        # Format 1 (DQN only) had one optimizer under "optimizer_param_groups".
+        groups = meta.get("optimizers") or {"optimizer": meta.get("optimizer_param_groups")}
         try:
             policy.load_state_dict(weights)
-            optimizer_from_tensors(policy.optimizer, tensors, meta["optimizer_param_groups"], "optimizer")
+            for name, optimizer in _optimizers(self.model).items():
+                optimizer_from_tensors(optimizer, tensors, groups[name], name)
+            if "log_ent_coef" in tensors:
+                with torch.no_grad():
+                    self.model.log_ent_coef.copy_(tensors["log_ent_coef"])
         except (RuntimeError, KeyError, ValueError) as e:
             raise RunDirError(f"checkpoint {path} does not fit the run's network ({e})") from None
         return meta

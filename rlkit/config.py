@@ -305,6 +305,178 @@ class DQNConfig:
 
 
 @dataclass
+class SB3Config:
+    """What every stable-baselines3 algorithm shares; subclasses add their own arguments with SB3's defaults."""
+
+    name: str = MISSING
+    """Agent kind; selects the builder (do not change)."""
+    algo: str = MISSING
+    """stable-baselines3 algorithm class."""
+    policy: str = "MlpPolicy"
+    """SB3 policy class name."""
+    n_envs: int = 1
+    """Environment copies stepped together (SB3 DummyVecEnv)."""
+    learning_rate: float = 3e-4
+    """Adam learning rate (RMSprop for A2C)."""
+    gamma: float = 0.99
+    """Discount factor."""
+    stats_window_size: int = 100
+    """Episodes averaged in SB3's own rollout statistics."""
+    net_arch: list[int] = field(default_factory=lambda: [64, 64])
+    """Hidden layer sizes of the policy and value (or Q) networks."""
+    activation_fn: str = "tanh"
+    """Activation of the hidden layers: relu, tanh, elu, leaky_relu, gelu, silu."""
+    device: str = "cpu"
+    """Torch device: cpu, cuda, or auto."""
+
+    def _common_checks(self) -> dict[str, bool]:
+        return {"n_envs": self.n_envs >= 1, "learning_rate": self.learning_rate > 0, "gamma": 0.0 <= self.gamma <= 1.0}
+
+    def validate(self) -> None:
+        """Check values that the types alone cannot."""
+        _check_ranges("agent", self, self._common_checks())
+        _check_network(self.net_arch, self.activation_fn)
+
+
+@dataclass
+class PPOConfig(SB3Config):
+    """Proximal Policy Optimization through stable-baselines3; the defaults are SB3's own."""
+
+    name: str = "ppo"
+    """Agent kind; selects the builder (do not change)."""
+    algo: str = "PPO"
+    """stable-baselines3 algorithm class."""
+    n_steps: int = 2048
+    """Steps per copy in each rollout."""
+    batch_size: int = 64
+    """Minibatch size."""
+    n_epochs: int = 10
+    """Passes over each rollout."""
+    gae_lambda: float = 0.95
+    """GAE lambda."""
+    clip_range: float = 0.2
+    """Clipping of the probability ratio."""
+    normalize_advantage: bool = True
+    """Standardise advantages per minibatch."""
+    ent_coef: float = 0.0
+    """Entropy bonus weight."""
+    vf_coef: float = 0.5
+    """Value loss weight."""
+    max_grad_norm: float = 0.5
+    """Gradient clipping norm."""
+    target_kl: float | None = None
+    """Stop an update's epochs early past this KL divergence; empty: never."""
+
+    def validate(self) -> None:
+        """Check values that the types alone cannot."""
+        checks = {**self._common_checks(), "n_steps": self.n_steps >= 1, "batch_size": self.batch_size >= 1,
+                  "n_epochs": self.n_epochs >= 1, "gae_lambda": 0.0 <= self.gae_lambda <= 1.0,
+                  "clip_range": self.clip_range > 0}
+        _check_ranges("agent", self, checks)
+        _check_network(self.net_arch, self.activation_fn)
+
+
+@dataclass
+class A2CConfig(SB3Config):
+    """Advantage Actor-Critic through stable-baselines3; the defaults are SB3's own."""
+
+    name: str = "a2c"
+    """Agent kind; selects the builder (do not change)."""
+    algo: str = "A2C"
+    """stable-baselines3 algorithm class."""
+    learning_rate: float = 7e-4
+    """RMSprop (or Adam) learning rate."""
+    n_steps: int = 5
+    """Steps per copy between updates."""
+    gae_lambda: float = 1.0
+    """GAE lambda (1: plain n-step advantages)."""
+    ent_coef: float = 0.0
+    """Entropy bonus weight."""
+    vf_coef: float = 0.5
+    """Value loss weight."""
+    max_grad_norm: float = 0.5
+    """Gradient clipping norm."""
+    use_rms_prop: bool = True
+    """RMSprop (true) or Adam (false)."""
+    normalize_advantage: bool = False
+    """Standardise advantages."""
+
+    def validate(self) -> None:
+        """Check values that the types alone cannot."""
+        checks = {**self._common_checks(), "n_steps": self.n_steps >= 1, "gae_lambda": 0.0 <= self.gae_lambda <= 1.0}
+        _check_ranges("agent", self, checks)
+        _check_network(self.net_arch, self.activation_fn)
+
+
+@dataclass
+class _OffPolicySB3Config(SB3Config):
+    """The replay-buffer arguments SAC and TD3 share."""
+
+    buffer_size: int = 1_000_000
+    """Replay buffer capacity, in transitions."""
+    learning_starts: int = 100
+    """Environment steps collected before learning starts."""
+    batch_size: int = 256
+    """Minibatch size of each gradient step."""
+    tau: float = 0.005
+    """Soft update coefficient of the target networks."""
+    train_freq: int = 1
+    """Environment steps (per copy) between training phases."""
+    gradient_steps: int = 1
+    """Gradient steps per training phase (-1: as many as steps collected)."""
+    net_arch: list[int] = field(default_factory=lambda: [256, 256])
+    """Hidden layer sizes of the actor and the critics."""
+    activation_fn: str = "relu"
+    """Activation of the hidden layers: relu, tanh, elu, leaky_relu, gelu, silu."""
+
+    def validate(self) -> None:
+        """Check values that the types alone cannot."""
+        checks = {**self._common_checks(), "buffer_size": self.buffer_size >= 1,
+                  "learning_starts": self.learning_starts >= 0, "batch_size": self.batch_size >= 1,
+                  "tau": 0.0 < self.tau <= 1.0, "train_freq": self.train_freq >= 1}
+        _check_ranges("agent", self, checks)
+        _check_network(self.net_arch, self.activation_fn)
+
+
+@dataclass
+class SACConfig(_OffPolicySB3Config):
+    """Soft Actor-Critic through stable-baselines3 (continuous actions); the defaults are SB3's own."""
+
+    name: str = "sac"
+    """Agent kind; selects the builder (do not change)."""
+    algo: str = "SAC"
+    """stable-baselines3 algorithm class."""
+    ent_coef: str = "auto"
+    """Entropy coefficient: a number, auto (learned), or auto_<initial value>."""
+    target_entropy: str = "auto"
+    """Target entropy of the learned coefficient: auto (-action dims) or a number."""
+    target_update_interval: int = 1
+    """Gradient steps between target network updates."""
+
+
+@dataclass
+class TD3Config(_OffPolicySB3Config):
+    """Twin Delayed DDPG through stable-baselines3 (continuous actions); the defaults are SB3's own."""
+
+    name: str = "td3"
+    """Agent kind; selects the builder (do not change)."""
+    algo: str = "TD3"
+    """stable-baselines3 algorithm class."""
+    learning_rate: float = 1e-3
+    """Adam learning rate."""
+    net_arch: list[int] = field(default_factory=lambda: [400, 300])
+    """Hidden layer sizes of the actor and the critics."""
+    policy_delay: int = 2
+    """Critic updates per actor (and target) update."""
+    target_policy_noise: float = 0.2
+    """Standard deviation of the smoothing noise on target actions."""
+    target_noise_clip: float = 0.5
+    """Clip of that noise."""
+    action_noise_std: float = 0.1
+    """Gaussian exploration noise, as a fraction of the action range's half-width (SB3 has none by default)."""
+
+
+@dataclass
 class ReinforceConfig:
     """REINFORCE (Monte-Carlo policy gradient), native PyTorch, on N environment copies stepped together."""
 
@@ -567,7 +739,15 @@ ENV_SCHEMAS: dict[str, type] = {
     "mpe": MPEConfig,
     "pettingzoo": PettingZooConfig,
 }
-AGENT_SCHEMAS: dict[str, type] = {"dqn": DQNConfig, "reinforce": ReinforceConfig, "maddpg": MADDPGConfig}
+AGENT_SCHEMAS: dict[str, type] = {
+    "dqn": DQNConfig,
+    "reinforce": ReinforceConfig,
+    "maddpg": MADDPGConfig,
+    "ppo": PPOConfig,
+    "a2c": A2CConfig,
+    "sac": SACConfig,
+    "td3": TD3Config,
+}
 
 
 def env_schema(name: str) -> type:

@@ -237,6 +237,10 @@ def _maddpg(cfg: Any, env: EnvFactory, seed: int, training: bool) -> Agent:
 
 AGENT_BUILDERS: dict[str, Callable[[Any, EnvFactory, int, bool], Agent]] = {
     "dqn": _sb3,
+    "ppo": _sb3,
+    "a2c": _sb3,
+    "sac": _sb3,
+    "td3": _sb3,
     "reinforce": _reinforce,
     "maddpg": _maddpg,
 }
