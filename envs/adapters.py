@@ -239,3 +239,94 @@ class DiscretizedActions(gym.ActionWrapper):
         digits = (k[..., None] // self.bins ** np.arange(len(self.values))) % self.bins  # (..., dims)
         return np.take_along_axis(self.values, digits.reshape(-1, len(self.values)).T, axis=1).T.reshape(
             *k.shape, len(self.values))
+
+
+class _JointActions:
+    """One action for a whole team.
+
+    A flat Box of every agent's continuous action, or one Discrete index that stands for every combination of
+    the agents' discrete actions (agent 0's the fastest-changing digit).
+    """
+
+    def __init__(self, agent_space: spaces.Space[Any], agents: int) -> None:
+        self.agents = agents
+        if isinstance(agent_space, spaces.Discrete):
+            self.n = int(agent_space.n)
+            self.space: spaces.Space[Any] = spaces.Discrete(self.n ** agents)
+        elif isinstance(agent_space, spaces.Box) and len(agent_space.shape) == 1:
+            self.n = 0
+            self.space = spaces.Box(np.tile(agent_space.low, agents), np.tile(agent_space.high, agents),
+                                    dtype=agent_space.dtype)  # type: ignore[arg-type]
+        else:
+            raise ValueError(f"joint control needs Discrete or flat Box agent actions, got {agent_space}")
+
+    def split(self, action: Any) -> np.ndarray:
+        """Joint action(s), leading axes kept -> per-agent actions (..., agents[, act_dim])."""
+        a = np.asarray(action)
+        if self.n:
+            return (a.astype(np.int64)[..., None] // self.n ** np.arange(self.agents)) % self.n
+        return a.reshape(*a.shape[:-1], self.agents, -1)
+
+
+class JointControl(gym.Wrapper):
+    """A multi-agent env (a :class:`ParallelArrayEnv`) as one single-agent env: one policy acts for the team.
+
+    The observation is every agent's observation, concatenated in agent order; the action is joint (see
+    :class:`_JointActions`); the reward is the team's mean. This is how rlkit's single-agent learners
+    (DQN, REINFORCE, SB3's algorithms) train a multi-agent env.
+    """
+
+    def __init__(self, env: ParallelArrayEnv) -> None:
+        super().__init__(env)
+        self.joint = _JointActions(env.single_action_space, len(env.possible_agents))
+        low, high = env.observation_space.low, env.observation_space.high  # type: ignore[attr-defined]
+        self.observation_space = spaces.Box(low.reshape(-1), high.reshape(-1), dtype=np.float32)
+        self.action_space = self.joint.space
+
+    def reset(self, **kwargs: Any) -> tuple[np.ndarray, dict[str, Any]]:
+        """Reset the team; the observations concatenated."""
+        obs, info = self.env.reset(**kwargs)
+        return obs.reshape(-1), info
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """Every agent's part of the joint action; the team's mean reward."""
+        if not self.action_space.contains(np.asarray(action, dtype=getattr(self.action_space, "dtype", None))):
+            raise ValueError(f"joint action {action!r} is outside the joint action space {self.action_space}")
+        obs, rewards, terminated, truncated, info = self.env.step(self.joint.split(action))
+        return obs.reshape(-1), float(np.mean(rewards)), terminated, truncated, info
+
+
+class JointControlVectorEnv:
+    """:class:`JointControl` for copies stepped together, shaped as a Gymnasium vector env.
+
+    Wraps the array API of :class:`ParallelVectorEnv` (or the multi-agent cart-pole's own batched version);
+    ``NEXT_STEP`` autoreset, for single-agent learners that take a vector env.
+    """
+
+    def __init__(self, envs: Any) -> None:
+        self.envs = envs
+        self.num_envs = envs.num_envs
+        self.joint = _JointActions(envs.single_action_space, envs.num_agents)
+        box = envs.single_observation_space
+        self.single_observation_space = spaces.Box(np.tile(box.low, envs.num_agents),
+                                                   np.tile(box.high, envs.num_agents), dtype=np.float32)
+        self.single_action_space = self.joint.space
+        self.metadata = {"autoreset_mode": gym.vector.AutoresetMode.NEXT_STEP}
+
+    def reset(self, seed: int | None = None, options: dict[str, Any] | None = None
+              ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Reset every copy; observations (copies, agents * obs_dim)."""
+        obs, infos = self.envs.reset(seed=seed)
+        return obs.reshape(self.num_envs, -1), infos
+
+    def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """Step with one joint action per copy; rewards are each team's mean."""
+        per_agent = self.joint.split(actions)
+        if not self.joint.n:
+            per_agent = per_agent.astype(np.float32)
+        obs, rewards, terminated, truncated, infos = self.envs.step(per_agent)
+        return obs.reshape(self.num_envs, -1), rewards.mean(axis=1), terminated, truncated, infos
+
+    def close(self) -> None:
+        """Close the copies."""
+        self.envs.close()

@@ -15,6 +15,7 @@ episode/length/<agent>      per-agent length, multi-agent runs
 train/<metric>              the agent's update metrics: loss, learning_rate, exploration_rate...
 eval/mean_reward            mean return of the periodic deterministic evaluation (team mean)
 eval/mean_reward/<agent>    per-agent mean return of the evaluation, multi-agent runs
+eval/success_rate           fraction of evaluation episodes ending in info["is_success"] (e.g. the arm)
 eval/std_reward             its standard deviation
 eval/mean_length            mean episode length of the evaluation
 time/steps_per_second       training throughput since the previous point
@@ -69,6 +70,8 @@ class Evaluation:
     lengths: list[int]
     agent_rewards: dict[str, list[float]] = field(default_factory=dict)
     """Multi-agent runs: every agent's return of every episode."""
+    success_rate: float | None = None
+    """Fraction of episodes that ended with ``info["is_success"]``, for envs that report it."""
 
     @property
     def mean_reward(self) -> float:
@@ -246,6 +249,8 @@ class TensorBoardLogger(Callback):
         w.add_scalar("eval/mean_length", float(np.mean(evaluation.lengths)), evaluation.step)
         for agent, rewards in evaluation.agent_rewards.items():
             w.add_scalar(f"eval/mean_reward/{agent}", float(np.mean(rewards)), evaluation.step)
+        if evaluation.success_rate is not None:
+            w.add_scalar("eval/success_rate", evaluation.success_rate, evaluation.step)
 
     def _on_training_end(self) -> None:
         self._writer().flush()
@@ -313,7 +318,7 @@ class PeriodicEvaluator(Callback):
         train_seconds = started - self.ctx.start_time - self.eval_seconds
         played = play_episodes(self.ctx.agent, self.envs, deterministic=self.deterministic)
         evaluation = Evaluation(step=self.num_steps, rewards=played.team_returns(), lengths=played.lengths,
-                                agent_rewards=played.agent_returns())
+                                agent_rewards=played.agent_returns(), success_rate=played.success_rate)
         self.last = evaluation
         if self.best is None or evaluation.score > self.best.score:
             self.best = evaluation

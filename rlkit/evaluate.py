@@ -36,6 +36,13 @@ class Played:
     lengths: list[int]
     agents: list[str]
     """The agents of a multi-agent env (its ``possible_agents``); empty for a single-agent one."""
+    successes: list[bool] | None = None
+    """``info["is_success"]`` at each episode's end, where the env reports it (the robotic arm does)."""
+
+    @property
+    def success_rate(self) -> float | None:
+        """The fraction of successful episodes, or None if the env does not report success."""
+        return float(np.mean(self.successes)) if self.successes else None
 
     def team_returns(self) -> list[float]:
         """Every episode's return; a multi-agent episode's is the mean over its agents."""
@@ -63,17 +70,20 @@ def play_episodes(
     agents = list(getattr(envs[0], "possible_agents", [])) if envs else []
     returns = np.zeros((len(envs), len(agents)) if agents else len(envs))
     lengths = [0] * len(envs)
+    success: list[bool | None] = [None] * len(envs)
     active = list(range(len(envs)))
     finished: list[int] = []
     while active:
         actions = agent.act(np.stack([obs[i] for i in active]), deterministic=deterministic)
         still = []
         for j, i in enumerate(active):
-            o, r, terminated, truncated, _ = envs[i].step(actions[j])
+            o, r, terminated, truncated, info = envs[i].step(actions[j])
             returns[i] += r
             lengths[i] += 1
             if terminated or truncated:
                 finished.append(i)
+                if "is_success" in info:
+                    success[i] = bool(info["is_success"])
             else:
                 obs[i] = o
                 still.append(i)
@@ -81,7 +91,9 @@ def play_episodes(
         if stop is not None and stop():
             break
     done = sorted(finished)
-    return Played(returns=returns[done], lengths=[lengths[i] for i in done], agents=agents)
+    reported = [success[i] for i in done if success[i] is not None]
+    return Played(returns=returns[done], lengths=[lengths[i] for i in done], agents=agents,
+                  successes=reported if len(reported) == len(done) and done else None)
 
 
 @dataclass
@@ -94,6 +106,8 @@ class EvalReport:
     checkpoint: Path
     agent_rewards: dict[str, list[float]] = field(default_factory=dict)
     """Multi-agent runs: every agent's returns."""
+    successes: list[bool] = field(default_factory=list)
+    """Envs that report ``info["is_success"]``: each episode's."""
 
     @property
     def mean(self) -> float:
@@ -149,6 +163,7 @@ def evaluate_run(cfg: EvalRunConfig, on_episode: Callable[[int, Played], Any] | 
     rewards: list[float] = []
     lengths: list[int] = []
     agent_rewards: dict[str, list[float]] = {}
+    successes: list[bool] = []
     try:
         for episode in range(cfg.n_episodes):
             played = play_episodes(agent, [env], deterministic=cfg.deterministic, stop=window_closed)
@@ -156,6 +171,7 @@ def evaluate_run(cfg: EvalRunConfig, on_episode: Callable[[int, Played], Any] | 
                 break
             rewards += played.team_returns()
             lengths += played.lengths
+            successes += played.successes or []
             for name, r in played.agent_returns().items():
                 agent_rewards.setdefault(name, []).extend(r)
             if on_episode is not None:
@@ -164,4 +180,5 @@ def evaluate_run(cfg: EvalRunConfig, on_episode: Callable[[int, Played], Any] | 
                 break
     finally:
         env.close()
-    return EvalReport(rewards=rewards, lengths=lengths, checkpoint=checkpoint, agent_rewards=agent_rewards)
+    return EvalReport(rewards=rewards, lengths=lengths, checkpoint=checkpoint, agent_rewards=agent_rewards,
+                      successes=successes)

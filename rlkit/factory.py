@@ -202,25 +202,43 @@ ENV_BUILDERS: dict[type, Callable[[Any], EnvFactory]] = {
 }
 
 
-def _single_agent_only(cfg: Any, env: EnvFactory) -> None:
-    if env.agents:
-        raise ConfigError(
-            f"agent={cfg.name} learns single-agent environments, and {env.label} has {len(env.agents)} agents "
-            f"({', '.join(env.agents)}); train it with agent=maddpg"
-        )
+def _joint_control(build: Callable[[Any, EnvFactory, int, bool], Agent]
+                   ) -> Callable[[Any, EnvFactory, int, bool], Agent]:
+    """A single-agent builder that, given a multi-agent env, lets one policy act for the whole team."""
+
+    def builder(cfg: Any, env: EnvFactory, seed: int, training: bool) -> Agent:
+        if not env.agents:
+            return build(cfg, env, seed, training)
+        from rlkit.agents.joint_control import JointControlAgent
+        from rlkit.envs.adapters import JointControl, JointControlVectorEnv
+
+        try:
+            probe = JointControl(env.make(None))
+        except ValueError as e:
+            raise ConfigError(f"agent={cfg.name} cannot control {env.label}'s agents jointly: {e}") from None
+        probe.close()
+        log.info("agent=%s is a single-agent learner: joint control of %s's %d agents (one policy sees every "
+                 "agent's observation and sets every agent's action; reward: the team's mean)",
+                 cfg.name, env.label, len(env.agents))
+        joint = EnvFactory(make=lambda render_mode=None: JointControl(env.make(render_mode)),
+                           make_vec=lambda n: JointControlVectorEnv(env.make_vec(n)),
+                           label=f"{env.label} (joint control)", reward_threshold=env.reward_threshold)
+        return JointControlAgent(build(cfg, joint, seed, training), probe.joint.split, len(env.agents))
+
+    return builder
 
 
+@_joint_control
 def _sb3(cfg: Any, env: EnvFactory, seed: int, training: bool) -> Agent:
     from rlkit.agents.sb3 import SB3Agent
 
-    _single_agent_only(cfg, env)
     return SB3Agent(cfg, lambda: env.make(None), seed=seed, training=training)
 
 
+@_joint_control
 def _reinforce(cfg: Any, env: EnvFactory, seed: int, training: bool) -> Agent:
     from rlkit.agents.reinforce import Reinforce
 
-    _single_agent_only(cfg, env)
     return Reinforce(cfg, env.make_vec, seed=seed, training=training)
 
 

@@ -61,6 +61,7 @@ def _evaluation_dict(evaluation: Evaluation | None) -> dict[str, Any] | None:
         "mean_reward": evaluation.mean_reward,
         "std_reward": evaluation.std_reward,
         "episodes": len(evaluation.rewards),
+        **({"success_rate": evaluation.success_rate} if evaluation.success_rate is not None else {}),
         # Multi-agent runs: every agent's mean return; solving and the best checkpoint go by the smallest.
         **({"agent_mean_rewards": {a: float(np.mean(r)) for a, r in evaluation.agent_rewards.items()},
             "score": evaluation.score} if evaluation.agent_rewards else {}),

@@ -78,7 +78,7 @@ BAD_INPUT = [
     (["train", "env=gym", "env.id=CartPol-v1"], "env.id='CartPol-v1' cannot be made"),
     (["train", "env.continuous=true", "agent.action_bins=0"], "needs a Discrete action space"),
     (["train", "env=mpe", "env.name=simple_sprad_v3", "agent=maddpg"], "Did you mean simple_spread_v3?"),
-    (["train", "env=multi_cartpole", "agent=dqn"], "has 2 agents (cart_0, cart_1); train it with agent=maddpg"),
+    (["train", "env=gym", "env.id=CartPole-v1", "agent=sac"], "agent=sac (SAC) needs a Box action space"),
     (["train", "env=multi_cartpole", "env.coupling=-1", "agent=maddpg"],
      "env.coupling (spring stiffness) must be >= 0"),
     (["train", "env=pettingzoo", "env.id=nosuch/Env-v0", "agent=maddpg"], "is not in PettingZoo's registry"),
@@ -185,3 +185,28 @@ def test_reinforce_trains_and_evaluates_from_the_cli(tmp_path):
     out = run_cli(["eval", f"run={run}", "render_mode=human", "n_episodes=2"], cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "2 episodes from" in out.stdout
+
+
+PAIRS = [(env, agent) for env in ("balancing_pole", "robotic_arm", "multi_cartpole")
+         for agent in ("reinforce", "dqn", "maddpg")]
+
+
+@pytest.mark.parametrize(("env", "agent"), PAIRS, ids=[f"{e}-{a}" for e, a in PAIRS])
+def test_every_builtin_agent_trains_and_evaluates_on_every_builtin_env(tmp_path, env, agent):
+    args = ["train", f"env={env}", f"agent={agent}", "total_steps=600", "callbacks.eval.every_steps=0",
+            "callbacks.eval.episodes=1", "callbacks.progress_bar=false"]
+    if agent in ("dqn", "maddpg"):
+        args.append("agent.learning_starts=100")  # a few updates within the tiny budget
+    out = run_cli(args, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    (run,) = (tmp_path / "runs" / env / agent).iterdir()
+    log = (run / "train.log").read_text()
+    if env == "multi_cartpole" and agent != "maddpg":
+        assert "joint control of multi_cartpole's 2 agents" in log
+    if agent == "dqn" and env != "balancing_pole":
+        assert "discretised into 5 bins per dimension" in log
+    if agent == "maddpg" and env != "multi_cartpole":
+        assert "team of one agent (that is DDPG)" in log
+    out = run_cli(["eval", f"run={run}", "n_episodes=1"], cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "1 episodes from" in out.stdout

@@ -141,3 +141,26 @@ def test_one_agent_vector_env_adds_and_removes_the_agent_axis():
     assert obs.shape == (3, 1, 3) and envs.possible_agents == ["agent_0"]
     obs, rewards, terminated, truncated, _ = envs.step(np.zeros((3, 1, 1), dtype=np.float32))
     assert obs.shape == (3, 1, 3) and rewards.shape == (3, 1) and terminated.shape == (3,)
+
+
+def test_joint_control_concatenates_observations_and_splits_joint_actions():
+    from rlkit.envs.adapters import JointControl, JointControlVectorEnv
+    from rlkit.envs.multi_cartpole import MultiCartPoleVectorEnv
+
+    env = JointControl(ParallelArrayEnv(MultiCartPoleEnv(num_agents=3, continuous=False)))
+    assert env.action_space.n == 8 and env.observation_space.shape == (12,)
+    assert env.joint.split(np.array([0, 1, 6])).tolist() == [[0, 0, 0], [1, 0, 0], [0, 1, 1]]
+    obs, _ = env.reset(seed=2)
+    raw = ParallelArrayEnv(MultiCartPoleEnv(num_agents=3, continuous=False))
+    np.testing.assert_array_equal(obs, raw.reset(seed=2)[0].reshape(-1))
+    obs, reward, *_ = env.step(5)
+    np.testing.assert_array_equal(obs, raw.step(np.array([1, 0, 1]))[0].reshape(-1))
+    assert reward == 1.0
+    with pytest.raises(ValueError, match="outside the joint action space"):
+        env.step(8)
+    # The batched view splits the same way, copy by copy.
+    vec = JointControlVectorEnv(MultiCartPoleVectorEnv(num_envs=2, num_agents=2))
+    assert vec.single_action_space.shape == (2,) and vec.single_observation_space.shape == (8,)
+    obs, _ = vec.reset(seed=0)
+    obs, rewards, *_ = vec.step(np.array([[0.5, -0.5], [0.0, 1.0]], dtype=np.float32))
+    assert obs.shape == (2, 8) and rewards.tolist() == [1.0, 1.0]

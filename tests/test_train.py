@@ -179,3 +179,14 @@ def test_the_robotic_arm_trains_with_continuous_agents(tmp_path, agent):
     assert summary["env"] == "robotic_arm" and summary["steps"] >= 1200
     assert all(ep.length <= 50 for _, ep in rec.of("episode"))
     assert summary["final_eval"]["episodes"] == 2
+
+
+def test_evaluations_report_the_success_rate_of_envs_that_have_one(tmp_path):
+    summary, rec = _train(tmp_path, ["env=robotic_arm", "agent=reinforce", "env.max_episode_steps=30",
+                                     "env.tolerance=1.0"])
+    rates = [e[1].success_rate for e in rec.of("evaluation")]
+    assert rates and all(r is not None and 0.0 <= r <= 1.0 for r in rates)
+    assert summary["final_eval"]["success_rate"] == rates[-1]
+    assert "eval/success_rate" in read_scalars(tmp_path / "run" / "tb")
+    balancing, _ = _train(tmp_path / "b", [])
+    assert "success_rate" not in balancing["final_eval"]

@@ -1,0 +1,52 @@
+"""A single-agent learner acting for a whole team: the joint-control adapter for multi-agent envs.
+
+The learner trains on :class:`rlkit.envs.adapters.JointControl` (observations concatenated, one joint action,
+the team's mean reward). For evaluation and ``rlkit eval`` the adapter takes the multi-agent env's arrays,
+``(n, agents, obs_dim)``, and returns every agent's action, so multi-agent runs are evaluated (and logged per
+agent) alike whatever learns them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rlkit.agents.base import Agent
+from rlkit.callbacks import Callback
+
+
+class JointControlAgent(Agent):
+    """Wraps a single-agent learner trained on the joint-control view of a multi-agent env.
+
+    Args:
+        inner: The learner, built on the joint-control env.
+        split: Turns joint actions (leading axis: batch) into per-agent actions.
+        agents: Number of agents.
+    """
+
+    def __init__(self, inner: Agent, split: Any, agents: int) -> None:
+        self.inner = inner
+        self.split = split
+        self.agents = agents
+        self.observation_space = inner.observation_space
+        self.action_space = inner.action_space
+
+    def learn(self, total_steps: int, callback: Callback) -> None:
+        """The learner's own training, on the joint-control env."""
+        self.inner.learn(total_steps, callback)
+
+    def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
+        """Every agent's action for observations of shape (n, agents, obs_dim)."""
+        obs = np.asarray(obs)
+        actions = self.split(self.inner.act(obs.reshape(len(obs), -1), deterministic=deterministic))
+        return actions.astype(np.float32) if actions.dtype.kind == "f" else actions
+
+    def save(self, path: Path, meta: dict[str, Any] | None = None) -> None:
+        """The learner's checkpoint."""
+        self.inner.save(path, meta)
+
+    def load(self, path: Path) -> dict[str, Any]:
+        """Load the learner's checkpoint."""
+        return self.inner.load(path)
