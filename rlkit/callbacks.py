@@ -105,6 +105,7 @@ class TrainingContext:
     callbacks: CallbackList
     """The run's whole callback list, to emit events to the others (e.g. an evaluation)."""
     reward_threshold: float | None = None
+    success_threshold: float | None = None
     writer: SummaryWriter | None = None
     start_time: float = field(default_factory=time.perf_counter)
 
@@ -326,12 +327,21 @@ class PeriodicEvaluator(Callback):
                 self.ctx.run_dir / "checkpoints" / "best.safetensors",
                 {"step": self.num_steps, "eval_mean_reward": evaluation.mean_reward, "eval_score": evaluation.score},
             )
-        threshold = self.ctx.reward_threshold
-        if self.solved_at is None and threshold is not None and evaluation.score >= threshold:
+        if self.solved_at is None and self._solves(evaluation):
             self.solved_at = {"step": self.num_steps, "train_seconds": train_seconds}
         self.eval_seconds += time.perf_counter() - started
         self.ctx.callbacks.on_evaluation(evaluation)
         return evaluation
+
+    def _solves(self, evaluation: Evaluation) -> bool:
+        """Every threshold the env has is met: the score's, and the success rate's."""
+        assert self.ctx is not None
+        met = []
+        if self.ctx.reward_threshold is not None:
+            met.append(evaluation.score >= self.ctx.reward_threshold)
+        if self.ctx.success_threshold is not None and evaluation.success_rate is not None:
+            met.append(evaluation.success_rate >= self.ctx.success_threshold)
+        return bool(met) and all(met)
 
     def _on_training_end(self) -> None:
         if self.last is None or self.last.step != self.num_steps:

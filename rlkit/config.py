@@ -154,6 +154,8 @@ class RoboticArmConfig:
     """Steps after which an episode is truncated."""
     reward_threshold: float | None = None
     """Mean evaluation return that counts as solved; empty: none (the arm is judged by its success rate)."""
+    success_threshold: float | None = 0.9
+    """Evaluation success rate that counts as solved."""
 
     def validate(self) -> None:
         """Check values that the types alone cannot."""

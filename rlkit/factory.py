@@ -42,6 +42,8 @@ class EnvFactory:
     """Mean evaluation return that counts as solved (every agent's, for a multi-agent env)."""
     agents: tuple[str, ...] = ()
     """The agents of a multi-agent env; empty for a single-agent one."""
+    success_threshold: float | None = None
+    """Evaluation success rate (``info["is_success"]``) that counts as solved, for envs that report success."""
 
 
 def _physics(cfg: BalancingPoleConfig) -> dict[str, Any]:
@@ -97,7 +99,7 @@ def _robotic_arm(cfg: RoboticArmConfig) -> EnvFactory:
     from rlkit.envs import ROBOTIC_ARM_ID
 
     kwargs = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)
-              if f.name not in ("name", "max_episode_steps", "reward_threshold")}
+              if f.name not in ("name", "max_episode_steps", "reward_threshold", "success_threshold")}
     if kwargs["fixed_target"] is not None:
         kwargs["fixed_target"] = tuple(kwargs["fixed_target"])
 
@@ -108,7 +110,8 @@ def _robotic_arm(cfg: RoboticArmConfig) -> EnvFactory:
         return gym.make_vec(ROBOTIC_ARM_ID, num_envs=n, vectorization_mode="vector_entry_point",
                             max_episode_steps=cfg.max_episode_steps, **kwargs)
 
-    return EnvFactory(make=make, make_vec=make_vec, label="robotic_arm", reward_threshold=cfg.reward_threshold)
+    return EnvFactory(make=make, make_vec=make_vec, label="robotic_arm", reward_threshold=cfg.reward_threshold,
+                      success_threshold=cfg.success_threshold)
 
 
 def _multi_cartpole(cfg: MultiCartPoleConfig) -> EnvFactory:

@@ -108,7 +108,7 @@ def train(cfg: TrainConfig, run_dir: Path, callbacks: Sequence[Callback] = ()) -
         seed=cfg.seed + EVAL_SEED_OFFSET,
         stop_on_threshold=ev.stop_on_threshold,
     )
-    if ev.stop_on_threshold and env_factory.reward_threshold is None:
+    if ev.stop_on_threshold and env_factory.reward_threshold is None and env_factory.success_threshold is None:
         raise ConfigError(
             f"callbacks.eval.stop_on_threshold=true, but {env_factory.label} has no reward threshold; "
             "set env.reward_threshold"
@@ -132,6 +132,7 @@ def train(cfg: TrainConfig, run_dir: Path, callbacks: Sequence[Callback] = ()) -
         total_steps=cfg.total_steps,
         callbacks=callback_list,
         reward_threshold=env_factory.reward_threshold,
+        success_threshold=env_factory.success_threshold,
         writer=writer,
     )
     callback_list.on_training_start(ctx)
@@ -156,6 +157,7 @@ def train(cfg: TrainConfig, run_dir: Path, callbacks: Sequence[Callback] = ()) -
         "eval_seconds": evaluator.eval_seconds,
         "train_seconds": wall - evaluator.eval_seconds,
         "reward_threshold": env_factory.reward_threshold,
+        "success_threshold": env_factory.success_threshold,
         "solved": evaluator.solved_at,
         "final_eval": _evaluation_dict(evaluator.last),
         "best_eval": _evaluation_dict(evaluator.best),
