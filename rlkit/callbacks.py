@@ -27,6 +27,7 @@ subclasses override; ``on_step`` returns False to stop training.
 
 from __future__ import annotations
 
+import logging
 import math
 import sys
 import time
@@ -43,6 +44,8 @@ if TYPE_CHECKING:
     from torch.utils.tensorboard import SummaryWriter
 
     from rlkit.agents.base import Agent
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -329,6 +332,10 @@ class PeriodicEvaluator(Callback):
             )
         if self.solved_at is None and self._solves(evaluation):
             self.solved_at = {"step": self.num_steps, "train_seconds": train_seconds}
+        success = "" if evaluation.success_rate is None else f", success {evaluation.success_rate:.0%}"
+        log.info("eval at step %d: mean reward %.1f +/- %.1f over %d episodes%s%s", self.num_steps,
+                 evaluation.mean_reward, evaluation.std_reward, len(evaluation.rewards), success,
+                 " (solved)" if self.solved_at is not None and self.solved_at["step"] == self.num_steps else "")
         self.eval_seconds += time.perf_counter() - started
         self.ctx.callbacks.on_evaluation(evaluation)
         return evaluation
