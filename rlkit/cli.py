@@ -87,12 +87,12 @@ def _eval(cfg: DictConfig) -> None:
             f"{len(report.rewards)} episodes from {report.checkpoint}: "
             f"mean reward {report.mean:.2f} ± {report.std:.2f}"
         )
-        if report.video is not None:
-            print(f"video: {report.video}")
         if report.successes:
             print(f"  success rate {sum(report.successes) / len(report.successes):.0%}")
         for name, rewards in report.agent_rewards.items():
             print(f"  {name}: mean reward {statistics.fmean(rewards):.2f} ± {statistics.pstdev(rewards):.2f}")
+        if report.video is not None:
+            print(f"video: {report.video}")
 
 
 def _print_episode(index: int, played: Any) -> None:
