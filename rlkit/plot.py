@@ -23,7 +23,7 @@ import math
 import os
 import re
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -108,7 +108,7 @@ def _natural_key(path: Path) -> list[Any]:
 
 
 def find_runs(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
-    """Every run directory at or under the given paths, in natural order, each once.
+    """Every run directory at or under the given paths, each once: path by path, in natural order within each.
 
     Raises:
         RunDirError: A path does not exist or is not a directory, or no path holds a run.
@@ -120,18 +120,20 @@ def find_runs(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
             raise RunDirError(f"{root} does not exist")
         if not root.is_dir():
             raise RunDirError(f"{root} is not a directory; give run directories or folders that hold them")
+        under = []
         for dirpath, dirnames, _ in os.walk(root):
             here = Path(dirpath)
             if is_run_dir(here):
-                found[here] = None
+                under.append(here)
                 dirnames.clear()  # runs do not nest
             else:
                 dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        found.update(dict.fromkeys(sorted(under, key=_natural_key)))
     if not found:
         where = ", ".join(str(p) for p in given)
         raise RunDirError(f"no rlkit run directories under {where} (a run directory holds {SUMMARY_FILE}, "
                           f"{CONFIG_FILE} and {TB_DIR}/; runs still training have no {SUMMARY_FILE} yet)")
-    return sorted(found, key=_natural_key)
+    return list(found)
 
 
 def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
@@ -299,10 +301,21 @@ def group_runs(runs: Sequence[Run]) -> list[Group]:
     return [Group(label=label, runs=members) for label, (_, members) in zip(labels, by_config.values(), strict=True)]
 
 
-def reward_thresholds(runs: Iterable[Run]) -> list[float]:
-    """The distinct ``reward_threshold`` values in the runs' summaries (none where it is null)."""
-    found = {float(r.summary["reward_threshold"]) for r in runs if r.summary.get("reward_threshold") is not None}
-    return sorted(found)
+def reward_thresholds(runs: Sequence[Run]) -> dict[float, str]:
+    """The runs' reward thresholds (from ``summary.json``; null ones left out), each with a legend label.
+
+    The label names the environments a threshold belongs to when the runs come from more than one.
+    """
+    envs = {r.summary.get("env") for r in runs}
+    by_value: dict[float, list[str]] = {}
+    for run in runs:
+        value = run.summary.get("reward_threshold")
+        if value is not None:
+            names = by_value.setdefault(float(value), [])
+            if str(run.summary.get("env")) not in names:
+                names.append(str(run.summary.get("env")))
+    return {value: f"reward threshold {value:g}" + (f" ({', '.join(names)})" if len(envs) > 1 else "")
+            for value, names in sorted(by_value.items())}
 
 
 def is_return_tag(tag: str) -> bool:
@@ -369,8 +382,14 @@ def curves(groups: Sequence[Group], x: str = "steps", points: int = 200, smooth:
 
 # ---------------------------------------------------------------------------------------------- output
 def plot_curves(drawn: Sequence[Curve], out: str | os.PathLike[str], tag: str = DEFAULT_TAG,
-                thresholds: Sequence[float] = (), size: tuple[int, int] = (1200, 500)) -> Path:
-    """Draw the curves to a PNG of ``size`` pixels: one panel per x kind, a legend, dashed thresholds."""
+                thresholds: Mapping[float, str] | None = None, size: tuple[int, int] = (1200, 500)) -> Path:
+    """Draw the curves to a PNG of ``size`` pixels: one panel per x kind, a legend, dashed thresholds.
+
+    ``thresholds`` maps each horizontal line's value to its legend label (see :func:`reward_thresholds`).
+    """
+    if not drawn:
+        raise PlotError("nothing to draw: no group of runs has a range of x that all its runs cover")
+    thresholds = thresholds or {}
     from matplotlib.figure import Figure  # no pyplot: no global backend, no window, Agg renders the PNG
 
     dpi = 100
@@ -386,8 +405,8 @@ def plot_curves(drawn: Sequence[Curve], out: str | os.PathLike[str], tag: str = 
                     label=f"{c.group} ({runs})")
             if c.n_runs > 1:
                 ax.fill_between(c.x, c.low, c.high, color=colors[c.group], alpha=0.2, lw=0)
-        for threshold in thresholds:
-            ax.axhline(threshold, color="0.35", ls="--", lw=1, label=f"reward threshold {threshold:g}")
+        for value, label in thresholds.items():
+            ax.axhline(value, color="0.35", ls="--", lw=1, label=label)
         # With few seeds the t-interval reaches far beyond anything observed; keep the runs' range in view.
         seen = [v for c in drawn if c.x_kind == kind for v in (c.runs.min(), c.runs.max())]
         bottom, top = min(seen + list(thresholds)), max(seen + list(thresholds))
@@ -420,7 +439,7 @@ def write_csv(drawn: Sequence[Curve], out: str | os.PathLike[str]) -> Path:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rlkit plot",
-        description="Learning curves of runs: each config's mean over its seeds with a 95%% t-interval, "
+        description="Learning curves of runs: each config's mean over its seeds with a 95% t-interval, "
                     "against environment steps and wall time. Writes a PNG and a CSV of the numbers drawn.",
         epilog="example: rlkit plot runs/multirun/2026-11-21_18-00-00 --tag eval/mean_reward",
     )
@@ -455,7 +474,7 @@ def main(argv: Sequence[str]) -> None:
     groups = group_runs(runs)
     kinds = X_KINDS if args.x == "both" else (args.x,)
     drawn = [c for kind in kinds for c in curves(groups, x=kind, points=args.points, smooth=args.smooth)]
-    thresholds = reward_thresholds(runs) if is_return_tag(args.tag) else []
+    thresholds = reward_thresholds(runs) if is_return_tag(args.tag) else {}
     png = plot_curves(drawn, out, tag=args.tag, thresholds=thresholds)
     table = write_csv(drawn, out.with_suffix(".csv"))
     for group in groups:

@@ -11,7 +11,7 @@ from PIL import Image
 from scipy import stats
 
 from helpers import TINY, read_scalars, run_cli
-from rlkit.plot import Group, Run, curves, group_runs, load_runs, moving_average
+from rlkit.plot import Group, Run, curves, group_runs, load_runs, moving_average, reward_thresholds
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +102,15 @@ def test_groups_are_labelled_by_what_differs_between_them():
     ]
     assert [g.label for g in group_runs(runs[2:3] + runs[:1])] == [
         "agent.learning_rate=0.001", "agent.learning_rate=0.0001"]
+
+
+def test_reward_thresholds_name_their_env_when_the_runs_mix_envs():
+    pole, arm = _run(0, [0, 1], [0, 1]), _run(1, [0, 1], [0, 1], **{"env.name": "robotic_arm"})
+    pole.summary["reward_threshold"] = 475.0
+    arm.summary.update(env="robotic_arm", reward_threshold=None)
+    assert reward_thresholds([pole]) == {475.0: "reward threshold 475"}
+    assert reward_thresholds([pole, arm]) == {475.0: "reward threshold 475 (balancing_pole)"}
+    assert reward_thresholds([arm]) == {}
 
 
 def test_runs_are_interpolated_onto_the_range_they_share():
