@@ -2,6 +2,7 @@
 
 This is the only module that uses Hydra's decorator. It turns the composed config into typed dataclasses and
 calls plain functions (``rlkit.train.train``, ``rlkit.evaluate.evaluate_run``) that tests can call directly.
+``rlkit plot`` is no Hydra app: it takes paths and options (argparse, in ``rlkit.plot``).
 """
 
 from __future__ import annotations
@@ -90,6 +91,8 @@ def _eval(cfg: DictConfig) -> None:
             print(f"  success rate {sum(report.successes) / len(report.successes):.0%}")
         for name, rewards in report.agent_rewards.items():
             print(f"  {name}: mean reward {statistics.fmean(rewards):.2f} ± {statistics.pstdev(rewards):.2f}")
+        if report.video is not None:
+            print(f"video: {report.video}")
 
 
 def _print_episode(index: int, played: Any) -> None:
@@ -100,9 +103,26 @@ def _print_episode(index: int, played: Any) -> None:
     print(line)
 
 
-COMMANDS: dict[str, tuple[Callable[[], Any], str, str]] = {
+def _plot(argv: list[str]) -> None:
+    import warnings
+
+    from rlkit.plot import main as plot_main
+
+    def show(message: Warning | str, *_: Any, **__: Any) -> None:
+        print(f"rlkit: warning: {message}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = show
+        plot_main(argv)
+
+
+# command -> (function, Hydra config name, one line of help). A command without a config name is a plain
+# program that gets its arguments (``rlkit plot``).
+COMMANDS: dict[str, tuple[Callable[..., Any], str | None, str]] = {
     "train": (_train, "train", "train an agent: rlkit train env=balancing_pole agent=dqn seed=3"),
     "eval": (_eval, "eval", "play a trained run: rlkit eval run=runs/<env>/<agent>/<time> render_mode=human"),
+    "plot": (_plot, None, "learning curves, mean and 95% interval over seeds: rlkit plot runs/multirun/<time>"),
 }
 
 USAGE = """usage: rlkit <command> [KEY=VALUE ...] [--help]
@@ -110,9 +130,9 @@ USAGE = """usage: rlkit <command> [KEY=VALUE ...] [--help]
 commands:
 {commands}
 
-Each command takes Hydra overrides (KEY=VALUE, GROUP=CHOICE, -m for a multirun).
+train and eval take Hydra overrides (KEY=VALUE, GROUP=CHOICE, -m for a multirun).
 `rlkit <command> --help` lists its config groups, keys, values and what each means;
-`rlkit <command> --hydra-help` shows Hydra's own options."""
+`rlkit <command> --hydra-help` shows Hydra's own options. plot takes directories: `rlkit plot --help`."""
 
 
 def compose(overrides: list[str], config_name: str = "train") -> TrainConfig | EvalRunConfig:
@@ -261,6 +281,10 @@ def main(argv: list[str] | None = None) -> None:
               file=sys.stderr)
         sys.exit(2)
     func, config_name, _ = COMMANDS[command]
+    if config_name is None:
+        with _user_errors():
+            func(rest)
+        return
     with _user_errors():
         check_group_choices(config_name, [a for a in rest if not a.startswith("-")])
     if "--help" in rest or "-h" in rest:

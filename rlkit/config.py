@@ -35,6 +35,7 @@ def _check_network(net_arch: list[int], activation_fn: str) -> None:
 
 
 ACTIVATIONS = ("relu", "tanh", "elu", "leaky_relu", "gelu", "silu")
+VIDEO_FORMATS = ("mp4", "gif")
 
 
 # ---------------------------------------------------------------------------------------------- environments
@@ -723,6 +724,12 @@ class EvalRunConfig:
     """Greedy actions."""
     seed: int = 12345
     """Seed of the evaluation episodes."""
+    video: bool = False
+    """Record the episodes, rendered off-screen (rgb_array), to <run>/videos/eval-<checkpoint>-<time>.<format>."""
+    video_format: str = "mp4"
+    """mp4 (H.264) or gif."""
+    video_fps: int | None = None
+    """Frames per second of the video; empty: the env's render_fps (real time)."""
 
     def validate(self) -> None:
         """Check values that the types alone cannot."""
@@ -730,6 +737,13 @@ class EvalRunConfig:
             raise ConfigError(f"n_episodes must be >= 1, got {self.n_episodes}")
         if self.render_mode not in (None, "human", "rgb_array"):
             raise ConfigError(f"render_mode must be human, rgb_array or null, got {self.render_mode!r}")
+        if self.video and self.render_mode == "human":
+            raise ConfigError("video=true records frames rendered off-screen and cannot show a window as well: "
+                              "drop render_mode=human (or set render_mode=rgb_array)")
+        if self.video_format not in VIDEO_FORMATS:
+            raise ConfigError(f"video_format must be one of {', '.join(VIDEO_FORMATS)}, got {self.video_format!r}")
+        if self.video_fps is not None and self.video_fps < 1:
+            raise ConfigError(f"video_fps must be >= 1 (or null for the env's render_fps), got {self.video_fps}")
 
 
 # Plain registries: a config's ``name`` field picks its schema (and, in rlkit.factory, its builder).

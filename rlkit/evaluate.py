@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,12 @@ from rlkit.config import EvalRunConfig
 from rlkit.errors import RunDirError
 from rlkit.factory import build_agent, build_env
 from rlkit.runs import load_run_config
+from rlkit.video import VideoWriter
 
 log = logging.getLogger(__name__)
+
+DEFAULT_VIDEO_FPS = 30
+"""Frames per second of a video of an env whose metadata gives no ``render_fps``."""
 
 
 def seed_envs(envs: Sequence[gym.Env], seed: int) -> None:
@@ -59,14 +64,20 @@ def play_episodes(
     envs: Sequence[gym.Env],
     deterministic: bool = True,
     stop: Callable[[], bool] | None = None,
+    record: Callable[[int], Any] | None = None,
 ) -> Played:
     """Play one episode in each env, all stepped together with one batched ``act`` per step.
 
     A multi-agent env (a :class:`rlkit.envs.adapters.ParallelArrayEnv`) returns one reward per agent; its
     returns are kept per agent. ``stop`` is checked after every step; when it returns True, only the
-    episodes already finished are returned.
+    episodes already finished are returned. ``record(i)``, if given, is called after env ``i``'s reset and
+    after each of its steps (the final one included): what a video records.
     """
-    obs = [env.reset()[0] for env in envs]
+    obs = []
+    for i, env in enumerate(envs):
+        obs.append(env.reset()[0])
+        if record is not None:
+            record(i)
     agents = list(getattr(envs[0], "possible_agents", [])) if envs else []
     returns = np.zeros((len(envs), len(agents)) if agents else len(envs))
     lengths = [0] * len(envs)
@@ -80,6 +91,8 @@ def play_episodes(
             o, r, terminated, truncated, info = envs[i].step(actions[j])
             returns[i] += r
             lengths[i] += 1
+            if record is not None:
+                record(i)
             if terminated or truncated:
                 finished.append(i)
                 if "is_success" in info:
@@ -108,6 +121,8 @@ class EvalReport:
     """Multi-agent runs: every agent's returns."""
     successes: list[bool] = field(default_factory=list)
     """Envs that report ``info["is_success"]``: each episode's."""
+    video: Path | None = None
+    """The video file (``video=true``): every episode's reset frame and one frame per step."""
 
     @property
     def mean(self) -> float:
@@ -153,20 +168,29 @@ def evaluate_run(cfg: EvalRunConfig, on_episode: Callable[[int, Played], Any] | 
     agent = build_agent(train_cfg.agent, env_factory, seed=train_cfg.seed, training=False)
     agent.load(checkpoint)
 
-    env = env_factory.make(cfg.render_mode)
+    env = env_factory.make("rgb_array" if cfg.video else cfg.render_mode)
     seed_envs([env], cfg.seed)
     unwrapped = env.unwrapped
 
     def window_closed() -> bool:
         return bool(getattr(unwrapped, "window_closed", False))
 
+    video: VideoWriter | None = None
+
+    def record(_: int) -> None:
+        assert video is not None
+        video.append(env.render())
+
     rewards: list[float] = []
     lengths: list[int] = []
     agent_rewards: dict[str, list[float]] = {}
     successes: list[bool] = []
     try:
+        if cfg.video:
+            video = _video_writer(cfg, run_dir, checkpoint, env)
         for episode in range(cfg.n_episodes):
-            played = play_episodes(agent, [env], deterministic=cfg.deterministic, stop=window_closed)
+            played = play_episodes(agent, [env], deterministic=cfg.deterministic, stop=window_closed,
+                                   record=record if video is not None else None)
             if not played.lengths:  # the user closed the window mid-episode
                 break
             rewards += played.team_returns()
@@ -180,5 +204,20 @@ def evaluate_run(cfg: EvalRunConfig, on_episode: Callable[[int, Played], Any] | 
                 break
     finally:
         env.close()
+        if video is not None:
+            video.close()  # an interrupted evaluation still leaves a playable video of what it played
     return EvalReport(rewards=rewards, lengths=lengths, checkpoint=checkpoint, agent_rewards=agent_rewards,
-                      successes=successes)
+                      successes=successes, video=video.path if video is not None and video.frames else None)
+
+
+def _video_writer(cfg: EvalRunConfig, run_dir: Path, checkpoint: Path, env: gym.Env) -> VideoWriter:
+    """A writer for ``<run>/videos/eval-<checkpoint>-<time>.<format>`` at the configured or the env's fps."""
+    folder = run_dir / "videos"
+    try:
+        folder.mkdir(exist_ok=True)
+    except OSError as e:
+        raise RunDirError(f"cannot write a video into {folder}: {e.strerror}") from None
+    stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S-%f")
+    path = folder / f"eval-{checkpoint.stem}-{stamp}.{cfg.video_format}"
+    fps = cfg.video_fps or env.metadata.get("render_fps") or DEFAULT_VIDEO_FPS
+    return VideoWriter(path, fps=fps)

@@ -1,0 +1,483 @@
+"""Learning curves of many runs: ``rlkit plot <runs or sweep dir> [more dirs...]``.
+
+Finds the run directories under the given paths, reads one TensorBoard scalar from each (``episode/reward``
+by default), groups the runs by their resolved config with the seed left out, and draws every group's mean
+over its seeds with a 95% confidence band (Student's t), against environment steps and against wall time.
+It writes a PNG and, beside it, a CSV of exactly the numbers drawn.
+
+The steps are plain functions, usable from Python::
+
+    runs = load_runs(["runs/multirun/2026-11-21_18-00-00"], tag="eval/mean_reward")
+    groups = group_runs(runs)
+    drawn = curves(groups, x="steps") + curves(groups, x="wall")
+    plot_curves(drawn, "curves.png", tag="eval/mean_reward", thresholds=reward_thresholds(runs))
+    write_csv(drawn, "curves.csv")
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import re
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rlkit.errors import RlkitError, RunDirError
+from rlkit.runs import CONFIG_FILE, SUMMARY_FILE
+
+TB_DIR = "tb"
+DEFAULT_TAG = "episode/reward"
+X_KINDS = ("steps", "wall")
+X_LABELS = {"steps": "environment steps", "wall": "wall-clock seconds since the run started"}
+CONFIDENCE = 0.95
+
+# Keys that change how a run is shown or logged, not what it learns: runs that differ only in these (and in
+# the seed) are seeds of one configuration. Hydra's own settings are not in the saved config at all.
+NOT_CONFIG = frozenset({"seed", "callbacks.progress_bar", "callbacks.tensorboard"})
+
+
+class PlotError(RlkitError, ValueError):
+    """The runs cannot be plotted as asked (no run has the tag, an option is out of range)."""
+
+
+@dataclass
+class Run:
+    """One run directory and one scalar it logged."""
+
+    path: Path
+    config: dict[str, Any]
+    """The resolved config, flattened to dotted keys (``agent.learning_rate``)."""
+    summary: dict[str, Any]
+    """The run's ``summary.json``."""
+    steps: np.ndarray
+    """Environment steps at which the scalar was logged, increasing (repeated steps averaged into one)."""
+    wall: np.ndarray
+    """Seconds from the run's first TensorBoard event to each of ``steps``."""
+    values: np.ndarray
+    """The scalar at each of ``steps``."""
+
+    @property
+    def seed(self) -> Any:
+        """The run's seed."""
+        return self.config.get("seed")
+
+
+@dataclass
+class Group:
+    """Runs with the same config apart from the seed."""
+
+    label: str
+    """The config keys that set this group apart from the others (``agent=dqn``, ``agent.gamma=0.9``)."""
+    runs: list[Run] = field(default_factory=list)
+
+
+@dataclass
+class Curve:
+    """What is drawn for one group against one x axis: the mean over its runs and a confidence band."""
+
+    group: str
+    x_kind: str
+    """``steps`` or ``wall``."""
+    x: np.ndarray
+    mean: np.ndarray
+    low: np.ndarray
+    """Lower end of the 95% t-interval of the mean (the mean itself for a single run)."""
+    high: np.ndarray
+    n_runs: int
+    runs: np.ndarray = field(repr=False, default_factory=lambda: np.empty((0, 0)))
+    """Every run interpolated onto ``x``, shape (n_runs, len(x)), in the group's run order."""
+
+
+# ---------------------------------------------------------------------------------------------- loading
+def is_run_dir(path: Path) -> bool:
+    """Whether ``path`` is an rlkit run directory: ``summary.json``, ``.hydra/config.yaml`` and ``tb/``."""
+    return (path / SUMMARY_FILE).is_file() and (path / CONFIG_FILE).is_file() and (path / TB_DIR).is_dir()
+
+
+def _natural_key(path: Path) -> list[Any]:
+    """Sort key under which a sweep's job 10 comes after job 9, not after job 1."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(path))]
+
+
+def find_runs(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """Every run directory at or under the given paths, each once: path by path, in natural order within each.
+
+    Raises:
+        RunDirError: A path does not exist or is not a directory, or no path holds a run.
+    """
+    found: dict[Path, None] = {}
+    given = [Path(p).expanduser() for p in paths]
+    for root in given:
+        if not root.exists():
+            raise RunDirError(f"{root} does not exist")
+        if not root.is_dir():
+            raise RunDirError(f"{root} is not a directory; give run directories or folders that hold them")
+        under = []
+        for dirpath, dirnames, _ in os.walk(root):
+            here = Path(dirpath)
+            if is_run_dir(here):
+                under.append(here)
+                dirnames.clear()  # runs do not nest
+            else:
+                dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        found.update(dict.fromkeys(sorted(under, key=_natural_key)))
+    if not found:
+        where = ", ".join(str(p) for p in given)
+        raise RunDirError(f"no rlkit run directories under {where} (a run directory holds {SUMMARY_FILE}, "
+                          f"{CONFIG_FILE} and {TB_DIR}/; runs still training have no {SUMMARY_FILE} yet)")
+    return list(found)
+
+
+def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested mapping as one level of dotted keys; lists and empty mappings stay values."""
+    if not isinstance(node, dict) or not node:
+        return {prefix: node}
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        out.update(flatten(value, f"{prefix}{key}." if isinstance(value, dict) and value else f"{prefix}{key}"))
+    return out
+
+
+def _load_config(run_dir: Path) -> dict[str, Any]:
+    from omegaconf import OmegaConf
+
+    path = run_dir / CONFIG_FILE
+    try:
+        raw = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    except Exception as e:  # YAML and interpolation errors share no base class worth naming
+        raise RunDirError(f"{path} is corrupt: {e}") from None
+    if not isinstance(raw, dict):
+        raise RunDirError(f"{path} is corrupt: it is not a mapping")
+    return flatten(raw)
+
+
+def _load_summary(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / SUMMARY_FILE
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise RunDirError(f"{path} is corrupt: {e}") from None
+    if not isinstance(summary, dict):
+        raise RunDirError(f"{path} is corrupt: it is not a JSON object")
+    return summary
+
+
+def read_scalar(tb_dir: Path, tag: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | list[str]:
+    """One scalar's ``(steps, wall seconds, values)`` from a TensorBoard directory, every event kept.
+
+    Values logged at the same step (episodes of parallel env copies ending together) are averaged into one
+    point. Returns the directory's scalar tags instead when it has none named ``tag``.
+    """
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    # size_guidance 0 keeps every scalar; the default keeps a random sample of 10,000.
+    acc = EventAccumulator(str(tb_dir), size_guidance={"scalars": 0})
+    acc.Reload()
+    tags = acc.Tags()["scalars"]
+    if tag not in tags:
+        return sorted(tags)
+    events = acc.Scalars(tag)
+    start = acc.FirstEventTimestamp()  # the event file's creation: when training started
+    order = np.argsort([e.step for e in events], kind="stable")
+    steps = np.array([events[i].step for i in order], dtype=np.float64)
+    wall = np.array([events[i].wall_time - start for i in order], dtype=np.float64)
+    values = np.array([events[i].value for i in order], dtype=np.float64)
+    unique, first, counts = np.unique(steps, return_index=True, return_counts=True)
+    if len(unique) < len(steps):
+        which = np.repeat(np.arange(len(unique)), counts)
+        values = np.bincount(which, weights=values) / counts
+        wall = np.maximum.reduceat(wall, first)  # the time the last of them was logged
+        steps = unique
+    return steps, wall, values
+
+
+def load_runs(paths: Iterable[str | os.PathLike[str]], tag: str = DEFAULT_TAG) -> list[Run]:
+    """Every run under ``paths`` with its config, summary and the scalar ``tag``.
+
+    Runs that did not log ``tag`` are left out with a warning.
+
+    Raises:
+        RunDirError: A path does not exist, or holds no run, or a run's files are corrupt.
+        PlotError: No run logged ``tag`` (the message lists the tags they have).
+    """
+    runs: list[Run] = []
+    missing: list[Path] = []
+    other_tags: set[str] = set()
+    for run_dir in find_runs(paths):
+        scalar = read_scalar(run_dir / TB_DIR, tag)
+        if isinstance(scalar, list):
+            missing.append(run_dir)
+            other_tags.update(scalar)
+            continue
+        steps, wall, values = scalar
+        runs.append(Run(path=run_dir, config=_load_config(run_dir), summary=_load_summary(run_dir),
+                        steps=steps, wall=wall, values=values))
+    if not runs:
+        have = ", ".join(sorted(other_tags)) or "none"
+        raise PlotError(f"none of the {len(missing)} runs logged a scalar {tag!r}; their tags: {have}")
+    if missing:
+        warnings.warn(f"{len(missing)} of {len(missing) + len(runs)} runs logged no scalar {tag!r} and are "
+                      f"left out: {', '.join(str(p) for p in missing)}", stacklevel=2)
+    return runs
+
+
+# ---------------------------------------------------------------------------------------------- grouping
+def _same(value: Any) -> str:
+    """A config value as a hashable, comparable key."""
+    return json.dumps(value, sort_keys=True)
+
+
+def _shown(value: Any) -> str:
+    """A config value as it would be typed on the command line."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list | dict):
+        return json.dumps(value).replace('"', "")
+    return str(value)
+
+
+_UNSET = "(unset)"
+
+
+def _labels(configs: list[dict[str, Any]]) -> list[str]:
+    """For each config, the keys in which the configs differ: ``agent=dqn``, ``agent.learning_rate=0.001``.
+
+    Where a config group's choice differs (``agent.name``: dqn against reinforce) the label names the choice
+    (``agent=dqn``), not every key that comes with it; the group's other keys are shown only where they
+    differ between configs with the same choice.
+    """
+    keys = list(dict.fromkeys(k for c in configs for k in c))
+
+    def differs(key: str, among: list[dict[str, Any]]) -> bool:
+        return len({_same(c[key]) if key in c else _UNSET for c in among}) > 1
+
+    varying = [k for k in keys if differs(k, configs)]
+    choices = {k.split(".")[0] for k in varying if k.count(".") == 1 and k.endswith(".name")}
+    labels = []
+    for config in configs:
+        parts = []
+        for key in varying:
+            section = key.split(".")[0]
+            if section in choices:
+                choice = f"{section}.name"
+                if key == choice:
+                    parts.append(f"{section}={_shown(config.get(key))}")
+                    continue
+                alike = [c for c in configs if c.get(choice) == config.get(choice)]
+                if not differs(key, alike):
+                    continue
+            parts.append(f"{key}={_shown(config[key]) if key in config else _UNSET}")
+        labels.append(" ".join(parts))
+    return labels
+
+
+def group_runs(runs: Sequence[Run]) -> list[Group]:
+    """Runs grouped by their config without the seed (and without display-only keys), in order of appearance.
+
+    Each group is labelled by the keys that differ between the groups; a single group by its env and agent.
+    """
+    by_config: dict[str, tuple[dict[str, Any], list[Run]]] = {}
+    for run in runs:
+        config = {k: v for k, v in run.config.items() if k not in NOT_CONFIG}
+        by_config.setdefault(_same(config), (config, []))[1].append(run)
+    configs = [c for c, _ in by_config.values()]
+    if len(configs) == 1:
+        first = runs[0]
+        env = first.summary.get("env") or first.config.get("env.name", "?")
+        agent = first.summary.get("agent") or first.config.get("agent.name", "?")
+        labels = [f"{env}, {agent}"]
+    else:
+        labels = _labels(configs)
+    return [Group(label=label, runs=members) for label, (_, members) in zip(labels, by_config.values(), strict=True)]
+
+
+def reward_thresholds(runs: Sequence[Run]) -> dict[float, str]:
+    """The runs' reward thresholds (from ``summary.json``; null ones left out), each with a legend label.
+
+    The label names the environments a threshold belongs to when the runs come from more than one.
+    """
+    envs = {r.summary.get("env") for r in runs}
+    by_value: dict[float, list[str]] = {}
+    for run in runs:
+        value = run.summary.get("reward_threshold")
+        if value is not None:
+            names = by_value.setdefault(float(value), [])
+            if str(run.summary.get("env")) not in names:
+                names.append(str(run.summary.get("env")))
+    return {value: f"reward threshold {value:g}" + (f" ({', '.join(names)})" if len(envs) > 1 else "")
+            for value, names in sorted(by_value.items())}
+
+
+def is_return_tag(tag: str) -> bool:
+    """Whether ``tag`` is a return, so that a reward threshold belongs on its plot."""
+    return any(tag == t or tag.startswith(f"{t}/") for t in ("episode/reward", "eval/mean_reward"))
+
+
+# ---------------------------------------------------------------------------------------------- curves
+def moving_average(values: np.ndarray, window: int) -> np.ndarray:
+    """Trailing mean over the last ``window`` values (fewer at the start)."""
+    if window <= 1 or len(values) == 0:
+        return values
+    sums = np.cumsum(np.concatenate([[0.0], values]))
+    idx = np.arange(1, len(values) + 1)
+    lo = np.maximum(idx - window, 0)
+    return (sums[idx] - sums[lo]) / (idx - lo)
+
+
+def mean_and_interval(samples: np.ndarray, confidence: float = CONFIDENCE
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean over axis 0 and its Student-t confidence interval; one sample gives the sample itself."""
+    n = samples.shape[0]
+    mean = samples.mean(axis=0)
+    if n < 2:
+        return mean, mean.copy(), mean.copy()
+    from scipy import stats
+
+    half = stats.t.ppf(0.5 + confidence / 2, df=n - 1) * samples.std(axis=0, ddof=1) / math.sqrt(n)
+    return mean, mean - half, mean + half
+
+
+def curves(groups: Sequence[Group], x: str = "steps", points: int = 200, smooth: int = 1) -> list[Curve]:
+    """Each group's runs on a common grid of ``x`` (``steps`` or ``wall``): mean and 95% t-interval.
+
+    Every run is linearly interpolated onto ``points`` evenly spaced values of x over the range that all runs
+    of its group cover (never extrapolated); ``smooth`` > 1 first replaces each run's values by their
+    trailing mean over that many logged values.
+    """
+    if x not in X_KINDS:
+        raise PlotError(f"x must be one of {', '.join(X_KINDS)}, got {x!r}")
+    if points < 2:
+        raise PlotError(f"points must be >= 2, got {points}")
+    if smooth < 1:
+        raise PlotError(f"smooth must be >= 1 (1: no smoothing), got {smooth}")
+    out = []
+    for group in groups:
+        xs = [run.steps if x == "steps" else run.wall for run in group.runs]
+        ys = [moving_average(run.values, smooth) for run in group.runs]
+        lo, hi = max(float(a[0]) for a in xs), min(float(a[-1]) for a in xs)
+        if hi < lo:
+            warnings.warn(f"the runs of {group.label} share no range of {X_LABELS[x]}; left out", stacklevel=2)
+            continue
+        trained = [int(run.summary.get("steps") or 0) for run in group.runs]
+        if x == "steps" and min(trained) < 0.9 * max(trained):
+            warnings.warn(f"the runs of {group.label} trained for {min(trained)} to {max(trained)} steps (stopped "
+                          f"on reaching the threshold?); drawn up to step {hi:g}, where all have data", stacklevel=2)
+        grid = np.linspace(lo, hi, points) if hi > lo else np.array([lo])
+        samples = np.stack([np.interp(grid, a, y) for a, y in zip(xs, ys, strict=True)])
+        mean, low, high = mean_and_interval(samples)
+        out.append(Curve(group=group.label, x_kind=x, x=grid, mean=mean, low=low, high=high,
+                         n_runs=len(group.runs), runs=samples))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- output
+def plot_curves(drawn: Sequence[Curve], out: str | os.PathLike[str], tag: str = DEFAULT_TAG,
+                thresholds: Mapping[float, str] | None = None, size: tuple[int, int] = (1200, 500)) -> Path:
+    """Draw the curves to a PNG of ``size`` pixels: one panel per x kind, a legend, dashed thresholds.
+
+    ``thresholds`` maps each horizontal line's value to its legend label (see :func:`reward_thresholds`).
+    """
+    if not drawn:
+        raise PlotError("nothing to draw: no group of runs has a range of x that all its runs cover")
+    thresholds = thresholds or {}
+    from matplotlib.figure import Figure  # no pyplot: no global backend, no window, Agg renders the PNG
+
+    dpi = 100
+    kinds = [k for k in X_KINDS if any(c.x_kind == k for c in drawn)]
+    fig = Figure(figsize=(size[0] / dpi, size[1] / dpi), dpi=dpi, layout="constrained")
+    axes = fig.subplots(1, len(kinds), squeeze=False)[0]
+    groups = list(dict.fromkeys(c.group for c in drawn))
+    colors = {g: f"C{i % 10}" for i, g in enumerate(groups)}
+    for ax, kind in zip(axes, kinds, strict=True):
+        for c in (c for c in drawn if c.x_kind == kind):
+            runs = "1 run" if c.n_runs == 1 else f"{c.n_runs} seeds"
+            ax.plot(c.x, c.mean, color=colors[c.group], lw=1.6, marker="o" if len(c.x) == 1 else None,
+                    label=f"{c.group} ({runs})")
+            if c.n_runs > 1:
+                ax.fill_between(c.x, c.low, c.high, color=colors[c.group], alpha=0.2, lw=0)
+        for value, label in thresholds.items():
+            ax.axhline(value, color="0.35", ls="--", lw=1, label=label)
+        # With few seeds the t-interval reaches far beyond anything observed; keep the runs' range in view.
+        seen = [v for c in drawn if c.x_kind == kind for v in (c.runs.min(), c.runs.max())]
+        bottom, top = min(seen + list(thresholds)), max(seen + list(thresholds))
+        pad = 0.05 * (top - bottom) or 1.0
+        ax.set_ylim(bottom - pad, top + pad)
+        ax.set_xlabel(X_LABELS[kind])
+        ax.set_ylabel(tag)
+        ax.grid(alpha=0.3)
+    axes[0].legend(loc="best", fontsize="small")
+    spread = "shaded: 95% t-interval of the mean" if any(c.n_runs > 1 for c in drawn) else "one run per curve"
+    fig.suptitle(f"{tag}: mean over seeds ({spread})")
+    path = Path(out)
+    fig.savefig(path, dpi=dpi)
+    return path
+
+
+def write_csv(drawn: Sequence[Curve], out: str | os.PathLike[str]) -> Path:
+    """The numbers drawn, one row per point: group, x_kind, x, mean, low, high, n_runs."""
+    path = Path(out)
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["group", "x_kind", "x", "mean", "low", "high", "n_runs"])
+        for c in drawn:
+            for row in zip(c.x, c.mean, c.low, c.high, strict=True):
+                writer.writerow([c.group, c.x_kind, *(repr(float(v)) for v in row), c.n_runs])
+    return path
+
+
+# ---------------------------------------------------------------------------------------------- command
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rlkit plot",
+        description="Learning curves of runs: each config's mean over its seeds with a 95% t-interval, "
+                    "against environment steps and wall time. Writes a PNG and a CSV of the numbers drawn.",
+        epilog="example: rlkit plot runs/multirun/2026-11-21_18-00-00 --tag eval/mean_reward",
+    )
+    parser.add_argument("paths", nargs="+", metavar="DIR",
+                        help="run directories, or folders holding them (a sweep's directory, runs/)")
+    parser.add_argument("--out", metavar="PATH", help="the PNG to write (default: <first DIR>/learning_curves.png); "
+                                                      "the CSV goes beside it with a .csv suffix")
+    parser.add_argument("--tag", default=DEFAULT_TAG,
+                        help=f"TensorBoard scalar to plot (default: {DEFAULT_TAG}; e.g. eval/mean_reward)")
+    parser.add_argument("--x", choices=[*X_KINDS, "both"], default="both",
+                        help="x axis: steps (environment steps), wall (seconds), or both panels (default)")
+    parser.add_argument("--smooth", type=int, default=1, metavar="N",
+                        help="trailing mean over each run's last N logged values before averaging (default 1: "
+                             "none; e.g. 20 for episode/reward)")
+    parser.add_argument("--points", type=int, default=200, metavar="N",
+                        help="points on the common grid each run is interpolated onto (default 200)")
+    return parser
+
+
+def main(argv: Sequence[str]) -> None:
+    """``rlkit plot``: parse the arguments, draw, and print where the PNG and CSV went."""
+    args = _parser().parse_args(list(argv))
+    out = Path(args.out).expanduser() if args.out else Path(args.paths[0]).expanduser() / "learning_curves.png"
+    if out.suffix.lower() != ".png":
+        raise PlotError(f"--out must name a .png file, got {out}")
+    if args.smooth < 1 or args.points < 2:
+        raise PlotError(f"--smooth must be >= 1 (1: no smoothing) and --points >= 2, got {args.smooth} and "
+                        f"{args.points}")
+    runs = load_runs(args.paths, tag=args.tag)
+    if not out.parent.is_dir():
+        raise PlotError(f"--out {out}: the folder {out.parent} does not exist")
+    groups = group_runs(runs)
+    kinds = X_KINDS if args.x == "both" else (args.x,)
+    drawn = [c for kind in kinds for c in curves(groups, x=kind, points=args.points, smooth=args.smooth)]
+    thresholds = reward_thresholds(runs) if is_return_tag(args.tag) else {}
+    png = plot_curves(drawn, out, tag=args.tag, thresholds=thresholds)
+    table = write_csv(drawn, out.with_suffix(".csv"))
+    for group in groups:
+        seeds = ", ".join(str(r.seed) for r in group.runs)
+        print(f"{group.label}: {len(group.runs)} run{'s' if len(group.runs) > 1 else ''} (seeds {seeds})")
+    print(f"plot: {png}\ndata: {table}")
