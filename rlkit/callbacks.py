@@ -18,7 +18,11 @@ eval/mean_reward/<agent>    per-agent mean return of the evaluation, multi-agent
 eval/success_rate           fraction of evaluation episodes ending in info["is_success"] (e.g. the arm)
 eval/std_reward             its standard deviation
 eval/mean_length            mean episode length of the evaluation
+eval/reward_threshold       the env's reward threshold (a constant line), if it has one
+eval/success_threshold      the env's success-rate threshold (a constant line), if it has one
 time/steps_per_second       training throughput since the previous point
+hparams/best_eval_score     best evaluation score, written at the end with the HParams entry
+hparams/episodes            training episodes, likewise
 ==========================  ================================================================
 
 The shape follows SB3's ``BaseCallback``: public hooks update counters and call no-op ``_on_*`` methods that
@@ -210,15 +214,26 @@ class CallbackList(Callback):
 class TensorBoardLogger(Callback):
     """Writes every event to TensorBoard with the tags in this module's docstring.
 
+    At the start it writes a custom-scalars layout (TensorBoard's CUSTOM SCALARS tab: training against
+    evaluation return with the reward threshold, per-agent and team returns of multi-agent runs, the success
+    rate, steps per second); at the end the run's hyperparameters with its final metrics (the HPARAMS tab,
+    where the runs of a sweep can be compared).
+
     Args:
         throughput_every: Environment steps between ``time/steps_per_second`` points.
+        hparams: The run's hyperparameters (flat, dotted keys), for the HParams tab; None: none written.
+        agents: The agents of a multi-agent env (their return curves get a chart of their own).
     """
 
-    def __init__(self, throughput_every: int = 1000) -> None:
+    def __init__(self, throughput_every: int = 1000, hparams: dict[str, Any] | None = None,
+                 agents: Sequence[str] = ()) -> None:
         super().__init__()
         self.throughput_every = throughput_every
+        self.hparams = hparams
+        self.agents = tuple(agents)
         self._last_step = 0
         self._last_time = 0.0
+        self._final: dict[str, float] = {}
 
     def _writer(self) -> SummaryWriter:
         assert self.ctx is not None and self.ctx.writer is not None, "TensorBoardLogger needs a writer"
@@ -226,12 +241,26 @@ class TensorBoardLogger(Callback):
 
     def _on_training_start(self) -> None:
         self._last_time = time.perf_counter()
+        assert self.ctx is not None
+        self._writer().add_custom_scalars(custom_scalars_layout(self.ctx.reward_threshold is not None,
+                                                                self.ctx.success_threshold is not None,
+                                                                self.agents))
+        self._thresholds(0)
+
+    def _thresholds(self, step: int) -> None:
+        """The thresholds as constant series, so the layout's charts can draw them beside the curves."""
+        assert self.ctx is not None
+        if self.ctx.reward_threshold is not None:
+            self._writer().add_scalar("eval/reward_threshold", self.ctx.reward_threshold, step)
+        if self.ctx.success_threshold is not None:
+            self._writer().add_scalar("eval/success_threshold", self.ctx.success_threshold, step)
 
     def _on_step(self) -> bool:
         if self.num_steps - self._last_step >= self.throughput_every:
             now = time.perf_counter()
             sps = (self.num_steps - self._last_step) / max(now - self._last_time, 1e-9)
             self._writer().add_scalar("time/steps_per_second", sps, self.num_steps)
+            self._final["time/steps_per_second"] = sps
             self._last_step, self._last_time = self.num_steps, now
         return True
 
@@ -255,9 +284,51 @@ class TensorBoardLogger(Callback):
             w.add_scalar(f"eval/mean_reward/{agent}", float(np.mean(rewards)), evaluation.step)
         if evaluation.success_rate is not None:
             w.add_scalar("eval/success_rate", evaluation.success_rate, evaluation.step)
+        self._thresholds(evaluation.step)
+        self._final["eval/mean_reward"] = evaluation.mean_reward
+        if evaluation.success_rate is not None:
+            self._final["eval/success_rate"] = evaluation.success_rate
+        best = self._final.get("hparams/best_eval_score", -math.inf)
+        self._final["hparams/best_eval_score"] = max(best, evaluation.score)
 
     def _on_training_end(self) -> None:
+        if self.hparams is not None:
+            self._write_hparams()
         self._writer().flush()
+
+    def _write_hparams(self) -> None:
+        """The HParams tab's entry: hyperparameters, and the final metrics as the run's last scalar values."""
+        from torch.utils.tensorboard.summary import hparams
+
+        w = self._writer()
+        metrics = dict(self._final)
+        for tag in ("hparams/best_eval_score",):  # the other metrics are the last points of existing tags
+            if tag in metrics:
+                w.add_scalar(tag, metrics[tag], self.num_steps)
+        metrics["hparams/episodes"] = float(self.num_episodes)
+        w.add_scalar("hparams/episodes", metrics["hparams/episodes"], self.num_steps)
+        experiment, start, end = hparams(self.hparams, metrics)
+        for summary in (experiment, start, end):
+            w.file_writer.add_summary(summary)  # type: ignore[union-attr]
+
+
+def custom_scalars_layout(reward_threshold: bool, success_threshold: bool,
+                          agents: Sequence[str]) -> dict[str, dict[str, list[Any]]]:
+    """TensorBoard's custom-scalars layout for a run (tags are regular expressions, one chart per entry)."""
+    returns: dict[str, list[Any]] = {
+        "training vs evaluation return": ["Multiline", ["^episode/reward$", "^eval/mean_reward$"]
+                                          + (["^eval/reward_threshold$"] if reward_threshold else [])],
+        "episode length": ["Multiline", ["^episode/length$", "^eval/mean_length$"]],
+    }
+    if success_threshold:
+        returns["evaluation success rate"] = ["Multiline", ["^eval/success_rate$", "^eval/success_threshold$"]]
+    if agents:
+        returns["per-agent and team training return"] = ["Multiline", ["^episode/reward(/.*)?$"]]
+        returns["per-agent and team evaluation return"] = ["Multiline", ["^eval/mean_reward(/.*)?$"]
+                                                           + (["^eval/reward_threshold$"] if reward_threshold
+                                                              else [])]
+    return {"rlkit: returns": returns,
+            "rlkit: speed": {"env steps per second": ["Multiline", ["^time/steps_per_second$"]]}}
 
 
 class PeriodicEvaluator(Callback):

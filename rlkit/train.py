@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import platform
 import random
@@ -81,6 +83,27 @@ def _extra_callbacks(specs: dict[str, Any]) -> list[Callback]:
     return callbacks
 
 
+def hparams_of(cfg: TrainConfig) -> dict[str, bool | int | float | str]:
+    """The run's hyperparameters for TensorBoard's HParams tab: env.*, agent.*, seed and total_steps.
+
+    Keys are dotted paths; lists, dicts and None become their JSON text (the tab takes only scalars).
+    """
+    flat: dict[str, bool | int | float | str] = {"seed": cfg.seed, "total_steps": cfg.total_steps}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{prefix}.{k}", v)
+        elif isinstance(value, bool | int | float | str):
+            flat[prefix] = value
+        else:
+            flat[prefix] = json.dumps(value)
+
+    walk("env", dataclasses.asdict(cfg.env))
+    walk("agent", dataclasses.asdict(cfg.agent))
+    return flat
+
+
 def train(cfg: TrainConfig, run_dir: Path, callbacks: Sequence[Callback] = ()) -> dict[str, Any]:
     """Train the configured agent on the configured environment; returns the run's summary.
 
@@ -120,7 +143,7 @@ def train(cfg: TrainConfig, run_dir: Path, callbacks: Sequence[Callback] = ()) -
         from torch.utils.tensorboard import SummaryWriter
 
         writer = SummaryWriter(log_dir=str(run_dir / "tb"))
-        every.append(TensorBoardLogger())
+        every.append(TensorBoardLogger(hparams=hparams_of(cfg), agents=env_factory.agents))
     every.append(ProgressBar(enabled=cfg.callbacks.progress_bar))
     every += _extra_callbacks(cfg.callbacks.extra)
     every += callbacks
