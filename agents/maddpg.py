@@ -225,7 +225,8 @@ class MADDPG(Agent):
         self.n_critics = 2 if cfg.twin_critics else 1
         critic_in = a * (od + ad) + (a if shared else 0)
         self.actor = StackedMLP(self.n_nets, [od, *cfg.net_arch, ad], cfg.activation_fn)
-        self.critic = StackedMLP(self.n_nets * self.n_critics, [critic_in, *cfg.net_arch, 1], cfg.activation_fn)
+        self.critic = StackedMLP(self.n_nets * self.n_critics, [critic_in, *cfg.net_arch, 1], cfg.activation_fn,
+                                 layer_norm=cfg.critic_layer_norm)
         self.target_actor = copy.deepcopy(self.actor)
         self.target_critic = copy.deepcopy(self.critic)
         for p in (*self.target_actor.parameters(), *self.target_critic.parameters()):
@@ -308,7 +309,8 @@ class MADDPG(Agent):
         if self.single_agent:
             x = x.unsqueeze(1)
         with torch.no_grad():
-            out = self._policy_out(self.actor, x)
+            greedy_actor = self.target_actor if deterministic and self.cfg.eval_target_actor else self.actor
+            out = self._policy_out(greedy_actor, x)
             if self.discrete:
                 a = nn.functional.one_hot(out.argmax(-1), self.act_dim).float() if deterministic else \
                     gumbel_softmax(out, self.cfg.gumbel_temperature)

@@ -44,12 +44,15 @@ class StackedMLP(nn.Module):
 
     ``forward`` maps ``(count, batch, sizes[0])`` to ``(count, batch, sizes[-1])``: network ``k`` sees only
     ``x[k]``. One call replaces a Python loop over per-agent networks (and its per-call overhead). Each
-    network is initialised as :func:`mlp` initialises one.
+    network is initialised as :func:`mlp` initialises one. ``layer_norm`` normalises every hidden layer's
+    pre-activations (LayerNorm without learned scale and shift), as in critics trained at high update rates.
     """
 
-    def __init__(self, count: int, sizes: list[int], activation: str, out_gain: float = 1.0) -> None:
+    def __init__(self, count: int, sizes: list[int], activation: str, out_gain: float = 1.0,
+                 layer_norm: bool = False) -> None:
         super().__init__()
         self.count = count
+        self.layer_norm = layer_norm
         self.weights = nn.ParameterList()
         self.biases = nn.ParameterList()
         hidden_gain = nn.init.calculate_gain("relu") if activation == "relu" else 1.0
@@ -70,5 +73,7 @@ class StackedMLP(nn.Module):
                 w, b = w[:first], b[:first]
             x = torch.baddbmm(b, x, w)
             if i < last:
+                if self.layer_norm:
+                    x = nn.functional.layer_norm(x, x.shape[-1:])
                 x = self.activation(x)
         return x

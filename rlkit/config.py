@@ -133,7 +133,7 @@ class RoboticArmConfig:
     """Masses of the two links (uniform rods), kg."""
     max_torque: float = 2.0
     """Torque of each joint at |action| = 1, N m."""
-    damping: float = 0.05
+    damping: float = 0.5
     """Viscous damping of each joint, N m s/rad."""
     gravity: float = 0.0
     """Gravitational acceleration along -y, m/s^2 (0: a top-down table)."""
@@ -609,6 +609,11 @@ class MADDPGConfig:
     mirror_symmetry: bool = False
     """The env is unchanged when every observation and action is negated (cart-poles, springs included): odd
     actors, and every minibatch is half mirrored. Only for envs with that symmetry."""
+    critic_layer_norm: bool = False
+    """LayerNorm (without learned scale and shift) on every hidden layer of the critics."""
+    eval_target_actor: bool = False
+    """Deterministic actions (evaluations, rlkit eval) come from the target actors, the Polyak average of the
+    actors' recent weights (``tau``), which are steadier than the latest weights."""
 
     def validate(self) -> None:
         """Check values that the types alone cannot."""

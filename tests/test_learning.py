@@ -3,6 +3,7 @@
 import pytest
 
 from helpers import compose_cfg
+from rlkit.callbacks import Callback
 from rlkit.train import train
 
 # Evaluate as the benchmark does, and stop at the first solving evaluation to keep the suite short.
@@ -78,3 +79,45 @@ def test_maddpg_preset_solves_the_two_agent_cartpole_for_at_least_4_of_5_seeds(t
 def test_maddpg_coupled_preset_solves_the_spring_coupled_cartpole(tmp_path):
     outcomes = _maddpg_seeds(tmp_path, ["experiment=multi_cartpole_coupled_maddpg"], seeds=3, need=2)
     assert sum(outcomes.values()) >= 2, f"every agent reached 475 in {outcomes}"
+
+
+class _Evaluations(Callback):
+    """Keeps every evaluation of a run."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list = []
+
+    def _on_evaluation(self, evaluation) -> None:
+        self.seen.append(evaluation)
+
+
+@pytest.mark.slow
+def test_maddpg_preset_reaches_90_percent_success_on_the_robotic_arm_for_at_least_4_of_5_seeds(tmp_path):
+    outcomes = {}
+    for seed in range(5):
+        cfg = compose_cfg(["experiment=robotic_arm_maddpg", "callbacks.eval.stop_on_threshold=true",
+                           "callbacks.progress_bar=false", "callbacks.tensorboard=false", f"seed={seed}"])
+        evaluations = _Evaluations()
+        summary = train(cfg, tmp_path / f"seed{seed}", callbacks=[evaluations])
+        outcomes[seed] = summary["solved"] is not None
+        if outcomes[seed]:  # solved: a greedy evaluation on 50 random targets with a success rate >= 90%
+            assert evaluations.seen[-1].success_rate >= 0.9 and len(evaluations.seen[-1].rewards) == 50
+        solved, failed = sum(outcomes.values()), len(outcomes) - sum(outcomes.values())
+        if solved >= 4 or failed >= 2:
+            break
+    assert sum(outcomes.values()) >= 4, f"seeds reaching a 90% success rate: {outcomes}"
+
+
+@pytest.mark.slow
+def test_reinforce_preset_improves_its_mean_reward_on_the_robotic_arm_by_at_least_50(tmp_path):
+    gains = {}
+    for seed in range(3):
+        cfg = compose_cfg(["experiment=robotic_arm_reinforce", "callbacks.progress_bar=false",
+                           "callbacks.tensorboard=false", f"seed={seed}"])
+        evaluations = _Evaluations()
+        train(cfg, tmp_path / f"seed{seed}", callbacks=[evaluations])
+        means = [e.mean_reward for e in evaluations.seen]
+        assert len(means) == 20  # one every 100k steps of the 2M budget
+        gains[seed] = max(means) - means[0]
+    assert sum(gain >= 50 for gain in gains.values()) >= 2, f"best minus first evaluation mean: {gains}"

@@ -235,3 +235,37 @@ def test_the_presets_compose_with_their_documented_values():
     assert cfg.env.coupling == 2.0 and cfg.env.num_agents == 2 and cfg.agent.share_parameters
     assert compose_cfg(["experiment=multi_cartpole_maddpg"]).env.coupling == 0.0
     assert compose_cfg(["experiment=mpe_maddpg"]).env.name == "simple_spread_v3"
+
+
+def test_stacked_mlp_layer_norm_normalises_every_hidden_layer():
+    torch.manual_seed(0)
+    net = StackedMLP(2, [3, 6, 1], "relu", layer_norm=True)
+    x = torch.randn(2, 5, 3)
+    for k in range(2):
+        hidden = x[k] @ net.weights[0][k] + net.biases[0][k]
+        hidden = (hidden - hidden.mean(-1, keepdim=True)) / torch.sqrt(hidden.var(-1, unbiased=False,
+                                                                                   keepdim=True) + 1e-5)
+        torch.testing.assert_close(net(x)[k], torch.relu(hidden) @ net.weights[1][k] + net.biases[1][k])
+    # Scaling the input (nearly) does not change a normalised network's output.
+    torch.testing.assert_close(net(100.0 * x), net(x), atol=1e-3, rtol=1e-3)
+
+
+def test_critic_layer_norm_trains():
+    agent = _agent(critic_layer_norm=True)
+    assert agent.critic.layer_norm and not agent.actor.layer_norm
+    agent.learn(600, CallbackList([]))
+    assert agent.num_updates > 0
+
+
+def test_eval_target_actor_acts_greedily_with_the_target_actor_and_explores_with_the_actor():
+    agent = _agent(eval_target_actor=True)
+    agent.learn(600, CallbackList([]))
+    obs = np.random.default_rng(1).normal(size=(9, 2, 4)).astype(np.float32)
+    with torch.no_grad():
+        target = torch.tanh(agent._policy_out(agent.target_actor, torch.as_tensor(obs))).numpy()
+        online = torch.tanh(agent._policy_out(agent.actor, torch.as_tensor(obs))).numpy()
+    assert not np.allclose(target, online)  # the average lags the latest weights
+    np.testing.assert_allclose(agent.act(obs, deterministic=True), agent._to_env(torch.as_tensor(target)))
+    # Exploring (noise 0 here) still follows the latest weights.
+    agent.cfg = dataclasses.replace(agent.cfg, noise_end=0.0, noise_start=0.0)
+    np.testing.assert_allclose(agent.act(obs, deterministic=False), agent._to_env(torch.as_tensor(online)))

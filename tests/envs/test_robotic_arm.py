@@ -277,8 +277,9 @@ def _lockstep(n, steps, seed, max_episode_steps=200, **kwargs):
 
 
 def test_vector_env_equals_the_single_env_bit_for_bit():
-    # A wide tolerance and a short limit, so both successes and truncations restart copies.
-    successes, truncations = _lockstep(n=6, steps=300, seed=3, max_episode_steps=40, tolerance=1.0)
+    # A wide tolerance, little friction (random torques then swing the arm about) and a short limit, so both
+    # successes and truncations restart copies.
+    successes, truncations = _lockstep(n=6, steps=300, seed=3, max_episode_steps=40, tolerance=1.0, damping=0.05)
     assert successes > 5 and truncations > 10
 
 
