@@ -43,7 +43,7 @@ def _hparams(events):
         (["env=multi_cartpole", "agent=maddpg"],
          {"training vs evaluation return", "episode length", "per-agent and team training return",
           "per-agent and team evaluation return"}),
-        (["env=robotic_arm", "agent=reinforce"],
+        (["env=robotic_arm", "agent=reinforce", "agent.n_envs=2"],  # 2 copies: 200-step episodes end
          {"training vs evaluation return", "episode length", "evaluation success rate"}),
     ],
     ids=["balancing_pole", "multi_cartpole", "robotic_arm"],
