@@ -1,0 +1,188 @@
+"""Multiruns: the sweep's index of jobs.
+
+``rlkit train -m ...`` runs one job per override combination through a Hydra launcher (``joblib``: parallel
+processes on this machine, the default; ``basic``: one after another, in-process).
+Every job writes its own run directory, ``<sweep dir>/<job number>/``. :class:`SweepIndex` (a Hydra callback,
+configured in ``train.yaml``) adds ``job.json`` to each and keeps ``<sweep dir>/jobs.csv``, one row per job
+with its overrides, status and results, up to date as jobs finish, whichever launcher ran them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.experimental.callback import Callback
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from rlkit.errors import RlkitError
+from rlkit.runs import SUMMARY_FILE, write_json
+
+log = logging.getLogger(__name__)
+
+JOB_FILE = "job.json"
+INDEX_FILE = "jobs.csv"
+INDEX_COLUMNS = ("job", "status", "overrides", "final_eval", "best_eval", "solved_at_step", "wall_seconds",
+                 "run_dir", "error")
+PRINTED_ROWS = 20
+"""Rows of the index printed at the end of a multirun; the file has them all."""
+
+# ---------------------------------------------------------------------------------------------- checks
+def parallel_jobs(launcher: DictConfig, cpus: int | None = None) -> int:
+    """How many jobs a launcher config runs at once on this machine (joblib's n_jobs semantics)."""
+    cpus = cpus or os.cpu_count() or 1
+    target = str(launcher.get("_target_", ""))
+    if "joblib" in target:
+        n_jobs = launcher.get("n_jobs") or -1
+        return max(1, n_jobs if n_jobs > 0 else cpus + 1 + n_jobs)
+    if "basic_launcher" in target:
+        return 1
+    return cpus
+
+
+def is_serial_launcher(launcher: DictConfig) -> bool:
+    """Whether a launcher runs one job at a time in this process (Hydra's basic launcher)."""
+    return "basic_launcher" in str(launcher.get("_target_", ""))
+
+
+# ---------------------------------------------------------------------------------------------- index
+class SweepIndex(Callback):
+    """Hydra callback: each job's ``job.json``, and the sweep's ``jobs.csv`` rewritten as jobs finish.
+
+    ``on_job_end`` runs in the job's own process (a joblib worker), so the index is rebuilt there,
+    under a file lock, from every ``job.json`` present: the last job to finish writes the complete index.
+    """
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """Warn when parallel jobs would ask for more threads than the machine has cores."""
+        cpus = os.cpu_count() or 1
+        jobs = parallel_jobs(config.hydra.launcher, cpus)
+        threads = int(config.get("torch_threads", 1))
+        if "joblib" in str(config.hydra.launcher.get("_target_", "")) and jobs * threads > cpus:
+            log.warning("%d parallel jobs x torch_threads=%d is more threads than this machine's %d cores; "
+                        "lower hydra.launcher.n_jobs or torch_threads", jobs, threads, cpus)
+
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        """Record the job in its run directory and refresh the sweep's index."""
+        if config.hydra.mode != RunMode.MULTIRUN:
+            return
+        run_dir = Path(config.hydra.runtime.output_dir)
+        failed = job_return.status != JobStatus.COMPLETED
+        record = {
+            "job": int(config.hydra.job.num),
+            "status": "failed" if failed else "completed",
+            "overrides": list(job_return.overrides or []),
+            "error": failure_message(job_return._return_value) if failed else None,  # the property re-raises
+        }
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_json(run_dir / JOB_FILE, record)
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        if not sweep_dir.is_absolute():
+            sweep_dir = Path(str(config.hydra.runtime.cwd)) / sweep_dir
+        with _locked(sweep_dir / ".jobs.lock"):
+            write_index(sweep_dir)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        """Print the index (its first rows) and where it is."""
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        rows = read_index(sweep_dir)
+        if not rows:
+            return
+        print(format_index(sweep_dir, rows))
+
+
+def failure_message(error: Any) -> str:
+    """One line saying why a job failed."""
+    if isinstance(error, RlkitError) and error.args:
+        return str(error.args[0])
+    return f"{type(error).__name__}: {error}".splitlines()[0]
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive lock between the jobs of one machine (no-op where ``fcntl`` is missing)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: jobs may race to write the index; the last one still sees every job.json
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def read_index(sweep_dir: Path) -> list[dict[str, Any]]:
+    """One row per job of a sweep (from each run's ``job.json`` and ``summary.json``), in job order."""
+    rows = []
+    for job_file in sweep_dir.rglob(JOB_FILE):
+        try:
+            record = json.loads(job_file.read_text())
+        except (OSError, ValueError):
+            continue  # being written
+        run_dir = job_file.parent
+        summary: dict[str, Any] = {}
+        with contextlib.suppress(OSError, ValueError):
+            summary = json.loads((run_dir / SUMMARY_FILE).read_text())
+        final, best = summary.get("final_eval") or {}, summary.get("best_eval") or {}
+        rows.append({
+            "job": record.get("job"),
+            "status": record.get("status"),
+            "overrides": " ".join(record.get("overrides") or []),
+            "final_eval": final.get("mean_reward"),
+            "best_eval": best.get("mean_reward"),
+            "solved_at_step": (summary.get("solved") or {}).get("step"),
+            "wall_seconds": summary.get("wall_seconds"),
+            "run_dir": str(run_dir.relative_to(sweep_dir)),
+            "error": record.get("error"),
+        })
+    return sorted(rows, key=lambda r: (r["job"] is None, r["job"]))
+
+
+def write_index(sweep_dir: Path) -> Path:
+    """Write ``<sweep dir>/jobs.csv`` from the jobs finished so far (atomically)."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=INDEX_COLUMNS)
+    writer.writeheader()
+    for row in read_index(sweep_dir):
+        writer.writerow({k: _csv_value(v) for k, v in row.items()})
+    path = sweep_dir / INDEX_FILE
+    tmp = path.with_name(f".{INDEX_FILE}.{os.getpid()}.tmp")
+    tmp.write_text(buf.getvalue())
+    os.replace(tmp, path)
+    return path
+
+
+def _csv_value(value: Any) -> Any:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return "" if value is None else value
+
+
+def format_index(sweep_dir: Path, rows: list[dict[str, Any]]) -> str:
+    """The end-of-multirun report: counts, then a table of the first jobs."""
+    failed = sum(r["status"] != "completed" for r in rows)
+    common = set.intersection(*(set(r["overrides"].split()) for r in rows)) if len(rows) > 1 else set()
+    lines = [f"sweep {sweep_dir}: {len(rows)} jobs, {len(rows) - failed} completed"
+             + (f", {failed} failed" if failed else "") + f" (index: {sweep_dir / INDEX_FILE})",
+             f"  {'job':>4}  {'status':<9}  {'final eval':>10}  overrides"
+             + (f" (besides {' '.join(sorted(common))})" if common else "")]
+    for row in rows[:PRINTED_ROWS]:
+        final = "" if row["final_eval"] is None else f"{row['final_eval']:.1f}"
+        own = " ".join(o for o in row["overrides"].split() if o not in common)
+        lines.append(f"  {row['job']:>4}  {row['status']:<9}  {final:>10}  {own}")
+    if len(rows) > PRINTED_ROWS:
+        lines.append(f"  ... {len(rows) - PRINTED_ROWS} more in {INDEX_FILE}")
+    return "\n".join(lines)
