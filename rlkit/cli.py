@@ -27,11 +27,12 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from rlkit.config import EvalRunConfig, TrainConfig, check_known_keys, register_configs
 from rlkit.errors import DEBUG_ENV, JobFailed, RlkitError, error_text
-from rlkit.sweeps import is_serial_launcher
+from rlkit.sweeps import check_multirun_args, is_serial_launcher, register_plugins
 
 CONFIG_MODULE = "rlkit.configs"
 
 register_configs()
+register_plugins()
 
 USER_ERRORS = (RlkitError, MissingMandatoryValue, OmegaConfBaseException)
 
@@ -324,6 +325,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     with _user_errors():
         check_group_choices(config_name, [a for a in rest if not a.startswith("-")])
+        if command == "train":
+            check_multirun_args(rest)
     if os.environ.get(DEBUG_ENV):
         os.environ.setdefault("HYDRA_FULL_ERROR", "1")  # errors inside Hydra's multirun too
     if "--help" in rest or "-h" in rest:

@@ -1,7 +1,7 @@
-"""Multiruns: the sweep's index of jobs.
+"""Multiruns: the sweep's index of jobs, and checks of the command line.
 
 ``rlkit train -m ...`` runs one job per override combination through a Hydra launcher (``joblib``: parallel
-processes on this machine, the default; ``basic``: one after another, in-process).
+processes on this machine, the default; ``ray``: a Ray cluster; ``basic``: one after another, in-process).
 Every job writes its own run directory, ``<sweep dir>/<job number>/``. :class:`SweepIndex` (a Hydra callback,
 configured in ``train.yaml``) adds ``job.json`` to each and keeps ``<sweep dir>/jobs.csv``, one row per job
 with its overrides, status and results, up to date as jobs finish, whichever launcher ran them.
@@ -15,7 +15,7 @@ import io
 import json
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,43 @@ INDEX_COLUMNS = ("job", "status", "overrides", "final_eval", "best_eval", "solve
 PRINTED_ROWS = 20
 """Rows of the index printed at the end of a multirun; the file has them all."""
 
+LAUNCHER_EXTRAS = {"ray": "ray"}
+"""Launchers (``hydra/launcher=...``) that need an optional extra of rlkit, and the module it provides."""
+
+
+def register_plugins() -> None:
+    """Make rlkit's Hydra plugin (``hydra/launcher=ray``) known to Hydra.
+
+    Hydra finds plugins by listing the modules of the ``hydra_plugins`` namespace package. A wheel install puts
+    it there as files, but an editable install (setuptools' PEP 660 import hook) makes it importable without
+    making it listable, so Hydra's scan misses it. Importing it stores its configs; ``Plugins.register`` (public,
+    idempotent) adds its classes.
+    """
+    from hydra.core.plugins import Plugins
+
+    import hydra_plugins.rlkit_plugins as ours
+
+    Plugins.instance().register(ours.RayLauncher)
+
+
 # ---------------------------------------------------------------------------------------------- checks
+def check_multirun_args(args: Sequence[str]) -> None:
+    """Refuse, before Hydra starts, command lines whose sweep cannot run; each with a one-line reason."""
+    for arg in args:
+        key, sep, value = arg.partition("=")
+        if not sep:
+            continue
+        if key == "hydra/launcher" and value in LAUNCHER_EXTRAS:
+            _check_importable(LAUNCHER_EXTRAS[value], f"hydra/launcher={value}")
+
+
+def _check_importable(module: str, what: str) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise RlkitError(f"{what} needs {module}, an optional extra: pip install 'rlkit[{module}]'")
+
+
 def parallel_jobs(launcher: DictConfig, cpus: int | None = None) -> int:
     """How many jobs a launcher config runs at once on this machine (joblib's n_jobs semantics)."""
     cpus = cpus or os.cpu_count() or 1
@@ -58,8 +94,9 @@ def is_serial_launcher(launcher: DictConfig) -> bool:
 class SweepIndex(Callback):
     """Hydra callback: each job's ``job.json``, and the sweep's ``jobs.csv`` rewritten as jobs finish.
 
-    ``on_job_end`` runs in the job's own process (a joblib worker), so the index is rebuilt there,
+    ``on_job_end`` runs in the job's own process (a joblib worker, a Ray task), so the index is rebuilt there,
     under a file lock, from every ``job.json`` present: the last job to finish writes the complete index.
+    (On a multi-node Ray cluster without a shared file system each node indexes the jobs it ran.)
     """
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
