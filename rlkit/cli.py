@@ -78,7 +78,7 @@ def _job_errors() -> Iterator[None]:
 
 @hydra.main(config_path=f"pkg://{CONFIG_MODULE}", config_name="train", version_base="1.3")
 def _train(cfg: DictConfig) -> dict[str, Any]:
-    """Train one run; in a multirun, its summary is the job's return value."""
+    """Train one run; in a multirun, its summary is the job's return value (the Optuna sweeper's objective)."""
     from rlkit.train import train
 
     hydra_cfg = HydraConfig.get()

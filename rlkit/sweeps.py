@@ -1,4 +1,4 @@
-"""Multiruns: the sweep's index of jobs, and checks of the command line.
+"""Multiruns: the sweep's index of jobs, checks of the command line, and presets written from a config.
 
 ``rlkit train -m ...`` runs one job per override combination through a Hydra launcher (``joblib``: parallel
 processes on this machine, the default; ``ray``: a Ray cluster; ``basic``: one after another, in-process).
@@ -14,7 +14,9 @@ import csv
 import io
 import json
 import logging
+import math
 import os
+import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,7 @@ from typing import Any
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from rlkit.errors import RlkitError
 from rlkit.runs import SUMMARY_FILE, write_json
@@ -41,10 +43,10 @@ LAUNCHER_EXTRAS = {"ray": "ray"}
 
 
 def register_plugins() -> None:
-    """Make rlkit's Hydra plugin (``hydra/launcher=ray``) known to Hydra.
+    """Make rlkit's Hydra plugins (``hydra/launcher=ray``, ``hydra/sweeper=optuna``) known to Hydra.
 
     Hydra finds plugins by listing the modules of the ``hydra_plugins`` namespace package. A wheel install puts
-    it there as files, but an editable install (setuptools' PEP 660 import hook) makes it importable without
+    ours there as files, but an editable install (setuptools' PEP 660 import hook) makes it importable without
     making it listable, so Hydra's scan misses it. Importing it stores its configs; ``Plugins.register`` (public,
     idempotent) adds its classes.
     """
@@ -52,18 +54,25 @@ def register_plugins() -> None:
 
     import hydra_plugins.rlkit_plugins as ours
 
-    Plugins.instance().register(ours.RayLauncher)
+    for plugin in (ours.RayLauncher, ours.OptunaSweeper):
+        Plugins.instance().register(plugin)
 
 
 # ---------------------------------------------------------------------------------------------- checks
 def check_multirun_args(args: Sequence[str]) -> None:
     """Refuse, before Hydra starts, command lines whose sweep cannot run; each with a one-line reason."""
+    multirun = "-m" in args or "--multirun" in args
     for arg in args:
         key, sep, value = arg.partition("=")
         if not sep:
             continue
         if key == "hydra/launcher" and value in LAUNCHER_EXTRAS:
             _check_importable(LAUNCHER_EXTRAS[value], f"hydra/launcher={value}")
+        if key == "hparams_search" and value not in ("", "null") and not multirun:
+            raise RlkitError(f"hparams_search={value} is a hyperparameter search, which runs as a multirun: "
+                             f"add -m (rlkit train -m hparams_search={value})")
+        if key == "hydra/sweeper" and value == "optuna" and not multirun:
+            raise RlkitError("hydra/sweeper=optuna runs as a multirun: add -m")
 
 
 def _check_importable(module: str, what: str) -> None:
@@ -223,3 +232,128 @@ def format_index(sweep_dir: Path, rows: list[dict[str, Any]]) -> str:
     if len(rows) > PRINTED_ROWS:
         lines.append(f"  ... {len(rows) - PRINTED_ROWS} more in {INDEX_FILE}")
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------- presets
+def preset_yaml(config: DictConfig, base: DictConfig, groups: dict[str, str], header: Sequence[str],
+                notes: dict[str, str] | None = None, exclude: Sequence[str] = ("seed",)) -> str:
+    """An ``experiment=`` preset that composes to ``config``: its groups, then every key that differs from ``base``.
+
+    Args:
+        config: the composed training config to reproduce (no ``hydra`` node).
+        base: the config that ``groups`` alone compose to; only keys whose values differ are written.
+        groups: config group -> choice, written as ``override /<group>: <choice>`` lines.
+        header: comment lines (without ``#``) at the top of the file; long ones are wrapped.
+        notes: dotted key -> comment, in place of the key's schema docstring; these keys are written even
+            where they equal the default (e.g. the searched ones, with their range).
+        exclude: top-level keys never written (the seed belongs to the command line).
+    """
+    import textwrap
+
+    notes = notes or {}
+    lines = ["# @package _global_"]
+    for line in header:
+        lines += [f"# {part}" for part in textwrap.wrap(line, width=112, break_on_hyphens=False)]
+    lines.append("defaults:")
+    width = max((len(f"  - override /{g}: {c}") for g, c in groups.items()), default=0)
+    for group, choice in groups.items():
+        lines.append(f"{f'  - override /{group}: {choice}':<{width}}   # {group} (configs/{group}/)")
+    lines.append("")
+    body = _preset_body(config, base, notes, exclude)
+    text_width = max((len(text) for text, comment in body if comment), default=0)
+    for text, comment in body:
+        lines.append(f"{text:<{text_width}}   # {comment}" if comment else text)
+    return "\n".join(lines) + "\n"
+
+
+def _preset_body(config: DictConfig, base: Any, notes: dict[str, str], exclude: Sequence[str],
+                 prefix: str = "", indent: str = "") -> list[tuple[str, str]]:
+    """``(line, comment)`` pairs for the keys of ``config`` that differ from ``base``.
+
+    Values come first, then sections; a section's header line has an empty comment.
+    """
+    from rlkit.cli import field_docs
+
+    node_type = OmegaConf.get_type(config)
+    docs = field_docs(node_type) if node_type not in (None, dict) else {}
+    values: list[tuple[str, str]] = []
+    sections: list[tuple[str, str]] = []
+    for key in config:
+        dotted = f"{prefix}{key}"
+        if not prefix and key in exclude:
+            continue
+        child, other = config._get_node(key), _child(base, key)
+        if _is_section(child):
+            below = _preset_body(child, other, notes, exclude, f"{dotted}.", indent + "  ")
+            if below:
+                sections += [(f"{indent}{key}:", ""), *below]
+            continue
+        value = OmegaConf.to_container(child, resolve=True) if OmegaConf.is_config(child) else config[key]
+        if dotted not in notes and _same(value, other):
+            continue
+        comment = notes.get(dotted) or _first_sentence(docs.get(str(key), "")) or "set by the search"
+        values.append((f"{indent}{key}: {yaml_scalar(value)}", comment))
+    return values + sections
+
+
+def _is_section(node: Any) -> bool:
+    """A typed sub-config (a dataclass), written key by key; plain dicts are values."""
+    return isinstance(node, DictConfig) and OmegaConf.get_type(node) not in (None, dict)
+
+
+def _child(node: Any, key: Any) -> Any:
+    """``node[key]`` as a section or a plain value; ``_ABSENT`` where there is none."""
+    if not isinstance(node, DictConfig) or key not in node:
+        return _ABSENT
+    child = node._get_node(key)
+    if _is_section(child):
+        return child
+    if OmegaConf.is_missing(node, key):
+        return "???"
+    return OmegaConf.to_container(child, resolve=True) if OmegaConf.is_config(child) else node[key]
+
+
+_ABSENT = object()
+
+
+def _same(value: Any, other: Any) -> bool:
+    if other is _ABSENT or isinstance(other, DictConfig):
+        return False
+    if isinstance(value, float) and isinstance(other, float):
+        return value == other or (math.isnan(value) and math.isnan(other))
+    return bool(value == other) and type(value) is type(other)
+
+
+def _first_sentence(doc: str) -> str:
+    sentence = doc.split(". ")[0].rstrip(".")
+    return sentence if len(sentence) <= 100 else sentence[:97] + "..."
+
+
+_PLAIN = re.compile(r"[A-Za-z_][\w./-]*")
+_YAML_WORDS = {"true", "false", "null", "yes", "no", "on", "off", "y", "n", "~"}
+
+
+def yaml_scalar(value: Any) -> str:
+    """A value as YAML that reads back as the same value and type (floats always with a decimal point)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        text = repr(value)
+        if text in ("inf", "-inf", "nan"):
+            return {"inf": ".inf", "-inf": "-.inf", "nan": ".nan"}[text]
+        mantissa, e, exponent = text.partition("e")
+        if "." not in mantissa:
+            mantissa += ".0"  # YAML 1.1 reads 1e-05 as a string
+        return f"{mantissa}{e}{exponent}"
+    if isinstance(value, str):
+        plain = _PLAIN.fullmatch(value) and value.lower() not in _YAML_WORDS
+        return value if plain else json.dumps(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(yaml_scalar(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{yaml_scalar(str(k))}: {yaml_scalar(v)}" for k, v in value.items()) + "}"
+    raise TypeError(f"cannot write {type(value).__name__} {value!r} into a preset")

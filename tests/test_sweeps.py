@@ -1,8 +1,9 @@
-"""Multiruns: the parallel local launcher and rlkit's Ray launcher."""
+"""Multiruns: the parallel local launcher, rlkit's Ray launcher, the Optuna sweeper and its presets."""
 
 import csv
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -11,15 +12,20 @@ import subprocess
 import sys
 import tempfile
 import time
+from importlib.resources import files
 from pathlib import Path
 
 import pytest
+import yaml
 from omegaconf import OmegaConf
 
-from helpers import run_cli
-from rlkit.errors import RlkitError
-from rlkit.sweeps import check_multirun_args, parallel_jobs
+from helpers import compose_cfg, run_cli
+from rlkit.errors import RlkitError, SweepError
+from rlkit.sweepers.optuna_sweeper import objective_value, override_value, search_space
+from rlkit.sweeps import check_multirun_args, parallel_jobs, yaml_scalar
 
+CONFIGS = Path(str(files("rlkit.configs")))
+SEARCHES = sorted(p.stem for p in (CONFIGS / "hparams_search").glob("*.yaml"))
 # A few hundred steps and two evaluation episodes: each job takes well under a second once started.
 TINY_JOB = ["total_steps=300", "callbacks.eval.every_steps=0", "callbacks.eval.episodes=2"]
 
@@ -92,6 +98,11 @@ BAD_SWEEPS = [
     (["-m", "hydra/launcher=rey", "seed=0,1"],
      "hydra/launcher=rey names no config in group 'hydra/launcher'; choose one of: basic, joblib, ray. "
      "Did you mean hydra/launcher=ray?", {}),
+    (["hparams_search=balancing_pole_dqn"], "add -m (rlkit train -m hparams_search=balancing_pole_dqn)", {}),
+    (["-m", "hparams_search=balancing_pol"], "Did you mean hparams_search=balancing_pole_dqn?", {}),
+    (["-m", "hydra/sweeper=optuna"], "nothing to search: declare ranges in hydra.sweeper.params", {}),
+    (["-m", "hparams_search=balancing_pole_dqn", "seed=3"], "every trial trains the seeds of hydra.sweeper.seeds",
+     {}),
     (["-m", "hydra/launcher=ray", "seed=0"], "RAY_ADDRESS='nonsense' is not a Ray address",
      {"RAY_ADDRESS": "nonsense"}),
     (["-m", "hydra/launcher=ray", "seed=0", "hydra.launcher.ray.init.address=127.0.0.1:{closed_port}"],
@@ -208,3 +219,106 @@ def test_jobs_run_as_ray_tasks_on_a_cluster_named_by_address(tmp_path, ray_head)
     assert [s["seed"] for s in summaries] == [0, 1, 2]
     assert all(s["steps"] == 300 for s in summaries)
     assert len({r["run_dir"] for r in rows}) == 3
+
+
+# ---------------------------------------------------------------------------------------------- Optuna
+def test_search_space_from_expressions():
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    dims, fixed = search_space(
+        {"agent.learning_rate": "tag(log, interval(1e-4, 1e-2))", "agent.n_steps": "range(1, 6)",
+         "agent.batch_size": "choice(64, 128)", "agent.net_arch": "choice([64,64], [128,128])",
+         "agent.gamma": 0.99},
+        ["agent.gradient_steps=int(interval(16, 128))", "agent.batch_size=32,64", "total_steps=500"])
+    by_name = {d.name: d.distribution for d in dims}
+    assert by_name["agent.learning_rate"] == FloatDistribution(1e-4, 1e-2, log=True)
+    assert by_name["agent.n_steps"] == IntDistribution(1, 5)  # range excludes its end
+    assert by_name["agent.gradient_steps"] == IntDistribution(16, 128)
+    assert by_name["agent.batch_size"] == CategoricalDistribution([32, 64])  # the command line wins
+    assert by_name["agent.net_arch"] == CategoricalDistribution(["[64,64]", "[128,128]"])
+    assert fixed == ["agent.gamma=0.99", "total_steps=500"]
+    with pytest.raises(SweepError, match="nothing to search"):
+        search_space({}, ["total_steps=500"])
+    with pytest.raises(SweepError, match=r"hydra.sweeper.params.agent.gamma: cannot read 'interval\(1, x\)'"):
+        search_space({"agent.gamma": "interval(1, x)"}, [])
+    with pytest.raises(SweepError, match="a log scale needs a start > 0"):
+        search_space({"agent.gamma": "tag(log, interval(0, 1))"}, [])
+
+
+@pytest.mark.parametrize("value", [1e-05, 0.0023, 3.0, 250, True, None, "dqn", "yes", "a b", [64, 64], {"k": 1.5}])
+def test_preset_values_read_back_as_written(value):
+    assert OmegaConf.create(f"x: {yaml_scalar(value)}\n").x == value
+    assert yaml.safe_load(f"x: {yaml_scalar(value)}\n")["x"] == value
+
+
+def test_sampled_values_become_overrides():
+    assert override_value(0.0010659941309425502) == "0.001066"
+    assert override_value(1.2345678e-05) == "1.235e-05"
+    assert override_value(128) == "128" and override_value("[64,64]") == "[64,64]" and override_value(False) == "false"
+
+
+def test_the_objective_is_a_key_of_the_summary():
+    summary = {"final_eval": {"mean_reward": 80.0, "std_reward": 1.0}, "solved": None}
+    assert objective_value(summary, "final_eval.mean_reward", 0) == 80.0
+    assert objective_value(summary, "solved", 0) is None
+    with pytest.raises(SweepError, match=r"job 3's summary has no 'score' \(keys there: mean_reward, std_reward\)"):
+        objective_value(summary, "final_eval.score", 3)
+
+
+@pytest.mark.parametrize("search", SEARCHES)
+def test_every_search_space_fits_its_preset(search):
+    """Both ends of every range and every choice compose and validate with the search's preset."""
+    from hydra import compose, initialize_config_module
+
+    with initialize_config_module(config_module="rlkit.configs", version_base="1.3"):
+        cfg = compose(config_name="train", overrides=[f"hparams_search={search}"], return_hydra_config=True)
+    assert cfg.hydra.runtime.choices.experiment == search  # each search starts from the preset of its name
+    assert "OptunaSweeper" in cfg.hydra.sweeper._target_
+    dims, _ = search_space(cfg.hydra.sweeper.params, [])
+    assert len(dims) >= 4
+    for dim in dims:
+        d = dim.distribution
+        values = d.choices if hasattr(d, "choices") else (d.low, d.high)
+        for value in values:
+            typed = compose_cfg([f"hparams_search={search}", f"{dim.key}={override_value(value)}"])
+            typed.validate()
+            assert OmegaConf.select(OmegaConf.structured(typed), dim.name) is not None
+
+
+def test_an_optuna_search_writes_a_preset_that_composes_and_trains(tmp_path):
+    out = run_cli(["train", "-m", "hparams_search=balancing_pole_reinforce", "total_steps=1000",
+                   "hydra.sweeper.n_trials=3", "hydra.sweeper.seeds=[0,1]", "hydra.sweeper.sampler_seed=0",
+                   "callbacks.eval.every_steps=0", "callbacks.eval.episodes=2"], cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    sweep = only_sweep(tmp_path)
+    results = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    trials = results["trials"]
+    assert [t["number"] for t in trials] == [0, 1, 2] and {t["state"] for t in trials} == {"COMPLETE"}
+    for t in trials:  # a trial's value is the mean over its seeds' final evaluations
+        finals = [json.loads((sweep / str(j) / "summary.json").read_text())["final_eval"]["mean_reward"]
+                  for j in t["jobs"]]
+        assert t["seed_values"] == finals and t["value"] == pytest.approx(sum(finals) / 2)
+    best = max(trials, key=lambda t: t["value"])
+    assert results["best_trial"] == best["number"] and results["best_value"] == best["value"]
+    assert len(read_index(sweep)) == 6
+
+    preset = sweep / "experiment" / "best.yaml"
+    text = preset.read_text()
+    assert f"rlkit train experiment=best 'hydra.searchpath=[file://{sweep}]'" in out.stdout
+    for line in text.splitlines():  # every key commented, as configs/ requires
+        m = re.match(r"^(\s*)([A-Za-z_][\w.]*):\s*(.*)$", line)
+        if m and m.group(2) != "defaults" and m.group(3):
+            assert "#" in m.group(3), line
+    cfg = compose_cfg([f"hydra.searchpath=[file://{sweep}]", "experiment=best"])
+    job_cfg = OmegaConf.load(sweep / str(best["jobs"][0]) / ".hydra" / "config.yaml")
+    for key in results["best_params"]:
+        assert OmegaConf.select(OmegaConf.structured(cfg), key) == OmegaConf.select(job_cfg, key), key
+    assert cfg.total_steps == 1000 and cfg.agent.name == "reinforce" and cfg.seed == 0
+
+    # The preset trains, from the CLI, and reproduces the best trial's first seed.
+    out = run_cli(["train", "experiment=best", f"hydra.searchpath=[file://{sweep}]", "callbacks.progress_bar=false"],
+                  cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    (run,) = (tmp_path / "runs" / "balancing_pole" / "reinforce").iterdir()
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["final_eval"]["mean_reward"] == best["seed_values"][0]
