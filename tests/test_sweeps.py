@@ -237,6 +237,9 @@ def test_search_space_from_expressions():
     assert by_name["agent.batch_size"] == CategoricalDistribution([32, 64])  # the command line wins
     assert by_name["agent.net_arch"] == CategoricalDistribution(["[64,64]", "[128,128]"])
     assert fixed == ["agent.gamma=0.99", "total_steps=500"]
+    dims, fixed = search_space({"agent.n_steps": "range(1, 6)", "agent.gamma": "choice(0.9, 0.99)"},
+                               ["agent.n_steps=3"])
+    assert [d.name for d in dims] == ["agent.gamma"] and fixed == ["agent.n_steps=3"]  # a value fixes the key
     with pytest.raises(SweepError, match="nothing to search"):
         search_space({}, ["total_steps=500"])
     with pytest.raises(SweepError, match=r"hydra.sweeper.params.agent.gamma: cannot read 'interval\(1, x\)'"):

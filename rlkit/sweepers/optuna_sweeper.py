@@ -292,7 +292,8 @@ def search_space(params: DictConfig | dict[str, Any], arguments: Sequence[str]) 
     """The dimensions of the search and the fixed overrides every job gets.
 
     ``params`` (key -> expression) come first; command-line sweep overrides add dimensions or replace
-    those of the same key; the command line's plain overrides are passed to every job.
+    those of the same key; the command line's plain overrides are passed to every job, and fix their key
+    (``agent.n_steps=3`` takes it out of the search).
     """
     parser = OverridesParser.create()
     dimensions: dict[str, Dimension] = {}
@@ -313,7 +314,8 @@ def search_space(params: DictConfig | dict[str, Any], arguments: Sequence[str]) 
                              "hydra.sweeper.seeds; set those instead, e.g. hydra.sweeper.seeds=[0,1,2]")
         if override.is_sweep_override():
             dimensions[override.key_or_group] = _dimension(override, argument.partition("=")[2])
-        else:
+        else:  # a plain value fixes the key, even one the declared space searches
+            dimensions.pop(override.key_or_group, None)
             fixed = [f for f in fixed if f.partition("=")[0] != override.key_or_group]
             fixed.append(argument)
     if not dimensions:
