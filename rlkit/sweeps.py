@@ -243,18 +243,13 @@ def preset_yaml(config: DictConfig, base: DictConfig, groups: dict[str, str], he
         config: the composed training config to reproduce (no ``hydra`` node).
         base: the config that ``groups`` alone compose to; only keys whose values differ are written.
         groups: config group -> choice, written as ``override /<group>: <choice>`` lines.
-        header: comment lines (without ``#``) at the top of the file; long ones are wrapped.
+        header: comment lines (without ``#``) at the top of the file.
         notes: dotted key -> comment, in place of the key's schema docstring; these keys are written even
             where they equal the default (e.g. the searched ones, with their range).
         exclude: top-level keys never written (the seed belongs to the command line).
     """
-    import textwrap
-
     notes = notes or {}
-    lines = ["# @package _global_"]
-    for line in header:
-        lines += [f"# {part}" for part in textwrap.wrap(line, width=112, break_on_hyphens=False)]
-    lines.append("defaults:")
+    lines = ["# @package _global_", *(f"# {line}".rstrip() for line in header), "defaults:"]
     width = max((len(f"  - override /{g}: {c}") for g, c in groups.items()), default=0)
     for group, choice in groups.items():
         lines.append(f"{f'  - override /{group}: {choice}':<{width}}   # {group} (configs/{group}/)")

@@ -31,6 +31,7 @@ import copy
 import logging
 import math
 import statistics
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -257,10 +258,11 @@ class OptunaSweeper(Sweeper):
         searched = {d.name: f"searched: {d.expression}" for d in dimensions}
         header = [
             f"Best trial of an Optuna search (rlkit's sweeper): trial {best.number}, {self.conf.objective} "
-            f"{best.value:.4g} (mean over seeds {', '.join(map(str, self.conf.seeds))}).",
-            f"Searched: {', '.join(d.name for d in dimensions)}.",
-            f"Sweep: {absolute}",
-            f"Train it: rlkit train experiment={self.conf.preset} 'hydra.searchpath=[file://{absolute}]'",
+            f"{best.value:.4g}",
+            f"(the mean over seeds {', '.join(map(str, self.conf.seeds))}). Sweep: {absolute}",
+            *textwrap.wrap(f"Searched: {', '.join(d.name for d in dimensions)}.", width=110),
+            "Train it:",
+            f"  rlkit train experiment={self.conf.preset} 'hydra.searchpath=[file://{absolute}]'",
             "Keep it: copy this file to configs/experiment/<env>_<agent>.yaml (or <env>_<variant>_<agent>.yaml)",
             "and train it with experiment=<that name>.",
         ]
