@@ -29,4 +29,4 @@ bench: $(STAMP)
 	$(PY) scripts/bench_balancing_pole.py
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check rlkit envs agents scripts tests
+	$(VENV)/bin/ruff check rlkit envs agents hydra_plugins scripts tests

@@ -21,16 +21,29 @@ from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from rlkit.config import EvalRunConfig, TrainConfig, check_known_keys, register_configs
-from rlkit.errors import RlkitError
+from rlkit.errors import DEBUG_ENV, JobFailed, RlkitError, error_text
+from rlkit.sweeps import check_multirun_args, is_serial_launcher, register_plugins
 
 CONFIG_MODULE = "rlkit.configs"
-DEBUG_ENV = "RLKIT_DEBUG"
 
 register_configs()
+register_plugins()
+
+USER_ERRORS = (RlkitError, MissingMandatoryValue, OmegaConfBaseException)
+
+
+def _message(e: BaseException) -> str:
+    if isinstance(e, MissingMandatoryValue):
+        key = getattr(e, "full_key", "") or "a key"
+        return f"{key} has no value; set it on the command line ({key}=...)"
+    if isinstance(e, RlkitError) and e.args:
+        return str(e.args[0]).strip()
+    return str(e).strip()
 
 
 @contextlib.contextmanager
@@ -38,29 +51,45 @@ def _user_errors() -> Iterator[None]:
     """Print a user's mistake as one paragraph and exit 2; ``RLKIT_DEBUG=1`` shows the traceback."""
     try:
         yield
-    except (RlkitError, MissingMandatoryValue, OmegaConfBaseException) as e:
+    except USER_ERRORS as e:
         if os.environ.get(DEBUG_ENV):
             raise
-        message = str(e).strip()
-        if isinstance(e, MissingMandatoryValue):
-            key = getattr(e, "full_key", "") or "a key"
-            message = f"{key} has no value; set it on the command line ({key}=...)"
-        print(f"rlkit: error: {message}\n(set {DEBUG_ENV}=1 for the traceback)", file=sys.stderr)
+        print(error_text(_message(e)), file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print("rlkit: interrupted", file=sys.stderr)
         sys.exit(130)
 
 
+@contextlib.contextmanager
+def _job_errors() -> Iterator[None]:
+    """In a multirun job, a user's mistake fails that job instead of exiting the process.
+
+    Hydra reports the first failed job after its batch, without a traceback; a joblib or Ray worker process,
+    which other jobs share, must not exit.
+    """
+    try:
+        yield
+    except USER_ERRORS as e:
+        if os.environ.get(DEBUG_ENV):
+            raise
+        raise JobFailed(_message(e)) from None
+
+
 @hydra.main(config_path=f"pkg://{CONFIG_MODULE}", config_name="train", version_base="1.3")
-def _train(cfg: DictConfig) -> None:
+def _train(cfg: DictConfig) -> dict[str, Any]:
+    """Train one run; in a multirun, its summary is the job's return value (the Optuna sweeper's objective)."""
     from rlkit.train import train
 
-    with _user_errors():
+    hydra_cfg = HydraConfig.get()
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    with _job_errors() if multirun else _user_errors():
         check_known_keys(cfg)
         train_cfg = OmegaConf.to_object(cfg)
         assert isinstance(train_cfg, TrainConfig)
-        run_dir = Path(HydraConfig.get().runtime.output_dir)
+        if multirun and not is_serial_launcher(hydra_cfg.launcher):
+            train_cfg.callbacks.progress_bar = False  # parallel jobs' bars would draw over each other
+        run_dir = Path(hydra_cfg.runtime.output_dir)
         summary = train(train_cfg, run_dir)
         final = summary["final_eval"]
         line = f"run: {run_dir}\nsteps: {summary['steps']}  wall: {summary['wall_seconds']:.1f}s"
@@ -69,6 +98,7 @@ def _train(cfg: DictConfig) -> None:
         if summary["solved"] is not None:
             line += f"  solved at step {summary['solved']['step']}"
         print(line)
+    return summary
 
 
 @hydra.main(config_path=f"pkg://{CONFIG_MODULE}", config_name="eval", version_base="1.3")
@@ -220,6 +250,10 @@ def print_manual(command: str, config_name: str, overrides: list[str]) -> None:
             for group in sorted(groups):
                 choices = [c for c in loader.get_group_options(group) if not c.endswith("_schema")]
                 print(f"  {group:<12} {', '.join(choices)}")
+            print("\nmultiruns (-m; see the README's Sweeps section):")
+            for group, default in (("hydra/launcher", "joblib"), ("hydra/sweeper", "basic")):
+                others = [c for c in loader.get_group_options(group) if c != default]
+                print(f"  {group:<14} {', '.join([f'{default} (default)', *others])}")
             print()
     with _user_errors():
         check_known_keys(cfg)
@@ -250,12 +284,16 @@ def check_group_choices(config_name: str, overrides: list[str]) -> None:
     with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
         loader = GlobalHydra.instance().config_loader()
         groups = {g for g in loader.list_groups("") if g != "hydra"}
+        groups |= {f"hydra/{g}" for g in loader.list_groups("hydra")}  # hydra/launcher, hydra/sweeper, ...
+        # Configs in directories added with hydra.searchpath=[...] (e.g. a sweep's best preset) are choices too.
+        searchpath = [a for a in overrides if a.lstrip("+").startswith("hydra.searchpath=")]
         for arg in overrides:
             group, sep, value = arg.partition("=")
             group = group.lstrip("~+").split("@")[0]
             if not sep or group not in groups or value in ("", "null"):
                 continue
-            choices = [c for c in loader.get_group_options(group) if not c.endswith("_schema")]
+            options = loader.get_group_options(group, config_name=config_name, overrides=searchpath)
+            choices = [c for c in options if not c.endswith("_schema")]
             # A multirun sweep lists several choices: each must exist.
             for choice in value.split(","):
                 if choice not in choices:
@@ -287,6 +325,10 @@ def main(argv: list[str] | None = None) -> None:
         return
     with _user_errors():
         check_group_choices(config_name, [a for a in rest if not a.startswith("-")])
+        if command == "train":
+            check_multirun_args(rest)
+    if os.environ.get(DEBUG_ENV):
+        os.environ.setdefault("HYDRA_FULL_ERROR", "1")  # errors inside Hydra's multirun too
     if "--help" in rest or "-h" in rest:
         overrides = [a for a in rest if a not in ("--help", "-h")]
         try:

@@ -146,6 +146,8 @@ def test_non_editable_install_works_from_any_directory(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "rlkit/configs/train.yaml" in names and "rlkit/configs/experiment/balancing_pole_dqn.yaml" in names
     assert "rlkit/envs/balancing_pole.py" in names and "rlkit/agents/sb3.py" in names
+    # Hydra finds rlkit's launcher and sweeper in its namespace package, which no distribution may own.
+    assert "hydra_plugins/rlkit_plugins/__init__.py" in names and "hydra_plugins/__init__.py" not in names
     assert not [n for n in names if n.split("/")[0] in ("envs", "agents", "configs", "tests", "scripts")]
 
     site = tmp_path / "site"

@@ -1,0 +1,238 @@
+"""A Hydra launcher that runs each job of a multirun as a Ray task: ``rlkit train -m hydra/launcher=ray ...``.
+
+It connects to the cluster named by ``hydra.launcher.ray.init.address`` or else ``RAY_ADDRESS``, and starts a
+local Ray instance when neither is set. Each job is one ``ray.remote`` task that reserves ``torch_threads``
+CPUs (``hydra.launcher.ray.remote.num_cpus`` overrides it), runs Hydra's ``run_job`` (so the job gets its run
+directory, logs and callbacks exactly as with the other launchers) and returns its ``JobReturn``; the launcher
+gathers them in job order.
+
+Why not Hydra's ``hydra-ray-launcher``: it requires ``cloudpickle<3`` and pulls ``boto3`` (for its AWS
+launcher), whose ``botocore`` requires ``python-dateutil<3``; rlkit pins cloudpickle 3 (gymnasium, SB3) and
+python-dateutil 4 (matplotlib). What rlkit needs from it, running jobs as tasks on an existing or local
+cluster, is this module. The config keeps the plugin's layout (``hydra.launcher.ray.init``/``.remote``).
+
+Ray is an optional extra (``pip install 'rlkit[ray]'``) imported only when a multirun launches.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hydra.core.singleton import Singleton
+from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, run_job, setup_globals
+from hydra.plugins.launcher import Launcher
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from rlkit.errors import SweepError
+
+log = logging.getLogger(__name__)
+
+ADDRESS_ENV = "RAY_ADDRESS"
+CONNECT_TIMEOUT_S = 5.0
+"""Seconds to wait for a TCP connection to the cluster before calling its address unreachable (ray.init itself
+retries for minutes)."""
+
+
+@dataclass
+class RayInitConf:
+    """Arguments of ``ray.init``: which cluster, or what local instance to start."""
+
+    address: str | None = None
+    """Cluster to run on: host:port of its head (GCS), ray://host:port (Ray Client), auto (the one started on
+    this machine with `ray start`) or local (a new instance for the sweep); empty: RAY_ADDRESS, else local."""
+    num_cpus: int | None = None
+    """CPUs of a local instance started by the sweep (empty: all cores); ignored when connecting."""
+    include_dashboard: bool = False
+    """Start Ray's dashboard with a local instance (needs ray[default])."""
+    runtime_env: dict[str, Any] | None = None
+    """Ray runtime environment of the jobs, e.g. {env_vars: {...}}; empty: the driver's environment."""
+
+
+@dataclass
+class RayRemoteConf:
+    """Options of each job's Ray task (``.options(...)``)."""
+
+    num_cpus: float | None = None
+    """CPUs reserved per job; empty: the job's torch_threads, so Ray runs as many jobs at once as cores allow."""
+    num_gpus: float = 0
+    """GPUs reserved per job."""
+    max_retries: int = 0
+    """Re-runs of a job whose worker died (0: report it failed; a re-run would start its run directory over)."""
+
+
+@dataclass
+class RayConf:
+    """Where and how the jobs run on Ray."""
+
+    init: RayInitConf = field(default_factory=RayInitConf)
+    """ray.init arguments."""
+    remote: RayRemoteConf = field(default_factory=RayRemoteConf)
+    """Per-job task options."""
+
+
+@dataclass
+class RayLauncherConf:
+    """``hydra/launcher=ray``: each job a Ray task."""
+
+    _target_: str = "hydra_plugins.rlkit_plugins.RayLauncher"
+    """The launcher class (Hydra accepts plugins only from the hydra_plugins package)."""
+    ray: RayConf = field(default_factory=RayConf)
+    """Cluster and per-job options."""
+
+
+class RayLauncher(Launcher):
+    """Runs a multirun's jobs as Ray tasks and gathers their results (see the module docstring)."""
+
+    def __init__(self, ray: DictConfig) -> None:
+        self.ray_cfg = ray
+        self.config: DictConfig | None = None
+        self.hydra_context: HydraContext | None = None
+        self.task_function: TaskFunction | None = None
+
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        """Keep what ``launch`` needs (Hydra calls this once per multirun)."""
+        self.config = config
+        self.hydra_context = hydra_context
+        self.task_function = task_function
+
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        """Submit one task per job, wait for all, return their ``JobReturn`` in job order."""
+        assert self.config is not None and self.hydra_context is not None and self.task_function is not None
+        setup_globals()
+        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        ray = _import_ray()
+        where = connect(ray, self.ray_cfg.init)
+
+        cwd = str(self.config.hydra.runtime.cwd)
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        # Workers may start elsewhere (the head's directory): give them the absolute sweep directory.
+        sweep_dir = sweep_dir if sweep_dir.is_absolute() else Path(cwd) / sweep_dir
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        log.info("Launching %d jobs on Ray (%s), sweep output dir: %s", len(job_overrides), where, sweep_dir)
+
+        remote = ray.remote(run_job_remotely)
+        singleton_state = Singleton.get_state()
+        pending = []
+        for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
+            log.info("\t#%d : %s", idx, " ".join(filter_overrides(overrides)))
+            sweep_config = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
+            with open_dict(sweep_config):
+                sweep_config.hydra.job.id = f"{sweep_config.hydra.job.name}_{idx}"
+                sweep_config.hydra.job.num = idx
+                sweep_config.hydra.sweep.dir = str(sweep_dir)
+            options = task_options(self.ray_cfg.remote, sweep_config)
+            ref = remote.options(**options).remote(self.hydra_context, self.task_function, sweep_config,
+                                                   singleton_state, cwd)
+            pending.append((idx, list(overrides), ref))
+        try:
+            return [_gather(ray, idx, overrides, ref) for idx, overrides, ref in pending]
+        except KeyboardInterrupt:
+            for _, _, ref in pending:
+                ray.cancel(ref, force=True)
+            raise
+
+
+def run_job_remotely(hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig,
+                     singleton_state: dict[Any, Any], cwd: str) -> JobReturn:
+    """A job, inside a Ray worker: Hydra's state as in the driver, then ``run_job`` as every launcher does."""
+    from hydra.core.hydra_config import HydraConfig
+
+    setup_globals()
+    Singleton.set_state(singleton_state)
+    if os.path.isdir(cwd):  # the driver's directory when the worker is on its machine: relative paths agree
+        os.chdir(cwd)
+    HydraConfig.instance().set_config(config)
+    return run_job(hydra_context=hydra_context, task_function=task_function, config=config,
+                   job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
+
+
+def task_options(remote: DictConfig, sweep_config: DictConfig) -> dict[str, Any]:
+    """``.options(...)`` of one job's task: CPUs from torch_threads unless set, no retries unless set."""
+    num_cpus = remote.num_cpus if remote.num_cpus is not None else sweep_config.get("torch_threads", 1)
+    return {"num_cpus": num_cpus, "num_gpus": remote.num_gpus, "max_retries": remote.max_retries,
+            "retry_exceptions": False}
+
+
+def _gather(ray: Any, idx: int, overrides: list[str], ref: Any) -> JobReturn:
+    """A job's ``JobReturn``; a task that Ray itself failed (worker killed, cancelled) becomes a failed job."""
+    try:
+        result = ray.get(ref)
+    except ray.exceptions.RayError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        ret = JobReturn(overrides=overrides, status=JobStatus.FAILED)
+        ret.return_value = SweepError(f"job {idx} did not finish on Ray: {type(e).__name__}: {first}")
+        return ret
+    assert isinstance(result, JobReturn)
+    return result
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise SweepError("hydra/launcher=ray needs Ray, an optional extra: pip install 'rlkit[ray]'") from None
+    return ray
+
+
+def connect(ray: Any, init: DictConfig) -> str:
+    """Connect to (or start) the configured cluster once per process; returns a description of it."""
+    # Without an address ray.init would join a cluster that `ray start` left on this machine; "local" means a
+    # new instance for this sweep, as documented (address=auto joins that cluster on purpose).
+    address = init.address or os.environ.get(ADDRESS_ENV) or "local"
+    source = "hydra.launcher.ray.init.address" if init.address else ADDRESS_ENV
+    if ray.is_initialized():
+        return "local instance" if address == "local" else f"cluster at {address}"
+    # Ray merges log lines of different workers that differ only in numbers; every job's result matters here.
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    kwargs: dict[str, Any] = {"include_dashboard": init.include_dashboard, "log_to_driver": True}
+    if init.runtime_env:
+        kwargs["runtime_env"] = OmegaConf.to_container(init.runtime_env, resolve=True)
+    if address == "local":
+        kwargs["num_cpus"] = init.num_cpus
+    else:
+        check_reachable(address, source)
+    try:
+        ray.init(address=address, **kwargs)
+    except Exception as e:  # ConnectionError, ValueError, AuthenticationError, RuntimeError: all the same to a user
+        where = "a new local instance" if address == "local" else f"{address} ({source})"
+        raise SweepError(f"cannot start or reach Ray at {where}: {_ray_reason(e)}") from None
+    return "local instance" if address == "local" else f"cluster at {address}"
+
+
+def check_reachable(address: str, source: str) -> None:
+    """Fail fast, naming the address, when a cluster's head cannot be reached.
+
+    ``ray.init`` would retry for minutes. host:port or ray://host:port must accept a TCP connection; ``auto``
+    is left to Ray.
+    """
+    if address == "auto":
+        return
+    hostport = address.removeprefix("ray://")
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise SweepError(f"{source}={address!r} is not a Ray address: use host:port (the head's GCS port, "
+                         "6379 unless `ray start --port` chose another), ray://host:port, auto or local")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S):
+            pass
+    except OSError as e:
+        reason = e.strerror or type(e).__name__
+        raise SweepError(f"no Ray cluster answers at {address} ({source}): {reason}. Start one there with "
+                         f"`ray start --head --port={port}`, or unset {ADDRESS_ENV} to run on a new local "
+                         "instance") from None
+
+
+def _ray_reason(e: Exception) -> str:
+    text = str(e).strip()
+    if "auth" in text.lower() and "token" in text.lower():
+        return ("the cluster requires token authentication: set RAY_AUTH_MODE=token and give its token in "
+                "RAY_AUTH_TOKEN (or ~/.ray/auth_token)")
+    lines = [line for line in text.splitlines() if line.strip()]
+    return f"{type(e).__name__}: {lines[-1] if lines else ''}"

@@ -1,0 +1,1 @@
+"""Hydra sweepers of rlkit (registered with Hydra by ``hydra_plugins.rlkit_plugins``)."""

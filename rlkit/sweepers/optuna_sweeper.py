@@ -1,0 +1,414 @@
+"""Hyperparameter search with Optuna as a Hydra sweeper: ``rlkit train -m hparams_search=balancing_pole_dqn``.
+
+The search space is a mapping of keys to Hydra's sweep expressions, from ``hydra.sweeper.params`` (the
+``configs/hparams_search/`` presets declare one) and from sweep overrides on the command line::
+
+    agent.learning_rate: tag(log, interval(1e-4, 1e-2))   # float, log-uniform
+    agent.n_steps: range(1, 6)                            # int 1..5 (range excludes its end, as in Python)
+    agent.batch_size: choice(64, 128, 256)                # categorical (so are a,b,c lists and groups)
+    agent.gradient_steps: int(interval(16, 128))          # int, uniform
+
+Each trial asks Optuna (TPE by default) for a point, trains one job per seed of ``hydra.sweeper.seeds``
+through the configured launcher (parallel with joblib, the default, or Ray), and tells Optuna the mean of the
+jobs' ``objective``, a key of their ``summary.json`` (the final evaluation's mean reward by default). Up to
+``parallel_trials`` trials run at once. A trial whose job fails is marked failed and the search goes on.
+
+At the end the best trial is written as an ``experiment=`` preset, ``<sweep dir>/experiment/<preset>.yaml``:
+its env and agent, then every key that differs from their defaults (searched keys marked), so it composes to
+the best trial's config without depending on the preset the search started from. It can be trained from
+there (``hydra.searchpath``) or copied into ``configs/experiment/``. ``optimization_results.yaml`` lists
+every trial.
+
+Why not Hydra's ``hydra-optuna-sweeper``: it requires ``optuna<3`` (2.10, from 2021), whose database storage
+(``storage=sqlite:///...``, to resume or share a study) fails on SQLAlchemy 2, the only SQLAlchemy that
+current Alembic and Optuna accept; it cannot train several seeds per trial nor write a preset. This sweeper
+uses current Optuna's ask-and-tell interface and keeps the plugin's config names where they mean the same.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import statistics
+import textwrap
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, Override, RangeSweep
+from hydra.core.plugins import Plugins
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.errors import HydraException
+from hydra.plugins.sweeper import Sweeper
+from hydra.types import HydraContext, RunMode, TaskFunction
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+
+from rlkit.errors import SweepError
+from rlkit.sweeps import failure_message, parallel_jobs, preset_yaml, yaml_scalar
+
+log = logging.getLogger(__name__)
+
+DIRECTIONS = ("maximize", "minimize")
+SAMPLERS = ("tpe", "random")
+RESULTS_FILE = "optimization_results.yaml"
+
+
+@dataclass
+class OptunaSweeperConf:
+    """``hydra/sweeper=optuna``: an Optuna search over ``params``, several seeds per trial."""
+
+    _target_: str = "hydra_plugins.rlkit_plugins.OptunaSweeper"
+    """The sweeper class (Hydra accepts plugins only from the hydra_plugins package)."""
+    n_trials: int = 20
+    """Trials to run (each trains one job per seed)."""
+    seeds: list[int] = field(default_factory=lambda: [0])
+    """Seeds every trial trains, one job each; the trial's value is the mean of their objectives."""
+    objective: str = "final_eval.mean_reward"
+    """Key of a run's summary.json that scores it: final_eval.mean_reward, best_eval.mean_reward,
+    final_eval.score (multi-agent: the worst agent's mean), final_eval.success_rate, ..."""
+    direction: str = "maximize"
+    """maximize or minimize the objective."""
+    parallel_trials: int | None = None
+    """Trials launched together; empty: enough that every core has a job (the launcher's parallel jobs / seeds)."""
+    sampler: str = "tpe"
+    """tpe (Optuna's default, Bayesian) or random."""
+    sampler_seed: int | None = None
+    """Seed of the sampler, for a repeatable sequence of trials; empty: random."""
+    study_name: str | None = None
+    """Name of the study in storage (to resume it); empty: a new name."""
+    storage: str | None = None
+    """Optuna storage URL, e.g. sqlite:///runs/optuna.db, to resume or share a search; empty: in memory."""
+    params: dict[str, Any] = field(default_factory=dict)
+    """Search space: key -> sweep expression (interval, range, choice, tag(log, ...)); a plain value is fixed."""
+    preset: str = "best"
+    """Name of the preset written for the best trial: <sweep dir>/experiment/<preset>.yaml."""
+
+
+@dataclass
+class Dimension:
+    """One key of the search space: Optuna's distribution and how a sampled value goes back into an override."""
+
+    name: str
+    """The key (or group) as users write it, e.g. agent.learning_rate; Optuna's parameter name."""
+    key: str
+    """The override's key element, with its + or ++ prefix if any."""
+    expression: str
+    """The sweep expression it came from, for the preset's comments."""
+    distribution: Any
+    """An optuna.distributions distribution."""
+
+
+class OptunaSweeper(Sweeper):
+    """Runs an Optuna study whose trials are multirun jobs (see the module docstring)."""
+
+    def __init__(self, **conf: Any) -> None:
+        self.conf = OmegaConf.structured(OptunaSweeperConf(**{k: v for k, v in conf.items() if k != "_target_"}))
+        self.config: DictConfig | None = None
+        self.hydra_context: HydraContext | None = None
+        self.launcher: Any = None
+
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        """Instantiate the configured launcher (Hydra calls this once per multirun)."""
+        self.config = config
+        self.hydra_context = hydra_context
+        self.launcher = Plugins.instance().instantiate_launcher(
+            hydra_context=hydra_context, task_function=task_function, config=config)
+
+    # ------------------------------------------------------------------------------------------ the search
+    def sweep(self, arguments: list[str]) -> dict[str, Any]:
+        """Run ``n_trials`` trials; write the results and the best trial's preset; return the results."""
+        assert self.config is not None and self.hydra_context is not None
+        conf = self.conf
+        self._validate()
+        dimensions, fixed = search_space(conf.params, arguments)
+        optuna = _import_optuna()
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        sampler = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler}[conf.sampler]
+        try:
+            study = optuna.create_study(study_name=conf.study_name, storage=conf.storage,
+                                        sampler=sampler(seed=conf.sampler_seed), direction=conf.direction,
+                                        load_if_exists=conf.storage is not None)
+        except Exception as e:  # bad storage URL, unreachable database, a study with another direction
+            raise SweepError(f"hydra.sweeper.storage={conf.storage!r}: cannot open the study: {e}") from None
+
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        parallel = conf.parallel_trials or max(1, math.ceil(parallel_jobs(self.config.hydra.launcher)
+                                                            / len(conf.seeds)))
+        log.info("Optuna search: %d trials of %d seed(s) each, %d at a time, %s %s over %s",
+                 conf.n_trials, len(conf.seeds), parallel, conf.direction, conf.objective,
+                 ", ".join(d.name for d in dimensions))
+        distributions = {d.name: d.distribution for d in dimensions}
+        trials: list[dict[str, Any]] = []
+        job_idx = 0
+        while len(trials) < conf.n_trials:
+            asked = [study.ask(distributions) for _ in range(min(parallel, conf.n_trials - len(trials)))]
+            batch = []
+            for trial in asked:
+                overrides = [*fixed, *(f"{d.key}={override_value(trial.params[d.name])}" for d in dimensions)]
+                trial.set_user_attr("overrides", overrides)
+                batch += [[*overrides, f"seed={seed}"] for seed in conf.seeds]
+            self._check_composes(batch)
+            returns = self.launcher.launch(batch, initial_job_idx=job_idx)
+            for i, trial in enumerate(asked):
+                jobs = list(range(job_idx + i * len(conf.seeds), job_idx + (i + 1) * len(conf.seeds)))
+                own = returns[i * len(conf.seeds):(i + 1) * len(conf.seeds)]
+                trials.append(self._tell(study, trial, own, jobs))
+            job_idx += len(batch)
+
+        completed = [t for t in trials if t["state"] == "COMPLETE"]
+        if not completed:
+            first = trials[0]
+            raise SweepError(f"all {len(trials)} trials failed; the first (jobs {_span(first['jobs'])}): "
+                             f"{first['error']}")
+        best = study.best_trial
+        results = self._results(study, best, trials)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        (sweep_dir / RESULTS_FILE).write_text(yaml.safe_dump(results, sort_keys=False))
+        preset = self.write_preset(best, dimensions, sweep_dir)
+        print(self._report(best, trials, preset, sweep_dir))
+        return results
+
+    def _validate(self) -> None:
+        conf = self.conf
+        if conf.direction not in DIRECTIONS:
+            raise SweepError(f"hydra.sweeper.direction={conf.direction!r}: use maximize or minimize")
+        if conf.sampler not in SAMPLERS:
+            raise SweepError(f"hydra.sweeper.sampler={conf.sampler!r}: use one of {', '.join(SAMPLERS)}")
+        if conf.n_trials < 1:
+            raise SweepError(f"hydra.sweeper.n_trials must be >= 1, got {conf.n_trials}")
+        if not conf.seeds:
+            raise SweepError("hydra.sweeper.seeds is empty: every trial trains at least one seed, e.g. [0, 1, 2]")
+        if conf.parallel_trials is not None and conf.parallel_trials < 1:
+            raise SweepError(f"hydra.sweeper.parallel_trials must be >= 1 or null, got {conf.parallel_trials}")
+        if not conf.preset or "/" in conf.preset:
+            raise SweepError(f"hydra.sweeper.preset={conf.preset!r} must be a file name without a directory")
+
+    def _check_composes(self, batch: Sequence[Sequence[str]]) -> None:
+        """Compose every job's config before launching, so a bad key fails once, here, with its name."""
+        try:
+            self.validate_batch_is_legal(batch)
+        except HydraException as e:
+            raise SweepError(f"a trial's overrides do not compose ({' '.join(batch[0])}): {e}") from None
+
+    def _tell(self, study: Any, trial: Any, returns: Sequence[JobReturn], jobs: list[int]) -> dict[str, Any]:
+        """Tell Optuna a trial's value (the mean over its seeds) or its failure; returns its record."""
+        from optuna.trial import TrialState
+
+        conf = self.conf
+        record: dict[str, Any] = {"number": trial.number, "state": "FAIL", "value": None,
+                                  "params": dict(trial.params), "seed_values": [], "jobs": jobs, "error": None}
+        failed = [(job, r) for job, r in zip(jobs, returns, strict=True) if r.status != JobStatus.COMPLETED]
+        if failed:
+            job, ret = failed[0]
+            record["error"] = f"job {job}: {failure_message(ret._return_value)}"  # the property would re-raise
+        else:
+            values = [objective_value(r._return_value, conf.objective, job) for job, r in zip(jobs, returns,
+                                                                                            strict=True)]
+            if any(v is None or math.isnan(v) for v in values):
+                record["error"] = f"{conf.objective} is empty in jobs {_span(jobs)}"
+            else:
+                record.update(state="COMPLETE", value=statistics.fmean(values), seed_values=values)
+        if record["state"] == "COMPLETE":
+            study.tell(trial, record["value"])
+            best = study.best_trial
+            log.info("trial %d (jobs %s): %s %.4g (seeds: %s); best: trial %d, %.4g", trial.number,
+                     _span(jobs), conf.objective, record["value"],
+                     ", ".join(f"{v:.4g}" for v in record["seed_values"]), best.number, best.value)
+        else:
+            study.tell(trial, state=TrialState.FAIL)
+            log.warning("trial %d (jobs %s) failed: %s", trial.number, _span(jobs), record["error"])
+        return record
+
+    # ------------------------------------------------------------------------------------------ results
+    def _results(self, study: Any, best: Any, trials: list[dict[str, Any]]) -> dict[str, Any]:
+        conf = self.conf
+        return {
+            "study": study.study_name,
+            "direction": conf.direction,
+            "objective": conf.objective,
+            "seeds": list(conf.seeds),
+            "best_trial": best.number,
+            "best_value": best.value,
+            "best_params": dict(best.params),
+            "best_overrides": list(best.user_attrs.get("overrides", [])),
+            "trials": trials,
+        }
+
+    def write_preset(self, best: Any, dimensions: Sequence[Dimension], sweep_dir: Path) -> Path:
+        """Write the best trial as ``<sweep dir>/experiment/<preset>.yaml``; returns its path."""
+        assert self.config is not None and self.hydra_context is not None
+        loader = self.hydra_context.config_loader
+        config_name = self.config.hydra.job.config_name
+        overrides = list(best.user_attrs.get("overrides", []))
+        best_cfg = loader.load_sweep_config(self.config, [*overrides, f"seed={self.conf.seeds[0]}"])
+        choices = best_cfg.hydra.runtime.choices
+        bare = loader.load_configuration(config_name=config_name, overrides=[], run_mode=RunMode.RUN)
+        groups = {g: choices[g] for g in ("env", "agent")}
+        for group, choice in choices.items():
+            if "/" not in group and group not in groups and group not in ("experiment", "hparams_search") \
+                    and choice != bare.hydra.runtime.choices.get(group):
+                groups[group] = choice
+        base = loader.load_configuration(config_name=config_name,
+                                         overrides=[f"{g}={c}" for g, c in groups.items()], run_mode=RunMode.RUN)
+        absolute = sweep_dir if sweep_dir.is_absolute() else Path(str(self.config.hydra.runtime.cwd)) / sweep_dir
+        searched = {d.name: f"searched: {d.expression}" for d in dimensions}
+        header = [
+            f"Best trial of an Optuna search (rlkit's sweeper): trial {best.number}, {self.conf.objective} "
+            f"{best.value:.4g}",
+            f"(the mean over seeds {', '.join(map(str, self.conf.seeds))}). Sweep: {absolute}",
+            *textwrap.wrap(f"Searched: {', '.join(d.name for d in dimensions)}.", width=110),
+            "Train it:",
+            f"  rlkit train experiment={self.conf.preset} 'hydra.searchpath=[file://{absolute}]'",
+            "Keep it: copy this file to configs/experiment/<env>_<agent>.yaml (or <env>_<variant>_<agent>.yaml)",
+            "and train it with experiment=<that name>.",
+        ]
+        text = preset_yaml(_task_part(best_cfg), _task_part(base), groups, header, notes=searched)
+        path = sweep_dir / "experiment" / f"{self.conf.preset}.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        return path
+
+    def _report(self, best: Any, trials: list[dict[str, Any]], preset: Path, sweep_dir: Path) -> str:
+        assert self.config is not None
+        failed = sum(t["state"] != "COMPLETE" for t in trials)
+        absolute = preset.parent.parent.resolve()
+        params = " ".join(f"{k}={override_value(v)}" for k, v in best.params.items())
+        lines = [
+            f"best of {len(trials)} trials" + (f" ({failed} failed)" if failed else "")
+            + f": trial {best.number}, {self.conf.objective} {best.value:.4g} over seeds "
+            + ", ".join(map(str, self.conf.seeds)),
+            f"  {params}",
+            f"  results: {sweep_dir / RESULTS_FILE}",
+            f"  preset:  {preset}",
+            f"  train it: rlkit train experiment={self.conf.preset} 'hydra.searchpath=[file://{absolute}]'",
+        ]
+        return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+def search_space(params: DictConfig | dict[str, Any], arguments: Sequence[str]) -> tuple[list[Dimension], list[str]]:
+    """The dimensions of the search and the fixed overrides every job gets.
+
+    ``params`` (key -> expression) come first; command-line sweep overrides add dimensions or replace
+    those of the same key; the command line's plain overrides are passed to every job, and fix their key
+    (``agent.n_steps=3`` takes it out of the search).
+    """
+    parser = OverridesParser.create()
+    dimensions: dict[str, Dimension] = {}
+    fixed: list[str] = []
+    declared = OmegaConf.to_container(params, resolve=True) if OmegaConf.is_config(params) else dict(params)
+    assert isinstance(declared, dict)
+    for key, expression in declared.items():
+        text = expression if isinstance(expression, str) else yaml_scalar(expression)
+        override = _parse(parser, f"{key}={text}", f"hydra.sweeper.params.{key}")
+        if override.is_sweep_override():
+            dimensions[override.key_or_group] = _dimension(override, text)
+        else:
+            fixed.append(f"{key}={text}")
+    for argument in arguments:
+        override = _parse(parser, argument, argument)
+        if override.key_or_group == "seed":
+            raise SweepError(f"{argument}: with hydra/sweeper=optuna every trial trains the seeds of "
+                             "hydra.sweeper.seeds; set those instead, e.g. hydra.sweeper.seeds=[0,1,2]")
+        if override.is_sweep_override():
+            dimensions[override.key_or_group] = _dimension(override, argument.partition("=")[2])
+        else:  # a plain value fixes the key, even one the declared space searches
+            dimensions.pop(override.key_or_group, None)
+            fixed = [f for f in fixed if f.partition("=")[0] != override.key_or_group]
+            fixed.append(argument)
+    if not dimensions:
+        raise SweepError("nothing to search: declare ranges in hydra.sweeper.params (see configs/hparams_search/) "
+                         "or give them on the command line, e.g. 'agent.learning_rate=tag(log, interval(1e-4, 1e-2))'")
+    return list(dimensions.values()), fixed
+
+
+def _parse(parser: OverridesParser, text: str, where: str) -> Override:
+    try:
+        return parser.parse_override(text)
+    except HydraException as e:
+        reason = str(e).strip().splitlines()[-1]
+        raise SweepError(f"{where}: cannot read {text.partition('=')[2]!r} as a value or sweep: {reason}") from None
+
+
+def _dimension(override: Override, expression: str) -> Dimension:
+    """Optuna's distribution for a sweep override.
+
+    interval -> uniform or log-uniform (ints if both ends are ints); range -> ints with a step (a float range:
+    its values as categories); choice -> categories.
+    """
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    value = override.value()
+    name = override.key_or_group
+    if isinstance(value, IntervalSweep):
+        log_scale = "log" in value.tags
+        if log_scale and not value.start > 0:
+            raise SweepError(f"{name}={expression}: a log scale needs a start > 0")
+        if isinstance(value.start, int) and isinstance(value.end, int):
+            dist: Any = IntDistribution(value.start, value.end, log=log_scale)
+        else:
+            dist = FloatDistribution(float(value.start), float(value.end), log=log_scale)
+    elif isinstance(value, RangeSweep) and not value.shuffle and all(
+            isinstance(v, int) for v in (value.start, value.stop, value.step)):
+        values = list(override.sweep_iterator())
+        if not values:
+            raise SweepError(f"{name}={expression} is empty (range excludes its end)")
+        dist = IntDistribution(min(values), max(values), step=abs(int(value.step)))
+    elif isinstance(value, ChoiceSweep | RangeSweep):
+        pairs = zip(override.sweep_iterator(), override.sweep_string_iterator(), strict=True)
+        choices = [v if isinstance(v, bool | int | float) else s for v, s in pairs]
+        dist = CategoricalDistribution(choices)
+    else:
+        raise SweepError(f"{name}={expression}: Optuna can search interval(...), range(...) and choice(...) only")
+    return Dimension(name=name, key=override.get_key_element(), expression=expression, distribution=dist)
+
+
+def override_value(value: Any) -> str:
+    """A sampled value as the right-hand side of an override (categorical strings are already in that form).
+
+    Floats keep 4 significant digits: runs, logs and presets read 0.001066, not 0.0010659941309425502 (the
+    difference is far below what a search can resolve).
+    """
+    if isinstance(value, float) and not isinstance(value, bool):
+        value = float(f"{value:.4g}")
+    return value if isinstance(value, str) else yaml_scalar(value)
+
+
+def objective_value(summary: Any, key: str, job: int) -> float | None:
+    """The value of a dotted key of a run's summary (the task's return value)."""
+    node = summary
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            keys = ", ".join(sorted(node)) if isinstance(node, dict) else "none"
+            raise SweepError(f"hydra.sweeper.objective={key}: job {job}'s summary has no {part!r} "
+                             f"(keys there: {keys})")
+        node = node[part]
+    if node is None:
+        return None
+    if not isinstance(node, int | float):
+        raise SweepError(f"hydra.sweeper.objective={key} is not a number in job {job}'s summary: {node!r}")
+    return float(node)
+
+
+def _task_part(config: DictConfig) -> DictConfig:
+    """A composed config without its ``hydra`` node (what the task function receives)."""
+    task = copy.deepcopy(config)
+    with read_write(task), open_dict(task):
+        del task["hydra"]
+    return task
+
+
+def _span(jobs: Sequence[int]) -> str:
+    return f"{jobs[0]}-{jobs[-1]}" if len(jobs) > 1 else str(jobs[0])
+
+
+def _import_optuna() -> Any:
+    try:
+        import optuna
+    except ImportError:
+        raise SweepError("hydra/sweeper=optuna needs optuna: pip install optuna") from None
+    return optuna

@@ -1,0 +1,354 @@
+"""Multiruns: the sweep's index of jobs, checks of the command line, and presets written from a config.
+
+``rlkit train -m ...`` runs one job per override combination through a Hydra launcher (``joblib``: parallel
+processes on this machine, the default; ``ray``: a Ray cluster; ``basic``: one after another, in-process).
+Every job writes its own run directory, ``<sweep dir>/<job number>/``. :class:`SweepIndex` (a Hydra callback,
+configured in ``train.yaml``) adds ``job.json`` to each and keeps ``<sweep dir>/jobs.csv``, one row per job
+with its overrides, status and results, up to date as jobs finish, whichever launcher ran them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import logging
+import math
+import os
+import re
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.experimental.callback import Callback
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from rlkit.errors import RlkitError
+from rlkit.runs import SUMMARY_FILE, write_json
+
+log = logging.getLogger(__name__)
+
+JOB_FILE = "job.json"
+INDEX_FILE = "jobs.csv"
+INDEX_COLUMNS = ("job", "status", "overrides", "final_eval", "best_eval", "solved_at_step", "wall_seconds",
+                 "run_dir", "error")
+PRINTED_ROWS = 20
+"""Rows of the index printed at the end of a multirun; the file has them all."""
+
+LAUNCHER_EXTRAS = {"ray": "ray"}
+"""Launchers (``hydra/launcher=...``) that need an optional extra of rlkit, and the module it provides."""
+
+
+def register_plugins() -> None:
+    """Make rlkit's Hydra plugins (``hydra/launcher=ray``, ``hydra/sweeper=optuna``) known to Hydra.
+
+    Hydra finds plugins by listing the modules of the ``hydra_plugins`` namespace package. A wheel install puts
+    ours there as files, but an editable install (setuptools' PEP 660 import hook) makes it importable without
+    making it listable, so Hydra's scan misses it. Importing it stores its configs; ``Plugins.register`` (public,
+    idempotent) adds its classes.
+    """
+    from hydra.core.plugins import Plugins
+
+    import hydra_plugins.rlkit_plugins as ours
+
+    for plugin in (ours.RayLauncher, ours.OptunaSweeper):
+        Plugins.instance().register(plugin)
+
+
+# ---------------------------------------------------------------------------------------------- checks
+def check_multirun_args(args: Sequence[str]) -> None:
+    """Refuse, before Hydra starts, command lines whose sweep cannot run; each with a one-line reason."""
+    multirun = "-m" in args or "--multirun" in args
+    for arg in args:
+        key, sep, value = arg.partition("=")
+        if not sep:
+            continue
+        if key == "hydra/launcher" and value in LAUNCHER_EXTRAS:
+            _check_importable(LAUNCHER_EXTRAS[value], f"hydra/launcher={value}")
+        if key == "hparams_search" and value not in ("", "null") and not multirun:
+            raise RlkitError(f"hparams_search={value} is a hyperparameter search, which runs as a multirun: "
+                             f"add -m (rlkit train -m hparams_search={value})")
+        if key == "hydra/sweeper" and value == "optuna" and not multirun:
+            raise RlkitError("hydra/sweeper=optuna runs as a multirun: add -m")
+
+
+def _check_importable(module: str, what: str) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise RlkitError(f"{what} needs {module}, an optional extra: pip install 'rlkit[{module}]'")
+
+
+def parallel_jobs(launcher: DictConfig, cpus: int | None = None) -> int:
+    """How many jobs a launcher config runs at once on this machine (joblib's n_jobs semantics)."""
+    cpus = cpus or os.cpu_count() or 1
+    target = str(launcher.get("_target_", ""))
+    if "joblib" in target:
+        n_jobs = launcher.get("n_jobs") or -1
+        return max(1, n_jobs if n_jobs > 0 else cpus + 1 + n_jobs)
+    if "basic_launcher" in target:
+        return 1
+    return cpus
+
+
+def is_serial_launcher(launcher: DictConfig) -> bool:
+    """Whether a launcher runs one job at a time in this process (Hydra's basic launcher)."""
+    return "basic_launcher" in str(launcher.get("_target_", ""))
+
+
+# ---------------------------------------------------------------------------------------------- index
+class SweepIndex(Callback):
+    """Hydra callback: each job's ``job.json``, and the sweep's ``jobs.csv`` rewritten as jobs finish.
+
+    ``on_job_end`` runs in the job's own process (a joblib worker, a Ray task), so the index is rebuilt there,
+    under a file lock, from every ``job.json`` present: the last job to finish writes the complete index.
+    (On a multi-node Ray cluster without a shared file system each node indexes the jobs it ran.)
+    """
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """Warn when parallel jobs would ask for more threads than the machine has cores."""
+        cpus = os.cpu_count() or 1
+        jobs = parallel_jobs(config.hydra.launcher, cpus)
+        threads = int(config.get("torch_threads", 1))
+        if "joblib" in str(config.hydra.launcher.get("_target_", "")) and jobs * threads > cpus:
+            log.warning("%d parallel jobs x torch_threads=%d is more threads than this machine's %d cores; "
+                        "lower hydra.launcher.n_jobs or torch_threads", jobs, threads, cpus)
+
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        """Record the job in its run directory and refresh the sweep's index."""
+        if config.hydra.mode != RunMode.MULTIRUN:
+            return
+        run_dir = Path(config.hydra.runtime.output_dir)
+        failed = job_return.status != JobStatus.COMPLETED
+        record = {
+            "job": int(config.hydra.job.num),
+            "status": "failed" if failed else "completed",
+            "overrides": list(job_return.overrides or []),
+            "error": failure_message(job_return._return_value) if failed else None,  # the property re-raises
+        }
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_json(run_dir / JOB_FILE, record)
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        if not sweep_dir.is_absolute():
+            sweep_dir = Path(str(config.hydra.runtime.cwd)) / sweep_dir
+        with _locked(sweep_dir / ".jobs.lock"):
+            write_index(sweep_dir)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        """Print the index (its first rows) and where it is."""
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        rows = read_index(sweep_dir)
+        if not rows:
+            return
+        print(format_index(sweep_dir, rows))
+
+
+def failure_message(error: Any) -> str:
+    """One line saying why a job failed."""
+    if isinstance(error, RlkitError) and error.args:
+        return str(error.args[0])
+    return f"{type(error).__name__}: {error}".splitlines()[0]
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive lock between the jobs of one machine (no-op where ``fcntl`` is missing)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: jobs may race to write the index; the last one still sees every job.json
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def read_index(sweep_dir: Path) -> list[dict[str, Any]]:
+    """One row per job of a sweep (from each run's ``job.json`` and ``summary.json``), in job order."""
+    rows = []
+    for job_file in sweep_dir.rglob(JOB_FILE):
+        try:
+            record = json.loads(job_file.read_text())
+        except (OSError, ValueError):
+            continue  # being written
+        run_dir = job_file.parent
+        summary: dict[str, Any] = {}
+        with contextlib.suppress(OSError, ValueError):
+            summary = json.loads((run_dir / SUMMARY_FILE).read_text())
+        final, best = summary.get("final_eval") or {}, summary.get("best_eval") or {}
+        rows.append({
+            "job": record.get("job"),
+            "status": record.get("status"),
+            "overrides": " ".join(record.get("overrides") or []),
+            "final_eval": final.get("mean_reward"),
+            "best_eval": best.get("mean_reward"),
+            "solved_at_step": (summary.get("solved") or {}).get("step"),
+            "wall_seconds": summary.get("wall_seconds"),
+            "run_dir": str(run_dir.relative_to(sweep_dir)),
+            "error": record.get("error"),
+        })
+    return sorted(rows, key=lambda r: (r["job"] is None, r["job"]))
+
+
+def write_index(sweep_dir: Path) -> Path:
+    """Write ``<sweep dir>/jobs.csv`` from the jobs finished so far (atomically)."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=INDEX_COLUMNS)
+    writer.writeheader()
+    for row in read_index(sweep_dir):
+        writer.writerow({k: _csv_value(v) for k, v in row.items()})
+    path = sweep_dir / INDEX_FILE
+    tmp = path.with_name(f".{INDEX_FILE}.{os.getpid()}.tmp")
+    tmp.write_text(buf.getvalue())
+    os.replace(tmp, path)
+    return path
+
+
+def _csv_value(value: Any) -> Any:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return "" if value is None else value
+
+
+def format_index(sweep_dir: Path, rows: list[dict[str, Any]]) -> str:
+    """The end-of-multirun report: counts, then a table of the first jobs."""
+    failed = sum(r["status"] != "completed" for r in rows)
+    common = set.intersection(*(set(r["overrides"].split()) for r in rows)) if len(rows) > 1 else set()
+    lines = [f"sweep {sweep_dir}: {len(rows)} jobs, {len(rows) - failed} completed"
+             + (f", {failed} failed" if failed else "") + f" (index: {sweep_dir / INDEX_FILE})",
+             f"  {'job':>4}  {'status':<9}  {'final eval':>10}  overrides"
+             + (f" (besides {' '.join(sorted(common))})" if common else "")]
+    for row in rows[:PRINTED_ROWS]:
+        final = "" if row["final_eval"] is None else f"{row['final_eval']:.1f}"
+        own = " ".join(o for o in row["overrides"].split() if o not in common)
+        lines.append(f"  {row['job']:>4}  {row['status']:<9}  {final:>10}  {own}")
+    if len(rows) > PRINTED_ROWS:
+        lines.append(f"  ... {len(rows) - PRINTED_ROWS} more in {INDEX_FILE}")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------- presets
+def preset_yaml(config: DictConfig, base: DictConfig, groups: dict[str, str], header: Sequence[str],
+                notes: dict[str, str] | None = None, exclude: Sequence[str] = ("seed",)) -> str:
+    """An ``experiment=`` preset that composes to ``config``: its groups, then every key that differs from ``base``.
+
+    Args:
+        config: the composed training config to reproduce (no ``hydra`` node).
+        base: the config that ``groups`` alone compose to; only keys whose values differ are written.
+        groups: config group -> choice, written as ``override /<group>: <choice>`` lines.
+        header: comment lines (without ``#``) at the top of the file.
+        notes: dotted key -> comment, in place of the key's schema docstring; these keys are written even
+            where they equal the default (e.g. the searched ones, with their range).
+        exclude: top-level keys never written (the seed belongs to the command line).
+    """
+    notes = notes or {}
+    lines = ["# @package _global_", *(f"# {line}".rstrip() for line in header), "defaults:"]
+    width = max((len(f"  - override /{g}: {c}") for g, c in groups.items()), default=0)
+    for group, choice in groups.items():
+        lines.append(f"{f'  - override /{group}: {choice}':<{width}}   # {group} (configs/{group}/)")
+    lines.append("")
+    body = _preset_body(config, base, notes, exclude)
+    text_width = max((len(text) for text, comment in body if comment), default=0)
+    for text, comment in body:
+        lines.append(f"{text:<{text_width}}   # {comment}" if comment else text)
+    return "\n".join(lines) + "\n"
+
+
+def _preset_body(config: DictConfig, base: Any, notes: dict[str, str], exclude: Sequence[str],
+                 prefix: str = "", indent: str = "") -> list[tuple[str, str]]:
+    """``(line, comment)`` pairs for the keys of ``config`` that differ from ``base``.
+
+    Values come first, then sections; a section's header line has an empty comment.
+    """
+    from rlkit.cli import field_docs
+
+    node_type = OmegaConf.get_type(config)
+    docs = field_docs(node_type) if node_type not in (None, dict) else {}
+    values: list[tuple[str, str]] = []
+    sections: list[tuple[str, str]] = []
+    for key in config:
+        dotted = f"{prefix}{key}"
+        if not prefix and key in exclude:
+            continue
+        child, other = config._get_node(key), _child(base, key)
+        if _is_section(child):
+            below = _preset_body(child, other, notes, exclude, f"{dotted}.", indent + "  ")
+            if below:
+                sections += [(f"{indent}{key}:", ""), *below]
+            continue
+        value = OmegaConf.to_container(child, resolve=True) if OmegaConf.is_config(child) else config[key]
+        if dotted not in notes and _same(value, other):
+            continue
+        comment = notes.get(dotted) or _first_sentence(docs.get(str(key), "")) or "set by the search"
+        values.append((f"{indent}{key}: {yaml_scalar(value)}", comment))
+    return values + sections
+
+
+def _is_section(node: Any) -> bool:
+    """A typed sub-config (a dataclass), written key by key; plain dicts are values."""
+    return isinstance(node, DictConfig) and OmegaConf.get_type(node) not in (None, dict)
+
+
+def _child(node: Any, key: Any) -> Any:
+    """``node[key]`` as a section or a plain value; ``_ABSENT`` where there is none."""
+    if not isinstance(node, DictConfig) or key not in node:
+        return _ABSENT
+    child = node._get_node(key)
+    if _is_section(child):
+        return child
+    if OmegaConf.is_missing(node, key):
+        return "???"
+    return OmegaConf.to_container(child, resolve=True) if OmegaConf.is_config(child) else node[key]
+
+
+_ABSENT = object()
+
+
+def _same(value: Any, other: Any) -> bool:
+    if other is _ABSENT or isinstance(other, DictConfig):
+        return False
+    if isinstance(value, float) and isinstance(other, float):
+        return value == other or (math.isnan(value) and math.isnan(other))
+    return bool(value == other) and type(value) is type(other)
+
+
+def _first_sentence(doc: str) -> str:
+    sentence = doc.split(". ")[0].rstrip(".")
+    return sentence if len(sentence) <= 100 else sentence[:97] + "..."
+
+
+_PLAIN = re.compile(r"[A-Za-z_][\w./-]*")
+_YAML_WORDS = {"true", "false", "null", "yes", "no", "on", "off", "y", "n", "~"}
+
+
+def yaml_scalar(value: Any) -> str:
+    """A value as YAML that reads back as the same value and type (floats always with a decimal point)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        text = repr(value)
+        if text in ("inf", "-inf", "nan"):
+            return {"inf": ".inf", "-inf": "-.inf", "nan": ".nan"}[text]
+        mantissa, e, exponent = text.partition("e")
+        if "." not in mantissa:
+            mantissa += ".0"  # YAML 1.1 reads 1e-05 as a string
+        return f"{mantissa}{e}{exponent}"
+    if isinstance(value, str):
+        plain = _PLAIN.fullmatch(value) and value.lower() not in _YAML_WORDS
+        return value if plain else json.dumps(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(yaml_scalar(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{yaml_scalar(str(k))}: {yaml_scalar(v)}" for k, v in value.items()) + "}"
+    raise TypeError(f"cannot write {type(value).__name__} {value!r} into a preset")
