@@ -279,9 +279,9 @@ class RoboticArmEnv(CanvasOwner, gym.Env[np.ndarray, np.ndarray]):
     * `link_lengths` (1.0, 0.7) m and `link_masses` (1.0, 1.0) kg;
     * `max_torque` 2.0 N m per joint, `damping` 0.5 N m s/rad of viscous friction at each joint: a free
       joint coasts to rest within seconds (inertia / damping: about 0.3 s at the elbow, 2-4 s at the
-      shoulder) and a full torque alone turns a joint at most max_torque / damping = 4 rad/s. (0.05 made the arm nearly frictionless, and learned
-      reaching policies then mostly stalled just short of the target: the same MADDPG preset reached a 46%
-      success rate after 200k steps, against 86% at 0.5.);
+      shoulder) and a full torque alone turns a joint at most max_torque / damping = 4 rad/s. (0.05 made
+      the arm nearly frictionless, and learned reaching policies then mostly stalled just short of the
+      target: the same MADDPG preset reached a 46% success rate after 200k steps, against 86% at 0.5.);
     * `gravity`: 0 (a table seen from above); `True` for 9.81 m/s^2 or a value, pulling along -y in the plane
       of the arm. Holding the arm level then takes `g (m1 l1 / 2 + m2 (l1 + l2 / 2))`, 18 N m by default at
       the shoulder, so raise `max_torque` with it;

@@ -301,12 +301,11 @@ class TensorBoardLogger(Callback):
         from torch.utils.tensorboard.summary import hparams
 
         w = self._writer()
-        metrics = dict(self._final)
-        for tag in ("hparams/best_eval_score",):  # the other metrics are the last points of existing tags
+        # The HParams tab reads each metric as the last point of its tag: eval/ and time/ tags exist already.
+        metrics = {**self._final, "hparams/episodes": float(self.num_episodes)}
+        for tag in ("hparams/best_eval_score", "hparams/episodes"):
             if tag in metrics:
                 w.add_scalar(tag, metrics[tag], self.num_steps)
-        metrics["hparams/episodes"] = float(self.num_episodes)
-        w.add_scalar("hparams/episodes", metrics["hparams/episodes"], self.num_steps)
         experiment, start, end = hparams(self.hparams, metrics)
         for summary in (experiment, start, end):
             w.file_writer.add_summary(summary)  # type: ignore[union-attr]

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from rlkit.errors import RlkitError, RunDirError
-from rlkit.runs import CONFIG_FILE, SUMMARY_FILE
+from rlkit.runs import CONFIG_FILE, SUMMARY_FILE, flatten
 
 TB_DIR = "tb"
 DEFAULT_TAG = "episode/reward"
@@ -134,16 +134,6 @@ def find_runs(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
         raise RunDirError(f"no rlkit run directories under {where} (a run directory holds {SUMMARY_FILE}, "
                           f"{CONFIG_FILE} and {TB_DIR}/; runs still training have no {SUMMARY_FILE} yet)")
     return list(found)
-
-
-def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
-    """A nested mapping as one level of dotted keys; lists and empty mappings stay values."""
-    if not isinstance(node, dict) or not node:
-        return {prefix: node}
-    out: dict[str, Any] = {}
-    for key, value in node.items():
-        out.update(flatten(value, f"{prefix}{key}." if isinstance(value, dict) and value else f"{prefix}{key}"))
-    return out
 
 
 def _load_config(run_dir: Path) -> dict[str, Any]:

@@ -51,6 +51,16 @@ def load_run_config(run_dir: Path) -> TrainConfig:
     return cfg
 
 
+def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested mapping as one level of dotted keys; lists and empty mappings stay values."""
+    if not isinstance(node, dict) or not node:
+        return {prefix: node}
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        out.update(flatten(value, f"{prefix}{key}." if isinstance(value, dict) and value else f"{prefix}{key}"))
+    return out
+
+
 def write_json(path: Path, data: dict[str, Any]) -> None:
     """Write JSON atomically: a reader sees the old file or the new one, never half of one."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

@@ -29,7 +29,7 @@ from rlkit.callbacks import (
 from rlkit.config import TrainConfig
 from rlkit.errors import ConfigError
 from rlkit.factory import build_agent, build_env
-from rlkit.runs import SUMMARY_FILE, write_json
+from rlkit.runs import SUMMARY_FILE, flatten, write_json
 
 log = logging.getLogger(__name__)
 
@@ -88,20 +88,9 @@ def hparams_of(cfg: TrainConfig) -> dict[str, bool | int | float | str]:
 
     Keys are dotted paths; lists, dicts and None become their JSON text (the tab takes only scalars).
     """
-    flat: dict[str, bool | int | float | str] = {"seed": cfg.seed, "total_steps": cfg.total_steps}
-
-    def walk(prefix: str, value: Any) -> None:
-        if isinstance(value, dict):
-            for k, v in value.items():
-                walk(f"{prefix}.{k}", v)
-        elif isinstance(value, bool | int | float | str):
-            flat[prefix] = value
-        else:
-            flat[prefix] = json.dumps(value)
-
-    walk("env", dataclasses.asdict(cfg.env))
-    walk("agent", dataclasses.asdict(cfg.agent))
-    return flat
+    nested = {"seed": cfg.seed, "total_steps": cfg.total_steps, "env": dataclasses.asdict(cfg.env),
+              "agent": dataclasses.asdict(cfg.agent)}
+    return {k: v if isinstance(v, bool | int | float | str) else json.dumps(v) for k, v in flatten(nested).items()}
 
 
 def train(cfg: TrainConfig, run_dir: Path, callbacks: Sequence[Callback] = ()) -> dict[str, Any]:
