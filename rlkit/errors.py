@@ -40,3 +40,26 @@ class SweepError(_ShownByHydra):
 
 class JobFailed(_ShownByHydra):
     """A multirun job stopped on a user error; Hydra reports the first such job after its batch."""
+
+
+class EnvError(RlkitError, ValueError):
+    """An environment's output rlkit cannot learn from, or an action that does not fit its action space.
+
+    Outputs: NaN or infinite observations or rewards, a reward that is not a number.
+    """
+
+
+class TrainingDiverged(RlkitError):
+    """A loss or gradient became NaN or infinite; the update that would have written it was not applied.
+
+    ``weights_finite`` says whether the weights (from the last applied update) are still finite, i.e. worth
+    saving as the run's last good state.
+    """
+
+    def __init__(self, message: str, weights_finite: bool = True) -> None:
+        super().__init__(message)
+        self.weights_finite = weights_finite
+
+
+class DiskFullError(RlkitError, OSError):
+    """Writing a run's files failed because the disk (or the user's quota) is full."""

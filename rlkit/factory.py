@@ -268,9 +268,18 @@ AGENT_BUILDERS: dict[str, Callable[[Any, EnvFactory, int, bool], Agent]] = {
 
 
 def build_env(cfg: Any) -> EnvFactory:
-    """The environment factory for an env config."""
-    builder = ENV_BUILDERS[env_schema(cfg.name)]
-    return builder(cfg)
+    """The environment factory for an env config.
+
+    Its envs refuse NaN, infinite or non-numeric outputs and actions of the wrong shape (:mod:`rlkit.guards`).
+    """
+    from rlkit.guards import CheckedEnv, CheckedVectorEnv
+
+    env = ENV_BUILDERS[env_schema(cfg.name)](cfg)
+    return dataclasses.replace(
+        env,
+        make=lambda render_mode=None: CheckedEnv(env.make(render_mode), env.label),
+        make_vec=lambda n: CheckedVectorEnv(env.make_vec(n), env.label),
+    )
 
 
 def build_agent(cfg: Any, env: EnvFactory, seed: int, training: bool = True) -> Agent:

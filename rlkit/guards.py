@@ -1,0 +1,249 @@
+"""Guards against bad input while a run goes on: env outputs, actions, diverging losses, a full disk.
+
+Each problem becomes an :class:`~rlkit.errors.RlkitError` that names it. The environment checks run on every
+step, so their cost is one vectorised ``np.isfinite`` over a batch of observations and one over its rewards,
+plus a shape comparison per action; the search for the offending value runs only once something is wrong.
+:func:`rlkit.factory.build_env` puts them around every environment rlkit makes, for training (native and SB3
+agents) and for evaluation alike.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import math
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium import spaces
+
+from rlkit.agents.networks import grad_norm
+from rlkit.errors import DiskFullError, EnvError, TrainingDiverged
+
+DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+"""``errno`` values of a write that failed for want of space: no space left, disk quota exceeded."""
+
+
+# ---------------------------------------------------------------------------------------------- values
+def bad_number(value: Any) -> str | None:
+    """What makes ``value`` unfit to learn from, or None if every number in it is finite.
+
+    ``value`` is a number, an array, or a dict/tuple of them (Gymnasium's Dict and Tuple observations). The
+    answer completes a sentence about the value: ``"contains NaN at index 2"``, ``"is inf"``,
+    ``"is not a number: 'abc'"``.
+    """
+    if isinstance(value, float):  # a single env's reward: no array needed
+        return None if math.isfinite(value) else f"is {_name(value)}"
+    if isinstance(value, bool | int | np.integer | np.bool_):
+        return None
+    if isinstance(value, dict):
+        return next((f"at key {k!r} {p}" for k, v in value.items() if (p := bad_number(v)) is not None), None)
+    if isinstance(value, tuple):
+        return next((f"at position {i} {p}" for i, v in enumerate(value) if (p := bad_number(v)) is not None), None)
+    try:
+        arr = np.asarray(value)
+        if arr.dtype.kind in "biu":
+            return None
+        if arr.dtype.kind not in "fc":
+            arr = arr.astype(np.float64)
+    except (TypeError, ValueError):
+        return f"is not a number: {_short(value)}"
+    finite = np.isfinite(arr)
+    if finite.all():
+        return None
+    where = np.argwhere(~finite)
+    first = arr[tuple(where[0])]
+    if arr.ndim == 0:
+        return f"is {_name(first)}"
+    index = int(where[0][0]) if arr.ndim == 1 else tuple(int(i) for i in where[0])
+    more = f" ({len(where)} non-finite values)" if len(where) > 1 else ""
+    return f"contains {_name(first)} at index {index}{more}"
+
+
+def _name(x: Any) -> str:
+    x = complex(x)
+    bad = x.real if not math.isfinite(x.real) else x.imag
+    return "NaN" if math.isnan(bad) else ("inf" if bad > 0 else "-inf")
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _action_shape(space: gym.Space[Any]) -> tuple[int, ...] | None:
+    """The shape every action of ``space`` has, or None where rlkit does not check it (Dict, Tuple, ...)."""
+    if isinstance(space, spaces.Box | spaces.MultiDiscrete | spaces.MultiBinary):
+        return tuple(space.shape)
+    if isinstance(space, spaces.Discrete):
+        return ()
+    return None
+
+
+# ---------------------------------------------------------------------------------------------- environments
+class CheckedEnv(gym.Wrapper):  # type: ignore[type-arg]
+    """An env that refuses NaN or infinite outputs, rewards that are no numbers, and actions of the wrong shape.
+
+    Each gets an :class:`EnvError` naming the env, the value and where it happened (episode and step).
+    Attributes other than Gymnasium's (``possible_agents``, ``window_closed``, ...) are the wrapped env's.
+
+    Args:
+        env: The environment.
+        label: Its name in messages (the run's env label, e.g. ``CartPole-v1``).
+    """
+
+    def __init__(self, env: gym.Env, label: str) -> None:
+        super().__init__(env)
+        self.label = label
+        self._action_shape = _action_shape(env.action_space)
+        self._episode = 0
+        self._step = 0
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_") or name == "env":
+            raise AttributeError(name)
+        return getattr(self.env, name)
+
+    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        """Reset, and check the first observation."""
+        obs, info = self.env.reset(**kwargs)
+        self._episode += 1
+        self._step = 0
+        self._check("observation", obs, f"at the reset of episode {self._episode}")
+        return obs, info
+
+    def step(self, action: Any) -> tuple[Any, Any, bool, bool, dict[str, Any]]:
+        """Check the action's shape, step, and check the observation and the reward."""
+        if self._action_shape is not None and np.shape(action) != self._action_shape:
+            raise EnvError(f"action for {self.label} has shape {np.shape(action)}, but its action space "
+                           f"{self.env.action_space} takes actions of shape {self._action_shape}: {_short(action)}")
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self._step += 1
+        where = f"episode {self._episode}, step {self._step}"
+        self._check("observation", obs, where)
+        self._check("reward", reward, where)
+        return obs, reward, terminated, truncated, info
+
+    def _check(self, what: str, value: Any, where: str) -> None:
+        problem = bad_number(value)
+        if problem is not None:
+            raise EnvError(f"{what} from {self.label} {problem} ({where}); rlkit cannot learn from it. Check "
+                           "the environment's physics and its observation and reward computations")
+
+
+class CheckedVectorEnv:
+    """:class:`CheckedEnv` for copies stepped together, with the copy in the message.
+
+    Wraps a Gymnasium vector env, or rlkit's multi-agent array API (observations ``(copies, agents, obs_dim)``,
+    rewards ``(copies, agents)``, actions ``(copies, agents, ...)``). Any other attribute is the wrapped object's.
+    """
+
+    def __init__(self, envs: Any, label: str) -> None:
+        self.envs = envs
+        self.label = label
+        lead = (envs.num_envs, envs.num_agents) if hasattr(envs, "num_agents") else (envs.num_envs,)
+        shape = _action_shape(envs.single_action_space)
+        self._action_shape = None if shape is None else (*lead, *shape)
+        self._step = 0
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_") or name == "envs":
+            raise AttributeError(name)
+        return getattr(self.envs, name)
+
+    def reset(self, *args: Any, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        """Reset every copy, and check their observations."""
+        obs, infos = self.envs.reset(*args, **kwargs)
+        self._step = 0
+        self._check("observation", obs, "at reset")
+        return obs, infos
+
+    def step(self, actions: Any) -> tuple[Any, Any, Any, Any, dict[str, Any]]:
+        """Check the actions' shape, step every copy, and check the observations and rewards."""
+        if self._action_shape is not None and np.shape(actions) != self._action_shape:
+            raise EnvError(f"actions for {self.envs.num_envs} copies of {self.label} have shape {np.shape(actions)}, "
+                           f"but the env takes {self._action_shape} (action space {self.envs.single_action_space})")
+        obs, rewards, terminated, truncated, infos = self.envs.step(actions)
+        self._step += 1
+        where = f"step {self._step}"
+        self._check("observation", obs, where)
+        self._check("reward", rewards, where)
+        return obs, rewards, terminated, truncated, infos
+
+    def _check(self, what: str, batch: Any, where: str) -> None:
+        if bad_number(batch) is None:
+            return
+        # Something is wrong: find the first copy it is in, and say what, as for a single env.
+        for copy, value in enumerate(batch if isinstance(batch, np.ndarray) else np.asarray(batch, dtype=object)):
+            problem = bad_number(value)
+            if problem is not None:
+                raise EnvError(f"{what} from {self.label} {problem} (copy {copy}, {where}); rlkit cannot learn from "
+                               "it. Check the environment's physics and its observation and reward computations")
+        raise EnvError(f"{what} from {self.label} {bad_number(batch)} ({where})")
+
+    def close(self) -> None:
+        """Close the copies."""
+        self.envs.close()
+
+
+# ---------------------------------------------------------------------------------------------- training
+def refuse_diverging_steps(optimizer: torch.optim.Optimizer, what: str, step: Callable[[], int]) -> None:
+    """Make ``optimizer.step()`` raise :class:`TrainingDiverged` instead of applying NaN or infinite gradients.
+
+    A NaN or infinite loss gives NaN or infinite gradients, so one check of the gradients' norm before each step
+    keeps the weights at the last update that was finite. Works the same for native and SB3 optimizers.
+
+    Args:
+        optimizer: The optimizer to watch.
+        what: What it trains, for the message (``"reinforce's policy"``).
+        step: The agent's environment step count, for the message.
+    """
+
+    def check(opt: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        params = [p for group in opt.param_groups for p in group["params"]]
+        norm = grad_norm(params)
+        if math.isfinite(norm):
+            return
+        weights_finite = all(bool(torch.isfinite(p).all()) for p in params)
+        raise TrainingDiverged(
+            f"training diverged at step {step()}: the gradient of {what} is {_name(norm)} (a NaN or infinite loss); "
+            "the update was not applied"
+            + ("" if weights_finite else ", but the weights were already not finite") + ". Try a smaller "
+            "agent.learning_rate or gradient clipping, and check the scale of the env's rewards and observations",
+            weights_finite=weights_finite,
+        )
+
+    optimizer.register_step_pre_hook(check)
+
+
+# ---------------------------------------------------------------------------------------------- disk
+@contextlib.contextmanager
+def disk_full_errors(writing: Path, checkpoints: Path | None = None) -> Iterator[None]:
+    """Turn a full disk (or quota) inside the block into a :class:`DiskFullError` that names what survives.
+
+    Args:
+        writing: The file (or directory) being written, named when the error does not say which file it was
+            (a failed ``write`` carries no file name; TensorBoard's writer thread raises later).
+        checkpoints: The run's checkpoint directory: the message lists the checkpoints left intact there.
+    """
+    try:
+        yield
+    except DiskFullError:
+        raise
+    except OSError as e:
+        if e.errno not in DISK_FULL:
+            raise
+        target = Path(e.filename) if e.filename else writing
+        if checkpoints is None:
+            kept = f"the previous {target.name} is intact" if target.is_file() else "nothing earlier was lost"
+        else:
+            intact = sorted(checkpoints.glob("*.safetensors")) if checkpoints.is_dir() else []
+            kept = (f"the previous checkpoint{'s' if len(intact) > 1 else ''} "
+                    f"{', '.join(str(p) for p in intact)} {'are' if len(intact) > 1 else 'is'} intact"
+                    if intact else "no checkpoint had been written yet")
+        raise DiskFullError(f"disk full while writing {target} ({e.strerror or e}); {kept}. "
+                            "Free some space and run again") from e
