@@ -29,6 +29,7 @@ from rlkit.callbacks import Callback, Episode
 from rlkit.checkpoint import load_checkpoint, optimizer_from_tensors, optimizer_to_tensors, save_checkpoint
 from rlkit.envs.adapters import DiscretizedActions
 from rlkit.errors import ConfigError, RunDirError
+from rlkit.guards import refuse_diverging_steps
 
 ACTIVATION_FNS: dict[str, type[torch.nn.Module]] = {
     "relu": torch.nn.ReLU,
@@ -182,6 +183,8 @@ class SB3Agent(Agent):
         self.model = algo_cls(
             cfg.policy, venv, seed=seed, device=cfg.device, policy_kwargs=policy_kwargs, verbose=0, **kwargs
         )
+        for name, optimizer in _optimizers(self.model).items():
+            refuse_diverging_steps(optimizer, f"{cfg.algo}'s {name}", lambda: int(self.model.num_timesteps))
 
     def learn(self, total_steps: int, callback: Callback) -> None:
         """Run SB3's ``learn`` with rlkit's events attached."""

@@ -213,7 +213,8 @@ def refuse_diverging_steps(optimizer: torch.optim.Optimizer, what: str, step: Ca
             f"training diverged at step {step()}: the gradient of {what} is {_name(norm)} (a NaN or infinite loss); "
             "the update was not applied"
             + ("" if weights_finite else ", but the weights were already not finite") + ". Try a smaller "
-            "agent.learning_rate or gradient clipping, and check the scale of the env's rewards and observations",
+            "learning rate (agent.*learning_rate) or gradient clipping, and check the scale of the env's rewards and "
+            "observations",
             weights_finite=weights_finite,
         )
 
