@@ -27,8 +27,9 @@ from rlkit.callbacks import (
     TrainingContext,
 )
 from rlkit.config import TrainConfig
-from rlkit.errors import ConfigError
+from rlkit.errors import ConfigError, TrainingDiverged
 from rlkit.factory import build_agent, build_env
+from rlkit.guards import disk_full_errors
 from rlkit.runs import SUMMARY_FILE, flatten, write_json
 
 log = logging.getLogger(__name__)
@@ -100,7 +101,16 @@ def train(cfg: TrainConfig, run_dir: Path, callbacks: Sequence[Callback] = ()) -
     takes plug-ins from ``callbacks.extra``). The run directory receives ``tb/`` (TensorBoard events),
     ``checkpoints/best.safetensors`` and ``checkpoints/last.safetensors``, and ``summary.json``. Hydra
     writes ``.hydra/`` beside them.
+
+    A diverging loss (:class:`TrainingDiverged`) stops the run: the last good weights go to
+    ``checkpoints/last.safetensors``, ``summary.json`` says why it stopped, and the error is raised again. A full
+    disk raises :class:`rlkit.errors.DiskFullError`, naming the checkpoints left intact.
     """
+    with disk_full_errors(run_dir / "tb", run_dir / "checkpoints"):
+        return _train(cfg, run_dir, callbacks)
+
+
+def _train(cfg: TrainConfig, run_dir: Path, callbacks: Sequence[Callback]) -> dict[str, Any]:
     cfg.validate()
     run_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(cfg.torch_threads)
@@ -148,11 +158,19 @@ def train(cfg: TrainConfig, run_dir: Path, callbacks: Sequence[Callback] = ()) -
         writer=writer,
     )
     callback_list.on_training_start(ctx)
+    diverged: TrainingDiverged | None = None
+    last = run_dir / "checkpoints" / "last.safetensors"
     try:
-        agent.learn(cfg.total_steps, callback_list)
+        try:
+            agent.learn(cfg.total_steps, callback_list)
+        except TrainingDiverged as e:
+            diverged = e  # no final evaluation: its weights may be too large to play with
         steps = callback_list.num_steps
-        callback_list.on_training_end()
-        agent.save(run_dir / "checkpoints" / "last.safetensors", {"step": steps})
+        if diverged is None:
+            callback_list.on_training_end()
+        saved_last = diverged is None or diverged.weights_finite  # never write NaN weights
+        if saved_last:
+            agent.save(last, {"step": steps})
     finally:
         if writer is not None:
             writer.close()
@@ -173,8 +191,14 @@ def train(cfg: TrainConfig, run_dir: Path, callbacks: Sequence[Callback] = ()) -
         "solved": evaluator.solved_at,
         "final_eval": _evaluation_dict(evaluator.last),
         "best_eval": _evaluation_dict(evaluator.best),
-        "checkpoints": {"best": "checkpoints/best.safetensors", "last": "checkpoints/last.safetensors"},
+        "checkpoints": {"best": "checkpoints/best.safetensors" if evaluator.best else None,
+                        "last": "checkpoints/last.safetensors" if saved_last else None},
         "versions": package_versions(),
     }
+    if diverged is not None:
+        summary["stopped"] = str(diverged).removeprefix("training ")  # "diverged at step ...: why"
     write_json(run_dir / SUMMARY_FILE, summary)
+    if diverged is not None:
+        kept = f"the last good weights are in {last}" if saved_last else "its weights were not saved"
+        raise TrainingDiverged(f"{diverged}. The run stopped; {kept}", diverged.weights_finite) from diverged
     return summary
