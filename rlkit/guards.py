@@ -1,4 +1,4 @@
-"""Guards against bad input while a run goes on: env outputs, actions, diverging losses, a full disk.
+"""Guards against bad input while a run goes on: env outputs, actions, diverging losses.
 
 Each problem becomes an :class:`~rlkit.errors.RlkitError` that names it. The environment checks run on every
 step, so their cost is one vectorised ``np.isfinite`` over a batch of observations and one over its rewards,
@@ -10,10 +10,9 @@ agents) and for evaluation alike.
 from __future__ import annotations
 
 import contextlib
-import errno
 import math
+import threading
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -22,10 +21,7 @@ import torch
 from gymnasium import spaces
 
 from rlkit.agents.networks import grad_norm
-from rlkit.errors import DiskFullError, EnvError, TrainingDiverged
-
-DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
-"""``errno`` values of a write that failed for want of space: no space left, disk quota exceeded."""
+from rlkit.errors import DISK_FULL, EnvError, TrainingDiverged
 
 
 # ---------------------------------------------------------------------------------------------- values
@@ -221,30 +217,22 @@ def refuse_diverging_steps(optimizer: torch.optim.Optimizer, what: str, step: Ca
     optimizer.register_step_pre_hook(check)
 
 
-# ---------------------------------------------------------------------------------------------- disk
 @contextlib.contextmanager
-def disk_full_errors(writing: Path, checkpoints: Path | None = None) -> Iterator[None]:
-    """Turn a full disk (or quota) inside the block into a :class:`DiskFullError` that names what survives.
+def quiet_disk_full_in_threads() -> Iterator[None]:
+    """Inside the block, a background thread that dies of a full disk prints no traceback.
 
-    Args:
-        writing: The file (or directory) being written, named when the error does not say which file it was
-            (a failed ``write`` carries no file name; TensorBoard's writer thread raises later).
-        checkpoints: The run's checkpoint directory: the message lists the checkpoints left intact there.
+    TensorBoard writes events from a thread: when the disk fills up, the thread dies (Python prints its
+    traceback) and the main thread gets the same error at its next write, which
+    :func:`rlkit.errors.disk_full_errors` turns into one clear message; the thread's traceback would only bury it.
     """
+    previous = threading.excepthook
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        if not (isinstance(args.exc_value, OSError) and args.exc_value.errno in DISK_FULL):
+            previous(args)
+
+    threading.excepthook = hook
     try:
         yield
-    except DiskFullError:
-        raise
-    except OSError as e:
-        if e.errno not in DISK_FULL:
-            raise
-        target = Path(e.filename) if e.filename else writing
-        if checkpoints is None:
-            kept = f"the previous {target.name} is intact" if target.is_file() else "nothing earlier was lost"
-        else:
-            intact = sorted(checkpoints.glob("*.safetensors")) if checkpoints.is_dir() else []
-            kept = (f"the previous checkpoint{'s' if len(intact) > 1 else ''} "
-                    f"{', '.join(str(p) for p in intact)} {'are' if len(intact) > 1 else 'is'} intact"
-                    if intact else "no checkpoint had been written yet")
-        raise DiskFullError(f"disk full while writing {target} ({e.strerror or e}); {kept}. "
-                            "Free some space and run again") from e
+    finally:
+        threading.excepthook = previous

@@ -27,9 +27,9 @@ from rlkit.callbacks import (
     TrainingContext,
 )
 from rlkit.config import TrainConfig
-from rlkit.errors import ConfigError, TrainingDiverged
+from rlkit.errors import ConfigError, TrainingDiverged, disk_full_errors
 from rlkit.factory import build_agent, build_env
-from rlkit.guards import disk_full_errors
+from rlkit.guards import quiet_disk_full_in_threads
 from rlkit.runs import SUMMARY_FILE, flatten, write_json
 
 log = logging.getLogger(__name__)
@@ -106,7 +106,7 @@ def train(cfg: TrainConfig, run_dir: Path, callbacks: Sequence[Callback] = ()) -
     ``checkpoints/last.safetensors``, ``summary.json`` says why it stopped, and the error is raised again. A full
     disk raises :class:`rlkit.errors.DiskFullError`, naming the checkpoints left intact.
     """
-    with disk_full_errors(run_dir / "tb", run_dir / "checkpoints"):
+    with disk_full_errors(run_dir / "tb", run_dir / "checkpoints"), quiet_disk_full_in_threads():
         return _train(cfg, run_dir, callbacks)
 
 
