@@ -223,8 +223,8 @@ class SB3Agent(Agent):
         tensors, meta = load_checkpoint(path)
         if meta.get("algo") != self.cfg.algo:
             raise RunDirError(
-                f"checkpoint {path} was written by {meta.get('algo')!r}, but the run's config builds "
-                f"{self.cfg.algo!r}"
+                f"checkpoint {path} was written by {meta.get('algo') or meta.get('agent')!r}, but the run's config "
+                f"builds {self.cfg.algo!r}"
             )
         policy = self.model.policy
         weights = {k[len("policy."):]: v for k, v in tensors.items() if k.startswith("policy.")}
