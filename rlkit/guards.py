@@ -23,7 +23,10 @@ from gymnasium import spaces
 from rlkit.agents.networks import grad_norm
 from rlkit.errors import DISK_FULL, EnvError, TrainingDiverged
 
-_sum = np.add.reduce  # the ufunc itself: half the call overhead of ndarray.sum on small arrays
+# The ufunc itself: half the call overhead of ndarray.sum on small arrays. Summed in float64, so large finite
+# float32 observations do not overflow.
+_sum = np.add.reduce
+
 
 # ---------------------------------------------------------------------------------------------- values
 def bad_number(value: Any) -> str | None:
@@ -33,12 +36,14 @@ def bad_number(value: Any) -> str | None:
     answer completes a sentence about the value: ``"contains NaN at index 2"``, ``"is inf"``,
     ``"is not a number: 'abc'"``.
     """
-    if type(value) is np.ndarray and value.dtype.kind == "f" and math.isfinite(_sum(value, None)):
+    if type(value) is np.ndarray and value.dtype.kind == "f" and math.isfinite(_sum(value, None, np.float64)):
         return None  # the hot path: a float array whose sum is finite holds only finite numbers
-    if isinstance(value, float):  # a single env's reward: no array needed
+    if isinstance(value, float | np.floating):  # a single env's reward: no array needed
         return None if math.isfinite(value) else f"is {_name(value)}"
     if isinstance(value, bool | int | np.integer | np.bool_):
         return None
+    if value is None:  # NumPy would read it as NaN
+        return "is not a number: None"
     if isinstance(value, dict):
         return next((f"at key {k!r} {p}" for k, v in value.items() if (p := bad_number(v)) is not None), None)
     if isinstance(value, tuple):
@@ -59,7 +64,7 @@ def bad_number(value: Any) -> str | None:
     if arr.ndim == 0:
         return f"is {_name(first)}"
     index = int(where[0][0]) if arr.ndim == 1 else tuple(int(i) for i in where[0])
-    more = f" ({len(where)} non-finite values)" if len(where) > 1 else ""
+    more = f", {len(where)} non-finite values in all" if len(where) > 1 else ""
     return f"contains {_name(first)} at index {index}{more}"
 
 
@@ -154,11 +159,13 @@ class CheckedEnv(_Checked, gym.Wrapper):  # type: ignore[type-arg]
     Args:
         env: The environment.
         label: Its name in messages (the run's env label, e.g. ``CartPole-v1``).
+        copy: Its index among copies stepped together, named in messages.
     """
 
-    def __init__(self, env: gym.Env, label: str) -> None:
+    def __init__(self, env: gym.Env, label: str, copy: int | None = None) -> None:
         gym.Wrapper.__init__(self, env)
         self.label = label
+        self._copy = "" if copy is None else f"copy {copy}, "
         self._action_shape = _action_shape(env.action_space)
         self._episode = 0
         self._step = 0
@@ -172,7 +179,8 @@ class CheckedEnv(_Checked, gym.Wrapper):  # type: ignore[type-arg]
         self._step = 0
 
     def _where(self, reset: bool = False) -> str:
-        return f"at the reset of episode {self._episode}" if reset else f"episode {self._episode}, step {self._step}"
+        where = f"at the reset of episode {self._episode}" if reset else f"episode {self._episode}, step {self._step}"
+        return self._copy + where
 
     def _misfit(self, action: Any) -> str:
         return (f"action for {self.label} has shape {np.shape(action)}, but its action space {self.env.action_space} "
@@ -242,7 +250,7 @@ def refuse_diverging_steps(optimizer: torch.optim.Optimizer, what: str, step: Ca
         raise TrainingDiverged(
             f"training diverged at step {step()}: the gradient of {what} is {_name(norm)} (a NaN or infinite loss); "
             "the update was not applied"
-            + ("" if weights_finite else ", but the weights were already not finite") + ". Try a smaller "
+            + ("" if weights_finite else ", but the weights were already NaN or infinite") + ". Try a smaller "
             "learning rate (agent.*learning_rate) or gradient clipping, and check the scale of the env's rewards and "
             "observations",
             weights_finite=weights_finite,

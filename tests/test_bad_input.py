@@ -197,6 +197,12 @@ def _train_faulty(fault: str, agent: list[str]):
     return case
 
 
+def nan_physics(tmp_path: Path, run: Path, monkeypatch):
+    run_dir = tmp_path / "run"
+    cfg = compose_cfg(["agent=reinforce", "env.gravity=nan", *TINY])
+    return lambda: train(cfg, run_dir), lambda: _no_nan_weights(run_dir)
+
+
 def _no_nan_weights(run_dir: Path) -> None:
     for ckpt in (run_dir / "checkpoints").glob("*.safetensors") if (run_dir / "checkpoints").is_dir() else []:
         _loads(ckpt)()
@@ -339,14 +345,18 @@ CASES: list[tuple[str, Case, type[BaseException] | tuple[type[BaseException], ..
      r"which can run code when loaded: refused"),
     ("config with a python tag", yaml_tag_config, RunDirError,
      r"config.yaml holds the YAML tag !!python/object/apply:os.system, which would run code: refused"),
+    ("NaN physics constant, batched env", nan_physics, EnvError,
+     r"observation from balancing_pole contains NaN at index 1, 2 non-finite values in all \(copy 0, step 1\)"),
     ("NaN observation, native agent", _train_faulty("nan_obs", ["agent=reinforce"]), EnvError,
-     rf"observation from {FAULTY_ID} contains NaN at index 2 \(copy \d+, step 5\)"),
+     rf"observation from {FAULTY_ID} contains NaN at index 2 \(copy \d+, episode \d+, step 5\)"),
     ("NaN observation, SB3 agent", _train_faulty("nan_obs", ["agent=dqn"]), EnvError,
      rf"observation from {FAULTY_ID} contains NaN at index 2 \(episode 1, step 5\)"),
+    ("reward that is no number, native agent", _train_faulty("text_reward", ["agent=reinforce"]), EnvError,
+     rf"reward from {FAULTY_ID} is not a number: 'abc' \(copy \d+, episode \d+, step 5\)"),
     ("infinite reward, native agent", _train_faulty("inf_reward", ["agent=reinforce"]), EnvError,
-     rf"reward from {FAULTY_ID} is inf \(copy \d+, step 5\)"),
+     rf"reward from {FAULTY_ID} is inf \(copy \d+, episode \d+, step 5\)"),
     ("infinite reward, MADDPG", _train_faulty("inf_reward", ["agent=maddpg"]), EnvError,
-     rf"reward from {FAULTY_ID} is inf \(copy \d+, step 5\)"),
+     rf"reward from {FAULTY_ID} is inf \(copy \d+, episode \d+, step 5\)"),
     ("reward that is no number, SB3 agent", _train_faulty("text_reward", ["agent=ppo"]), EnvError,
      rf"reward from {FAULTY_ID} is not a number: 'abc' \(episode 1, step 5\)"),
     ("wrong action shape in eval", wrong_action_shape_in_eval, EnvError,
