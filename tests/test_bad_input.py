@@ -422,3 +422,33 @@ def test_cli_stops_a_diverging_run_with_its_last_good_weights(tmp_path):
     config = (run_dir / CONFIG_FILE).read_text()
     _one_paragraph(run_cli(["train", f"hydra.run.dir={run_dir}"], cwd=tmp_path), r"already holds another run")
     assert (run_dir / CONFIG_FILE).read_text() == config
+
+
+# ---------------------------------------------------------------------------------------------- the pieces
+@pytest.mark.parametrize(("value", "problem"), [
+    (1.0, None), (np.float32(np.nan), "is NaN"), (float("-inf"), "is -inf"), (3, None), (True, None),
+    ("abc", "is not a number: 'abc'"), (None, "is not a number: None"),
+    (np.array([0.0, np.nan, np.inf]), "contains NaN at index 1, 2 non-finite values in all"),
+    (np.zeros((2, 3)), None), (np.full((2, 3), 3e38, np.float32), None),  # large but finite: no overflow
+    (np.array([[0.0, 0.0], [0.0, np.inf]]), "contains inf at index (1, 1)"),
+    ({"pos": np.array([np.nan]), "id": 2}, "at key 'pos' contains NaN at index 0"),
+    ((0, np.array([-np.inf])), "at position 1 contains -inf at index 0"),
+])
+def test_bad_number_says_what_and_where(value, problem):
+    from rlkit.guards import bad_number
+
+    assert bad_number(value) == problem
+
+
+def test_a_diverging_step_is_not_applied():
+    from rlkit.guards import refuse_diverging_steps
+
+    net = torch.nn.Linear(3, 1)
+    opt = torch.optim.Adam(net.parameters(), lr=0.1)
+    refuse_diverging_steps(opt, "the test's net", lambda: 42)
+    before = [p.detach().clone() for p in net.parameters()]
+    (net(torch.ones(1, 3)) * float("nan")).sum().backward()
+    with pytest.raises(TrainingDiverged, match="training diverged at step 42: the gradient of the test's net is NaN"):
+        opt.step()
+    assert all(torch.equal(a, b) for a, b in zip(before, net.parameters(), strict=True))
+    assert not opt.state, "the optimizer's moments must not move either"
