@@ -41,9 +41,9 @@ COMMON = ["callbacks.progress_bar=false", "callbacks.eval.episodes=2", "callback
 AGENTS = {
     "reinforce": ["agent=reinforce", "agent.n_envs=4", "agent.steps_per_update=512", "total_steps=30000",
                   "callbacks.eval.every_steps=5000"],
-    "dqn": ["agent=dqn", "agent.learning_starts=500", "total_steps=12000", "callbacks.eval.every_steps=4000"],
+    "dqn": ["agent=dqn", "agent.learning_starts=500", "total_steps=8000", "callbacks.eval.every_steps=3000"],
     "maddpg": ["env=multi_cartpole", "agent=maddpg", "agent.learning_starts=500", "agent.n_step=3",
-               "total_steps=12000", "callbacks.eval.every_steps=4000"],
+               "total_steps=8000", "callbacks.eval.every_steps=3000"],
 }
 
 
@@ -94,6 +94,7 @@ def _reference(tmp_path: Path, agent: str) -> Path:
     return run
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("agent", sorted(AGENTS))
 def test_sigkill_after_a_checkpoint_then_resume_repeats_the_run_exactly(tmp_path, agent):
     reference = _reference(tmp_path, agent)
@@ -106,9 +107,9 @@ def test_sigkill_after_a_checkpoint_then_resume_repeats_the_run_exactly(tmp_path
     continued = run_cli(["train", f"resume={run}"], cwd=tmp_path)
     assert continued.returncode == 0, continued.stderr[-3000:]
     _assert_same_run(reference, run)
-    assert run_cli(["train", f"resume={run}"], cwd=tmp_path).returncode == 2  # finished: nothing to continue
 
 
+@pytest.mark.slow
 def test_sigterm_writes_a_checkpoint_exits_75_and_resumes_exactly(tmp_path):
     reference = _reference(tmp_path, "maddpg")
     run = tmp_path / "preempted"
@@ -140,6 +141,7 @@ resume.os.replace = dying_replace
 """
 
 
+@pytest.mark.slow
 def test_a_kill_during_a_checkpoint_write_leaves_the_previous_one_and_resume_uses_it(tmp_path):
     reference = _reference(tmp_path, "dqn")
     run = tmp_path / "crashed"
@@ -155,6 +157,7 @@ def test_a_kill_during_a_checkpoint_write_leaves_the_previous_one_and_resume_use
     _assert_same_run(reference, run)
 
 
+@pytest.mark.slow
 def test_resume_auto_continues_the_unfinished_run_of_the_same_config_or_starts_anew(tmp_path):
     args = [*AGENTS["dqn"], *COMMON]
     fresh = run_cli(["train", "resume=auto", *args, "total_steps=2000"], cwd=tmp_path)
@@ -179,21 +182,27 @@ def test_resume_auto_continues_the_unfinished_run_of_the_same_config_or_starts_a
     assert len(list(runs_root.glob("*"))) == 3  # the 2000-step run, the continued one, seed 1
 
 
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    cwd = tmp_path_factory.mktemp("finished")
+    done = run_cli(["train", "total_steps=300", *COMMON, f"hydra.run.dir={cwd / 'run'}"], cwd=cwd)
+    assert done.returncode == 0, done.stderr
+    return cwd / "run"
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["resume=nowhere"], "run directory nowhere does not exist"),
     (["resume={run}"], "has no training checkpoint to continue from"),
+    (["resume={finished}"], "has finished (summary.json exists)"),
     (["resume={run}", "agent.learning_rate=0.1"], "takes no other overrides"),
     (["-m", "resume={run}", "seed=1,2"], "cannot be combined with -m"),
 ])
-def test_resume_refuses_what_it_cannot_do_in_one_line(tmp_path, args, message):
-    run = tmp_path / "run"
+def test_resume_refuses_what_it_cannot_do_in_one_line(tmp_path, finished_run, args, message):
+    run = tmp_path / "run"  # a run that was killed before its first checkpoint
     (run / ".hydra").mkdir(parents=True)
-    cfg_dir = tmp_path / "finished"
-    done = run_cli(["train", "total_steps=300", *COMMON, f"hydra.run.dir={cfg_dir}"], cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
     for name in ("config.yaml", "overrides.yaml"):
-        (run / ".hydra" / name).write_text((cfg_dir / ".hydra" / name).read_text())
-    out = run_cli(["train", *[a.format(run=run) for a in args]], cwd=tmp_path)
+        (run / ".hydra" / name).write_text((finished_run / ".hydra" / name).read_text())
+    out = run_cli(["train", *[a.format(run=run, finished=finished_run) for a in args]], cwd=tmp_path)
     assert out.returncode == 2
     assert message in out.stderr and "Traceback" not in out.stderr
 
