@@ -278,3 +278,18 @@ def test_a_crafted_state_file_is_refused_without_running_it(tmp_path):
     (ck / "state.json").write_text('{"format": 1, "step": 1')
     with pytest.raises(RunDirError, match="state.json is corrupt"):
         latest_checkpoint(tmp_path / "run")
+
+
+def test_checkpoints_come_every_n_steps_and_only_the_last_k_are_kept(tmp_path):
+    from rlkit.train import train
+
+    cfg = compose_cfg(["agent=dqn", "total_steps=2000", "callbacks.progress_bar=false", "callbacks.eval.episodes=2",
+                       "callbacks.checkpoint.every_steps=400", "callbacks.checkpoint.every_seconds=0",
+                       "callbacks.checkpoint.keep_last=2", "callbacks.checkpoint.keep_after_finish=true"])
+    summary = train(cfg, tmp_path / "run")
+    kept = checkpoints(tmp_path / "run" / RESUME_DIR)
+    assert [p.name for p in kept] == ["step_000000001600", "step_000000002000"]
+    assert len(summary["checkpoint_write_seconds"]) == 5
+    state = read_checkpoint(kept[-1]).state
+    assert state["agent_state"]["buffer"]["observations"].shape[0] == 2000  # the replay buffer, in full
+    assert not list((tmp_path / "run" / RESUME_DIR).glob(".*"))
