@@ -38,3 +38,13 @@ class Agent(ABC):
     @abstractmethod
     def load(self, path: Path) -> dict[str, Any]:
         """Read a checkpoint written by :meth:`save`; returns its metadata."""
+
+    # Continuing an interrupted run: everything ``save`` leaves out (replay buffers, the environments'
+    # state, the episode in progress, random generators of the agent's own). Called at ``on_safe_point``.
+    def training_state(self) -> dict[str, Any]:
+        """Everything beyond :meth:`save` that ``learn`` needs to continue exactly (plain values, arrays)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot be checkpointed mid-training")
+
+    def load_training_state(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`training_state`; the next ``learn`` continues from it instead of starting anew."""
+        raise NotImplementedError(f"{type(self).__name__} cannot continue from a checkpoint")

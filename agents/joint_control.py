@@ -50,3 +50,11 @@ class JointControlAgent(Agent):
     def load(self, path: Path) -> dict[str, Any]:
         """Load the learner's checkpoint."""
         return self.inner.load(path)
+
+    def training_state(self) -> dict[str, Any]:
+        """The learner's training state."""
+        return self.inner.training_state()
+
+    def load_training_state(self, state: dict[str, Any]) -> None:
+        """Restore the learner's training state."""
+        self.inner.load_training_state(state)

@@ -38,6 +38,7 @@ from rlkit.agents.base import Agent
 from rlkit.agents.networks import StackedMLP, grad_norm
 from rlkit.callbacks import Callback, Episode
 from rlkit.checkpoint import load_checkpoint, optimizer_from_tensors, optimizer_to_tensors, save_checkpoint
+from rlkit.envs.state import env_state, set_env_state
 from rlkit.errors import ConfigError, RunDirError
 from rlkit.guards import refuse_diverging_steps
 
@@ -99,6 +100,8 @@ class ReplayBuffer:
 
     ``discount`` is gamma to the power of the steps from o to o' (gamma for one-step transitions).
     """
+
+    FIELDS = ("obs", "actions", "rewards", "next_obs", "terminated", "discounts")
 
     def __init__(self, capacity: int, agents: int, obs_dim: int, act_dim: int, generator: torch.Generator):
         self.capacity = capacity
@@ -250,6 +253,7 @@ class MADDPG(Agent):
         self._total_steps = 1
         self._noise_state: torch.Tensor | None = None
         self._episode_start = torch.zeros(0, dtype=torch.bool)
+        self._resume: dict[str, Any] | None = None
 
     # -- networks
     def _policy_out(self, actor: StackedMLP, obs: torch.Tensor) -> torch.Tensor:
@@ -369,13 +373,26 @@ class MADDPG(Agent):
         envs = self.make_vec(cfg.n_envs)
         self.buffer = ReplayBuffer(cfg.buffer_size, self.n_agents, self.obs_dim, self.act_dim, self.generator)
         collector = NStepCollector(self.buffer, cfg.n_step, cfg.gamma, cfg.n_envs)
-        obs, _ = envs.reset(seed=self.seed)
+        self._envs, self._collector = envs, collector
+        resume, self._resume = self._resume, None
+        obs, _ = envs.reset(seed=self.seed if resume is None else self.seed + self.num_steps)
         reset_next = np.zeros(cfg.n_envs, dtype=bool)
         returns = np.zeros((cfg.n_envs, self.n_agents))
         lengths = np.zeros(cfg.n_envs, dtype=np.int64)
         vector_steps = 0
+        if resume is not None:
+            self._restore(resume)
+            vector_steps = int(resume["vector_steps"])
+            if resume["envs_exact"]:
+                set_env_state(envs, resume["envs"])
+                obs, reset_next = np.asarray(resume["obs"]), np.asarray(resume["reset_next"], dtype=bool)
+                returns, lengths = np.asarray(resume["returns"]), np.asarray(resume["lengths"], dtype=np.int64)
         try:
             while self.num_steps < total_steps:
+                # A safe point: what training_state records is all that is in flight.
+                self._loop = {"obs": obs, "reset_next": reset_next, "returns": returns, "lengths": lengths,
+                              "vector_steps": vector_steps}
+                callback.on_safe_point()
                 self._episode_start = torch.as_tensor(reset_next)
                 actions = self._explore(obs)
                 next_obs, rewards, terminated, truncated, _ = envs.step(self._to_env(actions))
@@ -404,6 +421,35 @@ class MADDPG(Agent):
                     break
         finally:
             envs.close()
+
+    def training_state(self) -> dict[str, Any]:
+        """The replay buffer, n-step history, noise, generator, the copies' state and episodes in progress."""
+        b, c = self.buffer, self._collector
+        env, exact = env_state(self._envs)
+        loop = {k: np.array(v) if isinstance(v, np.ndarray) else v for k, v in self._loop.items()}
+        return {**loop, "envs": env, "envs_exact": exact, "num_updates": self.num_updates,
+                "generator": self.generator.get_state(), "noise_state": self._noise_state,
+                "buffer": {"size": b.size, "pos": b.pos,
+                           **{k: getattr(b, k)[:b.size].clone() for k in ReplayBuffer.FIELDS}},
+                "collector": {"count": c.count.copy(),
+                              "history": None if c._history is None else [h.copy() for h in c._history]}}
+
+    def load_training_state(self, state: dict[str, Any]) -> None:
+        """The next ``learn`` continues from ``state`` (weights and optimizers come from :meth:`load`)."""
+        self._resume = state
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        b, c = self.buffer, self._collector
+        stored = state["buffer"]
+        b.size, b.pos = int(stored["size"]), int(stored["pos"])
+        for k in ReplayBuffer.FIELDS:
+            getattr(b, k)[:b.size] = stored[k]
+        c.count = np.asarray(state["collector"]["count"], dtype=np.int64)
+        history = state["collector"]["history"]
+        c._history = None if history is None else [np.asarray(h, dtype=np.float32) for h in history]
+        self.num_updates = int(state["num_updates"])
+        self.generator.set_state(state["generator"])
+        self._noise_state = state["noise_state"]
 
     def _update(self) -> dict[str, float]:
         """One MADDPG step for every agent (see the module docstring); every agent's nets in one call."""

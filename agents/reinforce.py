@@ -34,6 +34,7 @@ from rlkit.agents.networks import grad_norm, mlp
 from rlkit.callbacks import Callback, Episode
 from rlkit.checkpoint import load_checkpoint, optimizer_from_tensors, optimizer_to_tensors, save_checkpoint
 from rlkit.config import ReinforceConfig
+from rlkit.envs.state import env_state, set_env_state
 from rlkit.errors import ConfigError, RunDirError
 from rlkit.guards import refuse_diverging_steps
 
@@ -201,6 +202,7 @@ class Reinforce(Agent):
             refuse_diverging_steps(self.value_opt, "reinforce's baseline", lambda: self.num_steps)
         refuse_diverging_steps(self.policy_opt, "reinforce's policy", lambda: self.num_steps)
         self.num_steps = 0
+        self._resume: dict[str, Any] | None = None
 
     # -- acting
     def _obs(self, obs: np.ndarray) -> torch.Tensor:
@@ -227,12 +229,19 @@ class Reinforce(Agent):
             raise ConfigError("agent=reinforce needs a vector env with Gymnasium's NEXT_STEP autoreset mode")
         self._rollout = _Rollout(cfg.n_envs, self.observation_space.shape[0], self.policy.discrete,
                                  getattr(self.policy, "act_dim", 1))
-        obs, _ = envs.reset(seed=self.seed)
-        self._ep_return = np.zeros(cfg.n_envs)
-        self._ep_length = np.zeros(cfg.n_envs, dtype=np.int64)
-        self._reset_next = np.zeros(cfg.n_envs, dtype=bool)
+        self._envs = envs
+        resume, self._resume = self._resume, None
+        if resume is None:
+            obs, _ = envs.reset(seed=self.seed)
+            self._ep_return = np.zeros(cfg.n_envs)
+            self._ep_length = np.zeros(cfg.n_envs, dtype=np.int64)
+            self._reset_next = np.zeros(cfg.n_envs, dtype=bool)
+        else:
+            obs = self._continue(envs, resume)
         try:
             while self.num_steps < total_steps:
+                self._last_obs = obs
+                callback.on_safe_point()  # between batches: nothing collected is pending
                 if cfg.steps_per_update == 0:
                     obs, _ = envs.reset()  # whole episodes: every one starts with the current policy
                     self._reset_next[:] = False
@@ -382,6 +391,30 @@ class Reinforce(Agent):
             raise RunDirError(f"checkpoint {path} does not fit the run's networks ({e})") from None
         self.num_steps = int(meta.get("num_steps", 0))
         return meta
+
+
+    def training_state(self) -> dict[str, Any]:
+        """The copies' state, the observation and episode in progress (between batches, nothing else)."""
+        env, exact = env_state(self._envs)
+        return {"obs": np.array(self._last_obs), "ep_return": self._ep_return.copy(),
+                "ep_length": self._ep_length.copy(), "reset_next": self._reset_next.copy(), "envs": env,
+                "envs_exact": exact}
+
+    def load_training_state(self, state: dict[str, Any]) -> None:
+        """The next ``learn`` continues from ``state`` (weights and optimizers come from :meth:`load`)."""
+        self._resume = state
+
+    def _continue(self, envs: gym.vector.VectorEnv, state: dict[str, Any]) -> np.ndarray:
+        n = self.cfg.n_envs
+        if not state["envs_exact"]:  # the env's episodes cannot be restored (see rlkit.envs.state): new ones
+            self._ep_return, self._ep_length = np.zeros(n), np.zeros(n, dtype=np.int64)
+            self._reset_next = np.zeros(n, dtype=bool)
+            return envs.reset(seed=self.seed + self.num_steps)[0]
+        set_env_state(envs, state["envs"])
+        self._ep_return = np.asarray(state["ep_return"], dtype=np.float64)
+        self._ep_length = np.asarray(state["ep_length"], dtype=np.int64)
+        self._reset_next = np.asarray(state["reset_next"], dtype=bool)
+        return np.asarray(state["obs"])
 
 
 class _Rollout:

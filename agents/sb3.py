@@ -28,6 +28,7 @@ from rlkit.agents.base import Agent
 from rlkit.callbacks import Callback, Episode
 from rlkit.checkpoint import load_checkpoint, optimizer_from_tensors, optimizer_to_tensors, save_checkpoint
 from rlkit.envs.adapters import DiscretizedActions
+from rlkit.envs.state import env_state, generator_from_state, set_env_state
 from rlkit.errors import ConfigError, RunDirError
 from rlkit.guards import refuse_diverging_steps
 
@@ -98,6 +99,10 @@ class _EventAdapter(BaseCallback):
                     Episode(step=self.num_timesteps, reward=float(ep["r"]), length=int(ep["l"]))
                 )
         return self.callback.on_step(self.num_timesteps)
+
+    def _on_rollout_start(self) -> None:
+        # Between a training phase and the next collection: nothing is in flight but what training_state holds.
+        self.callback.on_safe_point()
 
 
 class _UpdateForwarder(KVWriter):
@@ -185,11 +190,70 @@ class SB3Agent(Agent):
         )
         for name, optimizer in _optimizers(self.model).items():
             refuse_diverging_steps(optimizer, f"{cfg.algo}'s {name}", lambda: int(self.model.num_timesteps))
+        self._resume: dict[str, Any] | None = None
 
     def learn(self, total_steps: int, callback: Callback) -> None:
-        """Run SB3's ``learn`` with rlkit's events attached."""
-        self.model.set_logger(Logger(folder=None, output_formats=[_UpdateForwarder(callback)]))
-        self.model.learn(total_timesteps=total_steps, callback=_EventAdapter(callback), progress_bar=False)
+        """Run SB3's ``learn`` with rlkit's events attached (continuing from a training state if one was loaded)."""
+        logger = Logger(folder=None, output_formats=[_UpdateForwarder(callback)])
+        self.model.set_logger(logger)
+        resume, self._resume = self._resume, None
+        if resume is not None:
+            self._restore(resume, logger)
+        # Continuing, SB3 counts total_timesteps from num_timesteps: the same schedules as one long run.
+        self.model.learn(total_timesteps=total_steps - self.model.num_timesteps, callback=_EventAdapter(callback),
+                         progress_bar=False, reset_num_timesteps=resume is None)
+
+    # SB3 attributes that change as it trains, beyond the weights and the replay buffer.
+    _COUNTERS = ("num_timesteps", "_n_updates", "_episode_num", "_n_calls", "exploration_rate",
+                 "_current_progress_remaining")
+    _BUFFER_ARRAYS = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
+
+    def training_state(self) -> dict[str, Any]:
+        """The replay buffer, counters, last observations, logger, action-space generator and env copies."""
+        m = self.model
+        env, exact = env_state(m.get_env())
+        logger = m.logger
+        state: dict[str, Any] = {
+            "counters": {k: getattr(m, k) for k in self._COUNTERS if hasattr(m, k)},
+            "last_obs": m._last_obs, "last_episode_starts": m._last_episode_starts,
+            "action_space_rng": m.action_space.np_random.bit_generator.state,
+            "logger": {"values": dict(logger.name_to_value), "counts": dict(logger.name_to_count),
+                       "excluded": {k: list(v) for k, v in logger.name_to_excluded.items()}},
+            "envs": env, "envs_exact": exact, "buffer": None,
+        }
+        rb = getattr(m, "replay_buffer", None)
+        if rb is not None:
+            n = rb.buffer_size if rb.full else rb.pos
+            state["buffer"] = {"pos": rb.pos, "full": rb.full,
+                               **{k: getattr(rb, k)[:n].copy() for k in self._BUFFER_ARRAYS
+                                  if getattr(rb, k, None) is not None}}
+        return state
+
+    def load_training_state(self, state: dict[str, Any]) -> None:
+        """The next ``learn`` continues from ``state`` (weights and optimizers come from :meth:`load`)."""
+        self._resume = state
+
+    def _restore(self, state: dict[str, Any], logger: Logger) -> None:
+        m = self.model
+        for k, v in state["counters"].items():
+            setattr(m, k, v)
+        m.action_space._np_random = generator_from_state(state["action_space_rng"])
+        logger.name_to_value.update(state["logger"]["values"])
+        logger.name_to_count.update(state["logger"]["counts"])
+        logger.name_to_excluded.update({k: tuple(v) for k, v in state["logger"]["excluded"].items()})
+        buffer = state["buffer"]
+        if buffer is not None:
+            rb = m.replay_buffer
+            rb.pos, rb.full = int(buffer["pos"]), bool(buffer["full"])
+            for k in self._BUFFER_ARRAYS:
+                if k in buffer:
+                    getattr(rb, k)[:len(buffer[k])] = buffer[k]
+        if state["envs_exact"]:
+            set_env_state(m.get_env(), state["envs"])
+            m._last_obs = state["last_obs"]
+            m._last_episode_starts = state["last_episode_starts"]
+        else:
+            m._last_obs = None  # SB3 resets the copies: new episodes
 
     def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
         """Actions from SB3's ``predict`` for a batch of observations."""

@@ -26,6 +26,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from rlkit.envs.state import Snapshot
+
 AGENT_ID = "agent_0"
 """The name of the single agent in :class:`OneAgentVectorEnv`."""
 
@@ -133,7 +135,7 @@ class ParallelArrayEnv(gym.Env):
         self.env.close()
 
 
-class ParallelVectorEnv:
+class ParallelVectorEnv(Snapshot):
     """``num_envs`` copies of a PettingZoo parallel env, stepped in turn, with the array API.
 
     Observations ``(num_envs, agents, obs_dim)``; actions ``(num_envs, agents, ...)``; rewards
@@ -145,6 +147,8 @@ class ParallelVectorEnv:
         make: Builds one copy of the parallel env.
         num_envs: Copies.
     """
+
+    _snapshot_attrs = ("_obs", "_prev_done")
 
     def __init__(self, make: Callable[[], Any], num_envs: int) -> None:
         if num_envs < 1:

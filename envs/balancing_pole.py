@@ -13,6 +13,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from rlkit.envs.rendering import CanvasOwner, PygameCanvas
+from rlkit.envs.state import Snapshot
 
 
 def _check_physics(**values: float) -> None:
@@ -104,12 +105,14 @@ def step_arrays(p: _Physics, state: np.ndarray, force_m: np.ndarray, deriv: np.n
     state += deriv
 
 
-class ResetStreams:
+class ResetStreams(Snapshot):
     """One random stream per cart, as a single environment seeded ``seeds[i]`` would have.
 
     Starting states are drawn a block at a time per cart: one block draw equals as many successive draws of
     4 from the same generator, so the states are those the single environment would draw, in order.
     """
+
+    _snapshot_attrs = ("rngs", "_uniforms", "_next")
 
     BLOCK = 64
 
@@ -151,7 +154,7 @@ def out_of_bounds(p: _Physics, state: np.ndarray, scratch: np.ndarray) -> np.nda
     return terminated
 
 
-class BalancingPoleEnv(CanvasOwner, gym.Env[np.ndarray, Any]):
+class BalancingPoleEnv(Snapshot, CanvasOwner, gym.Env[np.ndarray, Any]):
     """Balance a pole upright by pushing the cart it is hinged on.
 
     ## Description
@@ -206,6 +209,8 @@ class BalancingPoleEnv(CanvasOwner, gym.Env[np.ndarray, Any]):
     ## Version History
     * v1: initial version; physics equal to Gymnasium's CartPole-v1.
     """
+
+    _snapshot_attrs = ("_state", "_needs_reset", "_np_random")
 
     metadata = {"render_modes": ["human", "rgb_array"], "render_fps": 50}
 
@@ -358,7 +363,7 @@ class BalancingPoleEnv(CanvasOwner, gym.Env[np.ndarray, Any]):
 
 
 
-class BalancingPoleVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
+class BalancingPoleVectorEnv(Snapshot, VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
     """``num_envs`` balancing poles stepped together by one set of NumPy array operations.
 
     The same physics, spaces and rewards as :class:`BalancingPoleEnv`, batched. Copy ``i`` reset with seed
@@ -378,6 +383,8 @@ class BalancingPoleVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
     obs, rewards, terminated, truncated, _ = envs.step(envs.action_space.sample())
     ```
     """
+
+    _snapshot_attrs = ("_state", "_steps", "_prev_done", "_streams", "_low", "_high", "_needs_reset")
 
     metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
 

@@ -10,6 +10,7 @@ from pettingzoo import ParallelEnv
 
 from rlkit.envs.balancing_pole import ResetStreams, _Physics, _spaces, out_of_bounds, step_arrays
 from rlkit.envs.rendering import CanvasOwner, PygameCanvas
+from rlkit.envs.state import Snapshot
 
 
 class _Carts:
@@ -76,7 +77,7 @@ class _Carts:
         return None
 
 
-class MultiCartPoleEnv(CanvasOwner, ParallelEnv):
+class MultiCartPoleEnv(Snapshot, CanvasOwner, ParallelEnv):
     """Several agents each balance a pole on their own cart; springs can couple neighbouring carts.
 
     ## Description
@@ -118,6 +119,8 @@ class MultiCartPoleEnv(CanvasOwner, ParallelEnv):
     ## Version History
     * v0: initial version.
     """
+
+    _snapshot_attrs = ("_state", "_streams", "_steps", "agents")
 
     metadata = {"name": "multi_cartpole_v0", "render_modes": ["human", "rgb_array"], "render_fps": 50,
                 "is_parallelizable": True}
@@ -265,7 +268,7 @@ class MultiCartPoleEnv(CanvasOwner, ParallelEnv):
 
 
 
-class MultiCartPoleVectorEnv:
+class MultiCartPoleVectorEnv(Snapshot):
     """``num_envs`` copies of :class:`MultiCartPoleEnv` stepped together, with arrays instead of dicts.
 
     ``reset`` returns observations of shape ``(num_envs, num_agents, obs_dim)``; ``step`` takes actions of
@@ -275,6 +278,8 @@ class MultiCartPoleVectorEnv:
     ended starts over on its next step, ignoring the actions, with reward 0. Copy ``b`` reset with seed
     ``s`` equals the single env reset with seed ``s + b * num_agents``, bit for bit.
     """
+
+    _snapshot_attrs = ("_state", "_streams", "_steps", "_prev_done", "_started")
 
     def __init__(self, num_envs: int = 1, num_agents: int = 2, coupling: float = 0.0, continuous: bool = True,
                  observe_neighbours: bool = False, max_episode_steps: int = 500, **physics: float) -> None:

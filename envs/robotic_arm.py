@@ -16,6 +16,7 @@ from gymnasium.vector.utils import batch_space
 
 from rlkit.envs.balancing_pole import ResetStreams
 from rlkit.envs.rendering import CanvasOwner, PygameCanvas
+from rlkit.envs.state import Snapshot
 
 MODELS = ("dynamics", "simple")
 STANDARD_GRAVITY = 9.81  # m/s^2, what gravity=True means
@@ -223,7 +224,7 @@ def _clip_array(limit: float) -> Fn:
     return clip
 
 
-class RoboticArmEnv(CanvasOwner, gym.Env[np.ndarray, np.ndarray]):
+class RoboticArmEnv(Snapshot, CanvasOwner, gym.Env[np.ndarray, np.ndarray]):
     r"""Move the fingertip of a planar two-link arm onto a target by applying torques at its two joints.
 
     ## Description
@@ -317,6 +318,8 @@ class RoboticArmEnv(CanvasOwner, gym.Env[np.ndarray, np.ndarray]):
     ## Version History
     * v1: initial version.
     """
+
+    _snapshot_attrs = ("_state", "_target", "_needs_reset", "_np_random")
 
     metadata = {"render_modes": ["human", "rgb_array"], "render_fps": 20}
     TRAIL = 50  # fingertip positions drawn behind the arm
@@ -461,7 +464,7 @@ class RoboticArmEnv(CanvasOwner, gym.Env[np.ndarray, np.ndarray]):
         return canvas.finish()
 
 
-class RoboticArmVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
+class RoboticArmVectorEnv(Snapshot, VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
     """``num_envs`` robotic arms stepped together by one set of NumPy array operations.
 
     The same dynamics, spaces, rewards and infos as :class:`RoboticArmEnv`, batched. Copy ``i`` reset with
@@ -482,6 +485,8 @@ class RoboticArmVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
     obs, rewards, terminated, truncated, info = envs.step(envs.action_space.sample())
     ```
     """
+
+    _snapshot_attrs = ("_state", "_target", "_steps", "_prev_done", "_streams", "_needs_reset")
 
     metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
 

@@ -31,6 +31,7 @@ subclasses override; ``on_step`` returns False to stop training.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import sys
@@ -153,6 +154,23 @@ class Callback:
         """Training ended (budget reached, or stopped)."""
         self._on_training_end()
 
+    def on_safe_point(self) -> None:
+        """The agent is at a point where its ``training_state`` captures everything: a checkpoint may be taken.
+
+        Agents call it between updates (or between vector steps); it may raise to stop training there.
+        """
+        self._on_safe_point()
+
+    # A run that continues from a checkpoint restores every callback's state. ------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """What this callback must remember across an interruption (plain values and arrays)."""
+        return {"num_steps": self.num_steps, "num_episodes": self.num_episodes}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`; called before ``on_training_start`` of the continued run."""
+        self.num_steps = int(state["num_steps"])
+        self.num_episodes = int(state["num_episodes"])
+
     # To override. ------------------------------------------------------------------------------------
     def _on_training_start(self) -> None:
         pass
@@ -170,6 +188,9 @@ class Callback:
         pass
 
     def _on_training_end(self) -> None:
+        pass
+
+    def _on_safe_point(self) -> None:
         pass
 
 
@@ -210,6 +231,21 @@ class CallbackList(Callback):
         for cb in self.callbacks:
             cb.on_training_end()
 
+    def on_safe_point(self) -> None:  # noqa: D102
+        for cb in self.callbacks:
+            cb.on_safe_point()
+
+    def state_dict(self) -> dict[str, Any]:  # noqa: D102
+        return {**super().state_dict(), "callbacks": [cb.state_dict() for cb in self.callbacks]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:  # noqa: D102
+        super().load_state_dict(state)
+        if len(state["callbacks"]) != len(self.callbacks):
+            raise ValueError(f"the checkpoint has the state of {len(state['callbacks'])} callbacks, but this run "
+                             f"has {len(self.callbacks)}")
+        for cb, cb_state in zip(self.callbacks, state["callbacks"], strict=True):
+            cb.load_state_dict(cb_state)
+
 
 class TensorBoardLogger(Callback):
     """Writes every event to TensorBoard with the tags in this module's docstring.
@@ -234,6 +270,16 @@ class TensorBoardLogger(Callback):
         self._last_step = 0
         self._last_time = 0.0
         self._final: dict[str, float] = {}
+        self._resumed = False
+
+    def state_dict(self) -> dict[str, Any]:  # noqa: D102
+        return {**super().state_dict(), "last_step": self._last_step, "final": dict(self._final)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:  # noqa: D102
+        super().load_state_dict(state)
+        self._last_step = int(state["last_step"])
+        self._final = {k: float(v) for k, v in state["final"].items()}
+        self._resumed = True  # the layout and the first threshold points are in the events already
 
     def _writer(self) -> SummaryWriter:
         assert self.ctx is not None and self.ctx.writer is not None, "TensorBoardLogger needs a writer"
@@ -242,6 +288,8 @@ class TensorBoardLogger(Callback):
     def _on_training_start(self) -> None:
         self._last_time = time.perf_counter()
         assert self.ctx is not None
+        if self._resumed:
+            return
         self._writer().add_custom_scalars(custom_scalars_layout(self.ctx.reward_threshold is not None,
                                                                 self.ctx.success_threshold is not None,
                                                                 self.agents))
@@ -368,12 +416,36 @@ class PeriodicEvaluator(Callback):
         self.last: Evaluation | None = None
         self.solved_at: dict[str, float] | None = None
         self._next_eval = every_steps
+        self._env_states: list[Any] | None = None
+
+    def state_dict(self) -> dict[str, Any]:  # noqa: D102
+        from rlkit.envs.state import env_state
+
+        def evaluation(e: Evaluation | None) -> dict[str, Any] | None:
+            return None if e is None else dataclasses.asdict(e)
+
+        return {**super().state_dict(), "next_eval": self._next_eval, "eval_seconds": self.eval_seconds,
+                "best": evaluation(self.best), "last": evaluation(self.last), "solved_at": self.solved_at,
+                "envs": [env_state(env)[0] for env in self.envs]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:  # noqa: D102
+        super().load_state_dict(state)
+        self._next_eval = int(state["next_eval"])
+        self.eval_seconds = float(state["eval_seconds"])
+        self.best = None if state["best"] is None else Evaluation(**state["best"])
+        self.last = None if state["last"] is None else Evaluation(**state["last"])
+        self.solved_at = state["solved_at"]
+        self._env_states = state["envs"]
 
     def _on_training_start(self) -> None:
+        from rlkit.envs.state import set_env_state
         from rlkit.evaluate import seed_envs
 
         self.envs = [self.make_env() for _ in range(self.episodes)]
         seed_envs(self.envs, self.seed)
+        if self._env_states is not None:  # a continued run: the copies' random streams go on
+            for env, env_state in zip(self.envs, self._env_states, strict=True):
+                set_env_state(env, env_state)
 
     def _on_step(self) -> bool:
         if self.every_steps <= 0 or self.num_steps < self._next_eval:
@@ -447,7 +519,9 @@ class ProgressBar(Callback):
         from tqdm import tqdm
 
         assert self.ctx is not None
-        self._bar = tqdm(total=self.ctx.total_steps, unit="step", dynamic_ncols=True, file=sys.stderr)
+        self._bar = tqdm(total=self.ctx.total_steps, initial=self.num_steps, unit="step", dynamic_ncols=True,
+                         file=sys.stderr)
+        self._shown = self.num_steps
 
     def _on_step(self) -> bool:
         if self._bar is not None and self.num_steps - self._shown >= self.refresh_steps:

@@ -27,6 +27,8 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from rlkit.config import EvalRunConfig, TrainConfig, check_known_keys, register_configs
 from rlkit.errors import DEBUG_ENV, JobFailed, RlkitError, error_text
+from rlkit.resume import RESUME_DIR, checkpoints, latest_checkpoint
+from rlkit.runs import SUMMARY_FILE, load_run_config
 from rlkit.sweeps import check_multirun_args, is_serial_launcher, register_plugins
 
 CONFIG_MODULE = "rlkit.configs"
@@ -55,7 +57,7 @@ def _user_errors() -> Iterator[None]:
         if os.environ.get(DEBUG_ENV):
             raise
         print(error_text(_message(e)), file=sys.stderr)
-        sys.exit(2)
+        sys.exit(getattr(e, "exit_code", 2))
     except KeyboardInterrupt:
         print("rlkit: interrupted", file=sys.stderr)
         sys.exit(130)
@@ -90,7 +92,8 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
         if multirun and not is_serial_launcher(hydra_cfg.launcher):
             train_cfg.callbacks.progress_bar = False  # parallel jobs' bars would draw over each other
         run_dir = Path(hydra_cfg.runtime.output_dir)
-        summary = train(train_cfg, run_dir)
+        summary = train(train_cfg, run_dir,
+                        resume_from=latest_checkpoint(run_dir) if train_cfg.resume is not None else None)
         final = summary["final_eval"]
         line = f"run: {run_dir}\nsteps: {summary['steps']}  wall: {summary['wall_seconds']:.1f}s"
         if final is not None:
@@ -133,6 +136,12 @@ def _print_episode(index: int, played: Any) -> None:
     print(line)
 
 
+def _verify(argv: list[str]) -> None:
+    from rlkit.verify import main as verify_main
+
+    verify_main(argv)
+
+
 def _plot(argv: list[str]) -> None:
     import warnings
 
@@ -153,6 +162,8 @@ COMMANDS: dict[str, tuple[Callable[..., Any], str | None, str]] = {
     "train": (_train, "train", "train an agent: rlkit train env=balancing_pole agent=dqn seed=3"),
     "eval": (_eval, "eval", "play a trained run: rlkit eval run=runs/<env>/<agent>/<time> render_mode=human"),
     "plot": (_plot, None, "learning curves, mean and 95% interval over seeds: rlkit plot runs/multirun/<time>"),
+    "verify": (_verify, None, "re-run a run's first steps and check they repeat bit for bit: rlkit verify "
+                              "run=<run dir> steps=5000"),
 }
 
 USAGE = """usage: rlkit <command> [KEY=VALUE ...] [--help]
@@ -162,7 +173,8 @@ commands:
 
 train and eval take Hydra overrides (KEY=VALUE, GROUP=CHOICE, -m for a multirun).
 `rlkit <command> --help` lists its config groups, keys, values and what each means;
-`rlkit <command> --hydra-help` shows Hydra's own options. plot takes directories: `rlkit plot --help`."""
+`rlkit <command> --hydra-help` shows Hydra's own options. plot takes directories: `rlkit plot --help`;
+verify takes run=<run dir> steps=N."""
 
 
 def compose(overrides: list[str], config_name: str = "train") -> TrainConfig | EvalRunConfig:
@@ -176,6 +188,86 @@ def compose(overrides: list[str], config_name: str = "train") -> TrainConfig | E
     obj = OmegaConf.to_object(cfg)
     assert isinstance(obj, TrainConfig | EvalRunConfig)
     return obj
+
+
+# ---------------------------------------------------------------------------------------------- resume
+# Overrides a continued run may change: how it reports and checkpoints, not what it computes.
+RESUME_MAY_CHANGE = ("callbacks.progress_bar=", "callbacks.checkpoint.", "torch_threads=")
+
+
+def resume_overrides(args: list[str]) -> list[str]:
+    """``rlkit train resume=<run dir>`` (or ``resume=auto``) as the overrides that continue that run.
+
+    The run's own overrides (``.hydra/overrides.yaml``), so its config composes again, plus ``resume`` and
+    ``hydra.run.dir`` so that Hydra writes into the run's directory. ``resume=auto`` picks the newest unfinished
+    run of the config the other overrides compose, or starts a new run if there is none.
+    """
+    value = next(a.split("=", 1)[1] for a in args if a.startswith("resume="))
+    others = [a for a in args if not a.startswith("resume=")]
+    if "-m" in others or "--multirun" in others:
+        raise RlkitError("resume= continues one run; it cannot be combined with -m")
+    if value in ("", "null"):
+        return others
+    if value == "auto":
+        found = find_unfinished_run(others)
+        if found is None:
+            print("resume=auto: no unfinished run of this config with a checkpoint; starting a new run",
+                  file=sys.stderr)
+            return others
+        print(f"resume=auto: continuing {found}", file=sys.stderr)
+        run = found
+    else:
+        run = Path(value)
+        changed = [a for a in others if not a.startswith(RESUME_MAY_CHANGE)]
+        if changed:
+            raise RlkitError(
+                f"resume={value} continues the run with its own config, so it takes no other overrides "
+                f"(got {' '.join(changed)}); only {', '.join(k.rstrip('=.') for k in RESUME_MAY_CHANGE)} may change"
+            )
+    load_run_config(run)  # a clear error for a missing or corrupt run directory
+    if (run / SUMMARY_FILE).is_file():
+        raise RlkitError(f"{run} has finished ({SUMMARY_FILE} exists): there is nothing to continue")
+    latest_checkpoint(run)  # a clear error if there is no checkpoint
+    saved = OmegaConf.load(run / ".hydra" / "overrides.yaml")
+    keys = {a.split("=", 1)[0] for a in others}
+    kept = [str(o) for o in saved if not str(o).startswith(("resume=", "hydra.")) and str(o).split("=", 1)[0]
+            not in keys]
+    return [*kept, *others, f"resume={run}", f"hydra.run.dir={run}"]
+
+
+def find_unfinished_run(overrides: list[str]) -> Path | None:
+    """The newest unfinished run with these overrides' config and a training checkpoint, or None.
+
+    Runs are looked for beside the directory a new run with these overrides would get.
+    """
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
+
+    with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
+        cfg = hydra_compose(config_name="train", overrides=overrides, return_hydra_config=True)
+    parent = Path(str(cfg.hydra.run.dir)).parent
+    wanted = _comparable(cfg)
+    candidates = []
+    for run in parent.glob("*"):
+        config = run / ".hydra" / "config.yaml"
+        found = checkpoints(run / RESUME_DIR)
+        if not config.is_file() or (run / SUMMARY_FILE).is_file() or not found:
+            continue
+        try:
+            same = _comparable(OmegaConf.load(config)) == wanted
+        except Exception:  # an unreadable config is some other run's problem, not a match
+            continue
+        if same:
+            candidates.append((found[-1].stat().st_mtime, run))
+    return max(candidates)[1] if candidates else None
+
+
+def _comparable(cfg: DictConfig | Any) -> dict[str, Any]:
+    """A composed or saved training config as plain values, without Hydra's section and ``resume``."""
+    kept = OmegaConf.masked_copy(cfg, [k for k in cfg if k not in ("hydra", "resume")])
+    container = OmegaConf.to_container(kept, resolve=True)
+    assert isinstance(container, dict)
+    return container
 
 
 # ---------------------------------------------------------------------------------------------- help
@@ -327,6 +419,8 @@ def main(argv: list[str] | None = None) -> None:
         check_group_choices(config_name, [a for a in rest if not a.startswith("-")])
         if command == "train":
             check_multirun_args(rest)
+            if any(a.startswith("resume=") for a in rest):
+                rest = resume_overrides(rest)
     if os.environ.get(DEBUG_ENV):
         os.environ.setdefault("HYDRA_FULL_ERROR", "1")  # errors inside Hydra's multirun too
     if "--help" in rest or "-h" in rest:

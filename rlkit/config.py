@@ -660,11 +660,27 @@ class EvalConfig:
 
 
 @dataclass
+class CheckpointConfig:
+    """Training checkpoints, from which an interrupted run continues exactly (``rlkit train resume=<run>``)."""
+
+    every_steps: int = 0
+    """Environment steps between checkpoints (0: by time only)."""
+    every_seconds: float = 300.0
+    """Wall seconds between checkpoints (0: by steps only). SIGTERM and SIGINT always write one."""
+    keep_last: int = 2
+    """Checkpoints kept; older ones are deleted."""
+    keep_after_finish: bool = False
+    """Keep the checkpoints once the run finished (they hold replay buffers, so they can be large)."""
+
+
+@dataclass
 class CallbacksConfig:
     """What runs beside training: evaluation, logging, progress bar, plug-ins."""
 
     eval: EvalConfig = field(default_factory=EvalConfig)
     """Periodic deterministic evaluation; keeps the best checkpoint."""
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    """Training checkpoints for continuing an interrupted run."""
     tensorboard: bool = True
     """Write TensorBoard events to <run>/tb."""
     progress_bar: bool = True
@@ -678,6 +694,12 @@ class CallbacksConfig:
             raise ConfigError(f"callbacks.eval.every_steps must be >= 0, got {self.eval.every_steps}")
         if self.eval.episodes < 1:
             raise ConfigError(f"callbacks.eval.episodes must be >= 1, got {self.eval.episodes}")
+        ck = self.checkpoint
+        if ck.every_steps < 0 or ck.every_seconds < 0:
+            raise ConfigError("callbacks.checkpoint.every_steps and every_seconds must be >= 0, got "
+                              f"{ck.every_steps} and {ck.every_seconds}")
+        if ck.keep_last < 1:
+            raise ConfigError(f"callbacks.checkpoint.keep_last must be >= 1, got {ck.keep_last}")
         for key, spec in self.extra.items():
             if not isinstance(spec, dict) or "_target_" not in spec:
                 raise ConfigError(f"callbacks.extra.{key} needs a _target_ naming a Callback class")
@@ -700,6 +722,8 @@ class TrainConfig:
     """Environment steps to train for."""
     torch_threads: int = 1
     """torch.set_num_threads; small networks run fastest on one thread of a 2-core machine."""
+    resume: str | None = None
+    """Continue an interrupted run: its directory, or ``auto`` (the newest unfinished run of this config)."""
 
     def validate(self) -> None:
         """Check values that the types alone cannot, here and in each group."""

@@ -132,9 +132,11 @@ class ClaimRunDir(Callback):
     """
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        """Claim ``hydra.run.dir``."""
+        """Claim ``hydra.run.dir``, unless the run continues in it (``resume=``: the directory is its own)."""
         from rlkit.cli import _user_errors
 
+        if config.get("resume") is not None:
+            return
         with _user_errors():
             claim_run_dir(Path(str(config.hydra.run.dir)), str(config.hydra.output_subdir or ".hydra"))
 

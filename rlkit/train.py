@@ -7,6 +7,7 @@ import json
 import logging
 import platform
 import random
+import shutil
 import time
 from collections.abc import Sequence
 from importlib import metadata
@@ -27,9 +28,19 @@ from rlkit.callbacks import (
     TrainingContext,
 )
 from rlkit.config import TrainConfig
-from rlkit.errors import ConfigError, TrainingDiverged, disk_full_errors
+from rlkit.errors import ConfigError, RunDirError, TrainingDiverged, disk_full_errors
 from rlkit.factory import build_agent, build_env
 from rlkit.guards import quiet_disk_full_in_threads
+from rlkit.resume import (
+    RESUME_DIR,
+    Checkpointer,
+    RunInterrupted,
+    SignalGuard,
+    TrainingCheckpoint,
+    TrainingInterrupted,
+    global_rng_state,
+    set_global_rng_state,
+)
 from rlkit.runs import SUMMARY_FILE, flatten, write_json
 
 log = logging.getLogger(__name__)
@@ -94,23 +105,29 @@ def hparams_of(cfg: TrainConfig) -> dict[str, bool | int | float | str]:
     return {k: v if isinstance(v, bool | int | float | str) else json.dumps(v) for k, v in flatten(nested).items()}
 
 
-def train(cfg: TrainConfig, run_dir: Path, callbacks: Sequence[Callback] = ()) -> dict[str, Any]:
+def train(cfg: TrainConfig, run_dir: Path, callbacks: Sequence[Callback] = (),
+          resume_from: TrainingCheckpoint | None = None) -> dict[str, Any]:
     """Train the configured agent on the configured environment; returns the run's summary.
 
     ``callbacks`` are added after the configured ones (for programs that call ``train`` directly; the CLI
     takes plug-ins from ``callbacks.extra``). The run directory receives ``tb/`` (TensorBoard events),
-    ``checkpoints/best.safetensors`` and ``checkpoints/last.safetensors``, and ``summary.json``. Hydra
-    writes ``.hydra/`` beside them.
+    ``checkpoints/best.safetensors`` and ``checkpoints/last.safetensors``, training checkpoints in
+    ``checkpoints/resume/`` while it runs, and ``summary.json``. Hydra writes ``.hydra/`` beside them.
+
+    ``resume_from`` continues the run from a training checkpoint of it (:mod:`rlkit.resume`): the same
+    episodes, weights and TensorBoard scalars as if it had never stopped. SIGTERM and SIGINT write a
+    checkpoint and raise :class:`rlkit.resume.RunInterrupted`.
 
     A diverging loss (:class:`TrainingDiverged`) stops the run: the last good weights go to
     ``checkpoints/last.safetensors``, ``summary.json`` says why it stopped, and the error is raised again. A full
     disk raises :class:`rlkit.errors.DiskFullError`, naming the checkpoints left intact.
     """
     with disk_full_errors(run_dir / "tb", run_dir / "checkpoints"), quiet_disk_full_in_threads():
-        return _train(cfg, run_dir, callbacks)
+        return _train(cfg, run_dir, callbacks, resume_from)
 
 
-def _train(cfg: TrainConfig, run_dir: Path, callbacks: Sequence[Callback]) -> dict[str, Any]:
+def _train(cfg: TrainConfig, run_dir: Path, callbacks: Sequence[Callback],
+           resume_from: TrainingCheckpoint | None) -> dict[str, Any]:
     cfg.validate()
     run_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(cfg.torch_threads)
@@ -118,7 +135,8 @@ def _train(cfg: TrainConfig, run_dir: Path, callbacks: Sequence[Callback]) -> di
 
     env_factory = build_env(cfg.env)
     agent = build_agent(cfg.agent, env_factory, seed=cfg.seed, training=True)
-    log.info("training %s on %s for %d steps (seed %d) in %s",
+    log.info("%s %s on %s for %d steps (seed %d) in %s",
+             "training" if resume_from is None else f"continuing from step {resume_from.step}:",
              cfg.agent.name, env_factory.label, cfg.total_steps, cfg.seed, run_dir)
 
     ev = cfg.callbacks.eval
@@ -141,13 +159,17 @@ def _train(cfg: TrainConfig, run_dir: Path, callbacks: Sequence[Callback]) -> di
     if cfg.callbacks.tensorboard:
         from torch.utils.tensorboard import SummaryWriter
 
-        writer = SummaryWriter(log_dir=str(run_dir / "tb"))
+        # A continued run hides the events its first part wrote after the checkpoint (TensorBoard purges
+        # steps >= purge_step): they are written again, the same.
+        purge = None if resume_from is None else resume_from.step + 1
+        writer = SummaryWriter(log_dir=str(run_dir / "tb"), purge_step=purge)
         every.append(TensorBoardLogger(hparams=hparams_of(cfg), agents=env_factory.agents))
     every.append(ProgressBar(enabled=cfg.callbacks.progress_bar))
     every += _extra_callbacks(cfg.callbacks.extra)
     every += callbacks
-    callback_list = CallbackList(every)
-
+    guard = SignalGuard()
+    ck = cfg.callbacks.checkpoint
+    callback_list = CallbackList([])
     ctx = TrainingContext(
         agent=agent,
         run_dir=run_dir,
@@ -157,12 +179,28 @@ def _train(cfg: TrainConfig, run_dir: Path, callbacks: Sequence[Callback]) -> di
         success_threshold=env_factory.success_threshold,
         writer=writer,
     )
+
+    def run_state() -> dict[str, Any]:
+        return {"env": env_factory.label, "agent": cfg.agent.name, "elapsed": time.perf_counter() - ctx.start_time,
+                "agent_state": agent.training_state(), "callbacks": callback_list.state_dict(),
+                "rng": global_rng_state()}
+
+    checkpointer = Checkpointer(run_dir / RESUME_DIR, ck.every_steps, ck.every_seconds, ck.keep_last, run_state,
+                                guard)
+    callback_list.callbacks = [*every, checkpointer]
+
+    if resume_from is not None:
+        _restore(resume_from, agent, callback_list, env_factory.label, cfg.agent.name)
     callback_list.on_training_start(ctx)
+    if resume_from is not None:
+        ctx.start_time = time.perf_counter() - float(resume_from.state["elapsed"])
+        set_global_rng_state(resume_from.state["rng"])
     diverged: TrainingDiverged | None = None
     last = run_dir / "checkpoints" / "last.safetensors"
     try:
         try:
-            agent.learn(cfg.total_steps, callback_list)
+            with guard.installed():
+                agent.learn(cfg.total_steps, callback_list)
         except TrainingDiverged as e:
             diverged = e  # no final evaluation: its weights may be too large to play with
         steps = callback_list.num_steps
@@ -171,10 +209,18 @@ def _train(cfg: TrainConfig, run_dir: Path, callbacks: Sequence[Callback]) -> di
         saved_last = diverged is None or diverged.weights_finite  # never write NaN weights
         if saved_last:
             agent.save(last, {"step": steps})
+    except TrainingInterrupted as stop:
+        where = f"checkpoint {stop.checkpoint}" if stop.checkpoint else "no checkpoint (nothing trained yet)"
+        raise RunInterrupted(
+            f"stopped by {stop.signal_name} at step {callback_list.num_steps} of {cfg.total_steps}; wrote {where}. "
+            f"Continue with: rlkit train resume={run_dir}"
+        ) from None
     finally:
         if writer is not None:
             writer.close()
     wall = time.perf_counter() - ctx.start_time
+    if not ck.keep_after_finish and diverged is None:  # a diverged run keeps its earlier training checkpoints
+        shutil.rmtree(run_dir / RESUME_DIR, ignore_errors=True)
 
     summary = {
         "env": env_factory.label,
@@ -193,6 +239,8 @@ def _train(cfg: TrainConfig, run_dir: Path, callbacks: Sequence[Callback]) -> di
         "best_eval": _evaluation_dict(evaluator.best),
         "checkpoints": {"best": "checkpoints/best.safetensors" if evaluator.best else None,
                         "last": "checkpoints/last.safetensors" if saved_last else None},
+        "resumed_from": None if resume_from is None else resume_from.step,
+        "checkpoint_write_seconds": checkpointer.write_seconds,
         "versions": package_versions(),
     }
     if diverged is not None:
@@ -202,3 +250,20 @@ def _train(cfg: TrainConfig, run_dir: Path, callbacks: Sequence[Callback]) -> di
         kept = f"the last good weights are in {last}" if saved_last else "its weights were not saved"
         raise TrainingDiverged(f"{diverged}. The run stopped; {kept}", diverged.weights_finite) from diverged
     return summary
+
+
+def _restore(checkpoint: TrainingCheckpoint, agent: Any, callbacks: CallbackList, env: str, agent_name: str) -> None:
+    """Put a training checkpoint's state into a freshly built agent and callbacks (before training starts)."""
+    state = checkpoint.state
+    if (state.get("env"), state.get("agent")) != (env, agent_name):
+        raise RunDirError(f"training checkpoint {checkpoint.path} is of {state.get('agent')!r} on "
+                          f"{state.get('env')!r}, but this run trains {agent_name!r} on {env!r}")
+    agent.load(checkpoint.agent_file)
+    try:
+        agent.load_training_state(state["agent_state"])
+        callbacks.load_state_dict(state["callbacks"])
+    except (KeyError, ValueError, TypeError) as e:
+        raise RunDirError(f"training checkpoint {checkpoint.path} does not fit this run ({e})") from None
+    if not state["agent_state"].get("envs_exact", True):
+        log.warning("%s cannot record its environments' state (only rlkit's own environments can): the "
+                    "continued run starts new episodes, so it will not repeat the uninterrupted run exactly", env)

@@ -12,6 +12,7 @@ os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
 
 from rlkit.callbacks import Callback  # noqa: E402
 from rlkit.cli import compose  # noqa: E402
+from rlkit.verify import read_scalars  # noqa: E402,F401  (tests read runs' scalars as verify does)
 
 # Small enough for a fast test, long enough for episodes, updates and two evaluations to happen.
 TINY = [
@@ -67,12 +68,3 @@ class Recorder(Callback):
 
     def of(self, kind: str) -> list[tuple]:
         return [e for e in self.events if e[0] == kind]
-
-
-def read_scalars(tb_dir: Path) -> dict[str, list[tuple[int, float]]]:
-    """Every scalar in a run's TensorBoard events: tag -> [(step, value)]."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    acc = EventAccumulator(str(tb_dir), size_guidance={"scalars": 0})
-    acc.Reload()
-    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}

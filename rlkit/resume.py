@@ -1,0 +1,314 @@
+"""Continuing interrupted runs: training checkpoints, the checkpointing callback, and signal handling.
+
+A training checkpoint is a directory ``<run>/checkpoints/resume/step_<N>/`` holding
+
+- ``agent.safetensors``: weights and optimizer states (the agent's :meth:`~rlkit.agents.base.Agent.save`);
+- ``state.npz``: every array of the training state (replay buffers, the environments' physics, random
+  generators' states), read back with ``allow_pickle=False``;
+- ``state.json``: everything else (counters, schedules, the episode in progress, every callback's state,
+  Python's, NumPy's and torch's global random states), arrays named by their key in ``state.npz``.
+
+It is written into a temporary directory, each file fsynced, then renamed into place in one step: a crash
+mid-write leaves a ``.tmp`` directory that is ignored (and removed by the next checkpoint), and the previous
+checkpoint intact. Nothing in it is unpickled or evaluated when it is read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import random
+import shutil
+import signal
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import numpy as np
+import torch
+
+from rlkit.callbacks import Callback
+from rlkit.errors import RlkitError, RunDirError
+
+log = logging.getLogger(__name__)
+
+RESUME_DIR = Path("checkpoints") / "resume"
+STATE_FORMAT = 1
+EXIT_INTERRUPTED = 75
+"""Exit code of a run stopped by SIGTERM or SIGINT after writing its checkpoint (EX_TEMPFAIL: try again)."""
+
+
+class TrainingInterrupted(Exception):  # noqa: N818  (control flow, not an error)
+    """Raised at a safe point after a stop signal, once the checkpoint is written."""
+
+    def __init__(self, signal_name: str, checkpoint: Path | None) -> None:
+        super().__init__(signal_name)
+        self.signal_name = signal_name
+        self.checkpoint = checkpoint
+
+
+class RunInterrupted(RlkitError):
+    """A run stopped on a signal with its state saved; the CLI exits with :data:`EXIT_INTERRUPTED`."""
+
+    exit_code = EXIT_INTERRUPTED
+
+
+# ------------------------------------------------------------------------------------- packing state
+def pack(tree: Any) -> tuple[Any, dict[str, np.ndarray]]:
+    """Split a tree of dicts, lists and values into JSON and arrays; arrays become ``{"__array__": key}``."""
+    arrays: dict[str, np.ndarray] = {}
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, torch.Tensor):
+            key = f"a{len(arrays)}"
+            arrays[key] = node.detach().cpu().numpy().copy()
+            return {"__array__": key, "torch": True}
+        if isinstance(node, np.ndarray):
+            key = f"a{len(arrays)}"
+            arrays[key] = node
+            return {"__array__": key}
+        if isinstance(node, dict):
+            return {str(k): walk(v) for k, v in node.items()}
+        if isinstance(node, list | tuple):
+            return [walk(v) for v in node]
+        if isinstance(node, np.generic):
+            return node.item()
+        return node
+
+    return walk(tree), arrays
+
+
+def unpack(doc: Any, arrays: Any) -> Any:
+    """Inverse of :func:`pack`."""
+    if isinstance(doc, dict):
+        if "__array__" in doc:
+            value = np.array(arrays[doc["__array__"]])
+            return torch.from_numpy(value) if doc.get("torch") else value
+        return {k: unpack(v, arrays) for k, v in doc.items()}
+    if isinstance(doc, list):
+        return [unpack(v, arrays) for v in doc]
+    return doc
+
+
+def global_rng_state() -> dict[str, Any]:
+    """Python's, NumPy's (legacy global) and torch's random states."""
+    version, internal, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()  # type: ignore[misc]
+    return {"python": [version, list(internal), gauss],
+            "numpy": {"kind": kind, "keys": np.asarray(keys), "pos": int(pos), "has_gauss": int(has_gauss),
+                      "cached_gaussian": float(cached)},
+            "torch": torch.get_rng_state()}
+
+
+def set_global_rng_state(state: dict[str, Any]) -> None:
+    """Inverse of :func:`global_rng_state`."""
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    n = state["numpy"]
+    np.random.set_state((n["kind"], np.asarray(n["keys"], dtype=np.uint32), n["pos"], n["has_gauss"],
+                         n["cached_gaussian"]))
+    torch.set_rng_state(state["torch"])
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@dataclass
+class TrainingCheckpoint:
+    """A training checkpoint read back: where it is, its step, and its state (arrays restored)."""
+
+    path: Path
+    step: int
+    state: dict[str, Any]
+
+    @property
+    def agent_file(self) -> Path:
+        """The agent's weights and optimizer states."""
+        return self.path / "agent.safetensors"
+
+
+def write_checkpoint(directory: Path, step: int, agent: Any, state: dict[str, Any]) -> Path:
+    """Write ``<directory>/step_<step>/`` atomically (see the module docstring); returns its path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    final = directory / f"step_{step:012d}"
+    if (final / "state.json").is_file():
+        return final  # the same step again (a stop signal right after a periodic checkpoint)
+    tmp = Path(tempfile.mkdtemp(prefix=f".step_{step:012d}.", suffix=".tmp", dir=directory))
+    try:
+        agent.save(tmp / "agent.safetensors", {"step": step})
+        doc, arrays = pack({"format": STATE_FORMAT, "step": step, **state})
+        with open(tmp / "state.npz", "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        with open(tmp / "state.json", "w") as f:
+            json.dump(doc, f)
+            f.flush()
+            os.fsync(f.fileno())
+        _fsync(tmp)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _fsync(directory)
+    return final
+
+
+def read_checkpoint(path: Path) -> TrainingCheckpoint:
+    """Read a training checkpoint directory; clear errors if it is missing, incomplete or corrupt."""
+    doc_path, npz_path = path / "state.json", path / "state.npz"
+    for p in (doc_path, npz_path, path / "agent.safetensors"):
+        if not p.is_file():
+            raise RunDirError(f"training checkpoint {path} is incomplete: {p.name} is missing")
+    try:
+        doc = json.loads(doc_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise RunDirError(f"training checkpoint {doc_path} is corrupt ({e})") from None
+    if not isinstance(doc, dict) or doc.get("format") != STATE_FORMAT:
+        raise RunDirError(f"training checkpoint {doc_path} is not in rlkit's format {STATE_FORMAT}")
+    try:
+        with np.load(npz_path, allow_pickle=False) as arrays:
+            state = unpack(doc, {k: arrays[k] for k in arrays.files})
+    except (ValueError, OSError, KeyError) as e:  # BadZipFile is an OSError's sibling: ValueError here
+        raise RunDirError(f"training checkpoint {npz_path} is corrupt or not a plain .npz ({e})") from None
+    except Exception as e:  # zipfile.BadZipFile and friends
+        raise RunDirError(f"training checkpoint {npz_path} is corrupt ({type(e).__name__}: {e})") from None
+    return TrainingCheckpoint(path=path, step=int(state["step"]), state=state)
+
+
+def checkpoints(directory: Path) -> list[Path]:
+    """The complete training checkpoints in ``directory``, oldest first (leftovers of a crash excluded)."""
+    if not directory.is_dir():
+        return []
+    return sorted(p for p in directory.glob("step_*") if p.is_dir() and (p / "state.json").is_file())
+
+
+def latest_checkpoint(run_dir: Path) -> TrainingCheckpoint:
+    """The newest complete training checkpoint of a run; RunDirError if there is none."""
+    found = checkpoints(run_dir / RESUME_DIR)
+    if not found:
+        raise RunDirError(
+            f"{run_dir} has no training checkpoint to continue from ({RESUME_DIR}/step_* is missing); runs "
+            "write one every callbacks.checkpoint.every_steps steps or every_seconds seconds, and on SIGTERM"
+        )
+    return read_checkpoint(found[-1])
+
+
+# ------------------------------------------------------------------------------------- the callback
+class Checkpointer(Callback):
+    """Writes a training checkpoint at the agent's safe points, when one is due or a stop signal arrived.
+
+    Due: every ``every_steps`` steps or ``every_seconds`` seconds, whichever comes first (0 turns either off).
+    After a stop signal, training stops there (:class:`TrainingInterrupted`). Keeps the newest ``keep_last``.
+    ``state_of()`` builds the run's state when one is written (the agent's training state, every callback's,
+    the random generators').
+    """
+
+    def __init__(self, directory: Path, every_steps: int, every_seconds: float, keep_last: int,
+                 state_of: Any, guard: SignalGuard | None = None) -> None:
+        super().__init__()
+        self.directory = directory
+        self.every_steps = every_steps
+        self.every_seconds = every_seconds
+        self.keep_last = max(1, keep_last)
+        self.state_of = state_of
+        self.guard = guard
+        self.last_saved_step = -1
+        self._next_step = every_steps
+        self._last_time = time.monotonic()
+        self.write_seconds: list[float] = []
+
+    def state_dict(self) -> dict[str, Any]:  # noqa: D102
+        return {**super().state_dict(), "next_step": self._next_step, "last_saved_step": self.last_saved_step}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:  # noqa: D102
+        super().load_state_dict(state)
+        self._next_step = int(state["next_step"])
+        self.last_saved_step = int(state["last_saved_step"])
+
+    def _due(self) -> bool:
+        if self.every_steps > 0 and self.num_steps >= self._next_step:
+            return True
+        return self.every_seconds > 0 and time.monotonic() - self._last_time >= self.every_seconds
+
+    def _on_safe_point(self) -> None:
+        stop = self.guard.requested if self.guard is not None else None
+        path = None
+        if (stop is not None or self._due()) and self.num_steps > 0:
+            path = self.save()
+        if stop is not None:
+            raise TrainingInterrupted(stop, path)
+
+    def save(self) -> Path:
+        """Write a checkpoint now; returns its directory."""
+        assert self.ctx is not None
+        started = time.perf_counter()
+        if self.every_steps > 0:
+            self._next_step = (self.num_steps // self.every_steps + 1) * self.every_steps
+        self.last_saved_step = self.num_steps
+        if self.ctx.writer is not None:
+            self.ctx.writer.flush()  # every event up to this step is on disk before the checkpoint exists
+        path = write_checkpoint(self.directory, self.num_steps, self.ctx.agent, self.state_of())
+        self._prune()
+        self._last_time = time.monotonic()
+        self.write_seconds.append(time.perf_counter() - started)
+        log.info("checkpoint at step %d: %s (%.2f s)", self.num_steps, path, self.write_seconds[-1])
+        return path
+
+    def _prune(self) -> None:
+        for old in checkpoints(self.directory)[:-self.keep_last]:
+            shutil.rmtree(old, ignore_errors=True)
+        for leftover in self.directory.glob(".step_*.tmp"):  # a crash mid-write; never a complete checkpoint
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+# ------------------------------------------------------------------------------------- signals
+class SignalGuard:
+    """SIGTERM and SIGINT ask training to checkpoint and stop at its next safe point; a second one stops at once.
+
+    Installed only in the main thread (signal handlers cannot be set elsewhere); restores the previous
+    handlers on exit.
+    """
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self) -> None:
+        self.requested: str | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        if self.requested is not None:
+            self._restore()
+            raise KeyboardInterrupt(f"second {name}: stopping at once")
+        self.requested = name
+        log.warning("%s received: writing a checkpoint at the next safe point, then stopping (send it again to "
+                    "stop at once, without one)", name)
+
+    def _restore(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous.clear()
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[SignalGuard]:
+        """Handle the signals inside the ``with`` block."""
+        if threading.current_thread() is threading.main_thread():
+            for signum in self.SIGNALS:
+                self._previous[signum] = signal.signal(signum, self._handle)
+        try:
+            yield self
+        finally:
+            self._restore()

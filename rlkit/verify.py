@@ -1,0 +1,173 @@
+"""``rlkit verify run=<run dir> steps=N``: does this machine reproduce a run's first N steps bit for bit?
+
+It trains the run's config again (same seed) in a temporary directory, stops after ``steps`` environment
+steps, and compares every training episode's return and length, every evaluation, and every ``train/``
+metric logged up to then with the run's TensorBoard events. When ``steps`` covers the whole run, the final
+weights are compared too. Exit status 0: identical; 1: they differ (the first difference is shown).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rlkit.callbacks import Callback
+from rlkit.errors import RlkitError, RunDirError
+
+USAGE = "usage: rlkit verify run=<run dir> [steps=N]   (N: environment steps to re-run, default 5000)"
+COMPARED = ("episode/", "eval/mean_reward", "eval/success_rate", "train/")
+"""Tag prefixes compared; time/ tags measure speed, which never repeats."""
+
+
+def read_scalars(tb_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar in a run's TensorBoard events: tag -> [(step, value)], in logging order.
+
+    Events a continued run purged (those its first part logged after its last checkpoint) are left out.
+    """
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(tb_dir), size_guidance={"scalars": 0})
+    quiet = logging.getLogger("tensorboard")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # it warns of the purge a continued run asked for
+    try:
+        acc.Reload()
+    finally:
+        quiet.setLevel(level)
+    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+
+
+class _StopAt(Callback):
+    """Stops training once ``steps`` environment steps are taken."""
+
+    def __init__(self, steps: int) -> None:
+        super().__init__()
+        self.steps = steps
+
+    def _on_step(self) -> bool:
+        return self.num_steps < self.steps
+
+
+@dataclass
+class Verdict:
+    """What ``rlkit verify`` found."""
+
+    steps: int
+    """Environment steps compared (the re-run's last step)."""
+    compared: dict[str, int] = field(default_factory=dict)
+    """Values compared per tag."""
+    differences: list[str] = field(default_factory=list)
+    weights_compared: bool = False
+
+    @property
+    def identical(self) -> bool:
+        """No difference in any compared value."""
+        return not self.differences
+
+
+def _same(a: float, b: float) -> bool:
+    return a == b or (math.isnan(a) and math.isnan(b))
+
+
+def compare(original: dict[str, list[tuple[int, float]]], rerun: dict[str, list[tuple[int, float]]],
+            steps: int, whole: bool) -> Verdict:
+    """Compare two runs' scalars logged before step ``steps`` (up to and at it if ``whole``).
+
+    A re-run stopped early updates and evaluates at its stop step where the run went on collecting, so that
+    step is left out unless the re-run covered the whole run.
+    """
+    verdict = Verdict(steps=steps)
+    for tag in sorted(set(original) | set(rerun)):
+        if not tag.startswith(COMPARED):
+            continue
+        mine = [p for p in rerun.get(tag, []) if p[0] < steps or (whole and p[0] == steps)]
+        theirs = [p for p in original.get(tag, []) if p[0] < steps or (whole and p[0] == steps)]
+        verdict.compared[tag] = len(theirs)
+        for i, (a, b) in enumerate(zip(theirs, mine, strict=False)):
+            if a[0] != b[0] or not _same(a[1], b[1]):
+                verdict.differences.append(f"{tag} #{i + 1}: the run logged {a[1]!r} at step {a[0]}, the re-run "
+                                           f"{b[1]!r} at step {b[0]}")
+                break
+        else:
+            if len(theirs) != len(mine):
+                verdict.differences.append(f"{tag}: the run logged {len(theirs)} values before step {steps}, the "
+                                           f"re-run {len(mine)}")
+    return verdict
+
+
+def verify_run(run_dir: Path, steps: int) -> Verdict:
+    """Re-run the first ``steps`` steps of ``run_dir`` and compare (see the module docstring)."""
+    import numpy as np
+
+    from rlkit.checkpoint import load_checkpoint
+    from rlkit.runs import load_run_config
+    from rlkit.train import train
+
+    cfg = load_run_config(run_dir)
+    if steps < 1:
+        raise RlkitError(f"steps must be >= 1, got {steps}")
+    tb = run_dir / "tb"
+    if not tb.is_dir():
+        raise RunDirError(f"{run_dir} has no TensorBoard events (tb/) to compare with; it was trained with "
+                          "callbacks.tensorboard=false")
+    original = read_scalars(tb)
+    if not any(t.startswith("episode/") for t in original):
+        raise RunDirError(f"{tb} has no episode scalars to compare with")
+    cfg.resume = None
+    cfg.callbacks.progress_bar = False
+    cfg.callbacks.checkpoint.every_seconds = 0
+    cfg.callbacks.checkpoint.every_steps = 0
+    whole = steps >= cfg.total_steps
+    with tempfile.TemporaryDirectory(prefix="rlkit-verify-") as tmp:
+        rerun_dir = Path(tmp)
+        summary = train(cfg, rerun_dir, callbacks=[] if whole else [_StopAt(steps)])
+        verdict = compare(original, read_scalars(rerun_dir / "tb"), int(summary["steps"]), whole)
+        last = run_dir / "checkpoints" / "last.safetensors"
+        if whole and last.is_file():
+            theirs, _ = load_checkpoint(last)
+            mine, _ = load_checkpoint(rerun_dir / "checkpoints" / "last.safetensors")
+            verdict.weights_compared = True
+            for name in sorted(set(theirs) | set(mine)):
+                if name not in theirs or name not in mine or \
+                        not np.array_equal(theirs[name].numpy(), mine[name].numpy()):
+                    verdict.differences.append(f"final weights differ: {name}")
+                    break
+    return verdict
+
+
+def _parse(argv: Sequence[str]) -> tuple[Path, int]:
+    values = {"steps": "5000"}
+    for arg in argv:
+        if arg in ("-h", "--help"):
+            print(__doc__.split("\n\n")[0] + "\n\n" + USAGE)
+            sys.exit(0)
+        key, sep, value = arg.partition("=")
+        if not sep or key not in ("run", "steps"):
+            raise RlkitError(f"rlkit verify takes run=<run dir> and steps=N, not {arg!r}\n{USAGE}")
+        values[key] = value
+    if "run" not in values:
+        raise RlkitError(f"rlkit verify needs run=<run dir>\n{USAGE}")
+    try:
+        steps = int(values["steps"])
+    except ValueError:
+        raise RlkitError(f"steps must be an integer, got {values['steps']!r}") from None
+    return Path(values["run"]), steps
+
+
+def main(argv: Sequence[str]) -> None:
+    """``rlkit verify``: prints the verdict; exits 1 if the re-run differs."""
+    run_dir, steps = _parse(argv)
+    verdict = verify_run(run_dir, steps)
+    values = sum(verdict.compared.values())
+    print(f"re-ran {verdict.steps} steps of {run_dir}: compared {values} logged values over "
+          f"{len(verdict.compared)} tags" + (" and the final weights" if verdict.weights_compared else ""))
+    if verdict.identical:
+        print("identical: this machine reproduces the run bit for bit")
+        return
+    print("DIFFERENT:\n  " + "\n  ".join(verdict.differences))
+    sys.exit(1)

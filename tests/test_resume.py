@@ -1,0 +1,295 @@
+"""Interrupted runs continue exactly: SIGKILL, SIGTERM and a kill mid-checkpoint, for every native-or-SB3 agent.
+
+The test that matters runs the real CLI: a run killed after a checkpoint and continued with
+``rlkit train resume=<dir>`` must log the same TensorBoard scalars (episode returns and lengths, evaluations,
+training metrics) and end with the same weights, bit for bit, as the same run never interrupted.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from gymnasium import spaces
+
+from helpers import compose_cfg, run_cli
+from rlkit.checkpoint import load_checkpoint
+from rlkit.envs.state import env_state, set_env_state
+from rlkit.errors import RunDirError
+from rlkit.factory import build_env
+from rlkit.resume import (
+    EXIT_INTERRUPTED,
+    RESUME_DIR,
+    SignalGuard,
+    checkpoints,
+    latest_checkpoint,
+    pack,
+    read_checkpoint,
+    unpack,
+)
+from rlkit.verify import read_scalars
+
+COMMON = ["callbacks.progress_bar=false", "callbacks.eval.episodes=2", "callbacks.checkpoint.every_steps=1000",
+          "callbacks.checkpoint.every_seconds=0"]
+# Budgets long enough that a run is still going when the test kills it after its first checkpoint.
+AGENTS = {
+    "reinforce": ["agent=reinforce", "agent.n_envs=4", "agent.steps_per_update=512", "total_steps=30000",
+                  "callbacks.eval.every_steps=5000"],
+    "dqn": ["agent=dqn", "agent.learning_starts=500", "total_steps=8000", "callbacks.eval.every_steps=3000"],
+    "maddpg": ["env=multi_cartpole", "agent=maddpg", "agent.learning_starts=500", "agent.n_step=3",
+               "total_steps=8000", "callbacks.eval.every_steps=3000"],
+}
+
+
+def _cli_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("RLKIT_DEBUG", "HYDRA_FULL_ERROR")}
+    env["SDL_VIDEODRIVER"] = "dummy"
+    return env
+
+
+def _start(args: list[str], cwd: Path, code: str | None = None) -> subprocess.Popen:
+    """The real CLI in a subprocess; ``code`` runs first in the same process (to inject a crash)."""
+    program = (code or "") + "\nimport sys\nfrom rlkit.cli import main\nsys.argv = ['rlkit'] + sys.argv[1:]\nmain()\n"
+    return subprocess.Popen([sys.executable, "-c", program, "train", *args], cwd=cwd, env=_cli_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_checkpoint(proc: subprocess.Popen, run: Path, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not checkpoints(run / RESUME_DIR):
+        if proc.poll() is not None:
+            raise AssertionError(f"the run ended before its first checkpoint:\n{proc.stderr.read()[-3000:]}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError("no checkpoint appeared")
+        time.sleep(0.05)
+
+
+def _assert_same_run(reference: Path, continued: Path) -> None:
+    """Same scalars (but the wall-clock ones) and the same final weights."""
+    a = {t: v for t, v in read_scalars(reference / "tb").items() if not t.startswith("time/")}
+    b = {t: v for t, v in read_scalars(continued / "tb").items() if not t.startswith("time/")}
+    assert sorted(a) == sorted(b)
+    for tag in a:
+        assert a[tag] == b[tag], f"{tag} differs"
+    assert any(t.startswith("episode/") for t in a) and a["episode/reward"]
+    wa, _ = load_checkpoint(reference / "checkpoints" / "last.safetensors")
+    wb, _ = load_checkpoint(continued / "checkpoints" / "last.safetensors")
+    assert sorted(wa) == sorted(wb)
+    for name in wa:
+        assert np.array_equal(wa[name].numpy(), wb[name].numpy()), name
+
+
+def _reference(tmp_path: Path, agent: str) -> Path:
+    run = tmp_path / "reference"
+    done = run_cli(["train", *AGENTS[agent], *COMMON, f"hydra.run.dir={run}"], cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert not (run / RESUME_DIR).exists()  # training checkpoints are removed once a run finishes
+    return run
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("agent", sorted(AGENTS))
+def test_sigkill_after_a_checkpoint_then_resume_repeats_the_run_exactly(tmp_path, agent):
+    reference = _reference(tmp_path, agent)
+    run = tmp_path / "killed"
+    proc = _start([*AGENTS[agent], *COMMON, f"hydra.run.dir={run}"], tmp_path)
+    _wait_for_checkpoint(proc, run)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (run / "summary.json").exists()
+    continued = run_cli(["train", f"resume={run}"], cwd=tmp_path)
+    assert continued.returncode == 0, continued.stderr[-3000:]
+    _assert_same_run(reference, run)
+
+
+@pytest.mark.slow
+def test_sigterm_writes_a_checkpoint_exits_75_and_resumes_exactly(tmp_path):
+    reference = _reference(tmp_path, "maddpg")
+    run = tmp_path / "preempted"
+    proc = _start([*AGENTS["maddpg"], *COMMON, f"hydra.run.dir={run}"], tmp_path)
+    _wait_for_checkpoint(proc, run)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == EXIT_INTERRUPTED, err[-3000:]
+    assert "stopped by SIGTERM" in err and f"resume={run}" in err
+    assert "Traceback" not in err
+    continued = run_cli(["train", f"resume={run}"], cwd=tmp_path)
+    assert continued.returncode == 0, continued.stderr[-3000:]
+    _assert_same_run(reference, run)
+
+
+# Dies (SIGKILL, as a power cut would) halfway through its second checkpoint: the files are written into
+# the temporary directory, the rename into place never happens.
+_CRASH_IN_SECOND_CHECKPOINT = """
+import os, signal
+import rlkit.resume as resume
+_replace, _count = os.replace, [0]
+def dying_replace(src, dst):
+    if str(dst).rsplit('/', 1)[-1].startswith('step_'):
+        _count[0] += 1
+        if _count[0] == 2:
+            os.kill(os.getpid(), signal.SIGKILL)
+    return _replace(src, dst)
+resume.os.replace = dying_replace
+"""
+
+
+@pytest.mark.slow
+def test_a_kill_during_a_checkpoint_write_leaves_the_previous_one_and_resume_uses_it(tmp_path):
+    reference = _reference(tmp_path, "dqn")
+    run = tmp_path / "crashed"
+    proc = _start([*AGENTS["dqn"], *COMMON, f"hydra.run.dir={run}"], tmp_path, code=_CRASH_IN_SECOND_CHECKPOINT)
+    proc.wait(timeout=120)
+    assert proc.returncode == -signal.SIGKILL
+    complete = checkpoints(run / RESUME_DIR)
+    assert [p.name for p in complete] == ["step_000000001000"]
+    assert list((run / RESUME_DIR).glob(".step_*.tmp")), "the half-written checkpoint should be left behind"
+    assert read_checkpoint(complete[0]).step == 1000
+    continued = run_cli(["train", f"resume={run}"], cwd=tmp_path)
+    assert continued.returncode == 0, continued.stderr[-3000:]
+    _assert_same_run(reference, run)
+
+
+@pytest.mark.slow
+def test_resume_auto_continues_the_unfinished_run_of_the_same_config_or_starts_anew(tmp_path):
+    args = [*AGENTS["dqn"], *COMMON]
+    fresh = run_cli(["train", "resume=auto", *args, "total_steps=2000"], cwd=tmp_path)
+    assert fresh.returncode == 0, fresh.stderr[-3000:]
+    assert "starting a new run" in fresh.stderr
+    proc = _start(args, tmp_path)
+    runs_root = tmp_path / "runs" / "balancing_pole" / "dqn"
+    deadline = time.monotonic() + 60
+    while not [r for r in runs_root.glob("*") if checkpoints(r / RESUME_DIR)]:
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    unfinished = [r for r in runs_root.glob("*") if not (r / "summary.json").exists()]
+    assert len(unfinished) == 1
+    other = run_cli(["train", "resume=auto", *args, "seed=1", "total_steps=1500"], cwd=tmp_path)
+    assert "starting a new run" in other.stderr  # another config: not that run
+    continued = run_cli(["train", "resume=auto", *args], cwd=tmp_path)
+    assert continued.returncode == 0, continued.stderr[-3000:]
+    assert f"continuing {unfinished[0].relative_to(tmp_path)}" in continued.stderr
+    assert (unfinished[0] / "summary.json").exists()
+    assert len(list(runs_root.glob("*"))) == 3  # the 2000-step run, the continued one, seed 1
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    cwd = tmp_path_factory.mktemp("finished")
+    done = run_cli(["train", "total_steps=300", *COMMON, f"hydra.run.dir={cwd / 'run'}"], cwd=cwd)
+    assert done.returncode == 0, done.stderr
+    return cwd / "run"
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["resume=nowhere"], "run directory nowhere does not exist"),
+    (["resume={run}"], "has no training checkpoint to continue from"),
+    (["resume={finished}"], "has finished (summary.json exists)"),
+    (["resume={run}", "agent.learning_rate=0.1"], "takes no other overrides"),
+    (["-m", "resume={run}", "seed=1,2"], "cannot be combined with -m"),
+])
+def test_resume_refuses_what_it_cannot_do_in_one_line(tmp_path, finished_run, args, message):
+    run = tmp_path / "run"  # a run that was killed before its first checkpoint
+    (run / ".hydra").mkdir(parents=True)
+    for name in ("config.yaml", "overrides.yaml"):
+        (run / ".hydra" / name).write_text((finished_run / ".hydra" / name).read_text())
+    out = run_cli(["train", *[a.format(run=run, finished=finished_run) for a in args]], cwd=tmp_path)
+    assert out.returncode == 2
+    assert message in out.stderr and "Traceback" not in out.stderr
+
+
+# ----------------------------------------------------------------------------------------------- units
+def test_a_second_signal_stops_at_once():
+    guard = SignalGuard()
+    with guard.installed():
+        os.kill(os.getpid(), signal.SIGINT)
+        assert guard.requested == "SIGINT"
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGTERM)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_pack_and_unpack_keep_arrays_tensors_and_values():
+    import torch
+
+    tree = {"a": np.arange(5, dtype=np.uint32), "t": torch.ones(2, 3), "nested": [{"b": np.array([True])}, 3.5],
+            "none": None, "big": 2 ** 100}
+    doc, arrays = pack(tree)
+    back = unpack(doc, arrays)
+    assert back["a"].dtype == np.uint32 and np.array_equal(back["a"], tree["a"])
+    assert isinstance(back["t"], torch.Tensor) and torch.equal(back["t"], tree["t"])
+    assert back["nested"][0]["b"].dtype == bool and back["nested"][1] == 3.5 and back["big"] == 2 ** 100
+
+
+@pytest.mark.parametrize("env", ["balancing_pole", "robotic_arm", "multi_cartpole"])
+def test_env_snapshots_continue_exactly(env):
+    factory = build_env(compose_cfg([f"env={env}"]).env)
+    rng = np.random.default_rng(0)
+    a, b = factory.make_vec(3), factory.make_vec(3)
+    a.reset(seed=1)
+    b.reset(seed=2)
+    space = a.single_action_space
+
+    def actions():
+        if hasattr(a, "num_agents"):  # the multi-agent cart-pole: a force per cart
+            return rng.uniform(-1, 1, (3, a.num_agents, 1)).astype(np.float32)
+        if isinstance(space, spaces.Discrete):
+            return rng.integers(0, space.n, 3)
+        return rng.uniform(-1, 1, (3, *space.shape)).astype(np.float32)
+
+    for _ in range(150):
+        a.step(actions())
+    state, exact = env_state(a)
+    assert exact
+    set_env_state(b, state)
+    for _ in range(300):  # through several autoresets
+        act = actions()
+        ra, rb = a.step(act), b.step(act)
+        for x, y in zip(ra[:4], rb[:4], strict=True):
+            assert np.array_equal(x, y)
+
+
+def test_a_crafted_state_file_is_refused_without_running_it(tmp_path):
+    """state.npz with an object array (which np.load would unpickle) is refused; its payload never runs."""
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    ck = tmp_path / "run" / RESUME_DIR / "step_000000000100"
+    ck.mkdir(parents=True)
+    (ck / "agent.safetensors").write_bytes(b"")
+    with open(ck / "state.npz", "wb") as f:
+        np.savez(f, a0=np.array([Payload()], dtype=object))
+    (ck / "state.json").write_text('{"format": 1, "step": 100, "evil": {"__array__": "a0"}}')
+    with pytest.raises(RunDirError, match="corrupt or not a plain .npz"):
+        latest_checkpoint(tmp_path / "run")
+    assert not marker.exists()
+    (ck / "state.json").write_text('{"format": 1, "step": 1')
+    with pytest.raises(RunDirError, match="state.json is corrupt"):
+        latest_checkpoint(tmp_path / "run")
+
+
+def test_checkpoints_come_every_n_steps_and_only_the_last_k_are_kept(tmp_path):
+    from rlkit.train import train
+
+    cfg = compose_cfg(["agent=dqn", "total_steps=2000", "callbacks.progress_bar=false", "callbacks.eval.episodes=2",
+                       "callbacks.checkpoint.every_steps=400", "callbacks.checkpoint.every_seconds=0",
+                       "callbacks.checkpoint.keep_last=2", "callbacks.checkpoint.keep_after_finish=true"])
+    summary = train(cfg, tmp_path / "run")
+    kept = checkpoints(tmp_path / "run" / RESUME_DIR)
+    assert [p.name for p in kept] == ["step_000000001200", "step_000000001600"]  # none at the end: finished
+    assert len(summary["checkpoint_write_seconds"]) == 4
+    state = read_checkpoint(kept[-1]).state
+    assert state["agent_state"]["buffer"]["observations"].shape[0] == 1600  # the whole replay buffer
+    assert not list((tmp_path / "run" / RESUME_DIR).glob(".*"))
