@@ -79,7 +79,7 @@ def disk_full_errors(writing: Path, checkpoints: Path | None = None) -> Iterator
 
     Args:
         writing: The file (or directory) being written, named when the error does not say which file it was
-            (a failed ``write`` carries no file name; TensorBoard's writer thread raises later).
+            (a failed ``write`` carries no file name, nor does the error TensorBoard's writer thread raises).
         checkpoints: The run's checkpoint directory: the message lists the checkpoints left intact there.
     """
     try:

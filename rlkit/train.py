@@ -122,7 +122,7 @@ def train(cfg: TrainConfig, run_dir: Path, callbacks: Sequence[Callback] = (),
     ``checkpoints/last.safetensors``, ``summary.json`` says why it stopped, and the error is raised again. A full
     disk raises :class:`rlkit.errors.DiskFullError`, naming the checkpoints left intact.
     """
-    with disk_full_errors(run_dir / "tb", run_dir / "checkpoints"), quiet_disk_full_in_threads():
+    with disk_full_errors(run_dir, run_dir / "checkpoints"), quiet_disk_full_in_threads():
         return _train(cfg, run_dir, callbacks, resume_from)
 
 

@@ -377,7 +377,7 @@ CASES: list[tuple[str, Case, type[BaseException] | tuple[type[BaseException], ..
      r"disk full while writing .*best.safetensors \(No space left on device\); the previous checkpoint "
      r".*best.safetensors is intact"),
     ("disk full, TensorBoard", disk_full_tensorboard, DiskFullError,
-     r"disk full while writing .*tb \(No space left on device\); the previous checkpoint .*best.safetensors is "
+     r"disk full while writing .*run \(No space left on device\); the previous checkpoint .*best.safetensors is "
      r"intact"),
     ("run dir taken", run_dir_taken, RunDirError,
      r"run already holds another run \(.hydra/ exists\); rlkit never writes into another run's directory"),
