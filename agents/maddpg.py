@@ -40,6 +40,7 @@ from rlkit.callbacks import Callback, Episode
 from rlkit.checkpoint import load_checkpoint, optimizer_from_tensors, optimizer_to_tensors, save_checkpoint
 from rlkit.envs.state import env_state, set_env_state
 from rlkit.errors import ConfigError, RunDirError
+from rlkit.guards import refuse_diverging_steps
 
 _CHECKPOINT_FORMAT = 1
 
@@ -242,6 +243,8 @@ class MADDPG(Agent):
         # fused: one kernel per step for all parameters, much faster than the per-tensor loop on CPU.
         self.actor_opt = torch.optim.Adam(self._actor_params, lr=cfg.actor_learning_rate, fused=True)
         self.critic_opt = torch.optim.Adam(self._critic_params, lr=cfg.critic_learning_rate, fused=True)
+        refuse_diverging_steps(self.actor_opt, "maddpg's actors", lambda: self.num_steps)
+        refuse_diverging_steps(self.critic_opt, "maddpg's critics", lambda: self.num_steps)
         self._agent_ids = torch.eye(a).unsqueeze(1)  # (agents, 1, agents): one-hot id of each agent
         self._rotations = (torch.arange(a)[:, None] + torch.arange(a)[None]) % a  # row i: i, i+1, ..., i-1
         self.generator = torch.Generator().manual_seed(seed)

@@ -36,6 +36,7 @@ from rlkit.checkpoint import load_checkpoint, optimizer_from_tensors, optimizer_
 from rlkit.config import ReinforceConfig
 from rlkit.envs.state import env_state, set_env_state
 from rlkit.errors import ConfigError, RunDirError
+from rlkit.guards import refuse_diverging_steps
 
 _CHECKPOINT_FORMAT = 1
 
@@ -198,6 +199,8 @@ class Reinforce(Agent):
             obs_dim = self.observation_space.shape[0]
             self.value = mlp([obs_dim, *cfg.net_arch, 1], cfg.activation_fn).to(self.device)
             self.value_opt = torch.optim.Adam(self.value.parameters(), lr=cfg.value_learning_rate)
+            refuse_diverging_steps(self.value_opt, "reinforce's baseline", lambda: self.num_steps)
+        refuse_diverging_steps(self.policy_opt, "reinforce's policy", lambda: self.num_steps)
         self.num_steps = 0
         self._resume: dict[str, Any] | None = None
 

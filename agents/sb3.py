@@ -30,6 +30,7 @@ from rlkit.checkpoint import load_checkpoint, optimizer_from_tensors, optimizer_
 from rlkit.envs.adapters import DiscretizedActions
 from rlkit.envs.state import env_state, generator_from_state, set_env_state
 from rlkit.errors import ConfigError, RunDirError
+from rlkit.guards import refuse_diverging_steps
 
 ACTIVATION_FNS: dict[str, type[torch.nn.Module]] = {
     "relu": torch.nn.ReLU,
@@ -187,6 +188,8 @@ class SB3Agent(Agent):
         self.model = algo_cls(
             cfg.policy, venv, seed=seed, device=cfg.device, policy_kwargs=policy_kwargs, verbose=0, **kwargs
         )
+        for name, optimizer in _optimizers(self.model).items():
+            refuse_diverging_steps(optimizer, f"{cfg.algo}'s {name}", lambda: int(self.model.num_timesteps))
         self._resume: dict[str, Any] | None = None
 
     def learn(self, total_steps: int, callback: Callback) -> None:
@@ -284,8 +287,8 @@ class SB3Agent(Agent):
         tensors, meta = load_checkpoint(path)
         if meta.get("algo") != self.cfg.algo:
             raise RunDirError(
-                f"checkpoint {path} was written by {meta.get('algo')!r}, but the run's config builds "
-                f"{self.cfg.algo!r}"
+                f"checkpoint {path} was written by {meta.get('algo') or meta.get('agent')!r}, but the run's config "
+                f"builds {self.cfg.algo!r}"
             )
         policy = self.model.policy
         weights = {k[len("policy."):]: v for k, v in tensors.items() if k.startswith("policy.")}

@@ -15,9 +15,9 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
-from rlkit.errors import RunDirError
+from rlkit.errors import RunDirError, disk_full_errors
 
 _META_KEY = "rlkit"
 
@@ -25,21 +25,25 @@ _META_KEY = "rlkit"
 def save_checkpoint(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
     """Write ``tensors`` and ``meta`` to ``path`` atomically (temporary file, fsync, rename).
 
-    A crash during the write leaves the previous file at ``path`` intact.
+    A crash during the write leaves the previous file at ``path`` intact; a full disk raises
+    :class:`rlkit.errors.DiskFullError` saying so.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
     # safetensors refuses views that share storage; a contiguous copy of each tensor is cheap here.
     flat = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(flat, tmp, metadata={_META_KEY: json.dumps(meta)})
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with disk_full_errors(path, path.parent):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            # Serialised in memory and written by Python, so a full disk is an OSError with its errno
+            # (safetensors' save_file reports it as a SafetensorError with text only).
+            with os.fdopen(fd, "wb") as f:
+                f.write(save(flat, metadata={_META_KEY: json.dumps(meta)}))
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
@@ -58,6 +62,10 @@ def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]
         with safe_open(str(path), framework="pt") as f:
             raw_meta = (f.metadata() or {}).get(_META_KEY)
     except (SafetensorError, OSError, ValueError) as e:
+        kind = _code_format(path)
+        if kind is not None:
+            raise RunDirError(f"checkpoint {path} is {kind}, which can run code when loaded: refused. rlkit "
+                              "never unpickles; its checkpoints are safetensors files written by rlkit") from None
         raise RunDirError(f"checkpoint {path} is corrupt or not a safetensors file ({e})") from None
     if raw_meta is None:
         raise RunDirError(f"checkpoint {path} has no rlkit metadata: it was not written by rlkit")
@@ -66,6 +74,23 @@ def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]
     except json.JSONDecodeError as e:
         raise RunDirError(f"checkpoint {path} has corrupt metadata ({e})") from None
     return tensors, meta
+
+
+def _code_format(path: Path) -> str | None:
+    r"""Which format that runs code when loaded ``path`` is in (pickle, or torch.save's zip of pickles), if any.
+
+    A safetensors file starts with its header's length (8 bytes) and then ``{``, so even a damaged one is told
+    apart from a pickle (``\x80`` and its protocol, 2 to 5) and a zip archive (``PK\x03\x04``).
+    """
+    with open(path, "rb") as f:
+        head = f.read(9)
+    if head[8:9] == b"{":
+        return None
+    if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
+        return "a pickle"
+    if head[:4] == b"PK\x03\x04":
+        return "a zip archive (torch.save's or SB3's format, which holds pickles)"
+    return None
 
 
 def optimizer_to_tensors(optimizer: torch.optim.Optimizer, prefix: str) -> tuple[dict[str, torch.Tensor], Any]:

@@ -1,6 +1,14 @@
 """Errors that mean the user asked for something wrong; the CLI prints them without a traceback."""
 
+import contextlib
+import errno
+from collections.abc import Iterator
+from pathlib import Path
+
 from hydra.errors import CompactHydraException
+
+DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+"""``errno`` values of a write that failed for want of space: no space left, disk quota exceeded."""
 
 DEBUG_ENV = "RLKIT_DEBUG"
 """Environment variable that turns rlkit's one-paragraph errors back into tracebacks."""
@@ -40,3 +48,54 @@ class SweepError(_ShownByHydra):
 
 class JobFailed(_ShownByHydra):
     """A multirun job stopped on a user error; Hydra reports the first such job after its batch."""
+
+
+class EnvError(RlkitError, ValueError):
+    """An environment's output rlkit cannot learn from, or an action that does not fit its action space.
+
+    Outputs: NaN or infinite observations or rewards, a reward that is not a number.
+    """
+
+
+class TrainingDiverged(RlkitError):
+    """A loss or gradient became NaN or infinite; the update that would have written it was not applied.
+
+    ``weights_finite`` says whether the weights (from the last applied update) are still finite, i.e. worth
+    saving as the run's last good state.
+    """
+
+    def __init__(self, message: str, weights_finite: bool = True) -> None:
+        super().__init__(message)
+        self.weights_finite = weights_finite
+
+
+class DiskFullError(RlkitError, OSError):
+    """Writing a run's files failed because the disk (or the user's quota) is full."""
+
+
+@contextlib.contextmanager
+def disk_full_errors(writing: Path, checkpoints: Path | None = None) -> Iterator[None]:
+    """Turn a full disk (or quota) inside the block into a :class:`DiskFullError` that names what survives.
+
+    Args:
+        writing: The file (or directory) being written, named when the error does not say which file it was
+            (a failed ``write`` carries no file name, nor does the error TensorBoard's writer thread raises).
+        checkpoints: The run's checkpoint directory: the message lists the checkpoints left intact there.
+    """
+    try:
+        yield
+    except DiskFullError:
+        raise
+    except OSError as e:
+        if e.errno not in DISK_FULL:
+            raise
+        target = Path(e.filename) if e.filename else writing
+        if checkpoints is None:
+            kept = f"the previous {target.name} is intact" if target.is_file() else "nothing earlier was lost"
+        else:
+            intact = sorted(checkpoints.glob("*.safetensors")) if checkpoints.is_dir() else []
+            kept = (f"the previous checkpoint{'s' if len(intact) > 1 else ''} "
+                    f"{', '.join(str(p) for p in intact)} {'are' if len(intact) > 1 else 'is'} intact"
+                    if intact else "no checkpoint had been written yet")
+        raise DiskFullError(f"disk full while writing {target} ({e.strerror or e}); {kept}. "
+                            "Free some space and run again") from e

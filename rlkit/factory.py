@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import itertools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -71,6 +72,7 @@ def _balancing_pole(cfg: BalancingPoleConfig) -> EnvFactory:
 
 def _gym(cfg: GymEnvConfig) -> EnvFactory:
     import rlkit.envs  # noqa: F401  (so rlkit/ ids resolve too)
+    from rlkit.guards import CheckedEnv
 
     kwargs = dict(cfg.kwargs)
 
@@ -87,10 +89,18 @@ def _gym(cfg: GymEnvConfig) -> EnvFactory:
     threshold = cfg.reward_threshold
     if threshold is None and probe.spec is not None:
         threshold = probe.spec.reward_threshold
+    own_vector = probe.spec is not None and probe.spec.vector_entry_point is not None
     probe.close()
+
     def make_vec(n: int) -> gym.vector.VectorEnv:
-        # The env's own vector_entry_point when it has one (e.g. CartPole-v1), else copies in one process.
-        return gym.make_vec(cfg.id, num_envs=n, **kwargs)
+        # The env's own vector_entry_point when it has one (e.g. CartPole-v1), else copies in one process. Those
+        # copies are checked one by one: the vector env packs their rewards into a float array, where a reward
+        # such as 'abc' would fail with NumPy's message instead of rlkit's.
+        if own_vector:
+            return gym.make_vec(cfg.id, num_envs=n, **kwargs)
+        copies = itertools.count()
+        return gym.make_vec(cfg.id, num_envs=n, wrappers=[lambda env: CheckedEnv(env, cfg.id, copy=next(copies))],
+                            **kwargs)
 
     return EnvFactory(make=make, make_vec=make_vec, label=cfg.id, reward_threshold=threshold)
 
@@ -268,9 +278,18 @@ AGENT_BUILDERS: dict[str, Callable[[Any, EnvFactory, int, bool], Agent]] = {
 
 
 def build_env(cfg: Any) -> EnvFactory:
-    """The environment factory for an env config."""
-    builder = ENV_BUILDERS[env_schema(cfg.name)]
-    return builder(cfg)
+    """The environment factory for an env config.
+
+    Its envs refuse NaN, infinite or non-numeric outputs and actions of the wrong shape (:mod:`rlkit.guards`).
+    """
+    from rlkit.guards import CheckedEnv, CheckedVectorEnv
+
+    env = ENV_BUILDERS[env_schema(cfg.name)](cfg)
+    return dataclasses.replace(
+        env,
+        make=lambda render_mode=None: CheckedEnv(env.make(render_mode), env.label),
+        make_vec=lambda n: CheckedVectorEnv(env.make_vec(n), env.label),
+    )
 
 
 def build_agent(cfg: Any, env: EnvFactory, seed: int, training: bool = True) -> Agent:

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from rlkit.config import AGENT_SCHEMAS, TrainConfig, check_known_keys, env_schema
-from rlkit.errors import ConfigError, RunDirError
+from rlkit.errors import ConfigError, RunDirError, disk_full_errors
 
 CONFIG_FILE = Path(".hydra") / "config.yaml"
 SUMMARY_FILE = "summary.json"
+SWEEP_MARKER = ".rlkit-sweep"
+"""Created (exclusively) in a multirun's directory when its sweep starts: the directory is that sweep's."""
 
 
 def load_run_config(run_dir: Path) -> TrainConfig:
@@ -28,8 +32,12 @@ def load_run_config(run_dir: Path) -> TrainConfig:
     if not path.is_file():
         raise RunDirError(f"{run_dir} is not an rlkit run directory: {CONFIG_FILE} is missing")
     try:
-        raw = OmegaConf.load(path)
+        raw = OmegaConf.load(path)  # a safe YAML loader: tags such as !!python/object are errors, never calls
     except Exception as e:  # YAML scanner/parser errors have no common base class worth naming
+        tag = re.search(r"tag:yaml.org,2002:(python/\S*?)'", str(e))
+        if tag:
+            raise RunDirError(f"{path} holds the YAML tag !!{tag.group(1)}, which would run code: refused. rlkit "
+                              "reads a run's config as plain data and never runs code from it") from None
         raise RunDirError(f"{path} is corrupt: {e}") from None
     if not OmegaConf.is_dict(raw) or "env" not in raw or "agent" not in raw:
         raise RunDirError(f"{path} is corrupt: it has no env and agent sections")
@@ -63,8 +71,78 @@ def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
     """Write JSON atomically: a reader sees the old file or the new one, never half of one."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, path)
+    with disk_full_errors(path):
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump(data, f, indent=2)
+                f.write("\n")
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+# ---------------------------------------------------------------------------------------------- claiming
+def claim_run_dir(run_dir: Path, marker: str = ".hydra") -> None:
+    """Make ``run_dir`` this run's own, or refuse it if it holds another run.
+
+    ``marker`` (Hydra's ``.hydra/``, where the run's config goes) is created with one atomic ``mkdir``: of two
+    processes given the same directory, even in the same microsecond, only one gets it. A directory with a
+    summary, checkpoints or TensorBoard events from a run that had no marker is refused too.
+    """
+    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        (run_dir / marker).mkdir()
+    except FileExistsError:
+        raise _taken(run_dir, f"{marker}/") from None
+    _refuse_leftovers(run_dir, run_dir / marker, (SUMMARY_FILE, "checkpoints", "tb"))
+
+
+def claim_sweep_dir(sweep_dir: Path) -> None:
+    """:func:`claim_run_dir` for a multirun's directory (its jobs' run directories are numbered inside it)."""
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        (sweep_dir / SWEEP_MARKER).open("x").close()
+    except FileExistsError:
+        raise _taken(sweep_dir, SWEEP_MARKER) from None
+    _refuse_leftovers(sweep_dir, sweep_dir / SWEEP_MARKER, ("multirun.yaml", "jobs.csv", "0"))
+
+
+def _refuse_leftovers(directory: Path, marker: Path, names: tuple[str, ...]) -> None:
+    found = [n for n in names if (directory / n).exists()]
+    if found:
+        marker.rmdir() if marker.is_dir() else marker.unlink()
+        raise _taken(directory, found[0])
+
+
+def _taken(directory: Path, evidence: str) -> RunDirError:
+    return RunDirError(
+        f"{directory} already holds another run ({evidence} exists); rlkit never writes into another run's "
+        "directory. Choose a new hydra.run.dir (hydra.sweep.dir for -m), or leave it to the default, which is "
+        "new for every start"
+    )
+
+
+class ClaimRunDir(Callback):
+    """Hydra callback (configured in ``train.yaml``): claim the run's or sweep's directory before Hydra writes.
+
+    Hydra writes ``.hydra/config.yaml`` into the run directory before rlkit's code starts, so the claim happens
+    in ``on_run_start``/``on_multirun_start``; a refusal is printed like any rlkit error (exit status 2).
+    """
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """Claim ``hydra.run.dir``, unless the run continues in it (``resume=``: the directory is its own)."""
+        from rlkit.cli import _user_errors
+
+        if config.get("resume") is not None:
+            return
+        with _user_errors():
+            claim_run_dir(Path(str(config.hydra.run.dir)), str(config.hydra.output_subdir or ".hydra"))
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """Claim ``hydra.sweep.dir``."""
+        from rlkit.cli import _user_errors
+
+        with _user_errors():
+            claim_sweep_dir(Path(str(config.hydra.sweep.dir)))

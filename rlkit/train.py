@@ -28,8 +28,9 @@ from rlkit.callbacks import (
     TrainingContext,
 )
 from rlkit.config import TrainConfig
-from rlkit.errors import ConfigError, RunDirError
+from rlkit.errors import ConfigError, RunDirError, TrainingDiverged, disk_full_errors
 from rlkit.factory import build_agent, build_env
+from rlkit.guards import quiet_disk_full_in_threads
 from rlkit.resume import (
     RESUME_DIR,
     Checkpointer,
@@ -116,7 +117,17 @@ def train(cfg: TrainConfig, run_dir: Path, callbacks: Sequence[Callback] = (),
     ``resume_from`` continues the run from a training checkpoint of it (:mod:`rlkit.resume`): the same
     episodes, weights and TensorBoard scalars as if it had never stopped. SIGTERM and SIGINT write a
     checkpoint and raise :class:`rlkit.resume.RunInterrupted`.
+
+    A diverging loss (:class:`TrainingDiverged`) stops the run: the last good weights go to
+    ``checkpoints/last.safetensors``, ``summary.json`` says why it stopped, and the error is raised again. A full
+    disk raises :class:`rlkit.errors.DiskFullError`, naming the checkpoints left intact.
     """
+    with disk_full_errors(run_dir, run_dir / "checkpoints"), quiet_disk_full_in_threads():
+        return _train(cfg, run_dir, callbacks, resume_from)
+
+
+def _train(cfg: TrainConfig, run_dir: Path, callbacks: Sequence[Callback],
+           resume_from: TrainingCheckpoint | None) -> dict[str, Any]:
     cfg.validate()
     run_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(cfg.torch_threads)
@@ -184,12 +195,20 @@ def train(cfg: TrainConfig, run_dir: Path, callbacks: Sequence[Callback] = (),
     if resume_from is not None:
         ctx.start_time = time.perf_counter() - float(resume_from.state["elapsed"])
         set_global_rng_state(resume_from.state["rng"])
+    diverged: TrainingDiverged | None = None
+    last = run_dir / "checkpoints" / "last.safetensors"
     try:
-        with guard.installed():
-            agent.learn(cfg.total_steps, callback_list)
+        try:
+            with guard.installed():
+                agent.learn(cfg.total_steps, callback_list)
+        except TrainingDiverged as e:
+            diverged = e  # no final evaluation: its weights may be too large to play with
         steps = callback_list.num_steps
-        callback_list.on_training_end()
-        agent.save(run_dir / "checkpoints" / "last.safetensors", {"step": steps})
+        if diverged is None:
+            callback_list.on_training_end()
+        saved_last = diverged is None or diverged.weights_finite  # never write NaN weights
+        if saved_last:
+            agent.save(last, {"step": steps})
     except TrainingInterrupted as stop:
         where = f"checkpoint {stop.checkpoint}" if stop.checkpoint else "no checkpoint (nothing trained yet)"
         raise RunInterrupted(
@@ -200,7 +219,7 @@ def train(cfg: TrainConfig, run_dir: Path, callbacks: Sequence[Callback] = (),
         if writer is not None:
             writer.close()
     wall = time.perf_counter() - ctx.start_time
-    if not ck.keep_after_finish:
+    if not ck.keep_after_finish and diverged is None:  # a diverged run keeps its earlier training checkpoints
         shutil.rmtree(run_dir / RESUME_DIR, ignore_errors=True)
 
     summary = {
@@ -218,12 +237,18 @@ def train(cfg: TrainConfig, run_dir: Path, callbacks: Sequence[Callback] = (),
         "solved": evaluator.solved_at,
         "final_eval": _evaluation_dict(evaluator.last),
         "best_eval": _evaluation_dict(evaluator.best),
-        "checkpoints": {"best": "checkpoints/best.safetensors", "last": "checkpoints/last.safetensors"},
+        "checkpoints": {"best": "checkpoints/best.safetensors" if evaluator.best else None,
+                        "last": "checkpoints/last.safetensors" if saved_last else None},
         "resumed_from": None if resume_from is None else resume_from.step,
         "checkpoint_write_seconds": checkpointer.write_seconds,
         "versions": package_versions(),
     }
+    if diverged is not None:
+        summary["stopped"] = str(diverged).removeprefix("training ")  # "diverged at step ...: why"
     write_json(run_dir / SUMMARY_FILE, summary)
+    if diverged is not None:
+        kept = f"the last good weights are in {last}" if saved_last else "its weights were not saved"
+        raise TrainingDiverged(f"{diverged}. The run stopped; {kept}", diverged.weights_finite) from diverged
     return summary
 
 

@@ -29,7 +29,7 @@ def test_a_failed_write_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
     def crash(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(ck, "save_file", crash)
+    monkeypatch.setattr(ck, "save", crash)
     with pytest.raises(OSError, match="disk full"):
         save_checkpoint(path, {"w": torch.zeros(2)}, {"step": 2})
     tensors, meta = load_checkpoint(path)

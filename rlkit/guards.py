@@ -1,0 +1,280 @@
+"""Guards against bad input while a run goes on: env outputs, actions, diverging losses.
+
+Each problem becomes an :class:`~rlkit.errors.RlkitError` that names it. The environment checks run on every
+step, so their cost is one vectorised ``np.isfinite`` over a batch of observations and one over its rewards,
+plus a shape comparison per action; the search for the offending value runs only once something is wrong.
+:func:`rlkit.factory.build_env` puts them around every environment rlkit makes, for training (native and SB3
+agents) and for evaluation alike.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium import spaces
+
+from rlkit.agents.networks import grad_norm
+from rlkit.errors import DISK_FULL, EnvError, TrainingDiverged
+
+# The ufunc itself: half the call overhead of ndarray.sum on small arrays. Summed in float64, so large finite
+# float32 observations do not overflow.
+_sum = np.add.reduce
+
+
+# ---------------------------------------------------------------------------------------------- values
+def bad_number(value: Any) -> str | None:
+    """What makes ``value`` unfit to learn from, or None if every number in it is finite.
+
+    ``value`` is a number, an array, or a dict/tuple of them (Gymnasium's Dict and Tuple observations). The
+    answer completes a sentence about the value: ``"contains NaN at index 2"``, ``"is inf"``,
+    ``"is not a number: 'abc'"``.
+    """
+    if type(value) is np.ndarray and value.dtype.kind == "f" and math.isfinite(_sum(value, None, np.float64)):
+        return None  # the hot path: a float array whose sum is finite holds only finite numbers
+    if isinstance(value, float | np.floating):  # a single env's reward: no array needed
+        return None if math.isfinite(value) else f"is {_name(value)}"
+    if isinstance(value, bool | int | np.integer | np.bool_):
+        return None
+    if value is None:  # NumPy would read it as NaN
+        return "is not a number: None"
+    if isinstance(value, dict):
+        return next((f"at key {k!r} {p}" for k, v in value.items() if (p := bad_number(v)) is not None), None)
+    if isinstance(value, tuple):
+        return next((f"at position {i} {p}" for i, v in enumerate(value) if (p := bad_number(v)) is not None), None)
+    try:
+        arr = np.asarray(value)
+        if arr.dtype.kind in "biu":
+            return None
+        if arr.dtype.kind not in "fc":
+            arr = arr.astype(np.float64)
+    except (TypeError, ValueError):
+        return f"is not a number: {_short(value)}"
+    finite = np.isfinite(arr)
+    if finite.all():
+        return None
+    where = np.argwhere(~finite)
+    first = arr[tuple(where[0])]
+    if arr.ndim == 0:
+        return f"is {_name(first)}"
+    index = int(where[0][0]) if arr.ndim == 1 else tuple(int(i) for i in where[0])
+    more = f", {len(where)} non-finite values in all" if len(where) > 1 else ""
+    return f"contains {_name(first)} at index {index}{more}"
+
+
+def _name(x: Any) -> str:
+    x = complex(x)
+    bad = x.real if not math.isfinite(x.real) else x.imag
+    return "NaN" if math.isnan(bad) else ("inf" if bad > 0 else "-inf")
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _action_shape(space: gym.Space[Any]) -> tuple[int, ...] | None:
+    """The shape every action of ``space`` has, or None where rlkit does not check it (Dict, Tuple, ...)."""
+    if isinstance(space, spaces.Box | spaces.MultiDiscrete | spaces.MultiBinary):
+        return tuple(space.shape)
+    if isinstance(space, spaces.Discrete):
+        return ()
+    return None
+
+
+# ---------------------------------------------------------------------------------------------- environments
+_ADVICE = "rlkit cannot learn from it. Check the environment's physics and its observation and reward computations"
+
+
+def _shape(action: Any) -> tuple[int, ...]:
+    """``np.shape`` without its cost for the common cases (an int, an array)."""
+    if isinstance(action, int):
+        return ()
+    shape = getattr(action, "shape", None)
+    return np.shape(action) if shape is None else shape
+
+
+class _Checked:
+    """The checks of :class:`CheckedEnv` and :class:`CheckedVectorEnv`; they say where a step happened."""
+
+    label: str
+    _action_shape: tuple[int, ...] | None
+    _step: int
+
+    @property
+    def _inner(self) -> Any:
+        raise NotImplementedError
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_") or name in ("env", "envs"):
+            raise AttributeError(name)
+        return getattr(self._inner, name)
+
+    def reset(self, *args: Any, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        """Reset, and check the first observation(s)."""
+        obs, info = self._inner.reset(*args, **kwargs)
+        self._started()
+        if bad_number(obs) is not None:
+            self._refuse({"observation": obs}, self._where(reset=True))
+        return obs, info
+
+    def step(self, action: Any) -> tuple[Any, Any, Any, Any, dict[str, Any]]:
+        """Check the action's shape, step, and check the observation(s) and the reward(s)."""
+        if self._action_shape is not None and _shape(action) != self._action_shape:
+            raise EnvError(self._misfit(action))
+        obs, reward, terminated, truncated, info = self._inner.step(action)
+        self._step += 1
+        if bad_number(obs) is not None or bad_number(reward) is not None:
+            self._refuse({"observation": obs, "reward": reward}, self._where())
+        return obs, reward, terminated, truncated, info
+
+    def _started(self) -> None:
+        self._step = 0
+
+    def _where(self, reset: bool = False) -> str:
+        raise NotImplementedError
+
+    def _misfit(self, action: Any) -> str:
+        raise NotImplementedError
+
+    def _refuse(self, values: dict[str, Any], where: str) -> None:
+        for what, value in values.items():
+            problem = bad_number(value)
+            if problem is not None:
+                raise EnvError(f"{what} from {self.label} {problem} ({where}); {_ADVICE}")
+
+
+class CheckedEnv(_Checked, gym.Wrapper):  # type: ignore[type-arg]
+    """An env that refuses NaN or infinite outputs, rewards that are no numbers, and actions of the wrong shape.
+
+    Each gets an :class:`EnvError` naming the env, the value and where it happened (episode and step).
+    Attributes other than Gymnasium's (``possible_agents``, ``window_closed``, ...) are the wrapped env's.
+
+    Args:
+        env: The environment.
+        label: Its name in messages (the run's env label, e.g. ``CartPole-v1``).
+        copy: Its index among copies stepped together, named in messages.
+    """
+
+    def __init__(self, env: gym.Env, label: str, copy: int | None = None) -> None:
+        gym.Wrapper.__init__(self, env)
+        self.label = label
+        self._copy = "" if copy is None else f"copy {copy}, "
+        self._action_shape = _action_shape(env.action_space)
+        self._episode = 0
+        self._step = 0
+
+    @property
+    def _inner(self) -> gym.Env:
+        return self.env
+
+    def _started(self) -> None:
+        self._episode += 1
+        self._step = 0
+
+    def _where(self, reset: bool = False) -> str:
+        where = f"at the reset of episode {self._episode}" if reset else f"episode {self._episode}, step {self._step}"
+        return self._copy + where
+
+    def _misfit(self, action: Any) -> str:
+        return (f"action for {self.label} has shape {np.shape(action)}, but its action space {self.env.action_space} "
+                f"takes actions of shape {self._action_shape}: {_short(action)}")
+
+
+class CheckedVectorEnv(_Checked):
+    """:class:`CheckedEnv` for copies stepped together, with the copy in the message.
+
+    Wraps a Gymnasium vector env, or rlkit's multi-agent array API (observations ``(copies, agents, obs_dim)``,
+    rewards ``(copies, agents)``, actions ``(copies, agents, ...)``). Any other attribute is the wrapped object's.
+    """
+
+    def __init__(self, envs: Any, label: str) -> None:
+        self.envs = envs
+        self.label = label
+        lead = (envs.num_envs, envs.num_agents) if hasattr(envs, "num_agents") else (envs.num_envs,)
+        shape = _action_shape(envs.single_action_space)
+        self._action_shape = None if shape is None else (*lead, *shape)
+        self._step = 0
+
+    @property
+    def _inner(self) -> Any:
+        return self.envs
+
+    def _where(self, reset: bool = False) -> str:
+        return "at reset" if reset else f"step {self._step}"
+
+    def _misfit(self, action: Any) -> str:
+        return (f"actions for {self.envs.num_envs} copies of {self.label} have shape {np.shape(action)}, but the env "
+                f"takes {self._action_shape} (action space {self.envs.single_action_space})")
+
+    def _refuse(self, values: dict[str, Any], where: str) -> None:
+        """Find the first copy something is wrong in, and say what, as for a single env."""
+        for what, batch in values.items():
+            if bad_number(batch) is None:
+                continue
+            for copy, value in enumerate(batch if isinstance(batch, np.ndarray) else np.asarray(batch, dtype=object)):
+                if bad_number(value) is not None:
+                    super()._refuse({what: value}, f"copy {copy}, {where}")
+            super()._refuse({what: batch}, where)
+
+    def close(self) -> None:
+        """Close the copies."""
+        self.envs.close()
+
+
+# ---------------------------------------------------------------------------------------------- training
+def refuse_diverging_steps(optimizer: torch.optim.Optimizer, what: str, step: Callable[[], int]) -> None:
+    """Make ``optimizer.step()`` raise :class:`TrainingDiverged` instead of applying NaN or infinite gradients.
+
+    A NaN or infinite loss gives NaN or infinite gradients, so one check of the gradients' norm before each step
+    keeps the weights at the last update that was finite. Works the same for native and SB3 optimizers.
+
+    Args:
+        optimizer: The optimizer to watch.
+        what: What it trains, for the message (``"reinforce's policy"``).
+        step: The agent's environment step count, for the message.
+    """
+
+    def check(opt: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        params = [p for group in opt.param_groups for p in group["params"]]
+        norm = grad_norm(params)
+        if math.isfinite(norm):
+            return
+        weights_finite = all(bool(torch.isfinite(p).all()) for p in params)
+        raise TrainingDiverged(
+            f"training diverged at step {step()}: the gradient of {what} is {_name(norm)} (a NaN or infinite loss); "
+            "the update was not applied"
+            + ("" if weights_finite else ", but the weights were already NaN or infinite") + ". Try a smaller "
+            "learning rate (agent.*learning_rate) or gradient clipping, and check the scale of the env's rewards and "
+            "observations",
+            weights_finite=weights_finite,
+        )
+
+    optimizer.register_step_pre_hook(check)
+
+
+@contextlib.contextmanager
+def quiet_disk_full_in_threads() -> Iterator[None]:
+    """Inside the block, a background thread that dies of a full disk prints no traceback.
+
+    TensorBoard writes events from a thread: when the disk fills up, the thread dies (Python prints its
+    traceback) and the main thread gets the same error at its next write, which
+    :func:`rlkit.errors.disk_full_errors` turns into one clear message; the thread's traceback would only bury it.
+    """
+    previous = threading.excepthook
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        if not (isinstance(args.exc_value, OSError) and args.exc_value.errno in DISK_FULL):
+            previous(args)
+
+    threading.excepthook = hook
+    try:
+        yield
+    finally:
+        threading.excepthook = previous
