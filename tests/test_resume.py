@@ -293,3 +293,29 @@ def test_checkpoints_come_every_n_steps_and_only_the_last_k_are_kept(tmp_path):
     state = read_checkpoint(kept[-1]).state
     assert state["agent_state"]["buffer"]["observations"].shape[0] == 1600  # the whole replay buffer
     assert not list((tmp_path / "run" / RESUME_DIR).glob(".*"))
+
+
+def test_a_full_disk_during_a_checkpoint_says_so_and_keeps_the_previous_one(tmp_path, monkeypatch):
+    import errno
+
+    import rlkit.resume as resume
+    from rlkit.errors import DiskFullError
+    from rlkit.train import train
+
+    real_savez, calls = np.savez, []
+
+    def savez(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_savez(*args, **kwargs)
+
+    monkeypatch.setattr(resume.np, "savez", savez)
+    cfg = compose_cfg(["agent=dqn", "total_steps=2000", "callbacks.progress_bar=false", "callbacks.eval.episodes=2",
+                       "callbacks.checkpoint.every_steps=500", "callbacks.checkpoint.every_seconds=0"])
+    with pytest.raises(DiskFullError, match="disk full while writing the training checkpoint .*step_000000001000.*"
+                                            "the previous one, .*step_000000000500, is intact"):
+        train(cfg, tmp_path / "run")
+    assert [p.name for p in checkpoints(tmp_path / "run" / RESUME_DIR)] == ["step_000000000500"]
+    assert not list((tmp_path / "run" / RESUME_DIR).glob(".*"))
+    assert latest_checkpoint(tmp_path / "run").step == 500
