@@ -83,14 +83,23 @@ def _evaluation_dict(evaluation: Evaluation | None) -> dict[str, Any] | None:
 
 
 def _extra_callbacks(specs: dict[str, Any]) -> list[Callback]:
+    from hydra.utils import get_object
+
     callbacks = []
     for key, spec in specs.items():
+        # The target is looked up and checked before anything is called: a config (a run directory's, when a
+        # run is continued) naming a function such as os.system never gets it run.
+        try:
+            target = get_object(str(spec["_target_"]))
+        except Exception as e:  # import errors of every kind
+            raise ConfigError(f"callbacks.extra.{key} cannot be built: {e}") from None
+        if not (isinstance(target, type) and issubclass(target, Callback)):
+            raise ConfigError(f"callbacks.extra.{key}._target_={spec['_target_']} is not a rlkit Callback class; "
+                              "nothing was called")
         try:
             cb = instantiate(spec)
-        except Exception as e:  # instantiate wraps import and argument errors alike
+        except Exception as e:  # instantiate wraps argument errors
             raise ConfigError(f"callbacks.extra.{key} cannot be built: {e}") from None
-        if not isinstance(cb, Callback):
-            raise ConfigError(f"callbacks.extra.{key} built a {type(cb).__name__}, not a rlkit Callback")
         callbacks.append(cb)
     return callbacks
 

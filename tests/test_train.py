@@ -99,6 +99,13 @@ def test_a_plugin_that_is_not_a_callback_is_refused(tmp_path):
     cfg = compose_cfg([*TINY, "+callbacks.extra.bad._target_=no.such.Thing"])
     with pytest.raises(ConfigError, match="cannot be built"):
         train(cfg, tmp_path / "run")
+    # A function is never called, whatever its arguments (a crafted run config continued with resume=).
+    marker = tmp_path / "ran"
+    cfg = compose_cfg([*TINY, "+callbacks.extra.bad._target_=os.system",
+                       f"+callbacks.extra.bad.command='touch {marker}'"])
+    with pytest.raises(ConfigError, match="os.system is not a rlkit Callback class; nothing was called"):
+        train(cfg, tmp_path / "run")
+    assert not marker.exists()
 
 
 def test_any_gymnasium_env_trains(tmp_path):
