@@ -21,6 +21,7 @@ import torch
 from gymnasium import spaces
 
 from rlkit.agents.networks import grad_norm
+from rlkit.envs.state import Snapshot
 from rlkit.errors import DISK_FULL, EnvError, TrainingDiverged
 
 # The ufunc itself: half the call overhead of ndarray.sum on small arrays. Summed in float64, so large finite
@@ -100,8 +101,13 @@ def _shape(action: Any) -> tuple[int, ...]:
     return np.shape(action) if shape is None else shape
 
 
-class _Checked:
-    """The checks of :class:`CheckedEnv` and :class:`CheckedVectorEnv`; they say where a step happened."""
+class _Checked(Snapshot):
+    """The checks of :class:`CheckedEnv` and :class:`CheckedVectorEnv`; they say where a step happened.
+
+    Their counters are part of an env snapshot (:mod:`rlkit.envs.state`), so a continued run names the same steps.
+    """
+
+    _snapshot_attrs: tuple[str, ...] = ("_step",)
 
     label: str
     _action_shape: tuple[int, ...] | None
@@ -161,6 +167,8 @@ class CheckedEnv(_Checked, gym.Wrapper):  # type: ignore[type-arg]
         label: Its name in messages (the run's env label, e.g. ``CartPole-v1``).
         copy: Its index among copies stepped together, named in messages.
     """
+
+    _snapshot_attrs = ("_step", "_episode")
 
     def __init__(self, env: gym.Env, label: str, copy: int | None = None) -> None:
         gym.Wrapper.__init__(self, env)
