@@ -14,7 +14,7 @@ TINY = ["--override", "total_steps=1000", "--override", "callbacks.eval.every_st
 @pytest.fixture(scope="module")
 def suite(tmp_path_factory):
     out = tmp_path_factory.mktemp("suite")
-    code = bench_suite.main(["--presets", "balancing_pole_reinforce", "--seeds", "2", "--out", str(out / "runs"),
+    code = bench_suite.main(["--presets", "balancing_pole_reinforce:2", "--seeds", "5", "--out", str(out / "runs"),
                              "--json", str(out / "suite.json"), "--markdown", str(out / "suite.md"),
                              "--plot", str(out / "plots"), *TINY])
     assert code == 0
@@ -59,8 +59,11 @@ def test_finished_runs_are_not_run_again(suite, capsys):
         json.loads((suite / "suite.json").read_text())["presets"]
 
 
-def test_unknown_preset_is_a_one_line_error(capsys):
-    assert bench_suite.main(["--presets", "balancing_pole_dqn,cartpole_ppo"]) == 2
+@pytest.mark.parametrize(("presets", "message"), [
+    ("balancing_pole_dqn,cartpole_ppo", "unknown preset(s) cartpole_ppo; valid presets: balancing_pole_dqn,"),
+    ("balancing_pole_dqn:0", "'balancing_pole_dqn:0': the number of seeds must be a whole number >= 1"),
+])
+def test_bad_presets_are_a_one_line_error(capsys, presets, message):
+    assert bench_suite.main(["--presets", presets]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1
-    assert "unknown preset(s) cartpole_ppo; valid presets: balancing_pole_dqn," in err
+    assert err.count("\n") == 1 and message in err
