@@ -178,10 +178,12 @@ def _hold_solved(group: Group) -> None:
             run.values = np.append(run.values, run.values[-1])
 
 
-def plot_family(family: str, presets: dict[str, Path], out: Path) -> Path:
-    """One PNG (and CSV) of a family's presets: evaluations against env steps and wall seconds."""
-    success = family == "robotic_arm"  # judged by its success rate, not its return
-    tag = "eval/success_rate" if success else "eval/mean_reward"
+def plot_family(presets: dict[str, Path], out: Path, success_threshold: float | None) -> Path:
+    """One PNG (and CSV) of one env's presets: evaluations against env steps and wall seconds.
+
+    An env with a success threshold (the arm) is judged by its success rate, so that is drawn; else the return.
+    """
+    tag = "eval/success_rate" if success_threshold is not None else "eval/mean_reward"
     groups = []
     for name, folder in presets.items():
         group = Group(label=name, runs=load_runs([folder], tag=tag))
@@ -191,8 +193,8 @@ def plot_family(family: str, presets: dict[str, Path], out: Path) -> Path:
         warnings.filterwarnings("ignore", message=".*stopped on reaching the threshold")
         drawn = [c for kind in ("steps", "wall") for c in curves(groups, x=kind)]
     runs = [r for g in groups for r in g.runs]
-    thresholds = ({float(runs[0].summary["success_threshold"]): "success threshold"} if success
-                  else reward_thresholds(runs))
+    thresholds = (reward_thresholds(runs) if success_threshold is None
+                  else {success_threshold: f"success threshold {success_threshold:.0%}"})
     png = plot_curves(drawn, out, tag=tag, thresholds=thresholds, size=(1100, 420))
     write_csv(drawn, png.with_suffix(".csv"))
     return png
@@ -264,7 +266,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, p in results["presets"].items():
         families.setdefault(p["env"], {})[name] = args.out / name
     for family, members in families.items():
-        print(f"plot: {plot_family(family, members, plot_dir / f'{family}.png')}")
+        success = results["presets"][next(iter(members))]["success_threshold"]
+        print(f"plot: {plot_family(members, plot_dir / f'{family}.png', success)}")
     print(f"json: {json_path}\nmarkdown: {md_path}\nsuite: {results['suite_process_seconds']:.0f} s of runs")
     return 0
 
