@@ -172,9 +172,11 @@ def _hold_solved(group: Group) -> None:
     last_wall = max(float(r.wall[-1]) for r in group.runs)
     for run in group.runs:
         solved = run.summary.get("solved")
-        if solved is not None and run.summary["steps"] == solved["step"] and run.steps[-1] < last_step:
+        stopped = solved is not None and run.summary["steps"] == solved["step"]
+        if stopped and (run.steps[-1] < last_step or run.wall[-1] < last_wall):
+            # The held point repeats the last value, so a repeated step or time leaves the curves unambiguous.
             run.steps = np.append(run.steps, last_step)
-            run.wall = np.append(run.wall, max(last_wall, float(run.wall[-1])))
+            run.wall = np.append(run.wall, last_wall)
             run.values = np.append(run.values, run.values[-1])
 
 
