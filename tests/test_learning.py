@@ -93,11 +93,11 @@ class _Evaluations(Callback):
 
 
 @pytest.mark.slow
-def test_maddpg_preset_reaches_90_percent_success_on_the_robotic_arm_for_2_of_3_seeds(tmp_path):
-    # Measured (scripts/bench_robotic_arm.py --part solve): seeds 0-2 reach 90% within the 400k-step budget,
-    # seeds 3 and 4 peak at 78% and 82%. The bar, 4 of 5 seeds, is not met yet.
+def test_maddpg_preset_reaches_90_percent_success_on_the_robotic_arm_for_4_of_5_seeds(tmp_path):
+    # Measured (scripts/bench_robotic_arm.py --part solve, and the time-to-solve suite): seeds 0-4 reach 90% at
+    # 250k, 350k, 325k, 425k and 425k steps of the 600k budget. The test stops once 4 have (or 2 have not).
     outcomes = {}
-    for seed in range(3):
+    for seed in range(5):
         cfg = compose_cfg(["experiment=robotic_arm_maddpg", "callbacks.eval.stop_on_threshold=true",
                            "callbacks.progress_bar=false", "callbacks.tensorboard=false", f"seed={seed}"])
         evaluations = _Evaluations()
@@ -105,9 +105,9 @@ def test_maddpg_preset_reaches_90_percent_success_on_the_robotic_arm_for_2_of_3_
         outcomes[seed] = summary["solved"] is not None
         if outcomes[seed]:  # solved: a greedy evaluation on 50 random targets with a success rate >= 90%
             assert evaluations.seen[-1].success_rate >= 0.9 and len(evaluations.seen[-1].rewards) == 50
-        if sum(outcomes.values()) >= 2:
+        if sum(outcomes.values()) >= 4 or list(outcomes.values()).count(False) >= 2:
             break
-    assert sum(outcomes.values()) >= 2, f"seeds reaching a 90% success rate: {outcomes}"
+    assert sum(outcomes.values()) >= 4, f"seeds reaching a 90% success rate: {outcomes}"
 
 
 @pytest.mark.slow
