@@ -20,10 +20,10 @@ train: $(STAMP)
 	$(VENV)/bin/rlkit train experiment=balancing_pole_dqn $(ARGS)
 
 test: $(STAMP)
-	SDL_VIDEODRIVER=dummy $(PY) -m pytest -n 2 $(PYTEST_ARGS)
+	SDL_VIDEODRIVER=dummy $(PY) -m pytest -n 2 --dist worksteal $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
-	SDL_VIDEODRIVER=dummy $(PY) -m pytest -n 2 -m "not slow" $(PYTEST_ARGS)
+	SDL_VIDEODRIVER=dummy $(PY) -m pytest -n 2 --dist worksteal -m "not slow" $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(PY) scripts/bench_balancing_pole.py
