@@ -17,7 +17,7 @@ class Agent(ABC):
 
     ``learn`` emits rlkit's callback events (``on_step``, ``on_episode_end``, ``on_update``); the trainer
     calls ``on_training_start``/``on_training_end`` around it. ``act`` takes a batch of observations.
-    ``save``/``load`` use one safetensors file (see :mod:`rlkit.checkpoint`), never pickle.
+    ``save``/``load`` use one safetensors file (see :mod:`rlkit.files`), never pickle.
     """
 
     observation_space: gym.Space[Any]

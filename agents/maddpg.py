@@ -35,12 +35,11 @@ from gymnasium import spaces
 from torch import nn
 
 from rlkit.agents.base import Agent
-from rlkit.agents.networks import StackedMLP, grad_norm
+from rlkit.agents.networks import StackedMLP, grad_norm, refuse_diverging_steps
 from rlkit.callbacks import Callback, Episode
-from rlkit.checkpoint import load_checkpoint, optimizer_from_tensors, optimizer_to_tensors, save_checkpoint
 from rlkit.envs.state import env_state, set_env_state
 from rlkit.errors import ConfigError, RunDirError
-from rlkit.guards import refuse_diverging_steps
+from rlkit.files import load_checkpoint, optimizer_from_tensors, optimizer_to_tensors, save_checkpoint
 
 _CHECKPOINT_FORMAT = 1
 

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+from typing import Any
+
 import torch
 from torch import nn
+
+from rlkit.errors import TrainingDiverged
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
@@ -77,3 +83,34 @@ class StackedMLP(nn.Module):
                     x = nn.functional.layer_norm(x, x.shape[-1:])
                 x = self.activation(x)
         return x
+
+
+def refuse_diverging_steps(optimizer: torch.optim.Optimizer, what: str, step: Callable[[], int]) -> None:
+    """Make ``optimizer.step()`` raise :class:`TrainingDiverged` instead of applying NaN or infinite gradients.
+
+    A NaN or infinite loss gives NaN or infinite gradients, so one check of the gradients' norm before each step
+    keeps the weights at the last update that was finite. Works the same for native and SB3 optimizers.
+
+    Args:
+        optimizer: The optimizer to watch.
+        what: What it trains, for the message (``"reinforce's policy"``).
+        step: The agent's environment step count, for the message.
+    """
+
+    def check(opt: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        params = [p for group in opt.param_groups for p in group["params"]]
+        norm = grad_norm(params)
+        if math.isfinite(norm):
+            return
+        weights_finite = all(bool(torch.isfinite(p).all()) for p in params)
+        shown = "NaN" if math.isnan(norm) else "inf"
+        raise TrainingDiverged(
+            f"training diverged at step {step()}: the gradient of {what} is {shown} (a NaN or infinite loss); "
+            "the update was not applied"
+            + ("" if weights_finite else ", but the weights were already NaN or infinite") + ". Try a smaller "
+            "learning rate (agent.*learning_rate) or gradient clipping, and check the scale of the env's rewards and "
+            "observations",
+            weights_finite=weights_finite,
+        )
+
+    optimizer.register_step_pre_hook(check)

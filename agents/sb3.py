@@ -25,12 +25,12 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from rlkit.agents.base import Agent
+from rlkit.agents.networks import refuse_diverging_steps
 from rlkit.callbacks import Callback, Episode
-from rlkit.checkpoint import load_checkpoint, optimizer_from_tensors, optimizer_to_tensors, save_checkpoint
 from rlkit.envs.adapters import DiscretizedActions
 from rlkit.envs.state import env_state, generator_from_state, set_env_state
 from rlkit.errors import ConfigError, RunDirError
-from rlkit.guards import refuse_diverging_steps
+from rlkit.files import load_checkpoint, optimizer_from_tensors, optimizer_to_tensors, save_checkpoint
 
 ACTIVATION_FNS: dict[str, type[torch.nn.Module]] = {
     "relu": torch.nn.ReLU,

@@ -27,9 +27,9 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from rlkit.config import EvalRunConfig, TrainConfig, check_known_keys, register_configs
 from rlkit.errors import DEBUG_ENV, JobFailed, RlkitError, error_text
+from rlkit.multirun import check_multirun_args, is_serial_launcher, register_plugins
 from rlkit.resume import RESUME_DIR, checkpoints, latest_checkpoint
 from rlkit.runs import SUMMARY_FILE, load_run_config
-from rlkit.sweeps import check_multirun_args, is_serial_launcher, register_plugins
 
 CONFIG_MODULE = "rlkit.configs"
 

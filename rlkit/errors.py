@@ -2,6 +2,7 @@
 
 import contextlib
 import errno
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -99,3 +100,24 @@ def disk_full_errors(writing: Path, checkpoints: Path | None = None) -> Iterator
                     if intact else "no checkpoint had been written yet")
         raise DiskFullError(f"disk full while writing {target} ({e.strerror or e}); {kept}. "
                             "Free some space and run again") from e
+
+
+@contextlib.contextmanager
+def quiet_disk_full_in_threads() -> Iterator[None]:
+    """Inside the block, a background thread that dies of a full disk prints no traceback.
+
+    TensorBoard writes events from a thread: when the disk fills up, the thread dies (Python prints its
+    traceback) and the main thread gets the same error at its next write, which
+    :func:`rlkit.errors.disk_full_errors` turns into one clear message; the thread's traceback would only bury it.
+    """
+    previous = threading.excepthook
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        if not (isinstance(args.exc_value, OSError) and args.exc_value.errno in DISK_FULL):
+            previous(args)
+
+    threading.excepthook = hook
+    try:
+        yield
+    finally:
+        threading.excepthook = previous

@@ -72,7 +72,7 @@ def _balancing_pole(cfg: BalancingPoleConfig) -> EnvFactory:
 
 def _gym(cfg: GymEnvConfig) -> EnvFactory:
     import rlkit.envs  # noqa: F401  (so rlkit/ ids resolve too)
-    from rlkit.guards import CheckedEnv
+    from rlkit.envs.checks import CheckedEnv
 
     kwargs = dict(cfg.kwargs)
 
@@ -280,9 +280,9 @@ AGENT_BUILDERS: dict[str, Callable[[Any, EnvFactory, int, bool], Agent]] = {
 def build_env(cfg: Any) -> EnvFactory:
     """The environment factory for an env config.
 
-    Its envs refuse NaN, infinite or non-numeric outputs and actions of the wrong shape (:mod:`rlkit.guards`).
+    Its envs refuse NaN, infinite or non-numeric outputs and actions of the wrong shape (:mod:`rlkit.envs.checks`).
     """
-    from rlkit.guards import CheckedEnv, CheckedVectorEnv
+    from rlkit.envs.checks import CheckedEnv, CheckedVectorEnv
 
     env = ENV_BUILDERS[env_schema(cfg.name)](cfg)
     return dataclasses.replace(

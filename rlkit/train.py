@@ -28,9 +28,9 @@ from rlkit.callbacks import (
     TrainingContext,
 )
 from rlkit.config import TrainConfig
-from rlkit.errors import ConfigError, RunDirError, TrainingDiverged, disk_full_errors
+from rlkit.errors import ConfigError, RunDirError, TrainingDiverged, disk_full_errors, quiet_disk_full_in_threads
 from rlkit.factory import build_agent, build_env
-from rlkit.guards import quiet_disk_full_in_threads
+from rlkit.files import write_json
 from rlkit.resume import (
     RESUME_DIR,
     Checkpointer,
@@ -41,7 +41,7 @@ from rlkit.resume import (
     global_rng_state,
     set_global_rng_state,
 )
-from rlkit.runs import SUMMARY_FILE, flatten, write_json
+from rlkit.runs import SUMMARY_FILE, flatten
 
 log = logging.getLogger(__name__)
 

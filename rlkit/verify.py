@@ -104,7 +104,7 @@ def verify_run(run_dir: Path, steps: int) -> Verdict:
     """Re-run the first ``steps`` steps of ``run_dir`` and compare (see the module docstring)."""
     import numpy as np
 
-    from rlkit.checkpoint import load_checkpoint
+    from rlkit.files import load_checkpoint
     from rlkit.runs import load_run_config
     from rlkit.train import train
 

@@ -26,12 +26,12 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
 from helpers import TINY, compose_cfg, run_cli
-from rlkit.checkpoint import load_checkpoint, save_checkpoint
 from rlkit.cli import check_group_choices
 from rlkit.config import EvalRunConfig
 from rlkit.errors import ConfigError, DiskFullError, EnvError, RlkitError, RunDirError, TrainingDiverged
 from rlkit.evaluate import evaluate_run, play_episodes
 from rlkit.factory import build_agent, build_env
+from rlkit.files import load_checkpoint, save_checkpoint
 from rlkit.runs import CONFIG_FILE, claim_run_dir, claim_sweep_dir, load_run_config
 from rlkit.train import train
 
@@ -435,13 +435,13 @@ def test_cli_stops_a_diverging_run_with_its_last_good_weights(tmp_path):
     ((0, np.array([-np.inf])), "at position 1 contains -inf at index 0"),
 ])
 def test_bad_number_says_what_and_where(value, problem):
-    from rlkit.guards import bad_number
+    from rlkit.envs.checks import bad_number
 
     assert bad_number(value) == problem
 
 
 def test_a_diverging_step_is_not_applied():
-    from rlkit.guards import refuse_diverging_steps
+    from rlkit.agents.networks import refuse_diverging_steps
 
     net = torch.nn.Linear(3, 1)
     opt = torch.optim.Adam(net.parameters(), lr=0.1)

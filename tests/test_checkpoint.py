@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from helpers import compose_cfg
-from rlkit.checkpoint import load_checkpoint, optimizer_from_tensors, optimizer_to_tensors, save_checkpoint
 from rlkit.errors import RunDirError
 from rlkit.factory import build_agent, build_env
+from rlkit.files import load_checkpoint, optimizer_from_tensors, optimizer_to_tensors, save_checkpoint
 
 
 def test_round_trip_keeps_tensors_and_metadata(tmp_path):
@@ -24,7 +24,7 @@ def test_round_trip_keeps_tensors_and_metadata(tmp_path):
 def test_a_failed_write_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
     path = tmp_path / "c.safetensors"
     save_checkpoint(path, {"w": torch.ones(2)}, {"step": 1})
-    import rlkit.checkpoint as ck
+    import rlkit.files as ck
 
     def crash(*args, **kwargs):
         raise OSError("disk full")

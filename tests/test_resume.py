@@ -19,10 +19,10 @@ import pytest
 from gymnasium import spaces
 
 from helpers import compose_cfg, run_cli
-from rlkit.checkpoint import load_checkpoint
 from rlkit.envs.state import env_state, set_env_state
 from rlkit.errors import RunDirError
 from rlkit.factory import build_env
+from rlkit.files import load_checkpoint
 from rlkit.resume import (
     EXIT_INTERRUPTED,
     RESUME_DIR,

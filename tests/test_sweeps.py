@@ -21,8 +21,8 @@ from omegaconf import OmegaConf
 
 from helpers import compose_cfg, run_cli
 from rlkit.errors import RlkitError, SweepError
-from rlkit.sweepers.optuna_sweeper import objective_value, override_value, search_space
-from rlkit.sweeps import check_multirun_args, parallel_jobs, yaml_scalar
+from rlkit.multirun import check_multirun_args, parallel_jobs, yaml_scalar
+from rlkit.optuna_sweeper import objective_value, override_value, search_space
 
 CONFIGS = Path(str(files("rlkit.configs")))
 SEARCHES = sorted(p.stem for p in (CONFIGS / "hparams_search").glob("*.yaml"))
@@ -147,9 +147,9 @@ class FakeRay:
 
 
 def test_ray_connects_by_override_then_ray_address_else_starts_a_local_instance(monkeypatch):
-    from rlkit.launchers.ray_launcher import RayInitConf, connect
+    from rlkit.ray_launcher import RayInitConf, connect
 
-    monkeypatch.setattr("rlkit.launchers.ray_launcher.check_reachable", lambda address, source: None)
+    monkeypatch.setattr("rlkit.ray_launcher.check_reachable", lambda address, source: None)
     init = OmegaConf.structured(RayInitConf)
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     ray = FakeRay()
@@ -165,7 +165,7 @@ def test_ray_connects_by_override_then_ray_address_else_starts_a_local_instance(
 
 
 def test_a_job_reserves_its_torch_threads_on_ray():
-    from rlkit.launchers.ray_launcher import RayRemoteConf, task_options
+    from rlkit.ray_launcher import RayRemoteConf, task_options
 
     remote = OmegaConf.structured(RayRemoteConf)
     assert task_options(remote, OmegaConf.create({"torch_threads": 2}))["num_cpus"] == 2

@@ -70,7 +70,7 @@ def test_same_seed_same_episode_rewards_and_weights(tmp_path):
     runs = [_train(tmp_path, ["seed=5"], name=f"r{i}") for i in range(2)]
     rewards = [[e[1].reward for e in rec.of("episode")] for _, rec in runs]
     assert rewards[0] == rewards[1]
-    from rlkit.checkpoint import load_checkpoint
+    from rlkit.files import load_checkpoint
 
     w = [load_checkpoint(tmp_path / f"r{i}" / "checkpoints" / "last.safetensors")[0] for i in range(2)]
     assert all(torch.equal(w[0][k], w[1][k]) for k in w[0])

@@ -27,7 +27,8 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from rlkit.errors import RlkitError
-from rlkit.runs import SUMMARY_FILE, write_json
+from rlkit.files import write_json
+from rlkit.runs import SUMMARY_FILE
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Checkpoints as one safetensors file: tensors plus JSON metadata, written atomically, read without pickle.
+"""Files written atomically: JSON documents, and checkpoints as safetensors files read without pickle.
 
 A checkpoint holds named tensors (network weights, optimizer moments) and a JSON document (step counts,
 optimizer hyperparameters, anything else). safetensors stores only raw tensor bytes and strings, so loading a
@@ -22,22 +22,18 @@ from rlkit.errors import RunDirError, disk_full_errors
 _META_KEY = "rlkit"
 
 
-def save_checkpoint(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
-    """Write ``tensors`` and ``meta`` to ``path`` atomically (temporary file, fsync, rename).
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically: a temporary file beside it, fsync, rename, fsync the directory.
 
-    A crash during the write leaves the previous file at ``path`` intact; a full disk raises
-    :class:`rlkit.errors.DiskFullError` saying so.
+    A reader sees the old file or the new one, never half of one; a crash leaves the old one intact. A full disk
+    raises :class:`rlkit.errors.DiskFullError` saying so.
     """
-    # safetensors refuses views that share storage; a contiguous copy of each tensor is cheap here.
-    flat = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
     with disk_full_errors(path, path.parent):
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         try:
-            # Serialised in memory and written by Python, so a full disk is an OSError with its errno
-            # (safetensors' save_file reports it as a SafetensorError with text only).
             with os.fdopen(fd, "wb") as f:
-                f.write(save(flat, metadata={_META_KEY: json.dumps(meta)}))
+                f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, path)
@@ -49,6 +45,20 @@ def save_checkpoint(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write ``data`` as indented JSON, atomically."""
+    atomic_write(path, (json.dumps(data, indent=2) + "\n").encode())
+
+
+def save_checkpoint(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    """Write ``tensors`` and ``meta`` to ``path`` atomically (see :func:`atomic_write`)."""
+    # safetensors refuses views that share storage; a contiguous copy of each tensor is cheap here. Serialised in
+    # memory and written by Python, so a full disk is an OSError with its errno (safetensors' save_file reports
+    # it as a SafetensorError with text only).
+    flat = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
+    atomic_write(path, save(flat, metadata={_META_KEY: json.dumps(meta)}))
 
 
 def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

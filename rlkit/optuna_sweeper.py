@@ -48,7 +48,7 @@ from hydra.types import HydraContext, RunMode, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from rlkit.errors import SweepError
-from rlkit.sweeps import failure_message, parallel_jobs, preset_yaml, yaml_scalar
+from rlkit.multirun import failure_message, parallel_jobs, preset_yaml, yaml_scalar
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Guards against bad input while a run goes on: env outputs, actions, diverging losses.
+"""Checks of what environments return and what they are given: non-finite values, wrong action shapes.
 
 Each problem becomes an :class:`~rlkit.errors.RlkitError` that names it. The environment checks run on every
 step, so their cost is one vectorised ``np.isfinite`` over a batch of observations and one over its rewards,
@@ -9,20 +9,15 @@ agents) and for evaluation alike.
 
 from __future__ import annotations
 
-import contextlib
 import math
-import threading
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
-import torch
 from gymnasium import spaces
 
-from rlkit.agents.networks import grad_norm
 from rlkit.envs.state import Snapshot
-from rlkit.errors import DISK_FULL, EnvError, TrainingDiverged
+from rlkit.errors import EnvError
 
 # The ufunc itself: half the call overhead of ndarray.sum on small arrays. Summed in float64, so large finite
 # float32 observations do not overflow.
@@ -234,55 +229,3 @@ class CheckedVectorEnv(_Checked):
     def close(self) -> None:
         """Close the copies."""
         self.envs.close()
-
-
-# ---------------------------------------------------------------------------------------------- training
-def refuse_diverging_steps(optimizer: torch.optim.Optimizer, what: str, step: Callable[[], int]) -> None:
-    """Make ``optimizer.step()`` raise :class:`TrainingDiverged` instead of applying NaN or infinite gradients.
-
-    A NaN or infinite loss gives NaN or infinite gradients, so one check of the gradients' norm before each step
-    keeps the weights at the last update that was finite. Works the same for native and SB3 optimizers.
-
-    Args:
-        optimizer: The optimizer to watch.
-        what: What it trains, for the message (``"reinforce's policy"``).
-        step: The agent's environment step count, for the message.
-    """
-
-    def check(opt: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
-        params = [p for group in opt.param_groups for p in group["params"]]
-        norm = grad_norm(params)
-        if math.isfinite(norm):
-            return
-        weights_finite = all(bool(torch.isfinite(p).all()) for p in params)
-        raise TrainingDiverged(
-            f"training diverged at step {step()}: the gradient of {what} is {_name(norm)} (a NaN or infinite loss); "
-            "the update was not applied"
-            + ("" if weights_finite else ", but the weights were already NaN or infinite") + ". Try a smaller "
-            "learning rate (agent.*learning_rate) or gradient clipping, and check the scale of the env's rewards and "
-            "observations",
-            weights_finite=weights_finite,
-        )
-
-    optimizer.register_step_pre_hook(check)
-
-
-@contextlib.contextmanager
-def quiet_disk_full_in_threads() -> Iterator[None]:
-    """Inside the block, a background thread that dies of a full disk prints no traceback.
-
-    TensorBoard writes events from a thread: when the disk fills up, the thread dies (Python prints its
-    traceback) and the main thread gets the same error at its next write, which
-    :func:`rlkit.errors.disk_full_errors` turns into one clear message; the thread's traceback would only bury it.
-    """
-    previous = threading.excepthook
-
-    def hook(args: threading.ExceptHookArgs) -> None:
-        if not (isinstance(args.exc_value, OSError) and args.exc_value.errno in DISK_FULL):
-            previous(args)
-
-    threading.excepthook = hook
-    try:
-        yield
-    finally:
-        threading.excepthook = previous

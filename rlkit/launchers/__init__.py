@@ -1,1 +1,0 @@
-"""Hydra launchers of rlkit (registered with Hydra by ``hydra_plugins.rlkit_plugins``)."""

@@ -1,1 +1,0 @@
-"""Hydra sweepers of rlkit (registered with Hydra by ``hydra_plugins.rlkit_plugins``)."""
