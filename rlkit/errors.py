@@ -1,12 +1,15 @@
-"""Errors that mean the user asked for something wrong; the CLI prints them without a traceback."""
+"""Errors that mean the user asked for something wrong, and how they are shown: one paragraph, no traceback."""
 
 import contextlib
 import errno
+import os
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 from hydra.errors import CompactHydraException
+from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 """``errno`` values of a write that failed for want of space: no space left, disk quota exceeded."""
@@ -121,3 +124,45 @@ def quiet_disk_full_in_threads() -> Iterator[None]:
         yield
     finally:
         threading.excepthook = previous
+
+
+USER_ERRORS = (RlkitError, MissingMandatoryValue, OmegaConfBaseException)
+
+
+def _message(e: BaseException) -> str:
+    if isinstance(e, MissingMandatoryValue):
+        key = getattr(e, "full_key", "") or "a key"
+        return f"{key} has no value; set it on the command line ({key}=...)"
+    if isinstance(e, RlkitError) and e.args:
+        return str(e.args[0]).strip()
+    return str(e).strip()
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Print a user's mistake as one paragraph and exit 2; ``RLKIT_DEBUG=1`` shows the traceback."""
+    try:
+        yield
+    except USER_ERRORS as e:
+        if os.environ.get(DEBUG_ENV):
+            raise
+        print(error_text(_message(e)), file=sys.stderr)
+        sys.exit(getattr(e, "exit_code", 2))
+    except KeyboardInterrupt:
+        print("rlkit: interrupted", file=sys.stderr)
+        sys.exit(130)
+
+
+@contextlib.contextmanager
+def job_errors() -> Iterator[None]:
+    """In a multirun job, a user's mistake fails that job instead of exiting the process.
+
+    Hydra reports the first failed job after its batch, without a traceback; a joblib or Ray worker process,
+    which other jobs share, must not exit.
+    """
+    try:
+        yield
+    except USER_ERRORS as e:
+        if os.environ.get(DEBUG_ENV):
+            raise
+        raise JobFailed(_message(e)) from None

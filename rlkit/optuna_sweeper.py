@@ -31,7 +31,6 @@ import copy
 import logging
 import math
 import statistics
-import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,7 +47,8 @@ from hydra.types import HydraContext, RunMode, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from rlkit.errors import SweepError
-from rlkit.multirun import failure_message, parallel_jobs, preset_yaml, yaml_scalar
+from rlkit.manual import as_override
+from rlkit.multirun import failure_message, parallel_jobs, preset_yaml
 
 log = logging.getLogger(__name__)
 
@@ -255,18 +255,18 @@ class OptunaSweeper(Sweeper):
         base = loader.load_configuration(config_name=config_name,
                                          overrides=[f"{g}={c}" for g, c in groups.items()], run_mode=RunMode.RUN)
         absolute = sweep_dir if sweep_dir.is_absolute() else Path(str(self.config.hydra.runtime.cwd)) / sweep_dir
-        searched = {d.name: f"searched: {d.expression}" for d in dimensions}
         header = [
             f"Best trial of an Optuna search (rlkit's sweeper): trial {best.number}, {self.conf.objective} "
             f"{best.value:.4g}",
             f"(the mean over seeds {', '.join(map(str, self.conf.seeds))}). Sweep: {absolute}",
-            *textwrap.wrap(f"Searched: {', '.join(d.name for d in dimensions)}.", width=110),
+            "Searched:", *(f"  {d.name}: {d.expression}" for d in dimensions),
             "Train it:",
             f"  rlkit train experiment={self.conf.preset} 'hydra.searchpath=[file://{absolute}]'",
             "Keep it: copy this file to configs/experiment/<env>_<agent>.yaml (or <env>_<variant>_<agent>.yaml)",
             "and train it with experiment=<that name>.",
         ]
-        text = preset_yaml(_task_part(best_cfg), _task_part(base), groups, header, notes=searched)
+        text = preset_yaml(_task_part(best_cfg), _task_part(base), groups, header,
+                           keep=[d.name for d in dimensions])
         path = sweep_dir / "experiment" / f"{self.conf.preset}.yaml"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
@@ -303,7 +303,7 @@ def search_space(params: DictConfig | dict[str, Any], arguments: Sequence[str]) 
     declared = OmegaConf.to_container(params, resolve=True) if OmegaConf.is_config(params) else dict(params)
     assert isinstance(declared, dict)
     for key, expression in declared.items():
-        text = expression if isinstance(expression, str) else yaml_scalar(expression)
+        text = expression if isinstance(expression, str) else as_override(expression)
         override = _parse(parser, f"{key}={text}", f"hydra.sweeper.params.{key}")
         if override.is_sweep_override():
             dimensions[override.key_or_group] = _dimension(override, text)
@@ -375,7 +375,7 @@ def override_value(value: Any) -> str:
     """
     if isinstance(value, float) and not isinstance(value, bool):
         value = float(f"{value:.4g}")
-    return value if isinstance(value, str) else yaml_scalar(value)
+    return value if isinstance(value, str) else as_override(value)
 
 
 def objective_value(summary: Any, key: str, job: int) -> float | None:

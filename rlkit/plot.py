@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from rlkit.errors import RlkitError, RunDirError
+from rlkit.manual import as_override
 from rlkit.runs import CONFIG_FILE, SUMMARY_FILE, flatten
 
 TB_DIR = "tb"
@@ -225,17 +226,6 @@ def _same(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
 
 
-def _shown(value: Any) -> str:
-    """A config value as it would be typed on the command line."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, list | dict):
-        return json.dumps(value).replace('"', "")
-    return str(value)
-
-
 _UNSET = "(unset)"
 
 
@@ -261,12 +251,12 @@ def _labels(configs: list[dict[str, Any]]) -> list[str]:
             if section in choices:
                 choice = f"{section}.name"
                 if key == choice:
-                    parts.append(f"{section}={_shown(config.get(key))}")
+                    parts.append(f"{section}={as_override(config.get(key))}")
                     continue
                 alike = [c for c in configs if c.get(choice) == config.get(choice)]
                 if not differs(key, alike):
                     continue
-            parts.append(f"{key}={_shown(config[key]) if key in config else _UNSET}")
+            parts.append(f"{key}={as_override(config[key]) if key in config else _UNSET}")
         labels.append(" ".join(parts))
     return labels
 

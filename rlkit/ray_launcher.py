@@ -6,9 +6,9 @@ CPUs (``hydra.launcher.ray.remote.num_cpus`` overrides it), runs Hydra's ``run_j
 directory, logs and callbacks exactly as with the other launchers) and returns its ``JobReturn``; the launcher
 gathers them in job order.
 
-Why not Hydra's ``hydra-ray-launcher``: it requires ``cloudpickle<3`` and pulls ``boto3`` (for its AWS
-launcher), whose ``botocore`` requires ``python-dateutil<3``; rlkit pins cloudpickle 3 (gymnasium, SB3) and
-python-dateutil 4 (matplotlib). What rlkit needs from it, running jobs as tasks on an existing or local
+Why not Hydra's ``hydra-ray-launcher``: it requires ``cloudpickle<3`` and ``boto3`` (whose botocore requires
+``python-dateutil<3``), and caps ``aiohttp<4``; rlkit's own pins (constraints.txt) are cloudpickle 3 and
+python-dateutil 4. What rlkit needs from it, running jobs as tasks on an existing or local
 cluster, is this module. The config keeps the plugin's layout (``hydra.launcher.ray.init``/``.remote``).
 
 Ray is an optional extra (``pip install 'rlkit[ray]'``) imported only when a multirun launches.

@@ -7,6 +7,7 @@ itself has no ``__init__.py``: other distributions add their plugins to it too.)
 """
 
 from hydra.core.config_store import ConfigStore
+from hydra.core.plugins import Plugins
 
 # Modules, not classes: Hydra's scan registers every Plugin class it finds among a module's members.
 import rlkit.optuna_sweeper as _optuna_sweeper
@@ -25,3 +26,13 @@ ConfigStore.instance().store(group="hydra/launcher", name="ray", node=_ray_launc
                              provider="rlkit")
 ConfigStore.instance().store(group="hydra/sweeper", name="optuna", node=_optuna_sweeper.OptunaSweeperConf,
                              provider="rlkit")
+
+
+def register() -> None:
+    """Add the plugin classes to Hydra's registry, which its scan misses in an editable install.
+
+    Hydra lists the modules of the ``hydra_plugins`` namespace package; setuptools' editable import hook makes
+    this module importable but not listable. ``Plugins.register`` is public and idempotent.
+    """
+    for plugin in (RayLauncher, OptunaSweeper):
+        Plugins.instance().register(plugin)
