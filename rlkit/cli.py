@@ -1,12 +1,13 @@
 """The ``rlkit`` command: picks the subcommand and hands the rest of the command line to Hydra.
 
-This is the only module that uses Hydra's decorator. It turns the composed config into typed dataclasses and
-calls plain functions (``rlkit.train.train``, ``rlkit.evaluate.evaluate_run``) that tests can call directly.
-``rlkit plot`` is no Hydra app: it takes paths and options (argparse, in ``rlkit.plot``).
+The only module that uses Hydra's decorator: it turns the composed config into typed dataclasses and calls
+plain functions (``rlkit.train.train``, ``rlkit.evaluate.evaluate_run``). ``plot`` and ``verify`` are plain
+programs that get their arguments.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import statistics
 import sys
@@ -20,8 +21,8 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 import hydra_plugins.rlkit_plugins
-from rlkit.config import CONFIG_MODULE, EvalRunConfig, TrainConfig, check_group_choices, check_known_keys
-from rlkit.config import register_configs
+from rlkit.config import (CONFIG_MODULE, EvalRunConfig, TrainConfig, check_group_choices, check_known_keys,
+                          register_configs)
 from rlkit.errors import DEBUG_ENV, job_errors, user_errors
 from rlkit.manual import print_manual
 from rlkit.multirun import check_multirun_args, is_serial_launcher
@@ -29,6 +30,7 @@ from rlkit.runs import resume_overrides
 
 register_configs()
 hydra_plugins.rlkit_plugins.register()
+
 
 @hydra.main(config_path=f"pkg://{CONFIG_MODULE}", config_name="train", version_base="1.3")
 def _train(cfg: DictConfig) -> dict[str, Any]:
@@ -69,10 +71,8 @@ def _eval(cfg: DictConfig) -> None:
         if not report.rewards:
             print("no episode finished (window closed)")
             return
-        print(
-            f"{len(report.rewards)} episodes from {report.checkpoint}: "
-            f"mean reward {report.mean:.2f} ± {report.std:.2f}"
-        )
+        print(f"{len(report.rewards)} episodes from {report.checkpoint}: "
+              f"mean reward {report.mean:.2f} ± {report.std:.2f}")
         if report.successes:
             print(f"  success rate {sum(report.successes) / len(report.successes):.0%}")
         for name, rewards in report.agent_rewards.items():
@@ -83,40 +83,24 @@ def _eval(cfg: DictConfig) -> None:
 
 def _print_episode(index: int, played: Any) -> None:
     line = f"episode {index + 1}: reward {played.team_returns()[0]:.1f}, length {played.lengths[0]}"
-    per_agent = played.agent_returns()
-    if per_agent:
+    if per_agent := played.agent_returns():
         line += " (" + ", ".join(f"{name} {r[0]:.1f}" for name, r in per_agent.items()) + ")"
     print(line)
 
 
-def _verify(argv: list[str]) -> None:
-    from rlkit.verify import main as verify_main
-
-    verify_main(argv)
-
-
-def _plot(argv: list[str]) -> None:
-    import warnings
-
-    from rlkit.plot import main as plot_main
-
-    def show(message: Warning | str, *_: Any, **__: Any) -> None:
-        print(f"rlkit: warning: {message}", file=sys.stderr)
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("always")
-        warnings.showwarning = show
-        plot_main(argv)
+def _program(module: str) -> Callable[[list[str]], None]:
+    """A plain program's ``main(argv)``, imported when it runs."""
+    return lambda argv: importlib.import_module(module).main(argv)
 
 
-# command -> (function, Hydra config name, one line of help). A command without a config name is a plain
-# program that gets its arguments (``rlkit plot``).
+# command -> (function, Hydra config name or None for a plain program that gets its arguments, one line of help)
 COMMANDS: dict[str, tuple[Callable[..., Any], str | None, str]] = {
     "train": (_train, "train", "train an agent: rlkit train env=balancing_pole agent=dqn seed=3"),
     "eval": (_eval, "eval", "play a trained run: rlkit eval run=runs/<env>/<agent>/<time> render_mode=human"),
-    "plot": (_plot, None, "learning curves, mean and 95% interval over seeds: rlkit plot runs/multirun/<time>"),
-    "verify": (_verify, None, "re-run a run's first steps and check they repeat bit for bit: rlkit verify "
-                              "run=<run dir> steps=5000"),
+    "plot": (_program("rlkit.plot"), None,
+             "learning curves, mean and 95% interval over seeds: rlkit plot runs/multirun/<time>"),
+    "verify": (_program("rlkit.verify"), None,
+               "re-run a run's first steps and check they repeat bit for bit: rlkit verify run=<run dir> steps=5000"),
 }
 
 USAGE = """usage: rlkit <command> [KEY=VALUE ...] [--help]
@@ -130,7 +114,6 @@ train and eval take Hydra overrides (KEY=VALUE, GROUP=CHOICE, -m for a multirun)
 verify takes run=<run dir> steps=N."""
 
 
-# ---------------------------------------------------------------------------------------------- entry
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``rlkit`` console script."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -140,10 +123,9 @@ def main(argv: list[str] | None = None) -> None:
         return
     command, rest = args[0], args[1:]
     if command not in COMMANDS:
-        print(f"rlkit: error: unknown command {command!r}; choose one of: {', '.join(COMMANDS)}",
-              file=sys.stderr)
+        print(f"rlkit: error: unknown command {command!r}; choose one of: {', '.join(COMMANDS)}", file=sys.stderr)
         sys.exit(2)
-    func, config_name, _ = COMMANDS[command]
+    func, config_name, summary = COMMANDS[command]
     if config_name is None:
         with user_errors():
             func(rest)
@@ -157,14 +139,7 @@ def main(argv: list[str] | None = None) -> None:
     if os.environ.get(DEBUG_ENV):
         os.environ.setdefault("HYDRA_FULL_ERROR", "1")  # errors inside Hydra's multirun too
     if "--help" in rest or "-h" in rest:
-        overrides = [a for a in rest if a not in ("--help", "-h")]
-        try:
-            print_manual(command, COMMANDS[command][2], config_name, overrides)
-        except Exception as e:  # composition errors: Hydra's message is the useful part
-            if os.environ.get(DEBUG_ENV):
-                raise
-            print(f"rlkit: error: {e}", file=sys.stderr)
-            sys.exit(2)
+        print_manual(command, summary, config_name, [a for a in rest if a not in ("--help", "-h")])
         return
     # Hydra reads sys.argv: drop the subcommand word so it sees only its overrides.
     sys.argv = [f"rlkit-{command}", *rest]

@@ -8,6 +8,8 @@ from __future__ import annotations
 import ast
 import dataclasses
 import inspect
+import os
+import sys
 import textwrap
 from typing import Any
 
@@ -16,7 +18,7 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf
 
 from rlkit.config import check_known_keys, hydra_configs
-from rlkit.errors import user_errors
+from rlkit.errors import DEBUG_ENV, user_errors
 
 
 def field_docs(cls: type) -> dict[str, str]:
@@ -66,6 +68,16 @@ def _describe(node: DictConfig, prefix: str, rows: list[tuple[str, str, str]]) -
 
 def print_manual(command: str, summary: str, config_name: str, overrides: list[str]) -> None:
     """Print the manual of ``rlkit <command>`` (``summary``: its one line) for the config ``overrides`` give."""
+    try:
+        _print_manual(command, summary, config_name, overrides)
+    except Exception as e:  # composition errors: Hydra's message is the useful part
+        if os.environ.get(DEBUG_ENV):
+            raise
+        print(f"rlkit: error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+def _print_manual(command: str, summary: str, config_name: str, overrides: list[str]) -> None:
     with hydra_configs():
         cfg = compose(config_name=config_name, overrides=overrides)
         loader = GlobalHydra.instance().config_loader()

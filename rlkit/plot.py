@@ -22,6 +22,7 @@ import json
 import math
 import os
 import re
+import sys
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -440,7 +441,17 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str]) -> None:
-    """``rlkit plot``: parse the arguments, draw, and print where the PNG and CSV went."""
+    """``rlkit plot``: parse the arguments, draw, and print where the PNG and CSV went (warnings on one line)."""
+    def show(message: Warning | str, *_: Any, **__: Any) -> None:
+        print(f"rlkit: warning: {message}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = show
+        _main(argv)
+
+
+def _main(argv: Sequence[str]) -> None:
     args = _parser().parse_args(list(argv))
     out = Path(args.out).expanduser() if args.out else Path(args.paths[0]).expanduser() / "learning_curves.png"
     if out.suffix.lower() != ".png":
