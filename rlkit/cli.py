@@ -1,11 +1,8 @@
 """The ``rlkit`` command: picks the subcommand and hands the rest of the command line to Hydra.
 
-The only module that uses Hydra's decorator: it turns the composed config into typed dataclasses and calls
-plain functions (``rlkit.train.train``, ``rlkit.evaluate.evaluate_run``). ``plot`` and ``verify`` are plain
-programs that get their arguments.
+The only user of Hydra's decorator: it types the composed config and calls plain functions (``rlkit.train``,
+``rlkit.evaluate``); ``plot`` and ``verify`` are plain programs that get their arguments.
 """
-
-from __future__ import annotations
 
 import importlib
 import os
@@ -21,8 +18,14 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 import hydra_plugins.rlkit_plugins
-from rlkit.config import (CONFIG_MODULE, EvalRunConfig, TrainConfig, check_group_choices, check_known_keys,
-                          register_configs)
+from rlkit.config import (
+    CONFIG_MODULE,
+    EvalRunConfig,
+    TrainConfig,
+    check_group_choices,
+    check_known_keys,
+    register_configs,
+)
 from rlkit.errors import DEBUG_ENV, job_errors, user_errors
 from rlkit.manual import print_manual
 from rlkit.multirun import check_multirun_args, is_serial_launcher
@@ -49,9 +52,8 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
         run_dir = Path(hydra_cfg.runtime.output_dir)
         summary = train(train_cfg, run_dir,
                         resume_from=latest_checkpoint(run_dir) if train_cfg.resume is not None else None)
-        final = summary["final_eval"]
         line = f"run: {run_dir}\nsteps: {summary['steps']}  wall: {summary['wall_seconds']:.1f}s"
-        if final is not None:
+        if (final := summary["final_eval"]) is not None:
             line += f"  final eval: {final['mean_reward']:.1f} ± {final['std_reward']:.1f}"
         if summary["solved"] is not None:
             line += f"  solved at step {summary['solved']['step']}"
@@ -89,7 +91,6 @@ def _print_episode(index: int, played: Any) -> None:
 
 
 def _program(module: str) -> Callable[[list[str]], None]:
-    """A plain program's ``main(argv)``, imported when it runs."""
     return lambda argv: importlib.import_module(module).main(argv)
 
 
@@ -126,11 +127,10 @@ def main(argv: list[str] | None = None) -> None:
         print(f"rlkit: error: unknown command {command!r}; choose one of: {', '.join(COMMANDS)}", file=sys.stderr)
         sys.exit(2)
     func, config_name, summary = COMMANDS[command]
-    if config_name is None:
-        with user_errors():
-            func(rest)
-        return
     with user_errors():
+        if config_name is None:
+            func(rest)
+            return
         check_group_choices(config_name, [a for a in rest if not a.startswith("-")])
         if command == "train":
             check_multirun_args(rest)

@@ -850,7 +850,7 @@ CONFIG_MODULE = "rlkit.configs"
 
 
 def hydra_configs() -> initialize_config_module:
-    """Hydra's context for composing rlkit's configs (``with hydra_configs(): ...``), schemas registered."""
+    """Hydra's context for composing rlkit's configs, schemas registered (a ``with`` block)."""
     register_configs()
     return initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3")
 

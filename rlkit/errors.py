@@ -138,8 +138,10 @@ def user_errors() -> Iterator[None]:
 
 @contextlib.contextmanager
 def job_errors() -> Iterator[None]:
-    """In a multirun job, a user's mistake fails that job (Hydra reports it) instead of exiting the process,
-    which a joblib or Ray worker shares with other jobs."""
+    """In a multirun job, a user's mistake fails that job (Hydra reports it) instead of exiting the process.
+
+    A joblib or Ray worker process runs other jobs too.
+    """
     try:
         yield
     except USER_ERRORS as e:

@@ -1,16 +1,14 @@
-"""Multiruns: the sweep's index of jobs, checks of the command line, and presets written from a config.
+"""Multiruns (``rlkit train -m ...``): checks of the command line, the sweep's index of jobs, presets.
 
-``rlkit train -m ...`` runs one job per override combination through a Hydra launcher (``joblib``: parallel
-processes on this machine, the default; ``ray``: a Ray cluster; ``basic``: one after another, in-process).
-Every job writes its own run directory, ``<sweep dir>/<job number>/``. :class:`SweepIndex` (a Hydra callback,
-configured in ``train.yaml``) adds ``job.json`` to each and keeps ``<sweep dir>/jobs.csv``, one row per job
-with its overrides, status and results, up to date as jobs finish, whichever launcher ran them.
+Every job writes its own run directory, ``<sweep dir>/<job number>/``; :class:`SweepIndex` adds ``job.json`` to
+each and keeps ``<sweep dir>/jobs.csv`` up to date as jobs finish, whichever launcher ran them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import importlib.util
 import io
 import json
 import logging
@@ -33,11 +31,7 @@ JOB_FILE = "job.json"
 INDEX_FILE = "jobs.csv"
 INDEX_COLUMNS = ("job", "status", "overrides", "final_eval", "best_eval", "solved_at_step", "wall_seconds",
                  "run_dir", "error")
-PRINTED_ROWS = 20
-"""Rows of the index printed at the end of a multirun; the file has them all."""
-
-LAUNCHER_EXTRAS = {"ray": "ray"}
-"""Launchers (``hydra/launcher=...``) that need an optional extra of rlkit, and the module it provides."""
+PRINTED_ROWS = 20  # of the index, at the end of a multirun; the file has them all
 
 
 # ---------------------------------------------------------------------------------------------- checks
@@ -48,20 +42,13 @@ def check_multirun_args(args: Sequence[str]) -> None:
         key, sep, value = arg.partition("=")
         if not sep:
             continue
-        if key == "hydra/launcher" and value in LAUNCHER_EXTRAS:
-            _check_importable(LAUNCHER_EXTRAS[value], f"hydra/launcher={value}")
+        if key == "hydra/launcher" and value == "ray" and importlib.util.find_spec("ray") is None:
+            raise RlkitError("hydra/launcher=ray needs ray, an optional extra: pip install 'rlkit[ray]'")
         if key == "hparams_search" and value not in ("", "null") and not multirun:
             raise RlkitError(f"hparams_search={value} is a hyperparameter search, which runs as a multirun: "
                              f"add -m (rlkit train -m hparams_search={value})")
         if key == "hydra/sweeper" and value == "optuna" and not multirun:
             raise RlkitError("hydra/sweeper=optuna runs as a multirun: add -m")
-
-
-def _check_importable(module: str, what: str) -> None:
-    import importlib.util
-
-    if importlib.util.find_spec(module) is None:
-        raise RlkitError(f"{what} needs {module}, an optional extra: pip install 'rlkit[{module}]'")
 
 
 def parallel_jobs(launcher: DictConfig, cpus: int | None = None) -> int:
@@ -83,11 +70,10 @@ def is_serial_launcher(launcher: DictConfig) -> bool:
 
 # ---------------------------------------------------------------------------------------------- index
 class SweepIndex(Callback):
-    """Hydra callback: each job's ``job.json``, and the sweep's ``jobs.csv`` rewritten as jobs finish.
+    """Hydra callback (in ``train.yaml``): each job's ``job.json``; the sweep's ``jobs.csv`` as jobs finish.
 
-    ``on_job_end`` runs in the job's own process (a joblib worker, a Ray task), so the index is rebuilt there,
-    under a file lock, from every ``job.json`` present: the last job to finish writes the complete index.
-    (On a multi-node Ray cluster without a shared file system each node indexes the jobs it ran.)
+    ``on_job_end`` runs in the job's own process, so the index is rebuilt there, under a file lock, from every
+    ``job.json`` present: the last job to finish writes the complete index.
     """
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
@@ -124,10 +110,8 @@ class SweepIndex(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         """Print the index (its first rows) and where it is."""
         sweep_dir = Path(str(config.hydra.sweep.dir))
-        rows = read_index(sweep_dir)
-        if not rows:
-            return
-        print(format_index(sweep_dir, rows))
+        if rows := read_index(sweep_dir):
+            print(format_index(sweep_dir, rows))
 
 
 def failure_message(error: Any) -> str:

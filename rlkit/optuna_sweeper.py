@@ -1,33 +1,18 @@
 """Hyperparameter search with Optuna as a Hydra sweeper: ``rlkit train -m hparams_search=balancing_pole_dqn``.
 
-The search space is a mapping of keys to Hydra's sweep expressions, from ``hydra.sweeper.params`` (the
-``configs/hparams_search/`` presets declare one) and from sweep overrides on the command line::
+The search space maps keys to Hydra's sweep expressions (``interval``, ``tag(log, interval(...))``,
+``int(interval(...))``, ``range``, ``choice``), from ``hydra.sweeper.params`` and the command line. Each trial
+asks Optuna (ask-and-tell) for a point, trains one job per seed of ``hydra.sweeper.seeds`` through the
+launcher, and tells Optuna the mean of the jobs' ``objective`` (a key of their summary). At the end the best
+trial is written as a preset, ``<sweep dir>/experiment/<preset>.yaml``, and every trial to
+``optimization_results.yaml``.
 
-    agent.learning_rate: tag(log, interval(1e-4, 1e-2))   # float, log-uniform
-    agent.n_steps: range(1, 6)                            # int 1..5 (range excludes its end, as in Python)
-    agent.batch_size: choice(64, 128, 256)                # categorical (so are a,b,c lists and groups)
-    agent.gradient_steps: int(interval(16, 128))          # int, uniform
-
-Each trial asks Optuna (TPE by default) for a point, trains one job per seed of ``hydra.sweeper.seeds``
-through the configured launcher (parallel with joblib, the default, or Ray), and tells Optuna the mean of the
-jobs' ``objective``, a key of their ``summary.json`` (the final evaluation's mean reward by default). Up to
-``parallel_trials`` trials run at once. A trial whose job fails is marked failed and the search goes on.
-
-At the end the best trial is written as an ``experiment=`` preset, ``<sweep dir>/experiment/<preset>.yaml``:
-its env and agent, then every key that differs from their defaults (searched keys marked), so it composes to
-the best trial's config without depending on the preset the search started from. It can be trained from
-there (``hydra.searchpath``) or copied into ``configs/experiment/``. ``optimization_results.yaml`` lists
-every trial.
-
-Why not Hydra's ``hydra-optuna-sweeper``: it requires ``optuna<3`` (2.10, from 2021), whose database storage
-(``storage=sqlite:///...``, to resume or share a study) fails on SQLAlchemy 2, the only SQLAlchemy that
-current Alembic and Optuna accept; it cannot train several seeds per trial nor write a preset. This sweeper
-uses current Optuna's ask-and-tell interface and keeps the plugin's config names where they mean the same.
+Why not Hydra's ``hydra-optuna-sweeper``: it requires ``optuna<3``, whose database storage fails on
+SQLAlchemy 2, and it cannot train several seeds per trial nor write a preset.
 """
 
 from __future__ import annotations
 
-import copy
 import logging
 import math
 import statistics
@@ -44,7 +29,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.errors import HydraException
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, RunMode, TaskFunction
-from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+from omegaconf import DictConfig, OmegaConf
 
 from rlkit.errors import SweepError
 from rlkit.manual import as_override
@@ -64,16 +49,15 @@ class OptunaSweeperConf:
     _target_: str = "hydra_plugins.rlkit_plugins.OptunaSweeper"
     """The sweeper class (Hydra accepts plugins only from the hydra_plugins package)."""
     n_trials: int = 20
-    """Trials to run (each trains one job per seed)."""
+    """Trials to run."""
     seeds: list[int] = field(default_factory=lambda: [0])
     """Seeds every trial trains, one job each; the trial's value is the mean of their objectives."""
     objective: str = "final_eval.mean_reward"
-    """Key of a run's summary.json that scores it: final_eval.mean_reward, best_eval.mean_reward,
-    final_eval.score (multi-agent: the worst agent's mean), final_eval.success_rate, ..."""
+    """Key of a run's summary.json that scores it (final_eval.score, final_eval.success_rate, ...)."""
     direction: str = "maximize"
     """maximize or minimize the objective."""
     parallel_trials: int | None = None
-    """Trials launched together; empty: enough that every core has a job (the launcher's parallel jobs / seeds)."""
+    """Trials launched together; empty: the launcher's parallel jobs / seeds, so every core has a job."""
     sampler: str = "tpe"
     """tpe (Optuna's default, Bayesian) or random."""
     sampler_seed: int | None = None
@@ -83,7 +67,7 @@ class OptunaSweeperConf:
     storage: str | None = None
     """Optuna storage URL, e.g. sqlite:///runs/optuna.db, to resume or share a search; empty: in memory."""
     params: dict[str, Any] = field(default_factory=dict)
-    """Search space: key -> sweep expression (interval, range, choice, tag(log, ...)); a plain value is fixed."""
+    """Search space: key -> sweep expression; a plain value is fixed."""
     preset: str = "best"
     """Name of the preset written for the best trial: <sweep dir>/experiment/<preset>.yaml."""
 
@@ -97,9 +81,8 @@ class Dimension:
     key: str
     """The override's key element, with its + or ++ prefix if any."""
     expression: str
-    """The sweep expression it came from, for the preset's comments."""
+    """The sweep expression it came from."""
     distribution: Any
-    """An optuna.distributions distribution."""
 
 
 class OptunaSweeper(Sweeper):
@@ -265,7 +248,8 @@ class OptunaSweeper(Sweeper):
             "Keep it: copy this file to configs/experiment/<env>_<agent>.yaml (or <env>_<variant>_<agent>.yaml)",
             "and train it with experiment=<that name>.",
         ]
-        text = preset_yaml(_task_part(best_cfg), _task_part(base), groups, header,
+        task = [k for k in best_cfg if k != "hydra"]  # what the task function receives
+        text = preset_yaml(OmegaConf.masked_copy(best_cfg, task), OmegaConf.masked_copy(base, task), groups, header,
                            keep=[d.name for d in dimensions])
         path = sweep_dir / "experiment" / f"{self.conf.preset}.yaml"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -392,14 +376,6 @@ def objective_value(summary: Any, key: str, job: int) -> float | None:
     if not isinstance(node, int | float):
         raise SweepError(f"hydra.sweeper.objective={key} is not a number in job {job}'s summary: {node!r}")
     return float(node)
-
-
-def _task_part(config: DictConfig) -> DictConfig:
-    """A composed config without its ``hydra`` node (what the task function receives)."""
-    task = copy.deepcopy(config)
-    with read_write(task), open_dict(task):
-        del task["hydra"]
-    return task
 
 
 def _span(jobs: Sequence[int]) -> str:

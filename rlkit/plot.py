@@ -1,17 +1,8 @@
 """Learning curves of many runs: ``rlkit plot <runs or sweep dir> [more dirs...]``.
 
-Finds the run directories under the given paths, reads one TensorBoard scalar from each (``episode/reward``
-by default), groups the runs by their resolved config with the seed left out, and draws every group's mean
-over its seeds with a 95% confidence band (Student's t), against environment steps and against wall time.
-It writes a PNG and, beside it, a CSV of exactly the numbers drawn.
-
-The steps are plain functions, usable from Python::
-
-    runs = load_runs(["runs/multirun/2026-11-21_18-00-00"], tag="eval/mean_reward")
-    groups = group_runs(runs)
-    drawn = curves(groups, x="steps") + curves(groups, x="wall")
-    plot_curves(drawn, "curves.png", tag="eval/mean_reward", thresholds=reward_thresholds(runs))
-    write_csv(drawn, "curves.csv")
+Reads one TensorBoard scalar from every run under the paths, groups the runs by their config without the seed,
+and draws each group's mean with a 95% t-interval against environment steps and wall time, to a PNG and a CSV
+of the numbers drawn. From Python: ``load_runs`` -> ``group_runs`` -> ``curves`` -> ``plot_curves``/``write_csv``.
 """
 
 from __future__ import annotations
@@ -58,13 +49,11 @@ class Run:
     config: dict[str, Any]
     """The resolved config, flattened to dotted keys (``agent.learning_rate``)."""
     summary: dict[str, Any]
-    """The run's ``summary.json``."""
     steps: np.ndarray
     """Environment steps at which the scalar was logged, increasing (repeated steps averaged into one)."""
     wall: np.ndarray
     """Seconds from the run's first TensorBoard event to each of ``steps``."""
     values: np.ndarray
-    """The scalar at each of ``steps``."""
 
     @property
     def seed(self) -> Any:
@@ -77,7 +66,7 @@ class Group:
     """Runs with the same config apart from the seed."""
 
     label: str
-    """The config keys that set this group apart from the others (``agent=dqn``, ``agent.gamma=0.9``)."""
+    """The config keys that set this group apart from the others (``agent=dqn agent.gamma=0.9``)."""
     runs: list[Run] = field(default_factory=list)
 
 
@@ -91,7 +80,7 @@ class Curve:
     x: np.ndarray
     mean: np.ndarray
     low: np.ndarray
-    """Lower end of the 95% t-interval of the mean (the mean itself for a single run)."""
+    """The 95% t-interval of the mean, low and high ends (the mean itself for a single run)."""
     high: np.ndarray
     n_runs: int
     runs: np.ndarray = field(repr=False, default_factory=lambda: np.empty((0, 0)))

@@ -1,9 +1,8 @@
-"""rlkit's Hydra plugins, where Hydra looks for them: the ``hydra_plugins`` namespace package.
+"""rlkit's Hydra plugins where Hydra looks for them, the ``hydra_plugins`` namespace package (no ``__init__.py``).
 
-Hydra instantiates launchers and sweepers only from classes defined under ``hydra_plugins``; the code lives in
-``rlkit.ray_launcher`` and ``rlkit.optuna_sweeper``, and these subclasses give it the names Hydra accepts. Importing
-this module stores their configs, ``hydra/launcher=ray`` and ``hydra/sweeper=optuna``. (``hydra_plugins``
-itself has no ``__init__.py``: other distributions add their plugins to it too.)
+Hydra instantiates launchers and sweepers only from classes under ``hydra_plugins``: these subclasses name the
+code of ``rlkit.ray_launcher`` and ``rlkit.optuna_sweeper``. Importing this module stores their configs,
+``hydra/launcher=ray`` and ``hydra/sweeper=optuna``.
 """
 
 from hydra.core.config_store import ConfigStore
@@ -29,10 +28,10 @@ ConfigStore.instance().store(group="hydra/sweeper", name="optuna", node=_optuna_
 
 
 def register() -> None:
-    """Add the plugin classes to Hydra's registry, which its scan misses in an editable install.
+    """Add the classes to Hydra's registry, whose scan misses them in an editable install.
 
-    Hydra lists the modules of the ``hydra_plugins`` namespace package; setuptools' editable import hook makes
-    this module importable but not listable. ``Plugins.register`` is public and idempotent.
+    setuptools' editable import hook makes this module importable but not listable. ``Plugins.register`` is
+    public and idempotent.
     """
     for plugin in (RayLauncher, OptunaSweeper):
         Plugins.instance().register(plugin)
