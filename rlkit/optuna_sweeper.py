@@ -108,7 +108,7 @@ class OptunaSweeper(Sweeper):
         conf = self.conf
         self._validate()
         dimensions, fixed = search_space(conf.params, arguments)
-        optuna = _import_optuna()
+        import optuna  # a dependency, imported when a search starts: it takes a while
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         sampler = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler}[conf.sampler]
         try:
@@ -277,9 +277,7 @@ class OptunaSweeper(Sweeper):
 def search_space(params: DictConfig | dict[str, Any], arguments: Sequence[str]) -> tuple[list[Dimension], list[str]]:
     """The dimensions of the search and the fixed overrides every job gets.
 
-    ``params`` (key -> expression) come first; command-line sweep overrides add dimensions or replace
-    those of the same key; the command line's plain overrides are passed to every job, and fix their key
-    (``agent.n_steps=3`` takes it out of the search).
+    Command-line sweeps add to ``params`` or replace the same key's; a plain value fixes its key for every job.
     """
     parser = OverridesParser.create()
     dimensions: dict[str, Dimension] = {}
@@ -352,10 +350,9 @@ def _dimension(override: Override, expression: str) -> Dimension:
 
 
 def override_value(value: Any) -> str:
-    """A sampled value as the right-hand side of an override (categorical strings are already in that form).
+    """A sampled value as an override's right-hand side; floats keep 4 significant digits.
 
-    Floats keep 4 significant digits: runs, logs and presets read 0.001066, not 0.0010659941309425502 (the
-    difference is far below what a search can resolve).
+    0.001066, not 0.0010659941309425502: the difference is far below what a search resolves.
     """
     if isinstance(value, float) and not isinstance(value, bool):
         value = float(f"{value:.4g}")
@@ -380,11 +377,3 @@ def objective_value(summary: Any, key: str, job: int) -> float | None:
 
 def _span(jobs: Sequence[int]) -> str:
     return f"{jobs[0]}-{jobs[-1]}" if len(jobs) > 1 else str(jobs[0])
-
-
-def _import_optuna() -> Any:
-    try:
-        import optuna
-    except ImportError:
-        raise SweepError("hydra/sweeper=optuna needs optuna: pip install optuna") from None
-    return optuna

@@ -99,11 +99,7 @@ def _natural_key(path: Path) -> list[Any]:
 
 
 def find_runs(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
-    """Every run directory at or under the given paths, each once: path by path, in natural order within each.
-
-    Raises:
-        RunDirError: A path does not exist or is not a directory, or no path holds a run.
-    """
+    """Every run directory at or under the given paths, each once: path by path, in natural order within each."""
     found: dict[Path, None] = {}
     given = [Path(p).expanduser() for p in paths]
     for root in given:
@@ -181,14 +177,7 @@ def read_scalar(tb_dir: Path, tag: str) -> tuple[np.ndarray, np.ndarray, np.ndar
 
 
 def load_runs(paths: Iterable[str | os.PathLike[str]], tag: str = DEFAULT_TAG) -> list[Run]:
-    """Every run under ``paths`` with its config, summary and the scalar ``tag``.
-
-    Runs that did not log ``tag`` are left out with a warning.
-
-    Raises:
-        RunDirError: A path does not exist, or holds no run, or a run's files are corrupt.
-        PlotError: No run logged ``tag`` (the message lists the tags they have).
-    """
+    """Every run under ``paths`` with its config, summary and the scalar ``tag`` (runs without it: a warning)."""
     runs: list[Run] = []
     missing: list[Path] = []
     other_tags: set[str] = set()
@@ -252,10 +241,7 @@ def _labels(configs: list[dict[str, Any]]) -> list[str]:
 
 
 def group_runs(runs: Sequence[Run]) -> list[Group]:
-    """Runs grouped by their config without the seed (and without display-only keys), in order of appearance.
-
-    Each group is labelled by the keys that differ between the groups; a single group by its env and agent.
-    """
+    """Runs grouped by their config without the seed and display-only keys, labelled by the keys that differ."""
     by_config: dict[str, tuple[dict[str, Any], list[Run]]] = {}
     for run in runs:
         config = {k: v for k, v in run.config.items() if k not in NOT_CONFIG}
@@ -272,10 +258,7 @@ def group_runs(runs: Sequence[Run]) -> list[Group]:
 
 
 def reward_thresholds(runs: Sequence[Run]) -> dict[float, str]:
-    """The runs' reward thresholds (from ``summary.json``; null ones left out), each with a legend label.
-
-    The label names the environments a threshold belongs to when the runs come from more than one.
-    """
+    """The runs' reward thresholds, each with a legend label (naming its envs when the runs have several)."""
     envs = {r.summary.get("env") for r in runs}
     by_value: dict[float, list[str]] = {}
     for run in runs:
@@ -353,10 +336,7 @@ def curves(groups: Sequence[Group], x: str = "steps", points: int = 200, smooth:
 # ---------------------------------------------------------------------------------------------- output
 def plot_curves(drawn: Sequence[Curve], out: str | os.PathLike[str], tag: str = DEFAULT_TAG,
                 thresholds: Mapping[float, str] | None = None, size: tuple[int, int] = (1200, 500)) -> Path:
-    """Draw the curves to a PNG of ``size`` pixels: one panel per x kind, a legend, dashed thresholds.
-
-    ``thresholds`` maps each horizontal line's value to its legend label (see :func:`reward_thresholds`).
-    """
+    """Draw the curves to a PNG of ``size`` pixels: one panel per x kind, a legend, dashed ``thresholds``."""
     if not drawn:
         raise PlotError("nothing to draw: no group of runs has a range of x that all its runs cover")
     thresholds = thresholds or {}

@@ -110,11 +110,7 @@ def _taken(directory: Path, evidence: str) -> RunDirError:
 
 
 class ClaimRunDir(Callback):
-    """Hydra callback (configured in ``train.yaml``): claim the run's or sweep's directory before Hydra writes.
-
-    Hydra writes ``.hydra/config.yaml`` into the run directory before rlkit's code starts, so the claim happens
-    in ``on_run_start``/``on_multirun_start``; a refusal is printed like any rlkit error (exit status 2).
-    """
+    """Hydra callback (in ``train.yaml``): claim the run's or sweep's directory before Hydra writes into it."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         """Claim ``hydra.run.dir``, unless the run continues in it (``resume=``: the directory is its own)."""
@@ -137,9 +133,8 @@ RESUME_MAY_CHANGE = ("callbacks.progress_bar=", "callbacks.checkpoint.", "torch_
 def resume_overrides(args: list[str]) -> list[str]:
     """``rlkit train resume=<run dir>`` (or ``resume=auto``) as the overrides that continue that run.
 
-    The run's own overrides (``.hydra/overrides.yaml``), so its config composes again, plus ``resume`` and
-    ``hydra.run.dir`` so that Hydra writes into the run's directory. ``resume=auto`` picks the newest unfinished
-    run of the config the other overrides compose, or starts a new run if there is none.
+    The run's own overrides (its config composes again), ``resume`` and ``hydra.run.dir`` (Hydra writes into the
+    run's directory). ``resume=auto``: the newest unfinished run of the config the other overrides compose, if any.
     """
     from rlkit.resume import latest_checkpoint  # torch: only once a run is to be continued
 
@@ -177,10 +172,7 @@ def resume_overrides(args: list[str]) -> list[str]:
 
 
 def find_unfinished_run(overrides: list[str]) -> Path | None:
-    """The newest unfinished run with these overrides' config and a training checkpoint, or None.
-
-    Runs are looked for beside the directory a new run with these overrides would get.
-    """
+    """The newest unfinished run with these overrides' config and a checkpoint, beside where a new one would go."""
     from rlkit.resume import RESUME_DIR, checkpoints
 
     with hydra_configs():
