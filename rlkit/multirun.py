@@ -172,7 +172,7 @@ def write_index(sweep_dir: Path) -> Path:
     writer.writeheader()
     for row in read_index(sweep_dir):
         writer.writerow({k: _csv_value(v) for k, v in row.items()})
-    from rlkit.files import atomic_write
+    from rlkit.files import atomic_write  # torch: see on_job_end
 
     atomic_write(sweep_dir / INDEX_FILE, buf.getvalue().encode())
     return sweep_dir / INDEX_FILE
