@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
+from hydra import compose as hydra_compose
+from hydra import initialize_config_module
 from hydra.core.config_store import ConfigStore
+from hydra.core.global_hydra import GlobalHydra
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from rlkit.errors import ConfigError
+from rlkit.errors import ConfigError, RlkitError
 
 
 def _check_ranges(prefix: str, obj: Any, checks: dict[str, bool]) -> None:
@@ -827,6 +831,7 @@ def check_known_keys(node: DictConfig, path: str = "") -> None:
             check_known_keys(child, f"{full}.")
 
 
+@functools.cache  # once per process: the ConfigStore keeps them
 def register_configs() -> None:
     """Store every schema in Hydra's ConfigStore as ``<group>/<name>_schema``."""
     cs = ConfigStore.instance()
@@ -837,3 +842,52 @@ def register_configs() -> None:
     for name, schema in AGENT_SCHEMAS.items():
         cs.store(group="agent", name=f"{name}_schema", node=schema)
     cs.store(group="callbacks", name="callbacks_schema", node=CallbacksConfig)
+
+
+# ---------------------------------------------------------------------------------------------- composition
+CONFIG_MODULE = "rlkit.configs"
+"""The package that holds train.yaml, eval.yaml and the config groups."""
+
+
+def hydra_configs() -> initialize_config_module:
+    """Hydra's context for composing rlkit's configs, schemas registered (a ``with`` block)."""
+    register_configs()
+    return initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3")
+
+
+def compose(overrides: list[str], config_name: str = "train") -> TrainConfig | EvalRunConfig:
+    """The typed config that ``rlkit <command> <overrides>`` would run with, for programs and tests."""
+    with hydra_configs():
+        cfg = hydra_compose(config_name=config_name, overrides=overrides)
+    check_known_keys(cfg)
+    obj = OmegaConf.to_object(cfg)
+    assert isinstance(obj, TrainConfig | EvalRunConfig)
+    return obj
+
+
+def check_group_choices(config_name: str, overrides: list[str]) -> None:
+    """Refuse ``GROUP=CHOICE`` overrides naming no config of the group, listing the valid choices.
+
+    Hydra refuses them too, but its message also lists the ``*_schema`` configs and its search path.
+    """
+    with hydra_configs():
+        loader = GlobalHydra.instance().config_loader()
+        groups = {g for g in loader.list_groups("") if g != "hydra"}
+        groups |= {f"hydra/{g}" for g in loader.list_groups("hydra")}  # hydra/launcher, hydra/sweeper, ...
+        # Configs in directories added with hydra.searchpath=[...] (e.g. a sweep's best preset) are choices too.
+        searchpath = [a for a in overrides if a.lstrip("+").startswith("hydra.searchpath=")]
+        for arg in overrides:
+            group, sep, value = arg.partition("=")
+            group = group.lstrip("~+").split("@")[0]
+            if not sep or group not in groups or value in ("", "null"):
+                continue
+            options = loader.get_group_options(group, config_name=config_name, overrides=searchpath)
+            choices = [c for c in options if not c.endswith("_schema")]
+            for choice in value.split(","):  # a multirun sweep lists several choices: each must exist
+                if choice not in choices:
+                    close = difflib.get_close_matches(choice, choices, n=1)
+                    hint = f" Did you mean {group}={close[0]}?" if close else ""
+                    raise RlkitError(
+                        f"{group}={choice} names no config in group {group!r}; "
+                        f"choose one of: {', '.join(choices) or '(none)'}.{hint}"
+                    )

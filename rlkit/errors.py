@@ -1,23 +1,19 @@
-"""Errors that mean the user asked for something wrong; the CLI prints them without a traceback."""
+"""Errors that mean the user asked for something wrong, and how they are shown: one paragraph, no traceback."""
 
 import contextlib
 import errno
+import os
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 from hydra.errors import CompactHydraException
+from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
-DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
-"""``errno`` values of a write that failed for want of space: no space left, disk quota exceeded."""
-
+DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})  # no space left, disk quota exceeded
 DEBUG_ENV = "RLKIT_DEBUG"
 """Environment variable that turns rlkit's one-paragraph errors back into tracebacks."""
-
-
-def error_text(message: str) -> str:
-    """How the CLI shows a user's mistake: one paragraph, then how to get the traceback."""
-    return f"rlkit: error: {message}\n(set {DEBUG_ENV}=1 for the traceback)"
 
 
 class RlkitError(Exception):
@@ -33,11 +29,7 @@ class RunDirError(RlkitError, FileNotFoundError):
 
 
 class _ShownByHydra(RlkitError, CompactHydraException):
-    """An error raised inside Hydra's multirun, shown without a traceback.
-
-    Hydra prints a ``CompactHydraException`` as ``str()`` alone, then says how to see the traceback
-    (``HYDRA_FULL_ERROR=1``, which ``RLKIT_DEBUG=1`` sets too). ``args[0]`` is the message.
-    """
+    """An error inside Hydra's multirun: Hydra prints a ``CompactHydraException`` as ``str()``, no traceback."""
 
     def __str__(self) -> str:
         return f"rlkit: error: {self.args[0] if self.args else ''}"
@@ -52,17 +44,13 @@ class JobFailed(_ShownByHydra):
 
 
 class EnvError(RlkitError, ValueError):
-    """An environment's output rlkit cannot learn from, or an action that does not fit its action space.
-
-    Outputs: NaN or infinite observations or rewards, a reward that is not a number.
-    """
+    """An env's output rlkit cannot learn from (NaN, infinite, not a number), or an action outside its space."""
 
 
 class TrainingDiverged(RlkitError):
     """A loss or gradient became NaN or infinite; the update that would have written it was not applied.
 
-    ``weights_finite`` says whether the weights (from the last applied update) are still finite, i.e. worth
-    saving as the run's last good state.
+    ``weights_finite``: whether the weights of the last applied update are finite (worth saving).
     """
 
     def __init__(self, message: str, weights_finite: bool = True) -> None:
@@ -79,8 +67,7 @@ def disk_full_errors(writing: Path, checkpoints: Path | None = None) -> Iterator
     """Turn a full disk (or quota) inside the block into a :class:`DiskFullError` that names what survives.
 
     Args:
-        writing: The file (or directory) being written, named when the error does not say which file it was
-            (a failed ``write`` carries no file name, nor does the error TensorBoard's writer thread raises).
+        writing: The file or directory being written, named when the error names no file (a failed ``write``).
         checkpoints: The run's checkpoint directory: the message lists the checkpoints left intact there.
     """
     try:
@@ -106,9 +93,8 @@ def disk_full_errors(writing: Path, checkpoints: Path | None = None) -> Iterator
 def quiet_disk_full_in_threads() -> Iterator[None]:
     """Inside the block, a background thread that dies of a full disk prints no traceback.
 
-    TensorBoard writes events from a thread: when the disk fills up, the thread dies (Python prints its
-    traceback) and the main thread gets the same error at its next write, which
-    :func:`rlkit.errors.disk_full_errors` turns into one clear message; the thread's traceback would only bury it.
+    TensorBoard's writer thread dies of it first; the main thread gets the same error at its next write, which
+    :func:`disk_full_errors` turns into one clear message that the thread's traceback would only bury.
     """
     previous = threading.excepthook
 
@@ -121,3 +107,44 @@ def quiet_disk_full_in_threads() -> Iterator[None]:
         yield
     finally:
         threading.excepthook = previous
+
+
+USER_ERRORS = (RlkitError, MissingMandatoryValue, OmegaConfBaseException)
+
+
+def _message(e: BaseException) -> str:
+    if isinstance(e, MissingMandatoryValue):
+        key = getattr(e, "full_key", "") or "a key"
+        return f"{key} has no value; set it on the command line ({key}=...)"
+    if isinstance(e, RlkitError) and e.args:
+        return str(e.args[0]).strip()
+    return str(e).strip()
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Print a user's mistake as one paragraph and exit 2; ``RLKIT_DEBUG=1`` shows the traceback."""
+    try:
+        yield
+    except USER_ERRORS as e:
+        if os.environ.get(DEBUG_ENV):
+            raise
+        print(f"rlkit: error: {_message(e)}\n(set {DEBUG_ENV}=1 for the traceback)", file=sys.stderr)
+        sys.exit(getattr(e, "exit_code", 2))
+    except KeyboardInterrupt:
+        print("rlkit: interrupted", file=sys.stderr)
+        sys.exit(130)
+
+
+@contextlib.contextmanager
+def job_errors() -> Iterator[None]:
+    """In a multirun job, a user's mistake fails that job (Hydra reports it) instead of exiting the process.
+
+    A joblib or Ray worker process runs other jobs too.
+    """
+    try:
+        yield
+    except USER_ERRORS as e:
+        if os.environ.get(DEBUG_ENV):
+            raise
+        raise JobFailed(_message(e)) from None

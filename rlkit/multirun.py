@@ -1,22 +1,18 @@
-"""Multiruns: the sweep's index of jobs, checks of the command line, and presets written from a config.
+"""Multiruns (``rlkit train -m ...``): checks of the command line, the sweep's index of jobs, presets.
 
-``rlkit train -m ...`` runs one job per override combination through a Hydra launcher (``joblib``: parallel
-processes on this machine, the default; ``ray``: a Ray cluster; ``basic``: one after another, in-process).
-Every job writes its own run directory, ``<sweep dir>/<job number>/``. :class:`SweepIndex` (a Hydra callback,
-configured in ``train.yaml``) adds ``job.json`` to each and keeps ``<sweep dir>/jobs.csv``, one row per job
-with its overrides, status and results, up to date as jobs finish, whichever launcher ran them.
+Every job writes its own run directory, ``<sweep dir>/<job number>/``; :class:`SweepIndex` adds ``job.json`` to
+each and keeps ``<sweep dir>/jobs.csv`` up to date as jobs finish, whichever launcher ran them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import importlib.util
 import io
 import json
 import logging
-import math
 import os
-import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,10 +20,9 @@ from typing import Any
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from rlkit.errors import RlkitError
-from rlkit.files import write_json
 from rlkit.runs import SUMMARY_FILE
 
 log = logging.getLogger(__name__)
@@ -36,27 +31,7 @@ JOB_FILE = "job.json"
 INDEX_FILE = "jobs.csv"
 INDEX_COLUMNS = ("job", "status", "overrides", "final_eval", "best_eval", "solved_at_step", "wall_seconds",
                  "run_dir", "error")
-PRINTED_ROWS = 20
-"""Rows of the index printed at the end of a multirun; the file has them all."""
-
-LAUNCHER_EXTRAS = {"ray": "ray"}
-"""Launchers (``hydra/launcher=...``) that need an optional extra of rlkit, and the module it provides."""
-
-
-def register_plugins() -> None:
-    """Make rlkit's Hydra plugins (``hydra/launcher=ray``, ``hydra/sweeper=optuna``) known to Hydra.
-
-    Hydra finds plugins by listing the modules of the ``hydra_plugins`` namespace package. A wheel install puts
-    ours there as files, but an editable install (setuptools' PEP 660 import hook) makes it importable without
-    making it listable, so Hydra's scan misses it. Importing it stores its configs; ``Plugins.register`` (public,
-    idempotent) adds its classes.
-    """
-    from hydra.core.plugins import Plugins
-
-    import hydra_plugins.rlkit_plugins as ours
-
-    for plugin in (ours.RayLauncher, ours.OptunaSweeper):
-        Plugins.instance().register(plugin)
+PRINTED_ROWS = 20  # of the index, at the end of a multirun; the file has them all
 
 
 # ---------------------------------------------------------------------------------------------- checks
@@ -67,20 +42,13 @@ def check_multirun_args(args: Sequence[str]) -> None:
         key, sep, value = arg.partition("=")
         if not sep:
             continue
-        if key == "hydra/launcher" and value in LAUNCHER_EXTRAS:
-            _check_importable(LAUNCHER_EXTRAS[value], f"hydra/launcher={value}")
+        if key == "hydra/launcher" and value == "ray" and importlib.util.find_spec("ray") is None:
+            raise RlkitError("hydra/launcher=ray needs ray, an optional extra: pip install 'rlkit[ray]'")
         if key == "hparams_search" and value not in ("", "null") and not multirun:
             raise RlkitError(f"hparams_search={value} is a hyperparameter search, which runs as a multirun: "
                              f"add -m (rlkit train -m hparams_search={value})")
         if key == "hydra/sweeper" and value == "optuna" and not multirun:
             raise RlkitError("hydra/sweeper=optuna runs as a multirun: add -m")
-
-
-def _check_importable(module: str, what: str) -> None:
-    import importlib.util
-
-    if importlib.util.find_spec(module) is None:
-        raise RlkitError(f"{what} needs {module}, an optional extra: pip install 'rlkit[{module}]'")
 
 
 def parallel_jobs(launcher: DictConfig, cpus: int | None = None) -> int:
@@ -102,11 +70,10 @@ def is_serial_launcher(launcher: DictConfig) -> bool:
 
 # ---------------------------------------------------------------------------------------------- index
 class SweepIndex(Callback):
-    """Hydra callback: each job's ``job.json``, and the sweep's ``jobs.csv`` rewritten as jobs finish.
+    """Hydra callback (in ``train.yaml``): each job's ``job.json``; the sweep's ``jobs.csv`` as jobs finish.
 
-    ``on_job_end`` runs in the job's own process (a joblib worker, a Ray task), so the index is rebuilt there,
-    under a file lock, from every ``job.json`` present: the last job to finish writes the complete index.
-    (On a multi-node Ray cluster without a shared file system each node indexes the jobs it ran.)
+    ``on_job_end`` runs in the job's own process, so the index is rebuilt there, under a file lock, from every
+    ``job.json`` present: the last job to finish writes the complete index.
     """
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
@@ -130,6 +97,8 @@ class SweepIndex(Callback):
             "overrides": list(job_return.overrides or []),
             "error": failure_message(job_return._return_value) if failed else None,  # the property re-raises
         }
+        from rlkit.files import write_json  # torch: in the job's process, never at the CLI's start
+
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json(run_dir / JOB_FILE, record)
         sweep_dir = Path(str(config.hydra.sweep.dir))
@@ -141,10 +110,8 @@ class SweepIndex(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         """Print the index (its first rows) and where it is."""
         sweep_dir = Path(str(config.hydra.sweep.dir))
-        rows = read_index(sweep_dir)
-        if not rows:
-            return
-        print(format_index(sweep_dir, rows))
+        if rows := read_index(sweep_dir):
+            print(format_index(sweep_dir, rows))
 
 
 def failure_message(error: Any) -> str:
@@ -205,11 +172,10 @@ def write_index(sweep_dir: Path) -> Path:
     writer.writeheader()
     for row in read_index(sweep_dir):
         writer.writerow({k: _csv_value(v) for k, v in row.items()})
-    path = sweep_dir / INDEX_FILE
-    tmp = path.with_name(f".{INDEX_FILE}.{os.getpid()}.tmp")
-    tmp.write_text(buf.getvalue())
-    os.replace(tmp, path)
-    return path
+    from rlkit.files import atomic_write  # torch: see on_job_end
+
+    atomic_write(sweep_dir / INDEX_FILE, buf.getvalue().encode())
+    return sweep_dir / INDEX_FILE
 
 
 def _csv_value(value: Any) -> Any:
@@ -237,119 +203,38 @@ def format_index(sweep_dir: Path, rows: list[dict[str, Any]]) -> str:
 
 # ---------------------------------------------------------------------------------------------- presets
 def preset_yaml(config: DictConfig, base: DictConfig, groups: dict[str, str], header: Sequence[str],
-                notes: dict[str, str] | None = None, exclude: Sequence[str] = ("seed",)) -> str:
+                keep: Sequence[str] = ()) -> str:
     """An ``experiment=`` preset that composes to ``config``: its groups, then every key that differs from ``base``.
 
     Args:
         config: the composed training config to reproduce (no ``hydra`` node).
-        base: the config that ``groups`` alone compose to; only keys whose values differ are written.
+        base: the config that ``groups`` alone compose to.
         groups: config group -> choice, written as ``override /<group>: <choice>`` lines.
         header: comment lines (without ``#``) at the top of the file.
-        notes: dotted key -> comment, in place of the key's schema docstring; these keys are written even
-            where they equal the default (e.g. the searched ones, with their range).
-        exclude: top-level keys never written (the seed belongs to the command line).
+        keep: dotted keys written even where they equal ``base`` (the searched ones); groups are left out.
     """
-    notes = notes or {}
-    lines = ["# @package _global_", *(f"# {line}".rstrip() for line in header), "defaults:"]
-    width = max((len(f"  - override /{g}: {c}") for g, c in groups.items()), default=0)
-    for group, choice in groups.items():
-        lines.append(f"{f'  - override /{group}: {choice}':<{width}}   # {group} (configs/{group}/)")
-    lines.append("")
-    body = _preset_body(config, base, notes, exclude)
-    text_width = max((len(text) for text, comment in body if comment), default=0)
-    for text, comment in body:
-        lines.append(f"{text:<{text_width}}   # {comment}" if comment else text)
-    return "\n".join(lines) + "\n"
+    values = OmegaConf.to_container(config, resolve=True)
+    body = OmegaConf.create(_differences(values, OmegaConf.to_container(base, resolve=True)))
+    for key in keep:
+        value = OmegaConf.select(config, key, default=None)
+        if value is not None and not OmegaConf.is_dict(value):  # config groups are in the defaults list
+            OmegaConf.update(body, key, value, force_add=True)
+    with open_dict(body):
+        body.pop("seed", None)  # the seed belongs to the command line
+    lines = ["# @package _global_", *(f"# {line}".rstrip() for line in header)]
+    defaults = {"defaults": [{f"override /{group}": choice} for group, choice in groups.items()]}
+    return "\n".join(lines) + "\n" + OmegaConf.to_yaml(defaults) + "\n" + OmegaConf.to_yaml(body)
 
 
-def _preset_body(config: DictConfig, base: Any, notes: dict[str, str], exclude: Sequence[str],
-                 prefix: str = "", indent: str = "") -> list[tuple[str, str]]:
-    """``(line, comment)`` pairs for the keys of ``config`` that differ from ``base``.
-
-    Values come first, then sections; a section's header line has an empty comment.
-    """
-    from rlkit.cli import field_docs
-
-    node_type = OmegaConf.get_type(config)
-    docs = field_docs(node_type) if node_type not in (None, dict) else {}
-    values: list[tuple[str, str]] = []
-    sections: list[tuple[str, str]] = []
-    for key in config:
-        dotted = f"{prefix}{key}"
-        if not prefix and key in exclude:
-            continue
-        child, other = config._get_node(key), _child(base, key)
-        if _is_section(child):
-            below = _preset_body(child, other, notes, exclude, f"{dotted}.", indent + "  ")
+def _differences(values: Any, base: Any) -> dict[str, Any]:
+    """The keys of ``values`` (nested dicts) whose value or type differs from ``base``'s."""
+    out = {}
+    for key, value in values.items():
+        other = base.get(key) if isinstance(base, dict) else None
+        if isinstance(value, dict) and value and isinstance(other, dict):
+            below = _differences(value, other)
             if below:
-                sections += [(f"{indent}{key}:", ""), *below]
-            continue
-        value = OmegaConf.to_container(child, resolve=True) if OmegaConf.is_config(child) else config[key]
-        if dotted not in notes and _same(value, other):
-            continue
-        comment = notes.get(dotted) or _first_sentence(docs.get(str(key), "")) or "set by the search"
-        values.append((f"{indent}{key}: {yaml_scalar(value)}", comment))
-    return values + sections
-
-
-def _is_section(node: Any) -> bool:
-    """A typed sub-config (a dataclass), written key by key; plain dicts are values."""
-    return isinstance(node, DictConfig) and OmegaConf.get_type(node) not in (None, dict)
-
-
-def _child(node: Any, key: Any) -> Any:
-    """``node[key]`` as a section or a plain value; ``_ABSENT`` where there is none."""
-    if not isinstance(node, DictConfig) or key not in node:
-        return _ABSENT
-    child = node._get_node(key)
-    if _is_section(child):
-        return child
-    if OmegaConf.is_missing(node, key):
-        return "???"
-    return OmegaConf.to_container(child, resolve=True) if OmegaConf.is_config(child) else node[key]
-
-
-_ABSENT = object()
-
-
-def _same(value: Any, other: Any) -> bool:
-    if other is _ABSENT or isinstance(other, DictConfig):
-        return False
-    if isinstance(value, float) and isinstance(other, float):
-        return value == other or (math.isnan(value) and math.isnan(other))
-    return bool(value == other) and type(value) is type(other)
-
-
-def _first_sentence(doc: str) -> str:
-    sentence = doc.split(". ")[0].rstrip(".")
-    return sentence if len(sentence) <= 100 else sentence[:97] + "..."
-
-
-_PLAIN = re.compile(r"[A-Za-z_][\w./-]*")
-_YAML_WORDS = {"true", "false", "null", "yes", "no", "on", "off", "y", "n", "~"}
-
-
-def yaml_scalar(value: Any) -> str:
-    """A value as YAML that reads back as the same value and type (floats always with a decimal point)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        text = repr(value)
-        if text in ("inf", "-inf", "nan"):
-            return {"inf": ".inf", "-inf": "-.inf", "nan": ".nan"}[text]
-        mantissa, e, exponent = text.partition("e")
-        if "." not in mantissa:
-            mantissa += ".0"  # YAML 1.1 reads 1e-05 as a string
-        return f"{mantissa}{e}{exponent}"
-    if isinstance(value, str):
-        plain = _PLAIN.fullmatch(value) and value.lower() not in _YAML_WORDS
-        return value if plain else json.dumps(value)
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(yaml_scalar(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{yaml_scalar(str(k))}: {yaml_scalar(v)}" for k, v in value.items()) + "}"
-    raise TypeError(f"cannot write {type(value).__name__} {value!r} into a preset")
+                out[key] = below
+        elif not isinstance(base, dict) or key not in base or value != other or type(value) is not type(other):
+            out[key] = value
+    return out

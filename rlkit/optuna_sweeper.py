@@ -1,37 +1,21 @@
 """Hyperparameter search with Optuna as a Hydra sweeper: ``rlkit train -m hparams_search=balancing_pole_dqn``.
 
-The search space is a mapping of keys to Hydra's sweep expressions, from ``hydra.sweeper.params`` (the
-``configs/hparams_search/`` presets declare one) and from sweep overrides on the command line::
+The search space maps keys to Hydra's sweep expressions (``interval``, ``tag(log, interval(...))``,
+``int(interval(...))``, ``range``, ``choice``), from ``hydra.sweeper.params`` and the command line. Each trial
+asks Optuna (ask-and-tell) for a point, trains one job per seed of ``hydra.sweeper.seeds`` through the
+launcher, and tells Optuna the mean of the jobs' ``objective`` (a key of their summary). At the end the best
+trial is written as a preset, ``<sweep dir>/experiment/<preset>.yaml``, and every trial to
+``optimization_results.yaml``.
 
-    agent.learning_rate: tag(log, interval(1e-4, 1e-2))   # float, log-uniform
-    agent.n_steps: range(1, 6)                            # int 1..5 (range excludes its end, as in Python)
-    agent.batch_size: choice(64, 128, 256)                # categorical (so are a,b,c lists and groups)
-    agent.gradient_steps: int(interval(16, 128))          # int, uniform
-
-Each trial asks Optuna (TPE by default) for a point, trains one job per seed of ``hydra.sweeper.seeds``
-through the configured launcher (parallel with joblib, the default, or Ray), and tells Optuna the mean of the
-jobs' ``objective``, a key of their ``summary.json`` (the final evaluation's mean reward by default). Up to
-``parallel_trials`` trials run at once. A trial whose job fails is marked failed and the search goes on.
-
-At the end the best trial is written as an ``experiment=`` preset, ``<sweep dir>/experiment/<preset>.yaml``:
-its env and agent, then every key that differs from their defaults (searched keys marked), so it composes to
-the best trial's config without depending on the preset the search started from. It can be trained from
-there (``hydra.searchpath``) or copied into ``configs/experiment/``. ``optimization_results.yaml`` lists
-every trial.
-
-Why not Hydra's ``hydra-optuna-sweeper``: it requires ``optuna<3`` (2.10, from 2021), whose database storage
-(``storage=sqlite:///...``, to resume or share a study) fails on SQLAlchemy 2, the only SQLAlchemy that
-current Alembic and Optuna accept; it cannot train several seeds per trial nor write a preset. This sweeper
-uses current Optuna's ask-and-tell interface and keeps the plugin's config names where they mean the same.
+Why not Hydra's ``hydra-optuna-sweeper``: it requires ``optuna<3``, whose database storage fails on
+SQLAlchemy 2, and it cannot train several seeds per trial nor write a preset.
 """
 
 from __future__ import annotations
 
-import copy
 import logging
 import math
 import statistics
-import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,10 +29,11 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.errors import HydraException
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, RunMode, TaskFunction
-from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+from omegaconf import DictConfig, OmegaConf
 
 from rlkit.errors import SweepError
-from rlkit.multirun import failure_message, parallel_jobs, preset_yaml, yaml_scalar
+from rlkit.manual import as_override
+from rlkit.multirun import failure_message, parallel_jobs, preset_yaml
 
 log = logging.getLogger(__name__)
 
@@ -64,16 +49,15 @@ class OptunaSweeperConf:
     _target_: str = "hydra_plugins.rlkit_plugins.OptunaSweeper"
     """The sweeper class (Hydra accepts plugins only from the hydra_plugins package)."""
     n_trials: int = 20
-    """Trials to run (each trains one job per seed)."""
+    """Trials to run."""
     seeds: list[int] = field(default_factory=lambda: [0])
     """Seeds every trial trains, one job each; the trial's value is the mean of their objectives."""
     objective: str = "final_eval.mean_reward"
-    """Key of a run's summary.json that scores it: final_eval.mean_reward, best_eval.mean_reward,
-    final_eval.score (multi-agent: the worst agent's mean), final_eval.success_rate, ..."""
+    """Key of a run's summary.json that scores it (final_eval.score, final_eval.success_rate, ...)."""
     direction: str = "maximize"
     """maximize or minimize the objective."""
     parallel_trials: int | None = None
-    """Trials launched together; empty: enough that every core has a job (the launcher's parallel jobs / seeds)."""
+    """Trials launched together; empty: the launcher's parallel jobs / seeds, so every core has a job."""
     sampler: str = "tpe"
     """tpe (Optuna's default, Bayesian) or random."""
     sampler_seed: int | None = None
@@ -83,7 +67,7 @@ class OptunaSweeperConf:
     storage: str | None = None
     """Optuna storage URL, e.g. sqlite:///runs/optuna.db, to resume or share a search; empty: in memory."""
     params: dict[str, Any] = field(default_factory=dict)
-    """Search space: key -> sweep expression (interval, range, choice, tag(log, ...)); a plain value is fixed."""
+    """Search space: key -> sweep expression; a plain value is fixed."""
     preset: str = "best"
     """Name of the preset written for the best trial: <sweep dir>/experiment/<preset>.yaml."""
 
@@ -97,9 +81,8 @@ class Dimension:
     key: str
     """The override's key element, with its + or ++ prefix if any."""
     expression: str
-    """The sweep expression it came from, for the preset's comments."""
+    """The sweep expression it came from."""
     distribution: Any
-    """An optuna.distributions distribution."""
 
 
 class OptunaSweeper(Sweeper):
@@ -125,7 +108,7 @@ class OptunaSweeper(Sweeper):
         conf = self.conf
         self._validate()
         dimensions, fixed = search_space(conf.params, arguments)
-        optuna = _import_optuna()
+        import optuna  # a dependency, imported when a search starts: it takes a while
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         sampler = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler}[conf.sampler]
         try:
@@ -255,18 +238,19 @@ class OptunaSweeper(Sweeper):
         base = loader.load_configuration(config_name=config_name,
                                          overrides=[f"{g}={c}" for g, c in groups.items()], run_mode=RunMode.RUN)
         absolute = sweep_dir if sweep_dir.is_absolute() else Path(str(self.config.hydra.runtime.cwd)) / sweep_dir
-        searched = {d.name: f"searched: {d.expression}" for d in dimensions}
         header = [
             f"Best trial of an Optuna search (rlkit's sweeper): trial {best.number}, {self.conf.objective} "
             f"{best.value:.4g}",
             f"(the mean over seeds {', '.join(map(str, self.conf.seeds))}). Sweep: {absolute}",
-            *textwrap.wrap(f"Searched: {', '.join(d.name for d in dimensions)}.", width=110),
+            "Searched:", *(f"  {d.name}: {d.expression}" for d in dimensions),
             "Train it:",
             f"  rlkit train experiment={self.conf.preset} 'hydra.searchpath=[file://{absolute}]'",
             "Keep it: copy this file to configs/experiment/<env>_<agent>.yaml (or <env>_<variant>_<agent>.yaml)",
             "and train it with experiment=<that name>.",
         ]
-        text = preset_yaml(_task_part(best_cfg), _task_part(base), groups, header, notes=searched)
+        task = [k for k in best_cfg if k != "hydra"]  # what the task function receives
+        text = preset_yaml(OmegaConf.masked_copy(best_cfg, task), OmegaConf.masked_copy(base, task), groups, header,
+                           keep=[d.name for d in dimensions])
         path = sweep_dir / "experiment" / f"{self.conf.preset}.yaml"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
@@ -293,9 +277,7 @@ class OptunaSweeper(Sweeper):
 def search_space(params: DictConfig | dict[str, Any], arguments: Sequence[str]) -> tuple[list[Dimension], list[str]]:
     """The dimensions of the search and the fixed overrides every job gets.
 
-    ``params`` (key -> expression) come first; command-line sweep overrides add dimensions or replace
-    those of the same key; the command line's plain overrides are passed to every job, and fix their key
-    (``agent.n_steps=3`` takes it out of the search).
+    Command-line sweeps add to ``params`` or replace the same key's; a plain value fixes its key for every job.
     """
     parser = OverridesParser.create()
     dimensions: dict[str, Dimension] = {}
@@ -303,7 +285,7 @@ def search_space(params: DictConfig | dict[str, Any], arguments: Sequence[str]) 
     declared = OmegaConf.to_container(params, resolve=True) if OmegaConf.is_config(params) else dict(params)
     assert isinstance(declared, dict)
     for key, expression in declared.items():
-        text = expression if isinstance(expression, str) else yaml_scalar(expression)
+        text = expression if isinstance(expression, str) else as_override(expression)
         override = _parse(parser, f"{key}={text}", f"hydra.sweeper.params.{key}")
         if override.is_sweep_override():
             dimensions[override.key_or_group] = _dimension(override, text)
@@ -368,14 +350,13 @@ def _dimension(override: Override, expression: str) -> Dimension:
 
 
 def override_value(value: Any) -> str:
-    """A sampled value as the right-hand side of an override (categorical strings are already in that form).
+    """A sampled value as an override's right-hand side; floats keep 4 significant digits.
 
-    Floats keep 4 significant digits: runs, logs and presets read 0.001066, not 0.0010659941309425502 (the
-    difference is far below what a search can resolve).
+    0.001066, not 0.0010659941309425502: the difference is far below what a search resolves.
     """
     if isinstance(value, float) and not isinstance(value, bool):
         value = float(f"{value:.4g}")
-    return value if isinstance(value, str) else yaml_scalar(value)
+    return value if isinstance(value, str) else as_override(value)
 
 
 def objective_value(summary: Any, key: str, job: int) -> float | None:
@@ -394,21 +375,5 @@ def objective_value(summary: Any, key: str, job: int) -> float | None:
     return float(node)
 
 
-def _task_part(config: DictConfig) -> DictConfig:
-    """A composed config without its ``hydra`` node (what the task function receives)."""
-    task = copy.deepcopy(config)
-    with read_write(task), open_dict(task):
-        del task["hydra"]
-    return task
-
-
 def _span(jobs: Sequence[int]) -> str:
     return f"{jobs[0]}-{jobs[-1]}" if len(jobs) > 1 else str(jobs[0])
-
-
-def _import_optuna() -> Any:
-    try:
-        import optuna
-    except ImportError:
-        raise SweepError("hydra/sweeper=optuna needs optuna: pip install optuna") from None
-    return optuna

@@ -1,17 +1,8 @@
 """Learning curves of many runs: ``rlkit plot <runs or sweep dir> [more dirs...]``.
 
-Finds the run directories under the given paths, reads one TensorBoard scalar from each (``episode/reward``
-by default), groups the runs by their resolved config with the seed left out, and draws every group's mean
-over its seeds with a 95% confidence band (Student's t), against environment steps and against wall time.
-It writes a PNG and, beside it, a CSV of exactly the numbers drawn.
-
-The steps are plain functions, usable from Python::
-
-    runs = load_runs(["runs/multirun/2026-11-21_18-00-00"], tag="eval/mean_reward")
-    groups = group_runs(runs)
-    drawn = curves(groups, x="steps") + curves(groups, x="wall")
-    plot_curves(drawn, "curves.png", tag="eval/mean_reward", thresholds=reward_thresholds(runs))
-    write_csv(drawn, "curves.csv")
+Reads one TensorBoard scalar from every run under the paths, groups the runs by their config without the seed,
+and draws each group's mean with a 95% t-interval against environment steps and wall time, to a PNG and a CSV
+of the numbers drawn. From Python: ``load_runs`` -> ``group_runs`` -> ``curves`` -> ``plot_curves``/``write_csv``.
 """
 
 from __future__ import annotations
@@ -22,6 +13,7 @@ import json
 import math
 import os
 import re
+import sys
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from rlkit.errors import RlkitError, RunDirError
+from rlkit.manual import as_override
 from rlkit.runs import CONFIG_FILE, SUMMARY_FILE, flatten
 
 TB_DIR = "tb"
@@ -56,13 +49,11 @@ class Run:
     config: dict[str, Any]
     """The resolved config, flattened to dotted keys (``agent.learning_rate``)."""
     summary: dict[str, Any]
-    """The run's ``summary.json``."""
     steps: np.ndarray
     """Environment steps at which the scalar was logged, increasing (repeated steps averaged into one)."""
     wall: np.ndarray
     """Seconds from the run's first TensorBoard event to each of ``steps``."""
     values: np.ndarray
-    """The scalar at each of ``steps``."""
 
     @property
     def seed(self) -> Any:
@@ -75,7 +66,7 @@ class Group:
     """Runs with the same config apart from the seed."""
 
     label: str
-    """The config keys that set this group apart from the others (``agent=dqn``, ``agent.gamma=0.9``)."""
+    """The config keys that set this group apart from the others (``agent=dqn agent.gamma=0.9``)."""
     runs: list[Run] = field(default_factory=list)
 
 
@@ -89,7 +80,7 @@ class Curve:
     x: np.ndarray
     mean: np.ndarray
     low: np.ndarray
-    """Lower end of the 95% t-interval of the mean (the mean itself for a single run)."""
+    """The 95% t-interval of the mean, low and high ends (the mean itself for a single run)."""
     high: np.ndarray
     n_runs: int
     runs: np.ndarray = field(repr=False, default_factory=lambda: np.empty((0, 0)))
@@ -108,11 +99,7 @@ def _natural_key(path: Path) -> list[Any]:
 
 
 def find_runs(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
-    """Every run directory at or under the given paths, each once: path by path, in natural order within each.
-
-    Raises:
-        RunDirError: A path does not exist or is not a directory, or no path holds a run.
-    """
+    """Every run directory at or under the given paths, each once: path by path, in natural order within each."""
     found: dict[Path, None] = {}
     given = [Path(p).expanduser() for p in paths]
     for root in given:
@@ -190,14 +177,7 @@ def read_scalar(tb_dir: Path, tag: str) -> tuple[np.ndarray, np.ndarray, np.ndar
 
 
 def load_runs(paths: Iterable[str | os.PathLike[str]], tag: str = DEFAULT_TAG) -> list[Run]:
-    """Every run under ``paths`` with its config, summary and the scalar ``tag``.
-
-    Runs that did not log ``tag`` are left out with a warning.
-
-    Raises:
-        RunDirError: A path does not exist, or holds no run, or a run's files are corrupt.
-        PlotError: No run logged ``tag`` (the message lists the tags they have).
-    """
+    """Every run under ``paths`` with its config, summary and the scalar ``tag`` (runs without it: a warning)."""
     runs: list[Run] = []
     missing: list[Path] = []
     other_tags: set[str] = set()
@@ -225,17 +205,6 @@ def _same(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
 
 
-def _shown(value: Any) -> str:
-    """A config value as it would be typed on the command line."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, list | dict):
-        return json.dumps(value).replace('"', "")
-    return str(value)
-
-
 _UNSET = "(unset)"
 
 
@@ -261,21 +230,18 @@ def _labels(configs: list[dict[str, Any]]) -> list[str]:
             if section in choices:
                 choice = f"{section}.name"
                 if key == choice:
-                    parts.append(f"{section}={_shown(config.get(key))}")
+                    parts.append(f"{section}={as_override(config.get(key))}")
                     continue
                 alike = [c for c in configs if c.get(choice) == config.get(choice)]
                 if not differs(key, alike):
                     continue
-            parts.append(f"{key}={_shown(config[key]) if key in config else _UNSET}")
+            parts.append(f"{key}={as_override(config[key]) if key in config else _UNSET}")
         labels.append(" ".join(parts))
     return labels
 
 
 def group_runs(runs: Sequence[Run]) -> list[Group]:
-    """Runs grouped by their config without the seed (and without display-only keys), in order of appearance.
-
-    Each group is labelled by the keys that differ between the groups; a single group by its env and agent.
-    """
+    """Runs grouped by their config without the seed and display-only keys, labelled by the keys that differ."""
     by_config: dict[str, tuple[dict[str, Any], list[Run]]] = {}
     for run in runs:
         config = {k: v for k, v in run.config.items() if k not in NOT_CONFIG}
@@ -292,10 +258,7 @@ def group_runs(runs: Sequence[Run]) -> list[Group]:
 
 
 def reward_thresholds(runs: Sequence[Run]) -> dict[float, str]:
-    """The runs' reward thresholds (from ``summary.json``; null ones left out), each with a legend label.
-
-    The label names the environments a threshold belongs to when the runs come from more than one.
-    """
+    """The runs' reward thresholds, each with a legend label (naming its envs when the runs have several)."""
     envs = {r.summary.get("env") for r in runs}
     by_value: dict[float, list[str]] = {}
     for run in runs:
@@ -373,10 +336,7 @@ def curves(groups: Sequence[Group], x: str = "steps", points: int = 200, smooth:
 # ---------------------------------------------------------------------------------------------- output
 def plot_curves(drawn: Sequence[Curve], out: str | os.PathLike[str], tag: str = DEFAULT_TAG,
                 thresholds: Mapping[float, str] | None = None, size: tuple[int, int] = (1200, 500)) -> Path:
-    """Draw the curves to a PNG of ``size`` pixels: one panel per x kind, a legend, dashed thresholds.
-
-    ``thresholds`` maps each horizontal line's value to its legend label (see :func:`reward_thresholds`).
-    """
+    """Draw the curves to a PNG of ``size`` pixels: one panel per x kind, a legend, dashed ``thresholds``."""
     if not drawn:
         raise PlotError("nothing to draw: no group of runs has a range of x that all its runs cover")
     thresholds = thresholds or {}
@@ -450,7 +410,17 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str]) -> None:
-    """``rlkit plot``: parse the arguments, draw, and print where the PNG and CSV went."""
+    """``rlkit plot``: parse the arguments, draw, and print where the PNG and CSV went (warnings on one line)."""
+    def show(message: Warning | str, *_: Any, **__: Any) -> None:
+        print(f"rlkit: warning: {message}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = show
+        _main(argv)
+
+
+def _main(argv: Sequence[str]) -> None:
     args = _parser().parse_args(list(argv))
     out = Path(args.out).expanduser() if args.out else Path(args.paths[0]).expanduser() / "learning_curves.png"
     if out.suffix.lower() != ".png":

@@ -1,17 +1,11 @@
 """A Hydra launcher that runs each job of a multirun as a Ray task: ``rlkit train -m hydra/launcher=ray ...``.
 
-It connects to the cluster named by ``hydra.launcher.ray.init.address`` or else ``RAY_ADDRESS``, and starts a
-local Ray instance when neither is set. Each job is one ``ray.remote`` task that reserves ``torch_threads``
-CPUs (``hydra.launcher.ray.remote.num_cpus`` overrides it), runs Hydra's ``run_job`` (so the job gets its run
-directory, logs and callbacks exactly as with the other launchers) and returns its ``JobReturn``; the launcher
-gathers them in job order.
+Each job is one ``ray.remote`` task reserving ``torch_threads`` CPUs that runs Hydra's ``run_job`` (so it gets
+its run directory, logs and callbacks as with the other launchers); results are gathered in job order.
 
-Why not Hydra's ``hydra-ray-launcher``: it requires ``cloudpickle<3`` and pulls ``boto3`` (for its AWS
-launcher), whose ``botocore`` requires ``python-dateutil<3``; rlkit pins cloudpickle 3 (gymnasium, SB3) and
-python-dateutil 4 (matplotlib). What rlkit needs from it, running jobs as tasks on an existing or local
-cluster, is this module. The config keeps the plugin's layout (``hydra.launcher.ray.init``/``.remote``).
-
-Ray is an optional extra (``pip install 'rlkit[ray]'``) imported only when a multirun launches.
+Why not Hydra's ``hydra-ray-launcher``: it requires ``cloudpickle<3`` and ``boto3`` (whose botocore requires
+``python-dateutil<3``), and caps ``aiohttp<4``; rlkit's own pins (constraints.txt) are cloudpickle 3 and
+python-dateutil 4. Ray is an optional extra (``pip install 'rlkit[ray]'``), imported when a multirun launches.
 """
 
 from __future__ import annotations
@@ -35,9 +29,7 @@ from rlkit.errors import SweepError
 log = logging.getLogger(__name__)
 
 ADDRESS_ENV = "RAY_ADDRESS"
-CONNECT_TIMEOUT_S = 5.0
-"""Seconds to wait for a TCP connection to the cluster before calling its address unreachable (ray.init itself
-retries for minutes)."""
+CONNECT_TIMEOUT_S = 5.0  # to call a cluster unreachable (ray.init itself retries for minutes)
 
 
 @dataclass
@@ -72,9 +64,7 @@ class RayConf:
     """Where and how the jobs run on Ray."""
 
     init: RayInitConf = field(default_factory=RayInitConf)
-    """ray.init arguments."""
     remote: RayRemoteConf = field(default_factory=RayRemoteConf)
-    """Per-job task options."""
 
 
 @dataclass
@@ -82,9 +72,7 @@ class RayLauncherConf:
     """``hydra/launcher=ray``: each job a Ray task."""
 
     _target_: str = "hydra_plugins.rlkit_plugins.RayLauncher"
-    """The launcher class (Hydra accepts plugins only from the hydra_plugins package)."""
     ray: RayConf = field(default_factory=RayConf)
-    """Cluster and per-job options."""
 
 
 class RayLauncher(Launcher):

@@ -1,17 +1,19 @@
-"""Run directories: reading a run's config back, and writing its summary."""
+"""Run directories: reading a run's config back, claiming a directory, and which run ``resume=`` continues."""
 
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
+from hydra import compose
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from rlkit.config import AGENT_SCHEMAS, TrainConfig, check_known_keys, env_schema
-from rlkit.errors import ConfigError, RunDirError
+from rlkit.config import AGENT_SCHEMAS, TrainConfig, check_known_keys, env_schema, hydra_configs
+from rlkit.errors import ConfigError, RlkitError, RunDirError, user_errors
 
 CONFIG_FILE = Path(".hydra") / "config.yaml"
 SUMMARY_FILE = "summary.json"
@@ -108,24 +110,93 @@ def _taken(directory: Path, evidence: str) -> RunDirError:
 
 
 class ClaimRunDir(Callback):
-    """Hydra callback (configured in ``train.yaml``): claim the run's or sweep's directory before Hydra writes.
-
-    Hydra writes ``.hydra/config.yaml`` into the run directory before rlkit's code starts, so the claim happens
-    in ``on_run_start``/``on_multirun_start``; a refusal is printed like any rlkit error (exit status 2).
-    """
+    """Hydra callback (in ``train.yaml``): claim the run's or sweep's directory before Hydra writes into it."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         """Claim ``hydra.run.dir``, unless the run continues in it (``resume=``: the directory is its own)."""
-        from rlkit.cli import _user_errors
-
         if config.get("resume") is not None:
             return
-        with _user_errors():
+        with user_errors():
             claim_run_dir(Path(str(config.hydra.run.dir)), str(config.hydra.output_subdir or ".hydra"))
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         """Claim ``hydra.sweep.dir``."""
-        from rlkit.cli import _user_errors
-
-        with _user_errors():
+        with user_errors():
             claim_sweep_dir(Path(str(config.hydra.sweep.dir)))
+
+
+# ---------------------------------------------------------------------------------------------- resume
+# Overrides a continued run may change: how it reports and checkpoints, not what it computes.
+RESUME_MAY_CHANGE = ("callbacks.progress_bar=", "callbacks.checkpoint.", "torch_threads=")
+
+
+def resume_overrides(args: list[str]) -> list[str]:
+    """``rlkit train resume=<run dir>`` (or ``resume=auto``) as the overrides that continue that run.
+
+    The run's own overrides (its config composes again), ``resume`` and ``hydra.run.dir`` (Hydra writes into the
+    run's directory). ``resume=auto``: the newest unfinished run of the config the other overrides compose, if any.
+    """
+    from rlkit.resume import latest_checkpoint  # torch: only once a run is to be continued
+
+    value = next(a.split("=", 1)[1] for a in args if a.startswith("resume="))
+    others = [a for a in args if not a.startswith("resume=")]
+    if "-m" in others or "--multirun" in others:
+        raise RlkitError("resume= continues one run; it cannot be combined with -m")
+    if value in ("", "null"):
+        return others
+    if value == "auto":
+        found = find_unfinished_run(others)
+        if found is None:
+            print("resume=auto: no unfinished run of this config with a checkpoint; starting a new run",
+                  file=sys.stderr)
+            return others
+        print(f"resume=auto: continuing {found}", file=sys.stderr)
+        run = found
+    else:
+        run = Path(value)
+        changed = [a for a in others if not a.startswith(RESUME_MAY_CHANGE)]
+        if changed:
+            raise RlkitError(
+                f"resume={value} continues the run with its own config, so it takes no other overrides "
+                f"(got {' '.join(changed)}); only {', '.join(k.rstrip('=.') for k in RESUME_MAY_CHANGE)} may change"
+            )
+    load_run_config(run)  # a clear error for a missing or corrupt run directory
+    if (run / SUMMARY_FILE).is_file():
+        raise RlkitError(f"{run} has finished ({SUMMARY_FILE} exists): there is nothing to continue")
+    latest_checkpoint(run)  # a clear error if there is no checkpoint
+    saved = OmegaConf.load(run / ".hydra" / "overrides.yaml")
+    keys = {a.split("=", 1)[0] for a in others}
+    kept = [str(o) for o in saved if not str(o).startswith(("resume=", "hydra.")) and str(o).split("=", 1)[0]
+            not in keys]
+    return [*kept, *others, f"resume={run}", f"hydra.run.dir={run}"]
+
+
+def find_unfinished_run(overrides: list[str]) -> Path | None:
+    """The newest unfinished run with these overrides' config and a checkpoint, beside where a new one would go."""
+    from rlkit.resume import RESUME_DIR, checkpoints
+
+    with hydra_configs():
+        cfg = compose(config_name="train", overrides=overrides, return_hydra_config=True)
+    parent = Path(str(cfg.hydra.run.dir)).parent
+    wanted = _comparable(cfg)
+    candidates = []
+    for run in parent.glob("*"):
+        config = run / CONFIG_FILE
+        found = checkpoints(run / RESUME_DIR)
+        if not config.is_file() or (run / SUMMARY_FILE).is_file() or not found:
+            continue
+        try:
+            same = _comparable(OmegaConf.load(config)) == wanted
+        except Exception:  # an unreadable config is some other run's problem, not a match
+            continue
+        if same:
+            candidates.append((found[-1].stat().st_mtime, run))
+    return max(candidates)[1] if candidates else None
+
+
+def _comparable(cfg: DictConfig | Any) -> dict[str, Any]:
+    """A composed or saved training config as plain values, without Hydra's section and ``resume``."""
+    kept = OmegaConf.masked_copy(cfg, [k for k in cfg if k not in ("hydra", "resume")])
+    container = OmegaConf.to_container(kept, resolve=True)
+    assert isinstance(container, dict)
+    return container

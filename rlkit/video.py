@@ -1,8 +1,4 @@
-"""Writing rendered frames to a video file, one frame at a time, with the ffmpeg that imageio-ffmpeg ships.
-
-Frames stream to an ffmpeg process through a pipe, so a long evaluation needs no more memory than one frame,
-and no display: the frames come from ``render_mode="rgb_array"``.
-"""
+"""Rendered frames streamed to a video file through a pipe to the ffmpeg that imageio-ffmpeg ships."""
 
 from __future__ import annotations
 
@@ -24,10 +20,9 @@ _GIF: dict[str, Any] = {"codec": "gif", "pix_fmt_out": "pal8", "quality": None,
 
 
 class VideoWriter:
-    """Streams RGB frames to an MP4 (H.264) or GIF file; the format follows the file's suffix.
+    """Streams RGB frames to an MP4 (H.264) or GIF file (the file's suffix), one frame in memory at a time.
 
-    The first frame fixes the video's size; ffmpeg starts then. Use as a context manager, or call
-    :meth:`close`, which finishes the file.
+    The first frame fixes the video's size; ffmpeg starts then. :meth:`close` (or the ``with`` block) finishes it.
 
     Args:
         path: The file to write (``.mp4`` or ``.gif``); its folder must exist.

@@ -30,7 +30,7 @@ import numpy as np
 
 import rlkit.envs
 import rlkit.train
-from rlkit.cli import compose
+from rlkit.config import compose
 from rlkit.train import train
 
 # RL Baselines3 Zoo, hyperparams/dqn.yml, CartPole-v1 (n_timesteps 5e4).

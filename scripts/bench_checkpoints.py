@@ -26,8 +26,7 @@ from typing import Any
 import numpy as np
 
 from rlkit.callbacks import Callback
-from rlkit.cli import compose
-from rlkit.config import TrainConfig
+from rlkit.config import TrainConfig, compose
 from rlkit.files import load_checkpoint
 from rlkit.resume import RESUME_DIR, RunInterrupted, checkpoints, latest_checkpoint
 from rlkit.train import train

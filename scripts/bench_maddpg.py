@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 import rlkit.train
-from rlkit.cli import compose
+from rlkit.config import compose
 from rlkit.factory import build_agent, build_env
 
 QUIET = ["callbacks.tensorboard=false", "callbacks.progress_bar=false"]

@@ -29,7 +29,7 @@ from typing import Any
 import torch
 
 import rlkit.train
-from rlkit.cli import compose
+from rlkit.config import compose
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from gymnasium.envs.classic_control.cartpole import CartPoleVectorEnv
 
 import rlkit.train
 from rlkit.callbacks import Callback
-from rlkit.cli import compose
+from rlkit.config import compose
 from rlkit.envs import BalancingPoleVectorEnv
 
 SOLVE_OVERRIDES = [

@@ -30,7 +30,7 @@ import torch
 
 import rlkit.envs
 import rlkit.train
-from rlkit.cli import compose
+from rlkit.config import compose
 
 PROTOCOL = ["callbacks.eval.episodes=50", "callbacks.eval.stop_on_threshold=true", "callbacks.tensorboard=false",
             "callbacks.progress_bar=false"]

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 from omegaconf import OmegaConf
 
-from rlkit.cli import compose
+from rlkit.config import compose
 from rlkit.plot import Group, curves, load_runs, plot_curves, read_scalar, reward_thresholds, write_csv
 from rlkit.runs import SUMMARY_FILE
 

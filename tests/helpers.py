@@ -11,7 +11,7 @@ os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
 
 from rlkit.callbacks import Callback  # noqa: E402
-from rlkit.cli import compose  # noqa: E402
+from rlkit.config import compose  # noqa: E402
 from rlkit.verify import read_scalars  # noqa: E402,F401  (tests read runs' scalars as verify does)
 
 # Small enough for a fast test, long enough for episodes, updates and two evaluations to happen.

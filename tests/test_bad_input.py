@@ -26,7 +26,7 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
 from helpers import TINY, compose_cfg, run_cli
-from rlkit.cli import check_group_choices
+from rlkit.config import check_group_choices
 from rlkit.config import EvalRunConfig
 from rlkit.errors import ConfigError, DiskFullError, EnvError, RlkitError, RunDirError, TrainingDiverged
 from rlkit.evaluate import evaluate_run, play_episodes

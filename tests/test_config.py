@@ -9,7 +9,8 @@ from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ConfigKeyError
 
 from helpers import compose_cfg
-from rlkit.cli import check_group_choices, field_docs
+from rlkit.config import check_group_choices
+from rlkit.manual import field_docs
 from rlkit.config import (
     AGENT_SCHEMAS,
     ENV_SCHEMAS,

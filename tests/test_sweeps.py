@@ -19,9 +19,11 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
+import hydra_plugins.rlkit_plugins  # noqa: F401  (stores hydra/sweeper=optuna, which hparams_search composes)
 from helpers import compose_cfg, run_cli
+from rlkit.config import hydra_configs
 from rlkit.errors import RlkitError, SweepError
-from rlkit.multirun import check_multirun_args, parallel_jobs, yaml_scalar
+from rlkit.multirun import check_multirun_args, parallel_jobs, preset_yaml
 from rlkit.optuna_sweeper import objective_value, override_value, search_space
 
 CONFIGS = Path(str(files("rlkit.configs")))
@@ -250,8 +252,19 @@ def test_search_space_from_expressions():
 
 @pytest.mark.parametrize("value", [1e-05, 0.0023, 3.0, 250, True, None, "dqn", "yes", "a b", [64, 64], {"k": 1.5}])
 def test_preset_values_read_back_as_written(value):
-    assert OmegaConf.create(f"x: {yaml_scalar(value)}\n").x == value
-    assert yaml.safe_load(f"x: {yaml_scalar(value)}\n")["x"] == value
+    text = preset_yaml(OmegaConf.create({"x": value, "seed": 3}), OmegaConf.create({"x": "other", "seed": 0}),
+                       {"agent": "dqn"}, ["a header"])
+    assert text.startswith("# @package _global_\n# a header\n")
+    assert OmegaConf.create(text).x == value and yaml.safe_load(text)["x"] == value
+    assert "seed" not in yaml.safe_load(text)  # the seed belongs to the command line
+
+
+def test_a_preset_holds_what_differs_and_the_searched_keys():
+    base = OmegaConf.create({"agent": {"gamma": 0.99, "lr": 1e-3, "net": {"width": 64, "depth": 2}}, "total": 5})
+    config = OmegaConf.merge(base, {"agent": {"lr": 1e-4, "net": {"width": 128}}})
+    written = yaml.safe_load(preset_yaml(config, base, {"env": "gym", "agent": "dqn"}, [], keep=["agent.gamma"]))
+    assert written == {"defaults": [{"override /env": "gym"}, {"override /agent": "dqn"}],
+                       "agent": {"lr": 1e-4, "net": {"width": 128}, "gamma": 0.99}}
 
 
 def test_sampled_values_become_overrides():
@@ -271,9 +284,9 @@ def test_the_objective_is_a_key_of_the_summary():
 @pytest.mark.parametrize("search", SEARCHES)
 def test_every_search_space_fits_its_preset(search):
     """Both ends of every range and every choice compose and validate with the search's preset."""
-    from hydra import compose, initialize_config_module
+    from hydra import compose
 
-    with initialize_config_module(config_module="rlkit.configs", version_base="1.3"):
+    with hydra_configs():
         cfg = compose(config_name="train", overrides=[f"hparams_search={search}"], return_hydra_config=True)
     assert cfg.hydra.runtime.choices.experiment == search  # each search starts from the preset of its name
     assert "OptunaSweeper" in cfg.hydra.sweeper._target_
@@ -308,10 +321,8 @@ def test_an_optuna_search_writes_a_preset_that_composes_and_trains(tmp_path):
     preset = sweep / "experiment" / "best.yaml"
     text = preset.read_text()
     assert f"rlkit train experiment=best 'hydra.searchpath=[file://{sweep}]'" in out.stdout
-    for line in text.splitlines():  # every key commented, as configs/ requires
-        m = re.match(r"^(\s*)([A-Za-z_][\w.]*):\s*(.*)$", line)
-        if m and m.group(2) != "defaults" and m.group(3):
-            assert "#" in m.group(3), line
+    for key in results["best_params"]:  # the header names what was searched
+        assert re.search(rf"^#   {re.escape(key)}: ", text, re.MULTILINE), key
     cfg = compose_cfg([f"hydra.searchpath=[file://{sweep}]", "experiment=best"])
     job_cfg = OmegaConf.load(sweep / str(best["jobs"][0]) / ".hydra" / "config.yaml")
     for key in results["best_params"]:
