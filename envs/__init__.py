@@ -19,10 +19,10 @@ The multi-agent cart-pole is registered with PettingZoo's registry (and, Petting
 import pettingzoo
 from gymnasium.envs.registration import register, registry
 
-from rlkit.envs import multi_cartpole_v0
-from rlkit.envs.balancing_pole import BalancingPoleEnv, BalancingPoleVectorEnv
+from rlkit.envs import multi_cartpole as multi_cartpole_v0
+from rlkit.envs.balancing_pole import BalancingPoleConfig, BalancingPoleEnv, BalancingPoleVectorEnv
 from rlkit.envs.multi_cartpole import MultiCartPoleEnv, MultiCartPoleVectorEnv
-from rlkit.envs.robotic_arm import RoboticArmEnv, RoboticArmVectorEnv
+from rlkit.envs.robotic_arm import RoboticArmConfig, RoboticArmEnv, RoboticArmVectorEnv
 
 BALANCING_POLE_ID = "rlkit/BalancingPole-v1"
 MULTI_CARTPOLE_ID = "rlkit/MultiCartPole-v0"
@@ -33,8 +33,8 @@ if BALANCING_POLE_ID not in registry:
         id=BALANCING_POLE_ID,
         entry_point="rlkit.envs.balancing_pole:BalancingPoleEnv",
         vector_entry_point="rlkit.envs.balancing_pole:BalancingPoleVectorEnv",
-        max_episode_steps=500,
-        reward_threshold=475.0,
+        max_episode_steps=BalancingPoleConfig.max_episode_steps,
+        reward_threshold=BalancingPoleConfig.reward_threshold,
     )
 
 if ROBOTIC_ARM_ID not in registry:
@@ -42,13 +42,12 @@ if ROBOTIC_ARM_ID not in registry:
         id=ROBOTIC_ARM_ID,
         entry_point="rlkit.envs.robotic_arm:RoboticArmEnv",
         vector_entry_point="rlkit.envs.robotic_arm:RoboticArmVectorEnv",
-        # 10 s at the default 0.05 s per step: time to cross the workspace and settle on the target.
-        max_episode_steps=200,
+        max_episode_steps=RoboticArmConfig.max_episode_steps,
     )
 
 if MULTI_CARTPOLE_ID not in pettingzoo.parallel_registry:
     pettingzoo.register("parallel", MULTI_CARTPOLE_ID, entry_point="rlkit.envs.multi_cartpole:MultiCartPoleEnv")
-    pettingzoo.register("aec", MULTI_CARTPOLE_ID, entry_point="rlkit.envs.multi_cartpole_v0:env")
+    pettingzoo.register("aec", MULTI_CARTPOLE_ID, entry_point="rlkit.envs.multi_cartpole:env")
 
 __all__ = [
     "MULTI_CARTPOLE_ID",

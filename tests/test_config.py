@@ -9,18 +9,14 @@ from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ConfigKeyError
 
 from helpers import compose_cfg
+from rlkit.agents.config import DQNConfig
 from rlkit.cli import check_group_choices, field_docs
-from rlkit.config import (
-    AGENT_SCHEMAS,
-    ENV_SCHEMAS,
-    CallbacksConfig,
-    ConfigError,
-    DQNConfig,
-    EvalConfig,
-    EvalRunConfig,
-    TrainConfig,
-)
+from rlkit.config import CallbacksConfig, ConfigError, EvalConfig, EvalRunConfig, TrainConfig
 from rlkit.errors import RlkitError
+from rlkit.factory import AGENTS, ENVS
+
+ENV_SCHEMAS = {name: schema for name, (schema, _) in ENVS.items()}
+AGENT_SCHEMAS = {name: schema for name, (schema, _) in AGENTS.items()}
 
 CONFIGS = Path(str(files("rlkit.configs")))
 EXPERIMENTS = sorted(p.stem for p in (CONFIGS / "experiment").glob("*.yaml"))

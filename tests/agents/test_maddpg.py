@@ -16,7 +16,7 @@ from rlkit.agents.maddpg import (
 )
 from rlkit.agents.networks import StackedMLP
 from rlkit.callbacks import Callback, CallbackList
-from rlkit.config import MADDPGConfig
+from rlkit.agents.config import MADDPGConfig
 from rlkit.envs.adapters import OneAgentVectorEnv
 from rlkit.envs.multi_cartpole import MultiCartPoleVectorEnv
 
