@@ -62,11 +62,7 @@ class BalancingPoleConfig:
 
 def env_config(schema: type[Config], params: dict[str, Any], render_mode: str | None, render_modes: list[str],
                skip: tuple[str, ...] = ()) -> Config:
-    """An env's config from its keyword arguments, validated once by the schema.
-
-    Every field of ``schema`` is an argument except ``name``, the solved thresholds and ``skip``, which belong
-    to the registration and to training.
-    """
+    """An env's config from its keyword arguments: ``schema``'s fields but ``name``, the thresholds and ``skip``."""
     allowed = [f.name for f in dataclasses.fields(schema)  # type: ignore[arg-type]
                if f.name not in ("name", "reward_threshold", "success_threshold", *skip)]
     unknown = sorted(set(params) - set(allowed))
@@ -79,16 +75,6 @@ def env_config(schema: type[Config], params: dict[str, Any], render_mode: str | 
     cfg = schema(**params)
     cfg.validate()  # type: ignore[attr-defined]
     return cfg
-
-
-def _spaces(x_threshold: float, theta_threshold_radians: float, continuous: bool) -> tuple[spaces.Box, Any]:
-    """Observation and action space of one balancing pole."""
-    # Twice the termination limits, so every observation of a live episode lies inside.
-    high = np.array([2 * x_threshold, np.inf, 2 * theta_threshold_radians, np.inf], dtype=np.float32)
-    action_space: spaces.Space[Any] = (
-        spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32) if continuous else spaces.Discrete(2)
-    )
-    return spaces.Box(-high, high, dtype=np.float32), action_space
 
 
 class _Physics:
@@ -119,7 +105,10 @@ class _Physics:
         self.public = {"gravity": self.gravity, "masscart": masscart, "masspole": masspole, "length": length,
                        "force_mag": self.force_mag, "tau": self.tau, "x_threshold": self.x_threshold,
                        "theta_threshold_radians": self.theta_threshold_radians, "continuous": bool(cfg.continuous)}
-        self.spaces = _spaces(self.x_threshold, self.theta_threshold_radians, bool(cfg.continuous))
+        # Observation bounds twice the termination limits, so every observation of a live episode lies inside.
+        high = np.array([2 * self.x_threshold, np.inf, 2 * self.theta_threshold_radians, np.inf], dtype=np.float32)
+        self.spaces = (spaces.Box(-high, high, dtype=np.float32),
+                       spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32) if cfg.continuous else spaces.Discrete(2))
 
 
 def step_arrays(p: _Physics, state: np.ndarray, force_m: np.ndarray, deriv: np.ndarray, tmp: np.ndarray) -> None:

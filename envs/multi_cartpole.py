@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -141,9 +142,8 @@ class MultiCartPoleEnv(Snapshot, CanvasOwner, ParallelEnv):
     env = multi_cartpole_v0.parallel_env(num_agents=2, coupling=2.0, render_mode="human")
     observations, infos = env.reset(seed=0)
     ```
-    ``num_agents``, ``coupling``, ``continuous``, ``observe_neighbours``, ``max_episode_steps``,
-    ``render_mode`` and the balancing pole's physical constants. Cart ``i`` reset with seed ``s`` starts as
-    a balancing pole reset with seed ``s + i``.
+    ``render_mode`` and the fields of :class:`MultiCartPoleConfig` (but ``name`` and ``reward_threshold``).
+    Cart ``i`` reset with seed ``s`` starts as a balancing pole reset with seed ``s + i``.
 
     ## Version History
     * v0: initial version.
@@ -160,16 +160,14 @@ class MultiCartPoleEnv(Snapshot, CanvasOwner, ParallelEnv):
         self._carts = _Carts(cfg)
         self.max_episode_steps = cfg.max_episode_steps
         self.render_mode = render_mode
-        num_agents = cfg.num_agents
-        self.possible_agents = [f"cart_{i}" for i in range(num_agents)]
+        self.possible_agents = [f"cart_{i}" for i in range(cfg.num_agents)]
         self.agents: list[str] = []
         # One space object per agent, so seeding one agent's space does not touch another's.
-        self.observation_spaces = {a: _copy_space(self._carts.observation_space) for a in self.possible_agents}
-        self.action_spaces = {a: _copy_space(self._carts.action_space) for a in self.possible_agents}
-        self.state_space = spaces.Box(np.tile(self._carts.observation_space.low[:4], num_agents),
-                                      np.tile(self._carts.observation_space.high[:4], num_agents),
-                                      dtype=np.float32)
-        n = num_agents
+        self.observation_spaces = {a: copy.deepcopy(self._carts.observation_space) for a in self.possible_agents}
+        self.action_spaces = {a: copy.deepcopy(self._carts.action_space) for a in self.possible_agents}
+        low, high = self._carts.observation_space.low[:4], self._carts.observation_space.high[:4]
+        self.state_space = spaces.Box(np.tile(low, cfg.num_agents), np.tile(high, cfg.num_agents), dtype=np.float32)
+        n = cfg.num_agents
         self._state = np.zeros((4, n))
         self._deriv = np.empty((4, n))
         self._tmp = np.empty((4, n))
@@ -350,13 +348,6 @@ class MultiCartPoleVectorEnv(Snapshot):
 
     def close(self) -> None:
         """Nothing to release."""
-
-
-def _copy_space(space: spaces.Space[Any]) -> spaces.Space[Any]:
-    if isinstance(space, spaces.Discrete):
-        return spaces.Discrete(int(space.n))
-    assert isinstance(space, spaces.Box)
-    return spaces.Box(space.low.copy(), space.high.copy(), dtype=space.dtype)  # type: ignore[arg-type]
 
 
 # PettingZoo's module style (``from rlkit.envs import multi_cartpole_v0``, this module under that name).

@@ -73,11 +73,13 @@ class RoboticArmConfig:
             if pair is None or not min(pair) > 0:
                 raise ConfigError(f"env.{key} must be two finite numbers > 0, got {getattr(self, key)!r}")
         if self.fixed_target is not None and _pair(self.fixed_target) is None:
-            raise ConfigError(f"env.fixed_target must be two finite numbers [x, y] or null, got {self.fixed_target!r}")
-        for key in ("max_torque", "dt", "max_speed", "tolerance", "damping", "gravity", "torque_cost"):
-            value, positive = getattr(self, key), key in ("max_torque", "dt", "max_speed", "tolerance")
-            if not (isinstance(value, numbers.Real) and math.isfinite(value) and value >= 0 and (value or not positive)):
-                raise ConfigError(f"env.{key} must be finite and {'>' if positive else '>='} 0, got {value!r}")
+            raise ConfigError(f"env.fixed_target must be two finite numbers [x, y] or null, got {self.fixed_target}")
+        for key in ("max_torque", "dt", "max_speed", "tolerance"):
+            if not (_finite(getattr(self, key)) and getattr(self, key) > 0):
+                raise ConfigError(f"env.{key} must be finite and > 0, got {getattr(self, key)!r}")
+        for key in ("damping", "gravity", "torque_cost"):
+            if not (_finite(getattr(self, key)) and getattr(self, key) >= 0):
+                raise ConfigError(f"env.{key} must be finite and >= 0, got {getattr(self, key)!r}")
         for key in ("frame_skip", "max_episode_steps"):
             value = getattr(self, key)
             if isinstance(value, bool) or int(value) != value or value < 1:
@@ -85,6 +87,10 @@ class RoboticArmConfig:
         if self.tolerance >= sum(self.link_lengths):
             raise ConfigError(f"env.tolerance ({self.tolerance}) must be smaller than the reach l1 + l2, "
                               f"{sum(self.link_lengths)}, or every state would count as success")
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and math.isfinite(value)
 
 
 def _pair(value: Any) -> tuple[float, float] | None:
@@ -313,22 +319,16 @@ class RoboticArmEnv(Snapshot, CanvasOwner, gym.Env[np.ndarray, np.ndarray]):
     import rlkit.envs  # registers the rlkit/ namespace
     env = gym.make("rlkit/RoboticArm-v1", render_mode="rgb_array", link_lengths=(1.0, 0.7), gravity=False)
     ```
-    * `link_lengths` (1.0, 0.7) m and `link_masses` (1.0, 1.0) kg;
-    * `max_torque` 2.0 N m per joint, `damping` 0.5 N m s/rad of viscous friction at each joint: a free
-      joint coasts to rest within seconds (inertia / damping: about 0.3 s at the elbow, 2-4 s at the
-      shoulder) and a full torque alone turns a joint at most max_torque / damping = 4 rad/s. (0.05 made
-      the arm nearly frictionless, and learned reaching policies then mostly stalled just short of the
-      target: the same MADDPG preset reached a 46% success rate after 200k steps, against 86% at 0.5.);
-    * `gravity`: 0 (a table seen from above); `True` for 9.81 m/s^2 or a value, pulling along -y in the plane
-      of the arm. Holding the arm level then takes `g (m1 l1 / 2 + m2 (l1 + l2 / 2))`, 18 N m by default at
-      the shoulder, so raise `max_torque` with it;
-    * `dt` 0.01 s per integration step, `frame_skip` 5 integration steps per env step (0.05 s);
-    * `max_speed` 2 pi rad/s, the limit of each joint velocity;
-    * `tolerance` 0.05 m, `torque_cost` 0.01, `fixed_target` None or `(x, y)` in m;
-    * `model`: `"dynamics"` (below) or `"simple"`, the seed design's model in which each joint's torque is
-      its angular acceleration: `qdd = tau - damping * qd` (no inertia, no coupling, no gravity);
-    * `render_mode`: `"human"` (a pygame window at `render_fps`, 1 / (dt * frame_skip)) or `"rgb_array"`
-      (frames of shape (500, 500, 3), uint8): links, joints, the last 50 fingertip positions, the target.
+    The fields of :class:`RoboticArmConfig` (but `name`, the thresholds and `max_episode_steps`, `gym.make`'s),
+    and `render_mode`: `"human"` (a pygame window at 1 / (dt * frame_skip) fps) or `"rgb_array"` (frames of
+    shape (500, 500, 3), uint8, showing the last 50 fingertip positions too). Notes on some of them:
+    * `damping` 0.5 N m s/rad: a free joint coasts to rest within seconds and a full torque turns a joint at
+      most max_torque / damping = 4 rad/s. (At 0.05 the arm was nearly frictionless, and learned policies
+      mostly stalled short of the target: 46% success after 200k MADDPG steps, against 86% at 0.5.)
+    * `gravity` (`True` means 9.81 m/s^2) pulls along -y in the plane of the arm; holding it level takes
+      `g (m1 l1 / 2 + m2 (l1 + l2 / 2))`, 18 N m by default at the shoulder, so raise `max_torque` with it.
+    * `model="simple"`: each joint's torque is its angular acceleration, `qdd = tau - damping * qd` (no
+      inertia, coupling or gravity).
 
     ## Dynamics
     The rigid-body equations of a planar two-link arm of uniform rods (Spong, Hutchinson and Vidyasagar,
