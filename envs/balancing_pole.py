@@ -68,7 +68,7 @@ def env_config(schema: type[Config], params: dict[str, Any], render_mode: str | 
     unknown = sorted(set(params) - set(allowed))
     if unknown:
         raise TypeError(f"{schema.__name__.removesuffix('Config')} has no argument {', '.join(unknown)}; its "
-                        f"arguments: render_mode, {', '.join(allowed)}")
+                        f"arguments: {', '.join(allowed)}")
     if render_mode is not None and render_mode not in render_modes:
         raise ValueError(f"render_mode must be one of {render_modes} or None, got {render_mode!r}"
                          + ("" if render_modes else ": a batched env does not render; render a single env"))

@@ -21,15 +21,7 @@ import gymnasium as gym
 from omegaconf import MISSING
 
 from rlkit.agents.base import Agent
-from rlkit.agents.config import (
-    A2CConfig,
-    DQNConfig,
-    MADDPGConfig,
-    PPOConfig,
-    ReinforceConfig,
-    SACConfig,
-    TD3Config,
-)
+from rlkit.agents.config import A2CConfig, DQNConfig, MADDPGConfig, PPOConfig, ReinforceConfig, SACConfig, TD3Config
 from rlkit.envs import BALANCING_POLE_ID, ROBOTIC_ARM_ID
 from rlkit.envs.balancing_pole import BalancingPoleConfig
 from rlkit.envs.multi_cartpole import MultiCartPoleConfig, MultiCartPoleEnv, MultiCartPoleVectorEnv
