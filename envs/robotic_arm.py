@@ -113,18 +113,19 @@ class _Arm:
     """
 
     def __init__(self, cfg: RoboticArmConfig) -> None:
-        (l1, l2), (m1, m2) = _pair(cfg.link_lengths), _pair(cfg.link_masses)
+        l1, l2 = (float(v) for v in cfg.link_lengths)  # validated by the schema
+        m1, m2 = (float(v) for v in cfg.link_masses)
         g = STANDARD_GRAVITY if cfg.gravity is True else float(cfg.gravity)
         model, reach, inner = cfg.model, l1 + l2, abs(l1 - l2)
         if model == "simple" and g > 0:
             warnings.warn("robotic arm: the simple model has no gravity (nor masses); gravity is ignored",
-                          stacklevel=4)
+                          stacklevel=3)
         self.fixed_target: tuple[float, float] | None = None
         if cfg.fixed_target is not None:
-            tx, ty = _pair(cfg.fixed_target)
+            tx, ty = (float(v) for v in cfg.fixed_target)
             if not inner <= math.sqrt(tx * tx + ty * ty) <= reach:
                 warnings.warn(f"robotic arm: fixed_target {cfg.fixed_target!r} lies outside the reachable annulus "
-                              f"{inner} <= r <= {reach}; the fingertip can never reach it", stacklevel=4)
+                              f"{inner} <= r <= {reach}; the fingertip can never reach it", stacklevel=3)
             self.fixed_target = (tx, ty)
 
         self.l1, self.l2, self.reach = l1, l2, reach
