@@ -30,9 +30,9 @@ from gymnasium.vector import AutoresetMode
 from torch import nn
 
 from rlkit.agents.base import Agent
+from rlkit.agents.config import ReinforceConfig
 from rlkit.agents.networks import grad_norm, mlp, refuse_diverging_steps
 from rlkit.callbacks import Callback, Episode
-from rlkit.config import ReinforceConfig
 from rlkit.envs.state import env_state, set_env_state
 from rlkit.errors import ConfigError, RunDirError
 from rlkit.files import load_checkpoint, optimizer_from_tensors, optimizer_to_tensors, save_checkpoint

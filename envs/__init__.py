@@ -1,63 +1,40 @@
-"""rlkit's environments, registered with Gymnasium under the ``rlkit/`` namespace.
+"""rlkit's environments; importing this package registers them with Gymnasium and PettingZoo.
 
-Importing this package registers them::
-
-    import gymnasium as gym
-    import rlkit.envs
-    env = gym.make("rlkit/BalancingPole-v1")
-
-or, without importing it by hand, ``gym.make("rlkit.envs:rlkit/BalancingPole-v1")``.
-
-The multi-agent cart-pole is registered with PettingZoo's registry (and, PettingZoo's older way, as a
-``multi_cartpole_v0`` module with ``parallel_env()`` and ``env()``)::
-
-    import pettingzoo
-    import rlkit.envs
-    env = pettingzoo.make("parallel", "rlkit/MultiCartPole-v0", num_agents=2)
+``gym.make("rlkit/BalancingPole-v1")`` after ``import rlkit.envs``, or ``gym.make("rlkit.envs:rlkit/BalancingPole-v1")``
+without it; ``pettingzoo.make("parallel", "rlkit/MultiCartPole-v0", num_agents=2)``, or PettingZoo's module way:
+``from rlkit.envs import multi_cartpole_v0`` and ``multi_cartpole_v0.parallel_env()`` (or ``env()``, AEC).
 """
 
 import pettingzoo
 from gymnasium.envs.registration import register, registry
 
-from rlkit.envs import multi_cartpole_v0
-from rlkit.envs.balancing_pole import BalancingPoleEnv, BalancingPoleVectorEnv
+from rlkit.envs import multi_cartpole as multi_cartpole_v0
+from rlkit.envs.balancing_pole import BalancingPoleConfig, BalancingPoleEnv, BalancingPoleVectorEnv
 from rlkit.envs.multi_cartpole import MultiCartPoleEnv, MultiCartPoleVectorEnv
-from rlkit.envs.robotic_arm import RoboticArmEnv, RoboticArmVectorEnv
+from rlkit.envs.robotic_arm import RoboticArmConfig, RoboticArmEnv, RoboticArmVectorEnv
 
 BALANCING_POLE_ID = "rlkit/BalancingPole-v1"
 MULTI_CARTPOLE_ID = "rlkit/MultiCartPole-v0"
 ROBOTIC_ARM_ID = "rlkit/RoboticArm-v1"
 
-if BALANCING_POLE_ID not in registry:
-    register(
-        id=BALANCING_POLE_ID,
-        entry_point="rlkit.envs.balancing_pole:BalancingPoleEnv",
-        vector_entry_point="rlkit.envs.balancing_pole:BalancingPoleVectorEnv",
-        max_episode_steps=500,
-        reward_threshold=475.0,
-    )
-
-if ROBOTIC_ARM_ID not in registry:
-    register(
-        id=ROBOTIC_ARM_ID,
-        entry_point="rlkit.envs.robotic_arm:RoboticArmEnv",
-        vector_entry_point="rlkit.envs.robotic_arm:RoboticArmVectorEnv",
-        # 10 s at the default 0.05 s per step: time to cross the workspace and settle on the target.
-        max_episode_steps=200,
-    )
+for env_id, module, schema in ((BALANCING_POLE_ID, "balancing_pole:BalancingPole", BalancingPoleConfig),
+                               (ROBOTIC_ARM_ID, "robotic_arm:RoboticArm", RoboticArmConfig)):
+    if env_id not in registry:
+        register(id=env_id, entry_point=f"rlkit.envs.{module}Env", vector_entry_point=f"rlkit.envs.{module}VectorEnv",
+                 max_episode_steps=schema.max_episode_steps, reward_threshold=schema.reward_threshold)
 
 if MULTI_CARTPOLE_ID not in pettingzoo.parallel_registry:
     pettingzoo.register("parallel", MULTI_CARTPOLE_ID, entry_point="rlkit.envs.multi_cartpole:MultiCartPoleEnv")
-    pettingzoo.register("aec", MULTI_CARTPOLE_ID, entry_point="rlkit.envs.multi_cartpole_v0:env")
+    pettingzoo.register("aec", MULTI_CARTPOLE_ID, entry_point="rlkit.envs.multi_cartpole:env")
 
 __all__ = [
-    "MULTI_CARTPOLE_ID",
     "BALANCING_POLE_ID",
+    "MULTI_CARTPOLE_ID",
+    "ROBOTIC_ARM_ID",
     "BalancingPoleEnv",
     "BalancingPoleVectorEnv",
     "MultiCartPoleEnv",
     "MultiCartPoleVectorEnv",
-    "ROBOTIC_ARM_ID",
     "RoboticArmEnv",
     "RoboticArmVectorEnv",
     "multi_cartpole_v0",

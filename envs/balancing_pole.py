@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import gymnasium as gym
 import numpy as np
@@ -14,23 +16,65 @@ from gymnasium.vector.utils import batch_space
 
 from rlkit.envs.rendering import CanvasOwner, PygameCanvas
 from rlkit.envs.state import Snapshot
+from rlkit.errors import ConfigError
+
+Config = TypeVar("Config")
 
 
-def _check_physics(**values: float) -> None:
-    """Refuse non-positive physical constants, naming the argument."""
-    for name, value in values.items():
-        if not value > 0:
-            raise ValueError(f"balancing pole: {name} must be > 0, got {value!r}")
+@dataclass
+class BalancingPoleConfig:
+    """The balancing pole (cart-pole), ``rlkit/BalancingPole-v1``."""
+
+    name: str = "balancing_pole"
+    """Environment kind; selects the builder (do not change)."""
+    gravity: float = 9.8
+    """Gravitational acceleration, m/s^2."""
+    masscart: float = 1.0
+    """Mass of the cart, kg."""
+    masspole: float = 0.1
+    """Mass of the pole, kg."""
+    length: float = 0.5
+    """Half the pole's length, m."""
+    force_mag: float = 10.0
+    """Force of one push, N (continuous actions scale it by the action in [-1, 1])."""
+    tau: float = 0.02
+    """Seconds between state updates (Euler step)."""
+    theta_threshold_degrees: float = 12.0
+    """Pole angle from upright, in degrees, that ends the episode."""
+    x_threshold: float = 2.4
+    """Distance of the cart from the centre, m, that ends the episode."""
+    continuous: bool = False
+    """Continuous force in [-1, 1] instead of the discrete push left/right."""
+    max_episode_steps: int = 500
+    """Steps after which an episode is truncated (Gymnasium's TimeLimit)."""
+    reward_threshold: float = 475.0
+    """Mean evaluation return at which the task counts as solved."""
+
+    def validate(self) -> None:
+        """Check values that the types alone cannot."""
+        for key in ("masscart", "masspole", "length", "force_mag", "tau", "theta_threshold_degrees",
+                    "x_threshold"):
+            if not getattr(self, key) > 0:
+                raise ConfigError(f"env.{key} must be > 0, got {getattr(self, key)}")
+        if self.max_episode_steps < 1:
+            raise ConfigError(f"env.max_episode_steps must be >= 1, got {self.max_episode_steps}")
 
 
-def _spaces(x_threshold: float, theta_threshold_radians: float, continuous: bool) -> tuple[spaces.Box, Any]:
-    """Observation and action space of one balancing pole."""
-    # Twice the termination limits, so every observation of a live episode lies inside.
-    high = np.array([2 * x_threshold, np.inf, 2 * theta_threshold_radians, np.inf], dtype=np.float32)
-    action_space: spaces.Space[Any] = (
-        spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32) if continuous else spaces.Discrete(2)
-    )
-    return spaces.Box(-high, high, dtype=np.float32), action_space
+def env_config(schema: type[Config], params: dict[str, Any], render_mode: str | None, render_modes: list[str],
+               skip: tuple[str, ...] = ()) -> Config:
+    """An env's config from its keyword arguments: ``schema``'s fields but ``name``, the thresholds and ``skip``."""
+    allowed = [f.name for f in dataclasses.fields(schema)  # type: ignore[arg-type]
+               if f.name not in ("name", "reward_threshold", "success_threshold", *skip)]
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        raise TypeError(f"{schema.__name__.removesuffix('Config')} has no argument {', '.join(unknown)}; its "
+                        f"arguments: {', '.join(allowed)}")
+    if render_mode is not None and render_mode not in render_modes:
+        raise ValueError(f"render_mode must be one of {render_modes} or None, got {render_mode!r}"
+                         + ("" if render_modes else ": a batched env does not render; render a single env"))
+    cfg = schema(**params)
+    cfg.validate()  # type: ignore[attr-defined]
+    return cfg
 
 
 class _Physics:
@@ -43,26 +87,28 @@ class _Physics:
     transcendental; larger limits fall back to ``cos``.
     """
 
-    def __init__(self, gravity: float, masscart: float, masspole: float, length: float, force_mag: float,
-                 tau: float, theta_threshold_degrees: float, x_threshold: float) -> None:
-        _check_physics(masscart=masscart, masspole=masspole, length=length, force_mag=force_mag, tau=tau,
-                       theta_threshold_degrees=theta_threshold_degrees, x_threshold=x_threshold)
-        self.gravity = float(gravity)
-        self.force_mag = float(force_mag)
-        self.tau = float(tau)
-        self.x_threshold = float(x_threshold)
-        self.theta_threshold_radians = math.radians(theta_threshold_degrees)
-        total_mass = float(masspole) + float(masscart)
+    def __init__(self, cfg: BalancingPoleConfig) -> None:
+        masscart, masspole, length = float(cfg.masscart), float(cfg.masspole), float(cfg.length)
+        self.gravity = float(cfg.gravity)
+        self.force_mag = float(cfg.force_mag)
+        self.tau = float(cfg.tau)
+        self.x_threshold = float(cfg.x_threshold)
+        self.theta_threshold_radians = math.radians(cfg.theta_threshold_degrees)
+        total_mass = masspole + masscart
         self.inv_total_mass = 1.0 / total_mass
-        self.k_pm = float(masspole) * float(length) / total_mass  # polemass_length / total_mass
-        self.k_den = float(length) * 4.0 / 3.0
-        self.k_cos2 = float(length) * float(masspole) / total_mass
+        self.k_pm = masspole * length / total_mass  # polemass_length / total_mass
+        self.k_den = length * 4.0 / 3.0
+        self.k_cos2 = length * masspole / total_mass
         # Force over total mass of a left and a right push.
         self.push = (-self.force_mag * self.inv_total_mass, self.force_mag * self.inv_total_mass)
-        self.cos_from_sin = theta_threshold_degrees < 90.0
-        self.public = {"gravity": self.gravity, "masscart": float(masscart), "masspole": float(masspole),
-                       "length": float(length), "force_mag": self.force_mag, "tau": self.tau,
-                       "x_threshold": self.x_threshold, "theta_threshold_radians": self.theta_threshold_radians}
+        self.cos_from_sin = cfg.theta_threshold_degrees < 90.0
+        self.public = {"gravity": self.gravity, "masscart": masscart, "masspole": masspole, "length": length,
+                       "force_mag": self.force_mag, "tau": self.tau, "x_threshold": self.x_threshold,
+                       "theta_threshold_radians": self.theta_threshold_radians, "continuous": bool(cfg.continuous)}
+        # Observation bounds twice the termination limits, so every observation of a live episode lies inside.
+        high = np.array([2 * self.x_threshold, np.inf, 2 * self.theta_threshold_radians, np.inf], dtype=np.float32)
+        self.spaces = (spaces.Box(-high, high, dtype=np.float32),
+                       spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32) if cfg.continuous else spaces.Discrete(2))
 
 
 def step_arrays(p: _Physics, state: np.ndarray, force_m: np.ndarray, deriv: np.ndarray, tmp: np.ndarray) -> None:
@@ -177,8 +223,6 @@ class BalancingPoleEnv(Snapshot, CanvasOwner, gym.Env[np.ndarray, Any]):
     | 2   | Pole angle (rad)      | -2 * theta_threshold  | 2 * theta_threshold |
     | 3   | Pole angular velocity | -inf                  | inf                 |
 
-    The bounds are twice the termination limits, so every observation of a live episode lies inside.
-
     ## Rewards
     +1 for every step taken, the terminating step included. With the default 500-step limit the
     maximum return is 500 and the task counts as solved at 475.
@@ -197,9 +241,9 @@ class BalancingPoleEnv(Snapshot, CanvasOwner, gym.Env[np.ndarray, Any]):
     import rlkit.envs  # registers the rlkit/ namespace
     env = gym.make("rlkit/BalancingPole-v1", render_mode="rgb_array", gravity=9.8, continuous=False)
     ```
-    Every physical constant below is a keyword argument (and a key of `configs/env/balancing_pole.yaml`).
-    `render_mode` is `"human"` (a pygame window at `render_fps`) or `"rgb_array"` (frames of shape
-    (400, 600, 3), uint8).
+    The fields of :class:`BalancingPoleConfig` (the keys of `env=balancing_pole`), but `name`, the thresholds
+    and `max_episode_steps` (`gym.make`'s). `render_mode` is `"human"` (a pygame window at `render_fps`) or
+    `"rgb_array"` (frames of shape (400, 600, 3), uint8).
 
     ## Dynamics
     Semi-implicit equations of Florian (2007) for a frictionless cart-pole, integrated with explicit
@@ -214,34 +258,14 @@ class BalancingPoleEnv(Snapshot, CanvasOwner, gym.Env[np.ndarray, Any]):
 
     metadata = {"render_modes": ["human", "rgb_array"], "render_fps": 50}
 
-    def __init__(
-        self,
-        render_mode: str | None = None,
-        gravity: float = 9.8,  # m/s^2
-        masscart: float = 1.0,  # kg
-        masspole: float = 0.1,  # kg
-        length: float = 0.5,  # m, half the pole's length
-        force_mag: float = 10.0,  # N
-        tau: float = 0.02,  # s between state updates
-        theta_threshold_degrees: float = 12.0,  # degrees from upright that end the episode
-        x_threshold: float = 2.4,  # m from the centre that ends the episode
-        continuous: bool = False,
-    ) -> None:
+    def __init__(self, render_mode: str | None = None, **params: Any) -> None:
         """Create the environment; see the class docstring for the arguments."""
-        self._phys = _Physics(gravity, masscart, masspole, length, force_mag, tau, theta_threshold_degrees,
-                              x_threshold)
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(
-                f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}"
-            )
+        cfg = env_config(BalancingPoleConfig, params, render_mode, self.metadata["render_modes"],
+                         skip=("max_episode_steps",))
+        self._phys = _Physics(cfg)
         self.__dict__.update(self._phys.public)  # gravity, masscart, ...: readable, as on Gymnasium's CartPole
-        self.continuous = bool(continuous)
         self.render_mode = render_mode
-
-        self.observation_space, self.action_space = _spaces(
-            self.x_threshold, self.theta_threshold_radians, self.continuous
-        )
-
+        self.observation_space, self.action_space = self._phys.spaces
         self._state = (0.0, 0.0, 0.0, 0.0)
         self._needs_reset = True
         self._canvas: PygameCanvas | None = None
@@ -362,22 +386,46 @@ class BalancingPoleEnv(Snapshot, CanvasOwner, gym.Env[np.ndarray, Any]):
         return canvas.finish()
 
 
+class BatchedEnv(Snapshot, VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
+    """The frame of rlkit's batched envs: ``num_envs`` copies stepped by one set of NumPy array operations.
 
-class BalancingPoleVectorEnv(Snapshot, VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
-    """``num_envs`` balancing poles stepped together by one set of NumPy array operations.
+    Copy ``i`` reset with seed ``s`` is the single env reset with seed ``s + i``: for the same seeds and actions
+    its transitions are equal, bit for bit (each copy keeps its own random stream, and the array arithmetic
+    runs in the single env's order of operations). Autoreset follows Gymnasium's vector API in ``NEXT_STEP``
+    mode: after a copy terminates or is truncated (here, at ``max_episode_steps``), its next ``step`` ignores
+    the action and returns the first observation of a new episode with reward 0 and both flags False.
+    """
 
-    The same physics, spaces and rewards as :class:`BalancingPoleEnv`, batched. Copy ``i`` reset with seed
-    ``s`` is the single environment reset with seed ``s + i``: for the same seeds and actions its
-    transitions are equal, bit for bit (each copy keeps its own random stream, and the array arithmetic
-    runs in the single environment's order of operations).
+    metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
 
-    Autoreset follows Gymnasium's vector API in ``NEXT_STEP`` mode: after a copy terminates or is truncated,
-    its next ``step`` ignores the action and returns the first observation of a new episode with reward 0,
-    ``terminated=False`` and ``truncated=False``. Truncation happens here at ``max_episode_steps``.
+    def __init__(self, num_envs: int, max_episode_steps: int, single_spaces: tuple[spaces.Space[Any], ...]) -> None:
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        self.num_envs = num_envs
+        self.max_episode_steps = max_episode_steps
+        self.render_mode = None
+        self.single_observation_space, self.single_action_space = single_spaces
+        self.observation_space = batch_space(self.single_observation_space, num_envs)
+        self.action_space = batch_space(self.single_action_space, num_envs)
+        self._steps = np.zeros(num_envs, dtype=np.int32)
+        self._prev_done = np.zeros(num_envs, dtype=bool)
+        self._streams = ResetStreams(num_envs)
+        self._needs_reset = True
+
+    def _begin(self, seed: int | list[int] | None) -> None:
+        """What every reset does first: copy ``i`` gets seed ``seed + i`` (or ``seed[i]``); counters start over."""
+        super().reset(seed=seed if isinstance(seed, int) else None)
+        if seed is not None or not self._streams.rngs:
+            self._streams.seed(seed)
+        self._steps[:] = 0
+        self._prev_done[:] = False
+        self._needs_reset = False
+
+
+class BalancingPoleVectorEnv(BatchedEnv):
+    """``num_envs`` balancing poles (see :class:`BalancingPoleEnv` and :class:`BatchedEnv`).
 
     ```python
-    import gymnasium as gym
-    import rlkit.envs
     envs = gym.make_vec("rlkit/BalancingPole-v1", num_envs=1024)   # uses this class
     obs, _ = envs.reset(seed=0)
     obs, rewards, terminated, truncated, _ = envs.step(envs.action_space.sample())
@@ -386,69 +434,26 @@ class BalancingPoleVectorEnv(Snapshot, VectorEnv[np.ndarray, np.ndarray, np.ndar
 
     _snapshot_attrs = ("_state", "_steps", "_prev_done", "_streams", "_low", "_high", "_needs_reset")
 
-    metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
-
-    def __init__(
-        self,
-        num_envs: int = 1,
-        max_episode_steps: int = 500,
-        render_mode: str | None = None,
-        gravity: float = 9.8,
-        masscart: float = 1.0,
-        masspole: float = 0.1,
-        length: float = 0.5,
-        force_mag: float = 10.0,
-        tau: float = 0.02,
-        theta_threshold_degrees: float = 12.0,
-        x_threshold: float = 2.4,
-        continuous: bool = False,
-    ) -> None:
-        """Create ``num_envs`` copies; the other arguments are those of :class:`BalancingPoleEnv`."""
-        if num_envs < 1:
-            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
-        if max_episode_steps < 1:
-            raise ValueError(f"max_episode_steps must be >= 1, got {max_episode_steps}")
-        if render_mode is not None:
-            raise ValueError("the batched balancing pole does not render; render a BalancingPoleEnv instead")
-        self._phys = _Physics(gravity, masscart, masspole, length, force_mag, tau, theta_threshold_degrees,
-                              x_threshold)
-        self.num_envs = num_envs
-        self.max_episode_steps = max_episode_steps
-        self.render_mode = None
+    def __init__(self, num_envs: int = 1, render_mode: str | None = None, **params: Any) -> None:
+        """Create ``num_envs`` copies; the other arguments are :class:`BalancingPoleConfig`'s fields."""
+        cfg = env_config(BalancingPoleConfig, params, render_mode, self.metadata["render_modes"])
+        self._phys = _Physics(cfg)
         self.__dict__.update(self._phys.public)
-        self.continuous = bool(continuous)
+        super().__init__(num_envs, cfg.max_episode_steps, self._phys.spaces)
         self._push = np.array(self._phys.push)
-
-        self.single_observation_space, self.single_action_space = _spaces(
-            self.x_threshold, self.theta_threshold_radians, self.continuous
-        )
-        self.observation_space = batch_space(self.single_observation_space, num_envs)
-        self.action_space = batch_space(self.single_action_space, num_envs)
-
-        n = num_envs
-        self._state = np.zeros((4, n))  # rows: x, x_dot, theta, theta_dot (float64)
-        self._deriv = np.empty((4, n))  # rows: x_dot, xacc, theta_dot, thetaacc: the Euler step's slopes
-        self._tmp = np.empty((4, n))  # scratch rows, reused every step
-        self._steps = np.zeros(n, dtype=np.int32)
-        self._prev_done = np.zeros(n, dtype=bool)
-        self._streams = ResetStreams(n)
+        self._state = np.zeros((4, num_envs))  # rows: x, x_dot, theta, theta_dot (float64)
+        self._deriv = np.empty((4, num_envs))  # rows: x_dot, xacc, theta_dot, thetaacc: the Euler step's slopes
+        self._tmp = np.empty((4, num_envs))  # scratch rows, reused every step
         self._low, self._high = -0.05, 0.05
-        self._needs_reset = True
 
-    # ------------------------------------------------------------------ resets
     def reset(
         self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
         """Reset every copy; copy ``i`` gets seed ``seed + i`` (or ``seed[i]`` for a list)."""
-        super().reset(seed=seed if isinstance(seed, int) else None)
-        if seed is not None or not self._streams.rngs:
-            self._streams.seed(seed)
+        self._begin(seed)
         if options is not None:
             self._low, self._high = options.get("low", -0.05), options.get("high", 0.05)
         self._state[:] = self._streams.draw(np.arange(self.num_envs), self._low, self._high)
-        self._steps[:] = 0
-        self._prev_done[:] = False
-        self._needs_reset = False
         return self._observation(), {}
 
     # ------------------------------------------------------------------ dynamics

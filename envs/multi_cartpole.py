@@ -2,34 +2,64 @@
 
 from __future__ import annotations
 
+import copy
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
+from pettingzoo.utils import parallel_to_aec, wrappers
 
-from rlkit.envs.balancing_pole import ResetStreams, _Physics, _spaces, out_of_bounds, step_arrays
+from rlkit.envs.balancing_pole import (
+    BalancingPoleConfig,
+    ResetStreams,
+    _Physics,
+    env_config,
+    out_of_bounds,
+    step_arrays,
+)
 from rlkit.envs.rendering import CanvasOwner, PygameCanvas
 from rlkit.envs.state import Snapshot
+from rlkit.errors import ConfigError
+
+
+@dataclass
+class MultiCartPoleConfig(BalancingPoleConfig):
+    """The multi-agent cart-pole (PettingZoo parallel env): one cart and pole per agent, optional springs."""
+
+    name: str = "multi_cartpole"
+    """Environment kind; selects the builder (do not change)."""
+    continuous: bool = True
+    """Continuous force in [-1, 1] per agent (false: discrete push left/right)."""
+    num_agents: int = 2
+    """Carts, one agent each."""
+    coupling: float = 0.0
+    """Stiffness (N/m) of the springs joining neighbouring carts (0: independent carts)."""
+    observe_neighbours: bool = False
+    """Each agent also observes its left and right neighbours' cart-pole states."""
+
+    def validate(self) -> None:
+        """Check values that the types alone cannot."""
+        super().validate()
+        if self.num_agents < 1:
+            raise ConfigError(f"env.num_agents must be >= 1, got {self.num_agents}")
+        if not self.coupling >= 0:
+            raise ConfigError(f"env.coupling (spring stiffness) must be >= 0, got {self.coupling}")
 
 
 class _Carts:
     """The shared core of the single and the batched env: physics, springs, observations, action checks."""
 
-    def __init__(self, num_agents: int, coupling: float, continuous: bool, observe_neighbours: bool,
-                 physics: dict[str, float]) -> None:
-        if num_agents < 1:
-            raise ValueError(f"num_agents must be >= 1, got {num_agents}")
-        if not coupling >= 0:
-            raise ValueError(f"coupling (spring stiffness, N/m) must be >= 0, got {coupling!r}")
-        self.n = num_agents
-        self.phys = _Physics(**physics)
-        self.coupling = float(coupling)
+    def __init__(self, cfg: MultiCartPoleConfig) -> None:
+        self.n = cfg.num_agents
+        self.phys = _Physics(cfg)
+        self.coupling = float(cfg.coupling)
         self.k_m = self.coupling * self.phys.inv_total_mass  # spring stiffness over total mass
-        self.continuous = continuous
-        self.observe_neighbours = observe_neighbours
-        own, self.action_space = _spaces(self.phys.x_threshold, self.phys.theta_threshold_radians, continuous)
-        repeat = 3 if observe_neighbours else 1
+        self.continuous = cfg.continuous
+        self.observe_neighbours = cfg.observe_neighbours
+        own, self.action_space = self.phys.spaces
+        repeat = 3 if cfg.observe_neighbours else 1
         self.observation_space = spaces.Box(np.tile(own.low, repeat), np.tile(own.high, repeat), dtype=np.float32)
         self.push = np.array(self.phys.push)
 
@@ -112,9 +142,8 @@ class MultiCartPoleEnv(Snapshot, CanvasOwner, ParallelEnv):
     env = multi_cartpole_v0.parallel_env(num_agents=2, coupling=2.0, render_mode="human")
     observations, infos = env.reset(seed=0)
     ```
-    ``num_agents``, ``coupling``, ``continuous``, ``observe_neighbours``, ``max_episode_steps``,
-    ``render_mode`` and the balancing pole's physical constants. Cart ``i`` reset with seed ``s`` starts as
-    a balancing pole reset with seed ``s + i``.
+    ``render_mode`` and the fields of :class:`MultiCartPoleConfig` (but ``name`` and ``reward_threshold``).
+    Cart ``i`` reset with seed ``s`` starts as a balancing pole reset with seed ``s + i``.
 
     ## Version History
     * v0: initial version.
@@ -125,44 +154,20 @@ class MultiCartPoleEnv(Snapshot, CanvasOwner, ParallelEnv):
     metadata = {"name": "multi_cartpole_v0", "render_modes": ["human", "rgb_array"], "render_fps": 50,
                 "is_parallelizable": True}
 
-    def __init__(
-        self,
-        num_agents: int = 2,
-        coupling: float = 0.0,
-        continuous: bool = True,
-        observe_neighbours: bool = False,
-        max_episode_steps: int = 500,
-        render_mode: str | None = None,
-        gravity: float = 9.8,
-        masscart: float = 1.0,
-        masspole: float = 0.1,
-        length: float = 0.5,
-        force_mag: float = 10.0,
-        tau: float = 0.02,
-        theta_threshold_degrees: float = 12.0,
-        x_threshold: float = 2.4,
-    ) -> None:
+    def __init__(self, render_mode: str | None = None, **params: Any) -> None:
         """Create the environment; see the class docstring for the arguments."""
-        if max_episode_steps < 1:
-            raise ValueError(f"max_episode_steps must be >= 1, got {max_episode_steps}")
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(
-                f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}"
-            )
-        self._carts = _Carts(num_agents, coupling, continuous, observe_neighbours, dict(
-            gravity=gravity, masscart=masscart, masspole=masspole, length=length, force_mag=force_mag, tau=tau,
-            theta_threshold_degrees=theta_threshold_degrees, x_threshold=x_threshold))
-        self.max_episode_steps = max_episode_steps
+        cfg = env_config(MultiCartPoleConfig, params, render_mode, self.metadata["render_modes"])
+        self._carts = _Carts(cfg)
+        self.max_episode_steps = cfg.max_episode_steps
         self.render_mode = render_mode
-        self.possible_agents = [f"cart_{i}" for i in range(num_agents)]
+        self.possible_agents = [f"cart_{i}" for i in range(cfg.num_agents)]
         self.agents: list[str] = []
         # One space object per agent, so seeding one agent's space does not touch another's.
-        self.observation_spaces = {a: _copy_space(self._carts.observation_space) for a in self.possible_agents}
-        self.action_spaces = {a: _copy_space(self._carts.action_space) for a in self.possible_agents}
-        self.state_space = spaces.Box(np.tile(self._carts.observation_space.low[:4], num_agents),
-                                      np.tile(self._carts.observation_space.high[:4], num_agents),
-                                      dtype=np.float32)
-        n = num_agents
+        self.observation_spaces = {a: copy.deepcopy(self._carts.observation_space) for a in self.possible_agents}
+        self.action_spaces = {a: copy.deepcopy(self._carts.action_space) for a in self.possible_agents}
+        low, high = self._carts.observation_space.low[:4], self._carts.observation_space.high[:4]
+        self.state_space = spaces.Box(np.tile(low, cfg.num_agents), np.tile(high, cfg.num_agents), dtype=np.float32)
+        n = cfg.num_agents
         self._state = np.zeros((4, n))
         self._deriv = np.empty((4, n))
         self._tmp = np.empty((4, n))
@@ -281,22 +286,15 @@ class MultiCartPoleVectorEnv(Snapshot):
 
     _snapshot_attrs = ("_state", "_streams", "_steps", "_prev_done", "_started")
 
-    def __init__(self, num_envs: int = 1, num_agents: int = 2, coupling: float = 0.0, continuous: bool = True,
-                 observe_neighbours: bool = False, max_episode_steps: int = 500, **physics: float) -> None:
+    def __init__(self, num_envs: int = 1, **params: Any) -> None:
         """Create the copies; the arguments are those of :class:`MultiCartPoleEnv`, without rendering."""
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
-        if max_episode_steps < 1:
-            raise ValueError(f"max_episode_steps must be >= 1, got {max_episode_steps}")
-        defaults = dict(gravity=9.8, masscart=1.0, masspole=0.1, length=0.5, force_mag=10.0, tau=0.02,
-                        theta_threshold_degrees=12.0, x_threshold=2.4)
-        unknown = set(physics) - set(defaults)
-        if unknown:
-            raise TypeError(f"unknown arguments {sorted(unknown)}")
-        self._carts = _Carts(num_agents, coupling, continuous, observe_neighbours, {**defaults, **physics})
+        cfg = env_config(MultiCartPoleConfig, params, None, [])
+        self._carts = _Carts(cfg)
         self.num_envs = num_envs
-        self.num_agents = num_agents
-        self.max_episode_steps = max_episode_steps
+        self.num_agents = num_agents = cfg.num_agents
+        self.max_episode_steps = cfg.max_episode_steps
         self.possible_agents = [f"cart_{i}" for i in range(num_agents)]
         self.single_observation_space = self._carts.observation_space
         self.single_action_space = self._carts.action_space
@@ -352,8 +350,11 @@ class MultiCartPoleVectorEnv(Snapshot):
         """Nothing to release."""
 
 
-def _copy_space(space: spaces.Space[Any]) -> spaces.Space[Any]:
-    if isinstance(space, spaces.Discrete):
-        return spaces.Discrete(int(space.n))
-    assert isinstance(space, spaces.Box)
-    return spaces.Box(space.low.copy(), space.high.copy(), dtype=space.dtype)  # type: ignore[arg-type]
+# PettingZoo's module style (``from rlkit.envs import multi_cartpole_v0``, this module under that name).
+parallel_env = MultiCartPoleEnv
+vector_env = MultiCartPoleVectorEnv
+
+
+def env(**kwargs: Any) -> Any:
+    """The environment through PettingZoo's AEC API (agents act in turn), with PettingZoo's checks."""
+    return wrappers.OrderEnforcingWrapper(parallel_to_aec(MultiCartPoleEnv(**kwargs)))

@@ -1,8 +1,4 @@
-"""A small pygame canvas shared by rlkit's environments.
-
-pygame is imported only when the first frame is drawn, so a headless training run never loads it or
-opens a display.
-"""
+"""A small pygame canvas shared by rlkit's environments; pygame is imported only when the first frame is drawn."""
 
 from __future__ import annotations
 
@@ -52,7 +48,7 @@ class PygameCanvas:
         """Clear the surface for a new frame."""
         self._surf.fill((255, 255, 255))
 
-    def _y(self, y: float) -> int:
+    def _y(self, y: float) -> int:  # world-up to pixel rows
         return int(round(self.height - y))
 
     def hline(self, x0: float, x1: float, y: float, color: Color) -> None:

@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
-from gymnasium.vector import AutoresetMode, VectorEnv
-from gymnasium.vector.utils import batch_space
 
-from rlkit.envs.balancing_pole import ResetStreams
+from rlkit.envs.balancing_pole import BatchedEnv, env_config
 from rlkit.envs.rendering import CanvasOwner, PygameCanvas
 from rlkit.envs.state import Snapshot
+from rlkit.errors import ConfigError
 
 MODELS = ("dynamics", "simple")
 STANDARD_GRAVITY = 9.81  # m/s^2, what gravity=True means
@@ -26,15 +27,79 @@ STANDARD_GRAVITY = 9.81  # m/s^2, what gravity=True means
 # batched one (np.*, arrays) run the same operations in the same order and agree bit for bit.
 
 
-def _pair(name: str, value: Sequence[float]) -> tuple[float, float]:
-    """Two positive finite numbers, or a ValueError naming the argument."""
+@dataclass
+class RoboticArmConfig:
+    """The robotic arm, ``rlkit/RoboticArm-v1``: a planar two-link arm brings its fingertip to a target."""
+
+    name: str = "robotic_arm"
+    """Environment kind; selects the builder (do not change)."""
+    link_lengths: list[float] = field(default_factory=lambda: [1.0, 0.7])
+    """Lengths of the two links, m."""
+    link_masses: list[float] = field(default_factory=lambda: [1.0, 1.0])
+    """Masses of the two links (uniform rods), kg."""
+    max_torque: float = 2.0
+    """Torque of each joint at |action| = 1, N m."""
+    damping: float = 0.5
+    """Viscous damping of each joint, N m s/rad."""
+    gravity: float = 0.0
+    """Gravitational acceleration along -y, m/s^2 (0: a top-down table)."""
+    dt: float = 0.01
+    """Seconds per RK4 integration step."""
+    frame_skip: int = 5
+    """Integration steps per environment step."""
+    max_speed: float = 6.283185307179586
+    """Joint speed limit, rad/s."""
+    tolerance: float = 0.05
+    """Distance from the target, m, that counts as success (and ends the episode)."""
+    torque_cost: float = 0.01
+    """Weight of |action|^2 in the reward."""
+    fixed_target: list[float] | None = None
+    """A fixed target (x, y) in m; empty draws one within reach at every reset."""
+    model: str = "dynamics"
+    """dynamics (rigid-body two-link arm) or simple (torque integrated directly as angular acceleration)."""
+    max_episode_steps: int = 200
+    """Steps after which an episode is truncated."""
+    reward_threshold: float | None = None
+    """Mean evaluation return that counts as solved; empty: none (the arm is judged by its success rate)."""
+    success_threshold: float | None = 0.9
+    """Evaluation success rate that counts as solved."""
+
+    def validate(self) -> None:
+        """Check values that the types alone cannot."""
+        if self.model not in MODELS:
+            raise ConfigError(f"env.model must be dynamics or simple, got {self.model!r}")
+        for key in ("link_lengths", "link_masses"):
+            pair = _pair(getattr(self, key))
+            if pair is None or not min(pair) > 0:
+                raise ConfigError(f"env.{key} must be two finite numbers > 0, got {getattr(self, key)!r}")
+        if self.fixed_target is not None and _pair(self.fixed_target) is None:
+            raise ConfigError(f"env.fixed_target must be two finite numbers [x, y] or null, got {self.fixed_target}")
+        for key in ("max_torque", "dt", "max_speed", "tolerance"):
+            if not (_finite(getattr(self, key)) and getattr(self, key) > 0):
+                raise ConfigError(f"env.{key} must be finite and > 0, got {getattr(self, key)!r}")
+        for key in ("damping", "gravity", "torque_cost"):
+            if not (_finite(getattr(self, key)) and getattr(self, key) >= 0):
+                raise ConfigError(f"env.{key} must be finite and >= 0, got {getattr(self, key)!r}")
+        for key in ("frame_skip", "max_episode_steps"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or int(value) != value or value < 1:
+                raise ConfigError(f"env.{key} must be an integer >= 1, got {value!r}")
+        if self.tolerance >= sum(self.link_lengths):
+            raise ConfigError(f"env.tolerance ({self.tolerance}) must be smaller than the reach l1 + l2, "
+                              f"{sum(self.link_lengths)}, or every state would count as success")
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and math.isfinite(value)
+
+
+def _pair(value: Any) -> tuple[float, float] | None:
+    """Two finite numbers, or None."""
     try:
         first, second = (float(v) for v in value)
     except (TypeError, ValueError):
-        raise ValueError(f"robotic arm: {name} must be two numbers (link 1, link 2), got {value!r}") from None
-    if not (math.isfinite(first) and math.isfinite(second) and first > 0 and second > 0):
-        raise ValueError(f"robotic arm: both {name} must be finite and > 0, got {value!r}")
-    return first, second
+        return None
+    return (first, second) if math.isfinite(first) and math.isfinite(second) else None
 
 
 class _Arm:
@@ -47,54 +112,32 @@ class _Arm:
     ``g (m1 lc1 + m2 l1)`` and ``g m2 lc2``.
     """
 
-    def __init__(self, link_lengths: Sequence[float], link_masses: Sequence[float], max_torque: float,
-                 damping: float, gravity: float | bool, dt: float, frame_skip: int, max_speed: float,
-                 tolerance: float, torque_cost: float, fixed_target: Sequence[float] | None, model: str) -> None:
-        l1, l2 = _pair("link_lengths", link_lengths)
-        m1, m2 = _pair("link_masses", link_masses)
-        g = STANDARD_GRAVITY if gravity is True else float(gravity)
-        if model not in MODELS:
-            raise ValueError(f"robotic arm: model must be one of {MODELS}, got {model!r}")
-        if isinstance(frame_skip, bool) or int(frame_skip) != frame_skip or frame_skip < 1:
-            raise ValueError(f"robotic arm: frame_skip must be an integer >= 1, got {frame_skip!r}")
-        for name, value, low in (("max_torque", max_torque, 0.0), ("dt", dt, 0.0), ("max_speed", max_speed, 0.0),
-                                 ("tolerance", tolerance, 0.0)):
-            if not (math.isfinite(value) and value > low):
-                raise ValueError(f"robotic arm: {name} must be finite and > 0, got {value!r}")
-        for name, value in (("damping", damping), ("gravity", g), ("torque_cost", torque_cost)):
-            if not (math.isfinite(value) and value >= 0):
-                raise ValueError(f"robotic arm: {name} must be finite and >= 0, got {value!r}")
-        reach, inner = l1 + l2, abs(l1 - l2)
-        if tolerance >= reach:
-            raise ValueError(f"robotic arm: tolerance ({tolerance}) must be smaller than the reach l1 + l2 "
-                             f"({reach}), or every state would count as success")
+    def __init__(self, cfg: RoboticArmConfig) -> None:
+        l1, l2 = (float(v) for v in cfg.link_lengths)  # validated by the schema
+        m1, m2 = (float(v) for v in cfg.link_masses)
+        g = STANDARD_GRAVITY if cfg.gravity is True else float(cfg.gravity)
+        model, reach, inner = cfg.model, l1 + l2, abs(l1 - l2)
         if model == "simple" and g > 0:
             warnings.warn("robotic arm: the simple model has no gravity (nor masses); gravity is ignored",
                           stacklevel=3)
         self.fixed_target: tuple[float, float] | None = None
-        if fixed_target is not None:
-            try:
-                tx, ty = (float(v) for v in fixed_target)
-            except (TypeError, ValueError):
-                tx = ty = math.nan
-            if not (math.isfinite(tx) and math.isfinite(ty)):
-                raise ValueError(f"robotic arm: fixed_target must be None or two finite numbers (x, y) in m, got "
-                                 f"{fixed_target!r}")
+        if cfg.fixed_target is not None:
+            tx, ty = (float(v) for v in cfg.fixed_target)
             if not inner <= math.sqrt(tx * tx + ty * ty) <= reach:
-                warnings.warn(f"robotic arm: fixed_target {fixed_target!r} lies outside the reachable annulus "
+                warnings.warn(f"robotic arm: fixed_target {cfg.fixed_target!r} lies outside the reachable annulus "
                               f"{inner} <= r <= {reach}; the fingertip can never reach it", stacklevel=3)
             self.fixed_target = (tx, ty)
 
         self.l1, self.l2, self.reach = l1, l2, reach
         self.model = model
-        self.max_torque = float(max_torque)
-        self.damping = float(damping)
+        self.max_torque = float(cfg.max_torque)
+        self.damping = float(cfg.damping)
         self.gravity = g if model == "dynamics" else 0.0
-        self.dt = float(dt)
-        self.frame_skip = int(frame_skip)
-        self.max_speed = float(max_speed)
-        self.tolerance = float(tolerance)
-        self.torque_cost = float(torque_cost)
+        self.dt = float(cfg.dt)
+        self.frame_skip = int(cfg.frame_skip)
+        self.max_speed = float(cfg.max_speed)
+        self.tolerance = float(cfg.tolerance)
+        self.torque_cost = float(cfg.torque_cost)
         lc1, lc2 = l1 / 2.0, l2 / 2.0
         i1, i2 = m1 * l1 * l1 / 12.0, m2 * l2 * l2 / 12.0
         self.alpha = i1 + i2 + m1 * lc1 * lc1 + m2 * (l1 * l1 + lc2 * lc2)
@@ -277,22 +320,16 @@ class RoboticArmEnv(Snapshot, CanvasOwner, gym.Env[np.ndarray, np.ndarray]):
     import rlkit.envs  # registers the rlkit/ namespace
     env = gym.make("rlkit/RoboticArm-v1", render_mode="rgb_array", link_lengths=(1.0, 0.7), gravity=False)
     ```
-    * `link_lengths` (1.0, 0.7) m and `link_masses` (1.0, 1.0) kg;
-    * `max_torque` 2.0 N m per joint, `damping` 0.5 N m s/rad of viscous friction at each joint: a free
-      joint coasts to rest within seconds (inertia / damping: about 0.3 s at the elbow, 2-4 s at the
-      shoulder) and a full torque alone turns a joint at most max_torque / damping = 4 rad/s. (0.05 made
-      the arm nearly frictionless, and learned reaching policies then mostly stalled just short of the
-      target: the same MADDPG preset reached a 46% success rate after 200k steps, against 86% at 0.5.);
-    * `gravity`: 0 (a table seen from above); `True` for 9.81 m/s^2 or a value, pulling along -y in the plane
-      of the arm. Holding the arm level then takes `g (m1 l1 / 2 + m2 (l1 + l2 / 2))`, 18 N m by default at
-      the shoulder, so raise `max_torque` with it;
-    * `dt` 0.01 s per integration step, `frame_skip` 5 integration steps per env step (0.05 s);
-    * `max_speed` 2 pi rad/s, the limit of each joint velocity;
-    * `tolerance` 0.05 m, `torque_cost` 0.01, `fixed_target` None or `(x, y)` in m;
-    * `model`: `"dynamics"` (below) or `"simple"`, the seed design's model in which each joint's torque is
-      its angular acceleration: `qdd = tau - damping * qd` (no inertia, no coupling, no gravity);
-    * `render_mode`: `"human"` (a pygame window at `render_fps`, 1 / (dt * frame_skip)) or `"rgb_array"`
-      (frames of shape (500, 500, 3), uint8): links, joints, the last 50 fingertip positions, the target.
+    The fields of :class:`RoboticArmConfig` (but `name`, the thresholds and `max_episode_steps`, `gym.make`'s),
+    and `render_mode`: `"human"` (a pygame window at 1 / (dt * frame_skip) fps) or `"rgb_array"` (frames of
+    shape (500, 500, 3), uint8, showing the last 50 fingertip positions too). Notes on some of them:
+    * `damping` 0.5 N m s/rad: a free joint coasts to rest within seconds and a full torque turns a joint at
+      most max_torque / damping = 4 rad/s. (At 0.05 the arm was nearly frictionless, and learned policies
+      mostly stalled short of the target: 46% success after 200k MADDPG steps, against 86% at 0.5.)
+    * `gravity` (`True` means 9.81 m/s^2) pulls along -y in the plane of the arm; holding it level takes
+      `g (m1 l1 / 2 + m2 (l1 + l2 / 2))`, 18 N m by default at the shoulder, so raise `max_torque` with it.
+    * `model="simple"`: each joint's torque is its angular acceleration, `qdd = tau - damping * qd` (no
+      inertia, coupling or gravity).
 
     ## Dynamics
     The rigid-body equations of a planar two-link arm of uniform rods (Spong, Hutchinson and Vidyasagar,
@@ -324,29 +361,11 @@ class RoboticArmEnv(Snapshot, CanvasOwner, gym.Env[np.ndarray, np.ndarray]):
     metadata = {"render_modes": ["human", "rgb_array"], "render_fps": 20}
     TRAIL = 50  # fingertip positions drawn behind the arm
 
-    def __init__(
-        self,
-        render_mode: str | None = None,
-        link_lengths: Sequence[float] = (1.0, 0.7),  # m
-        link_masses: Sequence[float] = (1.0, 1.0),  # kg
-        max_torque: float = 2.0,  # N m per joint at |action| = 1
-        damping: float = 0.5,  # N m s/rad at each joint
-        gravity: float | bool = 0.0,  # m/s^2 along -y; True means 9.81
-        dt: float = 0.01,  # s per RK4 integration step
-        frame_skip: int = 5,  # integration steps per env step
-        max_speed: float = 2 * math.pi,  # rad/s per joint
-        tolerance: float = 0.05,  # m from the target that counts as success
-        torque_cost: float = 0.01,  # weight of |action|^2 in the reward
-        fixed_target: Sequence[float] | None = None,  # (x, y) in m; None draws one at every reset
-        model: str = "dynamics",  # "dynamics" or "simple"
-    ) -> None:
+    def __init__(self, render_mode: str | None = None, **params: Any) -> None:
         """Create the environment; see the class docstring for the arguments."""
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(
-                f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}"
-            )
-        self._arm = k = _Arm(link_lengths, link_masses, max_torque, damping, gravity, dt, frame_skip, max_speed,
-                             tolerance, torque_cost, fixed_target, model)
+        cfg = env_config(RoboticArmConfig, params, render_mode, self.metadata["render_modes"],
+                         skip=("max_episode_steps",))
+        self._arm = k = _Arm(cfg)
         self.__dict__.update(k.public)  # link_lengths, max_torque, ...: readable attributes
         self.render_mode = render_mode
         self.metadata = {**self.metadata, "render_fps": max(1, round(1.0 / (k.dt * k.frame_skip)))}
@@ -464,22 +483,13 @@ class RoboticArmEnv(Snapshot, CanvasOwner, gym.Env[np.ndarray, np.ndarray]):
         return canvas.finish()
 
 
-class RoboticArmVectorEnv(Snapshot, VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
-    """``num_envs`` robotic arms stepped together by one set of NumPy array operations.
+class RoboticArmVectorEnv(BatchedEnv):
+    """``num_envs`` robotic arms (see :class:`RoboticArmEnv` and :class:`BatchedEnv`).
 
-    The same dynamics, spaces, rewards and infos as :class:`RoboticArmEnv`, batched. Copy ``i`` reset with
-    seed ``s`` is the single environment reset with seed ``s + i``: for the same seeds and actions its
-    transitions are equal, bit for bit (each copy keeps its own random stream, and both run the module's
-    shared core of float/array functions).
-
-    Autoreset follows Gymnasium's vector API in ``NEXT_STEP`` mode: after a copy terminates or is truncated,
-    its next ``step`` ignores the action and returns the first observation of a new episode with reward 0,
-    ``terminated=False`` and ``truncated=False`` (and the new episode's reset info). Truncation happens here
-    at ``max_episode_steps``. ``info`` holds ``distance`` and ``is_success`` arrays with their ``_`` masks.
+    ``info`` holds ``distance`` and ``is_success`` arrays with their ``_`` masks (a restarted copy's: those of
+    its new episode's reset).
 
     ```python
-    import gymnasium as gym
-    import rlkit.envs
     envs = gym.make_vec("rlkit/RoboticArm-v1", num_envs=1024)   # uses this class
     obs, _ = envs.reset(seed=0)
     obs, rewards, terminated, truncated, info = envs.step(envs.action_space.sample())
@@ -488,51 +498,15 @@ class RoboticArmVectorEnv(Snapshot, VectorEnv[np.ndarray, np.ndarray, np.ndarray
 
     _snapshot_attrs = ("_state", "_target", "_steps", "_prev_done", "_streams", "_needs_reset")
 
-    metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
-
-    def __init__(
-        self,
-        num_envs: int = 1,
-        max_episode_steps: int = 200,
-        render_mode: str | None = None,
-        link_lengths: Sequence[float] = (1.0, 0.7),
-        link_masses: Sequence[float] = (1.0, 1.0),
-        max_torque: float = 2.0,
-        damping: float = 0.5,
-        gravity: float | bool = 0.0,
-        dt: float = 0.01,
-        frame_skip: int = 5,
-        max_speed: float = 2 * math.pi,
-        tolerance: float = 0.05,
-        torque_cost: float = 0.01,
-        fixed_target: Sequence[float] | None = None,
-        model: str = "dynamics",
-    ) -> None:
-        """Create ``num_envs`` copies; the other arguments are those of :class:`RoboticArmEnv`."""
-        if num_envs < 1:
-            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
-        if max_episode_steps < 1:
-            raise ValueError(f"max_episode_steps must be >= 1, got {max_episode_steps}")
-        if render_mode is not None:
-            raise ValueError("the batched robotic arm does not render; render a RoboticArmEnv instead")
-        self._arm = k = _Arm(link_lengths, link_masses, max_torque, damping, gravity, dt, frame_skip, max_speed,
-                             tolerance, torque_cost, fixed_target, model)
+    def __init__(self, num_envs: int = 1, render_mode: str | None = None, **params: Any) -> None:
+        """Create ``num_envs`` copies; the other arguments are :class:`RoboticArmConfig`'s fields."""
+        cfg = env_config(RoboticArmConfig, params, render_mode, self.metadata["render_modes"])
+        self._arm = k = _Arm(cfg)
         self.__dict__.update(k.public)
-        self.num_envs = num_envs
-        self.max_episode_steps = max_episode_steps
-        self.render_mode = None
-        self.single_observation_space, self.single_action_space = _spaces(k)
-        self.observation_space = batch_space(self.single_observation_space, num_envs)
-        self.action_space = batch_space(self.single_action_space, num_envs)
+        super().__init__(num_envs, cfg.max_episode_steps, _spaces(k))
         self._advance = make_advance(k, np.sin, np.cos, _clip_array(k.max_speed))
-
-        n = num_envs
-        self._state = np.zeros((4, n))  # rows: q1, q2, qd1, qd2 (float64)
-        self._target = np.zeros((2, n))  # rows: target x, y
-        self._steps = np.zeros(n, dtype=np.int32)
-        self._prev_done = np.zeros(n, dtype=bool)
-        self._streams = ResetStreams(n)
-        self._needs_reset = True
+        self._state = np.zeros((4, num_envs))  # rows: q1, q2, qd1, qd2 (float64)
+        self._target = np.zeros((2, num_envs))  # rows: target x, y
 
     # ------------------------------------------------------------------ resets
     def _start(self, idx: np.ndarray) -> None:
@@ -553,13 +527,8 @@ class RoboticArmVectorEnv(Snapshot, VectorEnv[np.ndarray, np.ndarray, np.ndarray
         self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
         """Reset every copy; copy ``i`` gets seed ``seed + i`` (or ``seed[i]`` for a list)."""
-        super().reset(seed=seed if isinstance(seed, int) else None)
-        if seed is not None or not self._streams.rngs:
-            self._streams.seed(seed)
+        self._begin(seed)
         self._start(np.arange(self.num_envs))
-        self._steps[:] = 0
-        self._prev_done[:] = False
-        self._needs_reset = False
         obs, distance = self._observation()
         return obs, self._info(distance, np.zeros(self.num_envs, dtype=bool))
 

@@ -1,30 +1,105 @@
-"""Builds environments and agents from their configs, through plain-dict registries keyed by ``name``."""
+"""Builds environments and agents from their configs, through two plain registries keyed by the config's ``name``.
+
+``ENVS`` and ``AGENTS`` map a name to its schema and its builder; :func:`rlkit.config.register_configs` stores
+the schemas in Hydra's ConfigStore from here. Composition must stay free of torch, so the agent builders
+import their agent only when called. The schemas of Gymnasium and PettingZoo envs from other packages live
+here beside their builders; rlkit's own envs hold theirs beside the env, and agents in ``rlkit.agents.config``.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import importlib
 import itertools
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import gymnasium as gym
+from omegaconf import MISSING
 
 from rlkit.agents.base import Agent
-from rlkit.config import (
-    BalancingPoleConfig,
-    GymEnvConfig,
-    MPEConfig,
-    MultiCartPoleConfig,
-    PettingZooConfig,
-    RoboticArmConfig,
-    env_schema,
-)
+from rlkit.agents.config import A2CConfig, DQNConfig, MADDPGConfig, PPOConfig, ReinforceConfig, SACConfig, TD3Config
+from rlkit.envs import BALANCING_POLE_ID, ROBOTIC_ARM_ID
+from rlkit.envs.balancing_pole import BalancingPoleConfig
+from rlkit.envs.multi_cartpole import MultiCartPoleConfig, MultiCartPoleEnv, MultiCartPoleVectorEnv
+from rlkit.envs.robotic_arm import RoboticArmConfig
 from rlkit.errors import ConfigError
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class GymEnvConfig:
+    """Any environment registered with Gymnasium, by id."""
+
+    name: str = "gym"
+    """Environment kind; selects the builder (do not change)."""
+    id: str = MISSING
+    """Gymnasium id, e.g. CartPole-v1 or a module-qualified id such as mypkg:MyEnv-v0."""
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments for gymnasium.make, e.g. +env.kwargs.max_episode_steps=200."""
+    reward_threshold: float | None = None
+    """Solved threshold; empty means the one in the env's registration, if any."""
+
+    def validate(self) -> None:
+        """Check values that the types alone cannot."""
+        if not self.id:
+            raise ConfigError("env.id is empty: name a registered Gymnasium id, e.g. env.id=CartPole-v1")
+
+
+@dataclass
+class PettingZooConfig:
+    """Any PettingZoo parallel environment: a registered id, or a ``module:function`` that builds one."""
+
+    name: str = "pettingzoo"
+    """Environment kind; selects the builder (do not change)."""
+    id: str = MISSING
+    """A PettingZoo registry id (rlkit/MultiCartPole-v0) or an entry point (mpe2.simple_spread_v3:parallel_env)."""
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments for the env's constructor, e.g. +env.kwargs.max_cycles=50."""
+    reward_threshold: float | None = None
+    """Mean evaluation return (every agent) at which the task counts as solved; empty: none."""
+
+    def validate(self) -> None:
+        """Check values that the types alone cannot."""
+        if not self.id:
+            raise ConfigError("env.id is empty: name a PettingZoo id or a module:function entry point")
+
+
+MPE_SCENARIOS = (
+    "simple_v3", "simple_adversary_v3", "simple_crypto_v3", "simple_push_v3", "simple_reference_v3",
+    "simple_speaker_listener_v4", "simple_spread_v3", "simple_tag_v3", "simple_world_comm_v3",
+)
+"""The Multi-Agent Particle Environments of the ``mpe2`` package that ``env=mpe`` offers by name."""
+
+
+@dataclass
+class MPEConfig:
+    """A Multi-Agent Particle Environment (PettingZoo's MPE, the ``mpe2`` package), by scenario name."""
+
+    name: str = "simple_spread_v3"
+    """Scenario, e.g. simple_spread_v3 (cooperative navigation); see MPE_SCENARIOS for all."""
+    max_cycles: int = 25
+    """Steps per episode (MPE's own truncation)."""
+    continuous_actions: bool = False
+    """Continuous movement forces instead of the five discrete moves."""
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    """Scenario arguments, e.g. +env.kwargs.N=3 +env.kwargs.local_ratio=0.5 for simple_spread_v3."""
+    reward_threshold: float | None = None
+    """Mean evaluation return (every agent) at which the task counts as solved; empty: none."""
+
+    def validate(self) -> None:
+        """Check values that the types alone cannot."""
+        if self.name not in MPE_SCENARIOS:
+            close = difflib.get_close_matches(self.name, MPE_SCENARIOS, n=1)
+            hint = f" Did you mean {close[0]}?" if close else ""
+            raise ConfigError(f"env.name={self.name!r} is not an MPE scenario; choose one of "
+                              f"{', '.join(MPE_SCENARIOS)}.{hint}")
+        if self.max_cycles < 1:
+            raise ConfigError(f"env.max_cycles must be >= 1, got {self.max_cycles}")
 
 
 @dataclass(frozen=True)
@@ -47,27 +122,44 @@ class EnvFactory:
     """Evaluation success rate (``info["is_success"]``) that counts as solved, for envs that report success."""
 
 
-def _physics(cfg: BalancingPoleConfig) -> dict[str, Any]:
-    """The physical constants of a (multi-agent) cart-pole config."""
-    return {f.name: getattr(cfg, f.name) for f in dataclasses.fields(BalancingPoleConfig)
-            if f.name not in ("name", "continuous", "max_episode_steps", "reward_threshold")}
+def _arguments(cfg: Any) -> dict[str, Any]:
+    """An rlkit env config's fields as the env's keyword arguments (``max_episode_steps`` goes to gym.make)."""
+    return {k: v for k, v in dataclasses.asdict(cfg).items()
+            if k not in ("name", "reward_threshold", "success_threshold")}
 
 
-def _balancing_pole(cfg: BalancingPoleConfig) -> EnvFactory:
-    from rlkit.envs import BALANCING_POLE_ID
+def _registered(env_id: str) -> Callable[[Any], EnvFactory]:
+    """The builder of one of rlkit's Gymnasium envs, with its own batched vector env."""
 
-    physics = {**_physics(cfg), "continuous": cfg.continuous}
+    def build(cfg: BalancingPoleConfig | RoboticArmConfig) -> EnvFactory:
+        kwargs = _arguments(cfg)
+
+        def make(render_mode: str | None = None) -> gym.Env:
+            return gym.make(env_id, render_mode=render_mode, **kwargs)
+
+        def make_vec(n: int) -> gym.vector.VectorEnv:
+            return gym.make_vec(env_id, num_envs=n, vectorization_mode="vector_entry_point", **kwargs)
+
+        return EnvFactory(make=make, make_vec=make_vec, label=cfg.name, reward_threshold=cfg.reward_threshold,
+                          success_threshold=getattr(cfg, "success_threshold", None))
+
+    return build
+
+
+def _multi_cartpole(cfg: MultiCartPoleConfig) -> EnvFactory:
+    from rlkit.envs.adapters import ParallelArrayEnv
+
+    kwargs = _arguments(cfg)
 
     def make(render_mode: str | None = None) -> gym.Env:
-        return gym.make(
-            BALANCING_POLE_ID, render_mode=render_mode, max_episode_steps=cfg.max_episode_steps, **physics
-        )
+        return ParallelArrayEnv(MultiCartPoleEnv(render_mode=render_mode, **kwargs))
 
-    def make_vec(n: int) -> gym.vector.VectorEnv:
-        return gym.make_vec(BALANCING_POLE_ID, num_envs=n, vectorization_mode="vector_entry_point",
-                            max_episode_steps=cfg.max_episode_steps, **physics)
+    def make_vec(n: int) -> MultiCartPoleVectorEnv:
+        return MultiCartPoleVectorEnv(num_envs=n, **kwargs)
 
-    return EnvFactory(make=make, make_vec=make_vec, label="balancing_pole", reward_threshold=cfg.reward_threshold)
+    agents = tuple(f"cart_{i}" for i in range(cfg.num_agents))
+    return EnvFactory(make=make, make_vec=make_vec, label=cfg.name, reward_threshold=cfg.reward_threshold,
+                      agents=agents)
 
 
 def _gym(cfg: GymEnvConfig) -> EnvFactory:
@@ -103,44 +195,6 @@ def _gym(cfg: GymEnvConfig) -> EnvFactory:
                             **kwargs)
 
     return EnvFactory(make=make, make_vec=make_vec, label=cfg.id, reward_threshold=threshold)
-
-
-def _robotic_arm(cfg: RoboticArmConfig) -> EnvFactory:
-    from rlkit.envs import ROBOTIC_ARM_ID
-
-    kwargs = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)
-              if f.name not in ("name", "max_episode_steps", "reward_threshold", "success_threshold")}
-    if kwargs["fixed_target"] is not None:
-        kwargs["fixed_target"] = tuple(kwargs["fixed_target"])
-
-    def make(render_mode: str | None = None) -> gym.Env:
-        return gym.make(ROBOTIC_ARM_ID, render_mode=render_mode, max_episode_steps=cfg.max_episode_steps, **kwargs)
-
-    def make_vec(n: int) -> gym.vector.VectorEnv:
-        return gym.make_vec(ROBOTIC_ARM_ID, num_envs=n, vectorization_mode="vector_entry_point",
-                            max_episode_steps=cfg.max_episode_steps, **kwargs)
-
-    return EnvFactory(make=make, make_vec=make_vec, label="robotic_arm", reward_threshold=cfg.reward_threshold,
-                      success_threshold=cfg.success_threshold)
-
-
-def _multi_cartpole(cfg: MultiCartPoleConfig) -> EnvFactory:
-    from rlkit.envs.adapters import ParallelArrayEnv
-    from rlkit.envs.multi_cartpole import MultiCartPoleEnv, MultiCartPoleVectorEnv
-
-    kwargs = dict(num_agents=cfg.num_agents, coupling=cfg.coupling, continuous=cfg.continuous,
-                  observe_neighbours=cfg.observe_neighbours, max_episode_steps=cfg.max_episode_steps,
-                  **_physics(cfg))
-
-    def make(render_mode: str | None = None) -> gym.Env:
-        return ParallelArrayEnv(MultiCartPoleEnv(render_mode=render_mode, **kwargs))
-
-    def make_vec(n: int) -> MultiCartPoleVectorEnv:
-        return MultiCartPoleVectorEnv(num_envs=n, **kwargs)
-
-    agents = tuple(f"cart_{i}" for i in range(cfg.num_agents))
-    return EnvFactory(make=make, make_vec=make_vec, label="multi_cartpole", reward_threshold=cfg.reward_threshold,
-                      agents=agents)
 
 
 def _parallel(build: Callable[..., Any], label: str, threshold: float | None) -> EnvFactory:
@@ -205,14 +259,15 @@ def _pettingzoo(cfg: PettingZooConfig) -> EnvFactory:
     return _parallel(build, cfg.id, cfg.reward_threshold)
 
 
-ENV_BUILDERS: dict[type, Callable[[Any], EnvFactory]] = {
-    BalancingPoleConfig: _balancing_pole,
-    GymEnvConfig: _gym,
-    MultiCartPoleConfig: _multi_cartpole,
-    RoboticArmConfig: _robotic_arm,
-    MPEConfig: _mpe,
-    PettingZooConfig: _pettingzoo,
+ENVS: dict[str, tuple[type, Callable[[Any], EnvFactory]]] = {
+    "balancing_pole": (BalancingPoleConfig, _registered(BALANCING_POLE_ID)),
+    "gym": (GymEnvConfig, _gym),
+    "multi_cartpole": (MultiCartPoleConfig, _multi_cartpole),
+    "robotic_arm": (RoboticArmConfig, _registered(ROBOTIC_ARM_ID)),
+    "mpe": (MPEConfig, _mpe),
+    "pettingzoo": (PettingZooConfig, _pettingzoo),
 }
+"""Env configs by ``name`` (an MPE config is named by its scenario and found under ``mpe``): schema, builder."""
 
 
 def _joint_control(build: Callable[[Any, EnvFactory, int, bool], Agent]
@@ -266,15 +321,25 @@ def _maddpg(cfg: Any, env: EnvFactory, seed: int, training: bool) -> Agent:
                   single_agent=True)
 
 
-AGENT_BUILDERS: dict[str, Callable[[Any, EnvFactory, int, bool], Agent]] = {
-    "dqn": _sb3,
-    "ppo": _sb3,
-    "a2c": _sb3,
-    "sac": _sb3,
-    "td3": _sb3,
-    "reinforce": _reinforce,
-    "maddpg": _maddpg,
+AGENTS: dict[str, tuple[type, Callable[[Any, EnvFactory, int, bool], Agent]]] = {
+    "dqn": (DQNConfig, _sb3),
+    "reinforce": (ReinforceConfig, _reinforce),
+    "maddpg": (MADDPGConfig, _maddpg),
+    "ppo": (PPOConfig, _sb3),
+    "a2c": (A2CConfig, _sb3),
+    "sac": (SACConfig, _sb3),
+    "td3": (TD3Config, _sb3),
 }
+"""Agent configs by ``name``: schema, builder."""
+
+
+def lookup(group: str, name: str) -> tuple[type, Callable[..., Any]]:
+    """The schema and builder of the ``env`` or ``agent`` config named ``name``."""
+    registry, kind = (ENVS, "environment") if group == "env" else (AGENTS, "agent")
+    try:
+        return registry["mpe" if group == "env" and name in MPE_SCENARIOS else name]
+    except KeyError:
+        raise ConfigError(f"unknown {kind} kind {name!r}; known: {sorted(registry)}") from None
 
 
 def build_env(cfg: Any) -> EnvFactory:
@@ -284,7 +349,7 @@ def build_env(cfg: Any) -> EnvFactory:
     """
     from rlkit.envs.checks import CheckedEnv, CheckedVectorEnv
 
-    env = ENV_BUILDERS[env_schema(cfg.name)](cfg)
+    env = lookup("env", cfg.name)[1](cfg)
     return dataclasses.replace(
         env,
         make=lambda render_mode=None: CheckedEnv(env.make(render_mode), env.label),
@@ -294,8 +359,4 @@ def build_env(cfg: Any) -> EnvFactory:
 
 def build_agent(cfg: Any, env: EnvFactory, seed: int, training: bool = True) -> Agent:
     """An agent for an agent config, checked against the environment's spaces."""
-    try:
-        builder = AGENT_BUILDERS[cfg.name]
-    except KeyError:
-        raise ConfigError(f"unknown agent kind {cfg.name!r}; known: {sorted(AGENT_BUILDERS)}") from None
-    return builder(cfg, env, seed, training)
+    return lookup("agent", cfg.name)[1](cfg, env, seed, training)

@@ -12,8 +12,9 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from rlkit.config import AGENT_SCHEMAS, TrainConfig, check_known_keys, env_schema, hydra_configs
+from rlkit.config import TrainConfig, check_known_keys, hydra_configs
 from rlkit.errors import ConfigError, RlkitError, RunDirError, user_errors
+from rlkit.factory import lookup
 
 CONFIG_FILE = Path(".hydra") / "config.yaml"
 SUMMARY_FILE = "summary.json"
@@ -41,8 +42,7 @@ def load_run_config(run_dir: Path) -> TrainConfig:
     if not OmegaConf.is_dict(raw) or "env" not in raw or "agent" not in raw:
         raise RunDirError(f"{path} is corrupt: it has no env and agent sections")
     try:
-        env_type = env_schema(raw.env.name)
-        agent_schema = AGENT_SCHEMAS[raw.agent.name]
+        env_type, agent_schema = lookup("env", raw.env.name)[0], lookup("agent", raw.agent.name)[0]
     except (KeyError, OmegaConfBaseException, ConfigError) as e:
         raise RunDirError(f"{path} names an env or agent this version of rlkit does not know ({e})") from None
     try:

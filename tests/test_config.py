@@ -1,27 +1,36 @@
 import dataclasses
+import inspect
 import re
 from importlib.resources import files
 from pathlib import Path
 
+import gymnasium as gym
 import pytest
 import yaml
 from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ConfigKeyError
 
 from helpers import compose_cfg
-from rlkit.config import check_group_choices
-from rlkit.manual import field_docs
-from rlkit.config import (
-    AGENT_SCHEMAS,
-    ENV_SCHEMAS,
-    CallbacksConfig,
-    ConfigError,
-    DQNConfig,
-    EvalConfig,
-    EvalRunConfig,
-    TrainConfig,
+from rlkit.agents.config import DQNConfig
+from rlkit.config import CallbacksConfig, ConfigError, EvalConfig, EvalRunConfig, TrainConfig, check_group_choices
+from rlkit.envs import (
+    BALANCING_POLE_ID,
+    ROBOTIC_ARM_ID,
+    BalancingPoleEnv,
+    BalancingPoleVectorEnv,
+    MultiCartPoleEnv,
+    MultiCartPoleVectorEnv,
+    RoboticArmEnv,
+    RoboticArmVectorEnv,
 )
+from rlkit.envs.balancing_pole import BalancingPoleConfig
+from rlkit.envs.robotic_arm import RoboticArmConfig
 from rlkit.errors import RlkitError
+from rlkit.factory import AGENTS, ENVS
+from rlkit.manual import field_docs
+
+ENV_SCHEMAS = {name: schema for name, (schema, _) in ENVS.items()}
+AGENT_SCHEMAS = {name: schema for name, (schema, _) in AGENTS.items()}
 
 CONFIGS = Path(str(files("rlkit.configs")))
 EXPERIMENTS = sorted(p.stem for p in (CONFIGS / "experiment").glob("*.yaml"))
@@ -58,8 +67,6 @@ def test_eval_config_composes():
 
 
 def test_defaults_of_dqn_are_sb3s_own():
-    import inspect
-
     from stable_baselines3 import DQN
 
     sb3 = inspect.signature(DQN.__init__).parameters
@@ -72,8 +79,6 @@ def test_defaults_of_dqn_are_sb3s_own():
 
 
 def test_every_sb3_dqn_hyperparameter_is_overridable():
-    import inspect
-
     from stable_baselines3 import DQN
 
     not_config = {"self", "policy", "env", "policy_kwargs", "tensorboard_log", "verbose", "seed", "device",
@@ -147,3 +152,30 @@ def test_every_yaml_key_has_a_comment(path):
             continue  # a mapping whose keys are commented below it
         commented = "#" in m.group(3) or lines[i - 1].strip().startswith("#")
         assert commented, f"{path.name}: key {m.group(2)!r} has no comment (inline or on the line above)"
+
+
+@pytest.mark.parametrize("env_class", [BalancingPoleEnv, BalancingPoleVectorEnv, MultiCartPoleEnv,
+                                       MultiCartPoleVectorEnv, RoboticArmEnv, RoboticArmVectorEnv])
+def test_env_constructors_have_no_defaults_of_their_own(env_class):
+    # Every default is the schema's: the constructor takes the schema's fields as keyword arguments.
+    params = inspect.signature(env_class.__init__).parameters
+    assert [p for p in params if p not in ("self", "render_mode", "num_envs")] == ["params"]
+    assert params["params"].kind is inspect.Parameter.VAR_KEYWORD
+
+
+def test_envs_use_their_schemas_values_and_refuse_unknown_arguments():
+    defaults = BalancingPoleConfig()
+    env = gym.make(BALANCING_POLE_ID)
+    assert (env.spec.max_episode_steps, env.spec.reward_threshold) == (500, 475.0)
+    assert (env.spec.max_episode_steps, env.spec.reward_threshold) == (defaults.max_episode_steps,
+                                                                       defaults.reward_threshold)
+    for key in ("gravity", "masscart", "masspole", "length", "force_mag", "tau", "x_threshold", "continuous"):
+        assert getattr(env.unwrapped, key) == getattr(defaults, key), key
+    assert gym.make(BALANCING_POLE_ID, gravity=5.0).unwrapped.gravity == 5.0
+    assert gym.spec(ROBOTIC_ARM_ID).max_episode_steps == RoboticArmConfig.max_episode_steps == 200
+    with pytest.raises(TypeError, match="BalancingPole has no argument gravty; its arguments: gravity, masscart"):
+        gym.make(BALANCING_POLE_ID, gravty=5.0)
+    with pytest.raises(TypeError, match="has no argument max_episode_steps"):
+        BalancingPoleEnv(max_episode_steps=10)  # gym.make's argument, for the TimeLimit
+    with pytest.raises(ValueError, match="env.masspole must be > 0"):
+        gym.make(BALANCING_POLE_ID, masspole=0.0)
