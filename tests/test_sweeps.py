@@ -272,7 +272,10 @@ def test_the_objective_is_a_key_of_the_summary():
 
 @pytest.mark.parametrize("search", SEARCHES)
 def test_every_search_space_fits_its_preset(search):
-    """Both ends of every range and every choice compose and validate with the search's preset."""
+    """Both ends of every range and every choice compose and validate with the search's preset.
+
+    The values are tried together, as a trial combines them: the i-th value of every dimension (its last where it
+    has fewer) in one config, so a search takes as many compositions as its longest choice, not one per value."""
     from hydra import compose, initialize_config_module
 
     with initialize_config_module(config_module="rlkit.configs", version_base="1.3"):
@@ -281,13 +284,15 @@ def test_every_search_space_fits_its_preset(search):
     assert "OptunaSweeper" in cfg.hydra.sweeper._target_
     dims, _ = search_space(cfg.hydra.sweeper.params, [])
     assert len(dims) >= 4
-    for dim in dims:
-        d = dim.distribution
-        values = d.choices if hasattr(d, "choices") else (d.low, d.high)
-        for value in values:
-            typed = compose_cfg([f"hparams_search={search}", f"{dim.key}={override_value(value)}"])
-            typed.validate()
-            assert OmegaConf.select(OmegaConf.structured(typed), dim.name) is not None
+    values = {dim.key: getattr(dim.distribution, "choices", None) or (dim.distribution.low, dim.distribution.high)
+              for dim in dims}
+    for i in range(max(len(v) for v in values.values())):
+        typed = compose_cfg([f"hparams_search={search}",
+                             *(f"{key}={override_value(v[min(i, len(v) - 1)])}" for key, v in values.items())])
+        typed.validate()
+        structured = OmegaConf.structured(typed)
+        for dim in dims:
+            assert OmegaConf.select(structured, dim.name) is not None
 
 
 def test_an_optuna_search_writes_a_preset_that_composes_and_trains(tmp_path):
