@@ -8,6 +8,7 @@ import logging
 import os
 import subprocess
 import sys
+import traceback
 from pathlib import Path
 
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
@@ -42,8 +43,9 @@ def run_cli(args: list[str], cwd: Path, timeout: float = 300, env: dict | None =
 def cli(args: list[str], cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
     """``rlkit <args>`` run in this process: what `run_cli` returns, without a new process's ~2 s of imports.
 
-    The same code path as the console script (``rlkit.cli.main``); ``SystemExit`` becomes the return code. The
-    working directory, environment, ``sys.argv`` and the logging set-up Hydra installs are restored afterwards.
+    The same code path as the console script (``rlkit.cli.main``); ``SystemExit`` becomes the return code, and an
+    exception that escapes prints its traceback and returns 1, as Python does for a process. The working
+    directory, environment, ``sys.argv`` and the logging set-up Hydra installs are restored afterwards.
     """
     from rlkit.cli import main
 
@@ -63,6 +65,9 @@ def cli(args: list[str], cwd: Path, env: dict | None = None) -> subprocess.Compl
                 code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
                 if isinstance(e.code, str):
                     err.write(e.code + "\n")
+            except Exception:
+                traceback.print_exc()
+                code = 1
     finally:
         os.chdir(saved_cwd)
         os.environ.clear()

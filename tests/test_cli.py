@@ -131,7 +131,7 @@ def test_eval_of_damaged_runs_says_what_is_wrong(trained_run, tmp_path):
 
 
 def test_debug_flag_shows_the_traceback(tmp_path):
-    out = run_cli(["eval", "run=/no/such/run"], cwd=tmp_path, env={"RLKIT_DEBUG": "1"})
+    out = cli(["eval", "run=/no/such/run"], cwd=tmp_path, env={"RLKIT_DEBUG": "1"})
     assert out.returncode != 0 and "Traceback" in out.stderr
 
 
