@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import os
 import subprocess
 import sys
+import traceback
 from pathlib import Path
 
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
@@ -34,6 +38,47 @@ def run_cli(args: list[str], cwd: Path, timeout: float = 300, env: dict | None =
     return subprocess.run(
         [str(rlkit), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=full_env
     )
+
+
+def cli(args: list[str], cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    """``rlkit <args>`` run in this process: what `run_cli` returns, without a new process's ~2 s of imports.
+
+    The same code path as the console script (``rlkit.cli.main``); ``SystemExit`` becomes the return code, and an
+    exception that escapes prints its traceback and returns 1, as Python does for a process. The working
+    directory, environment, ``sys.argv`` and the logging set-up Hydra installs are restored afterwards.
+    """
+    from rlkit.cli import main
+
+    saved_env, saved_argv, saved_cwd = dict(os.environ), sys.argv[:], os.getcwd()
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+    for key in ("RLKIT_DEBUG", "HYDRA_FULL_ERROR"):
+        os.environ.pop(key, None)
+    os.environ.update(env or {})
+    out, err, code = io.StringIO(), io.StringIO(), 0
+    try:
+        os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                main(list(args))
+            except SystemExit as e:
+                code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+                if isinstance(e.code, str):
+                    err.write(e.code + "\n")
+            except Exception:
+                traceback.print_exc()
+                code = 1
+    finally:
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+        sys.argv[:] = saved_argv
+        for handler in root.handlers:
+            if handler not in saved_handlers:
+                handler.close()
+        root.handlers[:] = saved_handlers
+        root.setLevel(saved_level)
+    return subprocess.CompletedProcess(["rlkit", *args], code, out.getvalue(), err.getvalue())
 
 
 class Recorder(Callback):

@@ -25,9 +25,8 @@ import torch
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
-from helpers import TINY, compose_cfg, run_cli
-from rlkit.config import check_group_choices
-from rlkit.config import EvalRunConfig
+from helpers import TINY, cli, compose_cfg, run_cli
+from rlkit.config import EvalRunConfig, check_group_choices
 from rlkit.errors import ConfigError, DiskFullError, EnvError, RlkitError, RunDirError, TrainingDiverged
 from rlkit.evaluate import evaluate_run, play_episodes
 from rlkit.factory import build_agent, build_env
@@ -408,7 +407,7 @@ def test_cli_refuses_a_crafted_config_without_running_it(tmp_path, run):
     copy = _copy(run, tmp_path)
     marker = tmp_path / "pwned"
     _plant_payload(copy / CONFIG_FILE, marker)
-    _one_paragraph(run_cli(["eval", f"run={copy}"], cwd=tmp_path, timeout=120), r"which would run code: refused")
+    _one_paragraph(cli(["eval", f"run={copy}"], cwd=tmp_path), r"which would run code: refused")
     assert not marker.exists()
 
 
@@ -420,7 +419,7 @@ def test_cli_stops_a_diverging_run_with_its_last_good_weights(tmp_path):
     _diverged_cleanly(run_dir)
     # The same directory again: refused before Hydra writes anything into it.
     config = (run_dir / CONFIG_FILE).read_text()
-    _one_paragraph(run_cli(["train", f"hydra.run.dir={run_dir}"], cwd=tmp_path), r"already holds another run")
+    _one_paragraph(cli(["train", f"hydra.run.dir={run_dir}"], cwd=tmp_path), r"already holds another run")
     assert (run_dir / CONFIG_FILE).read_text() == config
 
 

@@ -3,20 +3,32 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from types import SimpleNamespace
 
 import bench_suite
 import pytest
+
+from helpers import cli
 
 TINY = ["--override", "total_steps=1000", "--override", "callbacks.eval.every_steps=500",
         "--override", "callbacks.eval.episodes=2"]
 
 
+def _rlkit_in_process(command, **_):
+    """The suite's ``rlkit train`` runs through ``rlkit.cli.main`` in this process: no process start-up per run."""
+    assert Path(command[0]).name == "rlkit", command
+    return cli(command[1:], cwd=Path.cwd())
+
+
 @pytest.fixture(scope="module")
 def suite(tmp_path_factory):
     out = tmp_path_factory.mktemp("suite")
-    code = bench_suite.main(["--presets", "balancing_pole_reinforce:2", "--seeds", "5", "--out", str(out / "runs"),
-                             "--json", str(out / "suite.json"), "--markdown", str(out / "suite.md"),
-                             "--plot", str(out / "plots"), *TINY])
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(bench_suite, "subprocess", SimpleNamespace(run=_rlkit_in_process))
+        code = bench_suite.main(["--presets", "balancing_pole_reinforce:2", "--seeds", "5", "--out",
+                                 str(out / "runs"), "--json", str(out / "suite.json"), "--markdown",
+                                 str(out / "suite.md"), "--plot", str(out / "plots"), *TINY])
     assert code == 0
     return out
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import TINY, run_cli
+from helpers import TINY, cli, run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -40,7 +40,7 @@ def test_eval_replays_the_run_with_human_rendering_headless(trained_run):
 
 
 def test_eval_of_the_last_checkpoint_is_deterministic(trained_run):
-    outs = [run_cli(["eval", f"run={trained_run}", "checkpoint=last", "n_episodes=3"], cwd=trained_run)
+    outs = [cli(["eval", f"run={trained_run}", "checkpoint=last", "n_episodes=3"], cwd=trained_run)
             for _ in range(2)]
     assert outs[0].returncode == 0, outs[0].stderr
     assert "last.safetensors" in outs[0].stdout
@@ -54,13 +54,13 @@ def test_top_level_help_lists_the_commands(tmp_path):
 
 
 def test_train_help_is_a_manual(tmp_path):
-    out = run_cli(["train", "--help"], cwd=tmp_path)
+    out = cli(["train", "--help"], cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "env          balancing_pole, gym, mpe, multi_cartpole, pettingzoo, robotic_arm" in out.stdout
     assert "balancing_pole_dqn" in out.stdout
     assert "agent.learning_rate=0.0001" in out.stdout and "Adam learning rate" in out.stdout
     assert "_schema" not in out.stdout
-    out = run_cli(["train", "--help", "experiment=balancing_pole_dqn"], cwd=tmp_path)
+    out = cli(["train", "--help", "experiment=balancing_pole_dqn"], cwd=tmp_path)
     assert "agent.learning_rate=0.0001" not in out.stdout  # shows the preset's values
 
 
@@ -93,7 +93,7 @@ BAD_INPUT = [
 
 @pytest.mark.parametrize(("args", "message"), BAD_INPUT, ids=[" ".join(a) for a, _ in BAD_INPUT])
 def test_bad_input_gets_a_clear_error(tmp_path, args, message):
-    out = run_cli(args, cwd=tmp_path, timeout=120)
+    out = cli(args, cwd=tmp_path)  # in-process: the same main(); test_debug_flag_shows_the_traceback runs a process
     assert out.returncode != 0
     assert message in out.stderr, out.stderr
     assert "Traceback" not in out.stderr
@@ -125,13 +125,13 @@ def test_eval_of_damaged_runs_says_what_is_wrong(trained_run, tmp_path):
         (foreign_cfg, "names an env or agent this version of rlkit does not know"),
     ]
     for run, message in cases:
-        out = run_cli(["eval", f"run={run}"], cwd=tmp_path, timeout=120)
+        out = cli(["eval", f"run={run}"], cwd=tmp_path)
         assert out.returncode == 2 and message in out.stderr, (run.name, out.stderr)
         assert "Traceback" not in out.stderr
 
 
 def test_debug_flag_shows_the_traceback(tmp_path):
-    out = run_cli(["eval", "run=/no/such/run"], cwd=tmp_path, env={"RLKIT_DEBUG": "1"})
+    out = cli(["eval", "run=/no/such/run"], cwd=tmp_path, env={"RLKIT_DEBUG": "1"})
     assert out.returncode != 0 and "Traceback" in out.stderr
 
 
@@ -181,10 +181,10 @@ def test_closing_the_window_ends_the_evaluation_cleanly(trained_run):
 
 
 def test_reinforce_trains_and_evaluates_from_the_cli(tmp_path):
-    out = run_cli(["train", "agent=reinforce", *TINY, "total_steps=3000"], cwd=tmp_path)
+    out = cli(["train", "agent=reinforce", *TINY, "total_steps=3000"], cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     (run,) = (tmp_path / "runs" / "balancing_pole" / "reinforce").iterdir()
-    out = run_cli(["eval", f"run={run}", "render_mode=human", "n_episodes=2"], cwd=tmp_path)
+    out = cli(["eval", f"run={run}", "render_mode=human", "n_episodes=2"], cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "2 episodes from" in out.stdout
 
@@ -199,7 +199,7 @@ def test_every_builtin_agent_trains_and_evaluates_on_every_builtin_env(tmp_path,
             "callbacks.eval.episodes=1", "callbacks.progress_bar=false"]
     if agent in ("dqn", "maddpg"):
         args.append("agent.learning_starts=100")  # a few updates within the tiny budget
-    out = run_cli(args, cwd=tmp_path)
+    out = cli(args, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     (run,) = (tmp_path / "runs" / env / agent).iterdir()
     log = (run / "train.log").read_text()
@@ -209,6 +209,6 @@ def test_every_builtin_agent_trains_and_evaluates_on_every_builtin_env(tmp_path,
         assert "discretised into 5 bins per dimension" in log
     if agent == "maddpg" and env != "multi_cartpole":
         assert "team of one agent (that is DDPG)" in log
-    out = run_cli(["eval", f"run={run}", "n_episodes=1"], cwd=tmp_path)
+    out = cli(["eval", f"run={run}", "n_episodes=1"], cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "1 episodes from" in out.stdout

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from helpers import TINY, Recorder, compose_cfg, read_scalars, run_cli
+from helpers import TINY, Recorder, cli, compose_cfg, read_scalars
 from rlkit.config import EvalRunConfig
 from rlkit.envs.adapters import OneAgentVectorEnv, ParallelArrayEnv, ParallelVectorEnv
 from rlkit.envs.multi_cartpole import MultiCartPoleEnv
@@ -43,10 +43,10 @@ def test_every_agent_gets_its_own_episode_and_evaluation_curves(tmp_path):
 
 
 def test_a_multi_agent_run_evaluates_from_its_directory_with_all_carts_in_one_window(tmp_path):
-    out = run_cli(["train", *TINY, *MA[:4]], cwd=tmp_path)
+    out = cli(["train", *TINY, *MA[:4]], cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     (run,) = (tmp_path / "runs" / "multi_cartpole" / "maddpg").iterdir()
-    out = run_cli(["eval", f"run={run}", "render_mode=human", "n_episodes=2"], cwd=tmp_path)
+    out = cli(["eval", f"run={run}", "render_mode=human", "n_episodes=2"], cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "2 episodes from" in out.stdout and "cart_0: mean reward" in out.stdout
     report = evaluate_run(EvalRunConfig(run=str(run), n_episodes=3, render_mode="rgb_array"))
@@ -66,10 +66,10 @@ def test_same_seed_same_multi_agent_episodes(tmp_path):
                                  ["env=pettingzoo", "env.id=rlkit/MultiCartPole-v0", "+env.kwargs.num_agents=3"],
                                  ["env=mpe", "env.continuous_actions=true"]])
 def test_pettingzoo_envs_train_and_evaluate(tmp_path, env):
-    cfg = compose_cfg([*TINY, "agent=maddpg", "agent.learning_starts=300", "agent.n_envs=2",
+    cfg = compose_cfg([*TINY, "total_steps=600", "agent.learning_starts=300", "agent=maddpg", "agent.n_envs=2",
                        "callbacks.eval.every_steps=0", *env])
     summary = train(cfg, tmp_path / "run")
-    assert summary["steps"] >= 1200 and np.isfinite(summary["final_eval"]["mean_reward"])
+    assert summary["steps"] >= 600 and np.isfinite(summary["final_eval"]["mean_reward"])
     assert summary["final_eval"]["agent_mean_rewards"]
 
 

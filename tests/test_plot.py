@@ -10,16 +10,19 @@ import pytest
 from PIL import Image
 from scipy import stats
 
-from helpers import TINY, read_scalars, run_cli
+from helpers import TINY, cli, read_scalars, run_cli
 from rlkit.plot import Group, Run, curves, group_runs, load_runs, moving_average, reward_thresholds
 
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory) -> Path:
-    """A multirun's directory: DQN and REINFORCE, seeds 0 and 1 each (jobs 0-3), tiny budgets."""
+    """A multirun's directory: DQN and REINFORCE, seeds 0 and 1 each (jobs 0-3), tiny budgets.
+
+    Made in this process, one job after the other (Hydra's basic launcher): the sweep's directory is the same
+    as the parallel launcher's (tests/test_sweeps.py), without starting a process per job."""
     root = tmp_path_factory.mktemp("plot")
-    out = run_cli(["train", "-m", "agent=dqn,reinforce", "seed=0,1", *TINY, f"hydra.sweep.dir={root / 'sweep'}"],
-                  cwd=root)
+    out = cli(["train", "-m", "hydra/launcher=basic", "agent=dqn,reinforce", "seed=0,1", *TINY,
+               f"hydra.sweep.dir={root / 'sweep'}"], cwd=root)
     assert out.returncode == 0, out.stderr
     return root / "sweep"
 
@@ -48,7 +51,7 @@ def test_plot_of_a_sweep_writes_a_png_and_the_numbers_drawn(sweep, tmp_path):
 
 
 def test_default_output_goes_into_the_first_directory(sweep):
-    out = run_cli(["plot", str(sweep / "0"), "--x", "steps", "--tag", "eval/mean_reward"], cwd=sweep)
+    out = cli(["plot", str(sweep / "0"), "--x", "steps", "--tag", "eval/mean_reward"], cwd=sweep)
     assert out.returncode == 0, out.stderr
     assert (sweep / "0" / "learning_curves.png").is_file()
     rows = read_csv(sweep / "0" / "learning_curves.csv")
@@ -132,9 +135,9 @@ def test_moving_average_is_trailing():
 
 
 def test_plot_help_and_top_level_help(tmp_path):
-    out = run_cli(["plot", "--help"], cwd=tmp_path)
+    out = cli(["plot", "--help"], cwd=tmp_path)
     assert out.returncode == 0 and "--tag" in out.stdout and "95%" in out.stdout
-    out = run_cli(["--help"], cwd=tmp_path)
+    out = cli(["--help"], cwd=tmp_path)
     assert "plot" in out.stdout
 
 
@@ -155,7 +158,7 @@ BAD_INPUT = [
 def test_bad_input_gets_a_one_line_error(sweep, tmp_path, args, message):
     empty = tmp_path / "empty"
     empty.mkdir()
-    out = run_cli(["plot", *(a.format(sweep=sweep, empty=empty) for a in args)], cwd=tmp_path, timeout=120)
+    out = cli(["plot", *(a.format(sweep=sweep, empty=empty) for a in args)], cwd=tmp_path)
     assert out.returncode == 2
     message = message.format(empty=empty)
     assert message in out.stderr, out.stderr

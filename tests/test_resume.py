@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from gymnasium import spaces
 
-from helpers import compose_cfg, run_cli
+from helpers import cli, compose_cfg, run_cli
 from rlkit.envs.state import env_state, set_env_state
 from rlkit.errors import RunDirError
 from rlkit.factory import build_env
@@ -185,7 +185,7 @@ def test_resume_auto_continues_the_unfinished_run_of_the_same_config_or_starts_a
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory) -> Path:
     cwd = tmp_path_factory.mktemp("finished")
-    done = run_cli(["train", "total_steps=300", *COMMON, f"hydra.run.dir={cwd / 'run'}"], cwd=cwd)
+    done = cli(["train", "total_steps=300", *COMMON, f"hydra.run.dir={cwd / 'run'}"], cwd=cwd)
     assert done.returncode == 0, done.stderr
     return cwd / "run"
 
@@ -202,7 +202,8 @@ def test_resume_refuses_what_it_cannot_do_in_one_line(tmp_path, finished_run, ar
     (run / ".hydra").mkdir(parents=True)
     for name in ("config.yaml", "overrides.yaml"):
         (run / ".hydra" / name).write_text((finished_run / ".hydra" / name).read_text())
-    out = run_cli(["train", *[a.format(run=run, finished=finished_run) for a in args]], cwd=tmp_path)
+    # In this process: the slow tests above run resume= in processes of its own.
+    out = cli(["train", *[a.format(run=run, finished=finished_run) for a in args]], cwd=tmp_path)
     assert out.returncode == 2
     assert message in out.stderr and "Traceback" not in out.stderr
 

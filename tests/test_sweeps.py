@@ -20,7 +20,7 @@ import yaml
 from omegaconf import OmegaConf
 
 import hydra_plugins.rlkit_plugins  # noqa: F401  (stores hydra/sweeper=optuna, which hparams_search composes)
-from helpers import compose_cfg, run_cli
+from helpers import cli, compose_cfg, run_cli
 from rlkit.config import hydra_configs
 from rlkit.errors import RlkitError, SweepError
 from rlkit.multirun import check_multirun_args, parallel_jobs, preset_yaml
@@ -126,8 +126,10 @@ def test_bad_sweeps_get_a_clear_error(tmp_path, args, message, env):
     (no_ray / "ray").mkdir(parents=True)
     (no_ray / "ray" / "__init__.py").write_text("raise ImportError('No module named ray')\n")
     fill = {"closed_port": free_port(), "no_ray": no_ray}
-    out = run_cli(["train", *(a.format(**fill) for a in args), *TINY_JOB], cwd=tmp_path, timeout=120,
-                  env={k: v.format(**fill) for k, v in env.items()})
+    # In this process, but for the import of a broken Ray (PYTHONPATH), which needs a fresh one.
+    run = run_cli if "PYTHONPATH" in env else cli
+    out = run(["train", *(a.format(**fill) for a in args), *TINY_JOB], cwd=tmp_path,
+              env={k: v.format(**fill) for k, v in env.items()})
     assert out.returncode != 0
     assert message.format(**fill) in out.stderr, out.stderr
     assert "Traceback" not in out.stderr and len(out.stderr.splitlines()) <= 12, out.stderr
@@ -283,7 +285,10 @@ def test_the_objective_is_a_key_of_the_summary():
 
 @pytest.mark.parametrize("search", SEARCHES)
 def test_every_search_space_fits_its_preset(search):
-    """Both ends of every range and every choice compose and validate with the search's preset."""
+    """Both ends of every range and every choice compose and validate with the search's preset.
+
+    The values are tried together, as a trial combines them: the i-th value of every dimension (its last where it
+    has fewer) in one config, so a search takes as many compositions as its longest choice, not one per value."""
     from hydra import compose
 
     with hydra_configs():
@@ -292,19 +297,22 @@ def test_every_search_space_fits_its_preset(search):
     assert "OptunaSweeper" in cfg.hydra.sweeper._target_
     dims, _ = search_space(cfg.hydra.sweeper.params, [])
     assert len(dims) >= 4
-    for dim in dims:
-        d = dim.distribution
-        values = d.choices if hasattr(d, "choices") else (d.low, d.high)
-        for value in values:
-            typed = compose_cfg([f"hparams_search={search}", f"{dim.key}={override_value(value)}"])
-            typed.validate()
-            assert OmegaConf.select(OmegaConf.structured(typed), dim.name) is not None
+    values = {dim.key: getattr(dim.distribution, "choices", None) or (dim.distribution.low, dim.distribution.high)
+              for dim in dims}
+    for i in range(max(len(v) for v in values.values())):
+        typed = compose_cfg([f"hparams_search={search}",
+                             *(f"{key}={override_value(v[min(i, len(v) - 1)])}" for key, v in values.items())])
+        typed.validate()
+        structured = OmegaConf.structured(typed)
+        for dim in dims:
+            assert OmegaConf.select(structured, dim.name) is not None
 
 
 def test_an_optuna_search_writes_a_preset_that_composes_and_trains(tmp_path):
-    out = run_cli(["train", "-m", "hparams_search=balancing_pole_reinforce", "total_steps=1000",
-                   "hydra.sweeper.n_trials=3", "hydra.sweeper.seeds=[0,1]", "hydra.sweeper.sampler_seed=0",
-                   "callbacks.eval.every_steps=0", "callbacks.eval.episodes=2"], cwd=tmp_path)
+    # In this process, trial after trial (Hydra's basic launcher): the parallel launcher has its own tests above.
+    out = cli(["train", "-m", "hparams_search=balancing_pole_reinforce", "hydra/launcher=basic", "total_steps=1000",
+               "hydra.sweeper.n_trials=3", "hydra.sweeper.seeds=[0,1]", "hydra.sweeper.sampler_seed=0",
+               "callbacks.eval.every_steps=0", "callbacks.eval.episodes=2"], cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     sweep = only_sweep(tmp_path)
     results = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
@@ -330,8 +338,8 @@ def test_an_optuna_search_writes_a_preset_that_composes_and_trains(tmp_path):
     assert cfg.total_steps == 1000 and cfg.agent.name == "reinforce" and cfg.seed == 0
 
     # The preset trains, from the CLI, and reproduces the best trial's first seed.
-    out = run_cli(["train", "experiment=best", f"hydra.searchpath=[file://{sweep}]", "callbacks.progress_bar=false"],
-                  cwd=tmp_path)
+    out = cli(["train", "experiment=best", f"hydra.searchpath=[file://{sweep}]", "callbacks.progress_bar=false"],
+              cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     (run,) = (tmp_path / "runs" / "balancing_pole" / "reinforce").iterdir()
     summary = json.loads((run / "summary.json").read_text())

@@ -16,8 +16,9 @@ RUNS = {
     "reinforce": ["agent=reinforce"],
     "dqn": ["agent=dqn", "agent.learning_starts=200"],
     "maddpg": ["env=multi_cartpole", "agent=maddpg", "agent.learning_starts=200"],
-    "ppo": ["agent=ppo", "agent.n_steps=128"],
-    "sac": ["env=robotic_arm", "agent=sac", "agent.learning_starts=200", "total_steps=600"],
+    "ppo": ["agent=ppo", "agent.n_steps=128", "total_steps=600"],
+    # Two of the arm's 200-step episodes, and 100 gradient steps on small batches after the first 300 steps.
+    "sac": ["env=robotic_arm", "agent=sac", "agent.learning_starts=300", "agent.batch_size=64", "total_steps=400"],
 }
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import rlkit.envs  # noqa: F401  (registers rlkit/BalancingPole-v1)
-from helpers import TINY, run_cli
+from helpers import TINY, cli
 from rlkit.config import EvalRunConfig
 from rlkit.errors import ConfigError
 from rlkit.evaluate import evaluate_run
@@ -25,8 +25,8 @@ def read_video(path: Path) -> tuple[np.ndarray, float]:
 
 
 def train_run(run: Path, overrides: list[str]) -> Path:
-    """A tiny run trained by the real CLI (which also saves the config that evaluation rebuilds from)."""
-    out = run_cli(["train", *TINY, *overrides, f"hydra.run.dir={run}"], cwd=run.parent)
+    """A tiny run trained by the CLI's main() (which also saves the config that evaluation rebuilds from)."""
+    out = cli(["train", *TINY, *overrides, f"hydra.run.dir={run}"], cwd=run.parent)
     assert out.returncode == 0, out.stderr
     return run
 
@@ -51,8 +51,8 @@ def test_mp4_has_a_frame_per_step_and_per_reset(dqn_run):
 
 
 def test_gif_from_the_cli_starts_with_the_seeded_reset_frame(dqn_run):
-    out = run_cli(["eval", f"run={dqn_run}", "video=true", "video_format=gif", "video_fps=25", "n_episodes=2"],
-                  cwd=dqn_run)
+    out = cli(["eval", f"run={dqn_run}", "video=true", "video_format=gif", "video_fps=25", "n_episodes=2"],
+              cwd=dqn_run)
     assert out.returncode == 0, out.stderr
     (line,) = [s for s in out.stdout.splitlines() if s.startswith("video: ")]
     video = Path(line.removeprefix("video: "))
@@ -84,7 +84,7 @@ def test_multi_agent_video_shows_every_cart_in_one_frame(tmp_path):
 def test_video_with_a_window_is_refused(dqn_run):
     with pytest.raises(ConfigError, match="drop render_mode=human"):
         EvalRunConfig(run=str(dqn_run), video=True, render_mode="human").validate()
-    out = run_cli(["eval", f"run={dqn_run}", "video=true", "render_mode=human"], cwd=dqn_run, timeout=120)
+    out = cli(["eval", f"run={dqn_run}", "video=true", "render_mode=human"], cwd=dqn_run)
     assert out.returncode == 2
     assert "video=true records frames rendered off-screen and cannot show a window" in out.stderr
     assert "Traceback" not in out.stderr
