@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -38,10 +37,7 @@ from rlkit.agents.base import Agent
 from rlkit.agents.networks import StackedMLP, grad_norm, refuse_diverging_steps
 from rlkit.callbacks import Callback, Episode
 from rlkit.envs.state import env_state, set_env_state
-from rlkit.errors import ConfigError, RunDirError
-from rlkit.files import load_checkpoint, optimizer_from_tensors, optimizer_to_tensors, save_checkpoint
-
-_CHECKPOINT_FORMAT = 1
+from rlkit.errors import ConfigError
 
 
 class MultiAgentVecEnv(Protocol):
@@ -188,7 +184,7 @@ class MADDPG(Agent):
     ``policy_delay`` add TD3's three changes (Fujimoto et al., 2018); all are off by default.
 
     Args:
-        cfg: The agent's config (:class:`rlkit.config.MADDPGConfig`).
+        cfg: The agent's config (:class:`rlkit.agents.config.MADDPGConfig`).
         make_vec: ``make_vec(n)`` returns n copies stepped together.
         seed: Seeds the copies and the agent's own random generators.
         training: False builds the networks only.
@@ -505,34 +501,10 @@ class MADDPG(Agent):
         return grad_norm(params)
 
     # -- checkpoints
-    _PARTS = ("actor", "critic", "target_actor", "target_critic")
+    def saved_names(self) -> list[str]:
+        """Every network and both optimizers."""
+        return ["actor", "critic", "target_actor", "target_critic", "actor_opt", "critic_opt"]
 
-    def save(self, path: Path, meta: dict[str, Any] | None = None) -> None:
-        """Every network and both optimizers as tensors; the rest as JSON."""
-        tensors: dict[str, torch.Tensor] = {}
-        for part in self._PARTS:
-            tensors.update({f"{part}.{k}": v for k, v in getattr(self, part).state_dict().items()})
-        actor_t, actor_groups = optimizer_to_tensors(self.actor_opt, "actor_opt")
-        critic_t, critic_groups = optimizer_to_tensors(self.critic_opt, "critic_opt")
-        tensors.update(actor_t)
-        tensors.update(critic_t)
-        save_checkpoint(path, tensors, {"format": _CHECKPOINT_FORMAT, "agent": "maddpg", "agents": self.agents,
-                                        "num_steps": self.num_steps, "actor_opt": actor_groups,
-                                        "critic_opt": critic_groups, **(meta or {})})
-
-    def load(self, path: Path) -> dict[str, Any]:
-        """Load a checkpoint written by :meth:`save` into networks of the same shape."""
-        tensors, meta = load_checkpoint(path)
-        if meta.get("agent") != "maddpg":
-            raise RunDirError(f"checkpoint {path} was written by {meta.get('agent')!r}, not by maddpg")
-        try:
-            for part in self._PARTS:
-                prefix = f"{part}."
-                getattr(self, part).load_state_dict({k[len(prefix):]: v for k, v in tensors.items()
-                                                     if k.startswith(prefix)})
-            optimizer_from_tensors(self.actor_opt, tensors, meta["actor_opt"], "actor_opt")
-            optimizer_from_tensors(self.critic_opt, tensors, meta["critic_opt"], "critic_opt")
-        except (RuntimeError, KeyError, ValueError) as e:
-            raise RunDirError(f"checkpoint {path} does not fit the run's networks ({e})") from None
-        self.num_steps = int(meta.get("num_steps", 0))
-        return meta
+    def checkpoint_meta(self) -> dict[str, Any]:
+        """What wrote the checkpoint, the agents' names and the steps taken."""
+        return {"agent": "maddpg", "agents": self.agents, "num_steps": self.num_steps}

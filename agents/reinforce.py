@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -30,14 +29,11 @@ from gymnasium.vector import AutoresetMode
 from torch import nn
 
 from rlkit.agents.base import Agent
+from rlkit.agents.config import ReinforceConfig
 from rlkit.agents.networks import grad_norm, mlp, refuse_diverging_steps
 from rlkit.callbacks import Callback, Episode
-from rlkit.config import ReinforceConfig
 from rlkit.envs.state import env_state, set_env_state
-from rlkit.errors import ConfigError, RunDirError
-from rlkit.files import load_checkpoint, optimizer_from_tensors, optimizer_to_tensors, save_checkpoint
-
-_CHECKPOINT_FORMAT = 1
+from rlkit.errors import ConfigError
 
 
 # ---------------------------------------------------------------------------------------------- policy
@@ -357,40 +353,13 @@ class Reinforce(Agent):
         return metrics
 
     # -- checkpoints
-    def save(self, path: Path, meta: dict[str, Any] | None = None) -> None:
-        """Weights and optimizer states as tensors; everything else as JSON."""
-        tensors = {f"policy.{k}": v for k, v in self.policy.state_dict().items()}
-        opt_tensors, policy_groups = optimizer_to_tensors(self.policy_opt, "policy_opt")
-        tensors.update(opt_tensors)
-        full_meta: dict[str, Any] = {"format": _CHECKPOINT_FORMAT, "agent": "reinforce",
-                                     "num_steps": self.num_steps, "policy_opt": policy_groups}
-        if self.value is not None and self.value_opt is not None:
-            tensors.update({f"value.{k}": v for k, v in self.value.state_dict().items()})
-            opt_tensors, value_groups = optimizer_to_tensors(self.value_opt, "value_opt")
-            tensors.update(opt_tensors)
-            full_meta["value_opt"] = value_groups
-        save_checkpoint(path, tensors, {**full_meta, **(meta or {})})
+    def saved_names(self) -> list[str]:
+        """The policy, the baseline and their optimizers."""
+        return ["policy", "policy_opt", *(["value", "value_opt"] if self.value is not None else [])]
 
-    def load(self, path: Path) -> dict[str, Any]:
-        """Load a checkpoint written by :meth:`save` into networks of the same shape."""
-        tensors, meta = load_checkpoint(path)
-        if meta.get("agent") != "reinforce":
-            raise RunDirError(f"checkpoint {path} was written by {meta.get('agent')!r}, not by reinforce")
-
-        def part(prefix: str) -> dict[str, torch.Tensor]:
-            return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-
-        try:
-            self.policy.load_state_dict(part("policy."))
-            optimizer_from_tensors(self.policy_opt, tensors, meta["policy_opt"], "policy_opt")
-            if self.value is not None and self.value_opt is not None:
-                self.value.load_state_dict(part("value."))
-                optimizer_from_tensors(self.value_opt, tensors, meta["value_opt"], "value_opt")
-        except (RuntimeError, KeyError, ValueError) as e:
-            raise RunDirError(f"checkpoint {path} does not fit the run's networks ({e})") from None
-        self.num_steps = int(meta.get("num_steps", 0))
-        return meta
-
+    def checkpoint_meta(self) -> dict[str, Any]:
+        """What wrote the checkpoint, and the steps taken."""
+        return {"agent": "reinforce", "num_steps": self.num_steps}
 
     def training_state(self) -> dict[str, Any]:
         """The copies' state, the observation and episode in progress (between batches, nothing else)."""

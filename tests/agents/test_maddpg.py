@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from rlkit.agents.config import MADDPGConfig
 from rlkit.agents.maddpg import (
     MADDPG,
     ReplayBuffer,
@@ -16,7 +17,6 @@ from rlkit.agents.maddpg import (
 )
 from rlkit.agents.networks import StackedMLP
 from rlkit.callbacks import Callback, CallbackList
-from rlkit.config import MADDPGConfig
 from rlkit.envs.adapters import OneAgentVectorEnv
 from rlkit.envs.multi_cartpole import MultiCartPoleVectorEnv
 

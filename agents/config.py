@@ -1,0 +1,401 @@
+"""The agents' config schemas: every default value and its documentation (``rlkit train --help`` prints it).
+
+This module imports no torch, so composing a config (and ``--help``) stays fast. Each ``validate()`` checks
+what the types alone cannot and raises :class:`rlkit.errors.ConfigError` quoting the value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from omegaconf import MISSING
+
+from rlkit.errors import ConfigError
+
+ACTIVATIONS = {"relu": "ReLU", "tanh": "Tanh", "elu": "ELU", "leaky_relu": "LeakyReLU", "gelu": "GELU",
+               "silu": "SiLU"}
+"""``activation_fn`` names and the ``torch.nn`` classes they stand for (looked up in rlkit.agents.networks)."""
+
+
+def check_agent(cfg: Any, ranges: dict[str, bool]) -> None:
+    """Raise for the first field whose range check is False (quoting its value), then check the network."""
+    for key, ok in ranges.items():
+        if not ok:
+            raise ConfigError(f"agent.{key}={getattr(cfg, key)} is out of range")
+    if not cfg.net_arch or any(n < 1 for n in cfg.net_arch):
+        raise ConfigError(f"agent.net_arch must list positive layer sizes, got {cfg.net_arch}")
+    if cfg.activation_fn not in ACTIVATIONS:
+        raise ConfigError(f"agent.activation_fn={cfg.activation_fn!r} is unknown; choose one of {sorted(ACTIVATIONS)}")
+
+
+# ---------------------------------------------------------------------------------------------- stable-baselines3
+@dataclass
+class SB3Config:
+    """What every stable-baselines3 algorithm shares; subclasses add their own arguments with SB3's defaults."""
+
+    name: str = MISSING
+    """Agent kind; selects the builder (do not change)."""
+    algo: str = MISSING
+    """stable-baselines3 algorithm class."""
+    policy: str = "MlpPolicy"
+    """SB3 policy class name."""
+    n_envs: int = 1
+    """Environment copies stepped together (SB3 DummyVecEnv)."""
+    learning_rate: float = 3e-4
+    """Adam learning rate (RMSprop for A2C)."""
+    gamma: float = 0.99
+    """Discount factor."""
+    stats_window_size: int = 100
+    """Episodes averaged in SB3's own rollout statistics."""
+    net_arch: list[int] = field(default_factory=lambda: [64, 64])
+    """Hidden layer sizes of the policy and value (or Q) networks."""
+    activation_fn: str = "tanh"
+    """Activation of the hidden layers: relu, tanh, elu, leaky_relu, gelu, silu."""
+    device: str = "cpu"
+    """Torch device: cpu, cuda, or auto (SB3's default is auto; small MLPs are faster and reproducible on CPU)."""
+
+    def ranges(self) -> dict[str, bool]:
+        """Range checks of the fields, by name; subclasses add theirs."""
+        return {"n_envs": self.n_envs >= 1, "learning_rate": self.learning_rate > 0, "gamma": 0.0 <= self.gamma <= 1.0}
+
+    def validate(self) -> None:
+        """Check values that the types alone cannot."""
+        check_agent(self, self.ranges())
+
+
+@dataclass
+class PPOConfig(SB3Config):
+    """Proximal Policy Optimization through stable-baselines3; the defaults are SB3's own."""
+
+    name: str = "ppo"
+    """Agent kind; selects the builder (do not change)."""
+    algo: str = "PPO"
+    """stable-baselines3 algorithm class."""
+    n_steps: int = 2048
+    """Steps per copy in each rollout."""
+    batch_size: int = 64
+    """Minibatch size."""
+    n_epochs: int = 10
+    """Passes over each rollout."""
+    gae_lambda: float = 0.95
+    """GAE lambda."""
+    clip_range: float = 0.2
+    """Clipping of the probability ratio."""
+    normalize_advantage: bool = True
+    """Standardise advantages per minibatch."""
+    ent_coef: float = 0.0
+    """Entropy bonus weight."""
+    vf_coef: float = 0.5
+    """Value loss weight."""
+    max_grad_norm: float = 0.5
+    """Gradient clipping norm."""
+    target_kl: float | None = None
+    """Stop an update's epochs early past this KL divergence; empty: never."""
+
+    def ranges(self) -> dict[str, bool]:
+        """Range checks of the fields, by name."""
+        return {**super().ranges(), "n_steps": self.n_steps >= 1, "batch_size": self.batch_size >= 1,
+                "n_epochs": self.n_epochs >= 1, "gae_lambda": 0.0 <= self.gae_lambda <= 1.0,
+                "clip_range": self.clip_range > 0}
+
+
+@dataclass
+class A2CConfig(SB3Config):
+    """Advantage Actor-Critic through stable-baselines3; the defaults are SB3's own."""
+
+    name: str = "a2c"
+    """Agent kind; selects the builder (do not change)."""
+    algo: str = "A2C"
+    """stable-baselines3 algorithm class."""
+    learning_rate: float = 7e-4
+    """RMSprop (or Adam) learning rate."""
+    n_steps: int = 5
+    """Steps per copy between updates."""
+    gae_lambda: float = 1.0
+    """GAE lambda (1: plain n-step advantages)."""
+    ent_coef: float = 0.0
+    """Entropy bonus weight."""
+    vf_coef: float = 0.5
+    """Value loss weight."""
+    max_grad_norm: float = 0.5
+    """Gradient clipping norm."""
+    use_rms_prop: bool = True
+    """RMSprop (true) or Adam (false)."""
+    normalize_advantage: bool = False
+    """Standardise advantages."""
+
+    def ranges(self) -> dict[str, bool]:
+        """Range checks of the fields, by name."""
+        return {**super().ranges(), "n_steps": self.n_steps >= 1, "gae_lambda": 0.0 <= self.gae_lambda <= 1.0}
+
+
+@dataclass
+class OffPolicyConfig(SB3Config):
+    """The replay-buffer arguments DQN, SAC and TD3 share."""
+
+    buffer_size: int = 1_000_000
+    """Replay buffer capacity, in transitions."""
+    learning_starts: int = 100
+    """Environment steps collected before learning starts."""
+    batch_size: int = 256
+    """Minibatch size of each gradient step."""
+    tau: float = 0.005
+    """Soft update coefficient of the target networks (1 = hard copy)."""
+    train_freq: int = 1
+    """Environment steps (per copy) between training phases."""
+    gradient_steps: int = 1
+    """Gradient steps per training phase (-1: as many as steps collected)."""
+    net_arch: list[int] = field(default_factory=lambda: [256, 256])
+    """Hidden layer sizes of the actor and the critics."""
+    activation_fn: str = "relu"
+    """Activation of the hidden layers: relu, tanh, elu, leaky_relu, gelu, silu."""
+
+    def ranges(self) -> dict[str, bool]:
+        """Range checks of the fields, by name."""
+        return {**super().ranges(), "buffer_size": self.buffer_size >= 1, "learning_starts": self.learning_starts >= 0,
+                "batch_size": self.batch_size >= 1, "tau": 0.0 < self.tau <= 1.0, "train_freq": self.train_freq >= 1}
+
+
+@dataclass
+class DQNConfig(OffPolicyConfig):
+    """Deep Q-Network through stable-baselines3; the defaults are SB3's own (but device: cpu)."""
+
+    name: str = "dqn"
+    """Agent kind; selects the builder (do not change)."""
+    algo: str = "DQN"
+    """stable-baselines3 algorithm class."""
+    learning_rate: float = 1e-4
+    """Adam learning rate."""
+    batch_size: int = 32
+    """Minibatch size of each gradient step."""
+    tau: float = 1.0
+    """Soft update coefficient of the target network (1 = hard copy)."""
+    train_freq: int = 4
+    """Environment steps (per copy) between training phases."""
+    net_arch: list[int] = field(default_factory=lambda: [64, 64])
+    """Hidden layer sizes of the Q-network."""
+    n_steps: int = 1
+    """Steps of n-step returns in the TD target (1: plain one-step DQN)."""
+    target_update_interval: int = 10_000
+    """Environment steps between target network updates."""
+    exploration_fraction: float = 0.1
+    """Fraction of total_steps over which epsilon decays linearly."""
+    exploration_initial_eps: float = 1.0
+    """Initial epsilon of epsilon-greedy exploration."""
+    exploration_final_eps: float = 0.05
+    """Final epsilon of epsilon-greedy exploration."""
+    max_grad_norm: float = 10.0
+    """Gradient clipping norm."""
+    optimize_memory_usage: bool = False
+    """SB3's memory-efficient replay buffer variant."""
+    action_bins: int = 5
+    """Continuous (bounded Box) actions are discretised into this many values per dimension (0: refuse them)."""
+
+    def ranges(self) -> dict[str, bool]:
+        """Range checks of the fields, by name."""
+        return {**super().ranges(), "action_bins": self.action_bins == 0 or self.action_bins >= 2,
+                "n_steps": self.n_steps >= 1, "target_update_interval": self.target_update_interval >= 1,
+                "exploration_fraction": 0.0 <= self.exploration_fraction <= 1.0,
+                "exploration_initial_eps": 0.0 <= self.exploration_initial_eps <= 1.0,
+                "exploration_final_eps": 0.0 <= self.exploration_final_eps <= 1.0}
+
+
+@dataclass
+class SACConfig(OffPolicyConfig):
+    """Soft Actor-Critic through stable-baselines3 (continuous actions); the defaults are SB3's own."""
+
+    name: str = "sac"
+    """Agent kind; selects the builder (do not change)."""
+    algo: str = "SAC"
+    """stable-baselines3 algorithm class."""
+    ent_coef: str = "auto"
+    """Entropy coefficient: a number, auto (learned), or auto_<initial value>."""
+    target_entropy: str = "auto"
+    """Target entropy of the learned coefficient: auto (-action dims) or a number."""
+    target_update_interval: int = 1
+    """Gradient steps between target network updates."""
+
+
+@dataclass
+class TD3Config(OffPolicyConfig):
+    """Twin Delayed DDPG through stable-baselines3 (continuous actions); the defaults are SB3's own."""
+
+    name: str = "td3"
+    """Agent kind; selects the builder (do not change)."""
+    algo: str = "TD3"
+    """stable-baselines3 algorithm class."""
+    learning_rate: float = 1e-3
+    """Adam learning rate."""
+    net_arch: list[int] = field(default_factory=lambda: [400, 300])
+    """Hidden layer sizes of the actor and the critics."""
+    policy_delay: int = 2
+    """Critic updates per actor (and target) update."""
+    target_policy_noise: float = 0.2
+    """Standard deviation of the smoothing noise on target actions."""
+    target_noise_clip: float = 0.5
+    """Clip of that noise."""
+    action_noise_std: float = 0.1
+    """Gaussian exploration noise, as a fraction of the action range's half-width (SB3 has none by default)."""
+
+
+# ---------------------------------------------------------------------------------------------- native agents
+@dataclass
+class ReinforceConfig:
+    """REINFORCE (Monte-Carlo policy gradient), native PyTorch, on N environment copies stepped together."""
+
+    name: str = "reinforce"
+    """Agent kind; selects the builder (do not change)."""
+    n_envs: int = 16
+    """Environment copies stepped together (a Gymnasium vector env)."""
+    episodes_per_update: int = 16
+    """Whole episodes collected with the current policy per update (when steps_per_update is 0)."""
+    steps_per_update: int = 0
+    """If > 0: update every this many env steps instead, bootstrapping cut episodes (needs baseline)."""
+    gamma: float = 0.99
+    """Discount factor of the reward-to-go."""
+    learning_rate: float = 3e-3
+    """Adam learning rate of the policy."""
+    net_arch: list[int] = field(default_factory=lambda: [64, 64])
+    """Hidden layer sizes of the policy (and of the value baseline)."""
+    activation_fn: str = "tanh"
+    """Activation of the hidden layers: relu, tanh, elu, leaky_relu, gelu, silu."""
+    normalize_returns: bool = True
+    """Standardise the batch's returns (or advantages, with a baseline) to mean 0, std 1."""
+    baseline: bool = True
+    """Learn a value baseline V(s): advantage = return - V(s); also bootstraps truncated episodes."""
+    value_learning_rate: float = 1e-2
+    """Adam learning rate of the value baseline."""
+    value_gradient_steps: int = 1
+    """Gradient steps on the value baseline per update."""
+    entropy_coef: float = 0.0
+    """Weight of the entropy bonus in the policy loss."""
+    max_grad_norm: float = 1.0
+    """Gradient clipping norm (0: no clipping)."""
+    log_std_init: float = 0.0
+    """Initial log standard deviation of the Gaussian policy (Box actions)."""
+    state_dependent_std: bool = False
+    """Gaussian policy: log-std from a network head instead of one free parameter per action dimension."""
+    squash: bool = True
+    """Gaussian policy: tanh-squash samples into the action bounds (false: clip them)."""
+    device: str = "cpu"
+    """Torch device: cpu or cuda."""
+
+    def validate(self) -> None:
+        """Check values that the types alone cannot."""
+        check_agent(self, {
+            "n_envs": self.n_envs >= 1,
+            "episodes_per_update": self.episodes_per_update >= 1,
+            "steps_per_update": self.steps_per_update >= 0,
+            "gamma": 0.0 <= self.gamma <= 1.0,
+            "learning_rate": self.learning_rate > 0,
+            "value_learning_rate": self.value_learning_rate > 0,
+            "value_gradient_steps": self.value_gradient_steps >= 1,
+            "entropy_coef": self.entropy_coef >= 0,
+            "max_grad_norm": self.max_grad_norm >= 0,
+        })
+        if self.steps_per_update > 0 and not self.baseline:
+            raise ConfigError(
+                f"agent.steps_per_update={self.steps_per_update} cuts episodes, whose returns must be "
+                "bootstrapped with the value baseline: set agent.baseline=true, or batch by whole episodes "
+                "with agent.steps_per_update=0"
+            )
+        if 0 < self.steps_per_update < self.n_envs:
+            raise ConfigError(
+                f"agent.steps_per_update={self.steps_per_update} is less than one step of the "
+                f"{self.n_envs} copies (agent.n_envs)"
+            )
+
+
+@dataclass
+class MADDPGConfig:
+    """MADDPG (centralised critics, decentralised actors), native PyTorch; with one agent it is DDPG."""
+
+    name: str = "maddpg"
+    """Agent kind; selects the builder (do not change)."""
+    n_envs: int = 16
+    """Environment copies stepped together."""
+    buffer_size: int = 200_000
+    """Replay buffer capacity, in (joint) transitions."""
+    learning_starts: int = 2_000
+    """Environment steps of uniformly random actions collected before learning starts."""
+    batch_size: int = 256
+    """Minibatch size of each gradient step."""
+    gamma: float = 0.99
+    """Discount factor."""
+    tau: float = 0.01
+    """Soft update coefficient of the target networks."""
+    actor_learning_rate: float = 1e-3
+    """Adam learning rate of the actors."""
+    critic_learning_rate: float = 1e-3
+    """Adam learning rate of the critics."""
+    train_every: int = 1
+    """Vector steps (of all n_envs copies) between training phases."""
+    gradient_steps: int = 1
+    """Gradient steps per training phase."""
+    noise_start: float = 0.3
+    """Initial standard deviation of the Gaussian exploration noise (actions scaled to [-1, 1])."""
+    noise_end: float = 0.05
+    """Final standard deviation of the exploration noise."""
+    noise_fraction: float = 0.5
+    """Fraction of total_steps over which the noise decays linearly from noise_start to noise_end."""
+    noise_correlation: float = 0.0
+    """Step-to-step correlation of the noise in an episode (AR(1), i.e. Ornstein-Uhlenbeck-like); 0: independent."""
+    gumbel_temperature: float = 1.0
+    """Temperature of the Gumbel-softmax (discrete actions)."""
+    net_arch: list[int] = field(default_factory=lambda: [64, 64])
+    """Hidden layer sizes of every actor and critic."""
+    activation_fn: str = "relu"
+    """Activation of the hidden layers: relu, tanh, elu, leaky_relu, gelu, silu."""
+    share_parameters: bool = False
+    """One actor and one critic for all agents (homogeneous agents; the critic gets an agent id)."""
+    max_grad_norm: float = 0.0
+    """Gradient clipping norm (0: no clipping)."""
+    action_l2: float = 1e-3
+    """Weight of the penalty on the actors' squared pre-activations (keeps tanh and logits unsaturated)."""
+    twin_critics: bool = False
+    """TD3: two critics per agent, the target uses the smaller estimate."""
+    target_noise: float = 0.0
+    """TD3: standard deviation of the noise on the target actions (continuous actions; 0: none)."""
+    target_noise_clip: float = 0.5
+    """TD3: the target noise is clipped to +- this."""
+    policy_delay: int = 1
+    """Critic updates per actor (and target actor) update; TD3 uses 2."""
+    n_step: int = 1
+    """Steps of the returns in the TD target (1: one-step MADDPG)."""
+    ego_critic: bool = False
+    """Each agent's critic sees the agents in order starting from itself (for shared critics)."""
+    mirror_symmetry: bool = False
+    """The env is unchanged when every observation and action is negated (cart-poles, springs included): odd
+    actors, and every minibatch is half mirrored. Only for envs with that symmetry."""
+    critic_layer_norm: bool = False
+    """LayerNorm (without learned scale and shift) on every hidden layer of the critics."""
+    eval_target_actor: bool = False
+    """Deterministic actions (evaluations, rlkit eval) come from the target actors, the Polyak average of the
+    actors' recent weights (``tau``), which are steadier than the latest weights."""
+
+    def validate(self) -> None:
+        """Check values that the types alone cannot."""
+        check_agent(self, {
+            "n_envs": self.n_envs >= 1,
+            "buffer_size": self.buffer_size >= 1,
+            "learning_starts": self.learning_starts >= 0,
+            "batch_size": self.batch_size >= 1,
+            "gamma": 0.0 <= self.gamma <= 1.0,
+            "tau": 0.0 < self.tau <= 1.0,
+            "actor_learning_rate": self.actor_learning_rate > 0,
+            "critic_learning_rate": self.critic_learning_rate > 0,
+            "train_every": self.train_every >= 1,
+            "gradient_steps": self.gradient_steps >= 1,
+            "noise_start": self.noise_start >= 0,
+            "noise_end": self.noise_end >= 0,
+            "noise_fraction": 0.0 <= self.noise_fraction <= 1.0,
+            "noise_correlation": 0.0 <= self.noise_correlation < 1.0,
+            "gumbel_temperature": self.gumbel_temperature > 0,
+            "max_grad_norm": self.max_grad_norm >= 0,
+            "action_l2": self.action_l2 >= 0,
+            "target_noise": self.target_noise >= 0,
+            "target_noise_clip": self.target_noise_clip >= 0,
+            "policy_delay": self.policy_delay >= 1,
+            "n_step": self.n_step >= 1,
+        })
