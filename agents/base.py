@@ -31,6 +31,7 @@ class Agent(ABC):
 
     observation_space: gym.Space[Any]
     action_space: gym.Space[Any]
+    _resume: dict[str, Any] | None = None  # a training state for the next ``learn`` to continue from
 
     @abstractmethod
     def learn(self, total_steps: int, callback: Callback) -> None:
@@ -105,5 +106,5 @@ class Agent(ABC):
         raise NotImplementedError(f"{type(self).__name__} cannot be checkpointed mid-training")
 
     def load_training_state(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`training_state`; the next ``learn`` continues from it instead of starting anew."""
-        raise NotImplementedError(f"{type(self).__name__} cannot continue from a checkpoint")
+        """Restore :meth:`training_state` (after :meth:`load`); the next ``learn`` continues from it."""
+        self._resume = state

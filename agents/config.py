@@ -1,8 +1,4 @@
-"""The agents' config schemas: every default value and its documentation (``rlkit train --help`` prints it).
-
-This module imports no torch, so composing a config (and ``--help``) stays fast. Each ``validate()`` checks
-what the types alone cannot and raises :class:`rlkit.errors.ConfigError` quoting the value.
-"""
+"""The agents' config schemas: every default and its documentation. No torch here, so composing stays fast."""
 
 from __future__ import annotations
 
@@ -284,14 +280,10 @@ class ReinforceConfig:
     def validate(self) -> None:
         """Check values that the types alone cannot."""
         check_agent(self, {
-            "n_envs": self.n_envs >= 1,
-            "episodes_per_update": self.episodes_per_update >= 1,
-            "steps_per_update": self.steps_per_update >= 0,
-            "gamma": 0.0 <= self.gamma <= 1.0,
-            "learning_rate": self.learning_rate > 0,
-            "value_learning_rate": self.value_learning_rate > 0,
-            "value_gradient_steps": self.value_gradient_steps >= 1,
-            "entropy_coef": self.entropy_coef >= 0,
+            "n_envs": self.n_envs >= 1, "episodes_per_update": self.episodes_per_update >= 1,
+            "steps_per_update": self.steps_per_update >= 0, "gamma": 0.0 <= self.gamma <= 1.0,
+            "learning_rate": self.learning_rate > 0, "value_learning_rate": self.value_learning_rate > 0,
+            "value_gradient_steps": self.value_gradient_steps >= 1, "entropy_coef": self.entropy_coef >= 0,
             "max_grad_norm": self.max_grad_norm >= 0,
         })
         if self.steps_per_update > 0 and not self.baseline:
@@ -377,25 +369,16 @@ class MADDPGConfig:
     def validate(self) -> None:
         """Check values that the types alone cannot."""
         check_agent(self, {
-            "n_envs": self.n_envs >= 1,
-            "buffer_size": self.buffer_size >= 1,
-            "learning_starts": self.learning_starts >= 0,
-            "batch_size": self.batch_size >= 1,
-            "gamma": 0.0 <= self.gamma <= 1.0,
-            "tau": 0.0 < self.tau <= 1.0,
-            "actor_learning_rate": self.actor_learning_rate > 0,
-            "critic_learning_rate": self.critic_learning_rate > 0,
-            "train_every": self.train_every >= 1,
-            "gradient_steps": self.gradient_steps >= 1,
-            "noise_start": self.noise_start >= 0,
-            "noise_end": self.noise_end >= 0,
+            "n_envs": self.n_envs >= 1, "buffer_size": self.buffer_size >= 1,
+            "learning_starts": self.learning_starts >= 0, "batch_size": self.batch_size >= 1,
+            "gamma": 0.0 <= self.gamma <= 1.0, "tau": 0.0 < self.tau <= 1.0,
+            "actor_learning_rate": self.actor_learning_rate > 0, "critic_learning_rate": self.critic_learning_rate > 0,
+            "train_every": self.train_every >= 1, "gradient_steps": self.gradient_steps >= 1,
+            "noise_start": self.noise_start >= 0, "noise_end": self.noise_end >= 0,
             "noise_fraction": 0.0 <= self.noise_fraction <= 1.0,
             "noise_correlation": 0.0 <= self.noise_correlation < 1.0,
-            "gumbel_temperature": self.gumbel_temperature > 0,
-            "max_grad_norm": self.max_grad_norm >= 0,
-            "action_l2": self.action_l2 >= 0,
-            "target_noise": self.target_noise >= 0,
-            "target_noise_clip": self.target_noise_clip >= 0,
-            "policy_delay": self.policy_delay >= 1,
+            "gumbel_temperature": self.gumbel_temperature > 0, "max_grad_norm": self.max_grad_norm >= 0,
+            "action_l2": self.action_l2 >= 0, "target_noise": self.target_noise >= 0,
+            "target_noise_clip": self.target_noise_clip >= 0, "policy_delay": self.policy_delay >= 1,
             "n_step": self.n_step >= 1,
         })

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
@@ -34,29 +34,11 @@ from gymnasium import spaces
 from torch import nn
 
 from rlkit.agents.base import Agent
+from rlkit.agents.config import MADDPGConfig
 from rlkit.agents.networks import StackedMLP, grad_norm, refuse_diverging_steps
 from rlkit.callbacks import Callback, Episode
 from rlkit.envs.state import env_state, set_env_state
 from rlkit.errors import ConfigError
-
-
-class MultiAgentVecEnv(Protocol):
-    """Copies of a multi-agent env stepped together with arrays (NEXT_STEP autoreset), as MADDPG needs."""
-
-    num_envs: int
-    num_agents: int
-    possible_agents: list[str]
-    single_observation_space: spaces.Box
-    single_action_space: spaces.Space[Any]
-
-    def reset(self, seed: int | None = None) -> tuple[np.ndarray, dict[str, Any]]:
-        """Observations of shape (num_envs, num_agents, obs_dim), and infos."""
-
-    def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-        """Observations, rewards (num_envs, num_agents), terminated and truncated (num_envs,), infos."""
-
-    def close(self) -> None:
-        """Release the copies."""
 
 
 def gumbel_softmax(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
@@ -176,7 +158,7 @@ class NStepCollector:
 
 
 class MADDPG(Agent):
-    """MADDPG on ``cfg.n_envs`` copies of a multi-agent env (see :class:`MultiAgentVecEnv`).
+    """MADDPG on ``cfg.n_envs`` copies of a multi-agent env.
 
     Every agent's actor (and critic) is one slice of a :class:`StackedMLP`, so all agents are evaluated in
     one call; with ``share_parameters`` there is one actor and one critic for all (the critic is told which
@@ -185,7 +167,9 @@ class MADDPG(Agent):
 
     Args:
         cfg: The agent's config (:class:`rlkit.agents.config.MADDPGConfig`).
-        make_vec: ``make_vec(n)`` returns n copies stepped together.
+        make_vec: ``make_vec(n)`` returns n copies stepped together with the array API of
+            :class:`rlkit.envs.adapters.ParallelVectorEnv`: observations (n, agents, obs_dim), rewards
+            (n, agents), one terminated/truncated per copy, NEXT_STEP autoreset.
         seed: Seeds the copies and the agent's own random generators.
         training: False builds the networks only.
         single_agent: The env is a single-agent one seen as a team of one
@@ -193,7 +177,7 @@ class MADDPG(Agent):
             without the agent axis.
     """
 
-    def __init__(self, cfg: Any, make_vec: Callable[[int], MultiAgentVecEnv], seed: int, training: bool = True,
+    def __init__(self, cfg: MADDPGConfig, make_vec: Callable[[int], Any], seed: int, training: bool = True,
                  single_agent: bool = False):
         self.cfg = cfg
         self.make_vec = make_vec
@@ -248,7 +232,6 @@ class MADDPG(Agent):
         self._total_steps = 1
         self._noise_state: torch.Tensor | None = None
         self._episode_start = torch.zeros(0, dtype=torch.bool)
-        self._resume: dict[str, Any] | None = None
 
     # -- networks
     def _policy_out(self, actor: StackedMLP, obs: torch.Tensor) -> torch.Tensor:
@@ -428,10 +411,6 @@ class MADDPG(Agent):
                            **{k: getattr(b, k)[:b.size].clone() for k in ReplayBuffer.FIELDS}},
                 "collector": {"count": c.count.copy(),
                               "history": None if c._history is None else [h.copy() for h in c._history]}}
-
-    def load_training_state(self, state: dict[str, Any]) -> None:
-        """The next ``learn`` continues from ``state`` (weights and optimizers come from :meth:`load`)."""
-        self._resume = state
 
     def _restore(self, state: dict[str, Any]) -> None:
         b, c = self.buffer, self._collector

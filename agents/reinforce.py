@@ -197,7 +197,6 @@ class Reinforce(Agent):
             refuse_diverging_steps(self.value_opt, "reinforce's baseline", lambda: self.num_steps)
         refuse_diverging_steps(self.policy_opt, "reinforce's policy", lambda: self.num_steps)
         self.num_steps = 0
-        self._resume: dict[str, Any] | None = None
 
     # -- acting
     def _obs(self, obs: np.ndarray) -> torch.Tensor:
@@ -226,13 +225,18 @@ class Reinforce(Agent):
                                  getattr(self.policy, "act_dim", 1))
         self._envs = envs
         resume, self._resume = self._resume, None
+        n = cfg.n_envs
+        self._ep_return, self._ep_length, self._reset_next = np.zeros(n), np.zeros(n, dtype=np.int64), np.zeros(n, bool)
         if resume is None:
             obs, _ = envs.reset(seed=self.seed)
-            self._ep_return = np.zeros(cfg.n_envs)
-            self._ep_length = np.zeros(cfg.n_envs, dtype=np.int64)
-            self._reset_next = np.zeros(cfg.n_envs, dtype=bool)
+        elif not resume["envs_exact"]:  # the env's episodes cannot be restored (see rlkit.envs.state): new ones
+            obs, _ = envs.reset(seed=self.seed + self.num_steps)
         else:
-            obs = self._continue(envs, resume)
+            set_env_state(envs, resume["envs"])
+            obs = np.asarray(resume["obs"])
+            self._ep_return = np.asarray(resume["ep_return"], dtype=np.float64)
+            self._ep_length = np.asarray(resume["ep_length"], dtype=np.int64)
+            self._reset_next = np.asarray(resume["reset_next"], dtype=bool)
         try:
             while self.num_steps < total_steps:
                 self._last_obs = obs
@@ -367,22 +371,6 @@ class Reinforce(Agent):
         return {"obs": np.array(self._last_obs), "ep_return": self._ep_return.copy(),
                 "ep_length": self._ep_length.copy(), "reset_next": self._reset_next.copy(), "envs": env,
                 "envs_exact": exact}
-
-    def load_training_state(self, state: dict[str, Any]) -> None:
-        """The next ``learn`` continues from ``state`` (weights and optimizers come from :meth:`load`)."""
-        self._resume = state
-
-    def _continue(self, envs: gym.vector.VectorEnv, state: dict[str, Any]) -> np.ndarray:
-        n = self.cfg.n_envs
-        if not state["envs_exact"]:  # the env's episodes cannot be restored (see rlkit.envs.state): new ones
-            self._ep_return, self._ep_length = np.zeros(n), np.zeros(n, dtype=np.int64)
-            self._reset_next = np.zeros(n, dtype=bool)
-            return envs.reset(seed=self.seed + self.num_steps)[0]
-        set_env_state(envs, state["envs"])
-        self._ep_return = np.asarray(state["ep_return"], dtype=np.float64)
-        self._ep_length = np.asarray(state["ep_length"], dtype=np.int64)
-        self._reset_next = np.asarray(state["reset_next"], dtype=bool)
-        return np.asarray(state["obs"])
 
 
 class _Rollout:

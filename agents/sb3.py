@@ -238,7 +238,6 @@ class SB3Agent(Agent):
             part = recursive_getattr(self.model, name)
             if isinstance(part, torch.optim.Optimizer):
                 refuse_diverging_steps(part, f"{cfg.algo}'s {_saved_name(name)}", lambda: int(self.model.num_timesteps))
-        self._resume: dict[str, Any] | None = None
 
     def learn(self, total_steps: int, callback: Callback) -> None:
         """Run SB3's ``learn`` with rlkit's events attached (continuing from a training state if one was loaded)."""
@@ -254,10 +253,6 @@ class SB3Agent(Agent):
     def training_state(self) -> dict[str, Any]:
         """SB3's own training state (see :func:`get_training_state`)."""
         return get_training_state(self.model)
-
-    def load_training_state(self, state: dict[str, Any]) -> None:
-        """The next ``learn`` continues from ``state`` (weights and optimizers come from :meth:`load`)."""
-        self._resume = state
 
     def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
         """Actions from SB3's ``predict`` for a batch of observations."""

@@ -1,20 +1,9 @@
-"""Array views of multi-agent environments, and the one-agent view of single-agent ones.
+"""Array views of multi-agent environments, the one-agent view of single-agent ones, and joint control.
 
-Multi-agent learners (MADDPG) and rlkit's evaluator work with arrays that have an agent axis, in the order
-of ``possible_agents``:
-
-- :class:`ParallelArrayEnv`: one PettingZoo ``ParallelEnv`` as a Gymnasium env over the joint arrays:
-  observations ``(agents, obs_dim)``, actions ``(agents, ...)``, rewards ``(agents,)``, and one
-  ``terminated``/``truncated`` for the team.
-- :class:`ParallelVectorEnv`: ``n`` such copies stepped one after another, with arrays of shape
-  ``(n, agents, ...)`` and Gymnasium's ``NEXT_STEP`` autoreset: the array API that
-  :class:`rlkit.envs.multi_cartpole.MultiCartPoleVectorEnv` implements natively.
-- :class:`OneAgentVectorEnv`: a Gymnasium vector env seen as a team of one agent, so a multi-agent learner
-  trains a single-agent env (MADDPG with one agent is DDPG).
-
-Every agent must share one action space, observe a flat Box (shorter observations are zero-padded to the
-longest), and the whole team must end together (PettingZoo's MPE tasks and the multi-agent cart-pole do);
-the views refuse anything else with a ``ValueError`` that says why.
+Multi-agent learners (MADDPG) and rlkit's evaluator work with arrays that have an agent axis, in the order of
+``possible_agents``. Every agent must share one action space, observe a flat Box (shorter observations are
+zero-padded to the longest), and the whole team must end together (PettingZoo's MPE tasks and the multi-agent
+cart-pole do); the views refuse anything else with a ``ValueError`` that says why.
 """
 
 from __future__ import annotations
