@@ -377,30 +377,23 @@ class _Rollout:
     """Preallocated (T, N) storage of one batch; grows (doubling) if a batch outlasts it."""
 
     def __init__(self, n_envs: int, obs_dim: int, discrete: bool, act_dim: int, capacity: int = 512) -> None:
-        self.n, self.obs_dim, self.discrete, self.act_dim = n_envs, obs_dim, discrete, act_dim
-        self._allocate(capacity)
+        fields = {"obs": ((obs_dim,), np.float32), "actions": ((), np.int64) if discrete else ((act_dim,), np.float32),
+                  "rewards": ((), np.float64), "valid": ((), bool), "ends": ((), bool), "bootstrap": ((), np.float64)}
+        for name, (shape, dtype) in fields.items():
+            setattr(self, name, np.zeros((capacity, n_envs, *shape), dtype=dtype))
+        self.fields = list(fields)
         self.t = 0
-
-    def _allocate(self, capacity: int) -> None:
-        n = self.n
-        self.obs = np.zeros((capacity, n, self.obs_dim), dtype=np.float32)
-        self.actions = (np.zeros((capacity, n), dtype=np.int64) if self.discrete
-                        else np.zeros((capacity, n, self.act_dim), dtype=np.float32))
-        self.rewards = np.zeros((capacity, n), dtype=np.float64)
-        self.valid = np.zeros((capacity, n), dtype=bool)
-        self.ends = np.zeros((capacity, n), dtype=bool)
-        self.bootstrap = np.zeros((capacity, n), dtype=np.float64)
 
     def start(self) -> None:
         self.t = 0
 
     def add(self, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray, valid: np.ndarray) -> None:
-        if self.t == self.obs.shape[0]:
-            old = {k: getattr(self, k) for k in ("obs", "actions", "rewards", "valid", "ends", "bootstrap")}
-            self._allocate(2 * self.t)
-            for k, v in old.items():
-                getattr(self, k)[: self.t] = v
         t = self.t
+        if t == len(self.obs):
+            for name in self.fields:
+                old = getattr(self, name)
+                setattr(self, name, np.zeros((2 * t, *old.shape[1:]), dtype=old.dtype))
+                getattr(self, name)[:t] = old
         self.obs[t] = obs
         self.actions[t] = actions
         self.rewards[t] = rewards
