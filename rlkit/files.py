@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save
+from safetensors.torch import save
 
 from rlkit.errors import RunDirError, disk_full_errors
 
@@ -66,8 +66,8 @@ def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]
     if not path.is_file():
         raise RunDirError(f"checkpoint {path} does not exist")
     try:
-        tensors = load_file(str(path))
         with safe_open(str(path), framework="pt") as f:
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not iterable)
             raw_meta = (f.metadata() or {}).get(_META_KEY)
     except (SafetensorError, OSError, ValueError) as e:
         kind = _code_format(path)
