@@ -1,4 +1,4 @@
-"""The one small interface every rlkit agent implements, native or wrapped."""
+"""The one small interface every rlkit agent implements, native or wrapped, and its checkpoint file."""
 
 from __future__ import annotations
 
@@ -8,8 +8,14 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import torch
 
 from rlkit.callbacks import Callback
+from rlkit.errors import RunDirError
+from rlkit.files import load_checkpoint, optimizer_from_tensors, optimizer_to_tensors, save_checkpoint
+
+CHECKPOINT_FORMAT = 2
+"""2: optimizers' param groups under ``optimizers``. 1: at the top level of the metadata, by name."""
 
 
 class Agent(ABC):
@@ -17,11 +23,15 @@ class Agent(ABC):
 
     ``learn`` emits rlkit's callback events (``on_step``, ``on_episode_end``, ``on_update``); the trainer
     calls ``on_training_start``/``on_training_end`` around it. ``act`` takes a batch of observations.
-    ``save``/``load`` use one safetensors file (see :mod:`rlkit.files`), never pickle.
+
+    A checkpoint is one safetensors file (see :mod:`rlkit.files`), never pickle. An agent declares what it
+    holds, as SB3's ``_get_torch_save_params()`` does: :meth:`saved_names` (modules and optimizers, saved as
+    ``<name>.<key>`` tensors) and :meth:`checkpoint_meta` (JSON); :meth:`save` and :meth:`load` do the rest.
     """
 
     observation_space: gym.Space[Any]
     action_space: gym.Space[Any]
+    _resume: dict[str, Any] | None = None  # a training state for the next ``learn`` to continue from
 
     @abstractmethod
     def learn(self, total_steps: int, callback: Callback) -> None:
@@ -31,13 +41,63 @@ class Agent(ABC):
     def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
         """Actions for a batch of observations of shape ``(n, *observation_space.shape)``."""
 
-    @abstractmethod
+    # -- checkpoints
+    def saved_names(self) -> list[str]:
+        """The attributes (modules, optimizers) a checkpoint holds; their names prefix their tensors."""
+        raise NotImplementedError
+
+    def checkpoint_meta(self) -> dict[str, Any]:
+        """JSON saved beside the tensors: ``agent`` (or ``algo``) names what wrote it; ``num_steps`` is restored."""
+        raise NotImplementedError
+
+    def get_parameters(self) -> dict[str, Any]:
+        """State dicts (or plain tensors) by name, as SB3's ``get_parameters``."""
+        return {name: getattr(self, name).state_dict() for name in self.saved_names()}
+
+    def set_parameters(self, params: dict[str, Any]) -> None:
+        """Load what :meth:`get_parameters` returns."""
+        for name in self.saved_names():
+            getattr(self, name).load_state_dict(params[name])
+
     def save(self, path: Path, meta: dict[str, Any] | None = None) -> None:
         """Write weights and optimizer state to ``path`` atomically, with ``meta`` beside them."""
+        tensors: dict[str, torch.Tensor] = {}
+        optimizers = {}
+        for name, value in self.get_parameters().items():
+            if isinstance(value, torch.Tensor):
+                tensors[name] = value.detach()
+            elif "param_groups" in value:  # an optimizer's: moments as tensors, param groups as JSON
+                opt_tensors, optimizers[name] = optimizer_to_tensors(value, name)
+                tensors.update(opt_tensors)
+            else:
+                tensors.update({f"{name}.{k}": v for k, v in value.items()})
+        save_checkpoint(path, tensors, {"format": CHECKPOINT_FORMAT, **self.checkpoint_meta(),
+                                        "optimizers": optimizers, **(meta or {})})
 
-    @abstractmethod
     def load(self, path: Path) -> dict[str, Any]:
-        """Read a checkpoint written by :meth:`save`; returns its metadata."""
+        """Read a checkpoint written by :meth:`save` into networks of the same shape; returns its metadata."""
+        tensors, meta = load_checkpoint(path)
+        own = self.checkpoint_meta()
+        written, expected = meta.get("algo") or meta.get("agent"), own.get("algo") or own.get("agent")
+        if written != expected:
+            raise RunDirError(f"checkpoint {path} was written by {written!r}, but the run's config builds {expected!r}")
+        # Format 1 kept param groups at the top level (SB3's DQN: its one optimizer's as optimizer_param_groups).
+        groups = meta.get("optimizers") or {"optimizer": meta.get("optimizer_param_groups"), **meta}
+        try:
+            params = {}
+            for name, value in self.get_parameters().items():
+                if isinstance(value, torch.Tensor):
+                    params[name] = tensors[name]
+                elif "param_groups" in value:
+                    params[name] = optimizer_from_tensors(tensors, groups[name], name)
+                else:
+                    params[name] = {k[len(name) + 1:]: v for k, v in tensors.items() if k.startswith(f"{name}.")}
+            self.set_parameters(params)
+        except (RuntimeError, KeyError, ValueError) as e:
+            raise RunDirError(f"checkpoint {path} does not fit the run's networks ({e})") from None
+        if "num_steps" in own:
+            self.num_steps = int(meta.get("num_steps", 0))
+        return meta
 
     # Continuing an interrupted run: everything ``save`` leaves out (replay buffers, the environments'
     # state, the episode in progress, random generators of the agent's own). Called at ``on_safe_point``.
@@ -46,5 +106,5 @@ class Agent(ABC):
         raise NotImplementedError(f"{type(self).__name__} cannot be checkpointed mid-training")
 
     def load_training_state(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`training_state`; the next ``learn`` continues from it instead of starting anew."""
-        raise NotImplementedError(f"{type(self).__name__} cannot continue from a checkpoint")
+        """Restore :meth:`training_state` (after :meth:`load`); the next ``learn`` continues from it."""
+        self._resume = state

@@ -1,4 +1,4 @@
-"""The agents' config schemas: every default and its docstring (``rlkit train --help`` prints them)."""
+"""The agents' config schemas: every default and its documentation. No torch here, so composing stays fast."""
 
 from __future__ import annotations
 
@@ -9,99 +9,23 @@ from omegaconf import MISSING
 
 from rlkit.errors import ConfigError
 
+ACTIVATIONS = {"relu": "ReLU", "tanh": "Tanh", "elu": "ELU", "leaky_relu": "LeakyReLU", "gelu": "GELU",
+               "silu": "SiLU"}
+"""``activation_fn`` names and the ``torch.nn`` classes they stand for (looked up in rlkit.agents.networks)."""
 
-def _check_ranges(prefix: str, obj: Any, checks: dict[str, bool]) -> None:
-    """Raise for the first key whose check is False, quoting its value."""
-    for key, ok in checks.items():
+
+def check_agent(cfg: Any, ranges: dict[str, bool]) -> None:
+    """Raise for the first field whose range check is False (quoting its value), then check the network."""
+    for key, ok in ranges.items():
         if not ok:
-            raise ConfigError(f"{prefix}.{key}={getattr(obj, key)} is out of range")
+            raise ConfigError(f"agent.{key}={getattr(cfg, key)} is out of range")
+    if not cfg.net_arch or any(n < 1 for n in cfg.net_arch):
+        raise ConfigError(f"agent.net_arch must list positive layer sizes, got {cfg.net_arch}")
+    if cfg.activation_fn not in ACTIVATIONS:
+        raise ConfigError(f"agent.activation_fn={cfg.activation_fn!r} is unknown; choose one of {sorted(ACTIVATIONS)}")
 
 
-def _check_network(net_arch: list[int], activation_fn: str) -> None:
-    if not net_arch or any(n < 1 for n in net_arch):
-        raise ConfigError(f"agent.net_arch must list positive layer sizes, got {net_arch}")
-    if activation_fn not in ACTIVATIONS:
-        raise ConfigError(f"agent.activation_fn={activation_fn!r} is unknown; choose one of {sorted(ACTIVATIONS)}")
-
-
-ACTIVATIONS = ("relu", "tanh", "elu", "leaky_relu", "gelu", "silu")
-
-
-@dataclass
-class DQNConfig:
-    """Deep Q-Network through stable-baselines3; the defaults are SB3's own."""
-
-    name: str = "dqn"
-    """Agent kind; selects the builder (do not change)."""
-    algo: str = "DQN"
-    """stable-baselines3 algorithm class."""
-    policy: str = "MlpPolicy"
-    """SB3 policy class name."""
-    n_envs: int = 1
-    """Environment copies stepped together (SB3 DummyVecEnv)."""
-    learning_rate: float = 1e-4
-    """Adam learning rate."""
-    buffer_size: int = 1_000_000
-    """Replay buffer capacity, in transitions."""
-    learning_starts: int = 100
-    """Environment steps collected before learning starts."""
-    batch_size: int = 32
-    """Minibatch size of each gradient step."""
-    tau: float = 1.0
-    """Soft update coefficient of the target network (1 = hard copy)."""
-    gamma: float = 0.99
-    """Discount factor."""
-    n_steps: int = 1
-    """Steps of n-step returns in the TD target (1: plain one-step DQN)."""
-    train_freq: int = 4
-    """Environment steps (per copy) between training phases."""
-    gradient_steps: int = 1
-    """Gradient steps per training phase (-1: as many as steps collected)."""
-    target_update_interval: int = 10_000
-    """Environment steps between target network updates."""
-    exploration_fraction: float = 0.1
-    """Fraction of total_steps over which epsilon decays linearly."""
-    exploration_initial_eps: float = 1.0
-    """Initial epsilon of epsilon-greedy exploration."""
-    exploration_final_eps: float = 0.05
-    """Final epsilon of epsilon-greedy exploration."""
-    max_grad_norm: float = 10.0
-    """Gradient clipping norm."""
-    optimize_memory_usage: bool = False
-    """SB3's memory-efficient replay buffer variant."""
-    stats_window_size: int = 100
-    """Episodes averaged in SB3's own rollout statistics."""
-    net_arch: list[int] = field(default_factory=lambda: [64, 64])
-    """Hidden layer sizes of the Q-network."""
-    activation_fn: str = "relu"
-    """Activation of the hidden layers: relu, tanh, elu, leaky_relu, gelu, silu."""
-    device: str = "cpu"
-    """Torch device: cpu, cuda, or auto (SB3's default is auto; small MLPs are faster and reproducible on CPU)."""
-    action_bins: int = 5
-    """Continuous (bounded Box) actions are discretised into this many values per dimension (0: refuse them)."""
-
-    def validate(self) -> None:
-        """Check values that the types alone cannot."""
-        checks = {
-            "action_bins": self.action_bins == 0 or self.action_bins >= 2,
-            "learning_rate": self.learning_rate > 0,
-            "buffer_size": self.buffer_size >= 1,
-            "batch_size": self.batch_size >= 1,
-            "n_envs": self.n_envs >= 1,
-            "n_steps": self.n_steps >= 1,
-            "train_freq": self.train_freq >= 1,
-            "learning_starts": self.learning_starts >= 0,
-            "target_update_interval": self.target_update_interval >= 1,
-            "gamma": 0.0 <= self.gamma <= 1.0,
-            "tau": 0.0 < self.tau <= 1.0,
-            "exploration_fraction": 0.0 <= self.exploration_fraction <= 1.0,
-            "exploration_initial_eps": 0.0 <= self.exploration_initial_eps <= 1.0,
-            "exploration_final_eps": 0.0 <= self.exploration_final_eps <= 1.0,
-        }
-        _check_ranges("agent", self, checks)
-        _check_network(self.net_arch, self.activation_fn)
-
-
+# ---------------------------------------------------------------------------------------------- stable-baselines3
 @dataclass
 class SB3Config:
     """What every stable-baselines3 algorithm shares; subclasses add their own arguments with SB3's defaults."""
@@ -125,15 +49,15 @@ class SB3Config:
     activation_fn: str = "tanh"
     """Activation of the hidden layers: relu, tanh, elu, leaky_relu, gelu, silu."""
     device: str = "cpu"
-    """Torch device: cpu, cuda, or auto."""
+    """Torch device: cpu, cuda, or auto (SB3's default is auto; small MLPs are faster and reproducible on CPU)."""
 
-    def _common_checks(self) -> dict[str, bool]:
+    def ranges(self) -> dict[str, bool]:
+        """Range checks of the fields, by name; subclasses add theirs."""
         return {"n_envs": self.n_envs >= 1, "learning_rate": self.learning_rate > 0, "gamma": 0.0 <= self.gamma <= 1.0}
 
     def validate(self) -> None:
         """Check values that the types alone cannot."""
-        _check_ranges("agent", self, self._common_checks())
-        _check_network(self.net_arch, self.activation_fn)
+        check_agent(self, self.ranges())
 
 
 @dataclass
@@ -165,13 +89,11 @@ class PPOConfig(SB3Config):
     target_kl: float | None = None
     """Stop an update's epochs early past this KL divergence; empty: never."""
 
-    def validate(self) -> None:
-        """Check values that the types alone cannot."""
-        checks = {**self._common_checks(), "n_steps": self.n_steps >= 1, "batch_size": self.batch_size >= 1,
-                  "n_epochs": self.n_epochs >= 1, "gae_lambda": 0.0 <= self.gae_lambda <= 1.0,
-                  "clip_range": self.clip_range > 0}
-        _check_ranges("agent", self, checks)
-        _check_network(self.net_arch, self.activation_fn)
+    def ranges(self) -> dict[str, bool]:
+        """Range checks of the fields, by name."""
+        return {**super().ranges(), "n_steps": self.n_steps >= 1, "batch_size": self.batch_size >= 1,
+                "n_epochs": self.n_epochs >= 1, "gae_lambda": 0.0 <= self.gae_lambda <= 1.0,
+                "clip_range": self.clip_range > 0}
 
 
 @dataclass
@@ -199,16 +121,14 @@ class A2CConfig(SB3Config):
     normalize_advantage: bool = False
     """Standardise advantages."""
 
-    def validate(self) -> None:
-        """Check values that the types alone cannot."""
-        checks = {**self._common_checks(), "n_steps": self.n_steps >= 1, "gae_lambda": 0.0 <= self.gae_lambda <= 1.0}
-        _check_ranges("agent", self, checks)
-        _check_network(self.net_arch, self.activation_fn)
+    def ranges(self) -> dict[str, bool]:
+        """Range checks of the fields, by name."""
+        return {**super().ranges(), "n_steps": self.n_steps >= 1, "gae_lambda": 0.0 <= self.gae_lambda <= 1.0}
 
 
 @dataclass
-class _OffPolicySB3Config(SB3Config):
-    """The replay-buffer arguments SAC and TD3 share."""
+class OffPolicyConfig(SB3Config):
+    """The replay-buffer arguments DQN, SAC and TD3 share."""
 
     buffer_size: int = 1_000_000
     """Replay buffer capacity, in transitions."""
@@ -217,7 +137,7 @@ class _OffPolicySB3Config(SB3Config):
     batch_size: int = 256
     """Minibatch size of each gradient step."""
     tau: float = 0.005
-    """Soft update coefficient of the target networks."""
+    """Soft update coefficient of the target networks (1 = hard copy)."""
     train_freq: int = 1
     """Environment steps (per copy) between training phases."""
     gradient_steps: int = 1
@@ -227,17 +147,58 @@ class _OffPolicySB3Config(SB3Config):
     activation_fn: str = "relu"
     """Activation of the hidden layers: relu, tanh, elu, leaky_relu, gelu, silu."""
 
-    def validate(self) -> None:
-        """Check values that the types alone cannot."""
-        checks = {**self._common_checks(), "buffer_size": self.buffer_size >= 1,
-                  "learning_starts": self.learning_starts >= 0, "batch_size": self.batch_size >= 1,
-                  "tau": 0.0 < self.tau <= 1.0, "train_freq": self.train_freq >= 1}
-        _check_ranges("agent", self, checks)
-        _check_network(self.net_arch, self.activation_fn)
+    def ranges(self) -> dict[str, bool]:
+        """Range checks of the fields, by name."""
+        return {**super().ranges(), "buffer_size": self.buffer_size >= 1, "learning_starts": self.learning_starts >= 0,
+                "batch_size": self.batch_size >= 1, "tau": 0.0 < self.tau <= 1.0, "train_freq": self.train_freq >= 1}
 
 
 @dataclass
-class SACConfig(_OffPolicySB3Config):
+class DQNConfig(OffPolicyConfig):
+    """Deep Q-Network through stable-baselines3; the defaults are SB3's own (but device: cpu)."""
+
+    name: str = "dqn"
+    """Agent kind; selects the builder (do not change)."""
+    algo: str = "DQN"
+    """stable-baselines3 algorithm class."""
+    learning_rate: float = 1e-4
+    """Adam learning rate."""
+    batch_size: int = 32
+    """Minibatch size of each gradient step."""
+    tau: float = 1.0
+    """Soft update coefficient of the target network (1 = hard copy)."""
+    train_freq: int = 4
+    """Environment steps (per copy) between training phases."""
+    net_arch: list[int] = field(default_factory=lambda: [64, 64])
+    """Hidden layer sizes of the Q-network."""
+    n_steps: int = 1
+    """Steps of n-step returns in the TD target (1: plain one-step DQN)."""
+    target_update_interval: int = 10_000
+    """Environment steps between target network updates."""
+    exploration_fraction: float = 0.1
+    """Fraction of total_steps over which epsilon decays linearly."""
+    exploration_initial_eps: float = 1.0
+    """Initial epsilon of epsilon-greedy exploration."""
+    exploration_final_eps: float = 0.05
+    """Final epsilon of epsilon-greedy exploration."""
+    max_grad_norm: float = 10.0
+    """Gradient clipping norm."""
+    optimize_memory_usage: bool = False
+    """SB3's memory-efficient replay buffer variant."""
+    action_bins: int = 5
+    """Continuous (bounded Box) actions are discretised into this many values per dimension (0: refuse them)."""
+
+    def ranges(self) -> dict[str, bool]:
+        """Range checks of the fields, by name."""
+        return {**super().ranges(), "action_bins": self.action_bins == 0 or self.action_bins >= 2,
+                "n_steps": self.n_steps >= 1, "target_update_interval": self.target_update_interval >= 1,
+                "exploration_fraction": 0.0 <= self.exploration_fraction <= 1.0,
+                "exploration_initial_eps": 0.0 <= self.exploration_initial_eps <= 1.0,
+                "exploration_final_eps": 0.0 <= self.exploration_final_eps <= 1.0}
+
+
+@dataclass
+class SACConfig(OffPolicyConfig):
     """Soft Actor-Critic through stable-baselines3 (continuous actions); the defaults are SB3's own."""
 
     name: str = "sac"
@@ -253,7 +214,7 @@ class SACConfig(_OffPolicySB3Config):
 
 
 @dataclass
-class TD3Config(_OffPolicySB3Config):
+class TD3Config(OffPolicyConfig):
     """Twin Delayed DDPG through stable-baselines3 (continuous actions); the defaults are SB3's own."""
 
     name: str = "td3"
@@ -274,6 +235,7 @@ class TD3Config(_OffPolicySB3Config):
     """Gaussian exploration noise, as a fraction of the action range's half-width (SB3 has none by default)."""
 
 
+# ---------------------------------------------------------------------------------------------- native agents
 @dataclass
 class ReinforceConfig:
     """REINFORCE (Monte-Carlo policy gradient), native PyTorch, on N environment copies stepped together."""
@@ -317,19 +279,13 @@ class ReinforceConfig:
 
     def validate(self) -> None:
         """Check values that the types alone cannot."""
-        checks = {
-            "n_envs": self.n_envs >= 1,
-            "episodes_per_update": self.episodes_per_update >= 1,
-            "steps_per_update": self.steps_per_update >= 0,
-            "gamma": 0.0 <= self.gamma <= 1.0,
-            "learning_rate": self.learning_rate > 0,
-            "value_learning_rate": self.value_learning_rate > 0,
-            "value_gradient_steps": self.value_gradient_steps >= 1,
-            "entropy_coef": self.entropy_coef >= 0,
+        check_agent(self, {
+            "n_envs": self.n_envs >= 1, "episodes_per_update": self.episodes_per_update >= 1,
+            "steps_per_update": self.steps_per_update >= 0, "gamma": 0.0 <= self.gamma <= 1.0,
+            "learning_rate": self.learning_rate > 0, "value_learning_rate": self.value_learning_rate > 0,
+            "value_gradient_steps": self.value_gradient_steps >= 1, "entropy_coef": self.entropy_coef >= 0,
             "max_grad_norm": self.max_grad_norm >= 0,
-        }
-        _check_ranges("agent", self, checks)
-        _check_network(self.net_arch, self.activation_fn)
+        })
         if self.steps_per_update > 0 and not self.baseline:
             raise ConfigError(
                 f"agent.steps_per_update={self.steps_per_update} cuts episodes, whose returns must be "
@@ -412,28 +368,17 @@ class MADDPGConfig:
 
     def validate(self) -> None:
         """Check values that the types alone cannot."""
-        checks = {
-            "n_envs": self.n_envs >= 1,
-            "buffer_size": self.buffer_size >= 1,
-            "learning_starts": self.learning_starts >= 0,
-            "batch_size": self.batch_size >= 1,
-            "gamma": 0.0 <= self.gamma <= 1.0,
-            "tau": 0.0 < self.tau <= 1.0,
-            "actor_learning_rate": self.actor_learning_rate > 0,
-            "critic_learning_rate": self.critic_learning_rate > 0,
-            "train_every": self.train_every >= 1,
-            "gradient_steps": self.gradient_steps >= 1,
-            "noise_start": self.noise_start >= 0,
-            "noise_end": self.noise_end >= 0,
+        check_agent(self, {
+            "n_envs": self.n_envs >= 1, "buffer_size": self.buffer_size >= 1,
+            "learning_starts": self.learning_starts >= 0, "batch_size": self.batch_size >= 1,
+            "gamma": 0.0 <= self.gamma <= 1.0, "tau": 0.0 < self.tau <= 1.0,
+            "actor_learning_rate": self.actor_learning_rate > 0, "critic_learning_rate": self.critic_learning_rate > 0,
+            "train_every": self.train_every >= 1, "gradient_steps": self.gradient_steps >= 1,
+            "noise_start": self.noise_start >= 0, "noise_end": self.noise_end >= 0,
             "noise_fraction": 0.0 <= self.noise_fraction <= 1.0,
             "noise_correlation": 0.0 <= self.noise_correlation < 1.0,
-            "gumbel_temperature": self.gumbel_temperature > 0,
-            "max_grad_norm": self.max_grad_norm >= 0,
-            "action_l2": self.action_l2 >= 0,
-            "target_noise": self.target_noise >= 0,
-            "target_noise_clip": self.target_noise_clip >= 0,
-            "policy_delay": self.policy_delay >= 1,
+            "gumbel_temperature": self.gumbel_temperature > 0, "max_grad_norm": self.max_grad_norm >= 0,
+            "action_l2": self.action_l2 >= 0, "target_noise": self.target_noise >= 0,
+            "target_noise_clip": self.target_noise_clip >= 0, "policy_delay": self.policy_delay >= 1,
             "n_step": self.n_step >= 1,
-        }
-        _check_ranges("agent", self, checks)
-        _check_network(self.net_arch, self.activation_fn)
+        })

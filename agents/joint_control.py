@@ -1,10 +1,4 @@
-"""A single-agent learner acting for a whole team: the joint-control adapter for multi-agent envs.
-
-The learner trains on :class:`rlkit.envs.adapters.JointControl` (observations concatenated, one joint action,
-the team's mean reward). For evaluation and ``rlkit eval`` the adapter takes the multi-agent env's arrays,
-``(n, agents, obs_dim)``, and returns every agent's action, so multi-agent runs are evaluated (and logged per
-agent) alike whatever learns them.
-"""
+"""A single-agent learner acting for a whole team: the joint-control adapter for multi-agent envs."""
 
 from __future__ import annotations
 
@@ -19,6 +13,10 @@ from rlkit.callbacks import Callback
 
 class JointControlAgent(Agent):
     """Wraps a single-agent learner trained on the joint-control view of a multi-agent env.
+
+    The learner trains on :class:`rlkit.envs.adapters.JointControl` (observations concatenated, one joint
+    action, the team's mean reward). ``act`` takes the multi-agent env's arrays, ``(n, agents, obs_dim)``, and
+    returns every agent's action, so multi-agent runs are evaluated alike whatever learns them.
 
     Args:
         inner: The learner, built on the joint-control env.

@@ -26,8 +26,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,32 +34,11 @@ from gymnasium import spaces
 from torch import nn
 
 from rlkit.agents.base import Agent
+from rlkit.agents.config import MADDPGConfig
 from rlkit.agents.networks import StackedMLP, grad_norm, refuse_diverging_steps
 from rlkit.callbacks import Callback, Episode
 from rlkit.envs.state import env_state, set_env_state
-from rlkit.errors import ConfigError, RunDirError
-from rlkit.files import load_checkpoint, optimizer_from_tensors, optimizer_to_tensors, save_checkpoint
-
-_CHECKPOINT_FORMAT = 1
-
-
-class MultiAgentVecEnv(Protocol):
-    """Copies of a multi-agent env stepped together with arrays (NEXT_STEP autoreset), as MADDPG needs."""
-
-    num_envs: int
-    num_agents: int
-    possible_agents: list[str]
-    single_observation_space: spaces.Box
-    single_action_space: spaces.Space[Any]
-
-    def reset(self, seed: int | None = None) -> tuple[np.ndarray, dict[str, Any]]:
-        """Observations of shape (num_envs, num_agents, obs_dim), and infos."""
-
-    def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-        """Observations, rewards (num_envs, num_agents), terminated and truncated (num_envs,), infos."""
-
-    def close(self) -> None:
-        """Release the copies."""
+from rlkit.errors import ConfigError
 
 
 def gumbel_softmax(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
@@ -180,7 +158,7 @@ class NStepCollector:
 
 
 class MADDPG(Agent):
-    """MADDPG on ``cfg.n_envs`` copies of a multi-agent env (see :class:`MultiAgentVecEnv`).
+    """MADDPG on ``cfg.n_envs`` copies of a multi-agent env.
 
     Every agent's actor (and critic) is one slice of a :class:`StackedMLP`, so all agents are evaluated in
     one call; with ``share_parameters`` there is one actor and one critic for all (the critic is told which
@@ -188,8 +166,10 @@ class MADDPG(Agent):
     ``policy_delay`` add TD3's three changes (Fujimoto et al., 2018); all are off by default.
 
     Args:
-        cfg: The agent's config (:class:`rlkit.config.MADDPGConfig`).
-        make_vec: ``make_vec(n)`` returns n copies stepped together.
+        cfg: The agent's config (:class:`rlkit.agents.config.MADDPGConfig`).
+        make_vec: ``make_vec(n)`` returns n copies stepped together with the array API of
+            :class:`rlkit.envs.adapters.ParallelVectorEnv`: observations (n, agents, obs_dim), rewards
+            (n, agents), one terminated/truncated per copy, NEXT_STEP autoreset.
         seed: Seeds the copies and the agent's own random generators.
         training: False builds the networks only.
         single_agent: The env is a single-agent one seen as a team of one
@@ -197,7 +177,7 @@ class MADDPG(Agent):
             without the agent axis.
     """
 
-    def __init__(self, cfg: Any, make_vec: Callable[[int], MultiAgentVecEnv], seed: int, training: bool = True,
+    def __init__(self, cfg: MADDPGConfig, make_vec: Callable[[int], Any], seed: int, training: bool = True,
                  single_agent: bool = False):
         self.cfg = cfg
         self.make_vec = make_vec
@@ -252,7 +232,6 @@ class MADDPG(Agent):
         self._total_steps = 1
         self._noise_state: torch.Tensor | None = None
         self._episode_start = torch.zeros(0, dtype=torch.bool)
-        self._resume: dict[str, Any] | None = None
 
     # -- networks
     def _policy_out(self, actor: StackedMLP, obs: torch.Tensor) -> torch.Tensor:
@@ -433,10 +412,6 @@ class MADDPG(Agent):
                 "collector": {"count": c.count.copy(),
                               "history": None if c._history is None else [h.copy() for h in c._history]}}
 
-    def load_training_state(self, state: dict[str, Any]) -> None:
-        """The next ``learn`` continues from ``state`` (weights and optimizers come from :meth:`load`)."""
-        self._resume = state
-
     def _restore(self, state: dict[str, Any]) -> None:
         b, c = self.buffer, self._collector
         stored = state["buffer"]
@@ -505,34 +480,10 @@ class MADDPG(Agent):
         return grad_norm(params)
 
     # -- checkpoints
-    _PARTS = ("actor", "critic", "target_actor", "target_critic")
+    def saved_names(self) -> list[str]:
+        """Every network and both optimizers."""
+        return ["actor", "critic", "target_actor", "target_critic", "actor_opt", "critic_opt"]
 
-    def save(self, path: Path, meta: dict[str, Any] | None = None) -> None:
-        """Every network and both optimizers as tensors; the rest as JSON."""
-        tensors: dict[str, torch.Tensor] = {}
-        for part in self._PARTS:
-            tensors.update({f"{part}.{k}": v for k, v in getattr(self, part).state_dict().items()})
-        actor_t, actor_groups = optimizer_to_tensors(self.actor_opt, "actor_opt")
-        critic_t, critic_groups = optimizer_to_tensors(self.critic_opt, "critic_opt")
-        tensors.update(actor_t)
-        tensors.update(critic_t)
-        save_checkpoint(path, tensors, {"format": _CHECKPOINT_FORMAT, "agent": "maddpg", "agents": self.agents,
-                                        "num_steps": self.num_steps, "actor_opt": actor_groups,
-                                        "critic_opt": critic_groups, **(meta or {})})
-
-    def load(self, path: Path) -> dict[str, Any]:
-        """Load a checkpoint written by :meth:`save` into networks of the same shape."""
-        tensors, meta = load_checkpoint(path)
-        if meta.get("agent") != "maddpg":
-            raise RunDirError(f"checkpoint {path} was written by {meta.get('agent')!r}, not by maddpg")
-        try:
-            for part in self._PARTS:
-                prefix = f"{part}."
-                getattr(self, part).load_state_dict({k[len(prefix):]: v for k, v in tensors.items()
-                                                     if k.startswith(prefix)})
-            optimizer_from_tensors(self.actor_opt, tensors, meta["actor_opt"], "actor_opt")
-            optimizer_from_tensors(self.critic_opt, tensors, meta["critic_opt"], "critic_opt")
-        except (RuntimeError, KeyError, ValueError) as e:
-            raise RunDirError(f"checkpoint {path} does not fit the run's networks ({e})") from None
-        self.num_steps = int(meta.get("num_steps", 0))
-        return meta
+    def checkpoint_meta(self) -> dict[str, Any]:
+        """What wrote the checkpoint, the agents' names and the steps taken."""
+        return {"agent": "maddpg", "agents": self.agents, "num_steps": self.num_steps}

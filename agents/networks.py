@@ -1,4 +1,4 @@
-"""Small network builders shared by the native agents."""
+"""Small network builders shared by the agents."""
 
 from __future__ import annotations
 
@@ -9,16 +9,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from rlkit.agents.config import ACTIVATIONS
 from rlkit.errors import TrainingDiverged
 
-ACTIVATIONS: dict[str, type[nn.Module]] = {
-    "relu": nn.ReLU,
-    "tanh": nn.Tanh,
-    "elu": nn.ELU,
-    "leaky_relu": nn.LeakyReLU,
-    "gelu": nn.GELU,
-    "silu": nn.SiLU,
-}
+
+def activation_fn(name: str) -> type[nn.Module]:
+    """The activation class of a config name (see :data:`rlkit.agents.config.ACTIVATIONS`)."""
+    return getattr(nn, ACTIVATIONS[name])
 
 
 def mlp(sizes: list[int], activation: str, out_gain: float = 1.0) -> nn.Sequential:
@@ -35,7 +32,7 @@ def mlp(sizes: list[int], activation: str, out_gain: float = 1.0) -> nn.Sequenti
         nn.init.zeros_(linear.bias)
         layers.append(linear)
         if not last:
-            layers.append(ACTIVATIONS[activation]())
+            layers.append(activation_fn(activation)())
     return nn.Sequential(*layers)
 
 
@@ -69,7 +66,7 @@ class StackedMLP(nn.Module):
                 w[k] = nn.init.orthogonal_(torch.empty(n_out, n_in), gain=gain).T
             self.weights.append(nn.Parameter(w))
             self.biases.append(nn.Parameter(torch.zeros(count, 1, n_out)))
-        self.activation = ACTIVATIONS[activation]()
+        self.activation = activation_fn(activation)()
 
     def forward(self, x: torch.Tensor, first: int | None = None) -> torch.Tensor:
         """Apply every network (or only the ``first`` ones) to its own slice of ``x``."""

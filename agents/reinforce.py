@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -34,10 +33,7 @@ from rlkit.agents.config import ReinforceConfig
 from rlkit.agents.networks import grad_norm, mlp, refuse_diverging_steps
 from rlkit.callbacks import Callback, Episode
 from rlkit.envs.state import env_state, set_env_state
-from rlkit.errors import ConfigError, RunDirError
-from rlkit.files import load_checkpoint, optimizer_from_tensors, optimizer_to_tensors, save_checkpoint
-
-_CHECKPOINT_FORMAT = 1
+from rlkit.errors import ConfigError
 
 
 # ---------------------------------------------------------------------------------------------- policy
@@ -201,7 +197,6 @@ class Reinforce(Agent):
             refuse_diverging_steps(self.value_opt, "reinforce's baseline", lambda: self.num_steps)
         refuse_diverging_steps(self.policy_opt, "reinforce's policy", lambda: self.num_steps)
         self.num_steps = 0
-        self._resume: dict[str, Any] | None = None
 
     # -- acting
     def _obs(self, obs: np.ndarray) -> torch.Tensor:
@@ -230,13 +225,18 @@ class Reinforce(Agent):
                                  getattr(self.policy, "act_dim", 1))
         self._envs = envs
         resume, self._resume = self._resume, None
+        n = cfg.n_envs
+        self._ep_return, self._ep_length, self._reset_next = np.zeros(n), np.zeros(n, dtype=np.int64), np.zeros(n, bool)
         if resume is None:
             obs, _ = envs.reset(seed=self.seed)
-            self._ep_return = np.zeros(cfg.n_envs)
-            self._ep_length = np.zeros(cfg.n_envs, dtype=np.int64)
-            self._reset_next = np.zeros(cfg.n_envs, dtype=bool)
+        elif not resume["envs_exact"]:  # the env's episodes cannot be restored (see rlkit.envs.state): new ones
+            obs, _ = envs.reset(seed=self.seed + self.num_steps)
         else:
-            obs = self._continue(envs, resume)
+            set_env_state(envs, resume["envs"])
+            obs = np.asarray(resume["obs"])
+            self._ep_return = np.asarray(resume["ep_return"], dtype=np.float64)
+            self._ep_length = np.asarray(resume["ep_length"], dtype=np.int64)
+            self._reset_next = np.asarray(resume["reset_next"], dtype=bool)
         try:
             while self.num_steps < total_steps:
                 self._last_obs = obs
@@ -357,40 +357,13 @@ class Reinforce(Agent):
         return metrics
 
     # -- checkpoints
-    def save(self, path: Path, meta: dict[str, Any] | None = None) -> None:
-        """Weights and optimizer states as tensors; everything else as JSON."""
-        tensors = {f"policy.{k}": v for k, v in self.policy.state_dict().items()}
-        opt_tensors, policy_groups = optimizer_to_tensors(self.policy_opt, "policy_opt")
-        tensors.update(opt_tensors)
-        full_meta: dict[str, Any] = {"format": _CHECKPOINT_FORMAT, "agent": "reinforce",
-                                     "num_steps": self.num_steps, "policy_opt": policy_groups}
-        if self.value is not None and self.value_opt is not None:
-            tensors.update({f"value.{k}": v for k, v in self.value.state_dict().items()})
-            opt_tensors, value_groups = optimizer_to_tensors(self.value_opt, "value_opt")
-            tensors.update(opt_tensors)
-            full_meta["value_opt"] = value_groups
-        save_checkpoint(path, tensors, {**full_meta, **(meta or {})})
+    def saved_names(self) -> list[str]:
+        """The policy, the baseline and their optimizers."""
+        return ["policy", "policy_opt", *(["value", "value_opt"] if self.value is not None else [])]
 
-    def load(self, path: Path) -> dict[str, Any]:
-        """Load a checkpoint written by :meth:`save` into networks of the same shape."""
-        tensors, meta = load_checkpoint(path)
-        if meta.get("agent") != "reinforce":
-            raise RunDirError(f"checkpoint {path} was written by {meta.get('agent')!r}, not by reinforce")
-
-        def part(prefix: str) -> dict[str, torch.Tensor]:
-            return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-
-        try:
-            self.policy.load_state_dict(part("policy."))
-            optimizer_from_tensors(self.policy_opt, tensors, meta["policy_opt"], "policy_opt")
-            if self.value is not None and self.value_opt is not None:
-                self.value.load_state_dict(part("value."))
-                optimizer_from_tensors(self.value_opt, tensors, meta["value_opt"], "value_opt")
-        except (RuntimeError, KeyError, ValueError) as e:
-            raise RunDirError(f"checkpoint {path} does not fit the run's networks ({e})") from None
-        self.num_steps = int(meta.get("num_steps", 0))
-        return meta
-
+    def checkpoint_meta(self) -> dict[str, Any]:
+        """What wrote the checkpoint, and the steps taken."""
+        return {"agent": "reinforce", "num_steps": self.num_steps}
 
     def training_state(self) -> dict[str, Any]:
         """The copies' state, the observation and episode in progress (between batches, nothing else)."""
@@ -399,51 +372,28 @@ class Reinforce(Agent):
                 "ep_length": self._ep_length.copy(), "reset_next": self._reset_next.copy(), "envs": env,
                 "envs_exact": exact}
 
-    def load_training_state(self, state: dict[str, Any]) -> None:
-        """The next ``learn`` continues from ``state`` (weights and optimizers come from :meth:`load`)."""
-        self._resume = state
-
-    def _continue(self, envs: gym.vector.VectorEnv, state: dict[str, Any]) -> np.ndarray:
-        n = self.cfg.n_envs
-        if not state["envs_exact"]:  # the env's episodes cannot be restored (see rlkit.envs.state): new ones
-            self._ep_return, self._ep_length = np.zeros(n), np.zeros(n, dtype=np.int64)
-            self._reset_next = np.zeros(n, dtype=bool)
-            return envs.reset(seed=self.seed + self.num_steps)[0]
-        set_env_state(envs, state["envs"])
-        self._ep_return = np.asarray(state["ep_return"], dtype=np.float64)
-        self._ep_length = np.asarray(state["ep_length"], dtype=np.int64)
-        self._reset_next = np.asarray(state["reset_next"], dtype=bool)
-        return np.asarray(state["obs"])
-
 
 class _Rollout:
     """Preallocated (T, N) storage of one batch; grows (doubling) if a batch outlasts it."""
 
     def __init__(self, n_envs: int, obs_dim: int, discrete: bool, act_dim: int, capacity: int = 512) -> None:
-        self.n, self.obs_dim, self.discrete, self.act_dim = n_envs, obs_dim, discrete, act_dim
-        self._allocate(capacity)
+        fields = {"obs": ((obs_dim,), np.float32), "actions": ((), np.int64) if discrete else ((act_dim,), np.float32),
+                  "rewards": ((), np.float64), "valid": ((), bool), "ends": ((), bool), "bootstrap": ((), np.float64)}
+        for name, (shape, dtype) in fields.items():
+            setattr(self, name, np.zeros((capacity, n_envs, *shape), dtype=dtype))
+        self.fields = list(fields)
         self.t = 0
-
-    def _allocate(self, capacity: int) -> None:
-        n = self.n
-        self.obs = np.zeros((capacity, n, self.obs_dim), dtype=np.float32)
-        self.actions = (np.zeros((capacity, n), dtype=np.int64) if self.discrete
-                        else np.zeros((capacity, n, self.act_dim), dtype=np.float32))
-        self.rewards = np.zeros((capacity, n), dtype=np.float64)
-        self.valid = np.zeros((capacity, n), dtype=bool)
-        self.ends = np.zeros((capacity, n), dtype=bool)
-        self.bootstrap = np.zeros((capacity, n), dtype=np.float64)
 
     def start(self) -> None:
         self.t = 0
 
     def add(self, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray, valid: np.ndarray) -> None:
-        if self.t == self.obs.shape[0]:
-            old = {k: getattr(self, k) for k in ("obs", "actions", "rewards", "valid", "ends", "bootstrap")}
-            self._allocate(2 * self.t)
-            for k, v in old.items():
-                getattr(self, k)[: self.t] = v
         t = self.t
+        if t == len(self.obs):
+            for name in self.fields:
+                old = getattr(self, name)
+                setattr(self, name, np.zeros((2 * t, *old.shape[1:]), dtype=old.dtype))
+                getattr(self, name)[:t] = old
         self.obs[t] = obs
         self.actions[t] = actions
         self.rewards[t] = rewards

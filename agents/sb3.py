@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -19,27 +18,19 @@ import numpy as np
 import stable_baselines3
 import torch
 from gymnasium import spaces
+from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import KVWriter, Logger
 from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.save_util import recursive_getattr
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from rlkit.agents.base import Agent
-from rlkit.agents.networks import refuse_diverging_steps
+from rlkit.agents.networks import activation_fn, refuse_diverging_steps
 from rlkit.callbacks import Callback, Episode
 from rlkit.envs.adapters import DiscretizedActions
 from rlkit.envs.state import env_state, generator_from_state, set_env_state
-from rlkit.errors import ConfigError, RunDirError
-from rlkit.files import load_checkpoint, optimizer_from_tensors, optimizer_to_tensors, save_checkpoint
-
-ACTIVATION_FNS: dict[str, type[torch.nn.Module]] = {
-    "relu": torch.nn.ReLU,
-    "tanh": torch.nn.Tanh,
-    "elu": torch.nn.ELU,
-    "leaky_relu": torch.nn.LeakyReLU,
-    "gelu": torch.nn.GELU,
-    "silu": torch.nn.SiLU,
-}
+from rlkit.errors import ConfigError
 
 # Action spaces each SB3 algorithm accepts, checked before SB3 is asked to build anything.
 SUPPORTED_ACTIONS: dict[str, tuple[type[spaces.Space[Any]], ...]] = {
@@ -51,7 +42,6 @@ SUPPORTED_ACTIONS: dict[str, tuple[type[spaces.Space[Any]], ...]] = {
 # Schema fields that are rlkit's, not keyword arguments of the SB3 constructor.
 _RLKIT_FIELDS = {"name", "algo", "policy", "n_envs", "net_arch", "activation_fn", "device", "action_bins",
                  "action_noise_std"}
-_CHECKPOINT_FORMAT = 2
 
 
 def _number_or_text(value: Any) -> Any:
@@ -64,23 +54,79 @@ def _number_or_text(value: Any) -> Any:
     return value
 
 
-def _optimizers(model: Any) -> dict[str, torch.optim.Optimizer]:
-    """Every optimizer of an SB3 model, by a stable name.
+def _saved_name(sb3_name: str) -> str:
+    """The checkpoint name of one of SB3's ``get_parameters()`` entries ("policy.optimizer" -> "optimizer")."""
+    return sb3_name.removeprefix("policy.").replace(".", "_")
 
-    One for DQN, PPO and A2C; the actor's, the critic's (and the entropy coefficient's) for SAC and TD3.
+
+# ---------------------------------------------------------------------------------------------- SB3's private state
+_BUFFER_ARRAYS = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
+
+
+def _counters(model: BaseAlgorithm) -> list[str]:
+    """SB3's counters and schedule positions that change as it trains (DQN's exploration rate too)."""
+    return ["num_timesteps", "_n_updates", "_episode_num", "_current_progress_remaining",
+            *(["_n_calls", "exploration_rate"] if isinstance(model, stable_baselines3.DQN) else [])]
+
+
+def private_attributes(model: BaseAlgorithm) -> list[str]:
+    """Every SB3 attribute (dotted path) that exact resume reads and writes; none of them is SB3's public API.
+
+    tests/agents/test_sb3_algorithms.py checks that each exists on every algorithm, so an SB3 release that
+    moves one fails there, by name, instead of resuming inexactly.
     """
-    policy = model.policy
-    found = {}
-    if getattr(policy, "optimizer", None) is not None:
-        found["optimizer"] = policy.optimizer
-    for part in ("actor", "critic"):
-        optimizer = getattr(getattr(policy, part, None), "optimizer", None)
-        if optimizer is not None:
-            found[f"{part}_optimizer"] = optimizer
-    if getattr(model, "ent_coef_optimizer", None) is not None:
-        found["ent_coef_optimizer"] = model.ent_coef_optimizer
-    return found
+    names = [*_counters(model), "_last_obs", "_last_episode_starts", "action_space._np_random",
+             "logger.name_to_value", "logger.name_to_count", "logger.name_to_excluded"]
+    if getattr(model, "replay_buffer", None) is not None:
+        names += [f"replay_buffer.{k}" for k in ("pos", "full", "buffer_size", *_BUFFER_ARRAYS)]
+    return names
 
+
+def get_training_state(model: BaseAlgorithm) -> dict[str, Any]:
+    """What SB3 needs beyond the weights to continue exactly (counters, logger, replay buffer, env copies...)."""
+    env, exact = env_state(model.get_env())
+    logger = model.logger
+    state: dict[str, Any] = {
+        "counters": {k: getattr(model, k) for k in _counters(model)},
+        "last_obs": model._last_obs, "last_episode_starts": model._last_episode_starts,
+        "action_space_rng": model.action_space.np_random.bit_generator.state,
+        "logger": {"values": dict(logger.name_to_value), "counts": dict(logger.name_to_count),
+                   "excluded": {k: list(v) for k, v in logger.name_to_excluded.items()}},
+        "envs": env, "envs_exact": exact, "buffer": None,
+    }
+    rb = getattr(model, "replay_buffer", None)
+    if rb is not None:
+        n = rb.buffer_size if rb.full else rb.pos
+        state["buffer"] = {"pos": rb.pos, "full": rb.full, **{k: getattr(rb, k)[:n].copy() for k in _BUFFER_ARRAYS
+                                                               if getattr(rb, k) is not None}}
+    return state
+
+
+def set_training_state(model: BaseAlgorithm, state: dict[str, Any]) -> None:
+    """Restore :func:`get_training_state` into a model of the same config, whose logger is already set."""
+    for k, v in state["counters"].items():
+        setattr(model, k, v)
+    model.action_space._np_random = generator_from_state(state["action_space_rng"])
+    logger = model.logger
+    logger.name_to_value.update(state["logger"]["values"])
+    logger.name_to_count.update(state["logger"]["counts"])
+    logger.name_to_excluded.update({k: tuple(v) for k, v in state["logger"]["excluded"].items()})
+    buffer = state["buffer"]
+    if buffer is not None:
+        rb = model.replay_buffer
+        rb.pos, rb.full = int(buffer["pos"]), bool(buffer["full"])
+        for k in _BUFFER_ARRAYS:
+            if k in buffer:
+                getattr(rb, k)[:len(buffer[k])] = buffer[k]
+    if state["envs_exact"]:
+        set_env_state(model.get_env(), state["envs"])
+        model._last_obs = state["last_obs"]
+        model._last_episode_starts = state["last_episode_starts"]
+    else:
+        model._last_obs = None  # SB3 resets the copies: new episodes
+
+
+# ---------------------------------------------------------------------------------------------- events
 log = logging.getLogger(__name__)
 
 
@@ -133,7 +179,7 @@ class SB3Agent(Agent):
     """Any stable-baselines3 algorithm, chosen by the config's ``algo``.
 
     Args:
-        cfg: The agent's config (e.g. :class:`rlkit.config.DQNConfig`); fields other than rlkit's own are
+        cfg: The agent's config (e.g. :class:`rlkit.agents.config.DQNConfig`); fields other than rlkit's own are
             passed to the SB3 constructor.
         make_env: Builds one training environment.
         seed: Seeds SB3 (Python, NumPy, torch) and the environment copies (``seed + i``).
@@ -184,13 +230,14 @@ class SB3Agent(Agent):
 
             half_range = (self.action_space.high - self.action_space.low) / 2.0
             kwargs["action_noise"] = NormalActionNoise(np.zeros_like(half_range), cfg.action_noise_std * half_range)
-        policy_kwargs = {"net_arch": list(cfg.net_arch), "activation_fn": ACTIVATION_FNS[cfg.activation_fn]}
+        policy_kwargs = {"net_arch": list(cfg.net_arch), "activation_fn": activation_fn(cfg.activation_fn)}
         self.model = algo_cls(
             cfg.policy, venv, seed=seed, device=cfg.device, policy_kwargs=policy_kwargs, verbose=0, **kwargs
         )
-        for name, optimizer in _optimizers(self.model).items():
-            refuse_diverging_steps(optimizer, f"{cfg.algo}'s {name}", lambda: int(self.model.num_timesteps))
-        self._resume: dict[str, Any] | None = None
+        for name in self.model.get_parameters():
+            part = recursive_getattr(self.model, name)
+            if isinstance(part, torch.optim.Optimizer):
+                refuse_diverging_steps(part, f"{cfg.algo}'s {_saved_name(name)}", lambda: int(self.model.num_timesteps))
 
     def learn(self, total_steps: int, callback: Callback) -> None:
         """Run SB3's ``learn`` with rlkit's events attached (continuing from a training state if one was loaded)."""
@@ -198,62 +245,14 @@ class SB3Agent(Agent):
         self.model.set_logger(logger)
         resume, self._resume = self._resume, None
         if resume is not None:
-            self._restore(resume, logger)
+            set_training_state(self.model, resume)
         # Continuing, SB3 counts total_timesteps from num_timesteps: the same schedules as one long run.
         self.model.learn(total_timesteps=total_steps - self.model.num_timesteps, callback=_EventAdapter(callback),
                          progress_bar=False, reset_num_timesteps=resume is None)
 
-    # SB3 attributes that change as it trains, beyond the weights and the replay buffer.
-    _COUNTERS = ("num_timesteps", "_n_updates", "_episode_num", "_n_calls", "exploration_rate",
-                 "_current_progress_remaining")
-    _BUFFER_ARRAYS = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
-
     def training_state(self) -> dict[str, Any]:
-        """The replay buffer, counters, last observations, logger, action-space generator and env copies."""
-        m = self.model
-        env, exact = env_state(m.get_env())
-        logger = m.logger
-        state: dict[str, Any] = {
-            "counters": {k: getattr(m, k) for k in self._COUNTERS if hasattr(m, k)},
-            "last_obs": m._last_obs, "last_episode_starts": m._last_episode_starts,
-            "action_space_rng": m.action_space.np_random.bit_generator.state,
-            "logger": {"values": dict(logger.name_to_value), "counts": dict(logger.name_to_count),
-                       "excluded": {k: list(v) for k, v in logger.name_to_excluded.items()}},
-            "envs": env, "envs_exact": exact, "buffer": None,
-        }
-        rb = getattr(m, "replay_buffer", None)
-        if rb is not None:
-            n = rb.buffer_size if rb.full else rb.pos
-            state["buffer"] = {"pos": rb.pos, "full": rb.full,
-                               **{k: getattr(rb, k)[:n].copy() for k in self._BUFFER_ARRAYS
-                                  if getattr(rb, k, None) is not None}}
-        return state
-
-    def load_training_state(self, state: dict[str, Any]) -> None:
-        """The next ``learn`` continues from ``state`` (weights and optimizers come from :meth:`load`)."""
-        self._resume = state
-
-    def _restore(self, state: dict[str, Any], logger: Logger) -> None:
-        m = self.model
-        for k, v in state["counters"].items():
-            setattr(m, k, v)
-        m.action_space._np_random = generator_from_state(state["action_space_rng"])
-        logger.name_to_value.update(state["logger"]["values"])
-        logger.name_to_count.update(state["logger"]["counts"])
-        logger.name_to_excluded.update({k: tuple(v) for k, v in state["logger"]["excluded"].items()})
-        buffer = state["buffer"]
-        if buffer is not None:
-            rb = m.replay_buffer
-            rb.pos, rb.full = int(buffer["pos"]), bool(buffer["full"])
-            for k in self._BUFFER_ARRAYS:
-                if k in buffer:
-                    getattr(rb, k)[:len(buffer[k])] = buffer[k]
-        if state["envs_exact"]:
-            set_env_state(m.get_env(), state["envs"])
-            m._last_obs = state["last_obs"]
-            m._last_episode_starts = state["last_episode_starts"]
-        else:
-            m._last_obs = None  # SB3 resets the copies: new episodes
+        """SB3's own training state (see :func:`get_training_state`)."""
+        return get_training_state(self.model)
 
     def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
         """Actions from SB3's ``predict`` for a batch of observations."""
@@ -262,45 +261,21 @@ class SB3Agent(Agent):
             return self._discretized.action(actions)
         return np.asarray(actions)
 
-    def save(self, path: Path, meta: dict[str, Any] | None = None) -> None:
-        """Policy weights and optimizer state as tensors, the rest as JSON metadata."""
-        policy = self.model.policy
-        tensors = {f"policy.{k}": v for k, v in policy.state_dict().items()}
-        groups = {}
-        for name, optimizer in _optimizers(self.model).items():
-            opt_tensors, groups[name] = optimizer_to_tensors(optimizer, name)
-            tensors.update(opt_tensors)
-        if isinstance(getattr(self.model, "log_ent_coef", None), torch.Tensor):  # SAC's learned entropy weight
-            tensors["log_ent_coef"] = self.model.log_ent_coef.detach().clone()
-        full_meta = {
-            "format": _CHECKPOINT_FORMAT,
-            "agent": self.cfg.name,
-            "algo": self.cfg.algo,
-            "num_timesteps": int(self.model.num_timesteps),
-            "optimizers": groups,
-            **(meta or {}),
-        }
-        save_checkpoint(path, tensors, full_meta)
+    # -- checkpoints: SB3's own get_parameters(), under format 2's names, and SAC's learned entropy weight
+    def checkpoint_meta(self) -> dict[str, Any]:
+        """What wrote the checkpoint, and SB3's step count."""
+        return {"agent": self.cfg.name, "algo": self.cfg.algo, "num_timesteps": int(self.model.num_timesteps)}
 
-    def load(self, path: Path) -> dict[str, Any]:
-        """Load weights and optimizer state; refuses checkpoints of another algorithm or shape."""
-        tensors, meta = load_checkpoint(path)
-        if meta.get("algo") != self.cfg.algo:
-            raise RunDirError(
-                f"checkpoint {path} was written by {meta.get('algo') or meta.get('agent')!r}, but the run's config "
-                f"builds {self.cfg.algo!r}"
-            )
-        policy = self.model.policy
-        weights = {k[len("policy."):]: v for k, v in tensors.items() if k.startswith("policy.")}
-        # Format 1 (DQN only) had one optimizer under "optimizer_param_groups".
-        groups = meta.get("optimizers") or {"optimizer": meta.get("optimizer_param_groups")}
-        try:
-            policy.load_state_dict(weights)
-            for name, optimizer in _optimizers(self.model).items():
-                optimizer_from_tensors(optimizer, tensors, groups[name], name)
-            if "log_ent_coef" in tensors:
-                with torch.no_grad():
-                    self.model.log_ent_coef.copy_(tensors["log_ent_coef"])
-        except (RuntimeError, KeyError, ValueError) as e:
-            raise RunDirError(f"checkpoint {path} does not fit the run's network ({e})") from None
-        return meta
+    def get_parameters(self) -> dict[str, Any]:
+        """The policy's and the optimizers' state dicts (SB3's ``get_parameters``), and SAC's ``log_ent_coef``."""
+        params = {_saved_name(k): v for k, v in self.model.get_parameters().items()}
+        if isinstance(getattr(self.model, "log_ent_coef", None), torch.Tensor):
+            params["log_ent_coef"] = self.model.log_ent_coef
+        return params
+
+    def set_parameters(self, params: dict[str, Any]) -> None:
+        """Load what :meth:`get_parameters` returns, through SB3's ``set_parameters``."""
+        self.model.set_parameters({k: params[_saved_name(k)] for k in self.model.get_parameters()})
+        if "log_ent_coef" in params:
+            with torch.no_grad():
+                self.model.log_ent_coef.copy_(params["log_ent_coef"])

@@ -1,20 +1,9 @@
-"""Array views of multi-agent environments, and the one-agent view of single-agent ones.
+"""Array views of multi-agent environments, the one-agent view of single-agent ones, and joint control.
 
-Multi-agent learners (MADDPG) and rlkit's evaluator work with arrays that have an agent axis, in the order
-of ``possible_agents``:
-
-- :class:`ParallelArrayEnv`: one PettingZoo ``ParallelEnv`` as a Gymnasium env over the joint arrays:
-  observations ``(agents, obs_dim)``, actions ``(agents, ...)``, rewards ``(agents,)``, and one
-  ``terminated``/``truncated`` for the team.
-- :class:`ParallelVectorEnv`: ``n`` such copies stepped one after another, with arrays of shape
-  ``(n, agents, ...)`` and Gymnasium's ``NEXT_STEP`` autoreset: the array API that
-  :class:`rlkit.envs.multi_cartpole.MultiCartPoleVectorEnv` implements natively.
-- :class:`OneAgentVectorEnv`: a Gymnasium vector env seen as a team of one agent, so a multi-agent learner
-  trains a single-agent env (MADDPG with one agent is DDPG).
-
-Every agent must share one action space, observe a flat Box (shorter observations are zero-padded to the
-longest), and the whole team must end together (PettingZoo's MPE tasks and the multi-agent cart-pole do);
-the views refuse anything else with a ``ValueError`` that says why.
+Multi-agent learners (MADDPG) and rlkit's evaluator work with arrays that have an agent axis, in the order of
+``possible_agents``. Every agent must share one action space, observe a flat Box (shorter observations are
+zero-padded to the longest), and the whole team must end together (PettingZoo's MPE tasks and the multi-agent
+cart-pole do); the views refuse anything else with a ``ValueError`` that says why.
 """
 
 from __future__ import annotations
@@ -25,6 +14,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+from gymnasium.wrappers import DiscretizeAction
 
 from rlkit.envs.state import Snapshot
 
@@ -217,32 +207,36 @@ class OneAgentVectorEnv:
         self.envs.close()
 
 
-class DiscretizedActions(gym.ActionWrapper):
+class DiscretizedActions(DiscretizeAction):
     """A bounded 1-D Box action space as ``Discrete(bins ** dims)``: every combination of evenly spaced values.
 
-    Action ``k`` sets dimension ``j`` to the ``(k // bins**j) % bins``-th of ``bins`` values from ``low[j]`` to
-    ``high[j]`` (both included), so with an odd number of bins zero is one of them. For value-based learners
-    (DQN) on continuous-action envs.
+    Gymnasium's :class:`~gymnasium.wrappers.DiscretizeAction`, but with the bins' endpoints instead of their
+    centres: action ``k`` sets dimension ``j`` to the ``(k // bins**j) % bins``-th of ``bins`` values from
+    ``low[j]`` to ``high[j]`` (both included), so with an odd number of bins zero is one of them. For
+    value-based learners (DQN) on continuous-action envs.
     """
 
     def __init__(self, env: gym.Env, bins: int) -> None:
-        super().__init__(env)
         space = env.action_space
         if not (isinstance(space, spaces.Box) and len(space.shape) == 1 and np.isfinite(space.low).all()
                 and np.isfinite(space.high).all()):
             raise ValueError(f"only a bounded 1-D Box action space can be discretised, got {space}")
         if bins < 2:
             raise ValueError(f"bins must be >= 2, got {bins}")
-        self.bins = bins
+        super().__init__(env, bins)
         self.values = np.linspace(space.low, space.high, bins, dtype=space.dtype).T  # (dims, bins)
-        self.action_space = spaces.Discrete(bins ** space.shape[0])
 
     def action(self, action: Any) -> np.ndarray:
         """The Box action of a discrete index (or of an array of them, on the leading axis)."""
         k = np.asarray(action, dtype=np.int64)
-        digits = (k[..., None] // self.bins ** np.arange(len(self.values))) % self.bins  # (..., dims)
-        return np.take_along_axis(self.values, digits.reshape(-1, len(self.values)).T, axis=1).T.reshape(
-            *k.shape, len(self.values))
+        digits = (k[..., None] // self.bins ** np.arange(self.n_dims)) % self.bins  # (..., dims)
+        return np.take_along_axis(self.values, digits.reshape(-1, self.n_dims).T, axis=1).T.reshape(
+            *k.shape, self.n_dims)
+
+    def revert_action(self, action: Any) -> int:
+        """The index of the values nearest to a Box action (dimension 0 the fastest-changing digit)."""
+        digits = np.abs(self.values - np.ravel(action)[:, None]).argmin(axis=1)
+        return int(np.ravel_multi_index(digits[::-1], self.bins[::-1]))
 
 
 class _JointActions:

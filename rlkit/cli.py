@@ -17,7 +17,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-import hydra_plugins.rlkit_plugins
+import hydra_plugins.rlkit_plugins as rlkit_plugins  # "as": Hydra's plugin scan may have imported it without binding it
 from rlkit.config import (
     CONFIG_MODULE,
     EvalRunConfig,
@@ -32,7 +32,7 @@ from rlkit.multirun import check_multirun_args, is_serial_launcher
 from rlkit.runs import resume_overrides
 
 register_configs()
-hydra_plugins.rlkit_plugins.register()
+rlkit_plugins.register()
 
 
 @hydra.main(config_path=f"pkg://{CONFIG_MODULE}", config_name="train", version_base="1.3")

@@ -15,18 +15,20 @@ import itertools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 from omegaconf import MISSING
 
-from rlkit.agents.base import Agent
 from rlkit.agents.config import A2CConfig, DQNConfig, MADDPGConfig, PPOConfig, ReinforceConfig, SACConfig, TD3Config
 from rlkit.envs import BALANCING_POLE_ID, ROBOTIC_ARM_ID
 from rlkit.envs.balancing_pole import BalancingPoleConfig
 from rlkit.envs.multi_cartpole import MultiCartPoleConfig, MultiCartPoleEnv, MultiCartPoleVectorEnv
 from rlkit.envs.robotic_arm import RoboticArmConfig
 from rlkit.errors import ConfigError
+
+if TYPE_CHECKING:  # the agent modules import torch; composing a config must not
+    from rlkit.agents.base import Agent
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save
 
 from rlkit.errors import RunDirError, disk_full_errors
 
@@ -66,10 +66,8 @@ def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]
     if not path.is_file():
         raise RunDirError(f"checkpoint {path} does not exist")
     try:
-        tensors = load_file(str(path))
-        from safetensors import safe_open
-
         with safe_open(str(path), framework="pt") as f:
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not iterable)
             raw_meta = (f.metadata() or {}).get(_META_KEY)
     except (SafetensorError, OSError, ValueError) as e:
         kind = _code_format(path)
@@ -103,25 +101,21 @@ def _code_format(path: Path) -> str | None:
     return None
 
 
-def optimizer_to_tensors(optimizer: torch.optim.Optimizer, prefix: str) -> tuple[dict[str, torch.Tensor], Any]:
-    """Split an optimizer's state into tensors (per-parameter moments) and JSON (its param groups)."""
-    state = optimizer.state_dict()
+def optimizer_to_tensors(state: dict[str, Any], prefix: str) -> tuple[dict[str, torch.Tensor], Any]:
+    """Split an optimizer's ``state_dict()`` into tensors (per-parameter moments) and JSON (its param groups)."""
     tensors: dict[str, torch.Tensor] = {}
     for idx, pstate in state["state"].items():
         for key, value in pstate.items():
-            t = value if isinstance(value, torch.Tensor) else torch.tensor(value)
-            tensors[f"{prefix}.state.{idx}.{key}"] = t
+            tensors[f"{prefix}.state.{idx}.{key}"] = value if isinstance(value, torch.Tensor) else torch.tensor(value)
     return tensors, state["param_groups"]
 
 
-def optimizer_from_tensors(
-    optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], param_groups: Any, prefix: str
-) -> None:
-    """Inverse of :func:`optimizer_to_tensors`."""
+def optimizer_from_tensors(tensors: dict[str, torch.Tensor], param_groups: Any, prefix: str) -> dict[str, Any]:
+    """Inverse of :func:`optimizer_to_tensors`: the optimizer's state dict."""
     state: dict[int, dict[str, torch.Tensor]] = {}
     head = f"{prefix}.state."
     for name, value in tensors.items():
         if name.startswith(head):
             idx, key = name[len(head):].split(".", 1)
             state.setdefault(int(idx), {})[key] = value
-    optimizer.load_state_dict({"state": state, "param_groups": param_groups})
+    return {"state": state, "param_groups": param_groups}

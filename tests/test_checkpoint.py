@@ -42,9 +42,9 @@ def test_optimizer_state_round_trip():
     opt = torch.optim.Adam(net.parameters(), lr=0.01)
     net(torch.ones(4, 3)).sum().backward()
     opt.step()
-    tensors, groups = optimizer_to_tensors(opt, "opt")
+    tensors, groups = optimizer_to_tensors(opt.state_dict(), "opt")
     fresh = torch.optim.Adam(net.parameters(), lr=0.5)
-    optimizer_from_tensors(fresh, tensors, groups, "opt")
+    fresh.load_state_dict(optimizer_from_tensors(tensors, groups, "opt"))
     assert fresh.param_groups[0]["lr"] == 0.01
     for a, b in zip(opt.state.values(), fresh.state.values(), strict=True):
         for key in a:
@@ -123,6 +123,27 @@ def test_sb3_agent_refuses_a_checkpoint_of_another_network(tmp_path):
     save_checkpoint(tmp_path / "other.safetensors", {"w": torch.ones(1)}, {"algo": "PPO"})
     with pytest.raises(RunDirError, match="written by 'PPO'"):
         small.load(tmp_path / "other.safetensors")
+
+
+def test_native_checkpoints_keep_their_tensor_names_and_format_1_still_loads(tmp_path):
+    import json
+
+    from rlkit.callbacks import CallbackList
+
+    cfg = compose_cfg(["agent=reinforce", "agent.n_envs=2", "agent.episodes_per_update=2"])
+    agent = build_agent(cfg.agent, build_env(cfg.env), seed=0)
+    agent.learn(100, CallbackList([]))
+    agent.save(tmp_path / "c.safetensors", {"step": 3})
+    tensors, meta = load_checkpoint(tmp_path / "c.safetensors")
+    assert {k.split(".")[0] for k in tensors} == {"policy", "policy_opt", "value", "value_opt"}
+    # Format 1 (rlkit before the base class saved every agent) kept the param groups at the top level.
+    old = {k: v for k, v in meta.items() if k != "optimizers"} | meta["optimizers"] | {"format": 1}
+    save_checkpoint(tmp_path / "old.safetensors", tensors, old)
+    other = build_agent(cfg.agent, build_env(cfg.env), seed=1, training=False)
+    assert other.load(tmp_path / "old.safetensors")["step"] == 3
+    obs = np.random.default_rng(0).normal(size=(8, 4)).astype(np.float32)
+    np.testing.assert_array_equal(agent.act(obs), other.act(obs))
+    assert json.dumps(other.policy_opt.state_dict()["param_groups"]) == json.dumps(meta["optimizers"]["policy_opt"])
 
 
 def test_no_pickle_loading_in_the_code_base():

@@ -36,6 +36,28 @@ def test_trains_and_round_trips_through_a_checkpoint(tmp_path, algo):
         assert agent.model.ent_coef_optimizer.state_dict()["state"]
 
 
+@pytest.mark.parametrize("algo", ["dqn", *sorted(CASES)])
+def test_every_sb3_attribute_that_exact_resume_reads_exists(algo):
+    # None of them is SB3's public API: a release that renames one must fail here, not resume inexactly.
+    import stable_baselines3
+    from stable_baselines3.common.logger import Logger
+
+    from rlkit.agents.sb3 import private_attributes
+
+    off_policy = ["agent.buffer_size=100"] if algo in ("dqn", "sac", "td3") else []
+    cfg = compose_cfg([f"agent={algo}", *CASES.get(algo, []), *off_policy])
+    model = build_agent(cfg.agent, build_env(cfg.env), seed=0).model
+    model.set_logger(Logger(folder=None, output_formats=[]))
+    for path in private_attributes(model):
+        owner = model
+        for part in path.split("."):
+            assert hasattr(owner, part), (
+                f"stable-baselines3 {stable_baselines3.__version__}: {type(model).__name__} has no attribute {path!r}, "
+                "which rlkit reads and writes to resume exactly: update rlkit.agents.sb3.get_training_state/"
+                "set_training_state")
+            owner = getattr(owner, part)
+
+
 @pytest.mark.parametrize("algo", ["sac", "td3"])
 def test_continuous_only_algorithms_refuse_discrete_actions(tmp_path, algo):
     cfg = compose_cfg([f"agent={algo}", "env=balancing_pole", *QUICK])
