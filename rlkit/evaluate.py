@@ -1,8 +1,10 @@
-"""Playing trained agents: the batched evaluation used during training, and ``rlkit eval``."""
+"""Playing trained agents: the periodic evaluation during training, and ``rlkit eval``."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -13,7 +15,9 @@ import gymnasium as gym
 import numpy as np
 
 from rlkit.agents.base import Agent
+from rlkit.callbacks import Callback, Evaluation
 from rlkit.config import EvalRunConfig
+from rlkit.envs.state import env_state, set_env_state
 from rlkit.errors import RunDirError
 from rlkit.factory import build_agent, build_env
 from rlkit.runs import load_run_config
@@ -107,6 +111,109 @@ def play_episodes(
     reported = [success[i] for i in done if success[i] is not None]
     return Played(returns=returns[done], lengths=[lengths[i] for i in done], agents=agents,
                   successes=reported if len(reported) == len(done) and done else None)
+
+
+class PeriodicEvaluator(Callback):
+    """Every ``every_steps`` steps, plays ``episodes`` deterministic episodes and keeps the best checkpoint.
+
+    The episodes run in parallel copies of the environment with one batched action call per step. Time spent
+    evaluating (and saving the best checkpoint) is counted apart, so training time can be reported without it.
+
+    Args:
+        make_env: Builds one evaluation environment.
+        every_steps: Environment steps between evaluations; 0 evaluates only at the end.
+        episodes: Episodes per evaluation.
+        deterministic: Greedy actions.
+        seed: Seed of the evaluation environments (each copy gets ``seed + i``, once).
+        stop_on_threshold: Stop training when the evaluation meets the env's thresholds.
+    """
+
+    def __init__(self, make_env: Callable[[], gym.Env], every_steps: int, episodes: int, deterministic: bool = True,
+                 seed: int = 0, stop_on_threshold: bool = False) -> None:
+        super().__init__()
+        self.make_env = make_env
+        self.every_steps = every_steps
+        self.episodes = episodes
+        self.deterministic = deterministic
+        self.seed = seed
+        self.stop_on_threshold = stop_on_threshold
+        self.envs: list[gym.Env] = []
+        self.eval_seconds = 0.0
+        self.best: Evaluation | None = None
+        self.last: Evaluation | None = None
+        self.solved_at: dict[str, float] | None = None
+        self._next_eval = every_steps
+        self._env_states: list[Any] | None = None
+
+    def state_dict(self) -> dict[str, Any]:  # noqa: D102
+        return {**super().state_dict(), "next_eval": self._next_eval, "eval_seconds": self.eval_seconds,
+                "best": self.best and dataclasses.asdict(self.best), "last": self.last and dataclasses.asdict(self.last),
+                "solved_at": self.solved_at, "envs": [env_state(env)[0] for env in self.envs]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:  # noqa: D102
+        super().load_state_dict(state)
+        self._next_eval = int(state["next_eval"])
+        self.eval_seconds = float(state["eval_seconds"])
+        self.best, self.last = (None if e is None else Evaluation(**e) for e in (state["best"], state["last"]))
+        self.solved_at = state["solved_at"]
+        self._env_states = state["envs"]
+
+    def _on_training_start(self) -> None:
+        self.envs = [self.make_env() for _ in range(self.episodes)]
+        seed_envs(self.envs, self.seed)
+        if self._env_states is not None:  # a continued run: the copies' random streams go on
+            for env, saved in zip(self.envs, self._env_states, strict=True):
+                set_env_state(env, saved)
+
+    def _on_step(self) -> bool:
+        if self.every_steps <= 0 or self.num_steps < self._next_eval:
+            return True
+        while self._next_eval <= self.num_steps:
+            self._next_eval += self.every_steps
+        self.evaluate()
+        return not (self.stop_on_threshold and self.solved_at is not None)
+
+    def evaluate(self) -> Evaluation:
+        """Run one evaluation now, tell the other callbacks, keep the best checkpoint."""
+        assert self.ctx is not None
+        started = time.perf_counter()
+        train_seconds = started - self.ctx.start_time - self.eval_seconds
+        played = play_episodes(self.ctx.agent, self.envs, deterministic=self.deterministic)
+        evaluation = Evaluation(step=self.num_steps, rewards=played.team_returns(), lengths=played.lengths,
+                                agent_rewards=played.agent_returns(), success_rate=played.success_rate)
+        self.last = evaluation
+        if self.best is None or evaluation.score > self.best.score:
+            self.best = evaluation
+            self.ctx.agent.save(
+                self.ctx.run_dir / "checkpoints" / "best.safetensors",
+                {"step": self.num_steps, "eval_mean_reward": evaluation.mean_reward, "eval_score": evaluation.score},
+            )
+        solved_now = self.solved_at is None and self._solves(evaluation)
+        if solved_now:
+            self.solved_at = {"step": self.num_steps, "train_seconds": train_seconds}
+        success = "" if evaluation.success_rate is None else f", success {evaluation.success_rate:.0%}"
+        log.info("eval at step %d: mean reward %.1f +/- %.1f over %d episodes%s%s", self.num_steps,
+                 evaluation.mean_reward, evaluation.std_reward, len(evaluation.rewards), success,
+                 " (solved)" if solved_now else "")
+        self.eval_seconds += time.perf_counter() - started
+        self.ctx.callbacks.on_evaluation(evaluation)
+        return evaluation
+
+    def _solves(self, evaluation: Evaluation) -> bool:
+        """Every threshold the env has is met: the score's, and the success rate's."""
+        assert self.ctx is not None
+        met = []
+        if self.ctx.reward_threshold is not None:
+            met.append(evaluation.score >= self.ctx.reward_threshold)
+        if self.ctx.success_threshold is not None and evaluation.success_rate is not None:
+            met.append(evaluation.success_rate >= self.ctx.success_threshold)
+        return bool(met) and all(met)
+
+    def _on_training_end(self) -> None:
+        if self.last is None or self.last.step != self.num_steps:
+            self.evaluate()
+        for env in self.envs:
+            env.close()
 
 
 @dataclass

@@ -18,17 +18,10 @@ import numpy as np
 import torch
 from hydra.utils import instantiate
 
-from rlkit.callbacks import (
-    Callback,
-    CallbackList,
-    Evaluation,
-    PeriodicEvaluator,
-    ProgressBar,
-    TensorBoardLogger,
-    TrainingContext,
-)
+from rlkit.callbacks import Callback, CallbackList, Evaluation, ProgressBar, TensorBoardLogger, TrainingContext
 from rlkit.config import TrainConfig
 from rlkit.errors import ConfigError, RunDirError, TrainingDiverged, disk_full_errors, quiet_disk_full_in_threads
+from rlkit.evaluate import PeriodicEvaluator
 from rlkit.factory import build_agent, build_env
 from rlkit.files import write_json
 from rlkit.resume import (
