@@ -177,6 +177,17 @@ class CheckedEnv(_Checked, gym.Wrapper):  # type: ignore[type-arg]
     def _inner(self) -> gym.Env:
         return self.env
 
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Put back :meth:`get_state`, and bring Gymnasium's wrappers below to the same step of the episode.
+
+        A reset is their public way in (OrderEnforcing, PassiveEnvChecker, and TimeLimit at 0); the env's own
+        state is put back after it (:func:`rlkit.envs.state.set_env_state` restores outer layers first). Then
+        TimeLimit counts the steps since that reset, as this wrapper does.
+        """
+        self.env.reset()
+        super().set_state(state)
+        self.env.set_wrapper_attr("_elapsed_steps", self._step, force=False)
+
     def _started(self) -> None:
         self._episode += 1
         self._step = 0

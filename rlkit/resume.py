@@ -40,7 +40,7 @@ from rlkit.errors import DISK_FULL, DiskFullError, RlkitError, RunDirError
 log = logging.getLogger(__name__)
 
 RESUME_DIR = Path("checkpoints") / "resume"
-STATE_FORMAT = 1
+STATE_FORMAT = 2  # 2: env snapshots through the state protocol (rlkit.envs.state)
 EXIT_INTERRUPTED = 75
 """Exit code of a run stopped by SIGTERM or SIGINT after writing its checkpoint (EX_TEMPFAIL: try again)."""
 
