@@ -60,27 +60,23 @@ class RunInterrupted(RlkitError):
     exit_code = EXIT_INTERRUPTED
 
 
-# ------------------------------------------------------------------------------------- packing state
 def pack(tree: Any) -> tuple[Any, dict[str, np.ndarray]]:
     """Split a tree of dicts, lists and values into JSON and arrays; arrays become ``{"__array__": key}``."""
     arrays: dict[str, np.ndarray] = {}
 
     def walk(node: Any) -> Any:
-        if isinstance(node, torch.Tensor):
+        if isinstance(node, torch.Tensor | np.ndarray):
             key = f"a{len(arrays)}"
+            if isinstance(node, np.ndarray):
+                arrays[key] = node
+                return {"__array__": key}
             arrays[key] = node.detach().cpu().numpy().copy()
             return {"__array__": key, "torch": True}
-        if isinstance(node, np.ndarray):
-            key = f"a{len(arrays)}"
-            arrays[key] = node
-            return {"__array__": key}
         if isinstance(node, dict):
             return {str(k): walk(v) for k, v in node.items()}
         if isinstance(node, list | tuple):
             return [walk(v) for v in node]
-        if isinstance(node, np.generic):
-            return node.item()
-        return node
+        return node.item() if isinstance(node, np.generic) else node
 
     return walk(tree), arrays
 
@@ -107,16 +103,6 @@ def global_rng_state() -> dict[str, Any]:
             "torch": torch.get_rng_state()}
 
 
-def set_global_rng_state(state: dict[str, Any]) -> None:
-    """Inverse of :func:`global_rng_state`."""
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    n = state["numpy"]
-    np.random.set_state((n["kind"], np.asarray(n["keys"], dtype=np.uint32), n["pos"], n["has_gauss"],
-                         n["cached_gaussian"]))
-    torch.set_rng_state(state["torch"])
-
-
 def _fsync(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -137,6 +123,32 @@ class TrainingCheckpoint:
     def agent_file(self) -> Path:
         """The agent's weights and optimizer states."""
         return self.path / "agent.safetensors"
+
+    def restore_rng(self) -> None:
+        """Put back Python's, NumPy's and torch's global random states (:func:`global_rng_state`)."""
+        version, internal, gauss = self.state["rng"]["python"]
+        random.setstate((version, tuple(internal), gauss))
+        n = self.state["rng"]["numpy"]
+        np.random.set_state((n["kind"], np.asarray(n["keys"], dtype=np.uint32), n["pos"], n["has_gauss"],
+                             n["cached_gaussian"]))
+        torch.set_rng_state(self.state["rng"]["torch"])
+
+
+def restore(checkpoint: TrainingCheckpoint, agent: Any, callbacks: Callback, identity: dict[str, str]) -> None:
+    """Put a training checkpoint's state into a freshly built agent and callbacks (before training starts)."""
+    state = checkpoint.state
+    if {k: state.get(k) for k in identity} != identity:
+        raise RunDirError(f"training checkpoint {checkpoint.path} is of {state.get('agent')!r} on "
+                          f"{state.get('env')!r}, but this run trains {identity['agent']!r} on {identity['env']!r}")
+    agent.load(checkpoint.agent_file)
+    try:
+        agent.load_training_state(state["agent_state"])
+        callbacks.load_state_dict(state["callbacks"])
+    except (KeyError, ValueError, TypeError) as e:
+        raise RunDirError(f"training checkpoint {checkpoint.path} does not fit this run ({e})") from None
+    if not state["agent_state"].get("envs_exact", True):
+        log.warning("%s cannot record its environments' state (only rlkit's own environments can): the continued "
+                    "run starts new episodes, so it will not repeat the uninterrupted run exactly", identity["env"])
 
 
 def write_checkpoint(directory: Path, step: int, agent: Any, state: dict[str, Any]) -> Path:
@@ -189,10 +201,9 @@ def read_checkpoint(path: Path) -> TrainingCheckpoint:
     try:
         with np.load(npz_path, allow_pickle=False) as arrays:
             state = unpack(doc, {k: arrays[k] for k in arrays.files})
-    except (ValueError, OSError, KeyError) as e:  # BadZipFile is an OSError's sibling: ValueError here
-        raise RunDirError(f"training checkpoint {npz_path} is corrupt or not a plain .npz ({e})") from None
-    except Exception as e:  # zipfile.BadZipFile and friends
-        raise RunDirError(f"training checkpoint {npz_path} is corrupt ({type(e).__name__}: {e})") from None
+    except Exception as e:  # a broken zip, an object array (never unpickled), a missing array
+        raise RunDirError(f"training checkpoint {npz_path} is corrupt or not a plain .npz "
+                          f"({type(e).__name__}: {e})") from None
     return TrainingCheckpoint(path=path, step=int(state["step"]), state=state)
 
 
@@ -214,24 +225,23 @@ def latest_checkpoint(run_dir: Path) -> TrainingCheckpoint:
     return read_checkpoint(found[-1])
 
 
-# ------------------------------------------------------------------------------------- the callback
 class Checkpointer(Callback):
     """Writes a training checkpoint at the agent's safe points, when one is due or a stop signal arrived.
 
     Due: every ``every_steps`` steps or ``every_seconds`` seconds, whichever comes first (0 turns either off).
     After a stop signal, training stops there (:class:`TrainingInterrupted`). Keeps the newest ``keep_last``.
-    ``state_of()`` builds the run's state when one is written (the agent's training state, every callback's,
-    the random generators').
+    The state written: ``identity`` (env and agent names), the agent's training state, every callback's (this
+    one goes last in the run's list), the global random states, and the time elapsed.
     """
 
     def __init__(self, directory: Path, every_steps: int, every_seconds: float, keep_last: int,
-                 state_of: Any, guard: SignalGuard | None = None) -> None:
+                 identity: dict[str, str], guard: SignalGuard | None = None) -> None:
         super().__init__()
         self.directory = directory
         self.every_steps = every_steps
         self.every_seconds = every_seconds
         self.keep_last = max(1, keep_last)
-        self.state_of = state_of
+        self.identity = identity
         self.guard = guard
         self.last_saved_step = -1
         self._next_step = every_steps
@@ -268,7 +278,10 @@ class Checkpointer(Callback):
         self.last_saved_step = self.num_steps
         if self.ctx.writer is not None:
             self.ctx.writer.flush()  # every event up to this step is on disk before the checkpoint exists
-        path = write_checkpoint(self.directory, self.num_steps, self.ctx.agent, self.state_of())
+        state = {**self.identity, "elapsed": time.perf_counter() - self.ctx.start_time,
+                 "agent_state": self.ctx.agent.training_state(), "callbacks": self.ctx.callbacks.state_dict(),
+                 "rng": global_rng_state()}
+        path = write_checkpoint(self.directory, self.num_steps, self.ctx.agent, state)
         self._prune()
         self._last_time = time.monotonic()
         self.write_seconds.append(time.perf_counter() - started)
@@ -282,7 +295,6 @@ class Checkpointer(Callback):
             shutil.rmtree(leftover, ignore_errors=True)
 
 
-# ------------------------------------------------------------------------------------- signals
 class SignalGuard:
     """SIGTERM and SIGINT ask training to checkpoint and stop at its next safe point; a second one stops at once.
 
