@@ -63,13 +63,8 @@ class Played:
         return {a: [float(x) for x in self.returns[:, i]] for i, a in enumerate(self.agents)}
 
 
-def play_episodes(
-    agent: Agent,
-    envs: Sequence[gym.Env],
-    deterministic: bool = True,
-    stop: Callable[[], bool] | None = None,
-    record: Callable[[int], Any] | None = None,
-) -> Played:
+def play_episodes(agent: Agent, envs: Sequence[gym.Env], deterministic: bool = True,
+                  stop: Callable[[], bool] | None = None, record: Callable[[int], Any] | None = None) -> Played:
     """Play one episode in each env, all stepped together with one batched ``act`` per step.
 
     A multi-agent env (a :class:`rlkit.envs.adapters.ParallelArrayEnv`) returns one reward per agent; its
@@ -77,11 +72,11 @@ def play_episodes(
     episodes already finished are returned. ``record(i)``, if given, is called after env ``i``'s reset and
     after each of its steps (the final one included): what a video records.
     """
+    record = record or (lambda i: None)
     obs = []
     for i, env in enumerate(envs):
         obs.append(env.reset()[0])
-        if record is not None:
-            record(i)
+        record(i)
     agents = list(getattr(envs[0], "possible_agents", [])) if envs else []
     returns = np.zeros((len(envs), len(agents)) if agents else len(envs))
     lengths = [0] * len(envs)
@@ -95,8 +90,7 @@ def play_episodes(
             o, r, terminated, truncated, info = envs[i].step(actions[j])
             returns[i] += r
             lengths[i] += 1
-            if record is not None:
-                record(i)
+            record(i)
             if terminated or truncated:
                 finished.append(i)
                 if "is_success" in info:
@@ -218,18 +212,25 @@ class PeriodicEvaluator(Callback):
 
 @dataclass
 class EvalReport:
-    """What ``rlkit eval`` measured."""
+    """What ``rlkit eval`` measured: every episode's return (multi-agent: the mean over agents) and length."""
 
-    rewards: list[float]
-    """Every episode's return (multi-agent: the mean over agents)."""
-    lengths: list[int]
     checkpoint: Path
+    rewards: list[float] = field(default_factory=list)
+    lengths: list[int] = field(default_factory=list)
     agent_rewards: dict[str, list[float]] = field(default_factory=dict)
     """Multi-agent runs: every agent's returns."""
     successes: list[bool] = field(default_factory=list)
     """Envs that report ``info["is_success"]``: each episode's."""
     video: Path | None = None
     """The video file (``video=true``): every episode's reset frame and one frame per step."""
+
+    def add(self, played: Played) -> None:
+        """Count the episodes of one :func:`play_episodes`."""
+        self.rewards += played.team_returns()
+        self.lengths += played.lengths
+        self.successes += played.successes or []
+        for name, r in played.agent_returns().items():
+            self.agent_rewards.setdefault(name, []).extend(r)
 
     @property
     def mean(self) -> float:
@@ -277,34 +278,20 @@ def evaluate_run(cfg: EvalRunConfig, on_episode: Callable[[int, Played], Any] | 
 
     env = env_factory.make("rgb_array" if cfg.video else cfg.render_mode)
     seed_envs([env], cfg.seed)
-    unwrapped = env.unwrapped
 
     def window_closed() -> bool:
-        return bool(getattr(unwrapped, "window_closed", False))
+        return bool(getattr(env.unwrapped, "window_closed", False))
 
-    video: VideoWriter | None = None
-
-    def record(_: int) -> None:
-        assert video is not None
-        video.append(env.render())
-
-    rewards: list[float] = []
-    lengths: list[int] = []
-    agent_rewards: dict[str, list[float]] = {}
-    successes: list[bool] = []
+    report, video = EvalReport(checkpoint=checkpoint), None
     try:
         if cfg.video:
             video = _video_writer(cfg, run_dir, checkpoint, env)
         for episode in range(cfg.n_episodes):
             played = play_episodes(agent, [env], deterministic=cfg.deterministic, stop=window_closed,
-                                   record=record if video is not None else None)
+                                   record=None if video is None else lambda _: video.append(env.render()))
             if not played.lengths:  # the user closed the window mid-episode
                 break
-            rewards += played.team_returns()
-            lengths += played.lengths
-            successes += played.successes or []
-            for name, r in played.agent_returns().items():
-                agent_rewards.setdefault(name, []).extend(r)
+            report.add(played)
             if on_episode is not None:
                 on_episode(episode, played)
             if window_closed():
@@ -313,8 +300,8 @@ def evaluate_run(cfg: EvalRunConfig, on_episode: Callable[[int, Played], Any] | 
         env.close()
         if video is not None:
             video.close()  # an interrupted evaluation still leaves a playable video of what it played
-    return EvalReport(rewards=rewards, lengths=lengths, checkpoint=checkpoint, agent_rewards=agent_rewards,
-                      successes=successes, video=video.path if video is not None and video.frames else None)
+    report.video = video.path if video is not None and video.frames else None
+    return report
 
 
 def _video_writer(cfg: EvalRunConfig, run_dir: Path, checkpoint: Path, env: gym.Env) -> VideoWriter:
