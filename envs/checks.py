@@ -97,20 +97,14 @@ def _shape(action: Any) -> tuple[int, ...]:
 
 
 class _Checked(Snapshot):
-    """The checks of :class:`CheckedEnv` and :class:`CheckedVectorEnv`; they say where a step happened.
-
-    Their counters are part of an env snapshot (:mod:`rlkit.envs.state`), so a continued run names the same steps.
-    """
+    """What :class:`CheckedEnv` and :class:`CheckedVectorEnv` share. Their counters are part of an env snapshot
+    (:mod:`rlkit.envs.state`), so a continued run names the same steps."""
 
     _snapshot_attrs: tuple[str, ...] = ("_step",)
-
     label: str
+    _inner: Any
     _action_shape: tuple[int, ...] | None
     _step: int
-
-    @property
-    def _inner(self) -> Any:
-        raise NotImplementedError
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_") or name in ("env", "envs"):
@@ -139,7 +133,7 @@ class _Checked(Snapshot):
         self._step = 0
 
     def _where(self, reset: bool = False) -> str:
-        raise NotImplementedError
+        return "at reset" if reset else f"step {self._step}"
 
     def _misfit(self, action: Any) -> str:
         raise NotImplementedError
@@ -167,15 +161,10 @@ class CheckedEnv(_Checked, gym.Wrapper):  # type: ignore[type-arg]
 
     def __init__(self, env: gym.Env, label: str, copy: int | None = None) -> None:
         gym.Wrapper.__init__(self, env)
-        self.label = label
+        self.label, self._inner = label, env
         self._copy = "" if copy is None else f"copy {copy}, "
         self._action_shape = _action_shape(env.action_space)
-        self._episode = 0
-        self._step = 0
-
-    @property
-    def _inner(self) -> gym.Env:
-        return self.env
+        self._episode = self._step = 0
 
     def set_state(self, state: dict[str, Any]) -> None:
         """Put back :meth:`get_state`, and bring Gymnasium's wrappers below to the same step of the episode.
@@ -209,19 +198,12 @@ class CheckedVectorEnv(_Checked):
     """
 
     def __init__(self, envs: Any, label: str) -> None:
-        self.envs = envs
+        self.envs = self._inner = envs
         self.label = label
         lead = (envs.num_envs, envs.num_agents) if hasattr(envs, "num_agents") else (envs.num_envs,)
         shape = _action_shape(envs.single_action_space)
         self._action_shape = None if shape is None else (*lead, *shape)
         self._step = 0
-
-    @property
-    def _inner(self) -> Any:
-        return self.envs
-
-    def _where(self, reset: bool = False) -> str:
-        return "at reset" if reset else f"step {self._step}"
 
     def _misfit(self, action: Any) -> str:
         return (f"actions for {self.envs.num_envs} copies of {self.label} have shape {np.shape(action)}, but the env "
