@@ -97,8 +97,7 @@ def _shape(action: Any) -> tuple[int, ...]:
 
 
 class _Checked(Snapshot):
-    """What :class:`CheckedEnv` and :class:`CheckedVectorEnv` share. Their counters are part of an env snapshot
-    (:mod:`rlkit.envs.state`), so a continued run names the same steps."""
+    """What :class:`CheckedEnv` and :class:`CheckedVectorEnv` share; their counters are in env snapshots."""
 
     _snapshot_attrs: tuple[str, ...] = ("_step",)
     label: str

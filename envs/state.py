@@ -1,6 +1,6 @@
 """The state protocol that lets a training run stop and later continue exactly where it was.
 
-rlkit's own environments and wrappers are :class:`Snapshot`\\ s: each names its state in ``_snapshot_attrs``
+rlkit's own environments and wrappers are snapshots (:class:`Snapshot`): each names its state in ``_snapshot_attrs``
 and turns it into plain values (arrays, numbers, lists, dicts; random generators as their bit generator's
 state) and back. :func:`env_state` records a stack layer by layer, following the ``env`` and ``envs`` of
 wrappers, vector envs and adapters. Other libraries' layers give only public attributes: a Gymnasium env its

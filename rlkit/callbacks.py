@@ -124,8 +124,7 @@ class Callback:
         self._on_training_end()
 
     def on_safe_point(self) -> None:
-        """The agent's ``training_state`` now captures everything: a checkpoint may be taken (or training stopped
-        by raising)."""
+        """The agent's ``training_state`` captures everything now: a checkpoint may be taken, or training stopped."""
         self._on_safe_point()
 
     def state_dict(self) -> dict[str, Any]:

@@ -140,9 +140,9 @@ class PeriodicEvaluator(Callback):
         self._env_states: list[Any] | None = None
 
     def state_dict(self) -> dict[str, Any]:  # noqa: D102
+        best, last = (None if e is None else dataclasses.asdict(e) for e in (self.best, self.last))
         return {**super().state_dict(), "next_eval": self._next_eval, "eval_seconds": self.eval_seconds,
-                "best": self.best and dataclasses.asdict(self.best), "last": self.last and dataclasses.asdict(self.last),
-                "solved_at": self.solved_at, "envs": [env_state(env)[0] for env in self.envs]}
+                "best": best, "last": last, "solved_at": self.solved_at, "envs": [env_state(e)[0] for e in self.envs]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:  # noqa: D102
         super().load_state_dict(state)

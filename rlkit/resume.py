@@ -45,17 +45,8 @@ EXIT_INTERRUPTED = 75
 """Exit code of a run stopped by SIGTERM or SIGINT after writing its checkpoint (EX_TEMPFAIL: try again)."""
 
 
-class TrainingInterrupted(Exception):  # noqa: N818  (control flow, not an error)
-    """Raised at a safe point after a stop signal, once the checkpoint is written."""
-
-    def __init__(self, signal_name: str, checkpoint: Path | None) -> None:
-        super().__init__(signal_name)
-        self.signal_name = signal_name
-        self.checkpoint = checkpoint
-
-
 class RunInterrupted(RlkitError):
-    """A run stopped on a signal with its state saved; the CLI exits with :data:`EXIT_INTERRUPTED`."""
+    """A run stopped on a signal, its checkpoint written; the CLI exits with :data:`EXIT_INTERRUPTED`."""
 
     exit_code = EXIT_INTERRUPTED
 
@@ -229,7 +220,7 @@ class Checkpointer(Callback):
     """Writes a training checkpoint at the agent's safe points, when one is due or a stop signal arrived.
 
     Due: every ``every_steps`` steps or ``every_seconds`` seconds, whichever comes first (0 turns either off).
-    After a stop signal, training stops there (:class:`TrainingInterrupted`). Keeps the newest ``keep_last``.
+    After a stop signal, training stops there (:class:`RunInterrupted`). Keeps the newest ``keep_last``.
     The state written: ``identity`` (env and agent names), the agent's training state, every callback's (this
     one goes last in the run's list), the global random states, and the time elapsed.
     """
@@ -267,7 +258,10 @@ class Checkpointer(Callback):
         if (stop is not None or self._due()) and self.num_steps > 0:
             path = self.save()
         if stop is not None:
-            raise TrainingInterrupted(stop, path)
+            assert self.ctx is not None
+            where = f"checkpoint {path}" if path else "no checkpoint (nothing trained yet)"
+            raise RunInterrupted(f"stopped by {stop} at step {self.num_steps} of {self.ctx.total_steps}; wrote "
+                                 f"{where}. Continue with: rlkit train resume={self.ctx.run_dir}")
 
     def save(self) -> Path:
         """Write a checkpoint now; returns its directory."""

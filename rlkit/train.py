@@ -24,28 +24,13 @@ from rlkit.errors import ConfigError, TrainingDiverged, disk_full_errors, quiet_
 from rlkit.evaluate import PeriodicEvaluator
 from rlkit.factory import build_agent, build_env
 from rlkit.files import write_json
-from rlkit.resume import (
-    RESUME_DIR,
-    Checkpointer,
-    RunInterrupted,
-    SignalGuard,
-    TrainingCheckpoint,
-    TrainingInterrupted,
-    restore,
-)
+from rlkit.resume import RESUME_DIR, Checkpointer, SignalGuard, TrainingCheckpoint, restore
 from rlkit.runs import SUMMARY_FILE, flatten
 
 log = logging.getLogger(__name__)
 
 # Offset of the evaluation environments' seeds, so they never replay the training episodes' starts.
 EVAL_SEED_OFFSET = 1_000_000
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python's, NumPy's and torch's global generators."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 def package_versions() -> dict[str, str]:
@@ -124,7 +109,9 @@ def _train(cfg: TrainConfig, run_dir: Path, callbacks: Sequence[Callback],
     cfg.validate()
     run_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(cfg.torch_threads)
-    seed_everything(cfg.seed)
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
 
     env_factory = build_env(cfg.env)
     agent = build_agent(cfg.agent, env_factory, seed=cfg.seed, training=True)
@@ -167,7 +154,7 @@ def _train(cfg: TrainConfig, run_dir: Path, callbacks: Sequence[Callback],
 
     diverged: TrainingDiverged | None = None
     last = run_dir / "checkpoints" / "last.safetensors"
-    try:
+    try:  # a stop signal ends it with RunInterrupted, from the checkpointer
         try:
             with guard.installed():
                 agent.learn(cfg.total_steps, callback_list)
@@ -179,12 +166,6 @@ def _train(cfg: TrainConfig, run_dir: Path, callbacks: Sequence[Callback],
         saved_last = diverged is None or diverged.weights_finite  # never write NaN weights
         if saved_last:
             agent.save(last, {"step": steps})
-    except TrainingInterrupted as stop:
-        where = f"checkpoint {stop.checkpoint}" if stop.checkpoint else "no checkpoint (nothing trained yet)"
-        raise RunInterrupted(
-            f"stopped by {stop.signal_name} at step {callback_list.num_steps} of {cfg.total_steps}; wrote {where}. "
-            f"Continue with: rlkit train resume={run_dir}"
-        ) from None
     finally:
         if writer is not None:
             writer.close()
