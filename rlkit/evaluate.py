@@ -16,7 +16,7 @@ import numpy as np
 
 from rlkit.agents.base import Agent
 from rlkit.callbacks import Callback, Evaluation
-from rlkit.config import EvalRunConfig
+from rlkit.config import EvalConfig, EvalRunConfig
 from rlkit.envs.state import env_state, set_env_state
 from rlkit.errors import RunDirError
 from rlkit.factory import build_agent, build_env
@@ -108,35 +108,26 @@ def play_episodes(agent: Agent, envs: Sequence[gym.Env], deterministic: bool = T
 
 
 class PeriodicEvaluator(Callback):
-    """Every ``every_steps`` steps, plays ``episodes`` deterministic episodes and keeps the best checkpoint.
+    """Every ``cfg.every_steps`` steps, plays ``cfg.episodes`` episodes and keeps the best checkpoint.
 
     The episodes run in parallel copies of the environment with one batched action call per step. Time spent
     evaluating (and saving the best checkpoint) is counted apart, so training time can be reported without it.
 
     Args:
         make_env: Builds one evaluation environment.
-        every_steps: Environment steps between evaluations; 0 evaluates only at the end.
-        episodes: Episodes per evaluation.
-        deterministic: Greedy actions.
+        cfg: ``callbacks.eval`` of the run's config.
         seed: Seed of the evaluation environments (each copy gets ``seed + i``, once).
-        stop_on_threshold: Stop training when the evaluation meets the env's thresholds.
     """
 
-    def __init__(self, make_env: Callable[[], gym.Env], every_steps: int, episodes: int, deterministic: bool = True,
-                 seed: int = 0, stop_on_threshold: bool = False) -> None:
+    def __init__(self, make_env: Callable[[], gym.Env], cfg: EvalConfig, seed: int = 0) -> None:
         super().__init__()
-        self.make_env = make_env
-        self.every_steps = every_steps
-        self.episodes = episodes
-        self.deterministic = deterministic
-        self.seed = seed
-        self.stop_on_threshold = stop_on_threshold
+        self.make_env, self.cfg, self.seed = make_env, cfg, seed
         self.envs: list[gym.Env] = []
         self.eval_seconds = 0.0
         self.best: Evaluation | None = None
         self.last: Evaluation | None = None
         self.solved_at: dict[str, float] | None = None
-        self._next_eval = every_steps
+        self._next_eval = cfg.every_steps
         self._env_states: list[Any] | None = None
 
     def state_dict(self) -> dict[str, Any]:  # noqa: D102
@@ -153,26 +144,26 @@ class PeriodicEvaluator(Callback):
         self._env_states = state["envs"]
 
     def _on_training_start(self) -> None:
-        self.envs = [self.make_env() for _ in range(self.episodes)]
+        self.envs = [self.make_env() for _ in range(self.cfg.episodes)]
         seed_envs(self.envs, self.seed)
         if self._env_states is not None:  # a continued run: the copies' random streams go on
             for env, saved in zip(self.envs, self._env_states, strict=True):
                 set_env_state(env, saved)
 
     def _on_step(self) -> bool:
-        if self.every_steps <= 0 or self.num_steps < self._next_eval:
+        if self.cfg.every_steps <= 0 or self.num_steps < self._next_eval:
             return True
         while self._next_eval <= self.num_steps:
-            self._next_eval += self.every_steps
+            self._next_eval += self.cfg.every_steps
         self.evaluate()
-        return not (self.stop_on_threshold and self.solved_at is not None)
+        return not (self.cfg.stop_on_threshold and self.solved_at is not None)
 
     def evaluate(self) -> Evaluation:
         """Run one evaluation now, tell the other callbacks, keep the best checkpoint."""
         assert self.ctx is not None
         started = time.perf_counter()
         train_seconds = started - self.ctx.start_time - self.eval_seconds
-        played = play_episodes(self.ctx.agent, self.envs, deterministic=self.deterministic)
+        played = play_episodes(self.ctx.agent, self.envs, deterministic=self.cfg.deterministic)
         evaluation = Evaluation(step=self.num_steps, rewards=played.team_returns(), lengths=played.lengths,
                                 agent_rewards=played.agent_returns(), success_rate=played.success_rate)
         self.last = evaluation

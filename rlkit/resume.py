@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from rlkit.callbacks import Callback
+from rlkit.config import CheckpointConfig
 from rlkit.errors import DISK_FULL, DiskFullError, RlkitError, RunDirError
 
 log = logging.getLogger(__name__)
@@ -219,23 +220,19 @@ def latest_checkpoint(run_dir: Path) -> TrainingCheckpoint:
 class Checkpointer(Callback):
     """Writes a training checkpoint at the agent's safe points, when one is due or a stop signal arrived.
 
-    Due: every ``every_steps`` steps or ``every_seconds`` seconds, whichever comes first (0 turns either off).
-    After a stop signal, training stops there (:class:`RunInterrupted`). Keeps the newest ``keep_last``.
+    Due: every ``cfg.every_steps`` steps or ``cfg.every_seconds`` seconds, whichever comes first (0 turns either
+    off). After a stop signal, training stops there (:class:`RunInterrupted`). Keeps the newest ``cfg.keep_last``.
     The state written: ``identity`` (env and agent names), the agent's training state, every callback's (this
     one goes last in the run's list), the global random states, and the time elapsed.
     """
 
-    def __init__(self, directory: Path, every_steps: int, every_seconds: float, keep_last: int,
-                 identity: dict[str, str], guard: SignalGuard | None = None) -> None:
+    def __init__(self, directory: Path, cfg: CheckpointConfig, identity: dict[str, str],
+                 guard: SignalGuard | None = None) -> None:
         super().__init__()
-        self.directory = directory
-        self.every_steps = every_steps
-        self.every_seconds = every_seconds
-        self.keep_last = max(1, keep_last)
-        self.identity = identity
-        self.guard = guard
+        self.directory, self.identity, self.guard = directory, identity, guard
+        self.every_steps, self.every_seconds, self.keep_last = cfg.every_steps, cfg.every_seconds, max(1, cfg.keep_last)
         self.last_saved_step = -1
-        self._next_step = every_steps
+        self._next_step = cfg.every_steps
         self._last_time = time.monotonic()
         self.write_seconds: list[float] = []
 

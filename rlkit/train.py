@@ -123,9 +123,7 @@ def _train(cfg: TrainConfig, run_dir: Path, callbacks: Sequence[Callback],
     if ev.stop_on_threshold and env_factory.reward_threshold is None and env_factory.success_threshold is None:
         raise ConfigError(f"callbacks.eval.stop_on_threshold=true, but {env_factory.label} has no reward threshold; "
                           "set env.reward_threshold")
-    evaluator = PeriodicEvaluator(lambda: env_factory.make(None), every_steps=ev.every_steps, episodes=ev.episodes,
-                                  deterministic=ev.deterministic, seed=cfg.seed + EVAL_SEED_OFFSET,
-                                  stop_on_threshold=ev.stop_on_threshold)
+    evaluator = PeriodicEvaluator(lambda: env_factory.make(None), ev, seed=cfg.seed + EVAL_SEED_OFFSET)
     # The evaluator goes first: its final evaluation at the end must reach the logger before it flushes.
     every: list[Callback] = [evaluator]
     writer = None
@@ -140,7 +138,7 @@ def _train(cfg: TrainConfig, run_dir: Path, callbacks: Sequence[Callback],
     every.append(ProgressBar(enabled=cfg.callbacks.progress_bar))
     guard = SignalGuard()
     identity = {"env": env_factory.label, "agent": cfg.agent.name}
-    checkpointer = Checkpointer(run_dir / RESUME_DIR, ck.every_steps, ck.every_seconds, ck.keep_last, identity, guard)
+    checkpointer = Checkpointer(run_dir / RESUME_DIR, ck, identity, guard)
     callback_list = CallbackList([*every, *_extra_callbacks(cfg.callbacks.extra), *callbacks, checkpointer])
     ctx = TrainingContext(agent=agent, run_dir=run_dir, total_steps=cfg.total_steps, callbacks=callback_list,
                           reward_threshold=env_factory.reward_threshold,
