@@ -88,10 +88,7 @@ def unpack(doc: Any, arrays: Any) -> Any:
 def global_rng_state() -> dict[str, Any]:
     """Python's, NumPy's (legacy global) and torch's random states."""
     version, internal, gauss = random.getstate()
-    kind, keys, pos, has_gauss, cached = np.random.get_state()  # type: ignore[misc]
-    return {"python": [version, list(internal), gauss],
-            "numpy": {"kind": kind, "keys": np.asarray(keys), "pos": int(pos), "has_gauss": int(has_gauss),
-                      "cached_gaussian": float(cached)},
+    return {"python": [version, list(internal), gauss], "numpy": np.random.get_state(legacy=False),
             "torch": torch.get_rng_state()}
 
 
@@ -120,9 +117,7 @@ class TrainingCheckpoint:
         """Put back Python's, NumPy's and torch's global random states (:func:`global_rng_state`)."""
         version, internal, gauss = self.state["rng"]["python"]
         random.setstate((version, tuple(internal), gauss))
-        n = self.state["rng"]["numpy"]
-        np.random.set_state((n["kind"], np.asarray(n["keys"], dtype=np.uint32), n["pos"], n["has_gauss"],
-                             n["cached_gaussian"]))
+        np.random.set_state(self.state["rng"]["numpy"])
         torch.set_rng_state(self.state["rng"]["torch"])
 
 
@@ -153,14 +148,12 @@ def write_checkpoint(directory: Path, step: int, agent: Any, state: dict[str, An
     try:
         agent.save(tmp / "agent.safetensors", {"step": step})
         doc, arrays = pack({"format": STATE_FORMAT, "step": step, **state})
-        with open(tmp / "state.npz", "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        with open(tmp / "state.json", "w") as f:
-            json.dump(doc, f)
-            f.flush()
-            os.fsync(f.fileno())
+        for name, write in (("state.npz", lambda f: np.savez(f, **arrays)),
+                            ("state.json", lambda f: f.write(json.dumps(doc).encode()))):
+            with open(tmp / name, "wb") as f:
+                write(f)
+                f.flush()
+                os.fsync(f.fileno())
         _fsync(tmp)
         os.replace(tmp, final)
     except OSError as e:
