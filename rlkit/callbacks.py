@@ -89,7 +89,13 @@ class TrainingContext:
 
 
 class Callback:
-    """Base class: override the ``_on_*`` methods you need."""
+    """Base class: override the ``_on_*`` methods you need.
+
+    A run continued from a checkpoint restores every callback's ``_state_attrs`` (plain values: numbers,
+    strings, lists, dicts); a subclass adds its own, or overrides :meth:`state_dict` for anything else.
+    """
+
+    _state_attrs: tuple[str, ...] = ("num_steps", "num_episodes")
 
     def __init__(self) -> None:
         self.ctx: TrainingContext | None = None
@@ -129,12 +135,12 @@ class Callback:
 
     def state_dict(self) -> dict[str, Any]:
         """What this callback must remember across an interruption (plain values and arrays)."""
-        return {"num_steps": self.num_steps, "num_episodes": self.num_episodes}
+        return {name: getattr(self, name) for name in self._state_attrs}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict`; called before ``on_training_start`` of the continued run."""
-        self.num_steps = int(state["num_steps"])
-        self.num_episodes = int(state["num_episodes"])
+        for name in self._state_attrs:
+            setattr(self, name, state[name])
 
     def _on_training_start(self) -> None:
         pass
@@ -226,13 +232,10 @@ class TensorBoardLogger(Callback):
         self._final: dict[str, float] = {}
         self._resumed = False
 
-    def state_dict(self) -> dict[str, Any]:  # noqa: D102
-        return {**super().state_dict(), "last_step": self._last_step, "final": dict(self._final)}
+    _state_attrs = (*Callback._state_attrs, "_last_step", "_final")
 
     def load_state_dict(self, state: dict[str, Any]) -> None:  # noqa: D102
         super().load_state_dict(state)
-        self._last_step = int(state["last_step"])
-        self._final = {k: float(v) for k, v in state["final"].items()}
         self._resumed = True  # the layout and the first threshold points are in the events already
 
     @property

@@ -130,17 +130,15 @@ class PeriodicEvaluator(Callback):
         self._next_eval = cfg.every_steps
         self._env_states: list[Any] | None = None
 
+    _state_attrs = (*Callback._state_attrs, "_next_eval", "eval_seconds", "solved_at")
+
     def state_dict(self) -> dict[str, Any]:  # noqa: D102
         best, last = (None if e is None else dataclasses.asdict(e) for e in (self.best, self.last))
-        return {**super().state_dict(), "next_eval": self._next_eval, "eval_seconds": self.eval_seconds,
-                "best": best, "last": last, "solved_at": self.solved_at, "envs": [env_state(e)[0] for e in self.envs]}
+        return {**super().state_dict(), "best": best, "last": last, "envs": [env_state(e)[0] for e in self.envs]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:  # noqa: D102
         super().load_state_dict(state)
-        self._next_eval = int(state["next_eval"])
-        self.eval_seconds = float(state["eval_seconds"])
         self.best, self.last = (None if e is None else Evaluation(**e) for e in (state["best"], state["last"]))
-        self.solved_at = state["solved_at"]
         self._env_states = state["envs"]
 
     def _on_training_start(self) -> None:

@@ -219,6 +219,8 @@ class Checkpointer(Callback):
     one goes last in the run's list), the global random states, and the time elapsed.
     """
 
+    _state_attrs = (*Callback._state_attrs, "_next_step", "last_saved_step")
+
     def __init__(self, directory: Path, cfg: CheckpointConfig, identity: dict[str, str],
                  guard: SignalGuard | None = None) -> None:
         super().__init__()
@@ -228,14 +230,6 @@ class Checkpointer(Callback):
         self._next_step = cfg.every_steps
         self._last_time = time.monotonic()
         self.write_seconds: list[float] = []
-
-    def state_dict(self) -> dict[str, Any]:  # noqa: D102
-        return {**super().state_dict(), "next_step": self._next_step, "last_saved_step": self.last_saved_step}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:  # noqa: D102
-        super().load_state_dict(state)
-        self._next_step = int(state["next_step"])
-        self.last_saved_step = int(state["last_saved_step"])
 
     def _due(self) -> bool:
         if self.every_steps > 0 and self.num_steps >= self._next_step:
