@@ -1,10 +1,9 @@
 """Checks of what environments return and what they are given: non-finite values, wrong action shapes.
 
-Each problem becomes an :class:`~rlkit.errors.RlkitError` that names it. The environment checks run on every
-step, so their cost is one vectorised ``np.isfinite`` over a batch of observations and one over its rewards,
-plus a shape comparison per action; the search for the offending value runs only once something is wrong.
-:func:`rlkit.factory.build_env` puts them around every environment rlkit makes, for training (native and SB3
-agents) and for evaluation alike.
+Each problem becomes an :class:`~rlkit.errors.EnvError` that names it. The checks run on every step, so they
+cost one vectorised sum over a batch of observations and one over its rewards, plus a shape comparison per
+action; the search for the offending value runs only once something is wrong. :func:`rlkit.factory.build_env`
+puts them around every environment rlkit makes, for training and evaluation alike.
 """
 
 from __future__ import annotations

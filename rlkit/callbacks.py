@@ -286,10 +286,9 @@ class TensorBoardLogger(Callback):
             w.add_scalar(f"eval/mean_reward/{agent}", float(np.mean(rewards)), step)
         if evaluation.success_rate is not None:
             w.add_scalar("eval/success_rate", evaluation.success_rate, step)
+            self._final["eval/success_rate"] = evaluation.success_rate
         self._thresholds(step)
         self._final["eval/mean_reward"] = evaluation.mean_reward
-        if evaluation.success_rate is not None:
-            self._final["eval/success_rate"] = evaluation.success_rate
         best = self._final.get("hparams/best_eval_score", -math.inf)
         self._final["hparams/best_eval_score"] = max(best, evaluation.score)
 

@@ -185,11 +185,8 @@ class PeriodicEvaluator(Callback):
     def _solves(self, evaluation: Evaluation) -> bool:
         """Every threshold the env has is met: the score's, and the success rate's."""
         assert self.ctx is not None
-        met = []
-        if self.ctx.reward_threshold is not None:
-            met.append(evaluation.score >= self.ctx.reward_threshold)
-        if self.ctx.success_threshold is not None and evaluation.success_rate is not None:
-            met.append(evaluation.success_rate >= self.ctx.success_threshold)
+        pairs = ((evaluation.score, self.ctx.reward_threshold), (evaluation.success_rate, self.ctx.success_threshold))
+        met = [value >= threshold for value, threshold in pairs if value is not None and threshold is not None]
         return bool(met) and all(met)
 
     def _on_training_end(self) -> None:

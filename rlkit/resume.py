@@ -1,16 +1,10 @@
 """Continuing interrupted runs: training checkpoints, the checkpointing callback, and signal handling.
 
-A training checkpoint is a directory ``<run>/checkpoints/resume/step_<N>/`` holding
-
-- ``agent.safetensors``: weights and optimizer states (the agent's :meth:`~rlkit.agents.base.Agent.save`);
-- ``state.npz``: every array of the training state (replay buffers, the environments' physics, random
-  generators' states), read back with ``allow_pickle=False``;
-- ``state.json``: everything else (counters, schedules, the episode in progress, every callback's state,
-  Python's, NumPy's and torch's global random states), arrays named by their key in ``state.npz``.
-
-It is written into a temporary directory, each file fsynced, then renamed into place in one step: a crash
-mid-write leaves a ``.tmp`` directory that is ignored (and removed by the next checkpoint), and the previous
-checkpoint intact. Nothing in it is unpickled or evaluated when it is read.
+A training checkpoint is a directory ``<run>/checkpoints/resume/step_<N>/``: ``agent.safetensors`` (weights and
+optimizer states), ``state.npz`` (every array of the training state: replay buffers, env snapshots, random
+states; read with ``allow_pickle=False``) and ``state.json`` (everything else, arrays named by their key). It is
+written into a temporary directory, each file fsynced, then renamed into place: a crash mid-write leaves the
+previous checkpoint intact and a ``.tmp`` directory that is ignored. Nothing in it is unpickled when read.
 """
 
 from __future__ import annotations
