@@ -176,13 +176,13 @@ def read_checkpoint(path: Path) -> TrainingCheckpoint:
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise RunDirError(f"training checkpoint {doc_path} is corrupt ({e})") from None
     if not isinstance(doc, dict) or doc.get("format") != STATE_FORMAT:
-        raise RunDirError(f"training checkpoint {doc_path} is not in rlkit's format {STATE_FORMAT}")
+        raise RunDirError(f"training checkpoint {doc_path} is not in rlkit's format {STATE_FORMAT} (another rlkit "
+                          "version wrote it?); it cannot be continued: start the run anew")
     try:
         with np.load(npz_path, allow_pickle=False) as arrays:
             state = unpack(doc, {k: arrays[k] for k in arrays.files})
     except Exception as e:  # a broken zip, an object array (never unpickled), a missing array
-        raise RunDirError(f"training checkpoint {npz_path} is corrupt or not a plain .npz "
-                          f"({type(e).__name__}: {e})") from None
+        raise RunDirError(f"training checkpoint {npz_path} is corrupt or not a plain .npz ({e})") from None
     return TrainingCheckpoint(path=path, step=int(state["step"]), state=state)
 
 
