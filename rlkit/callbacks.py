@@ -221,6 +221,8 @@ class TensorBoardLogger(Callback):
         agents: The agents of a multi-agent env (their return curves get a chart of their own).
     """
 
+    _state_attrs = (*Callback._state_attrs, "_last_step", "_final")
+
     def __init__(self, throughput_every: int = 1000, hparams: dict[str, Any] | None = None,
                  agents: Sequence[str] = ()) -> None:
         super().__init__()
@@ -231,8 +233,6 @@ class TensorBoardLogger(Callback):
         self._last_time = 0.0
         self._final: dict[str, float] = {}
         self._resumed = False
-
-    _state_attrs = (*Callback._state_attrs, "_last_step", "_final")
 
     def load_state_dict(self, state: dict[str, Any]) -> None:  # noqa: D102
         super().load_state_dict(state)

@@ -119,6 +119,8 @@ class PeriodicEvaluator(Callback):
         seed: Seed of the evaluation environments (each copy gets ``seed + i``, once).
     """
 
+    _state_attrs = (*Callback._state_attrs, "_next_eval", "eval_seconds", "solved_at")
+
     def __init__(self, make_env: Callable[[], gym.Env], cfg: EvalConfig, seed: int = 0) -> None:
         super().__init__()
         self.make_env, self.cfg, self.seed = make_env, cfg, seed
@@ -129,8 +131,6 @@ class PeriodicEvaluator(Callback):
         self.solved_at: dict[str, float] | None = None
         self._next_eval = cfg.every_steps
         self._env_states: list[Any] | None = None
-
-    _state_attrs = (*Callback._state_attrs, "_next_eval", "eval_seconds", "solved_at")
 
     def state_dict(self) -> dict[str, Any]:  # noqa: D102
         best, last = (None if e is None else dataclasses.asdict(e) for e in (self.best, self.last))
