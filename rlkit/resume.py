@@ -208,17 +208,17 @@ class Checkpointer(Callback):
     """Writes a training checkpoint at the agent's safe points, when one is due or a stop signal arrived.
 
     Due: every ``cfg.every_steps`` steps or ``cfg.every_seconds`` seconds, whichever comes first (0 turns either
-    off). After a stop signal, training stops there (:class:`RunInterrupted`). Keeps the newest ``cfg.keep_last``.
+    off). After a stop signal (inside ``signals.installed()``), training stops there (:class:`RunInterrupted`).
+    Keeps the newest ``cfg.keep_last``.
     The state written: ``identity`` (env and agent names), the agent's training state, every callback's (this
     one goes last in the run's list), the global random states, and the time elapsed.
     """
 
     _state_attrs = (*Callback._state_attrs, "_next_step", "last_saved_step")
 
-    def __init__(self, directory: Path, cfg: CheckpointConfig, identity: dict[str, str],
-                 guard: SignalGuard | None = None) -> None:
+    def __init__(self, directory: Path, cfg: CheckpointConfig, identity: dict[str, str]) -> None:
         super().__init__()
-        self.directory, self.identity, self.guard = directory, identity, guard
+        self.directory, self.identity, self.signals = directory, identity, SignalGuard()
         self.every_steps, self.every_seconds, self.keep_last = cfg.every_steps, cfg.every_seconds, max(1, cfg.keep_last)
         self.last_saved_step = -1
         self._next_step = cfg.every_steps
@@ -231,7 +231,7 @@ class Checkpointer(Callback):
         return self.every_seconds > 0 and time.monotonic() - self._last_time >= self.every_seconds
 
     def _on_safe_point(self) -> None:
-        stop = self.guard.requested if self.guard is not None else None
+        stop = self.signals.requested
         path = None
         if (stop is not None or self._due()) and self.num_steps > 0:
             path = self.save()

@@ -24,7 +24,7 @@ from rlkit.errors import ConfigError, TrainingDiverged, disk_full_errors, quiet_
 from rlkit.evaluate import PeriodicEvaluator
 from rlkit.factory import build_agent, build_env
 from rlkit.files import write_json
-from rlkit.resume import RESUME_DIR, Checkpointer, SignalGuard, TrainingCheckpoint, restore
+from rlkit.resume import RESUME_DIR, Checkpointer, TrainingCheckpoint, restore
 from rlkit.runs import SUMMARY_FILE, flatten
 
 log = logging.getLogger(__name__)
@@ -136,9 +136,8 @@ def _train(cfg: TrainConfig, run_dir: Path, callbacks: Sequence[Callback],
                                purge_step=None if resume_from is None else resume_from.step + 1)
         every.append(TensorBoardLogger(hparams=hparams_of(cfg), agents=env_factory.agents))
     every.append(ProgressBar(enabled=cfg.callbacks.progress_bar))
-    guard = SignalGuard()
     identity = {"env": env_factory.label, "agent": cfg.agent.name}
-    checkpointer = Checkpointer(run_dir / RESUME_DIR, ck, identity, guard)
+    checkpointer = Checkpointer(run_dir / RESUME_DIR, ck, identity)
     callback_list = CallbackList([*every, *_extra_callbacks(cfg.callbacks.extra), *callbacks, checkpointer])
     ctx = TrainingContext(agent=agent, run_dir=run_dir, total_steps=cfg.total_steps, callbacks=callback_list,
                           reward_threshold=env_factory.reward_threshold,
@@ -154,7 +153,7 @@ def _train(cfg: TrainConfig, run_dir: Path, callbacks: Sequence[Callback],
     last = run_dir / "checkpoints" / "last.safetensors"
     try:  # a stop signal ends it with RunInterrupted, from the checkpointer
         try:
-            with guard.installed():
+            with checkpointer.signals.installed():
                 agent.learn(cfg.total_steps, callback_list)
         except TrainingDiverged as e:
             diverged = e  # no final evaluation: its weights may be too large to play with
