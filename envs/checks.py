@@ -1,10 +1,9 @@
 """Checks of what environments return and what they are given: non-finite values, wrong action shapes.
 
-Each problem becomes an :class:`~rlkit.errors.RlkitError` that names it. The environment checks run on every
-step, so their cost is one vectorised ``np.isfinite`` over a batch of observations and one over its rewards,
-plus a shape comparison per action; the search for the offending value runs only once something is wrong.
-:func:`rlkit.factory.build_env` puts them around every environment rlkit makes, for training (native and SB3
-agents) and for evaluation alike.
+Each problem becomes an :class:`~rlkit.errors.EnvError` that names it. The checks run on every step, so they
+cost one vectorised sum over a batch of observations and one over its rewards, plus a shape comparison per
+action; the search for the offending value runs only once something is wrong. :func:`rlkit.factory.build_env`
+puts them around every environment rlkit makes, for training and evaluation alike.
 """
 
 from __future__ import annotations
@@ -97,20 +96,13 @@ def _shape(action: Any) -> tuple[int, ...]:
 
 
 class _Checked(Snapshot):
-    """The checks of :class:`CheckedEnv` and :class:`CheckedVectorEnv`; they say where a step happened.
-
-    Their counters are part of an env snapshot (:mod:`rlkit.envs.state`), so a continued run names the same steps.
-    """
+    """What :class:`CheckedEnv` and :class:`CheckedVectorEnv` share; their counters are in env snapshots."""
 
     _snapshot_attrs: tuple[str, ...] = ("_step",)
-
     label: str
+    _inner: Any
     _action_shape: tuple[int, ...] | None
     _step: int
-
-    @property
-    def _inner(self) -> Any:
-        raise NotImplementedError
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_") or name in ("env", "envs"):
@@ -139,7 +131,7 @@ class _Checked(Snapshot):
         self._step = 0
 
     def _where(self, reset: bool = False) -> str:
-        raise NotImplementedError
+        return "at reset" if reset else f"step {self._step}"
 
     def _misfit(self, action: Any) -> str:
         raise NotImplementedError
@@ -167,15 +159,21 @@ class CheckedEnv(_Checked, gym.Wrapper):  # type: ignore[type-arg]
 
     def __init__(self, env: gym.Env, label: str, copy: int | None = None) -> None:
         gym.Wrapper.__init__(self, env)
-        self.label = label
+        self.label, self._inner = label, env
         self._copy = "" if copy is None else f"copy {copy}, "
         self._action_shape = _action_shape(env.action_space)
-        self._episode = 0
-        self._step = 0
+        self._episode = self._step = 0
 
-    @property
-    def _inner(self) -> gym.Env:
-        return self.env
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Put back :meth:`get_state`, and bring Gymnasium's wrappers below to the same step of the episode.
+
+        A reset is their public way in (OrderEnforcing, PassiveEnvChecker, and TimeLimit at 0); the env's own
+        state is put back after it (:func:`rlkit.envs.state.set_env_state` restores outer layers first). Then
+        TimeLimit counts the steps since that reset, as this wrapper does.
+        """
+        self.env.reset()
+        super().set_state(state)
+        self.env.set_wrapper_attr("_elapsed_steps", self._step, force=False)
 
     def _started(self) -> None:
         self._episode += 1
@@ -198,19 +196,12 @@ class CheckedVectorEnv(_Checked):
     """
 
     def __init__(self, envs: Any, label: str) -> None:
-        self.envs = envs
+        self.envs = self._inner = envs
         self.label = label
         lead = (envs.num_envs, envs.num_agents) if hasattr(envs, "num_agents") else (envs.num_envs,)
         shape = _action_shape(envs.single_action_space)
         self._action_shape = None if shape is None else (*lead, *shape)
         self._step = 0
-
-    @property
-    def _inner(self) -> Any:
-        return self.envs
-
-    def _where(self, reset: bool = False) -> str:
-        return "at reset" if reset else f"step {self._step}"
 
     def _misfit(self, action: Any) -> str:
         return (f"actions for {self.envs.num_envs} copies of {self.label} have shape {np.shape(action)}, but the env "

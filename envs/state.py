@@ -1,15 +1,14 @@
-"""Snapshots of environments, so that a training run can stop and later continue exactly where it was.
+"""The state protocol that lets a training run stop and later continue exactly where it was.
 
-rlkit's own environments (single and batched) name the attributes that make up their state in
-``_snapshot_attrs``; :class:`Snapshot` turns them into plain values (NumPy arrays, numbers, lists and dicts,
-random generators as their bit generator's state) and back. :func:`env_state` walks an environment through
-its wrappers (Gymnasium's ``TimeLimit`` and ``OrderEnforcing``, SB3's ``Monitor``, rlkit's adapters, vector
-envs' copies) and records every layer; :func:`set_env_state` puts a snapshot back into an environment built
-the same way.
+rlkit's own environments and wrappers are snapshots (:class:`Snapshot`): each names its state in ``_snapshot_attrs``
+and turns it into plain values (arrays, numbers, lists, dicts; random generators as their bit generator's
+state) and back. :func:`env_state` records a stack layer by layer, following the ``env`` and ``envs`` of
+wrappers, vector envs and adapters. Other libraries' layers give only public attributes: a Gymnasium env its
+``np_random``, SB3's ``Monitor`` its episode in progress. Gymnasium's wrappers below a
+:class:`~rlkit.envs.checks.CheckedEnv` are put back by it, through a reset (see its ``set_state``).
 
-A snapshot is *exact* when the innermost environment of every copy is one of rlkit's (it knows its whole
-state). Other environments give their random generator and their wrappers' counters only: a run continued
-from such a snapshot starts their episodes anew.
+A snapshot is *exact* when the innermost environment of every copy is a :class:`Snapshot`. Other environments
+give their random generator only: a run continued from such a snapshot starts their episodes anew.
 """
 
 from __future__ import annotations
@@ -17,13 +16,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
-from gymnasium.wrappers import PassiveEnvChecker
 
-# Attributes of wrappers and envs from other libraries that hold episode state (Gymnasium's TimeLimit,
-# OrderEnforcing and Env; SB3's Monitor; Gymnasium's SyncVectorEnv).
-_KNOWN_ATTRS = ("_elapsed_steps", "_has_reset", "rewards", "needs_reset", "total_steps", "_np_random",
-                "_autoreset_envs")
+_MONITOR_ATTRS = ("rewards", "needs_reset", "total_steps")
+"""SB3's ``Monitor``: the episode in progress (public attributes)."""
 
 
 def _encode(value: Any) -> Any:
@@ -68,11 +65,11 @@ class Snapshot:
     _snapshot_attrs: tuple[str, ...] = ()
 
     def get_state(self) -> dict[str, Any]:
-        """The environment's whole state as plain values (arrays, numbers, lists, dicts)."""
+        """The object's whole state as plain values (arrays, numbers, lists, dicts)."""
         return {name: _encode(getattr(self, name)) for name in self._snapshot_attrs}
 
     def set_state(self, state: dict[str, Any]) -> None:
-        """Put back a state from :meth:`get_state` of an environment built with the same arguments."""
+        """Put back a state from :meth:`get_state` of an object built with the same arguments."""
         missing = [name for name in self._snapshot_attrs if name not in state]
         if missing:
             raise ValueError(f"{type(self).__name__} state lacks {missing}")
@@ -93,28 +90,33 @@ def _children(env: Any) -> Iterator[tuple[str, Any]]:
         yield "envs", copies
 
 
+def _public(env: Any, leaf: bool) -> dict[str, Any]:
+    """What a layer of another library shows of its state."""
+    if callable(getattr(env, "get_episode_rewards", None)):  # SB3's Monitor
+        return {k: _encode(getattr(env, k)) for k in _MONITOR_ATTRS}
+    if leaf and isinstance(env, gym.Env):
+        return {"np_random": _encode(env.np_random)}
+    return {}
+
+
 def env_state(env: Any) -> tuple[dict[str, Any], bool]:
     """A snapshot of ``env`` and everything it wraps, and whether the snapshot is exact (see the module)."""
-    own = isinstance(env, Snapshot)
-    layer: dict[str, Any] = (
-        {"own": env.get_state()} if own
-        else {"attrs": {k: _encode(env.__dict__[k]) for k in _KNOWN_ATTRS if k in env.__dict__}}
-    )
-    exact, found = True, False
-    for key, child in _children(env):
+    children = list(_children(env))
+    layer: dict[str, Any] = {"own": env.get_state()} if isinstance(env, Snapshot) else \
+        {"public": _public(env, leaf=not children)}
+    exact = isinstance(env, Snapshot) or bool(children)
+    for key, child in children:
         layer[key], child_exact = env_state(child)
-        exact, found = exact and child_exact, True
-    return layer, exact and (own or found)
+        exact = exact and child_exact
+    return layer, exact
 
 
 def set_env_state(env: Any, state: dict[str, Any]) -> None:
-    """Put a snapshot from :func:`env_state` back into an environment built the same way."""
+    """Put a snapshot from :func:`env_state` back into an environment built the same way (outer layers first)."""
     if isinstance(env, Snapshot):
         env.set_state(state["own"])
-    for k, v in state.get("attrs", {}).items():
-        env.__dict__[k] = _decode(env.__dict__.get(k), v)
-    if isinstance(env, PassiveEnvChecker):  # its one-time checks ran before the snapshot
-        env.checked_reset = env.checked_step = env.checked_data_reuse = True
+    for k, v in state.get("public", {}).items():
+        setattr(env, k, _decode(getattr(env, k), v))
     for key, child in _children(env):
         if key not in state:
             raise ValueError(f"the snapshot has no state for {type(env).__name__}.{key}")

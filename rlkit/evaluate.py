@@ -1,8 +1,10 @@
-"""Playing trained agents: the batched evaluation used during training, and ``rlkit eval``."""
+"""Playing trained agents: the periodic evaluation during training, and ``rlkit eval``."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -13,7 +15,9 @@ import gymnasium as gym
 import numpy as np
 
 from rlkit.agents.base import Agent
-from rlkit.config import EvalRunConfig
+from rlkit.callbacks import Callback, Evaluation
+from rlkit.config import EvalConfig, EvalRunConfig
+from rlkit.envs.state import env_state, set_env_state
 from rlkit.errors import RunDirError
 from rlkit.factory import build_agent, build_env
 from rlkit.runs import load_run_config
@@ -59,13 +63,8 @@ class Played:
         return {a: [float(x) for x in self.returns[:, i]] for i, a in enumerate(self.agents)}
 
 
-def play_episodes(
-    agent: Agent,
-    envs: Sequence[gym.Env],
-    deterministic: bool = True,
-    stop: Callable[[], bool] | None = None,
-    record: Callable[[int], Any] | None = None,
-) -> Played:
+def play_episodes(agent: Agent, envs: Sequence[gym.Env], deterministic: bool = True,
+                  stop: Callable[[], bool] | None = None, record: Callable[[int], Any] | None = None) -> Played:
     """Play one episode in each env, all stepped together with one batched ``act`` per step.
 
     A multi-agent env (a :class:`rlkit.envs.adapters.ParallelArrayEnv`) returns one reward per agent; its
@@ -73,11 +72,11 @@ def play_episodes(
     episodes already finished are returned. ``record(i)``, if given, is called after env ``i``'s reset and
     after each of its steps (the final one included): what a video records.
     """
+    record = record or (lambda i: None)
     obs = []
     for i, env in enumerate(envs):
         obs.append(env.reset()[0])
-        if record is not None:
-            record(i)
+        record(i)
     agents = list(getattr(envs[0], "possible_agents", [])) if envs else []
     returns = np.zeros((len(envs), len(agents)) if agents else len(envs))
     lengths = [0] * len(envs)
@@ -91,8 +90,7 @@ def play_episodes(
             o, r, terminated, truncated, info = envs[i].step(actions[j])
             returns[i] += r
             lengths[i] += 1
-            if record is not None:
-                record(i)
+            record(i)
             if terminated or truncated:
                 finished.append(i)
                 if "is_success" in info:
@@ -109,20 +107,116 @@ def play_episodes(
                   successes=reported if len(reported) == len(done) and done else None)
 
 
+class PeriodicEvaluator(Callback):
+    """Every ``cfg.every_steps`` steps, plays ``cfg.episodes`` episodes and keeps the best checkpoint.
+
+    The episodes run in parallel copies of the environment with one batched action call per step. Time spent
+    evaluating (and saving the best checkpoint) is counted apart, so training time can be reported without it.
+
+    Args:
+        make_env: Builds one evaluation environment.
+        cfg: ``callbacks.eval`` of the run's config.
+        seed: Seed of the evaluation environments (each copy gets ``seed + i``, once).
+    """
+
+    _state_attrs = (*Callback._state_attrs, "_next_eval", "eval_seconds", "solved_at")
+
+    def __init__(self, make_env: Callable[[], gym.Env], cfg: EvalConfig, seed: int = 0) -> None:
+        super().__init__()
+        self.make_env, self.cfg, self.seed = make_env, cfg, seed
+        self.envs: list[gym.Env] = []
+        self.eval_seconds = 0.0
+        self.best: Evaluation | None = None
+        self.last: Evaluation | None = None
+        self.solved_at: dict[str, float] | None = None
+        self._next_eval = cfg.every_steps
+        self._env_states: list[Any] | None = None
+
+    def state_dict(self) -> dict[str, Any]:  # noqa: D102
+        best, last = (None if e is None else dataclasses.asdict(e) for e in (self.best, self.last))
+        return {**super().state_dict(), "best": best, "last": last, "envs": [env_state(e)[0] for e in self.envs]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:  # noqa: D102
+        super().load_state_dict(state)
+        self.best, self.last = (None if e is None else Evaluation(**e) for e in (state["best"], state["last"]))
+        self._env_states = state["envs"]
+
+    def _on_training_start(self) -> None:
+        self.envs = [self.make_env() for _ in range(self.cfg.episodes)]
+        seed_envs(self.envs, self.seed)
+        if self._env_states is not None:  # a continued run: the copies' random streams go on
+            for env, saved in zip(self.envs, self._env_states, strict=True):
+                set_env_state(env, saved)
+
+    def _on_step(self) -> bool:
+        if self.cfg.every_steps <= 0 or self.num_steps < self._next_eval:
+            return True
+        while self._next_eval <= self.num_steps:
+            self._next_eval += self.cfg.every_steps
+        self.evaluate()
+        return not (self.cfg.stop_on_threshold and self.solved_at is not None)
+
+    def evaluate(self) -> Evaluation:
+        """Run one evaluation now, tell the other callbacks, keep the best checkpoint."""
+        assert self.ctx is not None
+        started = time.perf_counter()
+        train_seconds = started - self.ctx.start_time - self.eval_seconds
+        played = play_episodes(self.ctx.agent, self.envs, deterministic=self.cfg.deterministic)
+        evaluation = Evaluation(step=self.num_steps, rewards=played.team_returns(), lengths=played.lengths,
+                                agent_rewards=played.agent_returns(), success_rate=played.success_rate)
+        self.last = evaluation
+        if self.best is None or evaluation.score > self.best.score:
+            self.best = evaluation
+            self.ctx.agent.save(
+                self.ctx.run_dir / "checkpoints" / "best.safetensors",
+                {"step": self.num_steps, "eval_mean_reward": evaluation.mean_reward, "eval_score": evaluation.score},
+            )
+        solved_now = self.solved_at is None and self._solves(evaluation)
+        if solved_now:
+            self.solved_at = {"step": self.num_steps, "train_seconds": train_seconds}
+        success = "" if evaluation.success_rate is None else f", success {evaluation.success_rate:.0%}"
+        log.info("eval at step %d: mean reward %.1f +/- %.1f over %d episodes%s%s", self.num_steps,
+                 evaluation.mean_reward, evaluation.std_reward, len(evaluation.rewards), success,
+                 " (solved)" if solved_now else "")
+        self.eval_seconds += time.perf_counter() - started
+        self.ctx.callbacks.on_evaluation(evaluation)
+        return evaluation
+
+    def _solves(self, evaluation: Evaluation) -> bool:
+        """Every threshold the env has is met: the score's, and the success rate's."""
+        assert self.ctx is not None
+        pairs = ((evaluation.score, self.ctx.reward_threshold), (evaluation.success_rate, self.ctx.success_threshold))
+        met = [value >= threshold for value, threshold in pairs if value is not None and threshold is not None]
+        return bool(met) and all(met)
+
+    def _on_training_end(self) -> None:
+        if self.last is None or self.last.step != self.num_steps:
+            self.evaluate()
+        for env in self.envs:
+            env.close()
+
+
 @dataclass
 class EvalReport:
-    """What ``rlkit eval`` measured."""
+    """What ``rlkit eval`` measured: every episode's return (multi-agent: the mean over agents) and length."""
 
-    rewards: list[float]
-    """Every episode's return (multi-agent: the mean over agents)."""
-    lengths: list[int]
     checkpoint: Path
+    rewards: list[float] = field(default_factory=list)
+    lengths: list[int] = field(default_factory=list)
     agent_rewards: dict[str, list[float]] = field(default_factory=dict)
     """Multi-agent runs: every agent's returns."""
     successes: list[bool] = field(default_factory=list)
     """Envs that report ``info["is_success"]``: each episode's."""
     video: Path | None = None
     """The video file (``video=true``): every episode's reset frame and one frame per step."""
+
+    def add(self, played: Played) -> None:
+        """Count the episodes of one :func:`play_episodes`."""
+        self.rewards += played.team_returns()
+        self.lengths += played.lengths
+        self.successes += played.successes or []
+        for name, r in played.agent_returns().items():
+            self.agent_rewards.setdefault(name, []).extend(r)
 
     @property
     def mean(self) -> float:
@@ -170,34 +264,20 @@ def evaluate_run(cfg: EvalRunConfig, on_episode: Callable[[int, Played], Any] | 
 
     env = env_factory.make("rgb_array" if cfg.video else cfg.render_mode)
     seed_envs([env], cfg.seed)
-    unwrapped = env.unwrapped
 
     def window_closed() -> bool:
-        return bool(getattr(unwrapped, "window_closed", False))
+        return bool(getattr(env.unwrapped, "window_closed", False))
 
-    video: VideoWriter | None = None
-
-    def record(_: int) -> None:
-        assert video is not None
-        video.append(env.render())
-
-    rewards: list[float] = []
-    lengths: list[int] = []
-    agent_rewards: dict[str, list[float]] = {}
-    successes: list[bool] = []
+    report, video = EvalReport(checkpoint=checkpoint), None
     try:
         if cfg.video:
             video = _video_writer(cfg, run_dir, checkpoint, env)
         for episode in range(cfg.n_episodes):
             played = play_episodes(agent, [env], deterministic=cfg.deterministic, stop=window_closed,
-                                   record=record if video is not None else None)
+                                   record=None if video is None else lambda _: video.append(env.render()))
             if not played.lengths:  # the user closed the window mid-episode
                 break
-            rewards += played.team_returns()
-            lengths += played.lengths
-            successes += played.successes or []
-            for name, r in played.agent_returns().items():
-                agent_rewards.setdefault(name, []).extend(r)
+            report.add(played)
             if on_episode is not None:
                 on_episode(episode, played)
             if window_closed():
@@ -206,8 +286,8 @@ def evaluate_run(cfg: EvalRunConfig, on_episode: Callable[[int, Played], Any] | 
         env.close()
         if video is not None:
             video.close()  # an interrupted evaluation still leaves a playable video of what it played
-    return EvalReport(rewards=rewards, lengths=lengths, checkpoint=checkpoint, agent_rewards=agent_rewards,
-                      successes=successes, video=video.path if video is not None and video.frames else None)
+    report.video = video.path if video is not None and video.frames else None
+    return report
 
 
 def _video_writer(cfg: EvalRunConfig, run_dir: Path, checkpoint: Path, env: gym.Env) -> VideoWriter:

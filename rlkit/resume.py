@@ -1,16 +1,10 @@
 """Continuing interrupted runs: training checkpoints, the checkpointing callback, and signal handling.
 
-A training checkpoint is a directory ``<run>/checkpoints/resume/step_<N>/`` holding
-
-- ``agent.safetensors``: weights and optimizer states (the agent's :meth:`~rlkit.agents.base.Agent.save`);
-- ``state.npz``: every array of the training state (replay buffers, the environments' physics, random
-  generators' states), read back with ``allow_pickle=False``;
-- ``state.json``: everything else (counters, schedules, the episode in progress, every callback's state,
-  Python's, NumPy's and torch's global random states), arrays named by their key in ``state.npz``.
-
-It is written into a temporary directory, each file fsynced, then renamed into place in one step: a crash
-mid-write leaves a ``.tmp`` directory that is ignored (and removed by the next checkpoint), and the previous
-checkpoint intact. Nothing in it is unpickled or evaluated when it is read.
+A training checkpoint is a directory ``<run>/checkpoints/resume/step_<N>/``: ``agent.safetensors`` (weights and
+optimizer states), ``state.npz`` (every array of the training state: replay buffers, env snapshots, random
+states; read with ``allow_pickle=False``) and ``state.json`` (everything else, arrays named by their key). It is
+written into a temporary directory, each file fsynced, then renamed into place: a crash mid-write leaves the
+previous checkpoint intact and a ``.tmp`` directory that is ignored. Nothing in it is unpickled when read.
 """
 
 from __future__ import annotations
@@ -35,52 +29,40 @@ import numpy as np
 import torch
 
 from rlkit.callbacks import Callback
+from rlkit.config import CheckpointConfig
 from rlkit.errors import DISK_FULL, DiskFullError, RlkitError, RunDirError
 
 log = logging.getLogger(__name__)
 
 RESUME_DIR = Path("checkpoints") / "resume"
-STATE_FORMAT = 1
+STATE_FORMAT = 2  # 2: env snapshots through the state protocol (rlkit.envs.state)
 EXIT_INTERRUPTED = 75
 """Exit code of a run stopped by SIGTERM or SIGINT after writing its checkpoint (EX_TEMPFAIL: try again)."""
 
 
-class TrainingInterrupted(Exception):  # noqa: N818  (control flow, not an error)
-    """Raised at a safe point after a stop signal, once the checkpoint is written."""
-
-    def __init__(self, signal_name: str, checkpoint: Path | None) -> None:
-        super().__init__(signal_name)
-        self.signal_name = signal_name
-        self.checkpoint = checkpoint
-
-
 class RunInterrupted(RlkitError):
-    """A run stopped on a signal with its state saved; the CLI exits with :data:`EXIT_INTERRUPTED`."""
+    """A run stopped on a signal, its checkpoint written; the CLI exits with :data:`EXIT_INTERRUPTED`."""
 
     exit_code = EXIT_INTERRUPTED
 
 
-# ------------------------------------------------------------------------------------- packing state
 def pack(tree: Any) -> tuple[Any, dict[str, np.ndarray]]:
     """Split a tree of dicts, lists and values into JSON and arrays; arrays become ``{"__array__": key}``."""
     arrays: dict[str, np.ndarray] = {}
 
     def walk(node: Any) -> Any:
-        if isinstance(node, torch.Tensor):
+        if isinstance(node, torch.Tensor | np.ndarray):
             key = f"a{len(arrays)}"
+            if isinstance(node, np.ndarray):
+                arrays[key] = node
+                return {"__array__": key}
             arrays[key] = node.detach().cpu().numpy().copy()
             return {"__array__": key, "torch": True}
-        if isinstance(node, np.ndarray):
-            key = f"a{len(arrays)}"
-            arrays[key] = node
-            return {"__array__": key}
         if isinstance(node, dict):
             return {str(k): walk(v) for k, v in node.items()}
         if isinstance(node, list | tuple):
             return [walk(v) for v in node]
-        if isinstance(node, np.generic):
-            return node.item()
-        return node
+        return node.item() if isinstance(node, np.generic) else node
 
     return walk(tree), arrays
 
@@ -100,21 +82,8 @@ def unpack(doc: Any, arrays: Any) -> Any:
 def global_rng_state() -> dict[str, Any]:
     """Python's, NumPy's (legacy global) and torch's random states."""
     version, internal, gauss = random.getstate()
-    kind, keys, pos, has_gauss, cached = np.random.get_state()  # type: ignore[misc]
-    return {"python": [version, list(internal), gauss],
-            "numpy": {"kind": kind, "keys": np.asarray(keys), "pos": int(pos), "has_gauss": int(has_gauss),
-                      "cached_gaussian": float(cached)},
+    return {"python": [version, list(internal), gauss], "numpy": np.random.get_state(legacy=False),
             "torch": torch.get_rng_state()}
-
-
-def set_global_rng_state(state: dict[str, Any]) -> None:
-    """Inverse of :func:`global_rng_state`."""
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    n = state["numpy"]
-    np.random.set_state((n["kind"], np.asarray(n["keys"], dtype=np.uint32), n["pos"], n["has_gauss"],
-                         n["cached_gaussian"]))
-    torch.set_rng_state(state["torch"])
 
 
 def _fsync(path: Path) -> None:
@@ -138,6 +107,30 @@ class TrainingCheckpoint:
         """The agent's weights and optimizer states."""
         return self.path / "agent.safetensors"
 
+    def restore_rng(self) -> None:
+        """Put back Python's, NumPy's and torch's global random states (:func:`global_rng_state`)."""
+        version, internal, gauss = self.state["rng"]["python"]
+        random.setstate((version, tuple(internal), gauss))
+        np.random.set_state(self.state["rng"]["numpy"])
+        torch.set_rng_state(self.state["rng"]["torch"])
+
+
+def restore(checkpoint: TrainingCheckpoint, agent: Any, callbacks: Callback, identity: dict[str, str]) -> None:
+    """Put a training checkpoint's state into a freshly built agent and callbacks (before training starts)."""
+    state = checkpoint.state
+    if {k: state.get(k) for k in identity} != identity:
+        raise RunDirError(f"training checkpoint {checkpoint.path} is of {state.get('agent')!r} on "
+                          f"{state.get('env')!r}, but this run trains {identity['agent']!r} on {identity['env']!r}")
+    agent.load(checkpoint.agent_file)
+    try:
+        agent.load_training_state(state["agent_state"])
+        callbacks.load_state_dict(state["callbacks"])
+    except (KeyError, ValueError, TypeError) as e:
+        raise RunDirError(f"training checkpoint {checkpoint.path} does not fit this run ({e})") from None
+    if not state["agent_state"].get("envs_exact", True):
+        log.warning("%s cannot record its environments' state (only rlkit's own environments can): the continued "
+                    "run starts new episodes, so it will not repeat the uninterrupted run exactly", identity["env"])
+
 
 def write_checkpoint(directory: Path, step: int, agent: Any, state: dict[str, Any]) -> Path:
     """Write ``<directory>/step_<step>/`` atomically (see the module docstring); returns its path."""
@@ -149,14 +142,12 @@ def write_checkpoint(directory: Path, step: int, agent: Any, state: dict[str, An
     try:
         agent.save(tmp / "agent.safetensors", {"step": step})
         doc, arrays = pack({"format": STATE_FORMAT, "step": step, **state})
-        with open(tmp / "state.npz", "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        with open(tmp / "state.json", "w") as f:
-            json.dump(doc, f)
-            f.flush()
-            os.fsync(f.fileno())
+        for name, write in (("state.npz", lambda f: np.savez(f, **arrays)),
+                            ("state.json", lambda f: f.write(json.dumps(doc).encode()))):
+            with open(tmp / name, "wb") as f:
+                write(f)
+                f.flush()
+                os.fsync(f.fileno())
         _fsync(tmp)
         os.replace(tmp, final)
     except OSError as e:
@@ -185,14 +176,13 @@ def read_checkpoint(path: Path) -> TrainingCheckpoint:
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise RunDirError(f"training checkpoint {doc_path} is corrupt ({e})") from None
     if not isinstance(doc, dict) or doc.get("format") != STATE_FORMAT:
-        raise RunDirError(f"training checkpoint {doc_path} is not in rlkit's format {STATE_FORMAT}")
+        raise RunDirError(f"training checkpoint {doc_path} is not in rlkit's format {STATE_FORMAT} (another rlkit "
+                          "version wrote it?); it cannot be continued: start the run anew")
     try:
         with np.load(npz_path, allow_pickle=False) as arrays:
             state = unpack(doc, {k: arrays[k] for k in arrays.files})
-    except (ValueError, OSError, KeyError) as e:  # BadZipFile is an OSError's sibling: ValueError here
+    except Exception as e:  # a broken zip, an object array (never unpickled), a missing array
         raise RunDirError(f"training checkpoint {npz_path} is corrupt or not a plain .npz ({e})") from None
-    except Exception as e:  # zipfile.BadZipFile and friends
-        raise RunDirError(f"training checkpoint {npz_path} is corrupt ({type(e).__name__}: {e})") from None
     return TrainingCheckpoint(path=path, step=int(state["step"]), state=state)
 
 
@@ -214,37 +204,26 @@ def latest_checkpoint(run_dir: Path) -> TrainingCheckpoint:
     return read_checkpoint(found[-1])
 
 
-# ------------------------------------------------------------------------------------- the callback
 class Checkpointer(Callback):
     """Writes a training checkpoint at the agent's safe points, when one is due or a stop signal arrived.
 
-    Due: every ``every_steps`` steps or ``every_seconds`` seconds, whichever comes first (0 turns either off).
-    After a stop signal, training stops there (:class:`TrainingInterrupted`). Keeps the newest ``keep_last``.
-    ``state_of()`` builds the run's state when one is written (the agent's training state, every callback's,
-    the random generators').
+    Due: every ``cfg.every_steps`` steps or ``cfg.every_seconds`` seconds, whichever comes first (0 turns either
+    off). After a stop signal (inside ``signals.installed()``), training stops there (:class:`RunInterrupted`).
+    Keeps the newest ``cfg.keep_last``.
+    The state written: ``identity`` (env and agent names), the agent's training state, every callback's (this
+    one goes last in the run's list), the global random states, and the time elapsed.
     """
 
-    def __init__(self, directory: Path, every_steps: int, every_seconds: float, keep_last: int,
-                 state_of: Any, guard: SignalGuard | None = None) -> None:
+    _state_attrs = (*Callback._state_attrs, "_next_step", "last_saved_step")
+
+    def __init__(self, directory: Path, cfg: CheckpointConfig, identity: dict[str, str]) -> None:
         super().__init__()
-        self.directory = directory
-        self.every_steps = every_steps
-        self.every_seconds = every_seconds
-        self.keep_last = max(1, keep_last)
-        self.state_of = state_of
-        self.guard = guard
+        self.directory, self.identity, self.signals = directory, identity, SignalGuard()
+        self.every_steps, self.every_seconds, self.keep_last = cfg.every_steps, cfg.every_seconds, max(1, cfg.keep_last)
         self.last_saved_step = -1
-        self._next_step = every_steps
+        self._next_step = cfg.every_steps
         self._last_time = time.monotonic()
         self.write_seconds: list[float] = []
-
-    def state_dict(self) -> dict[str, Any]:  # noqa: D102
-        return {**super().state_dict(), "next_step": self._next_step, "last_saved_step": self.last_saved_step}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:  # noqa: D102
-        super().load_state_dict(state)
-        self._next_step = int(state["next_step"])
-        self.last_saved_step = int(state["last_saved_step"])
 
     def _due(self) -> bool:
         if self.every_steps > 0 and self.num_steps >= self._next_step:
@@ -252,12 +231,15 @@ class Checkpointer(Callback):
         return self.every_seconds > 0 and time.monotonic() - self._last_time >= self.every_seconds
 
     def _on_safe_point(self) -> None:
-        stop = self.guard.requested if self.guard is not None else None
+        stop = self.signals.requested
         path = None
         if (stop is not None or self._due()) and self.num_steps > 0:
             path = self.save()
         if stop is not None:
-            raise TrainingInterrupted(stop, path)
+            assert self.ctx is not None
+            where = f"checkpoint {path}" if path else "no checkpoint (nothing trained yet)"
+            raise RunInterrupted(f"stopped by {stop} at step {self.num_steps} of {self.ctx.total_steps}; wrote "
+                                 f"{where}. Continue with: rlkit train resume={self.ctx.run_dir}")
 
     def save(self) -> Path:
         """Write a checkpoint now; returns its directory."""
@@ -268,7 +250,10 @@ class Checkpointer(Callback):
         self.last_saved_step = self.num_steps
         if self.ctx.writer is not None:
             self.ctx.writer.flush()  # every event up to this step is on disk before the checkpoint exists
-        path = write_checkpoint(self.directory, self.num_steps, self.ctx.agent, self.state_of())
+        state = {**self.identity, "elapsed": time.perf_counter() - self.ctx.start_time,
+                 "agent_state": self.ctx.agent.training_state(), "callbacks": self.ctx.callbacks.state_dict(),
+                 "rng": global_rng_state()}
+        path = write_checkpoint(self.directory, self.num_steps, self.ctx.agent, state)
         self._prune()
         self._last_time = time.monotonic()
         self.write_seconds.append(time.perf_counter() - started)
@@ -282,7 +267,6 @@ class Checkpointer(Callback):
             shutil.rmtree(leftover, ignore_errors=True)
 
 
-# ------------------------------------------------------------------------------------- signals
 class SignalGuard:
     """SIGTERM and SIGINT ask training to checkpoint and stop at its next safe point; a second one stops at once.
 

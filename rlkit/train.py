@@ -16,44 +16,21 @@ from typing import Any
 
 import numpy as np
 import torch
-from hydra.utils import instantiate
+from hydra.utils import get_object, instantiate
 
-from rlkit.callbacks import (
-    Callback,
-    CallbackList,
-    Evaluation,
-    PeriodicEvaluator,
-    ProgressBar,
-    TensorBoardLogger,
-    TrainingContext,
-)
+from rlkit.callbacks import Callback, CallbackList, Evaluation, ProgressBar, TensorBoardLogger, TrainingContext
 from rlkit.config import TrainConfig
-from rlkit.errors import ConfigError, RunDirError, TrainingDiverged, disk_full_errors, quiet_disk_full_in_threads
+from rlkit.errors import ConfigError, TrainingDiverged, disk_full_errors, quiet_disk_full_in_threads
+from rlkit.evaluate import PeriodicEvaluator
 from rlkit.factory import build_agent, build_env
 from rlkit.files import write_json
-from rlkit.resume import (
-    RESUME_DIR,
-    Checkpointer,
-    RunInterrupted,
-    SignalGuard,
-    TrainingCheckpoint,
-    TrainingInterrupted,
-    global_rng_state,
-    set_global_rng_state,
-)
+from rlkit.resume import RESUME_DIR, Checkpointer, TrainingCheckpoint, restore
 from rlkit.runs import SUMMARY_FILE, flatten
 
 log = logging.getLogger(__name__)
 
 # Offset of the evaluation environments' seeds, so they never replay the training episodes' starts.
 EVAL_SEED_OFFSET = 1_000_000
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python's, NumPy's and torch's global generators."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 def package_versions() -> dict[str, str]:
@@ -67,24 +44,18 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def _evaluation_dict(evaluation: Evaluation | None) -> dict[str, Any] | None:
-    if evaluation is None:
+def _evaluation_dict(e: Evaluation | None) -> dict[str, Any] | None:
+    if e is None:
         return None
-    return {
-        "step": evaluation.step,
-        "mean_reward": evaluation.mean_reward,
-        "std_reward": evaluation.std_reward,
-        "episodes": len(evaluation.rewards),
-        **({"success_rate": evaluation.success_rate} if evaluation.success_rate is not None else {}),
-        # Multi-agent runs: every agent's mean return; solving and the best checkpoint go by the smallest.
-        **({"agent_mean_rewards": {a: float(np.mean(r)) for a, r in evaluation.agent_rewards.items()},
-            "score": evaluation.score} if evaluation.agent_rewards else {}),
-    }
+    out = {"step": e.step, "mean_reward": e.mean_reward, "std_reward": e.std_reward, "episodes": len(e.rewards)}
+    if e.success_rate is not None:
+        out["success_rate"] = e.success_rate
+    if e.agent_rewards:  # multi-agent runs: solving and the best checkpoint go by the smallest agent's mean
+        out.update(agent_mean_rewards={a: float(np.mean(r)) for a, r in e.agent_rewards.items()}, score=e.score)
+    return out
 
 
 def _extra_callbacks(specs: dict[str, Any]) -> list[Callback]:
-    from hydra.utils import get_object
-
     callbacks = []
     for key, spec in specs.items():
         # The target is looked up and checked before anything is called: a config (a run directory's, when a
@@ -97,10 +68,9 @@ def _extra_callbacks(specs: dict[str, Any]) -> list[Callback]:
             raise ConfigError(f"callbacks.extra.{key}._target_={spec['_target_']} is not a rlkit Callback class; "
                               "nothing was called")
         try:
-            cb = instantiate(spec)
+            callbacks.append(instantiate(spec))
         except Exception as e:  # instantiate wraps argument errors
             raise ConfigError(f"callbacks.extra.{key} cannot be built: {e}") from None
-        callbacks.append(cb)
     return callbacks
 
 
@@ -118,18 +88,17 @@ def train(cfg: TrainConfig, run_dir: Path, callbacks: Sequence[Callback] = (),
           resume_from: TrainingCheckpoint | None = None) -> dict[str, Any]:
     """Train the configured agent on the configured environment; returns the run's summary.
 
-    ``callbacks`` are added after the configured ones (for programs that call ``train`` directly; the CLI
-    takes plug-ins from ``callbacks.extra``). The run directory receives ``tb/`` (TensorBoard events),
-    ``checkpoints/best.safetensors`` and ``checkpoints/last.safetensors``, training checkpoints in
-    ``checkpoints/resume/`` while it runs, and ``summary.json``. Hydra writes ``.hydra/`` beside them.
+    Args:
+        cfg: The run's config.
+        run_dir: Receives ``tb/``, ``checkpoints/`` (best, last, and ``resume/`` while it runs) and
+            ``summary.json``; Hydra writes ``.hydra/`` beside them.
+        callbacks: Added after the configured ones (the CLI takes plug-ins from ``callbacks.extra``).
+        resume_from: A training checkpoint of this run to continue from, as if it had never stopped.
 
-    ``resume_from`` continues the run from a training checkpoint of it (:mod:`rlkit.resume`): the same
-    episodes, weights and TensorBoard scalars as if it had never stopped. SIGTERM and SIGINT write a
-    checkpoint and raise :class:`rlkit.resume.RunInterrupted`.
-
-    A diverging loss (:class:`TrainingDiverged`) stops the run: the last good weights go to
-    ``checkpoints/last.safetensors``, ``summary.json`` says why it stopped, and the error is raised again. A full
-    disk raises :class:`rlkit.errors.DiskFullError`, naming the checkpoints left intact.
+    Raises:
+        RunInterrupted: SIGTERM or SIGINT arrived; a training checkpoint was written.
+        TrainingDiverged: A loss diverged; the last good weights are in ``checkpoints/last.safetensors``.
+        DiskFullError: The disk filled up; the message names the checkpoints left intact.
     """
     with disk_full_errors(run_dir, run_dir / "checkpoints"), quiet_disk_full_in_threads():
         return _train(cfg, run_dir, callbacks, resume_from)
@@ -140,7 +109,9 @@ def _train(cfg: TrainConfig, run_dir: Path, callbacks: Sequence[Callback],
     cfg.validate()
     run_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(cfg.torch_threads)
-    seed_everything(cfg.seed)
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
 
     env_factory = build_env(cfg.env)
     agent = build_agent(cfg.agent, env_factory, seed=cfg.seed, training=True)
@@ -148,20 +119,11 @@ def _train(cfg: TrainConfig, run_dir: Path, callbacks: Sequence[Callback],
              "training" if resume_from is None else f"continuing from step {resume_from.step}:",
              cfg.agent.name, env_factory.label, cfg.total_steps, cfg.seed, run_dir)
 
-    ev = cfg.callbacks.eval
-    evaluator = PeriodicEvaluator(
-        lambda: env_factory.make(None),
-        every_steps=ev.every_steps,
-        episodes=ev.episodes,
-        deterministic=ev.deterministic,
-        seed=cfg.seed + EVAL_SEED_OFFSET,
-        stop_on_threshold=ev.stop_on_threshold,
-    )
+    ev, ck = cfg.callbacks.eval, cfg.callbacks.checkpoint
     if ev.stop_on_threshold and env_factory.reward_threshold is None and env_factory.success_threshold is None:
-        raise ConfigError(
-            f"callbacks.eval.stop_on_threshold=true, but {env_factory.label} has no reward threshold; "
-            "set env.reward_threshold"
-        )
+        raise ConfigError(f"callbacks.eval.stop_on_threshold=true, but {env_factory.label} has no reward threshold; "
+                          "set env.reward_threshold")
+    evaluator = PeriodicEvaluator(lambda: env_factory.make(None), ev, seed=cfg.seed + EVAL_SEED_OFFSET)
     # The evaluator goes first: its final evaluation at the end must reach the logger before it flushes.
     every: list[Callback] = [evaluator]
     writer = None
@@ -170,45 +132,28 @@ def _train(cfg: TrainConfig, run_dir: Path, callbacks: Sequence[Callback],
 
         # A continued run hides the events its first part wrote after the checkpoint (TensorBoard purges
         # steps >= purge_step): they are written again, the same.
-        purge = None if resume_from is None else resume_from.step + 1
-        writer = SummaryWriter(log_dir=str(run_dir / "tb"), purge_step=purge)
+        writer = SummaryWriter(log_dir=str(run_dir / "tb"),
+                               purge_step=None if resume_from is None else resume_from.step + 1)
         every.append(TensorBoardLogger(hparams=hparams_of(cfg), agents=env_factory.agents))
     every.append(ProgressBar(enabled=cfg.callbacks.progress_bar))
-    every += _extra_callbacks(cfg.callbacks.extra)
-    every += callbacks
-    guard = SignalGuard()
-    ck = cfg.callbacks.checkpoint
-    callback_list = CallbackList([])
-    ctx = TrainingContext(
-        agent=agent,
-        run_dir=run_dir,
-        total_steps=cfg.total_steps,
-        callbacks=callback_list,
-        reward_threshold=env_factory.reward_threshold,
-        success_threshold=env_factory.success_threshold,
-        writer=writer,
-    )
-
-    def run_state() -> dict[str, Any]:
-        return {"env": env_factory.label, "agent": cfg.agent.name, "elapsed": time.perf_counter() - ctx.start_time,
-                "agent_state": agent.training_state(), "callbacks": callback_list.state_dict(),
-                "rng": global_rng_state()}
-
-    checkpointer = Checkpointer(run_dir / RESUME_DIR, ck.every_steps, ck.every_seconds, ck.keep_last, run_state,
-                                guard)
-    callback_list.callbacks = [*every, checkpointer]
-
+    identity = {"env": env_factory.label, "agent": cfg.agent.name}
+    checkpointer = Checkpointer(run_dir / RESUME_DIR, ck, identity)
+    callback_list = CallbackList([*every, *_extra_callbacks(cfg.callbacks.extra), *callbacks, checkpointer])
+    ctx = TrainingContext(agent=agent, run_dir=run_dir, total_steps=cfg.total_steps, callbacks=callback_list,
+                          reward_threshold=env_factory.reward_threshold,
+                          success_threshold=env_factory.success_threshold, writer=writer)
     if resume_from is not None:
-        _restore(resume_from, agent, callback_list, env_factory.label, cfg.agent.name)
+        restore(resume_from, agent, callback_list, identity)
     callback_list.on_training_start(ctx)
     if resume_from is not None:
         ctx.start_time = time.perf_counter() - float(resume_from.state["elapsed"])
-        set_global_rng_state(resume_from.state["rng"])
+        resume_from.restore_rng()
+
     diverged: TrainingDiverged | None = None
     last = run_dir / "checkpoints" / "last.safetensors"
-    try:
+    try:  # a stop signal ends it with RunInterrupted, from the checkpointer
         try:
-            with guard.installed():
+            with checkpointer.signals.installed():
                 agent.learn(cfg.total_steps, callback_list)
         except TrainingDiverged as e:
             diverged = e  # no final evaluation: its weights may be too large to play with
@@ -218,12 +163,6 @@ def _train(cfg: TrainConfig, run_dir: Path, callbacks: Sequence[Callback],
         saved_last = diverged is None or diverged.weights_finite  # never write NaN weights
         if saved_last:
             agent.save(last, {"step": steps})
-    except TrainingInterrupted as stop:
-        where = f"checkpoint {stop.checkpoint}" if stop.checkpoint else "no checkpoint (nothing trained yet)"
-        raise RunInterrupted(
-            f"stopped by {stop.signal_name} at step {callback_list.num_steps} of {cfg.total_steps}; wrote {where}. "
-            f"Continue with: rlkit train resume={run_dir}"
-        ) from None
     finally:
         if writer is not None:
             writer.close()
@@ -232,8 +171,7 @@ def _train(cfg: TrainConfig, run_dir: Path, callbacks: Sequence[Callback],
         shutil.rmtree(run_dir / RESUME_DIR, ignore_errors=True)
 
     summary = {
-        "env": env_factory.label,
-        "agent": cfg.agent.name,
+        **identity,
         "seed": cfg.seed,
         "total_steps": cfg.total_steps,
         "steps": steps,
@@ -259,20 +197,3 @@ def _train(cfg: TrainConfig, run_dir: Path, callbacks: Sequence[Callback],
         kept = f"the last good weights are in {last}" if saved_last else "its weights were not saved"
         raise TrainingDiverged(f"{diverged}. The run stopped; {kept}", diverged.weights_finite) from diverged
     return summary
-
-
-def _restore(checkpoint: TrainingCheckpoint, agent: Any, callbacks: CallbackList, env: str, agent_name: str) -> None:
-    """Put a training checkpoint's state into a freshly built agent and callbacks (before training starts)."""
-    state = checkpoint.state
-    if (state.get("env"), state.get("agent")) != (env, agent_name):
-        raise RunDirError(f"training checkpoint {checkpoint.path} is of {state.get('agent')!r} on "
-                          f"{state.get('env')!r}, but this run trains {agent_name!r} on {env!r}")
-    agent.load(checkpoint.agent_file)
-    try:
-        agent.load_training_state(state["agent_state"])
-        callbacks.load_state_dict(state["callbacks"])
-    except (KeyError, ValueError, TypeError) as e:
-        raise RunDirError(f"training checkpoint {checkpoint.path} does not fit this run ({e})") from None
-    if not state["agent_state"].get("envs_exact", True):
-        log.warning("%s cannot record its environments' state (only rlkit's own environments can): the "
-                    "continued run starts new episodes, so it will not repeat the uninterrupted run exactly", env)

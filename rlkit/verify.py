@@ -55,12 +55,10 @@ class _StopAt(Callback):
 
 @dataclass
 class Verdict:
-    """What ``rlkit verify`` found."""
+    """What ``rlkit verify`` found: values compared per tag, and the differences (none: identical)."""
 
     steps: int
-    """Environment steps compared (the re-run's last step)."""
     compared: dict[str, int] = field(default_factory=dict)
-    """Values compared per tag."""
     differences: list[str] = field(default_factory=list)
     weights_compared: bool = False
 
@@ -68,10 +66,6 @@ class Verdict:
     def identical(self) -> bool:
         """No difference in any compared value."""
         return not self.differences
-
-
-def _same(a: float, b: float) -> bool:
-    return a == b or (math.isnan(a) and math.isnan(b))
 
 
 def compare(original: dict[str, list[tuple[int, float]]], rerun: dict[str, list[tuple[int, float]]],
@@ -82,14 +76,12 @@ def compare(original: dict[str, list[tuple[int, float]]], rerun: dict[str, list[
     step is left out unless the re-run covered the whole run.
     """
     verdict = Verdict(steps=steps)
-    for tag in sorted(set(original) | set(rerun)):
-        if not tag.startswith(COMPARED):
-            continue
-        mine = [p for p in rerun.get(tag, []) if p[0] < steps or (whole and p[0] == steps)]
-        theirs = [p for p in original.get(tag, []) if p[0] < steps or (whole and p[0] == steps)]
+    for tag in sorted(t for t in set(original) | set(rerun) if t.startswith(COMPARED)):
+        mine, theirs = ([p for p in run.get(tag, []) if p[0] < steps or (whole and p[0] == steps)]
+                        for run in (rerun, original))
         verdict.compared[tag] = len(theirs)
         for i, (a, b) in enumerate(zip(theirs, mine, strict=False)):
-            if a[0] != b[0] or not _same(a[1], b[1]):
+            if a[0] != b[0] or not (a[1] == b[1] or (math.isnan(a[1]) and math.isnan(b[1]))):
                 verdict.differences.append(f"{tag} #{i + 1}: the run logged {a[1]!r} at step {a[0]}, the re-run "
                                            f"{b[1]!r} at step {b[0]}")
                 break
@@ -120,17 +112,15 @@ def verify_run(run_dir: Path, steps: int) -> Verdict:
         raise RunDirError(f"{tb} has no episode scalars to compare with")
     cfg.resume = None
     cfg.callbacks.progress_bar = False
-    cfg.callbacks.checkpoint.every_seconds = 0
-    cfg.callbacks.checkpoint.every_steps = 0
+    cfg.callbacks.checkpoint.every_seconds = cfg.callbacks.checkpoint.every_steps = 0
     whole = steps >= cfg.total_steps
     with tempfile.TemporaryDirectory(prefix="rlkit-verify-") as tmp:
-        rerun_dir = Path(tmp)
-        summary = train(cfg, rerun_dir, callbacks=[] if whole else [_StopAt(steps)])
-        verdict = compare(original, read_scalars(rerun_dir / "tb"), int(summary["steps"]), whole)
+        summary = train(cfg, Path(tmp), callbacks=[] if whole else [_StopAt(steps)])
+        verdict = compare(original, read_scalars(Path(tmp) / "tb"), int(summary["steps"]), whole)
         last = run_dir / "checkpoints" / "last.safetensors"
         if whole and last.is_file():
             theirs, _ = load_checkpoint(last)
-            mine, _ = load_checkpoint(rerun_dir / "checkpoints" / "last.safetensors")
+            mine, _ = load_checkpoint(Path(tmp) / "checkpoints" / "last.safetensors")
             verdict.weights_compared = True
             for name in sorted(set(theirs) | set(mine)):
                 if name not in theirs or name not in mine or \
@@ -140,15 +130,15 @@ def verify_run(run_dir: Path, steps: int) -> Verdict:
     return verdict
 
 
-def _parse(argv: Sequence[str]) -> tuple[Path, int]:
+def main(argv: Sequence[str]) -> None:
+    """``rlkit verify``: prints the verdict; exits 1 if the re-run differs."""
+    if {"-h", "--help"} & set(argv):
+        print(__doc__.split("\n\n")[0] + "\n\n" + USAGE)
+        sys.exit(0)
     values = {"steps": "5000"}
-    for arg in argv:
-        if arg in ("-h", "--help"):
-            print(__doc__.split("\n\n")[0] + "\n\n" + USAGE)
-            sys.exit(0)
-        key, sep, value = arg.partition("=")
+    for key, sep, value in (arg.partition("=") for arg in argv):
         if not sep or key not in ("run", "steps"):
-            raise RlkitError(f"rlkit verify takes run=<run dir> and steps=N, not {arg!r}\n{USAGE}")
+            raise RlkitError(f"rlkit verify takes run=<run dir> and steps=N, not {key + sep + value!r}\n{USAGE}")
         values[key] = value
     if "run" not in values:
         raise RlkitError(f"rlkit verify needs run=<run dir>\n{USAGE}")
@@ -156,18 +146,11 @@ def _parse(argv: Sequence[str]) -> tuple[Path, int]:
         steps = int(values["steps"])
     except ValueError:
         raise RlkitError(f"steps must be an integer, got {values['steps']!r}") from None
-    return Path(values["run"]), steps
-
-
-def main(argv: Sequence[str]) -> None:
-    """``rlkit verify``: prints the verdict; exits 1 if the re-run differs."""
-    run_dir, steps = _parse(argv)
+    run_dir = Path(values["run"])
     verdict = verify_run(run_dir, steps)
-    values = sum(verdict.compared.values())
-    print(f"re-ran {verdict.steps} steps of {run_dir}: compared {values} logged values over "
-          f"{len(verdict.compared)} tags" + (" and the final weights" if verdict.weights_compared else ""))
-    if verdict.identical:
-        print("identical: this machine reproduces the run bit for bit")
-        return
-    print("DIFFERENT:\n  " + "\n  ".join(verdict.differences))
-    sys.exit(1)
+    print(f"re-ran {verdict.steps} steps of {run_dir}: compared {sum(verdict.compared.values())} logged values "
+          f"over {len(verdict.compared)} tags" + (" and the final weights" if verdict.weights_compared else ""))
+    if not verdict.identical:
+        print("DIFFERENT:\n  " + "\n  ".join(verdict.differences))
+        sys.exit(1)
+    print("identical: this machine reproduces the run bit for bit")

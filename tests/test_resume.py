@@ -26,6 +26,7 @@ from rlkit.files import load_checkpoint
 from rlkit.resume import (
     EXIT_INTERRUPTED,
     RESUME_DIR,
+    STATE_FORMAT,
     SignalGuard,
     checkpoints,
     latest_checkpoint,
@@ -259,6 +260,39 @@ def test_env_snapshots_continue_exactly(env):
             assert np.array_equal(x, y)
 
 
+@pytest.mark.parametrize("env", ["balancing_pole", "robotic_arm", "multi_cartpole"])
+def test_single_env_snapshots_in_sb3s_wrappers_continue_exactly(env):
+    """SB3's stack (DummyVecEnv, Monitor, rlkit's checks, Gymnasium's TimeLimit...) is put back mid-episode into
+    copies never reset, and truncates at the same step."""
+    from stable_baselines3.common.monitor import Monitor
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from rlkit.envs.adapters import JointControl
+
+    factory = build_env(compose_cfg([f"env={env}", "env.max_episode_steps=40"]).env)
+    make = (lambda: JointControl(factory.make())) if factory.agents else factory.make
+    a, b = (DummyVecEnv([lambda: Monitor(make()) for _ in range(2)]) for _ in range(2))
+    a.seed(1)
+    a.reset()
+    space, infos = a.action_space, []
+    actions = [np.stack([space.sample() for _ in range(2)]) for _ in range(200)]
+    for act in actions[:25]:
+        a.step(act)
+    state, exact = env_state(a)
+    assert exact
+    set_env_state(b, state)
+    for act in actions[25:]:
+        ra, rb = a.step(act), b.step(act)
+        for x, y in zip(ra[:3], rb[:3], strict=True):
+            assert np.array_equal(x, y)
+        for x, y in zip(ra[3], rb[3], strict=True):  # Monitor's episode return and length, TimeLimit's truncation
+            assert x.get("TimeLimit.truncated") == y.get("TimeLimit.truncated")
+            assert {k: v for k, v in x.get("episode", {}).items() if k != "t"} == \
+                {k: v for k, v in y.get("episode", {}).items() if k != "t"}
+        infos += ra[3]
+    assert any("episode" in info for info in infos)
+
+
 def test_a_crafted_state_file_is_refused_without_running_it(tmp_path):
     """state.npz with an object array (which np.load would unpickle) is refused; its payload never runs."""
     marker = tmp_path / "pwned"
@@ -272,7 +306,7 @@ def test_a_crafted_state_file_is_refused_without_running_it(tmp_path):
     (ck / "agent.safetensors").write_bytes(b"")
     with open(ck / "state.npz", "wb") as f:
         np.savez(f, a0=np.array([Payload()], dtype=object))
-    (ck / "state.json").write_text('{"format": 1, "step": 100, "evil": {"__array__": "a0"}}')
+    (ck / "state.json").write_text(f'{{"format": {STATE_FORMAT}, "step": 100, "evil": {{"__array__": "a0"}}}}')
     with pytest.raises(RunDirError, match="corrupt or not a plain .npz"):
         latest_checkpoint(tmp_path / "run")
     assert not marker.exists()
