@@ -75,10 +75,7 @@ def _extra_callbacks(specs: dict[str, Any]) -> list[Callback]:
 
 
 def hparams_of(cfg: TrainConfig) -> dict[str, bool | int | float | str]:
-    """The run's hyperparameters for TensorBoard's HParams tab: env.*, agent.*, seed and total_steps.
-
-    Keys are dotted paths; lists, dicts and None become their JSON text (the tab takes only scalars).
-    """
+    """The run's hyperparameters for TensorBoard's HParams tab, dotted keys; non-scalars as JSON (the tab's need)."""
     nested = {"seed": cfg.seed, "total_steps": cfg.total_steps, "env": dataclasses.asdict(cfg.env),
               "agent": dataclasses.asdict(cfg.agent)}
     return {k: v if isinstance(v, bool | int | float | str) else json.dumps(v) for k, v in flatten(nested).items()}
@@ -86,14 +83,9 @@ def hparams_of(cfg: TrainConfig) -> dict[str, bool | int | float | str]:
 
 def train(cfg: TrainConfig, run_dir: Path, callbacks: Sequence[Callback] = (),
           resume_from: TrainingCheckpoint | None = None) -> dict[str, Any]:
-    """Train the configured agent on the configured environment; returns the run's summary.
+    """Train the configured agent on the configured env into ``run_dir`` (docs/runs.md); returns the run's summary.
 
-    Args:
-        cfg: The run's config.
-        run_dir: Receives ``tb/``, ``checkpoints/`` (best, last, and ``resume/`` while it runs) and
-            ``summary.json``; Hydra writes ``.hydra/`` beside them.
-        callbacks: Added after the configured ones (the CLI takes plug-ins from ``callbacks.extra``).
-        resume_from: A training checkpoint of this run to continue from, as if it had never stopped.
+    ``callbacks`` go after the configured ones; ``resume_from`` continues the run as if it had never stopped.
 
     Raises:
         RunInterrupted: SIGTERM or SIGINT arrived; a training checkpoint was written.
