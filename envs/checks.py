@@ -10,7 +10,6 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from gymnasium import spaces
 
 from rlkit.envs.state import Snapshot
 from rlkit.errors import EnvError
@@ -63,18 +62,9 @@ def _name(x: Any) -> str:
     return "NaN" if math.isnan(bad) else ("inf" if bad > 0 else "-inf")
 
 
-def _short(value: Any, limit: int = 60) -> str:
+def _short(value: Any) -> str:
     text = repr(value)
-    return text if len(text) <= limit else text[:limit] + "..."
-
-
-def _action_shape(space: gym.Space[Any]) -> tuple[int, ...] | None:
-    """The shape every action of ``space`` has, or None where rlkit does not check it (Dict, Tuple, ...)."""
-    if isinstance(space, spaces.Box | spaces.MultiDiscrete | spaces.MultiBinary):
-        return tuple(space.shape)
-    if isinstance(space, spaces.Discrete):
-        return ()
-    return None
+    return text if len(text) <= 60 else text[:60] + "..."
 
 
 _ADVICE = "rlkit cannot learn from it. Check the environment's physics and its observation and reward computations"
@@ -148,7 +138,7 @@ class CheckedEnv(_Checked, gym.Wrapper):  # type: ignore[type-arg]
         gym.Wrapper.__init__(self, env)
         self.label, self._inner = label, env
         self._copy = "" if copy is None else f"copy {copy}, "
-        self._action_shape = _action_shape(env.action_space)
+        self._action_shape = env.action_space.shape  # None for spaces without one (Dict, Tuple, ...): not checked
         self._episode = self._step = 0
 
     def set_state(self, state: dict[str, Any]) -> None:
@@ -182,7 +172,7 @@ class CheckedVectorEnv(_Checked):
         self.envs = self._inner = envs
         self.label = label
         lead = (envs.num_envs, envs.num_agents) if hasattr(envs, "num_agents") else (envs.num_envs,)
-        shape = _action_shape(envs.single_action_space)
+        shape = envs.single_action_space.shape
         self._action_shape = None if shape is None else (*lead, *shape)
         self._step = 0
 

@@ -140,17 +140,14 @@ def write_checkpoint(directory: Path, step: int, agent: Any, state: dict[str, An
                 os.fsync(f.fileno())
         _fsync(tmp)
         os.replace(tmp, final)
-    except OSError as e:
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
-        if e.errno not in DISK_FULL:
+        if not (isinstance(e, OSError) and e.errno in DISK_FULL):
             raise
         previous = checkpoints(directory)
         kept = f"the previous one, {previous[-1]}, is intact" if previous else "there was no earlier one"
         raise DiskFullError(f"disk full while writing the training checkpoint {final} ({e.strerror or e}); {kept}. "
                             "Free some space and continue with rlkit train resume=<run dir>") from e
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     _fsync(directory)
     return final
 
