@@ -1,7 +1,7 @@
 """The state protocol that lets a training run stop and later continue exactly where it was.
 
-rlkit's own envs and wrappers are :class:`Snapshot` s; other libraries' layers give only public attributes. A
-snapshot is *exact* when every copy's innermost env is a Snapshot; others give their random generator only.
+rlkit's own envs and wrappers are snapshots (:class:`Snapshot`); other libraries' layers give only public attributes.
+A snapshot is *exact* when every copy's innermost env is a Snapshot; others give their random generator only.
 """
 
 from __future__ import annotations

@@ -47,11 +47,6 @@ class Played:
     successes: list[bool] | None = None
     """``info["is_success"]`` at each episode's end, where the env reports it."""
 
-    @property
-    def success_rate(self) -> float | None:
-        """The fraction of successful episodes, or None if the env does not report success."""
-        return float(np.mean(self.successes)) if self.successes else None
-
     def team_returns(self) -> list[float]:
         """Every episode's return; a multi-agent episode's is the mean over its agents."""
         r = self.returns
@@ -74,7 +69,7 @@ def play_episodes(agent: Agent, envs: Sequence[gym.Env], deterministic: bool = T
     for i, env in enumerate(envs):
         obs.append(env.reset()[0])
         record(i)
-    agents = list(getattr(envs[0], "possible_agents", [])) if envs else []
+    agents = list(getattr(envs[0], "possible_agents", []))
     returns = np.zeros((len(envs), len(agents)) if agents else len(envs))
     lengths = [0] * len(envs)
     success: list[bool | None] = [None] * len(envs)
@@ -154,7 +149,8 @@ class PeriodicEvaluator(Callback):
         train_seconds = started - self.ctx.start_time - self.eval_seconds
         played = play_episodes(self.ctx.agent, self.envs, deterministic=self.cfg.deterministic)
         evaluation = Evaluation(step=self.num_steps, rewards=played.team_returns(), lengths=played.lengths,
-                                agent_rewards=played.agent_returns(), success_rate=played.success_rate)
+                                agent_rewards=played.agent_returns(),
+                                success_rate=float(np.mean(played.successes)) if played.successes else None)
         self.last = evaluation
         if self.best is None or evaluation.score > self.best.score:
             self.best = evaluation
@@ -228,7 +224,7 @@ def resolve_checkpoint(run_dir: Path, which: str) -> Path:
     if which == "best" and last.is_file():
         log.warning("%s has no best checkpoint; using the last one", run_dir)
         return last
-    present = sorted(p.name for p in ckpt_dir.glob("*.safetensors")) if ckpt_dir.is_dir() else []
+    present = sorted(p.name for p in ckpt_dir.glob("*.safetensors"))
     raise RunDirError(
         f"{run_dir} has no {which} checkpoint ({path} is missing; present: {present or 'none'}). "
         "Was the run interrupted before its first evaluation?"

@@ -175,8 +175,6 @@ def read_checkpoint(path: Path) -> TrainingCheckpoint:
 
 def checkpoints(directory: Path) -> list[Path]:
     """The complete training checkpoints in ``directory``, oldest first (leftovers of a crash excluded)."""
-    if not directory.is_dir():
-        return []
     return sorted(p for p in directory.glob("step_*") if p.is_dir() and (p / "state.json").is_file())
 
 
