@@ -62,15 +62,14 @@ def _extra_callbacks(specs: dict[str, Any]) -> list[Callback]:
         # run is continued) naming a function such as os.system never gets it run.
         try:
             target = get_object(str(spec["_target_"]))
-        except Exception as e:  # import errors of every kind
+            is_callback = isinstance(target, type) and issubclass(target, Callback)
+            callback = instantiate(spec) if is_callback else None
+        except Exception as e:  # import errors of every kind; instantiate wraps argument errors
             raise ConfigError(f"callbacks.extra.{key} cannot be built: {e}") from None
-        if not (isinstance(target, type) and issubclass(target, Callback)):
+        if callback is None:
             raise ConfigError(f"callbacks.extra.{key}._target_={spec['_target_']} is not a rlkit Callback class; "
                               "nothing was called")
-        try:
-            callbacks.append(instantiate(spec))
-        except Exception as e:  # instantiate wraps argument errors
-            raise ConfigError(f"callbacks.extra.{key} cannot be built: {e}") from None
+        callbacks.append(callback)
     return callbacks
 
 
