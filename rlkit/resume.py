@@ -193,7 +193,7 @@ class Checkpointer(Callback):
     """Writes a training checkpoint at the agent's safe points, when one is due or a stop signal arrived.
 
     After a stop signal (inside ``signals.installed()``), training stops there with :class:`RunInterrupted`. It goes
-    last in the run's callback list, which it saves with the agent's training state and the random states.
+    last in the run's callback list and saves every callback's state, the agent's and the global random states.
     """
 
     _state_attrs = (*Callback._state_attrs, "_next_step")
