@@ -1,9 +1,6 @@
 """Checks of what environments return and what they are given: non-finite values, wrong action shapes.
 
-Each problem becomes an :class:`~rlkit.errors.EnvError` that names it. The checks run on every step, so they
-cost one vectorised sum over a batch of observations and one over its rewards, plus a shape comparison per
-action; the search for the offending value runs only once something is wrong. :func:`rlkit.factory.build_env`
-puts them around every environment rlkit makes, for training and evaluation alike.
+They run on every step, so the common case costs one vectorised sum; the offending value is searched only on failure.
 """
 
 from __future__ import annotations
@@ -13,7 +10,6 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from gymnasium import spaces
 
 from rlkit.envs.state import Snapshot
 from rlkit.errors import EnvError
@@ -23,13 +19,10 @@ from rlkit.errors import EnvError
 _sum = np.add.reduce
 
 
-# ---------------------------------------------------------------------------------------------- values
 def bad_number(value: Any) -> str | None:
-    """What makes ``value`` unfit to learn from, or None if every number in it is finite.
+    """What makes a number, array, or dict/tuple of them unfit to learn from (``"contains NaN at index 2"``).
 
-    ``value`` is a number, an array, or a dict/tuple of them (Gymnasium's Dict and Tuple observations). The
-    answer completes a sentence about the value: ``"contains NaN at index 2"``, ``"is inf"``,
-    ``"is not a number: 'abc'"``.
+    None if every number in it is finite.
     """
     if type(value) is np.ndarray and value.dtype.kind == "f" and math.isfinite(_sum(value, None, np.float64)):
         return None  # the hot path: a float array whose sum is finite holds only finite numbers
@@ -69,21 +62,11 @@ def _name(x: Any) -> str:
     return "NaN" if math.isnan(bad) else ("inf" if bad > 0 else "-inf")
 
 
-def _short(value: Any, limit: int = 60) -> str:
+def _short(value: Any) -> str:
     text = repr(value)
-    return text if len(text) <= limit else text[:limit] + "..."
+    return text if len(text) <= 60 else text[:60] + "..."
 
 
-def _action_shape(space: gym.Space[Any]) -> tuple[int, ...] | None:
-    """The shape every action of ``space`` has, or None where rlkit does not check it (Dict, Tuple, ...)."""
-    if isinstance(space, spaces.Box | spaces.MultiDiscrete | spaces.MultiBinary):
-        return tuple(space.shape)
-    if isinstance(space, spaces.Discrete):
-        return ()
-    return None
-
-
-# ---------------------------------------------------------------------------------------------- environments
 _ADVICE = "rlkit cannot learn from it. Check the environment's physics and its observation and reward computations"
 
 
@@ -146,13 +129,7 @@ class _Checked(Snapshot):
 class CheckedEnv(_Checked, gym.Wrapper):  # type: ignore[type-arg]
     """An env that refuses NaN or infinite outputs, rewards that are no numbers, and actions of the wrong shape.
 
-    Each gets an :class:`EnvError` naming the env, the value and where it happened (episode and step).
-    Attributes other than Gymnasium's (``possible_agents``, ``window_closed``, ...) are the wrapped env's.
-
-    Args:
-        env: The environment.
-        label: Its name in messages (the run's env label, e.g. ``CartPole-v1``).
-        copy: Its index among copies stepped together, named in messages.
+    Each gets an :class:`EnvError` naming the env (``label``), the value, and where: copy, episode and step.
     """
 
     _snapshot_attrs = ("_step", "_episode")
@@ -161,7 +138,7 @@ class CheckedEnv(_Checked, gym.Wrapper):  # type: ignore[type-arg]
         gym.Wrapper.__init__(self, env)
         self.label, self._inner = label, env
         self._copy = "" if copy is None else f"copy {copy}, "
-        self._action_shape = _action_shape(env.action_space)
+        self._action_shape = env.action_space.shape  # None for spaces without one (Dict, Tuple, ...): not checked
         self._episode = self._step = 0
 
     def set_state(self, state: dict[str, Any]) -> None:
@@ -189,17 +166,13 @@ class CheckedEnv(_Checked, gym.Wrapper):  # type: ignore[type-arg]
 
 
 class CheckedVectorEnv(_Checked):
-    """:class:`CheckedEnv` for copies stepped together, with the copy in the message.
-
-    Wraps a Gymnasium vector env, or rlkit's multi-agent array API (observations ``(copies, agents, obs_dim)``,
-    rewards ``(copies, agents)``, actions ``(copies, agents, ...)``). Any other attribute is the wrapped object's.
-    """
+    """:class:`CheckedEnv` for a Gymnasium vector env or rlkit's multi-agent array API, with the copy in the message."""
 
     def __init__(self, envs: Any, label: str) -> None:
         self.envs = self._inner = envs
         self.label = label
         lead = (envs.num_envs, envs.num_agents) if hasattr(envs, "num_agents") else (envs.num_envs,)
-        shape = _action_shape(envs.single_action_space)
+        shape = envs.single_action_space.shape
         self._action_shape = None if shape is None else (*lead, *shape)
         self._step = 0
 

@@ -1,14 +1,7 @@
 """The state protocol that lets a training run stop and later continue exactly where it was.
 
-rlkit's own environments and wrappers are snapshots (:class:`Snapshot`): each names its state in ``_snapshot_attrs``
-and turns it into plain values (arrays, numbers, lists, dicts; random generators as their bit generator's
-state) and back. :func:`env_state` records a stack layer by layer, following the ``env`` and ``envs`` of
-wrappers, vector envs and adapters. Other libraries' layers give only public attributes: a Gymnasium env its
-``np_random``, SB3's ``Monitor`` its episode in progress. Gymnasium's wrappers below a
-:class:`~rlkit.envs.checks.CheckedEnv` are put back by it, through a reset (see its ``set_state``).
-
-A snapshot is *exact* when the innermost environment of every copy is a :class:`Snapshot`. Other environments
-give their random generator only: a run continued from such a snapshot starts their episodes anew.
+rlkit's own envs and wrappers are snapshots (:class:`Snapshot`); other libraries' layers give only public attributes.
+A snapshot is *exact* when every copy's innermost env is a Snapshot; others give their random generator only.
 """
 
 from __future__ import annotations
@@ -19,8 +12,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-_MONITOR_ATTRS = ("rewards", "needs_reset", "total_steps")
-"""SB3's ``Monitor``: the episode in progress (public attributes)."""
+_MONITOR_ATTRS = ("rewards", "needs_reset", "total_steps")  # SB3's Monitor: the episode in progress
 
 
 def _encode(value: Any) -> Any:
@@ -60,7 +52,10 @@ def generator_from_state(state: dict[str, Any]) -> np.random.Generator:
 
 
 class Snapshot:
-    """Mixin: ``get_state``/``set_state`` over the attributes named in ``_snapshot_attrs``."""
+    """Mixin: ``get_state``/``set_state`` over the attributes named in ``_snapshot_attrs``, as plain values.
+
+    Random generators are kept as their bit generator's state.
+    """
 
     _snapshot_attrs: tuple[str, ...] = ()
 
@@ -100,7 +95,7 @@ def _public(env: Any, leaf: bool) -> dict[str, Any]:
 
 
 def env_state(env: Any) -> tuple[dict[str, Any], bool]:
-    """A snapshot of ``env`` and everything it wraps, and whether the snapshot is exact (see the module)."""
+    """A snapshot of ``env`` and every layer it wraps (wrappers, vector envs, adapters), and whether it is exact."""
     children = list(_children(env))
     layer: dict[str, Any] = {"own": env.get_state()} if isinstance(env, Snapshot) else \
         {"public": _public(env, leaf=not children)}

@@ -1,11 +1,6 @@
 """rlkit's callback events, and the callbacks every run uses: the TensorBoard logger and the progress bar.
 
-Every agent, native or SB3, emits the same events: a step was taken (``on_step``), an episode finished
-(``on_episode_end``), an update was made (``on_update``), an evaluation finished (``on_evaluation``), and a
-checkpoint may be taken (``on_safe_point``). SB3 agents get them through an adapter (``rlkit.agents.sb3``);
-native agents call the hooks directly. So one TensorBoard logger serves every agent, with the tags the README
-lists. The shape follows SB3's ``BaseCallback``: public hooks update counters and call no-op ``_on_*``
-methods that subclasses override; ``on_step`` returns False to stop training.
+Every agent emits the same events (SB3's through ``rlkit.agents.sb3``); the shape follows SB3's ``BaseCallback``.
 """
 
 from __future__ import annotations
@@ -34,12 +29,9 @@ class Episode:
     step: int
     """Environment steps taken in the run when it finished."""
     reward: float
-    """Undiscounted return."""
     length: int
-    """Steps in the episode."""
     agent: str | None = None
-    """The agent it belongs to, in multi-agent runs; None for the episode itself (in multi-agent runs, with
-    the team's mean return). Only episodes with ``agent=None`` are counted."""
+    """Multi-agent runs: the agent it belongs to; None (the only ones counted) for the team's mean return."""
 
 
 @dataclass(frozen=True)
@@ -91,8 +83,7 @@ class TrainingContext:
 class Callback:
     """Base class: override the ``_on_*`` methods you need.
 
-    A run continued from a checkpoint restores every callback's ``_state_attrs`` (plain values: numbers,
-    strings, lists, dicts); a subclass adds its own, or overrides :meth:`state_dict` for anything else.
+    A continued run restores every callback's ``_state_attrs`` (plain values); override :meth:`state_dict` for more.
     """
 
     _state_attrs: tuple[str, ...] = ("num_steps", "num_episodes")
@@ -215,10 +206,7 @@ class CallbackList(Callback):
 class TensorBoardLogger(Callback):
     """Writes every event to TensorBoard, with a custom-scalars layout at the start and an HParams entry at the end.
 
-    Args:
-        throughput_every: Environment steps between ``time/steps_per_second`` points.
-        hparams: The run's hyperparameters (flat, dotted keys), for the HParams tab; None: none written.
-        agents: The agents of a multi-agent env (their return curves get a chart of their own).
+    ``hparams`` (flat, dotted keys) go to the HParams tab; a multi-agent env's ``agents`` get charts of their own.
     """
 
     _state_attrs = (*Callback._state_attrs, "_last_step", "_final")
@@ -238,21 +226,17 @@ class TensorBoardLogger(Callback):
         super().load_state_dict(state)
         self._resumed = True  # the layout and the first threshold points are in the events already
 
-    @property
-    def _writer(self) -> SummaryWriter:
-        assert self.ctx is not None and self.ctx.writer is not None, "TensorBoardLogger needs a writer"
-        return self.ctx.writer
-
     def _on_training_start(self) -> None:
         self._last_time = time.perf_counter()
-        assert self.ctx is not None
+        assert self.ctx is not None and self.ctx.writer is not None, "TensorBoardLogger needs a writer"
+        self._writer: SummaryWriter = self.ctx.writer
         if not self._resumed:
             self._writer.add_custom_scalars(custom_scalars_layout(
                 self.ctx.reward_threshold is not None, self.ctx.success_threshold is not None, self.agents))
             self._thresholds(0)
 
     def _thresholds(self, step: int) -> None:
-        """The thresholds as constant series, so the layout's charts can draw them beside the curves."""
+        # The thresholds as constant series, so the layout's charts can draw them beside the curves.
         assert self.ctx is not None
         for tag, value in (("eval/reward_threshold", self.ctx.reward_threshold),
                            ("eval/success_threshold", self.ctx.success_threshold)):
@@ -324,10 +308,7 @@ def custom_scalars_layout(reward_threshold: bool, success_threshold: bool,
 
 
 class ProgressBar(Callback):
-    """A terminal progress bar: steps, episodes per second, mean of the latest episode returns.
-
-    Quiet when stderr is not a terminal (CI logs, pipes), or when ``enabled`` is False.
-    """
+    """A terminal progress bar: steps, episodes per second, mean of the latest returns; quiet off a terminal."""
 
     def __init__(self, enabled: bool = True, window: int = 20, refresh_steps: int = 500) -> None:
         super().__init__()

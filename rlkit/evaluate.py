@@ -25,8 +25,7 @@ from rlkit.video import VideoWriter
 
 log = logging.getLogger(__name__)
 
-DEFAULT_VIDEO_FPS = 30
-"""Frames per second of a video of an env whose metadata gives no ``render_fps``."""
+DEFAULT_VIDEO_FPS = 30  # for envs whose metadata gives no render_fps
 
 
 def seed_envs(envs: Sequence[gym.Env], seed: int) -> None:
@@ -44,14 +43,9 @@ class Played:
     """Shape (episodes,), or (episodes, agents) for a multi-agent env."""
     lengths: list[int]
     agents: list[str]
-    """The agents of a multi-agent env (its ``possible_agents``); empty for a single-agent one."""
+    """A multi-agent env's ``possible_agents``; empty for a single-agent one."""
     successes: list[bool] | None = None
-    """``info["is_success"]`` at each episode's end, where the env reports it (the robotic arm does)."""
-
-    @property
-    def success_rate(self) -> float | None:
-        """The fraction of successful episodes, or None if the env does not report success."""
-        return float(np.mean(self.successes)) if self.successes else None
+    """``info["is_success"]`` at each episode's end, where the env reports it."""
 
     def team_returns(self) -> list[float]:
         """Every episode's return; a multi-agent episode's is the mean over its agents."""
@@ -67,17 +61,15 @@ def play_episodes(agent: Agent, envs: Sequence[gym.Env], deterministic: bool = T
                   stop: Callable[[], bool] | None = None, record: Callable[[int], Any] | None = None) -> Played:
     """Play one episode in each env, all stepped together with one batched ``act`` per step.
 
-    A multi-agent env (a :class:`rlkit.envs.adapters.ParallelArrayEnv`) returns one reward per agent; its
-    returns are kept per agent. ``stop`` is checked after every step; when it returns True, only the
-    episodes already finished are returned. ``record(i)``, if given, is called after env ``i``'s reset and
-    after each of its steps (the final one included): what a video records.
+    Once ``stop()`` is True (checked after every step) only the finished episodes are returned. ``record(i)`` is
+    called after env ``i``'s reset and after each of its steps: what a video records.
     """
     record = record or (lambda i: None)
     obs = []
     for i, env in enumerate(envs):
         obs.append(env.reset()[0])
         record(i)
-    agents = list(getattr(envs[0], "possible_agents", [])) if envs else []
+    agents = list(getattr(envs[0], "possible_agents", []))
     returns = np.zeros((len(envs), len(agents)) if agents else len(envs))
     lengths = [0] * len(envs)
     success: list[bool | None] = [None] * len(envs)
@@ -108,15 +100,9 @@ def play_episodes(agent: Agent, envs: Sequence[gym.Env], deterministic: bool = T
 
 
 class PeriodicEvaluator(Callback):
-    """Every ``cfg.every_steps`` steps, plays ``cfg.episodes`` episodes and keeps the best checkpoint.
+    """Every ``cfg.every_steps`` steps, plays ``cfg.episodes`` episodes in parallel and keeps the best checkpoint.
 
-    The episodes run in parallel copies of the environment with one batched action call per step. Time spent
-    evaluating (and saving the best checkpoint) is counted apart, so training time can be reported without it.
-
-    Args:
-        make_env: Builds one evaluation environment.
-        cfg: ``callbacks.eval`` of the run's config.
-        seed: Seed of the evaluation environments (each copy gets ``seed + i``, once).
+    Its time (``eval_seconds``) is counted apart, so training time can be reported without it.
     """
 
     _state_attrs = (*Callback._state_attrs, "_next_eval", "eval_seconds", "solved_at")
@@ -163,7 +149,8 @@ class PeriodicEvaluator(Callback):
         train_seconds = started - self.ctx.start_time - self.eval_seconds
         played = play_episodes(self.ctx.agent, self.envs, deterministic=self.cfg.deterministic)
         evaluation = Evaluation(step=self.num_steps, rewards=played.team_returns(), lengths=played.lengths,
-                                agent_rewards=played.agent_returns(), success_rate=played.success_rate)
+                                agent_rewards=played.agent_returns(),
+                                success_rate=float(np.mean(played.successes)) if played.successes else None)
         self.last = evaluation
         if self.best is None or evaluation.score > self.best.score:
             self.best = evaluation
@@ -171,7 +158,10 @@ class PeriodicEvaluator(Callback):
                 self.ctx.run_dir / "checkpoints" / "best.safetensors",
                 {"step": self.num_steps, "eval_mean_reward": evaluation.mean_reward, "eval_score": evaluation.score},
             )
-        solved_now = self.solved_at is None and self._solves(evaluation)
+        # Solved: every threshold the env has is met, the score's and the success rate's.
+        pairs = ((evaluation.score, self.ctx.reward_threshold), (evaluation.success_rate, self.ctx.success_threshold))
+        met = [value >= threshold for value, threshold in pairs if value is not None and threshold is not None]
+        solved_now = self.solved_at is None and bool(met) and all(met)
         if solved_now:
             self.solved_at = {"step": self.num_steps, "train_seconds": train_seconds}
         success = "" if evaluation.success_rate is None else f", success {evaluation.success_rate:.0%}"
@@ -181,13 +171,6 @@ class PeriodicEvaluator(Callback):
         self.eval_seconds += time.perf_counter() - started
         self.ctx.callbacks.on_evaluation(evaluation)
         return evaluation
-
-    def _solves(self, evaluation: Evaluation) -> bool:
-        """Every threshold the env has is met: the score's, and the success rate's."""
-        assert self.ctx is not None
-        pairs = ((evaluation.score, self.ctx.reward_threshold), (evaluation.success_rate, self.ctx.success_threshold))
-        met = [value >= threshold for value, threshold in pairs if value is not None and threshold is not None]
-        return bool(met) and all(met)
 
     def _on_training_end(self) -> None:
         if self.last is None or self.last.step != self.num_steps:
@@ -204,11 +187,8 @@ class EvalReport:
     rewards: list[float] = field(default_factory=list)
     lengths: list[int] = field(default_factory=list)
     agent_rewards: dict[str, list[float]] = field(default_factory=dict)
-    """Multi-agent runs: every agent's returns."""
     successes: list[bool] = field(default_factory=list)
-    """Envs that report ``info["is_success"]``: each episode's."""
     video: Path | None = None
-    """The video file (``video=true``): every episode's reset frame and one frame per step."""
 
     def add(self, played: Played) -> None:
         """Count the episodes of one :func:`play_episodes`."""
@@ -244,7 +224,7 @@ def resolve_checkpoint(run_dir: Path, which: str) -> Path:
     if which == "best" and last.is_file():
         log.warning("%s has no best checkpoint; using the last one", run_dir)
         return last
-    present = sorted(p.name for p in ckpt_dir.glob("*.safetensors")) if ckpt_dir.is_dir() else []
+    present = sorted(p.name for p in ckpt_dir.glob("*.safetensors"))
     raise RunDirError(
         f"{run_dir} has no {which} checkpoint ({path} is missing; present: {present or 'none'}). "
         "Was the run interrupted before its first evaluation?"
@@ -291,7 +271,7 @@ def evaluate_run(cfg: EvalRunConfig, on_episode: Callable[[int, Played], Any] | 
 
 
 def _video_writer(cfg: EvalRunConfig, run_dir: Path, checkpoint: Path, env: gym.Env) -> VideoWriter:
-    """A writer for ``<run>/videos/eval-<checkpoint>-<time>.<format>`` at the configured or the env's fps."""
+    """A writer for ``<run>/videos/eval-<checkpoint>-<time>.<format>``."""
     folder = run_dir / "videos"
     try:
         folder.mkdir(exist_ok=True)

@@ -1,10 +1,6 @@
 """Continuing interrupted runs: training checkpoints, the checkpointing callback, and signal handling.
 
-A training checkpoint is a directory ``<run>/checkpoints/resume/step_<N>/``: ``agent.safetensors`` (weights and
-optimizer states), ``state.npz`` (every array of the training state: replay buffers, env snapshots, random
-states; read with ``allow_pickle=False``) and ``state.json`` (everything else, arrays named by their key). It is
-written into a temporary directory, each file fsynced, then renamed into place: a crash mid-write leaves the
-previous checkpoint intact and a ``.tmp`` directory that is ignored. Nothing in it is unpickled when read.
+A checkpoint is ``<run>/checkpoints/resume/step_<N>/``, written atomically and read without unpickling (docs/runs.md).
 """
 
 from __future__ import annotations
@@ -36,8 +32,7 @@ log = logging.getLogger(__name__)
 
 RESUME_DIR = Path("checkpoints") / "resume"
 STATE_FORMAT = 2  # 2: env snapshots through the state protocol (rlkit.envs.state)
-EXIT_INTERRUPTED = 75
-"""Exit code of a run stopped by SIGTERM or SIGINT after writing its checkpoint (EX_TEMPFAIL: try again)."""
+EXIT_INTERRUPTED = 75  # EX_TEMPFAIL: try again
 
 
 class RunInterrupted(RlkitError):
@@ -102,11 +97,6 @@ class TrainingCheckpoint:
     step: int
     state: dict[str, Any]
 
-    @property
-    def agent_file(self) -> Path:
-        """The agent's weights and optimizer states."""
-        return self.path / "agent.safetensors"
-
     def restore_rng(self) -> None:
         """Put back Python's, NumPy's and torch's global random states (:func:`global_rng_state`)."""
         version, internal, gauss = self.state["rng"]["python"]
@@ -121,7 +111,7 @@ def restore(checkpoint: TrainingCheckpoint, agent: Any, callbacks: Callback, ide
     if {k: state.get(k) for k in identity} != identity:
         raise RunDirError(f"training checkpoint {checkpoint.path} is of {state.get('agent')!r} on "
                           f"{state.get('env')!r}, but this run trains {identity['agent']!r} on {identity['env']!r}")
-    agent.load(checkpoint.agent_file)
+    agent.load(checkpoint.path / "agent.safetensors")
     try:
         agent.load_training_state(state["agent_state"])
         callbacks.load_state_dict(state["callbacks"])
@@ -133,7 +123,7 @@ def restore(checkpoint: TrainingCheckpoint, agent: Any, callbacks: Callback, ide
 
 
 def write_checkpoint(directory: Path, step: int, agent: Any, state: dict[str, Any]) -> Path:
-    """Write ``<directory>/step_<step>/`` atomically (see the module docstring); returns its path."""
+    """Write ``<directory>/step_<step>/`` atomically: files fsynced in a temporary directory, then renamed."""
     directory.mkdir(parents=True, exist_ok=True)
     final = directory / f"step_{step:012d}"
     if (final / "state.json").is_file():
@@ -150,17 +140,14 @@ def write_checkpoint(directory: Path, step: int, agent: Any, state: dict[str, An
                 os.fsync(f.fileno())
         _fsync(tmp)
         os.replace(tmp, final)
-    except OSError as e:
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
-        if e.errno not in DISK_FULL:
+        if not (isinstance(e, OSError) and e.errno in DISK_FULL):
             raise
         previous = checkpoints(directory)
         kept = f"the previous one, {previous[-1]}, is intact" if previous else "there was no earlier one"
         raise DiskFullError(f"disk full while writing the training checkpoint {final} ({e.strerror or e}); {kept}. "
                             "Free some space and continue with rlkit train resume=<run dir>") from e
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     _fsync(directory)
     return final
 
@@ -188,8 +175,6 @@ def read_checkpoint(path: Path) -> TrainingCheckpoint:
 
 def checkpoints(directory: Path) -> list[Path]:
     """The complete training checkpoints in ``directory``, oldest first (leftovers of a crash excluded)."""
-    if not directory.is_dir():
-        return []
     return sorted(p for p in directory.glob("step_*") if p.is_dir() and (p / "state.json").is_file())
 
 
@@ -207,33 +192,26 @@ def latest_checkpoint(run_dir: Path) -> TrainingCheckpoint:
 class Checkpointer(Callback):
     """Writes a training checkpoint at the agent's safe points, when one is due or a stop signal arrived.
 
-    Due: every ``cfg.every_steps`` steps or ``cfg.every_seconds`` seconds, whichever comes first (0 turns either
-    off). After a stop signal (inside ``signals.installed()``), training stops there (:class:`RunInterrupted`).
-    Keeps the newest ``cfg.keep_last``.
-    The state written: ``identity`` (env and agent names), the agent's training state, every callback's (this
-    one goes last in the run's list), the global random states, and the time elapsed.
+    After a stop signal (inside ``signals.installed()``), training stops there with :class:`RunInterrupted`. It goes
+    last in the run's callback list and saves every callback's state, the agent's and the global random states.
     """
 
-    _state_attrs = (*Callback._state_attrs, "_next_step", "last_saved_step")
+    _state_attrs = (*Callback._state_attrs, "_next_step")
 
     def __init__(self, directory: Path, cfg: CheckpointConfig, identity: dict[str, str]) -> None:
         super().__init__()
         self.directory, self.identity, self.signals = directory, identity, SignalGuard()
         self.every_steps, self.every_seconds, self.keep_last = cfg.every_steps, cfg.every_seconds, max(1, cfg.keep_last)
-        self.last_saved_step = -1
         self._next_step = cfg.every_steps
         self._last_time = time.monotonic()
         self.write_seconds: list[float] = []
 
-    def _due(self) -> bool:
-        if self.every_steps > 0 and self.num_steps >= self._next_step:
-            return True
-        return self.every_seconds > 0 and time.monotonic() - self._last_time >= self.every_seconds
-
     def _on_safe_point(self) -> None:
         stop = self.signals.requested
+        due = (self.every_steps > 0 and self.num_steps >= self._next_step) or \
+            (self.every_seconds > 0 and time.monotonic() - self._last_time >= self.every_seconds)
         path = None
-        if (stop is not None or self._due()) and self.num_steps > 0:
+        if (stop is not None or due) and self.num_steps > 0:
             path = self.save()
         if stop is not None:
             assert self.ctx is not None
@@ -247,32 +225,24 @@ class Checkpointer(Callback):
         started = time.perf_counter()
         if self.every_steps > 0:
             self._next_step = (self.num_steps // self.every_steps + 1) * self.every_steps
-        self.last_saved_step = self.num_steps
         if self.ctx.writer is not None:
             self.ctx.writer.flush()  # every event up to this step is on disk before the checkpoint exists
         state = {**self.identity, "elapsed": time.perf_counter() - self.ctx.start_time,
                  "agent_state": self.ctx.agent.training_state(), "callbacks": self.ctx.callbacks.state_dict(),
                  "rng": global_rng_state()}
         path = write_checkpoint(self.directory, self.num_steps, self.ctx.agent, state)
-        self._prune()
+        for old in checkpoints(self.directory)[:-self.keep_last]:
+            shutil.rmtree(old, ignore_errors=True)
+        for leftover in self.directory.glob(".step_*.tmp"):  # a crash mid-write; never a complete checkpoint
+            shutil.rmtree(leftover, ignore_errors=True)
         self._last_time = time.monotonic()
         self.write_seconds.append(time.perf_counter() - started)
         log.info("checkpoint at step %d: %s (%.2f s)", self.num_steps, path, self.write_seconds[-1])
         return path
 
-    def _prune(self) -> None:
-        for old in checkpoints(self.directory)[:-self.keep_last]:
-            shutil.rmtree(old, ignore_errors=True)
-        for leftover in self.directory.glob(".step_*.tmp"):  # a crash mid-write; never a complete checkpoint
-            shutil.rmtree(leftover, ignore_errors=True)
-
 
 class SignalGuard:
-    """SIGTERM and SIGINT ask training to checkpoint and stop at its next safe point; a second one stops at once.
-
-    Installed only in the main thread (signal handlers cannot be set elsewhere); restores the previous
-    handlers on exit.
-    """
+    """SIGTERM and SIGINT ask training to checkpoint and stop at its next safe point; a second one stops at once."""
 
     SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -296,7 +266,7 @@ class SignalGuard:
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[SignalGuard]:
-        """Handle the signals inside the ``with`` block."""
+        """Handle the signals inside the ``with`` block (only the main thread can set handlers)."""
         if threading.current_thread() is threading.main_thread():
             for signum in self.SIGNALS:
                 self._previous[signum] = signal.signal(signum, self._handle)

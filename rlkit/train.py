@@ -62,23 +62,19 @@ def _extra_callbacks(specs: dict[str, Any]) -> list[Callback]:
         # run is continued) naming a function such as os.system never gets it run.
         try:
             target = get_object(str(spec["_target_"]))
-        except Exception as e:  # import errors of every kind
+            is_callback = isinstance(target, type) and issubclass(target, Callback)
+            callback = instantiate(spec) if is_callback else None
+        except Exception as e:  # import errors of every kind; instantiate wraps argument errors
             raise ConfigError(f"callbacks.extra.{key} cannot be built: {e}") from None
-        if not (isinstance(target, type) and issubclass(target, Callback)):
+        if callback is None:
             raise ConfigError(f"callbacks.extra.{key}._target_={spec['_target_']} is not a rlkit Callback class; "
                               "nothing was called")
-        try:
-            callbacks.append(instantiate(spec))
-        except Exception as e:  # instantiate wraps argument errors
-            raise ConfigError(f"callbacks.extra.{key} cannot be built: {e}") from None
+        callbacks.append(callback)
     return callbacks
 
 
 def hparams_of(cfg: TrainConfig) -> dict[str, bool | int | float | str]:
-    """The run's hyperparameters for TensorBoard's HParams tab: env.*, agent.*, seed and total_steps.
-
-    Keys are dotted paths; lists, dicts and None become their JSON text (the tab takes only scalars).
-    """
+    """The run's hyperparameters for TensorBoard's HParams tab, dotted keys; non-scalars as JSON (the tab's need)."""
     nested = {"seed": cfg.seed, "total_steps": cfg.total_steps, "env": dataclasses.asdict(cfg.env),
               "agent": dataclasses.asdict(cfg.agent)}
     return {k: v if isinstance(v, bool | int | float | str) else json.dumps(v) for k, v in flatten(nested).items()}
@@ -86,114 +82,104 @@ def hparams_of(cfg: TrainConfig) -> dict[str, bool | int | float | str]:
 
 def train(cfg: TrainConfig, run_dir: Path, callbacks: Sequence[Callback] = (),
           resume_from: TrainingCheckpoint | None = None) -> dict[str, Any]:
-    """Train the configured agent on the configured environment; returns the run's summary.
+    """Train the configured agent on the configured env into ``run_dir`` (docs/runs.md); returns the run's summary.
 
-    Args:
-        cfg: The run's config.
-        run_dir: Receives ``tb/``, ``checkpoints/`` (best, last, and ``resume/`` while it runs) and
-            ``summary.json``; Hydra writes ``.hydra/`` beside them.
-        callbacks: Added after the configured ones (the CLI takes plug-ins from ``callbacks.extra``).
-        resume_from: A training checkpoint of this run to continue from, as if it had never stopped.
+    ``callbacks`` go after the configured ones; ``resume_from`` continues the run as if it had never stopped.
 
     Raises:
         RunInterrupted: SIGTERM or SIGINT arrived; a training checkpoint was written.
         TrainingDiverged: A loss diverged; the last good weights are in ``checkpoints/last.safetensors``.
         DiskFullError: The disk filled up; the message names the checkpoints left intact.
     """
-    with disk_full_errors(run_dir, run_dir / "checkpoints"), quiet_disk_full_in_threads():
-        return _train(cfg, run_dir, callbacks, resume_from)
-
-
-def _train(cfg: TrainConfig, run_dir: Path, callbacks: Sequence[Callback],
-           resume_from: TrainingCheckpoint | None) -> dict[str, Any]:
     cfg.validate()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(cfg.torch_threads)
-    random.seed(cfg.seed)
-    np.random.seed(cfg.seed)
-    torch.manual_seed(cfg.seed)
+    with disk_full_errors(run_dir, run_dir / "checkpoints"), quiet_disk_full_in_threads():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        torch.set_num_threads(cfg.torch_threads)
+        random.seed(cfg.seed)
+        np.random.seed(cfg.seed)
+        torch.manual_seed(cfg.seed)
 
-    env_factory = build_env(cfg.env)
-    agent = build_agent(cfg.agent, env_factory, seed=cfg.seed, training=True)
-    log.info("%s %s on %s for %d steps (seed %d) in %s",
-             "training" if resume_from is None else f"continuing from step {resume_from.step}:",
-             cfg.agent.name, env_factory.label, cfg.total_steps, cfg.seed, run_dir)
+        env_factory = build_env(cfg.env)
+        agent = build_agent(cfg.agent, env_factory, seed=cfg.seed, training=True)
+        log.info("%s %s on %s for %d steps (seed %d) in %s",
+                 "training" if resume_from is None else f"continuing from step {resume_from.step}:",
+                 cfg.agent.name, env_factory.label, cfg.total_steps, cfg.seed, run_dir)
 
-    ev, ck = cfg.callbacks.eval, cfg.callbacks.checkpoint
-    if ev.stop_on_threshold and env_factory.reward_threshold is None and env_factory.success_threshold is None:
-        raise ConfigError(f"callbacks.eval.stop_on_threshold=true, but {env_factory.label} has no reward threshold; "
-                          "set env.reward_threshold")
-    evaluator = PeriodicEvaluator(lambda: env_factory.make(None), ev, seed=cfg.seed + EVAL_SEED_OFFSET)
-    # The evaluator goes first: its final evaluation at the end must reach the logger before it flushes.
-    every: list[Callback] = [evaluator]
-    writer = None
-    if cfg.callbacks.tensorboard:
-        from torch.utils.tensorboard import SummaryWriter
+        ev, ck = cfg.callbacks.eval, cfg.callbacks.checkpoint
+        if ev.stop_on_threshold and env_factory.reward_threshold is None and env_factory.success_threshold is None:
+            raise ConfigError(f"callbacks.eval.stop_on_threshold=true, but {env_factory.label} has no reward "
+                              "threshold; set env.reward_threshold")
+        evaluator = PeriodicEvaluator(lambda: env_factory.make(None), ev, seed=cfg.seed + EVAL_SEED_OFFSET)
+        # The evaluator goes first: its final evaluation at the end must reach the logger before it flushes.
+        every: list[Callback] = [evaluator]
+        writer = None
+        if cfg.callbacks.tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
 
-        # A continued run hides the events its first part wrote after the checkpoint (TensorBoard purges
-        # steps >= purge_step): they are written again, the same.
-        writer = SummaryWriter(log_dir=str(run_dir / "tb"),
-                               purge_step=None if resume_from is None else resume_from.step + 1)
-        every.append(TensorBoardLogger(hparams=hparams_of(cfg), agents=env_factory.agents))
-    every.append(ProgressBar(enabled=cfg.callbacks.progress_bar))
-    identity = {"env": env_factory.label, "agent": cfg.agent.name}
-    checkpointer = Checkpointer(run_dir / RESUME_DIR, ck, identity)
-    callback_list = CallbackList([*every, *_extra_callbacks(cfg.callbacks.extra), *callbacks, checkpointer])
-    ctx = TrainingContext(agent=agent, run_dir=run_dir, total_steps=cfg.total_steps, callbacks=callback_list,
-                          reward_threshold=env_factory.reward_threshold,
-                          success_threshold=env_factory.success_threshold, writer=writer)
-    if resume_from is not None:
-        restore(resume_from, agent, callback_list, identity)
-    callback_list.on_training_start(ctx)
-    if resume_from is not None:
-        ctx.start_time = time.perf_counter() - float(resume_from.state["elapsed"])
-        resume_from.restore_rng()
+            # A continued run hides the events its first part wrote after the checkpoint (TensorBoard purges
+            # steps >= purge_step): they are written again, the same.
+            writer = SummaryWriter(log_dir=str(run_dir / "tb"),
+                                   purge_step=None if resume_from is None else resume_from.step + 1)
+            every.append(TensorBoardLogger(hparams=hparams_of(cfg), agents=env_factory.agents))
+        every.append(ProgressBar(enabled=cfg.callbacks.progress_bar))
+        identity = {"env": env_factory.label, "agent": cfg.agent.name}
+        checkpointer = Checkpointer(run_dir / RESUME_DIR, ck, identity)
+        callback_list = CallbackList([*every, *_extra_callbacks(cfg.callbacks.extra), *callbacks, checkpointer])
+        ctx = TrainingContext(agent=agent, run_dir=run_dir, total_steps=cfg.total_steps, callbacks=callback_list,
+                              reward_threshold=env_factory.reward_threshold,
+                              success_threshold=env_factory.success_threshold, writer=writer)
+        if resume_from is not None:
+            restore(resume_from, agent, callback_list, identity)
+        callback_list.on_training_start(ctx)
+        if resume_from is not None:
+            ctx.start_time = time.perf_counter() - float(resume_from.state["elapsed"])
+            resume_from.restore_rng()
 
-    diverged: TrainingDiverged | None = None
-    last = run_dir / "checkpoints" / "last.safetensors"
-    try:  # a stop signal ends it with RunInterrupted, from the checkpointer
-        try:
-            with checkpointer.signals.installed():
-                agent.learn(cfg.total_steps, callback_list)
-        except TrainingDiverged as e:
-            diverged = e  # no final evaluation: its weights may be too large to play with
-        steps = callback_list.num_steps
-        if diverged is None:
-            callback_list.on_training_end()
-        saved_last = diverged is None or diverged.weights_finite  # never write NaN weights
-        if saved_last:
-            agent.save(last, {"step": steps})
-    finally:
-        if writer is not None:
-            writer.close()
-    wall = time.perf_counter() - ctx.start_time
-    if not ck.keep_after_finish and diverged is None:  # a diverged run keeps its earlier training checkpoints
-        shutil.rmtree(run_dir / RESUME_DIR, ignore_errors=True)
+        diverged: TrainingDiverged | None = None
+        last = run_dir / "checkpoints" / "last.safetensors"
+        try:  # a stop signal ends it with RunInterrupted, from the checkpointer
+            try:
+                with checkpointer.signals.installed():
+                    agent.learn(cfg.total_steps, callback_list)
+            except TrainingDiverged as e:
+                diverged = e  # no final evaluation: its weights may be too large to play with
+            steps = callback_list.num_steps
+            if diverged is None:
+                callback_list.on_training_end()
+            saved_last = diverged is None or diverged.weights_finite  # never write NaN weights
+            if saved_last:
+                agent.save(last, {"step": steps})
+        finally:
+            if writer is not None:
+                writer.close()
+        wall = time.perf_counter() - ctx.start_time
+        if not ck.keep_after_finish and diverged is None:  # a diverged run keeps its earlier training checkpoints
+            shutil.rmtree(run_dir / RESUME_DIR, ignore_errors=True)
 
-    summary = {
-        **identity,
-        "seed": cfg.seed,
-        "total_steps": cfg.total_steps,
-        "steps": steps,
-        "episodes": callback_list.num_episodes,
-        "wall_seconds": wall,
-        "eval_seconds": evaluator.eval_seconds,
-        "train_seconds": wall - evaluator.eval_seconds,
-        "reward_threshold": env_factory.reward_threshold,
-        "success_threshold": env_factory.success_threshold,
-        "solved": evaluator.solved_at,
-        "final_eval": _evaluation_dict(evaluator.last),
-        "best_eval": _evaluation_dict(evaluator.best),
-        "checkpoints": {"best": "checkpoints/best.safetensors" if evaluator.best else None,
-                        "last": "checkpoints/last.safetensors" if saved_last else None},
-        "resumed_from": None if resume_from is None else resume_from.step,
-        "checkpoint_write_seconds": checkpointer.write_seconds,
-        "versions": package_versions(),
-    }
-    if diverged is not None:
-        summary["stopped"] = str(diverged).removeprefix("training ")  # "diverged at step ...: why"
-    write_json(run_dir / SUMMARY_FILE, summary)
-    if diverged is not None:
-        kept = f"the last good weights are in {last}" if saved_last else "its weights were not saved"
-        raise TrainingDiverged(f"{diverged}. The run stopped; {kept}", diverged.weights_finite) from diverged
-    return summary
+        summary = {
+            **identity,
+            "seed": cfg.seed,
+            "total_steps": cfg.total_steps,
+            "steps": steps,
+            "episodes": callback_list.num_episodes,
+            "wall_seconds": wall,
+            "eval_seconds": evaluator.eval_seconds,
+            "train_seconds": wall - evaluator.eval_seconds,
+            "reward_threshold": env_factory.reward_threshold,
+            "success_threshold": env_factory.success_threshold,
+            "solved": evaluator.solved_at,
+            "final_eval": _evaluation_dict(evaluator.last),
+            "best_eval": _evaluation_dict(evaluator.best),
+            "checkpoints": {"best": "checkpoints/best.safetensors" if evaluator.best else None,
+                            "last": "checkpoints/last.safetensors" if saved_last else None},
+            "resumed_from": None if resume_from is None else resume_from.step,
+            "checkpoint_write_seconds": checkpointer.write_seconds,
+            "versions": package_versions(),
+        }
+        if diverged is not None:
+            summary["stopped"] = str(diverged).removeprefix("training ")  # "diverged at step ...: why"
+        write_json(run_dir / SUMMARY_FILE, summary)
+        if diverged is not None:
+            kept = f"the last good weights are in {last}" if saved_last else "its weights were not saved"
+            raise TrainingDiverged(f"{diverged}. The run stopped; {kept}", diverged.weights_finite) from diverged
+        return summary

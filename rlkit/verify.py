@@ -1,9 +1,6 @@
 """``rlkit verify run=<run dir> steps=N``: does this machine reproduce a run's first N steps bit for bit?
 
-It trains the run's config again (same seed) in a temporary directory, stops after ``steps`` environment
-steps, and compares every training episode's return and length, every evaluation, and every ``train/``
-metric logged up to then with the run's TensorBoard events. When ``steps`` covers the whole run, the final
-weights are compared too. Exit status 0: identical; 1: they differ (the first difference is shown).
+It trains the run's config again in a temporary directory and compares what both logged (docs/runs.md).
 """
 
 from __future__ import annotations
@@ -25,20 +22,11 @@ COMPARED = ("episode/", "eval/mean_reward", "eval/success_rate", "train/")
 
 
 def read_scalars(tb_dir: Path) -> dict[str, list[tuple[int, float]]]:
-    """Every scalar in a run's TensorBoard events: tag -> [(step, value)], in logging order.
-
-    Events a continued run purged (those its first part logged after its last checkpoint) are left out.
-    """
+    """Every scalar in TensorBoard events: tag -> [(step, value)], in logging order, without purged events."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    acc = EventAccumulator(str(tb_dir), size_guidance={"scalars": 0})
-    quiet = logging.getLogger("tensorboard")
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)  # it warns of the purge a continued run asked for
-    try:
-        acc.Reload()
-    finally:
-        quiet.setLevel(level)
+    logging.getLogger("tensorboard").setLevel(logging.ERROR)  # it warns of the purges continued runs ask for
+    acc = EventAccumulator(str(tb_dir), size_guidance={"scalars": 0}).Reload()
     return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
 
 
@@ -93,7 +81,7 @@ def compare(original: dict[str, list[tuple[int, float]]], rerun: dict[str, list[
 
 
 def verify_run(run_dir: Path, steps: int) -> Verdict:
-    """Re-run the first ``steps`` steps of ``run_dir`` and compare (see the module docstring)."""
+    """Re-run the first ``steps`` steps of ``run_dir`` and compare; the final weights too if it covers the run."""
     import numpy as np
 
     from rlkit.files import load_checkpoint
