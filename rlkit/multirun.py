@@ -1,8 +1,4 @@
-"""Multiruns (``rlkit train -m ...``): checks of the command line, the sweep's index of jobs, presets.
-
-Every job writes its own run directory, ``<sweep dir>/<job number>/``; :class:`SweepIndex` adds ``job.json`` to
-each and keeps ``<sweep dir>/jobs.csv`` up to date as jobs finish, whichever launcher ran them.
-"""
+"""Multiruns (``rlkit train -m ...``): checks of the command line, the sweep's index of jobs, presets."""
 
 from __future__ import annotations
 
@@ -34,7 +30,6 @@ INDEX_COLUMNS = ("job", "status", "overrides", "final_eval", "best_eval", "solve
 PRINTED_ROWS = 20  # of the index, at the end of a multirun; the file has them all
 
 
-# ---------------------------------------------------------------------------------------------- checks
 def check_multirun_args(args: Sequence[str]) -> None:
     """Refuse, before Hydra starts, command lines whose sweep cannot run; each with a one-line reason."""
     multirun = "-m" in args or "--multirun" in args
@@ -68,12 +63,11 @@ def is_serial_launcher(launcher: DictConfig) -> bool:
     return "basic_launcher" in str(launcher.get("_target_", ""))
 
 
-# ---------------------------------------------------------------------------------------------- index
 class SweepIndex(Callback):
     """Hydra callback (in ``train.yaml``): each job's ``job.json``; the sweep's ``jobs.csv`` as jobs finish.
 
-    ``on_job_end`` runs in the job's own process, so the index is rebuilt there, under a file lock, from every
-    ``job.json`` present: the last job to finish writes the complete index.
+    ``on_job_end`` runs in the job's process (any launcher), so it rebuilds the index there, under a file lock,
+    from every ``job.json`` present: the last job to finish writes the complete index.
     """
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
@@ -101,9 +95,7 @@ class SweepIndex(Callback):
 
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json(run_dir / JOB_FILE, record)
-        sweep_dir = Path(str(config.hydra.sweep.dir))
-        if not sweep_dir.is_absolute():
-            sweep_dir = Path(str(config.hydra.runtime.cwd)) / sweep_dir
+        sweep_dir = Path(str(config.hydra.runtime.cwd)) / str(config.hydra.sweep.dir)
         with _locked(sweep_dir / ".jobs.lock"):
             write_index(sweep_dir)
 
@@ -123,7 +115,7 @@ def failure_message(error: Any) -> str:
 
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[None]:
-    """An exclusive lock between the jobs of one machine (no-op where ``fcntl`` is missing)."""
+    """An exclusive lock between the jobs of one machine."""
     try:
         import fcntl
     except ImportError:  # Windows: jobs may race to write the index; the last one still sees every job.json
@@ -131,11 +123,8 @@ def _locked(path: Path) -> Iterator[None]:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+        fcntl.flock(f, fcntl.LOCK_EX)  # released when the file closes
+        yield
 
 
 def read_index(sweep_dir: Path) -> list[dict[str, Any]]:
@@ -171,17 +160,11 @@ def write_index(sweep_dir: Path) -> Path:
     writer = csv.DictWriter(buf, fieldnames=INDEX_COLUMNS)
     writer.writeheader()
     for row in read_index(sweep_dir):
-        writer.writerow({k: _csv_value(v) for k, v in row.items()})
+        writer.writerow({k: f"{v:.6g}" if isinstance(v, float) else "" if v is None else v for k, v in row.items()})
     from rlkit.files import atomic_write  # torch: see on_job_end
 
     atomic_write(sweep_dir / INDEX_FILE, buf.getvalue().encode())
     return sweep_dir / INDEX_FILE
-
-
-def _csv_value(value: Any) -> Any:
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return "" if value is None else value
 
 
 def format_index(sweep_dir: Path, rows: list[dict[str, Any]]) -> str:
@@ -201,17 +184,11 @@ def format_index(sweep_dir: Path, rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-# ---------------------------------------------------------------------------------------------- presets
 def preset_yaml(config: DictConfig, base: DictConfig, groups: dict[str, str], header: Sequence[str],
                 keep: Sequence[str] = ()) -> str:
     """An ``experiment=`` preset that composes to ``config``: its groups, then every key that differs from ``base``.
 
-    Args:
-        config: the composed training config to reproduce (no ``hydra`` node).
-        base: the config that ``groups`` alone compose to.
-        groups: config group -> choice, written as ``override /<group>: <choice>`` lines.
-        header: comment lines (without ``#``) at the top of the file.
-        keep: dotted keys written even where they equal ``base`` (the searched ones); groups are left out.
+    ``base``: what ``groups`` alone compose to; ``keep``: keys written even where they equal it (the searched ones).
     """
     values = OmegaConf.to_container(config, resolve=True)
     body = OmegaConf.create(_differences(values, OmegaConf.to_container(base, resolve=True)))

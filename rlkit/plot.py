@@ -1,8 +1,7 @@
-"""Learning curves of many runs: ``rlkit plot <runs or sweep dir> [more dirs...]``.
+"""Learning curves of many runs: ``rlkit plot <runs or sweep dir> [more dirs...]`` (docs/dashboards.md).
 
-Reads one TensorBoard scalar from every run under the paths, groups the runs by their config without the seed,
-and draws each group's mean with a 95% t-interval against environment steps and wall time, to a PNG and a CSV
-of the numbers drawn. From Python: ``load_runs`` -> ``group_runs`` -> ``curves`` -> ``plot_curves``/``write_csv``.
+Runs are grouped by their config without the seed; each group's mean and 95% t-interval is drawn against steps
+and wall time. From Python: ``load_runs`` -> ``group_runs`` -> ``curves`` -> ``plot_curves``/``write_csv``.
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ import numpy as np
 
 from rlkit.errors import RlkitError, RunDirError
 from rlkit.manual import as_override
-from rlkit.runs import CONFIG_FILE, SUMMARY_FILE, flatten
+from rlkit.runs import CONFIG_FILE, SUMMARY_FILE, flatten, read_events
 
 TB_DIR = "tb"
 DEFAULT_TAG = "episode/reward"
@@ -43,14 +42,13 @@ class PlotError(RlkitError, ValueError):
 
 @dataclass
 class Run:
-    """One run directory and one scalar it logged."""
+    """One run directory and one scalar it logged, at increasing steps (values at one step averaged)."""
 
     path: Path
     config: dict[str, Any]
     """The resolved config, flattened to dotted keys (``agent.learning_rate``)."""
     summary: dict[str, Any]
     steps: np.ndarray
-    """Environment steps at which the scalar was logged, increasing (repeated steps averaged into one)."""
     wall: np.ndarray
     """Seconds from the run's first TensorBoard event to each of ``steps``."""
     values: np.ndarray
@@ -63,33 +61,29 @@ class Run:
 
 @dataclass
 class Group:
-    """Runs with the same config apart from the seed."""
+    """Runs with the same config apart from the seed, labelled by the keys that set it apart from the others."""
 
     label: str
-    """The config keys that set this group apart from the others (``agent=dqn agent.gamma=0.9``)."""
     runs: list[Run] = field(default_factory=list)
 
 
 @dataclass
 class Curve:
-    """What is drawn for one group against one x axis: the mean over its runs and a confidence band."""
+    """One group against one x axis (``steps`` or ``wall``): the mean over its runs and a 95% t-interval."""
 
     group: str
     x_kind: str
-    """``steps`` or ``wall``."""
     x: np.ndarray
     mean: np.ndarray
     low: np.ndarray
-    """The 95% t-interval of the mean, low and high ends (the mean itself for a single run)."""
     high: np.ndarray
     n_runs: int
     runs: np.ndarray = field(repr=False, default_factory=lambda: np.empty((0, 0)))
     """Every run interpolated onto ``x``, shape (n_runs, len(x)), in the group's run order."""
 
 
-# ---------------------------------------------------------------------------------------------- loading
 def is_run_dir(path: Path) -> bool:
-    """Whether ``path`` is an rlkit run directory: ``summary.json``, ``.hydra/config.yaml`` and ``tb/``."""
+    """Whether ``path`` is a finished rlkit run directory: ``summary.json``, ``.hydra/config.yaml`` and ``tb/``."""
     return (path / SUMMARY_FILE).is_file() and (path / CONFIG_FILE).is_file() and (path / TB_DIR).is_dir()
 
 
@@ -109,9 +103,8 @@ def find_runs(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
             raise RunDirError(f"{root} is not a directory; give run directories or folders that hold them")
         under = []
         for dirpath, dirnames, _ in os.walk(root):
-            here = Path(dirpath)
-            if is_run_dir(here):
-                under.append(here)
+            if is_run_dir(Path(dirpath)):
+                under.append(Path(dirpath))
                 dirnames.clear()  # runs do not nest
             else:
                 dirnames[:] = [d for d in dirnames if not d.startswith(".")]
@@ -148,16 +141,11 @@ def _load_summary(run_dir: Path) -> dict[str, Any]:
 
 
 def read_scalar(tb_dir: Path, tag: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | list[str]:
-    """One scalar's ``(steps, wall seconds, values)`` from a TensorBoard directory, every event kept.
+    """One scalar's ``(steps, wall seconds, values)``, values logged at one step averaged; or else the dir's tags.
 
-    Values logged at the same step (episodes of parallel env copies ending together) are averaged into one
-    point. Returns the directory's scalar tags instead when it has none named ``tag``.
+    Several values at one step: episodes of parallel env copies that ended together.
     """
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    # size_guidance 0 keeps every scalar; the default keeps a random sample of 10,000.
-    acc = EventAccumulator(str(tb_dir), size_guidance={"scalars": 0})
-    acc.Reload()
+    acc = read_events(tb_dir)
     tags = acc.Tags()["scalars"]
     if tag not in tags:
         return sorted(tags)
@@ -199,7 +187,6 @@ def load_runs(paths: Iterable[str | os.PathLike[str]], tag: str = DEFAULT_TAG) -
     return runs
 
 
-# ---------------------------------------------------------------------------------------------- grouping
 def _same(value: Any) -> str:
     """A config value as a hashable, comparable key."""
     return json.dumps(value, sort_keys=True)
@@ -276,7 +263,6 @@ def is_return_tag(tag: str) -> bool:
     return any(tag == t or tag.startswith(f"{t}/") for t in ("episode/reward", "eval/mean_reward"))
 
 
-# ---------------------------------------------------------------------------------------------- curves
 def moving_average(values: np.ndarray, window: int) -> np.ndarray:
     """Trailing mean over the last ``window`` values (fewer at the start)."""
     if window <= 1 or len(values) == 0:
@@ -304,15 +290,10 @@ def curves(groups: Sequence[Group], x: str = "steps", points: int = 200, smooth:
     """Each group's runs on a common grid of ``x`` (``steps`` or ``wall``): mean and 95% t-interval.
 
     Every run is linearly interpolated onto ``points`` evenly spaced values of x over the range that all runs
-    of its group cover (never extrapolated); ``smooth`` > 1 first replaces each run's values by their
-    trailing mean over that many logged values.
+    of its group cover (never extrapolated), after a trailing mean over ``smooth`` logged values.
     """
     if x not in X_KINDS:
         raise PlotError(f"x must be one of {', '.join(X_KINDS)}, got {x!r}")
-    if points < 2:
-        raise PlotError(f"points must be >= 2, got {points}")
-    if smooth < 1:
-        raise PlotError(f"smooth must be >= 1 (1: no smoothing), got {smooth}")
     out = []
     for group in groups:
         xs = [run.steps if x == "steps" else run.wall for run in group.runs]
@@ -333,7 +314,6 @@ def curves(groups: Sequence[Group], x: str = "steps", points: int = 200, smooth:
     return out
 
 
-# ---------------------------------------------------------------------------------------------- output
 def plot_curves(drawn: Sequence[Curve], out: str | os.PathLike[str], tag: str = DEFAULT_TAG,
                 thresholds: Mapping[float, str] | None = None, size: tuple[int, int] = (1200, 500)) -> Path:
     """Draw the curves to a PNG of ``size`` pixels: one panel per x kind, a legend, dashed ``thresholds``."""
@@ -385,8 +365,8 @@ def write_csv(drawn: Sequence[Curve], out: str | os.PathLike[str]) -> Path:
     return path
 
 
-# ---------------------------------------------------------------------------------------------- command
-def _parser() -> argparse.ArgumentParser:
+def main(argv: Sequence[str]) -> None:
+    """``rlkit plot``: parse the arguments, draw, and print where the PNG and CSV went (warnings on one line)."""
     parser = argparse.ArgumentParser(
         prog="rlkit plot",
         description="Learning curves of runs: each config's mean over its seeds with a 95% t-interval, "
@@ -406,38 +386,26 @@ def _parser() -> argparse.ArgumentParser:
                              "none; e.g. 20 for episode/reward)")
     parser.add_argument("--points", type=int, default=200, metavar="N",
                         help="points on the common grid each run is interpolated onto (default 200)")
-    return parser
-
-
-def main(argv: Sequence[str]) -> None:
-    """``rlkit plot``: parse the arguments, draw, and print where the PNG and CSV went (warnings on one line)."""
-    def show(message: Warning | str, *_: Any, **__: Any) -> None:
-        print(f"rlkit: warning: {message}", file=sys.stderr)
-
+    args = parser.parse_args(list(argv))
     with warnings.catch_warnings():
         warnings.simplefilter("always")
-        warnings.showwarning = show
-        _main(argv)
-
-
-def _main(argv: Sequence[str]) -> None:
-    args = _parser().parse_args(list(argv))
-    out = Path(args.out).expanduser() if args.out else Path(args.paths[0]).expanduser() / "learning_curves.png"
-    if out.suffix.lower() != ".png":
-        raise PlotError(f"--out must name a .png file, got {out}")
-    if args.smooth < 1 or args.points < 2:
-        raise PlotError(f"--smooth must be >= 1 (1: no smoothing) and --points >= 2, got {args.smooth} and "
-                        f"{args.points}")
-    runs = load_runs(args.paths, tag=args.tag)
-    if not out.parent.is_dir():
-        raise PlotError(f"--out {out}: the folder {out.parent} does not exist")
-    groups = group_runs(runs)
-    kinds = X_KINDS if args.x == "both" else (args.x,)
-    drawn = [c for kind in kinds for c in curves(groups, x=kind, points=args.points, smooth=args.smooth)]
-    thresholds = reward_thresholds(runs) if is_return_tag(args.tag) else {}
-    png = plot_curves(drawn, out, tag=args.tag, thresholds=thresholds)
-    table = write_csv(drawn, out.with_suffix(".csv"))
-    for group in groups:
-        seeds = ", ".join(str(r.seed) for r in group.runs)
-        print(f"{group.label}: {len(group.runs)} run{'s' if len(group.runs) > 1 else ''} (seeds {seeds})")
-    print(f"plot: {png}\ndata: {table}")
+        warnings.showwarning = lambda message, *_, **__: print(f"rlkit: warning: {message}", file=sys.stderr)
+        out = Path(args.out).expanduser() if args.out else Path(args.paths[0]).expanduser() / "learning_curves.png"
+        if out.suffix.lower() != ".png":
+            raise PlotError(f"--out must name a .png file, got {out}")
+        if args.smooth < 1 or args.points < 2:
+            raise PlotError(f"--smooth must be >= 1 (1: no smoothing) and --points >= 2, got {args.smooth} and "
+                            f"{args.points}")
+        runs = load_runs(args.paths, tag=args.tag)
+        if not out.parent.is_dir():
+            raise PlotError(f"--out {out}: the folder {out.parent} does not exist")
+        groups = group_runs(runs)
+        kinds = X_KINDS if args.x == "both" else (args.x,)
+        drawn = [c for kind in kinds for c in curves(groups, x=kind, points=args.points, smooth=args.smooth)]
+        thresholds = reward_thresholds(runs) if is_return_tag(args.tag) else {}
+        png = plot_curves(drawn, out, tag=args.tag, thresholds=thresholds)
+        table = write_csv(drawn, out.with_suffix(".csv"))
+        for group in groups:
+            seeds = ", ".join(str(r.seed) for r in group.runs)
+            print(f"{group.label}: {len(group.runs)} run{'s' if len(group.runs) > 1 else ''} (seeds {seeds})")
+        print(f"plot: {png}\ndata: {table}")
