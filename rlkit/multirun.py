@@ -91,19 +91,37 @@ class SweepIndex(Callback):
             "overrides": list(job_return.overrides or []),
             "error": failure_message(job_return._return_value) if failed else None,  # the property re-raises
         }
-        from rlkit.files import write_json  # torch: in the job's process, never at the CLI's start
+        from rlkit.files import atomic_write, write_json  # torch: in the job's process, never at the CLI's start
 
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json(run_dir / JOB_FILE, record)
         sweep_dir = Path(str(config.hydra.runtime.cwd)) / str(config.hydra.sweep.dir)
         with _locked(sweep_dir / ".jobs.lock"):
-            write_index(sweep_dir)
+            buf = io.StringIO()
+            writer = csv.DictWriter(buf, fieldnames=INDEX_COLUMNS)
+            writer.writeheader()
+            for row in read_index(sweep_dir):
+                writer.writerow({k: f"{v:.6g}" if isinstance(v, float) else "" if v is None else v
+                                 for k, v in row.items()})
+            atomic_write(sweep_dir / INDEX_FILE, buf.getvalue().encode())
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        """Print the index (its first rows) and where it is."""
+        """Print the index's counts, then a table of its first jobs."""
         sweep_dir = Path(str(config.hydra.sweep.dir))
-        if rows := read_index(sweep_dir):
-            print(format_index(sweep_dir, rows))
+        if not (rows := read_index(sweep_dir)):
+            return
+        failed = sum(r["status"] != "completed" for r in rows)
+        common = set.intersection(*(set(r["overrides"].split()) for r in rows)) if len(rows) > 1 else set()
+        print(f"sweep {sweep_dir}: {len(rows)} jobs, {len(rows) - failed} completed"
+              + (f", {failed} failed" if failed else "") + f" (index: {sweep_dir / INDEX_FILE})")
+        print(f"  {'job':>4}  {'status':<9}  {'final eval':>10}  overrides"
+              + (f" (besides {' '.join(sorted(common))})" if common else ""))
+        for row in rows[:PRINTED_ROWS]:
+            final = "" if row["final_eval"] is None else f"{row['final_eval']:.1f}"
+            own = " ".join(o for o in row["overrides"].split() if o not in common)
+            print(f"  {row['job']:>4}  {row['status']:<9}  {final:>10}  {own}")
+        if len(rows) > PRINTED_ROWS:
+            print(f"  ... {len(rows) - PRINTED_ROWS} more in {INDEX_FILE}")
 
 
 def failure_message(error: Any) -> str:
@@ -152,36 +170,6 @@ def read_index(sweep_dir: Path) -> list[dict[str, Any]]:
             "error": record.get("error"),
         })
     return sorted(rows, key=lambda r: (r["job"] is None, r["job"]))
-
-
-def write_index(sweep_dir: Path) -> Path:
-    """Write ``<sweep dir>/jobs.csv`` from the jobs finished so far (atomically)."""
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=INDEX_COLUMNS)
-    writer.writeheader()
-    for row in read_index(sweep_dir):
-        writer.writerow({k: f"{v:.6g}" if isinstance(v, float) else "" if v is None else v for k, v in row.items()})
-    from rlkit.files import atomic_write  # torch: see on_job_end
-
-    atomic_write(sweep_dir / INDEX_FILE, buf.getvalue().encode())
-    return sweep_dir / INDEX_FILE
-
-
-def format_index(sweep_dir: Path, rows: list[dict[str, Any]]) -> str:
-    """The end-of-multirun report: counts, then a table of the first jobs."""
-    failed = sum(r["status"] != "completed" for r in rows)
-    common = set.intersection(*(set(r["overrides"].split()) for r in rows)) if len(rows) > 1 else set()
-    lines = [f"sweep {sweep_dir}: {len(rows)} jobs, {len(rows) - failed} completed"
-             + (f", {failed} failed" if failed else "") + f" (index: {sweep_dir / INDEX_FILE})",
-             f"  {'job':>4}  {'status':<9}  {'final eval':>10}  overrides"
-             + (f" (besides {' '.join(sorted(common))})" if common else "")]
-    for row in rows[:PRINTED_ROWS]:
-        final = "" if row["final_eval"] is None else f"{row['final_eval']:.1f}"
-        own = " ".join(o for o in row["overrides"].split() if o not in common)
-        lines.append(f"  {row['job']:>4}  {row['status']:<9}  {final:>10}  {own}")
-    if len(rows) > PRINTED_ROWS:
-        lines.append(f"  ... {len(rows) - PRINTED_ROWS} more in {INDEX_FILE}")
-    return "\n".join(lines)
 
 
 def preset_yaml(config: DictConfig, base: DictConfig, groups: dict[str, str], header: Sequence[str],

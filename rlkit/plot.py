@@ -116,28 +116,18 @@ def find_runs(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
     return list(found)
 
 
-def _load_config(run_dir: Path) -> dict[str, Any]:
+def _load(path: Path) -> dict[str, Any]:
+    """A run's summary (JSON) or resolved config (YAML)."""
     from omegaconf import OmegaConf
 
-    path = run_dir / CONFIG_FILE
     try:
-        raw = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
-    except Exception as e:  # YAML and interpolation errors share no base class worth naming
+        data = (json.loads(path.read_text()) if path.suffix == ".json"
+                else OmegaConf.to_container(OmegaConf.load(path), resolve=True))
+    except Exception as e:  # OS, JSON, YAML and interpolation errors share no base class worth naming
         raise RunDirError(f"{path} is corrupt: {e}") from None
-    if not isinstance(raw, dict):
-        raise RunDirError(f"{path} is corrupt: it is not a mapping")
-    return flatten(raw)
-
-
-def _load_summary(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / SUMMARY_FILE
-    try:
-        summary = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise RunDirError(f"{path} is corrupt: {e}") from None
-    if not isinstance(summary, dict):
-        raise RunDirError(f"{path} is corrupt: it is not a JSON object")
-    return summary
+    if not isinstance(data, dict):
+        raise RunDirError(f"{path} is corrupt: it is not a {'JSON object' if path.suffix == '.json' else 'mapping'}")
+    return data
 
 
 def read_scalar(tb_dir: Path, tag: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | list[str]:
@@ -176,8 +166,8 @@ def load_runs(paths: Iterable[str | os.PathLike[str]], tag: str = DEFAULT_TAG) -
             other_tags.update(scalar)
             continue
         steps, wall, values = scalar
-        runs.append(Run(path=run_dir, config=_load_config(run_dir), summary=_load_summary(run_dir),
-                        steps=steps, wall=wall, values=values))
+        runs.append(Run(path=run_dir, config=flatten(_load(run_dir / CONFIG_FILE)),
+                        summary=_load(run_dir / SUMMARY_FILE), steps=steps, wall=wall, values=values))
     if not runs:
         have = ", ".join(sorted(other_tags)) or "none"
         raise PlotError(f"none of the {len(missing)} runs logged a scalar {tag!r}; their tags: {have}")
@@ -247,20 +237,12 @@ def group_runs(runs: Sequence[Run]) -> list[Group]:
 def reward_thresholds(runs: Sequence[Run]) -> dict[float, str]:
     """The runs' reward thresholds, each with a legend label (naming its envs when the runs have several)."""
     envs = {r.summary.get("env") for r in runs}
-    by_value: dict[float, list[str]] = {}
+    by_value: dict[float, dict[str, None]] = {}  # threshold -> its envs, in order
     for run in runs:
-        value = run.summary.get("reward_threshold")
-        if value is not None:
-            names = by_value.setdefault(float(value), [])
-            if str(run.summary.get("env")) not in names:
-                names.append(str(run.summary.get("env")))
+        if (value := run.summary.get("reward_threshold")) is not None:
+            by_value.setdefault(float(value), {})[str(run.summary.get("env"))] = None
     return {value: f"reward threshold {value:g}" + (f" ({', '.join(names)})" if len(envs) > 1 else "")
             for value, names in sorted(by_value.items())}
-
-
-def is_return_tag(tag: str) -> bool:
-    """Whether ``tag`` is a return, so that a reward threshold belongs on its plot."""
-    return any(tag == t or tag.startswith(f"{t}/") for t in ("episode/reward", "eval/mean_reward"))
 
 
 def moving_average(values: np.ndarray, window: int) -> np.ndarray:
@@ -402,7 +384,8 @@ def main(argv: Sequence[str]) -> None:
         groups = group_runs(runs)
         kinds = X_KINDS if args.x == "both" else (args.x,)
         drawn = [c for kind in kinds for c in curves(groups, x=kind, points=args.points, smooth=args.smooth)]
-        thresholds = reward_thresholds(runs) if is_return_tag(args.tag) else {}
+        returns = any(args.tag == t or args.tag.startswith(f"{t}/") for t in ("episode/reward", "eval/mean_reward"))
+        thresholds = reward_thresholds(runs) if returns else {}  # a threshold belongs only on a return's plot
         png = plot_curves(drawn, out, tag=args.tag, thresholds=thresholds)
         table = write_csv(drawn, out.with_suffix(".csv"))
         for group in groups:
