@@ -30,7 +30,6 @@ from rlkit.multirun import failure_message, parallel_jobs, preset_yaml
 
 log = logging.getLogger(__name__)
 
-DIRECTIONS = ("maximize", "minimize")
 SAMPLERS = ("tpe", "random")
 RESULTS_FILE = "optimization_results.yaml"
 
@@ -79,9 +78,6 @@ class OptunaSweeper(Sweeper):
 
     def __init__(self, **conf: Any) -> None:
         self.conf = OmegaConf.structured(OptunaSweeperConf(**conf))
-        self.config: DictConfig | None = None
-        self.hydra_context: HydraContext | None = None
-        self.launcher: Any = None
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         """Instantiate the configured launcher (Hydra calls this once per multirun)."""
@@ -92,7 +88,7 @@ class OptunaSweeper(Sweeper):
 
     def sweep(self, arguments: list[str]) -> dict[str, Any]:
         """Run ``n_trials`` trials; write the results and the best trial's preset; return the results."""
-        assert self.config is not None
+        assert self.config is not None  # the base class declares it Optional; setup() sets it
         conf = self.conf
         self._validate()
         dimensions, fixed = search_space(conf.params, arguments)
@@ -156,7 +152,7 @@ class OptunaSweeper(Sweeper):
 
     def _validate(self) -> None:
         conf = self.conf
-        if conf.direction not in DIRECTIONS:
+        if conf.direction not in ("maximize", "minimize"):
             raise SweepError(f"hydra.sweeper.direction={conf.direction!r}: use maximize or minimize")
         if conf.sampler not in SAMPLERS:
             raise SweepError(f"hydra.sweeper.sampler={conf.sampler!r}: use one of {', '.join(SAMPLERS)}")
@@ -212,7 +208,7 @@ class OptunaSweeper(Sweeper):
                 groups[group] = choice
         base = loader.load_configuration(config_name=config_name,
                                          overrides=[f"{g}={c}" for g, c in groups.items()], run_mode=RunMode.RUN)
-        absolute = sweep_dir if sweep_dir.is_absolute() else Path(str(self.config.hydra.runtime.cwd)) / sweep_dir
+        absolute = Path(str(self.config.hydra.runtime.cwd)) / sweep_dir
         header = [
             f"Best trial of an Optuna search (rlkit's sweeper): trial {best.number}, {self.conf.objective} "
             f"{best.value:.4g}",
@@ -232,7 +228,6 @@ class OptunaSweeper(Sweeper):
         return path
 
 
-# ---------------------------------------------------------------------------------------------- helpers
 def search_space(params: DictConfig | dict[str, Any], arguments: Sequence[str]) -> tuple[list[Dimension], list[str]]:
     """The dimensions of the search and the fixed overrides every job gets.
 
@@ -306,7 +301,7 @@ def _dimension(override: Override, expression: str) -> Dimension:
 
 def override_value(value: Any) -> str:
     """A sampled value as an override's value; floats keep 4 significant digits, far finer than a search resolves."""
-    if isinstance(value, float) and not isinstance(value, bool):
+    if isinstance(value, float):
         value = float(f"{value:.4g}")
     return value if isinstance(value, str) else as_override(value)
 

@@ -78,13 +78,8 @@ class Curve:
     low: np.ndarray
     high: np.ndarray
     n_runs: int
-    runs: np.ndarray = field(repr=False, default_factory=lambda: np.empty((0, 0)))
+    runs: np.ndarray = field(repr=False)
     """Every run interpolated onto ``x``, shape (n_runs, len(x)), in the group's run order."""
-
-
-def is_run_dir(path: Path) -> bool:
-    """Whether ``path`` is a finished rlkit run directory: ``summary.json``, ``.hydra/config.yaml`` and ``tb/``."""
-    return (path / SUMMARY_FILE).is_file() and (path / CONFIG_FILE).is_file() and (path / TB_DIR).is_dir()
 
 
 def _natural_key(path: Path) -> list[Any]:
@@ -103,8 +98,9 @@ def find_runs(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
             raise RunDirError(f"{root} is not a directory; give run directories or folders that hold them")
         under = []
         for dirpath, dirnames, _ in os.walk(root):
-            if is_run_dir(Path(dirpath)):
-                under.append(Path(dirpath))
+            here = Path(dirpath)
+            if (here / SUMMARY_FILE).is_file() and (here / CONFIG_FILE).is_file() and (here / TB_DIR).is_dir():
+                under.append(here)
                 dirnames.clear()  # runs do not nest
             else:
                 dirnames[:] = [d for d in dirnames if not d.startswith(".")]
@@ -177,11 +173,6 @@ def load_runs(paths: Iterable[str | os.PathLike[str]], tag: str = DEFAULT_TAG) -
     return runs
 
 
-def _same(value: Any) -> str:
-    """A config value as a hashable, comparable key."""
-    return json.dumps(value, sort_keys=True)
-
-
 _UNSET = "(unset)"
 
 
@@ -195,7 +186,7 @@ def _labels(configs: list[dict[str, Any]]) -> list[str]:
     keys = list(dict.fromkeys(k for c in configs for k in c))
 
     def differs(key: str, among: list[dict[str, Any]]) -> bool:
-        return len({_same(c[key]) if key in c else _UNSET for c in among}) > 1
+        return len({json.dumps(c[key], sort_keys=True) if key in c else _UNSET for c in among}) > 1
 
     varying = [k for k in keys if differs(k, configs)]
     choices = {k.split(".")[0] for k in varying if k.count(".") == 1 and k.endswith(".name")}
@@ -222,7 +213,7 @@ def group_runs(runs: Sequence[Run]) -> list[Group]:
     by_config: dict[str, tuple[dict[str, Any], list[Run]]] = {}
     for run in runs:
         config = {k: v for k, v in run.config.items() if k not in NOT_CONFIG}
-        by_config.setdefault(_same(config), (config, []))[1].append(run)
+        by_config.setdefault(json.dumps(config, sort_keys=True), (config, []))[1].append(run)
     configs = [c for c, _ in by_config.values()]
     if len(configs) == 1:
         first = runs[0]

@@ -75,9 +75,6 @@ class RayLauncher(Launcher):
 
     def __init__(self, ray: DictConfig) -> None:
         self.ray_cfg = ray
-        self.config: DictConfig | None = None
-        self.hydra_context: HydraContext | None = None
-        self.task_function: TaskFunction | None = None
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         """Keep what ``launch`` needs (Hydra calls this once per multirun)."""
@@ -87,7 +84,6 @@ class RayLauncher(Launcher):
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         """Submit one task per job, wait for all, return their ``JobReturn`` in job order."""
-        assert self.config is not None and self.hydra_context is not None and self.task_function is not None
         setup_globals()
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         try:
