@@ -137,17 +137,11 @@ def read_scalar(tb_dir: Path, tag: str) -> tuple[np.ndarray, np.ndarray, np.ndar
         return sorted(tags)
     events = acc.Scalars(tag)
     start = acc.FirstEventTimestamp()  # the event file's creation: when training started
-    order = np.argsort([e.step for e in events], kind="stable")
-    steps = np.array([events[i].step for i in order], dtype=np.float64)
-    wall = np.array([events[i].wall_time - start for i in order], dtype=np.float64)
-    values = np.array([events[i].value for i in order], dtype=np.float64)
-    unique, first, counts = np.unique(steps, return_index=True, return_counts=True)
-    if len(unique) < len(steps):
-        which = np.repeat(np.arange(len(unique)), counts)
-        values = np.bincount(which, weights=values) / counts
-        wall = np.maximum.reduceat(wall, first)  # the time the last of them was logged
-        steps = unique
-    return steps, wall, values
+    steps, at, counts = np.unique([e.step for e in events], return_inverse=True, return_counts=True)
+    values = np.bincount(at, weights=[e.value for e in events]) / counts
+    wall = np.full(len(steps), -np.inf)
+    np.maximum.at(wall, at, [e.wall_time - start for e in events])  # when the last of a step's values was logged
+    return steps.astype(np.float64), wall, values
 
 
 def load_runs(paths: Iterable[str | os.PathLike[str]], tag: str = DEFAULT_TAG) -> list[Run]:

@@ -164,7 +164,7 @@ def connect(ray: Any, init: DictConfig) -> str:
         kwargs["runtime_env"] = OmegaConf.to_container(init.runtime_env, resolve=True)
     if address == "local":
         kwargs["num_cpus"] = init.num_cpus
-    else:
+    elif address != "auto":  # left to Ray
         check_reachable(address, source)
     try:
         ray.init(address=address, **kwargs)
@@ -183,10 +183,8 @@ def connect(ray: Any, init: DictConfig) -> str:
 def check_reachable(address: str, source: str) -> None:
     """Fail fast, naming the address, when a cluster's head (host:port, ray://host:port) takes no TCP connection.
 
-    ``ray.init`` would retry for minutes; ``auto`` is left to Ray.
+    ``ray.init`` would retry for minutes.
     """
-    if address == "auto":
-        return
     host, sep, port = address.removeprefix("ray://").rpartition(":")
     if not sep or not host or not port.isdigit():
         raise SweepError(f"{source}={address!r} is not a Ray address: use host:port (the head's GCS port, "
