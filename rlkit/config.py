@@ -152,10 +152,7 @@ class EvalRunConfig:
 
 
 def check_known_keys(node: DictConfig, path: str = "") -> None:
-    """Refuse keys that a typed node's dataclass does not declare.
-
-    Hydra lets ``+agent.foo=1`` add a key even to a typed node, which would become a stray attribute nothing reads.
-    """
+    """Refuse keys that a typed node's dataclass does not declare (Hydra lets ``+agent.foo=1`` add them)."""
     object_type = OmegaConf.get_type(node)
     known = None
     if object_type is not None and dataclasses.is_dataclass(object_type):

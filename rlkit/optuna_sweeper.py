@@ -229,10 +229,7 @@ class OptunaSweeper(Sweeper):
 
 
 def search_space(params: DictConfig | dict[str, Any], arguments: Sequence[str]) -> tuple[list[Dimension], list[str]]:
-    """The dimensions of the search and the fixed overrides every job gets.
-
-    Command-line sweeps add to ``params`` or replace the same key's; a plain value fixes its key.
-    """
+    """The searched dimensions and the fixed overrides; the command line adds to ``params`` or fixes a key."""
     parser = OverridesParser.create()
     dimensions: dict[str, Dimension] = {}
     fixed: list[str] = []

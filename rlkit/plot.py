@@ -127,10 +127,7 @@ def _load(path: Path) -> dict[str, Any]:
 
 
 def read_scalar(tb_dir: Path, tag: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | list[str]:
-    """One scalar's ``(steps, wall seconds, values)``, values logged at one step averaged; or else the dir's tags.
-
-    Several values at one step: episodes of parallel env copies that ended together.
-    """
+    """One scalar's ``(steps, wall seconds, values)``, a step's values (parallel envs') averaged; else the tags."""
     acc = read_events(tb_dir)
     tags = acc.Tags()["scalars"]
     if tag not in tags:

@@ -181,10 +181,7 @@ def connect(ray: Any, init: DictConfig) -> str:
 
 
 def check_reachable(address: str, source: str) -> None:
-    """Fail fast, naming the address, when a cluster's head (host:port, ray://host:port) takes no TCP connection.
-
-    ``ray.init`` would retry for minutes.
-    """
+    """Fail fast, naming the address, when a cluster's head takes no TCP connection (ray.init retries for minutes)."""
     host, sep, port = address.removeprefix("ray://").rpartition(":")
     if not sep or not host or not port.isdigit():
         raise SweepError(f"{source}={address!r} is not a Ray address: use host:port (the head's GCS port, "

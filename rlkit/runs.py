@@ -143,10 +143,7 @@ RESUME_MAY_CHANGE = ("callbacks.progress_bar=", "callbacks.checkpoint.", "torch_
 
 
 def resume_overrides(args: list[str]) -> list[str]:
-    """``rlkit train resume=<run dir>`` (or ``resume=auto``) as the overrides that continue that run.
-
-    The run's own overrides, ``resume`` and ``hydra.run.dir`` (Hydra writes into the run's directory).
-    """
+    """``resume=<run dir>`` (or ``resume=auto``) as the overrides that continue that run, in its own directory."""
     from rlkit.resume import latest_checkpoint  # torch: only once a run is to be continued
 
     value = next(a.split("=", 1)[1] for a in args if a.startswith("resume="))
