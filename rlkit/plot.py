@@ -290,8 +290,7 @@ def plot_curves(drawn: Sequence[Curve], out: str | os.PathLike[str], tag: str = 
     kinds = [k for k in X_KINDS if any(c.x_kind == k for c in drawn)]
     fig = Figure(figsize=(size[0] / dpi, size[1] / dpi), dpi=dpi, layout="constrained")
     axes = fig.subplots(1, len(kinds), squeeze=False)[0]
-    groups = list(dict.fromkeys(c.group for c in drawn))
-    colors = {g: f"C{i % 10}" for i, g in enumerate(groups)}
+    colors = {g: f"C{i % 10}" for i, g in enumerate(dict.fromkeys(c.group for c in drawn))}
     for ax, kind in zip(axes, kinds, strict=True):
         for c in (c for c in drawn if c.x_kind == kind):
             runs = "1 run" if c.n_runs == 1 else f"{c.n_runs} seeds"
