@@ -1,7 +1,7 @@
-"""The ``rlkit`` command: picks the subcommand and hands the rest of the command line to Hydra.
+"""The ``rlkit`` command: picks the subcommand and hands the rest of the command line to Hydra (train, eval).
 
-The only user of Hydra's decorator: it types the composed config and calls plain functions (``rlkit.train``,
-``rlkit.evaluate``); ``plot`` and ``verify`` are plain programs that get their arguments.
+The only user of Hydra's decorator: it types the composed config and calls plain functions; ``plot`` and
+``verify`` are programs that get their arguments.
 """
 
 import importlib

@@ -1,8 +1,4 @@
-"""Typed schemas for every config group, registered in Hydra's ConfigStore.
-
-Each YAML in ``configs/<group>/`` starts with ``defaults: [<name>_schema, _self_]`` so Hydra checks its keys
-and types against the dataclass here at composition time: an unknown key or a value of the wrong type fails
-before any work starts. Cross-field checks live in ``validate()`` methods and raise :class:`ConfigError`.
+"""Config composition: the train/eval schemas, their registration in Hydra's ConfigStore, key and choice checks.
 
 The string after each field is its documentation; ``rlkit train --help`` prints it.
 """
@@ -23,11 +19,9 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 
 from rlkit.errors import ConfigError, RlkitError
 from rlkit.factory import AGENTS, ENVS
+from rlkit.video import VIDEO_FORMATS
 
-VIDEO_FORMATS = ("mp4", "gif")
 
-
-# ---------------------------------------------------------------------------------------------- callbacks
 @dataclass
 class EvalConfig:
     """Periodic deterministic evaluation during training."""
@@ -88,7 +82,6 @@ class CallbacksConfig:
                 raise ConfigError(f"callbacks.extra.{key} needs a _target_ naming a Callback class")
 
 
-# ---------------------------------------------------------------------------------------------- top level
 @dataclass
 class TrainConfig:
     """``rlkit train``: one training run."""
@@ -159,11 +152,7 @@ class EvalRunConfig:
 
 
 def check_known_keys(node: DictConfig, path: str = "") -> None:
-    """Refuse keys that a typed node's dataclass does not declare.
-
-    Hydra lets ``+agent.foo=1`` add a key even to a typed node, and ``OmegaConf.to_object`` would then set it
-    as a stray attribute that nothing reads; a misspelt hyperparameter must fail instead.
-    """
+    """Refuse keys that a typed node's dataclass does not declare (Hydra lets ``+agent.foo=1`` add them)."""
     object_type = OmegaConf.get_type(node)
     known = None
     if object_type is not None and dataclasses.is_dataclass(object_type):
@@ -192,9 +181,7 @@ def register_configs() -> None:
     cs.store(group="callbacks", name="callbacks_schema", node=CallbacksConfig)
 
 
-# ---------------------------------------------------------------------------------------------- composition
-CONFIG_MODULE = "rlkit.configs"
-"""The package that holds train.yaml, eval.yaml and the config groups."""
+CONFIG_MODULE = "rlkit.configs"  # the package of train.yaml, eval.yaml and the config groups
 
 
 def hydra_configs() -> initialize_config_module:

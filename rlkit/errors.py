@@ -12,8 +12,7 @@ from hydra.errors import CompactHydraException
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})  # no space left, disk quota exceeded
-DEBUG_ENV = "RLKIT_DEBUG"
-"""Environment variable that turns rlkit's one-paragraph errors back into tracebacks."""
+DEBUG_ENV = "RLKIT_DEBUG"  # set, it turns rlkit's one-paragraph errors back into tracebacks
 
 
 class RlkitError(Exception):
@@ -48,7 +47,7 @@ class EnvError(RlkitError, ValueError):
 
 
 class TrainingDiverged(RlkitError):
-    """A loss or gradient became NaN or infinite; the update that would have written it was not applied.
+    """A loss or gradient became NaN or infinite; that update was not applied.
 
     ``weights_finite``: whether the weights of the last applied update are finite (worth saving).
     """
@@ -66,9 +65,7 @@ class DiskFullError(RlkitError, OSError):
 def disk_full_errors(writing: Path, checkpoints: Path | None = None) -> Iterator[None]:
     """Turn a full disk (or quota) inside the block into a :class:`DiskFullError` that names what survives.
 
-    Args:
-        writing: The file or directory being written, named when the error names no file (a failed ``write``).
-        checkpoints: The run's checkpoint directory: the message lists the checkpoints left intact there.
+    ``writing`` is named when the error names no file; the intact checkpoints in ``checkpoints`` are listed.
     """
     try:
         yield
@@ -93,8 +90,8 @@ def disk_full_errors(writing: Path, checkpoints: Path | None = None) -> Iterator
 def quiet_disk_full_in_threads() -> Iterator[None]:
     """Inside the block, a background thread that dies of a full disk prints no traceback.
 
-    TensorBoard's writer thread dies of it first; the main thread gets the same error at its next write, which
-    :func:`disk_full_errors` turns into one clear message that the thread's traceback would only bury.
+    TensorBoard's writer thread dies of it first; the main thread's next write gets the same error, which
+    :func:`disk_full_errors` turns into one clear message that the thread's traceback would bury.
     """
     previous = threading.excepthook
 
@@ -109,7 +106,7 @@ def quiet_disk_full_in_threads() -> Iterator[None]:
         threading.excepthook = previous
 
 
-USER_ERRORS = (RlkitError, MissingMandatoryValue, OmegaConfBaseException)
+USER_ERRORS = (RlkitError, OmegaConfBaseException)  # MissingMandatoryValue is an OmegaConfBaseException
 
 
 def _message(e: BaseException) -> str:
@@ -138,10 +135,7 @@ def user_errors() -> Iterator[None]:
 
 @contextlib.contextmanager
 def job_errors() -> Iterator[None]:
-    """In a multirun job, a user's mistake fails that job (Hydra reports it) instead of exiting the process.
-
-    A joblib or Ray worker process runs other jobs too.
-    """
+    """In a multirun job, a user's mistake fails that job (Hydra reports it): a worker process runs other jobs too."""
     try:
         yield
     except USER_ERRORS as e:

@@ -1,6 +1,6 @@
 """``rlkit <command> --help``: the config groups and their choices, then every key with its value and meaning.
 
-A key's meaning is the docstring under its dataclass field (an attribute docstring, read from the source).
+A key's meaning is the docstring under its dataclass field, read from the source.
 """
 
 from __future__ import annotations
@@ -69,42 +69,38 @@ def _describe(node: DictConfig, prefix: str, rows: list[tuple[str, str, str]]) -
 def print_manual(command: str, summary: str, config_name: str, overrides: list[str]) -> None:
     """Print the manual of ``rlkit <command>`` (``summary``: its one line) for the config ``overrides`` give."""
     try:
-        _print_manual(command, summary, config_name, overrides)
+        with hydra_configs():
+            cfg = compose(config_name=config_name, overrides=overrides)
+            loader = GlobalHydra.instance().config_loader()
+            # Only training composes groups; eval's config has none of its own.
+            groups = [g for g in loader.list_groups("") if g != "hydra"] if config_name == "train" else []
+            print(f"usage: rlkit {command} [GROUP=CHOICE ...] [KEY=VALUE ...]\n\n{summary}\n")
+            if groups:
+                print("config groups (GROUP=CHOICE):")
+                for group in sorted(groups):
+                    choices = [c for c in loader.get_group_options(group) if not c.endswith("_schema")]
+                    print(f"  {group:<12} {', '.join(choices)}")
+                print("\nmultiruns (-m; see the README's Sweeps section):")
+                for group, default in (("hydra/launcher", "joblib"), ("hydra/sweeper", "basic")):
+                    others = [c for c in loader.get_group_options(group) if c != default]
+                    print(f"  {group:<14} {', '.join([f'{default} (default)', *others])}")
+                print()
+        with user_errors():
+            check_known_keys(cfg)
+        rows: list[tuple[str, str, str]] = []
+        _describe(cfg, "", rows)
+        top_docs = field_docs(OmegaConf.get_type(cfg))
+        print("keys (KEY=VALUE), with the values the overrides above give:")
+        width = min(max(len(r[0]) for r in rows), 44)
+        section = ""
+        for shown, doc, key in rows:
+            head = key.split(".")[0] if "." in key else ""
+            if head != section:
+                section = head
+                print(f"\n  {head}: {top_docs.get(head, '')}" if head else "\n  top level:")
+            print(f"  {shown:<{width}}  {doc}")
     except Exception as e:  # composition errors: Hydra's message is the useful part
         if os.environ.get(DEBUG_ENV):
             raise
         print(f"rlkit: error: {e}", file=sys.stderr)
         sys.exit(2)
-
-
-def _print_manual(command: str, summary: str, config_name: str, overrides: list[str]) -> None:
-    with hydra_configs():
-        cfg = compose(config_name=config_name, overrides=overrides)
-        loader = GlobalHydra.instance().config_loader()
-        # Only training composes groups; eval's config has none of its own.
-        groups = [g for g in loader.list_groups("") if g != "hydra"] if config_name == "train" else []
-        print(f"usage: rlkit {command} [GROUP=CHOICE ...] [KEY=VALUE ...]\n\n{summary}\n")
-        if groups:
-            print("config groups (GROUP=CHOICE):")
-            for group in sorted(groups):
-                choices = [c for c in loader.get_group_options(group) if not c.endswith("_schema")]
-                print(f"  {group:<12} {', '.join(choices)}")
-            print("\nmultiruns (-m; see the README's Sweeps section):")
-            for group, default in (("hydra/launcher", "joblib"), ("hydra/sweeper", "basic")):
-                others = [c for c in loader.get_group_options(group) if c != default]
-                print(f"  {group:<14} {', '.join([f'{default} (default)', *others])}")
-            print()
-    with user_errors():
-        check_known_keys(cfg)
-    rows: list[tuple[str, str, str]] = []
-    _describe(cfg, "", rows)
-    top_docs = field_docs(OmegaConf.get_type(cfg))
-    print("keys (KEY=VALUE), with the values the overrides above give:")
-    width = min(max(len(r[0]) for r in rows), 44)
-    section = ""
-    for shown, doc, key in rows:
-        head = key.split(".")[0] if "." in key else ""
-        if head != section:
-            section = head
-            print(f"\n  {head}: {top_docs.get(head, '')}" if head else "\n  top level:")
-        print(f"  {shown:<{width}}  {doc}")

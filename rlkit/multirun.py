@@ -1,8 +1,4 @@
-"""Multiruns (``rlkit train -m ...``): checks of the command line, the sweep's index of jobs, presets.
-
-Every job writes its own run directory, ``<sweep dir>/<job number>/``; :class:`SweepIndex` adds ``job.json`` to
-each and keeps ``<sweep dir>/jobs.csv`` up to date as jobs finish, whichever launcher ran them.
-"""
+"""Multiruns (``rlkit train -m ...``): checks of the command line, the sweep's index of jobs, presets."""
 
 from __future__ import annotations
 
@@ -34,7 +30,6 @@ INDEX_COLUMNS = ("job", "status", "overrides", "final_eval", "best_eval", "solve
 PRINTED_ROWS = 20  # of the index, at the end of a multirun; the file has them all
 
 
-# ---------------------------------------------------------------------------------------------- checks
 def check_multirun_args(args: Sequence[str]) -> None:
     """Refuse, before Hydra starts, command lines whose sweep cannot run; each with a one-line reason."""
     multirun = "-m" in args or "--multirun" in args
@@ -68,12 +63,11 @@ def is_serial_launcher(launcher: DictConfig) -> bool:
     return "basic_launcher" in str(launcher.get("_target_", ""))
 
 
-# ---------------------------------------------------------------------------------------------- index
 class SweepIndex(Callback):
     """Hydra callback (in ``train.yaml``): each job's ``job.json``; the sweep's ``jobs.csv`` as jobs finish.
 
-    ``on_job_end`` runs in the job's own process, so the index is rebuilt there, under a file lock, from every
-    ``job.json`` present: the last job to finish writes the complete index.
+    ``on_job_end`` runs in the job's process (any launcher), so it rebuilds the index there, under a file lock,
+    from every ``job.json`` present: the last job to finish writes the complete index.
     """
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
@@ -97,21 +91,37 @@ class SweepIndex(Callback):
             "overrides": list(job_return.overrides or []),
             "error": failure_message(job_return._return_value) if failed else None,  # the property re-raises
         }
-        from rlkit.files import write_json  # torch: in the job's process, never at the CLI's start
+        from rlkit.files import atomic_write, write_json  # torch: in the job's process, never at the CLI's start
 
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json(run_dir / JOB_FILE, record)
-        sweep_dir = Path(str(config.hydra.sweep.dir))
-        if not sweep_dir.is_absolute():
-            sweep_dir = Path(str(config.hydra.runtime.cwd)) / sweep_dir
+        sweep_dir = Path(str(config.hydra.runtime.cwd)) / str(config.hydra.sweep.dir)
         with _locked(sweep_dir / ".jobs.lock"):
-            write_index(sweep_dir)
+            buf = io.StringIO()
+            writer = csv.DictWriter(buf, fieldnames=INDEX_COLUMNS)
+            writer.writeheader()
+            for row in read_index(sweep_dir):
+                writer.writerow({k: f"{v:.6g}" if isinstance(v, float) else "" if v is None else v
+                                 for k, v in row.items()})
+            atomic_write(sweep_dir / INDEX_FILE, buf.getvalue().encode())
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        """Print the index (its first rows) and where it is."""
+        """Print the index's counts, then a table of its first jobs."""
         sweep_dir = Path(str(config.hydra.sweep.dir))
-        if rows := read_index(sweep_dir):
-            print(format_index(sweep_dir, rows))
+        if not (rows := read_index(sweep_dir)):
+            return
+        failed = sum(r["status"] != "completed" for r in rows)
+        common = set.intersection(*(set(r["overrides"].split()) for r in rows)) if len(rows) > 1 else set()
+        print(f"sweep {sweep_dir}: {len(rows)} jobs, {len(rows) - failed} completed"
+              + (f", {failed} failed" if failed else "") + f" (index: {sweep_dir / INDEX_FILE})")
+        print(f"  {'job':>4}  {'status':<9}  {'final eval':>10}  overrides"
+              + (f" (besides {' '.join(sorted(common))})" if common else ""))
+        for row in rows[:PRINTED_ROWS]:
+            final = "" if row["final_eval"] is None else f"{row['final_eval']:.1f}"
+            own = " ".join(o for o in row["overrides"].split() if o not in common)
+            print(f"  {row['job']:>4}  {row['status']:<9}  {final:>10}  {own}")
+        if len(rows) > PRINTED_ROWS:
+            print(f"  ... {len(rows) - PRINTED_ROWS} more in {INDEX_FILE}")
 
 
 def failure_message(error: Any) -> str:
@@ -123,7 +133,7 @@ def failure_message(error: Any) -> str:
 
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[None]:
-    """An exclusive lock between the jobs of one machine (no-op where ``fcntl`` is missing)."""
+    """An exclusive lock between the jobs of one machine."""
     try:
         import fcntl
     except ImportError:  # Windows: jobs may race to write the index; the last one still sees every job.json
@@ -131,11 +141,8 @@ def _locked(path: Path) -> Iterator[None]:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+        fcntl.flock(f, fcntl.LOCK_EX)  # released when the file closes
+        yield
 
 
 def read_index(sweep_dir: Path) -> list[dict[str, Any]]:
@@ -165,53 +172,11 @@ def read_index(sweep_dir: Path) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: (r["job"] is None, r["job"]))
 
 
-def write_index(sweep_dir: Path) -> Path:
-    """Write ``<sweep dir>/jobs.csv`` from the jobs finished so far (atomically)."""
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=INDEX_COLUMNS)
-    writer.writeheader()
-    for row in read_index(sweep_dir):
-        writer.writerow({k: _csv_value(v) for k, v in row.items()})
-    from rlkit.files import atomic_write  # torch: see on_job_end
-
-    atomic_write(sweep_dir / INDEX_FILE, buf.getvalue().encode())
-    return sweep_dir / INDEX_FILE
-
-
-def _csv_value(value: Any) -> Any:
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return "" if value is None else value
-
-
-def format_index(sweep_dir: Path, rows: list[dict[str, Any]]) -> str:
-    """The end-of-multirun report: counts, then a table of the first jobs."""
-    failed = sum(r["status"] != "completed" for r in rows)
-    common = set.intersection(*(set(r["overrides"].split()) for r in rows)) if len(rows) > 1 else set()
-    lines = [f"sweep {sweep_dir}: {len(rows)} jobs, {len(rows) - failed} completed"
-             + (f", {failed} failed" if failed else "") + f" (index: {sweep_dir / INDEX_FILE})",
-             f"  {'job':>4}  {'status':<9}  {'final eval':>10}  overrides"
-             + (f" (besides {' '.join(sorted(common))})" if common else "")]
-    for row in rows[:PRINTED_ROWS]:
-        final = "" if row["final_eval"] is None else f"{row['final_eval']:.1f}"
-        own = " ".join(o for o in row["overrides"].split() if o not in common)
-        lines.append(f"  {row['job']:>4}  {row['status']:<9}  {final:>10}  {own}")
-    if len(rows) > PRINTED_ROWS:
-        lines.append(f"  ... {len(rows) - PRINTED_ROWS} more in {INDEX_FILE}")
-    return "\n".join(lines)
-
-
-# ---------------------------------------------------------------------------------------------- presets
 def preset_yaml(config: DictConfig, base: DictConfig, groups: dict[str, str], header: Sequence[str],
                 keep: Sequence[str] = ()) -> str:
     """An ``experiment=`` preset that composes to ``config``: its groups, then every key that differs from ``base``.
 
-    Args:
-        config: the composed training config to reproduce (no ``hydra`` node).
-        base: the config that ``groups`` alone compose to.
-        groups: config group -> choice, written as ``override /<group>: <choice>`` lines.
-        header: comment lines (without ``#``) at the top of the file.
-        keep: dotted keys written even where they equal ``base`` (the searched ones); groups are left out.
+    ``base``: what ``groups`` alone compose to; ``keep``: keys written even where they equal it (the searched ones).
     """
     values = OmegaConf.to_container(config, resolve=True)
     body = OmegaConf.create(_differences(values, OmegaConf.to_container(base, resolve=True)))

@@ -1,14 +1,7 @@
-"""Hyperparameter search with Optuna as a Hydra sweeper: ``rlkit train -m hparams_search=balancing_pole_dqn``.
+"""Hyperparameter search with Optuna as a Hydra sweeper (``rlkit train -m hparams_search=...``; docs/sweeps.md).
 
-The search space maps keys to Hydra's sweep expressions (``interval``, ``tag(log, interval(...))``,
-``int(interval(...))``, ``range``, ``choice``), from ``hydra.sweeper.params`` and the command line. Each trial
-asks Optuna (ask-and-tell) for a point, trains one job per seed of ``hydra.sweeper.seeds`` through the
-launcher, and tells Optuna the mean of the jobs' ``objective`` (a key of their summary). At the end the best
-trial is written as a preset, ``<sweep dir>/experiment/<preset>.yaml``, and every trial to
-``optimization_results.yaml``.
-
-Why not Hydra's ``hydra-optuna-sweeper``: it requires ``optuna<3``, whose database storage fails on
-SQLAlchemy 2, and it cannot train several seeds per trial nor write a preset.
+Each trial trains one job per seed; its value is the mean of their objectives. Written here, not taken from
+``hydra-optuna-sweeper``: that needs optuna<3 (whose storage fails on SQLAlchemy 2) and averages no seeds.
 """
 
 from __future__ import annotations
@@ -37,7 +30,6 @@ from rlkit.multirun import failure_message, parallel_jobs, preset_yaml
 
 log = logging.getLogger(__name__)
 
-DIRECTIONS = ("maximize", "minimize")
 SAMPLERS = ("tpe", "random")
 RESULTS_FILE = "optimization_results.yaml"
 
@@ -46,8 +38,7 @@ RESULTS_FILE = "optimization_results.yaml"
 class OptunaSweeperConf:
     """``hydra/sweeper=optuna``: an Optuna search over ``params``, several seeds per trial."""
 
-    _target_: str = "hydra_plugins.rlkit_plugins.OptunaSweeper"
-    """The sweeper class (Hydra accepts plugins only from the hydra_plugins package)."""
+    _target_: str = "hydra_plugins.rlkit_plugins.OptunaSweeper"  # Hydra takes plugins from hydra_plugins only
     n_trials: int = 20
     """Trials to run."""
     seeds: list[int] = field(default_factory=lambda: [0])
@@ -74,25 +65,19 @@ class OptunaSweeperConf:
 
 @dataclass
 class Dimension:
-    """One key of the search space: Optuna's distribution and how a sampled value goes back into an override."""
+    """One searched key: Optuna's parameter ``name``, the override's ``key`` (with any +/++ prefix)."""
 
     name: str
-    """The key (or group) as users write it, e.g. agent.learning_rate; Optuna's parameter name."""
     key: str
-    """The override's key element, with its + or ++ prefix if any."""
     expression: str
-    """The sweep expression it came from."""
     distribution: Any
 
 
 class OptunaSweeper(Sweeper):
-    """Runs an Optuna study whose trials are multirun jobs (see the module docstring)."""
+    """Runs an Optuna study whose trials are multirun jobs."""
 
     def __init__(self, **conf: Any) -> None:
-        self.conf = OmegaConf.structured(OptunaSweeperConf(**{k: v for k, v in conf.items() if k != "_target_"}))
-        self.config: DictConfig | None = None
-        self.hydra_context: HydraContext | None = None
-        self.launcher: Any = None
+        self.conf = OmegaConf.structured(OptunaSweeperConf(**conf))
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         """Instantiate the configured launcher (Hydra calls this once per multirun)."""
@@ -101,14 +86,13 @@ class OptunaSweeper(Sweeper):
         self.launcher = Plugins.instance().instantiate_launcher(
             hydra_context=hydra_context, task_function=task_function, config=config)
 
-    # ------------------------------------------------------------------------------------------ the search
     def sweep(self, arguments: list[str]) -> dict[str, Any]:
         """Run ``n_trials`` trials; write the results and the best trial's preset; return the results."""
-        assert self.config is not None and self.hydra_context is not None
+        assert self.config is not None  # the base class declares it Optional; setup() sets it
         conf = self.conf
         self._validate()
         dimensions, fixed = search_space(conf.params, arguments)
-        import optuna  # a dependency, imported when a search starts: it takes a while
+        import optuna  # slow to import: only once a search starts
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         sampler = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler}[conf.sampler]
         try:
@@ -119,10 +103,10 @@ class OptunaSweeper(Sweeper):
             raise SweepError(f"hydra.sweeper.storage={conf.storage!r}: cannot open the study: {e}") from None
 
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
-        parallel = conf.parallel_trials or max(1, math.ceil(parallel_jobs(self.config.hydra.launcher)
-                                                            / len(conf.seeds)))
+        n_seeds = len(conf.seeds)
+        parallel = conf.parallel_trials or max(1, math.ceil(parallel_jobs(self.config.hydra.launcher) / n_seeds))
         log.info("Optuna search: %d trials of %d seed(s) each, %d at a time, %s %s over %s",
-                 conf.n_trials, len(conf.seeds), parallel, conf.direction, conf.objective,
+                 conf.n_trials, n_seeds, parallel, conf.direction, conf.objective,
                  ", ".join(d.name for d in dimensions))
         distributions = {d.name: d.distribution for d in dimensions}
         trials: list[dict[str, Any]] = []
@@ -134,30 +118,41 @@ class OptunaSweeper(Sweeper):
                 overrides = [*fixed, *(f"{d.key}={override_value(trial.params[d.name])}" for d in dimensions)]
                 trial.set_user_attr("overrides", overrides)
                 batch += [[*overrides, f"seed={seed}"] for seed in conf.seeds]
-            self._check_composes(batch)
+            try:  # compose every job first, so a bad key fails once, here, with its name
+                self.validate_batch_is_legal(batch)
+            except HydraException as e:
+                raise SweepError(f"a trial's overrides do not compose ({' '.join(batch[0])}): {e}") from None
             returns = self.launcher.launch(batch, initial_job_idx=job_idx)
             for i, trial in enumerate(asked):
-                jobs = list(range(job_idx + i * len(conf.seeds), job_idx + (i + 1) * len(conf.seeds)))
-                own = returns[i * len(conf.seeds):(i + 1) * len(conf.seeds)]
-                trials.append(self._tell(study, trial, own, jobs))
+                jobs = list(range(job_idx + i * n_seeds, job_idx + (i + 1) * n_seeds))
+                trials.append(self._tell(study, trial, returns[i * n_seeds:(i + 1) * n_seeds], jobs))
             job_idx += len(batch)
 
-        completed = [t for t in trials if t["state"] == "COMPLETE"]
-        if not completed:
+        failed = sum(t["state"] != "COMPLETE" for t in trials)
+        if failed == len(trials):
             first = trials[0]
             raise SweepError(f"all {len(trials)} trials failed; the first (jobs {_span(first['jobs'])}): "
                              f"{first['error']}")
         best = study.best_trial
-        results = self._results(study, best, trials)
+        results = {"study": study.study_name, "direction": conf.direction, "objective": conf.objective,
+                   "seeds": list(conf.seeds), "best_trial": best.number, "best_value": best.value,
+                   "best_params": dict(best.params), "best_overrides": list(best.user_attrs.get("overrides", [])),
+                   "trials": trials}
         sweep_dir.mkdir(parents=True, exist_ok=True)
         (sweep_dir / RESULTS_FILE).write_text(yaml.safe_dump(results, sort_keys=False))
         preset = self.write_preset(best, dimensions, sweep_dir)
-        print(self._report(best, trials, preset, sweep_dir))
+        seeds, absolute = ", ".join(map(str, conf.seeds)), preset.parent.parent.resolve()
+        print(f"best of {len(trials)} trials" + (f" ({failed} failed)" if failed else "")
+              + f": trial {best.number}, {conf.objective} {best.value:.4g} over seeds {seeds}\n"
+              f"  {' '.join(f'{k}={override_value(v)}' for k, v in best.params.items())}\n"
+              f"  results: {sweep_dir / RESULTS_FILE}\n"
+              f"  preset:  {preset}\n"
+              f"  train it: rlkit train experiment={conf.preset} 'hydra.searchpath=[file://{absolute}]'")
         return results
 
     def _validate(self) -> None:
         conf = self.conf
-        if conf.direction not in DIRECTIONS:
+        if conf.direction not in ("maximize", "minimize"):
             raise SweepError(f"hydra.sweeper.direction={conf.direction!r}: use maximize or minimize")
         if conf.sampler not in SAMPLERS:
             raise SweepError(f"hydra.sweeper.sampler={conf.sampler!r}: use one of {', '.join(SAMPLERS)}")
@@ -170,56 +165,32 @@ class OptunaSweeper(Sweeper):
         if not conf.preset or "/" in conf.preset:
             raise SweepError(f"hydra.sweeper.preset={conf.preset!r} must be a file name without a directory")
 
-    def _check_composes(self, batch: Sequence[Sequence[str]]) -> None:
-        """Compose every job's config before launching, so a bad key fails once, here, with its name."""
-        try:
-            self.validate_batch_is_legal(batch)
-        except HydraException as e:
-            raise SweepError(f"a trial's overrides do not compose ({' '.join(batch[0])}): {e}") from None
-
     def _tell(self, study: Any, trial: Any, returns: Sequence[JobReturn], jobs: list[int]) -> dict[str, Any]:
         """Tell Optuna a trial's value (the mean over its seeds) or its failure; returns its record."""
         from optuna.trial import TrialState
 
-        conf = self.conf
+        objective = self.conf.objective
         record: dict[str, Any] = {"number": trial.number, "state": "FAIL", "value": None,
                                   "params": dict(trial.params), "seed_values": [], "jobs": jobs, "error": None}
         failed = [(job, r) for job, r in zip(jobs, returns, strict=True) if r.status != JobStatus.COMPLETED]
-        if failed:
-            job, ret = failed[0]
-            record["error"] = f"job {job}: {failure_message(ret._return_value)}"  # the property would re-raise
+        if failed:  # _return_value: the property would re-raise the job's error
+            record["error"] = f"job {failed[0][0]}: {failure_message(failed[0][1]._return_value)}"
         else:
-            values = [objective_value(r._return_value, conf.objective, job) for job, r in zip(jobs, returns,
-                                                                                            strict=True)]
+            values = [objective_value(r._return_value, objective, job) for job, r in zip(jobs, returns, strict=True)]
             if any(v is None or math.isnan(v) for v in values):
-                record["error"] = f"{conf.objective} is empty in jobs {_span(jobs)}"
+                record["error"] = f"{objective} is empty in jobs {_span(jobs)}"
             else:
                 record.update(state="COMPLETE", value=statistics.fmean(values), seed_values=values)
-        if record["state"] == "COMPLETE":
-            study.tell(trial, record["value"])
-            best = study.best_trial
-            log.info("trial %d (jobs %s): %s %.4g (seeds: %s); best: trial %d, %.4g", trial.number,
-                     _span(jobs), conf.objective, record["value"],
-                     ", ".join(f"{v:.4g}" for v in record["seed_values"]), best.number, best.value)
-        else:
+        if record["error"]:
             study.tell(trial, state=TrialState.FAIL)
             log.warning("trial %d (jobs %s) failed: %s", trial.number, _span(jobs), record["error"])
+        else:
+            study.tell(trial, record["value"])
+            best = study.best_trial
+            log.info("trial %d (jobs %s): %s %.4g (seeds: %s); best: trial %d, %.4g", trial.number, _span(jobs),
+                     objective, record["value"], ", ".join(f"{v:.4g}" for v in record["seed_values"]),
+                     best.number, best.value)
         return record
-
-    # ------------------------------------------------------------------------------------------ results
-    def _results(self, study: Any, best: Any, trials: list[dict[str, Any]]) -> dict[str, Any]:
-        conf = self.conf
-        return {
-            "study": study.study_name,
-            "direction": conf.direction,
-            "objective": conf.objective,
-            "seeds": list(conf.seeds),
-            "best_trial": best.number,
-            "best_value": best.value,
-            "best_params": dict(best.params),
-            "best_overrides": list(best.user_attrs.get("overrides", [])),
-            "trials": trials,
-        }
 
     def write_preset(self, best: Any, dimensions: Sequence[Dimension], sweep_dir: Path) -> Path:
         """Write the best trial as ``<sweep dir>/experiment/<preset>.yaml``; returns its path."""
@@ -237,7 +208,7 @@ class OptunaSweeper(Sweeper):
                 groups[group] = choice
         base = loader.load_configuration(config_name=config_name,
                                          overrides=[f"{g}={c}" for g, c in groups.items()], run_mode=RunMode.RUN)
-        absolute = sweep_dir if sweep_dir.is_absolute() else Path(str(self.config.hydra.runtime.cwd)) / sweep_dir
+        absolute = Path(str(self.config.hydra.runtime.cwd)) / sweep_dir
         header = [
             f"Best trial of an Optuna search (rlkit's sweeper): trial {best.number}, {self.conf.objective} "
             f"{best.value:.4g}",
@@ -256,29 +227,9 @@ class OptunaSweeper(Sweeper):
         path.write_text(text)
         return path
 
-    def _report(self, best: Any, trials: list[dict[str, Any]], preset: Path, sweep_dir: Path) -> str:
-        assert self.config is not None
-        failed = sum(t["state"] != "COMPLETE" for t in trials)
-        absolute = preset.parent.parent.resolve()
-        params = " ".join(f"{k}={override_value(v)}" for k, v in best.params.items())
-        lines = [
-            f"best of {len(trials)} trials" + (f" ({failed} failed)" if failed else "")
-            + f": trial {best.number}, {self.conf.objective} {best.value:.4g} over seeds "
-            + ", ".join(map(str, self.conf.seeds)),
-            f"  {params}",
-            f"  results: {sweep_dir / RESULTS_FILE}",
-            f"  preset:  {preset}",
-            f"  train it: rlkit train experiment={self.conf.preset} 'hydra.searchpath=[file://{absolute}]'",
-        ]
-        return "\n".join(lines)
 
-
-# ---------------------------------------------------------------------------------------------- helpers
 def search_space(params: DictConfig | dict[str, Any], arguments: Sequence[str]) -> tuple[list[Dimension], list[str]]:
-    """The dimensions of the search and the fixed overrides every job gets.
-
-    Command-line sweeps add to ``params`` or replace the same key's; a plain value fixes its key for every job.
-    """
+    """The searched dimensions and the fixed overrides; the command line adds to ``params`` or fixes a key."""
     parser = OverridesParser.create()
     dimensions: dict[str, Dimension] = {}
     fixed: list[str] = []
@@ -317,11 +268,7 @@ def _parse(parser: OverridesParser, text: str, where: str) -> Override:
 
 
 def _dimension(override: Override, expression: str) -> Dimension:
-    """Optuna's distribution for a sweep override.
-
-    interval -> uniform or log-uniform (ints if both ends are ints); range -> ints with a step (a float range:
-    its values as categories); choice -> categories.
-    """
+    """Optuna's distribution for a sweep: interval (ints if both ends are), int range with its step, categories."""
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
     value = override.value()
@@ -350,11 +297,8 @@ def _dimension(override: Override, expression: str) -> Dimension:
 
 
 def override_value(value: Any) -> str:
-    """A sampled value as an override's right-hand side; floats keep 4 significant digits.
-
-    0.001066, not 0.0010659941309425502: the difference is far below what a search resolves.
-    """
-    if isinstance(value, float) and not isinstance(value, bool):
+    """A sampled value as an override's value; floats keep 4 significant digits, far finer than a search resolves."""
+    if isinstance(value, float):
         value = float(f"{value:.4g}")
     return value if isinstance(value, str) else as_override(value)
 

@@ -1,8 +1,7 @@
-"""Learning curves of many runs: ``rlkit plot <runs or sweep dir> [more dirs...]``.
+"""Learning curves of many runs: ``rlkit plot <runs or sweep dir> [more dirs...]`` (docs/dashboards.md).
 
-Reads one TensorBoard scalar from every run under the paths, groups the runs by their config without the seed,
-and draws each group's mean with a 95% t-interval against environment steps and wall time, to a PNG and a CSV
-of the numbers drawn. From Python: ``load_runs`` -> ``group_runs`` -> ``curves`` -> ``plot_curves``/``write_csv``.
+Runs are grouped by their config without the seed; each group's mean and 95% t-interval is drawn against steps
+and wall time. From Python: ``load_runs`` -> ``group_runs`` -> ``curves`` -> ``plot_curves``/``write_csv``.
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ import numpy as np
 
 from rlkit.errors import RlkitError, RunDirError
 from rlkit.manual import as_override
-from rlkit.runs import CONFIG_FILE, SUMMARY_FILE, flatten
+from rlkit.runs import CONFIG_FILE, SUMMARY_FILE, flatten, read_events
 
 TB_DIR = "tb"
 DEFAULT_TAG = "episode/reward"
@@ -43,14 +42,13 @@ class PlotError(RlkitError, ValueError):
 
 @dataclass
 class Run:
-    """One run directory and one scalar it logged."""
+    """One run directory and one scalar it logged, at increasing steps (values at one step averaged)."""
 
     path: Path
     config: dict[str, Any]
     """The resolved config, flattened to dotted keys (``agent.learning_rate``)."""
     summary: dict[str, Any]
     steps: np.ndarray
-    """Environment steps at which the scalar was logged, increasing (repeated steps averaged into one)."""
     wall: np.ndarray
     """Seconds from the run's first TensorBoard event to each of ``steps``."""
     values: np.ndarray
@@ -63,34 +61,25 @@ class Run:
 
 @dataclass
 class Group:
-    """Runs with the same config apart from the seed."""
+    """Runs with the same config apart from the seed, labelled by the keys that set it apart from the others."""
 
     label: str
-    """The config keys that set this group apart from the others (``agent=dqn agent.gamma=0.9``)."""
     runs: list[Run] = field(default_factory=list)
 
 
 @dataclass
 class Curve:
-    """What is drawn for one group against one x axis: the mean over its runs and a confidence band."""
+    """One group against one x axis (``steps`` or ``wall``): the mean over its runs and a 95% t-interval."""
 
     group: str
     x_kind: str
-    """``steps`` or ``wall``."""
     x: np.ndarray
     mean: np.ndarray
     low: np.ndarray
-    """The 95% t-interval of the mean, low and high ends (the mean itself for a single run)."""
     high: np.ndarray
     n_runs: int
-    runs: np.ndarray = field(repr=False, default_factory=lambda: np.empty((0, 0)))
+    runs: np.ndarray = field(repr=False)
     """Every run interpolated onto ``x``, shape (n_runs, len(x)), in the group's run order."""
-
-
-# ---------------------------------------------------------------------------------------------- loading
-def is_run_dir(path: Path) -> bool:
-    """Whether ``path`` is an rlkit run directory: ``summary.json``, ``.hydra/config.yaml`` and ``tb/``."""
-    return (path / SUMMARY_FILE).is_file() and (path / CONFIG_FILE).is_file() and (path / TB_DIR).is_dir()
 
 
 def _natural_key(path: Path) -> list[Any]:
@@ -110,7 +99,7 @@ def find_runs(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
         under = []
         for dirpath, dirnames, _ in os.walk(root):
             here = Path(dirpath)
-            if is_run_dir(here):
+            if (here / SUMMARY_FILE).is_file() and (here / CONFIG_FILE).is_file() and (here / TB_DIR).is_dir():
                 under.append(here)
                 dirnames.clear()  # runs do not nest
             else:
@@ -123,57 +112,33 @@ def find_runs(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
     return list(found)
 
 
-def _load_config(run_dir: Path) -> dict[str, Any]:
+def _load(path: Path) -> dict[str, Any]:
+    """A run's summary (JSON) or resolved config (YAML)."""
     from omegaconf import OmegaConf
 
-    path = run_dir / CONFIG_FILE
     try:
-        raw = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
-    except Exception as e:  # YAML and interpolation errors share no base class worth naming
+        data = (json.loads(path.read_text()) if path.suffix == ".json"
+                else OmegaConf.to_container(OmegaConf.load(path), resolve=True))
+    except Exception as e:  # OS, JSON, YAML and interpolation errors share no base class worth naming
         raise RunDirError(f"{path} is corrupt: {e}") from None
-    if not isinstance(raw, dict):
-        raise RunDirError(f"{path} is corrupt: it is not a mapping")
-    return flatten(raw)
-
-
-def _load_summary(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / SUMMARY_FILE
-    try:
-        summary = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise RunDirError(f"{path} is corrupt: {e}") from None
-    if not isinstance(summary, dict):
-        raise RunDirError(f"{path} is corrupt: it is not a JSON object")
-    return summary
+    if not isinstance(data, dict):
+        raise RunDirError(f"{path} is corrupt: it is not a {'JSON object' if path.suffix == '.json' else 'mapping'}")
+    return data
 
 
 def read_scalar(tb_dir: Path, tag: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | list[str]:
-    """One scalar's ``(steps, wall seconds, values)`` from a TensorBoard directory, every event kept.
-
-    Values logged at the same step (episodes of parallel env copies ending together) are averaged into one
-    point. Returns the directory's scalar tags instead when it has none named ``tag``.
-    """
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    # size_guidance 0 keeps every scalar; the default keeps a random sample of 10,000.
-    acc = EventAccumulator(str(tb_dir), size_guidance={"scalars": 0})
-    acc.Reload()
+    """One scalar's ``(steps, wall seconds, values)``, a step's values (parallel envs') averaged; else the tags."""
+    acc = read_events(tb_dir)
     tags = acc.Tags()["scalars"]
     if tag not in tags:
         return sorted(tags)
     events = acc.Scalars(tag)
     start = acc.FirstEventTimestamp()  # the event file's creation: when training started
-    order = np.argsort([e.step for e in events], kind="stable")
-    steps = np.array([events[i].step for i in order], dtype=np.float64)
-    wall = np.array([events[i].wall_time - start for i in order], dtype=np.float64)
-    values = np.array([events[i].value for i in order], dtype=np.float64)
-    unique, first, counts = np.unique(steps, return_index=True, return_counts=True)
-    if len(unique) < len(steps):
-        which = np.repeat(np.arange(len(unique)), counts)
-        values = np.bincount(which, weights=values) / counts
-        wall = np.maximum.reduceat(wall, first)  # the time the last of them was logged
-        steps = unique
-    return steps, wall, values
+    steps, at, counts = np.unique([e.step for e in events], return_inverse=True, return_counts=True)
+    values = np.bincount(at, weights=[e.value for e in events]) / counts
+    wall = np.full(len(steps), -np.inf)
+    np.maximum.at(wall, at, [e.wall_time - start for e in events])  # when the last of a step's values was logged
+    return steps.astype(np.float64), wall, values
 
 
 def load_runs(paths: Iterable[str | os.PathLike[str]], tag: str = DEFAULT_TAG) -> list[Run]:
@@ -188,8 +153,8 @@ def load_runs(paths: Iterable[str | os.PathLike[str]], tag: str = DEFAULT_TAG) -
             other_tags.update(scalar)
             continue
         steps, wall, values = scalar
-        runs.append(Run(path=run_dir, config=_load_config(run_dir), summary=_load_summary(run_dir),
-                        steps=steps, wall=wall, values=values))
+        runs.append(Run(path=run_dir, config=flatten(_load(run_dir / CONFIG_FILE)),
+                        summary=_load(run_dir / SUMMARY_FILE), steps=steps, wall=wall, values=values))
     if not runs:
         have = ", ".join(sorted(other_tags)) or "none"
         raise PlotError(f"none of the {len(missing)} runs logged a scalar {tag!r}; their tags: {have}")
@@ -197,12 +162,6 @@ def load_runs(paths: Iterable[str | os.PathLike[str]], tag: str = DEFAULT_TAG) -
         warnings.warn(f"{len(missing)} of {len(missing) + len(runs)} runs logged no scalar {tag!r} and are "
                       f"left out: {', '.join(str(p) for p in missing)}", stacklevel=2)
     return runs
-
-
-# ---------------------------------------------------------------------------------------------- grouping
-def _same(value: Any) -> str:
-    """A config value as a hashable, comparable key."""
-    return json.dumps(value, sort_keys=True)
 
 
 _UNSET = "(unset)"
@@ -218,7 +177,7 @@ def _labels(configs: list[dict[str, Any]]) -> list[str]:
     keys = list(dict.fromkeys(k for c in configs for k in c))
 
     def differs(key: str, among: list[dict[str, Any]]) -> bool:
-        return len({_same(c[key]) if key in c else _UNSET for c in among}) > 1
+        return len({json.dumps(c[key], sort_keys=True) if key in c else _UNSET for c in among}) > 1
 
     varying = [k for k in keys if differs(k, configs)]
     choices = {k.split(".")[0] for k in varying if k.count(".") == 1 and k.endswith(".name")}
@@ -245,7 +204,7 @@ def group_runs(runs: Sequence[Run]) -> list[Group]:
     by_config: dict[str, tuple[dict[str, Any], list[Run]]] = {}
     for run in runs:
         config = {k: v for k, v in run.config.items() if k not in NOT_CONFIG}
-        by_config.setdefault(_same(config), (config, []))[1].append(run)
+        by_config.setdefault(json.dumps(config, sort_keys=True), (config, []))[1].append(run)
     configs = [c for c, _ in by_config.values()]
     if len(configs) == 1:
         first = runs[0]
@@ -260,23 +219,14 @@ def group_runs(runs: Sequence[Run]) -> list[Group]:
 def reward_thresholds(runs: Sequence[Run]) -> dict[float, str]:
     """The runs' reward thresholds, each with a legend label (naming its envs when the runs have several)."""
     envs = {r.summary.get("env") for r in runs}
-    by_value: dict[float, list[str]] = {}
+    by_value: dict[float, dict[str, None]] = {}  # threshold -> its envs, in order
     for run in runs:
-        value = run.summary.get("reward_threshold")
-        if value is not None:
-            names = by_value.setdefault(float(value), [])
-            if str(run.summary.get("env")) not in names:
-                names.append(str(run.summary.get("env")))
+        if (value := run.summary.get("reward_threshold")) is not None:
+            by_value.setdefault(float(value), {})[str(run.summary.get("env"))] = None
     return {value: f"reward threshold {value:g}" + (f" ({', '.join(names)})" if len(envs) > 1 else "")
             for value, names in sorted(by_value.items())}
 
 
-def is_return_tag(tag: str) -> bool:
-    """Whether ``tag`` is a return, so that a reward threshold belongs on its plot."""
-    return any(tag == t or tag.startswith(f"{t}/") for t in ("episode/reward", "eval/mean_reward"))
-
-
-# ---------------------------------------------------------------------------------------------- curves
 def moving_average(values: np.ndarray, window: int) -> np.ndarray:
     """Trailing mean over the last ``window`` values (fewer at the start)."""
     if window <= 1 or len(values) == 0:
@@ -304,15 +254,10 @@ def curves(groups: Sequence[Group], x: str = "steps", points: int = 200, smooth:
     """Each group's runs on a common grid of ``x`` (``steps`` or ``wall``): mean and 95% t-interval.
 
     Every run is linearly interpolated onto ``points`` evenly spaced values of x over the range that all runs
-    of its group cover (never extrapolated); ``smooth`` > 1 first replaces each run's values by their
-    trailing mean over that many logged values.
+    of its group cover (never extrapolated), after a trailing mean over ``smooth`` logged values.
     """
     if x not in X_KINDS:
         raise PlotError(f"x must be one of {', '.join(X_KINDS)}, got {x!r}")
-    if points < 2:
-        raise PlotError(f"points must be >= 2, got {points}")
-    if smooth < 1:
-        raise PlotError(f"smooth must be >= 1 (1: no smoothing), got {smooth}")
     out = []
     for group in groups:
         xs = [run.steps if x == "steps" else run.wall for run in group.runs]
@@ -333,7 +278,6 @@ def curves(groups: Sequence[Group], x: str = "steps", points: int = 200, smooth:
     return out
 
 
-# ---------------------------------------------------------------------------------------------- output
 def plot_curves(drawn: Sequence[Curve], out: str | os.PathLike[str], tag: str = DEFAULT_TAG,
                 thresholds: Mapping[float, str] | None = None, size: tuple[int, int] = (1200, 500)) -> Path:
     """Draw the curves to a PNG of ``size`` pixels: one panel per x kind, a legend, dashed ``thresholds``."""
@@ -346,8 +290,7 @@ def plot_curves(drawn: Sequence[Curve], out: str | os.PathLike[str], tag: str = 
     kinds = [k for k in X_KINDS if any(c.x_kind == k for c in drawn)]
     fig = Figure(figsize=(size[0] / dpi, size[1] / dpi), dpi=dpi, layout="constrained")
     axes = fig.subplots(1, len(kinds), squeeze=False)[0]
-    groups = list(dict.fromkeys(c.group for c in drawn))
-    colors = {g: f"C{i % 10}" for i, g in enumerate(groups)}
+    colors = {g: f"C{i % 10}" for i, g in enumerate(dict.fromkeys(c.group for c in drawn))}
     for ax, kind in zip(axes, kinds, strict=True):
         for c in (c for c in drawn if c.x_kind == kind):
             runs = "1 run" if c.n_runs == 1 else f"{c.n_runs} seeds"
@@ -385,8 +328,8 @@ def write_csv(drawn: Sequence[Curve], out: str | os.PathLike[str]) -> Path:
     return path
 
 
-# ---------------------------------------------------------------------------------------------- command
-def _parser() -> argparse.ArgumentParser:
+def main(argv: Sequence[str]) -> None:
+    """``rlkit plot``: parse the arguments, draw, and print where the PNG and CSV went (warnings on one line)."""
     parser = argparse.ArgumentParser(
         prog="rlkit plot",
         description="Learning curves of runs: each config's mean over its seeds with a 95% t-interval, "
@@ -406,38 +349,27 @@ def _parser() -> argparse.ArgumentParser:
                              "none; e.g. 20 for episode/reward)")
     parser.add_argument("--points", type=int, default=200, metavar="N",
                         help="points on the common grid each run is interpolated onto (default 200)")
-    return parser
-
-
-def main(argv: Sequence[str]) -> None:
-    """``rlkit plot``: parse the arguments, draw, and print where the PNG and CSV went (warnings on one line)."""
-    def show(message: Warning | str, *_: Any, **__: Any) -> None:
-        print(f"rlkit: warning: {message}", file=sys.stderr)
-
+    args = parser.parse_args(list(argv))
     with warnings.catch_warnings():
         warnings.simplefilter("always")
-        warnings.showwarning = show
-        _main(argv)
-
-
-def _main(argv: Sequence[str]) -> None:
-    args = _parser().parse_args(list(argv))
-    out = Path(args.out).expanduser() if args.out else Path(args.paths[0]).expanduser() / "learning_curves.png"
-    if out.suffix.lower() != ".png":
-        raise PlotError(f"--out must name a .png file, got {out}")
-    if args.smooth < 1 or args.points < 2:
-        raise PlotError(f"--smooth must be >= 1 (1: no smoothing) and --points >= 2, got {args.smooth} and "
-                        f"{args.points}")
-    runs = load_runs(args.paths, tag=args.tag)
-    if not out.parent.is_dir():
-        raise PlotError(f"--out {out}: the folder {out.parent} does not exist")
-    groups = group_runs(runs)
-    kinds = X_KINDS if args.x == "both" else (args.x,)
-    drawn = [c for kind in kinds for c in curves(groups, x=kind, points=args.points, smooth=args.smooth)]
-    thresholds = reward_thresholds(runs) if is_return_tag(args.tag) else {}
-    png = plot_curves(drawn, out, tag=args.tag, thresholds=thresholds)
-    table = write_csv(drawn, out.with_suffix(".csv"))
-    for group in groups:
-        seeds = ", ".join(str(r.seed) for r in group.runs)
-        print(f"{group.label}: {len(group.runs)} run{'s' if len(group.runs) > 1 else ''} (seeds {seeds})")
-    print(f"plot: {png}\ndata: {table}")
+        warnings.showwarning = lambda message, *_, **__: print(f"rlkit: warning: {message}", file=sys.stderr)
+        out = Path(args.out).expanduser() if args.out else Path(args.paths[0]).expanduser() / "learning_curves.png"
+        if out.suffix.lower() != ".png":
+            raise PlotError(f"--out must name a .png file, got {out}")
+        if args.smooth < 1 or args.points < 2:
+            raise PlotError(f"--smooth must be >= 1 (1: no smoothing) and --points >= 2, got {args.smooth} and "
+                            f"{args.points}")
+        runs = load_runs(args.paths, tag=args.tag)
+        if not out.parent.is_dir():
+            raise PlotError(f"--out {out}: the folder {out.parent} does not exist")
+        groups = group_runs(runs)
+        kinds = X_KINDS if args.x == "both" else (args.x,)
+        drawn = [c for kind in kinds for c in curves(groups, x=kind, points=args.points, smooth=args.smooth)]
+        returns = any(args.tag == t or args.tag.startswith(f"{t}/") for t in ("episode/reward", "eval/mean_reward"))
+        thresholds = reward_thresholds(runs) if returns else {}  # a threshold belongs only on a return's plot
+        png = plot_curves(drawn, out, tag=args.tag, thresholds=thresholds)
+        table = write_csv(drawn, out.with_suffix(".csv"))
+        for group in groups:
+            seeds = ", ".join(str(r.seed) for r in group.runs)
+            print(f"{group.label}: {len(group.runs)} run{'s' if len(group.runs) > 1 else ''} (seeds {seeds})")
+        print(f"plot: {png}\ndata: {table}")

@@ -1,11 +1,7 @@
 """A Hydra launcher that runs each job of a multirun as a Ray task: ``rlkit train -m hydra/launcher=ray ...``.
 
-Each job is one ``ray.remote`` task reserving ``torch_threads`` CPUs that runs Hydra's ``run_job`` (so it gets
-its run directory, logs and callbacks as with the other launchers); results are gathered in job order.
-
-Why not Hydra's ``hydra-ray-launcher``: it requires ``cloudpickle<3`` and ``boto3`` (whose botocore requires
-``python-dateutil<3``), and caps ``aiohttp<4``; rlkit's own pins (constraints.txt) are cloudpickle 3 and
-python-dateutil 4. Ray is an optional extra (``pip install 'rlkit[ray]'``), imported when a multirun launches.
+Not Hydra's ``hydra-ray-launcher``: it requires cloudpickle<3 and boto3 (so python-dateutil<3) and caps aiohttp<4,
+against rlkit's pins (constraints.txt). Ray is an optional extra (``pip install 'rlkit[ray]'``).
 """
 
 from __future__ import annotations
@@ -37,8 +33,7 @@ class RayInitConf:
     """Arguments of ``ray.init``: which cluster, or what local instance to start."""
 
     address: str | None = None
-    """Cluster to run on: host:port of its head (GCS), ray://host:port (Ray Client), auto (the one started on
-    this machine with `ray start`) or local (a new instance for the sweep); empty: RAY_ADDRESS, else local."""
+    """Cluster: host:port of its head, ray://host:port, auto (`ray start` here) or local (new); empty: RAY_ADDRESS."""
     num_cpus: int | None = None
     """CPUs of a local instance started by the sweep (empty: all cores); ignored when connecting."""
     include_dashboard: bool = False
@@ -61,7 +56,7 @@ class RayRemoteConf:
 
 @dataclass
 class RayConf:
-    """Where and how the jobs run on Ray."""
+    """Where (``init``) and how (``remote``) the jobs run on Ray."""
 
     init: RayInitConf = field(default_factory=RayInitConf)
     remote: RayRemoteConf = field(default_factory=RayRemoteConf)
@@ -76,13 +71,10 @@ class RayLauncherConf:
 
 
 class RayLauncher(Launcher):
-    """Runs a multirun's jobs as Ray tasks and gathers their results (see the module docstring)."""
+    """Runs a multirun's jobs as Ray tasks and gathers their results in job order."""
 
     def __init__(self, ray: DictConfig) -> None:
         self.ray_cfg = ray
-        self.config: DictConfig | None = None
-        self.hydra_context: HydraContext | None = None
-        self.task_function: TaskFunction | None = None
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         """Keep what ``launch`` needs (Hydra calls this once per multirun)."""
@@ -92,16 +84,16 @@ class RayLauncher(Launcher):
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         """Submit one task per job, wait for all, return their ``JobReturn`` in job order."""
-        assert self.config is not None and self.hydra_context is not None and self.task_function is not None
         setup_globals()
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
-        ray = _import_ray()
+        try:
+            import ray
+        except ImportError:
+            raise SweepError("hydra/launcher=ray needs Ray, an optional extra: pip install 'rlkit[ray]'") from None
         where = connect(ray, self.ray_cfg.init)
-
         cwd = str(self.config.hydra.runtime.cwd)
-        sweep_dir = Path(str(self.config.hydra.sweep.dir))
         # Workers may start elsewhere (the head's directory): give them the absolute sweep directory.
-        sweep_dir = sweep_dir if sweep_dir.is_absolute() else Path(cwd) / sweep_dir
+        sweep_dir = Path(cwd) / str(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         log.info("Launching %d jobs on Ray (%s), sweep output dir: %s", len(job_overrides), where, sweep_dir)
 
@@ -115,16 +107,24 @@ class RayLauncher(Launcher):
                 sweep_config.hydra.job.id = f"{sweep_config.hydra.job.name}_{idx}"
                 sweep_config.hydra.job.num = idx
                 sweep_config.hydra.sweep.dir = str(sweep_dir)
-            options = task_options(self.ray_cfg.remote, sweep_config)
-            ref = remote.options(**options).remote(self.hydra_context, self.task_function, sweep_config,
-                                                   singleton_state, cwd)
+            ref = remote.options(**task_options(self.ray_cfg.remote, sweep_config)).remote(
+                self.hydra_context, self.task_function, sweep_config, singleton_state, cwd)
             pending.append((idx, list(overrides), ref))
+        returns = []
         try:
-            return [_gather(ray, idx, overrides, ref) for idx, overrides, ref in pending]
+            for idx, overrides, ref in pending:
+                try:
+                    returns.append(ray.get(ref))
+                except ray.exceptions.RayError as e:  # Ray itself failed the task (worker killed, cancelled)
+                    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                    ret = JobReturn(overrides=overrides, status=JobStatus.FAILED)
+                    ret.return_value = SweepError(f"job {idx} did not finish on Ray: {type(e).__name__}: {first}")
+                    returns.append(ret)
         except KeyboardInterrupt:
             for _, _, ref in pending:
                 ray.cancel(ref, force=True)
             raise
+        return returns
 
 
 def run_job_remotely(hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig,
@@ -148,35 +148,15 @@ def task_options(remote: DictConfig, sweep_config: DictConfig) -> dict[str, Any]
             "retry_exceptions": False}
 
 
-def _gather(ray: Any, idx: int, overrides: list[str], ref: Any) -> JobReturn:
-    """A job's ``JobReturn``; a task that Ray itself failed (worker killed, cancelled) becomes a failed job."""
-    try:
-        result = ray.get(ref)
-    except ray.exceptions.RayError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        ret = JobReturn(overrides=overrides, status=JobStatus.FAILED)
-        ret.return_value = SweepError(f"job {idx} did not finish on Ray: {type(e).__name__}: {first}")
-        return ret
-    assert isinstance(result, JobReturn)
-    return result
-
-
-def _import_ray() -> Any:
-    try:
-        import ray
-    except ImportError:
-        raise SweepError("hydra/launcher=ray needs Ray, an optional extra: pip install 'rlkit[ray]'") from None
-    return ray
-
-
 def connect(ray: Any, init: DictConfig) -> str:
     """Connect to (or start) the configured cluster once per process; returns a description of it."""
     # Without an address ray.init would join a cluster that `ray start` left on this machine; "local" means a
     # new instance for this sweep, as documented (address=auto joins that cluster on purpose).
     address = init.address or os.environ.get(ADDRESS_ENV) or "local"
-    source = "hydra.launcher.ray.init.address" if init.address else ADDRESS_ENV
+    where = "local instance" if address == "local" else f"cluster at {address}"
     if ray.is_initialized():
-        return "local instance" if address == "local" else f"cluster at {address}"
+        return where
+    source = "hydra.launcher.ray.init.address" if init.address else ADDRESS_ENV
     # Ray merges log lines of different workers that differ only in numbers; every job's result matters here.
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     kwargs: dict[str, Any] = {"include_dashboard": init.include_dashboard, "log_to_driver": True}
@@ -184,26 +164,25 @@ def connect(ray: Any, init: DictConfig) -> str:
         kwargs["runtime_env"] = OmegaConf.to_container(init.runtime_env, resolve=True)
     if address == "local":
         kwargs["num_cpus"] = init.num_cpus
-    else:
+    elif address != "auto":  # left to Ray
         check_reachable(address, source)
     try:
         ray.init(address=address, **kwargs)
     except Exception as e:  # ConnectionError, ValueError, AuthenticationError, RuntimeError: all the same to a user
-        where = "a new local instance" if address == "local" else f"{address} ({source})"
-        raise SweepError(f"cannot start or reach Ray at {where}: {_ray_reason(e)}") from None
-    return "local instance" if address == "local" else f"cluster at {address}"
+        text = str(e).strip()
+        if "auth" in text.lower() and "token" in text.lower():
+            reason = ("the cluster requires token authentication: set RAY_AUTH_MODE=token and give its token in "
+                      "RAY_AUTH_TOKEN (or ~/.ray/auth_token)")
+        else:
+            reason = f"{type(e).__name__}: {([line for line in text.splitlines() if line.strip()] or [''])[-1]}"
+        at = "a new local instance" if address == "local" else f"{address} ({source})"
+        raise SweepError(f"cannot start or reach Ray at {at}: {reason}") from None
+    return where
 
 
 def check_reachable(address: str, source: str) -> None:
-    """Fail fast, naming the address, when a cluster's head cannot be reached.
-
-    ``ray.init`` would retry for minutes. host:port or ray://host:port must accept a TCP connection; ``auto``
-    is left to Ray.
-    """
-    if address == "auto":
-        return
-    hostport = address.removeprefix("ray://")
-    host, sep, port = hostport.rpartition(":")
+    """Fail fast, naming the address, when a cluster's head takes no TCP connection (ray.init retries for minutes)."""
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
     if not sep or not host or not port.isdigit():
         raise SweepError(f"{source}={address!r} is not a Ray address: use host:port (the head's GCS port, "
                          "6379 unless `ray start --port` chose another), ray://host:port, auto or local")
@@ -211,16 +190,6 @@ def check_reachable(address: str, source: str) -> None:
         with socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S):
             pass
     except OSError as e:
-        reason = e.strerror or type(e).__name__
-        raise SweepError(f"no Ray cluster answers at {address} ({source}): {reason}. Start one there with "
-                         f"`ray start --head --port={port}`, or unset {ADDRESS_ENV} to run on a new local "
-                         "instance") from None
-
-
-def _ray_reason(e: Exception) -> str:
-    text = str(e).strip()
-    if "auth" in text.lower() and "token" in text.lower():
-        return ("the cluster requires token authentication: set RAY_AUTH_MODE=token and give its token in "
-                "RAY_AUTH_TOKEN (or ~/.ray/auth_token)")
-    lines = [line for line in text.splitlines() if line.strip()]
-    return f"{type(e).__name__}: {lines[-1] if lines else ''}"
+        raise SweepError(f"no Ray cluster answers at {address} ({source}): {e.strerror or type(e).__name__}. "
+                         f"Start one there with `ray start --head --port={port}`, or unset {ADDRESS_ENV} to run on "
+                         "a new local instance") from None

@@ -1,7 +1,8 @@
-"""Run directories: reading a run's config back, claiming a directory, and which run ``resume=`` continues."""
+"""Run directories: reading a run's config and events back, claiming a directory, what ``resume=`` continues."""
 
 from __future__ import annotations
 
+import logging
 import re
 import sys
 from pathlib import Path
@@ -18,8 +19,7 @@ from rlkit.factory import lookup
 
 CONFIG_FILE = Path(".hydra") / "config.yaml"
 SUMMARY_FILE = "summary.json"
-SWEEP_MARKER = ".rlkit-sweep"
-"""Created (exclusively) in a multirun's directory when its sweep starts: the directory is that sweep's."""
+SWEEP_MARKER = ".rlkit-sweep"  # created exclusively when a sweep starts: the directory is that sweep's
 
 
 def load_run_config(run_dir: Path) -> TrainConfig:
@@ -58,6 +58,21 @@ def load_run_config(run_dir: Path) -> TrainConfig:
     return cfg
 
 
+def read_events(tb_dir: Path) -> Any:
+    """A run's TensorBoard events as an ``EventAccumulator``: every scalar, without those a continued run purged."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(tb_dir), size_guidance={"scalars": 0})  # 0: all, not a sample of 10,000
+    tb_log = logging.getLogger("tensorboard")
+    level = tb_log.level
+    tb_log.setLevel(logging.ERROR)  # it warns of the purge a continued run asked for
+    try:
+        acc.Reload()
+    finally:
+        tb_log.setLevel(level)
+    return acc
+
+
 def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
     """A nested mapping as one level of dotted keys; lists and empty mappings stay values."""
     if not isinstance(node, dict) or not node:
@@ -68,13 +83,11 @@ def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-# ---------------------------------------------------------------------------------------------- claiming
 def claim_run_dir(run_dir: Path, marker: str = ".hydra") -> None:
     """Make ``run_dir`` this run's own, or refuse it if it holds another run.
 
-    ``marker`` (Hydra's ``.hydra/``, where the run's config goes) is created with one atomic ``mkdir``: of two
-    processes given the same directory, even in the same microsecond, only one gets it. A directory with a
-    summary, checkpoints or TensorBoard events from a run that had no marker is refused too.
+    ``marker`` (Hydra's ``.hydra/``) is created with one atomic ``mkdir``: of two processes given the same
+    directory, only one gets it. A directory with a summary, checkpoints or events of an unmarked run is refused.
     """
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
@@ -125,17 +138,12 @@ class ClaimRunDir(Callback):
             claim_sweep_dir(Path(str(config.hydra.sweep.dir)))
 
 
-# ---------------------------------------------------------------------------------------------- resume
 # Overrides a continued run may change: how it reports and checkpoints, not what it computes.
 RESUME_MAY_CHANGE = ("callbacks.progress_bar=", "callbacks.checkpoint.", "torch_threads=")
 
 
 def resume_overrides(args: list[str]) -> list[str]:
-    """``rlkit train resume=<run dir>`` (or ``resume=auto``) as the overrides that continue that run.
-
-    The run's own overrides (its config composes again), ``resume`` and ``hydra.run.dir`` (Hydra writes into the
-    run's directory). ``resume=auto``: the newest unfinished run of the config the other overrides compose, if any.
-    """
+    """``resume=<run dir>`` (or ``resume=auto``) as the overrides that continue that run, in its own directory."""
     from rlkit.resume import latest_checkpoint  # torch: only once a run is to be continued
 
     value = next(a.split("=", 1)[1] for a in args if a.startswith("resume="))

@@ -8,8 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from rlkit.config import VIDEO_FORMATS
 from rlkit.errors import RlkitError
+
+VIDEO_FORMATS = ("mp4", "gif")
 
 # H.264 in yuv420p (what every player plays) needs even frame sizes: pad odd ones by a white row or column.
 _MP4: dict[str, Any] = {"codec": "libx264", "pix_fmt_out": "yuv420p", "quality": 7,
@@ -20,13 +21,9 @@ _GIF: dict[str, Any] = {"codec": "gif", "pix_fmt_out": "pal8", "quality": None,
 
 
 class VideoWriter:
-    """Streams RGB frames to an MP4 (H.264) or GIF file (the file's suffix), one frame in memory at a time.
+    """Streams RGB frames to an MP4 (H.264) or GIF file (``path``'s suffix), one frame in memory at a time.
 
     The first frame fixes the video's size; ffmpeg starts then. :meth:`close` (or the ``with`` block) finishes it.
-
-    Args:
-        path: The file to write (``.mp4`` or ``.gif``); its folder must exist.
-        fps: Frames per second.
     """
 
     def __init__(self, path: Path, fps: float) -> None:
@@ -35,8 +32,7 @@ class VideoWriter:
             raise RlkitError(f"cannot write {path}: a video must be one of {', '.join(VIDEO_FORMATS)}")
         self.path = path
         self.fps = fps
-        self.frames = 0
-        """Frames written so far."""
+        self.frames = 0  # written so far
         self._options: dict[str, Any] = _MP4 if fmt == "mp4" else _GIF
         self._size: tuple[int, int] | None = None
         self._pipe: Any = None
@@ -50,22 +46,18 @@ class VideoWriter:
         rgb = np.ascontiguousarray(frame[..., :3], dtype=np.uint8)
         size = (rgb.shape[1], rgb.shape[0])
         if self._pipe is None:
-            self._open(size)
+            import imageio_ffmpeg
+
+            self._size = size
+            # macro_block_size=1: the options pad what needs padding, instead of imageio-ffmpeg's rescaling.
+            self._pipe = imageio_ffmpeg.write_frames(str(self.path), size, fps=self.fps, macro_block_size=1,
+                                                     ffmpeg_log_level="error", **self._options)
+            self._pipe.send(None)  # start the generator: ffmpeg now waits for frames
         elif size != self._size:
             raise RlkitError(f"the environment's frames changed size from {self._size} to {size} (width, height) "
                              "mid-video")
         self._pipe.send(rgb)
         self.frames += 1
-
-    def _open(self, size: tuple[int, int]) -> None:
-        import imageio_ffmpeg
-
-        self._size = size
-        # macro_block_size=1: the options pad what needs padding, instead of imageio-ffmpeg's rescaling.
-        options = {**self._options, "output_params": list(self._options["output_params"])}
-        self._pipe = imageio_ffmpeg.write_frames(str(self.path), size, fps=self.fps, macro_block_size=1,
-                                                 ffmpeg_log_level="error", **options)
-        self._pipe.send(None)  # start the generator: ffmpeg now waits for frames
 
     def close(self) -> None:
         """Finish the file (ffmpeg writes its trailer and exits)."""

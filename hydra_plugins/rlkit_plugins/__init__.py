@@ -1,8 +1,6 @@
-"""rlkit's Hydra plugins where Hydra looks for them, the ``hydra_plugins`` namespace package (no ``__init__.py``).
+"""rlkit's Hydra plugins, in the ``hydra_plugins`` namespace where Hydra instantiates launchers and sweepers from.
 
-Hydra instantiates launchers and sweepers only from classes under ``hydra_plugins``: these subclasses name the
-code of ``rlkit.ray_launcher`` and ``rlkit.optuna_sweeper``. Importing this module stores their configs,
-``hydra/launcher=ray`` and ``hydra/sweeper=optuna``.
+Importing this module stores their configs, ``hydra/launcher=ray`` and ``hydra/sweeper=optuna``.
 """
 
 from hydra.core.config_store import ConfigStore
@@ -28,10 +26,6 @@ ConfigStore.instance().store(group="hydra/sweeper", name="optuna", node=_optuna_
 
 
 def register() -> None:
-    """Add the classes to Hydra's registry, whose scan misses them in an editable install.
-
-    setuptools' editable import hook makes this module importable but not listable. ``Plugins.register`` is
-    public and idempotent.
-    """
+    """Add the classes to Hydra's registry (idempotent), whose scan misses them in an editable install."""
     for plugin in (RayLauncher, OptunaSweeper):
         Plugins.instance().register(plugin)
