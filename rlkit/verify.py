@@ -5,7 +5,6 @@ It trains the run's config again in a temporary directory and compares what both
 
 from __future__ import annotations
 
-import logging
 import math
 import sys
 import tempfile
@@ -15,6 +14,7 @@ from pathlib import Path
 
 from rlkit.callbacks import Callback
 from rlkit.errors import RlkitError, RunDirError
+from rlkit.runs import read_events
 
 USAGE = "usage: rlkit verify run=<run dir> [steps=N]   (N: environment steps to re-run, default 5000)"
 COMPARED = ("episode/", "eval/mean_reward", "eval/success_rate", "train/")
@@ -23,10 +23,7 @@ COMPARED = ("episode/", "eval/mean_reward", "eval/success_rate", "train/")
 
 def read_scalars(tb_dir: Path) -> dict[str, list[tuple[int, float]]]:
     """Every scalar in TensorBoard events: tag -> [(step, value)], in logging order, without purged events."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    logging.getLogger("tensorboard").setLevel(logging.ERROR)  # it warns of the purges continued runs ask for
-    acc = EventAccumulator(str(tb_dir), size_guidance={"scalars": 0}).Reload()
+    acc = read_events(tb_dir)
     return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
 
 
