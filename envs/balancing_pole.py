@@ -14,7 +14,7 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from rlkit.envs.rendering import CanvasOwner, PygameCanvas
+from rlkit.envs.rendering import CanvasOwner, draw_cart_pole
 from rlkit.envs.state import Snapshot
 from rlkit.errors import ConfigError
 
@@ -80,11 +80,8 @@ def env_config(schema: type[Config], params: dict[str, Any], render_mode: str | 
 class _Physics:
     """Constants of the dynamics, folded once so the single and the batched env share every operation.
 
-    ``thetaacc = (g sin - cos temp) / (k_den - k_cos2 cos^2)`` and ``xacc = temp - k_pm thetaacc cos``, with
-    ``temp = force / M + k_pm thetadot^2 sin``: Florian's (2007) frictionless cart-pole, rearranged.
-    While the pole stays within the angle limit (< 90 degrees, the case for every state that is stepped),
-    ``cos = sqrt(1 - sin^2)``: exact up to rounding, and much cheaper for arrays than a second
-    transcendental; larger limits fall back to ``cos``.
+    While the pole stays within the angle limit (< 90 degrees, so for every state that is stepped),
+    ``cos = sqrt(1 - sin^2)``: exact up to rounding, and much cheaper for arrays than a second ``cos``.
     """
 
     def __init__(self, cfg: BalancingPoleConfig) -> None:
@@ -112,11 +109,10 @@ class _Physics:
 
 
 def step_arrays(p: _Physics, state: np.ndarray, force_m: np.ndarray, deriv: np.ndarray, tmp: np.ndarray) -> None:
-    """Advance ``state`` (rows x, x_dot, theta, theta_dot; one column per cart) by one Euler step, in place.
+    """Advance ``state`` (rows x, x_dot, theta, theta_dot; a column per cart) by one Euler step, in place.
 
     ``force_m`` (force over total mass per cart) is overwritten; ``deriv`` and ``tmp`` are (4, n) scratch.
-    The operations repeat :meth:`BalancingPoleEnv.step`'s expressions in the same order, so every column
-    agrees bit for bit with a single environment given the same force.
+    :meth:`BalancingPoleEnv.step`'s operations in its order, so each column equals a single env bit for bit.
     """
     x, x_dot, theta, theta_dot = state
     _, xacc, _, thetaacc = deriv
@@ -152,14 +148,12 @@ def step_arrays(p: _Physics, state: np.ndarray, force_m: np.ndarray, deriv: np.n
 
 
 class ResetStreams(Snapshot):
-    """One random stream per cart, as a single environment seeded ``seeds[i]`` would have.
+    """One random stream per cart, as a single env seeded ``seeds[i]`` has, drawn a block at a time.
 
-    Starting states are drawn a block at a time per cart: one block draw equals as many successive draws of
-    4 from the same generator, so the states are those the single environment would draw, in order.
+    One block draw equals as many successive draws of 4, so the states are the single env's, in order.
     """
 
     _snapshot_attrs = ("rngs", "_uniforms", "_next")
-
     BLOCK = 64
 
     def __init__(self, n: int) -> None:
@@ -204,14 +198,13 @@ class BalancingPoleEnv(Snapshot, CanvasOwner, gym.Env[np.ndarray, Any]):
     """Balance a pole upright by pushing the cart it is hinged on.
 
     ## Description
-    The classic cart-pole of Barto, Sutton and Anderson (1983): an un-actuated pole stands on a cart that
-    moves along a frictionless one-dimensional track. The pole starts upright; the goal is to keep it
-    upright by pushing the cart left or right.
+    The cart-pole of Barto, Sutton and Anderson (1983): a pole stands on a cart that moves along a frictionless
+    track; keep it upright by pushing the cart left or right. The physics are Gymnasium's CartPole-v1's
+    (Florian's (2007) equations, explicit Euler steps of `tau` seconds).
 
     ## Action Space
-    By default `Discrete(2)`: 0 pushes the cart to the left, 1 to the right, each with `force_mag` newtons.
-    With `continuous=True` the action is a `Box(-1, 1, (1,), float32)` and the force is
-    `action * force_mag`. An action outside the space raises `ValueError`.
+    `Discrete(2)`: 0 pushes the cart left, 1 right, with `force_mag` newtons; with `continuous=True`, a
+    `Box(-1, 1, (1,), float32)` and the force `action * force_mag`. Other actions raise `ValueError`.
 
     ## Observation Space
     A `Box` of shape `(4,)`, float32:
@@ -224,38 +217,28 @@ class BalancingPoleEnv(Snapshot, CanvasOwner, gym.Env[np.ndarray, Any]):
     | 3   | Pole angular velocity | -inf                  | inf                 |
 
     ## Rewards
-    +1 for every step taken, the terminating step included. With the default 500-step limit the
-    maximum return is 500 and the task counts as solved at 475.
+    +1 for every step, the terminating one included: 500 at most, solved at 475.
 
     ## Starting State
     Every observation is drawn uniformly from (-0.05, 0.05).
 
     ## Episode End
     Termination: |cart position| > `x_threshold` (2.4 m) or |pole angle| > `theta_threshold_degrees`
-    (12 degrees). Truncation: at `max_episode_steps` (500), applied by Gymnasium's `TimeLimit` wrapper
-    from the registration, never mixed with termination.
+    (12 degrees). Truncation: at `max_episode_steps` (500), by Gymnasium's `TimeLimit` from the registration.
 
     ## Arguments
     ```python
-    import gymnasium as gym
     import rlkit.envs  # registers the rlkit/ namespace
     env = gym.make("rlkit/BalancingPole-v1", render_mode="rgb_array", gravity=9.8, continuous=False)
     ```
-    The fields of :class:`BalancingPoleConfig` (the keys of `env=balancing_pole`), but `name`, the thresholds
-    and `max_episode_steps` (`gym.make`'s). `render_mode` is `"human"` (a pygame window at `render_fps`) or
-    `"rgb_array"` (frames of shape (400, 600, 3), uint8).
-
-    ## Dynamics
-    Semi-implicit equations of Florian (2007) for a frictionless cart-pole, integrated with explicit
-    Euler steps of `tau` seconds: positions advance with the old velocities, then velocities with the
-    accelerations computed from the old state.
+    The fields of :class:`BalancingPoleConfig` but `name`, the thresholds and `max_episode_steps` (`gym.make`'s);
+    `render_mode` `"human"` (a pygame window) or `"rgb_array"` (frames of shape (400, 600, 3), uint8).
 
     ## Version History
     * v1: initial version; physics equal to Gymnasium's CartPole-v1.
     """
 
     _snapshot_attrs = ("_state", "_needs_reset", "_np_random")
-
     metadata = {"render_modes": ["human", "rgb_array"], "render_fps": 50}
 
     def __init__(self, render_mode: str | None = None, **params: Any) -> None:
@@ -268,9 +251,7 @@ class BalancingPoleEnv(Snapshot, CanvasOwner, gym.Env[np.ndarray, Any]):
         self.observation_space, self.action_space = self._phys.spaces
         self._state = (0.0, 0.0, 0.0, 0.0)
         self._needs_reset = True
-        self._canvas: PygameCanvas | None = None
 
-    # ------------------------------------------------------------------ dynamics
     def _force(self, action: Any) -> float:
         """Force on the cart over the total mass, refusing actions outside the space."""
         if self.continuous:
@@ -301,8 +282,7 @@ class BalancingPoleEnv(Snapshot, CanvasOwner, gym.Env[np.ndarray, Any]):
         sintheta = math.sin(theta)
         costheta = math.sqrt(1.0 - sintheta * sintheta) if p.cos_from_sin else math.cos(theta)
 
-        # Florian (2007), frictionless (see _Physics): the pole's angular acceleration, then the cart's.
-        # BalancingPoleVectorEnv repeats these operations in this order, so both agree bit for bit.
+        # The pole's angular acceleration, then the cart's; step_arrays repeats these operations in this order.
         temp = force_m + p.k_pm * theta_dot * theta_dot * sintheta
         thetaacc = (p.gravity * sintheta - costheta * temp) / (p.k_den - p.k_cos2 * costheta * costheta)
         xacc = temp - p.k_pm * thetaacc * costheta
@@ -320,9 +300,7 @@ class BalancingPoleEnv(Snapshot, CanvasOwner, gym.Env[np.ndarray, Any]):
             or theta < -self.theta_threshold_radians
             or theta > self.theta_threshold_radians
         )
-        # Episodes that end are over; a stepped-past-termination env is a caller bug, refused above.
-        self._needs_reset = terminated
-
+        self._needs_reset = terminated  # stepping past the end is a caller's bug, refused above
         if self.render_mode == "human":
             self.render()
         return np.array(self._state, dtype=np.float32), 1.0, terminated, False, {}
@@ -341,59 +319,23 @@ class BalancingPoleEnv(Snapshot, CanvasOwner, gym.Env[np.ndarray, Any]):
             self.render()
         return np.array(self._state, dtype=np.float32), {}
 
-    # ------------------------------------------------------------------ rendering
     def render(self) -> np.ndarray | None:
         """Draw the track, cart and pole; a frame for `rgb_array`, the window for `human`."""
-        if self.render_mode is None:
-            gym.logger.warn("render() called without a render_mode; pass render_mode='rgb_array' or 'human'")
+        canvas = self._frame(600, 400, "rlkit: balancing pole")
+        if canvas is None:
             return None
-        if self._canvas is None:
-            self._canvas = PygameCanvas(600, 400, self.render_mode, self.metadata["render_fps"],
-                                        caption="rlkit: balancing pole")
-        canvas = self._canvas
-        canvas.begin()
-
-        world_width = self.x_threshold * 2 * 1.1  # a margin, so the red limit marks stay in view
-        scale = canvas.width / world_width
-        pole_width, pole_len = 10.0, scale * (2 * self.length)
-        cart_width, cart_height = 50.0, 30.0
-        track_y = 100
-
+        scale = canvas.width / (self.x_threshold * 2 * 1.1)  # a margin, so the red limit marks stay in view
         x, _, theta, _ = self._state
-        cart_x = x * scale + canvas.width / 2.0
-        canvas.hline(0, canvas.width, track_y, (0, 0, 0))
-        # Limits of the track, where the episode ends.
-        for edge in (-self.x_threshold, self.x_threshold):
-            ex = edge * scale + canvas.width / 2.0
-            canvas.vline(ex, track_y - 10, track_y + 10, (200, 0, 0))
-
-        left, right = -cart_width / 2, cart_width / 2
-        top, bottom = cart_height / 2, -cart_height / 2
-        axle_offset = cart_height / 4.0
-        cart = [(left, bottom), (left, top), (right, top), (right, bottom)]
-        canvas.polygon([(cx + cart_x, cy + track_y) for cx, cy in cart], (0, 0, 0))
-
-        left, right = -pole_width / 2, pole_width / 2
-        top, bottom = pole_len - pole_width / 2, -pole_width / 2
-        pole = []
-        for px, py in [(left, bottom), (left, top), (right, top), (right, bottom)]:
-            # Rotate by -theta: positive angles lean the pole to the right.
-            rx = px * math.cos(-theta) - py * math.sin(-theta)
-            ry = px * math.sin(-theta) + py * math.cos(-theta)
-            pole.append((rx + cart_x, ry + track_y + axle_offset))
-        canvas.polygon(pole, (202, 152, 101))
-        canvas.circle(cart_x, track_y + axle_offset, pole_width / 2, (129, 132, 203))
+        draw_cart_pole(canvas, x, theta, self.x_threshold, scale, 100, scale * (2 * self.length), cart_height=30.0)
         return canvas.finish()
 
 
 class BatchedEnv(Snapshot, VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
     """The frame of rlkit's batched envs: ``num_envs`` copies stepped by one set of NumPy array operations.
 
-    Copy ``i`` reset with seed ``s`` is the single env reset with seed ``s + i``: for the same seeds and actions
-    its transitions are equal, bit for bit (each copy keeps its own random stream, and the array arithmetic
-    runs in the single env's order of operations). Autoreset follows Gymnasium's vector API in ``NEXT_STEP``
-    mode: after a copy terminates or is truncated (here, at ``max_episode_steps``), its next ``step`` ignores
-    the action and returns the first observation of a new episode with reward 0 and both flags False.
+    Copy ``i`` reset with seed ``s`` is the single env reset with seed ``s + i``, bit for bit. Autoreset in
+    Gymnasium's ``NEXT_STEP`` mode: after a copy ends (or reaches ``max_episode_steps``), its next ``step``
+    ignores the action and returns a new episode's first observation with reward 0 and both flags False.
     """
 
     metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
@@ -423,14 +365,7 @@ class BatchedEnv(Snapshot, VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
 
 
 class BalancingPoleVectorEnv(BatchedEnv):
-    """``num_envs`` balancing poles (see :class:`BalancingPoleEnv` and :class:`BatchedEnv`).
-
-    ```python
-    envs = gym.make_vec("rlkit/BalancingPole-v1", num_envs=1024)   # uses this class
-    obs, _ = envs.reset(seed=0)
-    obs, rewards, terminated, truncated, _ = envs.step(envs.action_space.sample())
-    ```
-    """
+    """``num_envs`` balancing poles (:class:`BalancingPoleEnv`, :class:`BatchedEnv`); ``gym.make_vec`` makes it."""
 
     _snapshot_attrs = ("_state", "_steps", "_prev_done", "_streams", "_low", "_high", "_needs_reset")
 
@@ -456,7 +391,6 @@ class BalancingPoleVectorEnv(BatchedEnv):
         self._state[:] = self._streams.draw(np.arange(self.num_envs), self._low, self._high)
         return self._observation(), {}
 
-    # ------------------------------------------------------------------ dynamics
     def _forces(self, actions: Any) -> np.ndarray:
         """Force over total mass for each copy; refuses actions outside the space, naming what was wrong."""
         a = np.asarray(actions)

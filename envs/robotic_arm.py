@@ -15,16 +15,15 @@ import numpy as np
 from gymnasium import spaces
 
 from rlkit.envs.balancing_pole import BatchedEnv, env_config
-from rlkit.envs.rendering import CanvasOwner, PygameCanvas
+from rlkit.envs.rendering import CanvasOwner
 from rlkit.envs.state import Snapshot
 from rlkit.errors import ConfigError
 
 MODELS = ("dynamics", "simple")
 STANDARD_GRAVITY = 9.81  # m/s^2, what gravity=True means
 
-# The core below is written once for Python floats and once-and-for-all for NumPy arrays: each function uses
-# only + - * / % and the sin/cos/sqrt/clip it is given, so the single environment (math.*, floats) and the
-# batched one (np.*, arrays) run the same operations in the same order and agree bit for bit.
+# The core below is written once for floats and NumPy arrays alike: each function uses only + - * / % and the
+# sin/cos/sqrt/clip it is given, so the single env (math.*) and the batched one (np.*) agree bit for bit.
 
 
 @dataclass
@@ -103,14 +102,7 @@ def _pair(value: Any) -> tuple[float, float] | None:
 
 
 class _Arm:
-    """Constants of the arm, folded once so the single and the batched env share every operation.
-
-    Each link is a uniform rod: mass ``m_i``, length ``l_i``, centre of mass at ``lc_i = l_i / 2``, moment
-    of inertia ``I_i = m_i l_i^2 / 12`` about it. The mass matrix then has the constant parts
-    ``alpha = I1 + I2 + m1 lc1^2 + m2 (l1^2 + lc2^2)``, ``beta = m2 l1 lc2`` and ``delta = I2 + m2 lc2^2``
-    (see :class:`RoboticArmEnv` for the equations), and the gravity torques the factors
-    ``g (m1 lc1 + m2 l1)`` and ``g m2 lc2``.
-    """
+    """Constants of the arm (see :class:`RoboticArmEnv`'s Dynamics), folded once for the single and batched env."""
 
     def __init__(self, cfg: RoboticArmConfig) -> None:
         l1, l2 = (float(v) for v in cfg.link_lengths)  # validated by the schema
@@ -167,11 +159,9 @@ Fn = Callable[[Any], Any]
 
 
 def make_advance(k: _Arm, sin: Fn, cos: Fn, clip: Fn) -> Callable[..., tuple[Any, Any, Any, Any]]:
-    """The function that advances the arm by one environment step: ``frame_skip`` RK4 steps of ``dt``.
+    """``advance(q1, q2, w1, w2, tau1, tau2)``: one env step, ``frame_skip`` RK4 steps of ``dt`` (see the Dynamics).
 
-    ``advance(q1, q2, w1, w2, tau1, tau2)`` takes floats or arrays and returns the new angles, wrapped to
-    [-pi, pi), and velocities, clipped to ``[-max_speed, max_speed]`` after every RK4 step. The constants
-    live in the closure, which keeps the single env's float arithmetic free of attribute look-ups.
+    The constants live in the closure, which keeps the single env's float arithmetic free of attribute look-ups.
     """
     alpha, beta, delta, damping = k.alpha, k.beta, k.delta, k.damping
     det_0 = alpha * delta - delta * delta  # det M = det_0 - (beta cos q2)^2 > 0
@@ -271,10 +261,9 @@ class RoboticArmEnv(Snapshot, CanvasOwner, gym.Env[np.ndarray, np.ndarray]):
     r"""Move the fingertip of a planar two-link arm onto a target by applying torques at its two joints.
 
     ## Description
-    A two-link arm lies on a table: the shoulder is fixed at the origin, link 1 (length `l1`, 1.0 m by
-    default) turns about it, link 2 (length `l2`, 0.7 m) turns about the elbow at the end of link 1. A target
-    is placed uniformly at random (in area) in the reachable annulus `|l1 - l2| <= r < l1 + l2` at every
-    reset, or at `fixed_target`. The task is to bring the fingertip within `tolerance` of the target.
+    A two-link arm lies on a table: link 1 (`l1`, 1.0 m) turns about the shoulder at the origin, link 2 (`l2`,
+    0.7 m) about the elbow at the end of link 1. Bring the fingertip within `tolerance` of a target drawn at every
+    reset uniformly (in area) in the reachable annulus `|l1 - l2| <= r < l1 + l2`, or at `fixed_target`.
 
     ## Action Space
     `Box(-1, 1, (2,), float32)`: the torques at the shoulder and the elbow, as fractions of `max_torque`
@@ -300,9 +289,8 @@ class RoboticArmEnv(Snapshot, CanvasOwner, gym.Env[np.ndarray, np.ndarray]):
     `(l1 cos q1 + l2 cos(q1 + q2), l1 sin q1 + l2 sin(q1 + q2))`.
 
     ## Rewards
-    `-distance - torque_cost * |a|^2` per step, where `distance` is from the fingertip to the target after the
-    step and `a` the action in [-1, 1]^2 (`torque_cost` 0.01). Every step costs, so reaching the target
-    sooner gives a higher return. `info` holds `"distance"` and `"is_success"` (bool) at every step and reset.
+    `-distance - torque_cost * |a|^2` per step, `distance` from the fingertip to the target after the step, `a`
+    the action. `info` holds `"distance"` and `"is_success"` (bool) at every step and reset.
 
     ## Starting State
     Both joint angles uniform in [-pi, pi), both velocities zero, the target as above; a start whose fingertip
@@ -310,26 +298,21 @@ class RoboticArmEnv(Snapshot, CanvasOwner, gym.Env[np.ndarray, np.ndarray]):
 
     ## Episode End
     Termination (success, `info["is_success"]` True): the fingertip is closer than `tolerance` (0.05 m) to
-    the target. Truncation: at `max_episode_steps`, 200 steps (10 s with the default 0.05 s per step), applied
-    by Gymnasium's `TimeLimit` wrapper from the registration. Stepping after termination raises
-    `RuntimeError`.
+    the target. Truncation: at `max_episode_steps` (200 steps, 10 s), by Gymnasium's `TimeLimit`.
 
     ## Arguments
     ```python
-    import gymnasium as gym
     import rlkit.envs  # registers the rlkit/ namespace
     env = gym.make("rlkit/RoboticArm-v1", render_mode="rgb_array", link_lengths=(1.0, 0.7), gravity=False)
     ```
-    The fields of :class:`RoboticArmConfig` (but `name`, the thresholds and `max_episode_steps`, `gym.make`'s),
-    and `render_mode`: `"human"` (a pygame window at 1 / (dt * frame_skip) fps) or `"rgb_array"` (frames of
-    shape (500, 500, 3), uint8, showing the last 50 fingertip positions too). Notes on some of them:
-    * `damping` 0.5 N m s/rad: a free joint coasts to rest within seconds and a full torque turns a joint at
-      most max_torque / damping = 4 rad/s. (At 0.05 the arm was nearly frictionless, and learned policies
-      mostly stalled short of the target: 46% success after 200k MADDPG steps, against 86% at 0.5.)
-    * `gravity` (`True` means 9.81 m/s^2) pulls along -y in the plane of the arm; holding it level takes
+    The fields of :class:`RoboticArmConfig` but `name`, the thresholds and `max_episode_steps` (`gym.make`'s);
+    `render_mode` `"human"` (a pygame window at 1 / (dt * frame_skip) fps) or `"rgb_array"` (frames of shape
+    (500, 500, 3), uint8, with the last 50 fingertip positions). Notes:
+    * `damping` 0.5 N m s/rad: a full torque turns a joint at most max_torque / damping = 4 rad/s. (At 0.05
+      learned policies mostly stalled short of the target: 46% success after 200k MADDPG steps, 86% at 0.5.)
+    * `gravity` (`True` means 9.81 m/s^2) pulls along -y; holding the arm level takes
       `g (m1 l1 / 2 + m2 (l1 + l2 / 2))`, 18 N m by default at the shoulder, so raise `max_torque` with it.
-    * `model="simple"`: each joint's torque is its angular acceleration, `qdd = tau - damping * qd` (no
-      inertia, coupling or gravity).
+    * `model="simple"`: each joint's torque is its angular acceleration, `qdd = tau - damping * qd`.
 
     ## Dynamics
     The rigid-body equations of a planar two-link arm of uniform rods (Spong, Hutchinson and Vidyasagar,
@@ -357,7 +340,6 @@ class RoboticArmEnv(Snapshot, CanvasOwner, gym.Env[np.ndarray, np.ndarray]):
     """
 
     _snapshot_attrs = ("_state", "_target", "_needs_reset", "_np_random")
-
     metadata = {"render_modes": ["human", "rgb_array"], "render_fps": 20}
     TRAIL = 50  # fingertip positions drawn behind the arm
 
@@ -376,9 +358,7 @@ class RoboticArmEnv(Snapshot, CanvasOwner, gym.Env[np.ndarray, np.ndarray]):
         self._target = (k.reach, 0.0)
         self._needs_reset = True
         self._trail: deque[tuple[float, float]] = deque(maxlen=self.TRAIL)
-        self._canvas: PygameCanvas | None = None
 
-    # ------------------------------------------------------------------ dynamics
     def _action(self, action: Any) -> tuple[float, float]:
         """The two normalised torques, refusing actions outside the space."""
         a = action if type(action) is np.ndarray else np.asarray(action)
@@ -445,17 +425,11 @@ class RoboticArmEnv(Snapshot, CanvasOwner, gym.Env[np.ndarray, np.ndarray]):
         """Kinetic plus potential energy (J) of the dynamics model in the current state."""
         return self._arm.energy(*self._state)
 
-    # ------------------------------------------------------------------ rendering
     def render(self) -> np.ndarray | None:
         """Draw the workspace, the fingertip's trail, the target and the arm."""
-        if self.render_mode is None:
-            gym.logger.warn("render() called without a render_mode; pass render_mode='rgb_array' or 'human'")
+        canvas = self._frame(500, 500, "rlkit: robotic arm")
+        if canvas is None:
             return None
-        if self._canvas is None:
-            self._canvas = PygameCanvas(500, 500, self.render_mode, self.metadata["render_fps"],
-                                        caption="rlkit: robotic arm")
-        canvas = self._canvas
-        canvas.begin()
         k = self._arm
         scale = 0.45 * canvas.width / k.target_bound
         cx, cy = canvas.width / 2.0, canvas.height / 2.0
@@ -484,16 +458,9 @@ class RoboticArmEnv(Snapshot, CanvasOwner, gym.Env[np.ndarray, np.ndarray]):
 
 
 class RoboticArmVectorEnv(BatchedEnv):
-    """``num_envs`` robotic arms (see :class:`RoboticArmEnv` and :class:`BatchedEnv`).
+    """``num_envs`` robotic arms (:class:`RoboticArmEnv`, :class:`BatchedEnv`); ``gym.make_vec`` makes it.
 
-    ``info`` holds ``distance`` and ``is_success`` arrays with their ``_`` masks (a restarted copy's: those of
-    its new episode's reset).
-
-    ```python
-    envs = gym.make_vec("rlkit/RoboticArm-v1", num_envs=1024)   # uses this class
-    obs, _ = envs.reset(seed=0)
-    obs, rewards, terminated, truncated, info = envs.step(envs.action_space.sample())
-    ```
+    ``info`` holds ``distance`` and ``is_success`` arrays with their ``_`` masks (a restarted copy's: its reset's).
     """
 
     _snapshot_attrs = ("_state", "_target", "_steps", "_prev_done", "_streams", "_needs_reset")
@@ -508,7 +475,6 @@ class RoboticArmVectorEnv(BatchedEnv):
         self._state = np.zeros((4, num_envs))  # rows: q1, q2, qd1, qd2 (float64)
         self._target = np.zeros((2, num_envs))  # rows: target x, y
 
-    # ------------------------------------------------------------------ resets
     def _start(self, idx: np.ndarray) -> None:
         """Draw new episodes for the copies in ``idx``, redrawing those already at their target."""
         k = self._arm
@@ -532,7 +498,6 @@ class RoboticArmVectorEnv(BatchedEnv):
         obs, distance = self._observation()
         return obs, self._info(distance, np.zeros(self.num_envs, dtype=bool))
 
-    # ------------------------------------------------------------------ dynamics
     def _actions(self, actions: Any) -> tuple[np.ndarray, np.ndarray]:
         """The normalised torques of each copy; refuses actions outside the space, naming what was wrong."""
         a = np.asarray(actions)
