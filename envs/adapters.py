@@ -1,9 +1,7 @@
-"""Array views of multi-agent environments, the one-agent view of single-agent ones, and joint control.
+"""Multi-agent envs as arrays with an agent axis, single-agent ones as a team of one, and joint control.
 
-Multi-agent learners (MADDPG) and rlkit's evaluator work with arrays that have an agent axis, in the order of
-``possible_agents``. Every agent must share one action space, observe a flat Box (shorter observations are
-zero-padded to the longest), and the whole team must end together (PettingZoo's MPE tasks and the multi-agent
-cart-pole do); the views refuse anything else with a ``ValueError`` that says why.
+Every agent must share one action space and observe a flat Box (shorter ones are zero-padded), and the team must
+end together; the views refuse anything else with a ``ValueError`` that says why.
 """
 
 from __future__ import annotations
@@ -18,16 +16,9 @@ from gymnasium.wrappers import DiscretizeAction
 
 from rlkit.envs.state import Snapshot
 
-AGENT_ID = "agent_0"
-"""The name of the single agent in :class:`OneAgentVectorEnv`."""
-
 
 def _common_spaces(env: Any) -> tuple[list[str], spaces.Box, spaces.Space[Any], list[int]]:
-    """Agents, a common observation space, the shared action space and each agent's observation length.
-
-    Flat Box observations of different lengths are zero-padded to the longest (MPE's predator and prey see
-    different things); action spaces must be equal.
-    """
+    """Agents, a common observation space (MPE's agents see different things), the action space, and sizes."""
     agents = list(env.possible_agents)
     obs_spaces = [env.observation_space(a) for a in agents]
     act_spaces = [env.action_space(a) for a in agents]
@@ -56,11 +47,9 @@ def _joint_space(space: spaces.Space[Any], n: int) -> spaces.Space[Any]:
 
 
 class ParallelArrayEnv(gym.Env):
-    """A PettingZoo parallel env as a Gymnasium env of joint arrays (agent axis first).
+    """A PettingZoo parallel env as a Gymnasium env of joint arrays (agent axis first), rewards one per agent.
 
-    ``step`` returns the rewards of every agent as an array; the team's episode ends when every agent is
-    done (``terminated`` if every agent terminated, else ``truncated``). Rendering, ``window_closed`` and
-    ``close`` are the wrapped env's.
+    The team's episode ends when every agent is done: ``terminated`` if every agent terminated, else ``truncated``.
     """
 
     def __init__(self, env: Any) -> None:
@@ -126,16 +115,12 @@ class ParallelArrayEnv(gym.Env):
 
 
 class ParallelVectorEnv(Snapshot):
-    """``num_envs`` copies of a PettingZoo parallel env, stepped in turn, with the array API.
+    """``num_envs`` copies of a PettingZoo parallel env made by ``make()``, stepped in turn, with the array API.
 
     Observations ``(num_envs, agents, obs_dim)``; actions ``(num_envs, agents, ...)``; rewards
     ``(num_envs, agents)``; ``terminated``/``truncated`` ``(num_envs,)``. Autoreset as Gymnasium's
     ``NEXT_STEP``: a copy that ended starts over on its next step, ignoring its actions, with reward 0.
     Copy ``i`` reset with seed ``s`` is reset with seed ``s + i``.
-
-    Args:
-        make: Builds one copy of the parallel env.
-        num_envs: Copies.
     """
 
     _snapshot_attrs = ("_obs", "_prev_done")
@@ -188,7 +173,7 @@ class OneAgentVectorEnv:
         self.envs = envs
         self.num_envs = envs.num_envs
         self.num_agents = 1
-        self.possible_agents = [AGENT_ID]
+        self.possible_agents = ["agent_0"]
         self.single_observation_space = envs.single_observation_space
         self.single_action_space = envs.single_action_space
 
@@ -208,12 +193,10 @@ class OneAgentVectorEnv:
 
 
 class DiscretizedActions(DiscretizeAction):
-    """A bounded 1-D Box action space as ``Discrete(bins ** dims)``: every combination of evenly spaced values.
+    """Gymnasium's ``DiscretizeAction`` (a bounded 1-D Box as ``Discrete(bins ** dims)``) with the bins' endpoints.
 
-    Gymnasium's :class:`~gymnasium.wrappers.DiscretizeAction`, but with the bins' endpoints instead of their
-    centres: action ``k`` sets dimension ``j`` to the ``(k // bins**j) % bins``-th of ``bins`` values from
-    ``low[j]`` to ``high[j]`` (both included), so with an odd number of bins zero is one of them. For
-    value-based learners (DQN) on continuous-action envs.
+    Action ``k`` sets dimension ``j`` to the ``(k // bins**j) % bins``-th of ``bins`` values from ``low[j]`` to
+    ``high[j]`` (both included, so with odd ``bins`` zero is one). For value-based learners (DQN).
     """
 
     def __init__(self, env: gym.Env, bins: int) -> None:
@@ -242,8 +225,8 @@ class DiscretizedActions(DiscretizeAction):
 class _JointActions:
     """One action for a whole team.
 
-    A flat Box of every agent's continuous action, or one Discrete index that stands for every combination of
-    the agents' discrete actions (agent 0's the fastest-changing digit).
+    A flat Box of every agent's action, or one Discrete index for every combination of the agents' discrete
+    actions (agent 0's the fastest-changing digit).
     """
 
     def __init__(self, agent_space: spaces.Space[Any], agents: int) -> None:
@@ -267,11 +250,10 @@ class _JointActions:
 
 
 class JointControl(gym.Wrapper):
-    """A multi-agent env (a :class:`ParallelArrayEnv`) as one single-agent env: one policy acts for the team.
+    """A :class:`ParallelArrayEnv` as one single-agent env, for single-agent learners to act for the team.
 
-    The observation is every agent's observation, concatenated in agent order; the action is joint (see
-    :class:`_JointActions`); the reward is the team's mean. This is how rlkit's single-agent learners
-    (DQN, REINFORCE, SB3's algorithms) train a multi-agent env.
+    The observation is every agent's, concatenated; the action is joint (:class:`_JointActions`); the reward is
+    the team's mean.
     """
 
     def __init__(self, env: ParallelArrayEnv) -> None:
@@ -295,11 +277,7 @@ class JointControl(gym.Wrapper):
 
 
 class JointControlVectorEnv:
-    """:class:`JointControl` for copies stepped together, shaped as a Gymnasium vector env.
-
-    Wraps the array API of :class:`ParallelVectorEnv` (or the multi-agent cart-pole's own batched version);
-    ``NEXT_STEP`` autoreset, for single-agent learners that take a vector env.
-    """
+    """:class:`JointControl` over the array API of :class:`ParallelVectorEnv`, shaped as a Gymnasium vector env."""
 
     def __init__(self, envs: Any) -> None:
         self.envs = envs

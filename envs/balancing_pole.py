@@ -108,11 +108,13 @@ class _Physics:
                        spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32) if cfg.continuous else spaces.Discrete(2))
 
 
-def step_arrays(p: _Physics, state: np.ndarray, force_m: np.ndarray, deriv: np.ndarray, tmp: np.ndarray) -> None:
+def step_arrays(p: _Physics, state: np.ndarray, force_m: np.ndarray, deriv: np.ndarray, tmp: np.ndarray
+                ) -> np.ndarray:
     """Advance ``state`` (rows x, x_dot, theta, theta_dot; a column per cart) by one Euler step, in place.
 
     ``force_m`` (force over total mass per cart) is overwritten; ``deriv`` and ``tmp`` are (4, n) scratch.
     :meth:`BalancingPoleEnv.step`'s operations in its order, so each column equals a single env bit for bit.
+    Returns, per cart, whether it left the track or its pole fell past the angle limit.
     """
     x, x_dot, theta, theta_dot = state
     _, xacc, _, thetaacc = deriv
@@ -145,6 +147,10 @@ def step_arrays(p: _Physics, state: np.ndarray, force_m: np.ndarray, deriv: np.n
     deriv[2] = theta_dot
     deriv *= p.tau
     state += deriv
+    terminated = np.abs(x) > p.x_threshold
+    np.abs(theta, out=sin)
+    terminated |= sin > p.theta_threshold_radians
+    return terminated
 
 
 class ResetStreams(Snapshot):
@@ -184,14 +190,6 @@ class ResetStreams(Snapshot):
         self._next[idx] += 1
         # Generator.uniform(low, high) computes low + (high - low) * u: the same expression here.
         return (low + (high - low) * u).T
-
-
-def out_of_bounds(p: _Physics, state: np.ndarray, scratch: np.ndarray) -> np.ndarray:
-    """Per cart: has it left the track or has its pole fallen past the angle limit?"""
-    terminated = np.abs(state[0]) > p.x_threshold
-    np.abs(state[2], out=scratch)
-    terminated |= scratch > p.theta_threshold_radians
-    return terminated
 
 
 class BalancingPoleEnv(Snapshot, CanvasOwner, gym.Env[np.ndarray, Any]):
@@ -418,9 +416,7 @@ class BalancingPoleVectorEnv(BatchedEnv):
         if self._needs_reset:
             raise RuntimeError("BalancingPoleVectorEnv.step() called before reset()")
         p = self._phys
-        step_arrays(p, self._state, self._forces(actions), self._deriv, self._tmp)
-
-        terminated = out_of_bounds(p, self._state, self._tmp[0])
+        terminated = step_arrays(p, self._state, self._forces(actions), self._deriv, self._tmp)
         self._steps += 1
         truncated = self._steps >= self.max_episode_steps
         reward = np.ones(self.num_envs, dtype=np.float32)

@@ -11,7 +11,7 @@ from gymnasium import spaces
 from pettingzoo import ParallelEnv
 from pettingzoo.utils import parallel_to_aec, wrappers
 
-from rlkit.envs.balancing_pole import BalancingPoleConfig, ResetStreams, _Physics, env_config, out_of_bounds, step_arrays
+from rlkit.envs.balancing_pole import BalancingPoleConfig, ResetStreams, _Physics, env_config, step_arrays
 from rlkit.envs.rendering import CanvasOwner, draw_cart_pole
 from rlkit.envs.state import Snapshot
 from rlkit.errors import ConfigError
@@ -68,8 +68,7 @@ class _Carts:
             pull = (x[:, 1:] - x[:, :-1]) * self.k_m
             f[:, :-1] += pull  # cart i is pulled towards cart i + 1 ...
             f[:, 1:] -= pull  # ... and cart i + 1 towards cart i, by the same force
-        step_arrays(self.phys, state, force_m, deriv, tmp)
-        return out_of_bounds(self.phys, state, tmp[0])
+        return step_arrays(self.phys, state, force_m, deriv, tmp)
 
     def observations(self, state: np.ndarray) -> np.ndarray:
         """(copies, agents, obs_dim) float32: each cart's state, then its neighbours' (zeros past the ends)."""
@@ -233,9 +232,9 @@ class MultiCartPoleEnv(Snapshot, CanvasOwner, ParallelEnv):
 
 
 class MultiCartPoleVectorEnv(Snapshot):
-    """``num_envs`` copies of :class:`MultiCartPoleEnv` stepped together, with the array API of
-    :class:`rlkit.envs.adapters.ParallelVectorEnv`. Copy ``b`` reset with seed ``s`` equals the single env reset
-    with seed ``s + b * num_agents``, bit for bit.
+    """``num_envs`` copies of :class:`MultiCartPoleEnv` with the array API of ``adapters.ParallelVectorEnv``.
+
+    Copy ``b`` reset with seed ``s`` equals the single env reset with seed ``s + b * num_agents``, bit for bit.
     """
 
     _snapshot_attrs = ("_state", "_streams", "_steps", "_prev_done", "_started")

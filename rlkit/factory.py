@@ -1,9 +1,7 @@
-"""Builds environments and agents from their configs, through two plain registries keyed by the config's ``name``.
+"""Environments and agents from their configs, through registries keyed by the config's ``name``.
 
-``ENVS`` and ``AGENTS`` map a name to its schema and its builder; :func:`rlkit.config.register_configs` stores
-the schemas in Hydra's ConfigStore from here. Composition must stay free of torch, so the agent builders
-import their agent only when called. The schemas of Gymnasium and PettingZoo envs from other packages live
-here beside their builders; rlkit's own envs hold theirs beside the env, and agents in ``rlkit.agents.config``.
+``ENVS`` and ``AGENTS`` map a name to its schema and builder; the schemas of other packages' envs live here.
+Agent builders import their agent (and torch) only when called.
 """
 
 from __future__ import annotations
@@ -40,7 +38,7 @@ class GymEnvConfig:
     name: str = "gym"
     """Environment kind; selects the builder (do not change)."""
     id: str = MISSING
-    """Gymnasium id, e.g. CartPole-v1 or a module-qualified id such as mypkg:MyEnv-v0."""
+    """Gymnasium id, e.g. CartPole-v1 or a module-qualified mypkg:MyEnv-v0."""
     kwargs: dict[str, Any] = field(default_factory=dict)
     """Keyword arguments for gymnasium.make, e.g. +env.kwargs.max_episode_steps=200."""
     reward_threshold: float | None = None
@@ -71,11 +69,10 @@ class PettingZooConfig:
             raise ConfigError("env.id is empty: name a PettingZoo id or a module:function entry point")
 
 
-MPE_SCENARIOS = (
+MPE_SCENARIOS = (  # the Multi-Agent Particle Environments of the mpe2 package, by name
     "simple_v3", "simple_adversary_v3", "simple_crypto_v3", "simple_push_v3", "simple_reference_v3",
     "simple_speaker_listener_v4", "simple_spread_v3", "simple_tag_v3", "simple_world_comm_v3",
 )
-"""The Multi-Agent Particle Environments of the ``mpe2`` package that ``env=mpe`` offers by name."""
 
 
 @dataclass
@@ -109,11 +106,9 @@ class EnvFactory:
     """How to make copies of the configured environment, and what counts as solving it."""
 
     make: Callable[..., gym.Env]
-    """``make(render_mode=None)`` returns a new environment (with its TimeLimit); a multi-agent one as a
-    :class:`rlkit.envs.adapters.ParallelArrayEnv` (joint arrays, agent axis first)."""
+    """``make(render_mode=None)``: a new env (with its TimeLimit); a multi-agent one as a ``ParallelArrayEnv``."""
     make_vec: Callable[[int], Any]
-    """``make_vec(n)`` returns n copies stepped together (NEXT_STEP autoreset), for native agents: a Gymnasium
-    vector env, or for a multi-agent env the array API of :class:`rlkit.envs.adapters.ParallelVectorEnv`."""
+    """``make_vec(n)``: n copies, NEXT_STEP autoreset: a vector env, or a multi-agent ``ParallelVectorEnv``'s API."""
     label: str
     """Human-readable name, for logs and summaries."""
     reward_threshold: float | None
@@ -124,44 +119,22 @@ class EnvFactory:
     """Evaluation success rate (``info["is_success"]``) that counts as solved, for envs that report success."""
 
 
-def _arguments(cfg: Any) -> dict[str, Any]:
-    """An rlkit env config's fields as the env's keyword arguments (``max_episode_steps`` goes to gym.make)."""
-    return {k: v for k, v in dataclasses.asdict(cfg).items()
-            if k not in ("name", "reward_threshold", "success_threshold")}
+def _rlkit(cfg: BalancingPoleConfig | MultiCartPoleConfig | RoboticArmConfig) -> EnvFactory:
+    """One of rlkit's envs, with its own batched vector env; ``max_episode_steps`` goes to ``gym.make``."""
+    kwargs = {k: v for k, v in dataclasses.asdict(cfg).items()
+              if k not in ("name", "reward_threshold", "success_threshold")}
+    if isinstance(cfg, MultiCartPoleConfig):
+        from rlkit.envs.adapters import ParallelArrayEnv
 
-
-def _registered(env_id: str) -> Callable[[Any], EnvFactory]:
-    """The builder of one of rlkit's Gymnasium envs, with its own batched vector env."""
-
-    def build(cfg: BalancingPoleConfig | RoboticArmConfig) -> EnvFactory:
-        kwargs = _arguments(cfg)
-
-        def make(render_mode: str | None = None) -> gym.Env:
-            return gym.make(env_id, render_mode=render_mode, **kwargs)
-
-        def make_vec(n: int) -> gym.vector.VectorEnv:
-            return gym.make_vec(env_id, num_envs=n, vectorization_mode="vector_entry_point", **kwargs)
-
-        return EnvFactory(make=make, make_vec=make_vec, label=cfg.name, reward_threshold=cfg.reward_threshold,
-                          success_threshold=getattr(cfg, "success_threshold", None))
-
-    return build
-
-
-def _multi_cartpole(cfg: MultiCartPoleConfig) -> EnvFactory:
-    from rlkit.envs.adapters import ParallelArrayEnv
-
-    kwargs = _arguments(cfg)
-
-    def make(render_mode: str | None = None) -> gym.Env:
-        return ParallelArrayEnv(MultiCartPoleEnv(render_mode=render_mode, **kwargs))
-
-    def make_vec(n: int) -> MultiCartPoleVectorEnv:
-        return MultiCartPoleVectorEnv(num_envs=n, **kwargs)
-
-    agents = tuple(f"cart_{i}" for i in range(cfg.num_agents))
-    return EnvFactory(make=make, make_vec=make_vec, label=cfg.name, reward_threshold=cfg.reward_threshold,
-                      agents=agents)
+        return EnvFactory(make=lambda render_mode=None: ParallelArrayEnv(MultiCartPoleEnv(render_mode, **kwargs)),
+                          make_vec=lambda n: MultiCartPoleVectorEnv(num_envs=n, **kwargs), label=cfg.name,
+                          reward_threshold=cfg.reward_threshold,
+                          agents=tuple(f"cart_{i}" for i in range(cfg.num_agents)))
+    env_id = BALANCING_POLE_ID if isinstance(cfg, BalancingPoleConfig) else ROBOTIC_ARM_ID
+    return EnvFactory(make=lambda render_mode=None: gym.make(env_id, render_mode=render_mode, **kwargs),
+                      make_vec=lambda n: gym.make_vec(env_id, n, vectorization_mode="vector_entry_point", **kwargs),
+                      label=cfg.name, reward_threshold=cfg.reward_threshold,
+                      success_threshold=getattr(cfg, "success_threshold", None))
 
 
 def _gym(cfg: GymEnvConfig) -> EnvFactory:
@@ -262,10 +235,10 @@ def _pettingzoo(cfg: PettingZooConfig) -> EnvFactory:
 
 
 ENVS: dict[str, tuple[type, Callable[[Any], EnvFactory]]] = {
-    "balancing_pole": (BalancingPoleConfig, _registered(BALANCING_POLE_ID)),
+    "balancing_pole": (BalancingPoleConfig, _rlkit),
     "gym": (GymEnvConfig, _gym),
-    "multi_cartpole": (MultiCartPoleConfig, _multi_cartpole),
-    "robotic_arm": (RoboticArmConfig, _registered(ROBOTIC_ARM_ID)),
+    "multi_cartpole": (MultiCartPoleConfig, _rlkit),
+    "robotic_arm": (RoboticArmConfig, _rlkit),
     "mpe": (MPEConfig, _mpe),
     "pettingzoo": (PettingZooConfig, _pettingzoo),
 }
@@ -345,10 +318,7 @@ def lookup(group: str, name: str) -> tuple[type, Callable[..., Any]]:
 
 
 def build_env(cfg: Any) -> EnvFactory:
-    """The environment factory for an env config.
-
-    Its envs refuse NaN, infinite or non-numeric outputs and actions of the wrong shape (:mod:`rlkit.envs.checks`).
-    """
+    """The env factory for an env config; its envs refuse bad numbers and actions (:mod:`rlkit.envs.checks`)."""
     from rlkit.envs.checks import CheckedEnv, CheckedVectorEnv
 
     env = lookup("env", cfg.name)[1](cfg)
