@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import importlib
 import itertools
 import logging
@@ -153,17 +154,15 @@ def _gym(cfg: GymEnvConfig) -> EnvFactory:
         raise ConfigError(f"env.id={cfg.id!r} cannot be made by Gymnasium: {e}") from None
     except TypeError as e:
         raise ConfigError(f"env.kwargs do not fit {cfg.id!r}: {e}") from None
-    threshold = cfg.reward_threshold
-    if threshold is None and probe.spec is not None:
-        threshold = probe.spec.reward_threshold
-    own_vector = probe.spec is not None and probe.spec.vector_entry_point is not None
+    spec = probe.spec
     probe.close()
+    threshold = spec.reward_threshold if cfg.reward_threshold is None and spec is not None else cfg.reward_threshold
 
     def make_vec(n: int) -> gym.vector.VectorEnv:
         # The env's own vector_entry_point when it has one (e.g. CartPole-v1), else copies in one process. Those
         # copies are checked one by one: the vector env packs their rewards into a float array, where a reward
         # such as 'abc' would fail with NumPy's message instead of rlkit's.
-        if own_vector:
+        if spec is not None and spec.vector_entry_point is not None:
             return gym.make_vec(cfg.id, num_envs=n, **kwargs)
         copies = itertools.count()
         return gym.make_vec(cfg.id, num_envs=n, wrappers=[lambda env: CheckedEnv(env, cfg.id, copy=next(copies))],
@@ -182,16 +181,10 @@ def _parallel(build: Callable[..., Any], label: str, threshold: float | None) ->
         raise ConfigError(f"{label} cannot be trained by rlkit's multi-agent learners: {e}") from None
     except TypeError as e:
         raise ConfigError(f"env.kwargs do not fit {label}: {e}") from None
-    agents = tuple(probe.possible_agents)
     probe.close()
-
-    def make(render_mode: str | None = None) -> gym.Env:
-        return ParallelArrayEnv(build(render_mode=render_mode))
-
-    def make_vec(n: int) -> ParallelVectorEnv:
-        return ParallelVectorEnv(lambda: build(render_mode=None), n)
-
-    return EnvFactory(make=make, make_vec=make_vec, label=label, reward_threshold=threshold, agents=agents)
+    return EnvFactory(make=lambda render_mode=None: ParallelArrayEnv(build(render_mode=render_mode)),
+                      make_vec=lambda n: ParallelVectorEnv(lambda: build(render_mode=None), n), label=label,
+                      reward_threshold=threshold, agents=tuple(probe.possible_agents))
 
 
 def _mpe(cfg: MPEConfig) -> EnvFactory:
@@ -199,13 +192,9 @@ def _mpe(cfg: MPEConfig) -> EnvFactory:
         module = importlib.import_module(f"mpe2.{cfg.name}")
     except ImportError as e:
         raise ConfigError(f"env=mpe needs the mpe2 package ({e}); pip install mpe2") from None
-    kwargs = dict(cfg.kwargs)
-
-    def build(render_mode: str | None = None) -> Any:
-        return module.parallel_env(max_cycles=cfg.max_cycles, continuous_actions=cfg.continuous_actions,
-                                   render_mode=render_mode, **kwargs)
-
-    return _parallel(build, cfg.name, cfg.reward_threshold)
+    return _parallel(functools.partial(module.parallel_env, max_cycles=cfg.max_cycles,
+                                       continuous_actions=cfg.continuous_actions, **cfg.kwargs),
+                     cfg.name, cfg.reward_threshold)
 
 
 def _pettingzoo(cfg: PettingZooConfig) -> EnvFactory:
@@ -213,25 +202,18 @@ def _pettingzoo(cfg: PettingZooConfig) -> EnvFactory:
 
     import rlkit.envs  # noqa: F401  (so rlkit/ ids resolve too)
 
-    kwargs = dict(cfg.kwargs)
     if ":" in cfg.id:
         module_name, _, attr = cfg.id.partition(":")
         try:
             creator = getattr(importlib.import_module(module_name), attr)
         except (ImportError, AttributeError) as e:
             raise ConfigError(f"env.id={cfg.id!r} cannot be imported: {e}") from None
-
-        def build(render_mode: str | None = None) -> Any:
-            return creator(render_mode=render_mode, **kwargs)
+    elif cfg.id in pettingzoo.parallel_registry:
+        creator = functools.partial(pettingzoo.make, "parallel", cfg.id)
     else:
-        if cfg.id not in pettingzoo.parallel_registry:
-            raise ConfigError(f"env.id={cfg.id!r} is not in PettingZoo's registry; registered: "
-                              f"{sorted(pettingzoo.parallel_registry)}, or give a module:function entry point")
-
-        def build(render_mode: str | None = None) -> Any:
-            return pettingzoo.make("parallel", cfg.id, render_mode=render_mode, **kwargs)
-
-    return _parallel(build, cfg.id, cfg.reward_threshold)
+        raise ConfigError(f"env.id={cfg.id!r} is not in PettingZoo's registry; registered: "
+                          f"{sorted(pettingzoo.parallel_registry)}, or give a module:function entry point")
+    return _parallel(functools.partial(creator, **cfg.kwargs), cfg.id, cfg.reward_threshold)
 
 
 ENVS: dict[str, tuple[type, Callable[[Any], EnvFactory]]] = {
@@ -245,40 +227,12 @@ ENVS: dict[str, tuple[type, Callable[[Any], EnvFactory]]] = {
 """Env configs by ``name`` (an MPE config is named by its scenario and found under ``mpe``): schema, builder."""
 
 
-def _joint_control(build: Callable[[Any, EnvFactory, int, bool], Agent]
-                   ) -> Callable[[Any, EnvFactory, int, bool], Agent]:
-    """A single-agent builder that, given a multi-agent env, lets one policy act for the whole team."""
-
-    def builder(cfg: Any, env: EnvFactory, seed: int, training: bool) -> Agent:
-        if not env.agents:
-            return build(cfg, env, seed, training)
-        from rlkit.agents.joint_control import JointControlAgent
-        from rlkit.envs.adapters import JointControl, JointControlVectorEnv
-
-        try:
-            probe = JointControl(env.make(None))
-        except ValueError as e:
-            raise ConfigError(f"agent={cfg.name} cannot control {env.label}'s agents jointly: {e}") from None
-        probe.close()
-        log.info("agent=%s is a single-agent learner: joint control of %s's %d agents (one policy sees every "
-                 "agent's observation and sets every agent's action; reward: the team's mean)",
-                 cfg.name, env.label, len(env.agents))
-        joint = EnvFactory(make=lambda render_mode=None: JointControl(env.make(render_mode)),
-                           make_vec=lambda n: JointControlVectorEnv(env.make_vec(n)),
-                           label=f"{env.label} (joint control)", reward_threshold=env.reward_threshold)
-        return JointControlAgent(build(cfg, joint, seed, training), probe.joint.split, len(env.agents))
-
-    return builder
-
-
-@_joint_control
 def _sb3(cfg: Any, env: EnvFactory, seed: int, training: bool) -> Agent:
     from rlkit.agents.sb3 import SB3Agent
 
     return SB3Agent(cfg, lambda: env.make(None), seed=seed, training=training)
 
 
-@_joint_control
 def _reinforce(cfg: Any, env: EnvFactory, seed: int, training: bool) -> Agent:
     from rlkit.agents.reinforce import Reinforce
 
@@ -322,13 +276,27 @@ def build_env(cfg: Any) -> EnvFactory:
     from rlkit.envs.checks import CheckedEnv, CheckedVectorEnv
 
     env = lookup("env", cfg.name)[1](cfg)
-    return dataclasses.replace(
-        env,
-        make=lambda render_mode=None: CheckedEnv(env.make(render_mode), env.label),
-        make_vec=lambda n: CheckedVectorEnv(env.make_vec(n), env.label),
-    )
+    return dataclasses.replace(env, make=lambda render_mode=None: CheckedEnv(env.make(render_mode), env.label),
+                               make_vec=lambda n: CheckedVectorEnv(env.make_vec(n), env.label))
 
 
 def build_agent(cfg: Any, env: EnvFactory, seed: int, training: bool = True) -> Agent:
-    """An agent for an agent config, checked against the environment's spaces."""
-    return lookup("agent", cfg.name)[1](cfg, env, seed, training)
+    """An agent for an agent config; a single-agent learner given a multi-agent env acts for the whole team."""
+    build = lookup("agent", cfg.name)[1]
+    if not env.agents or build is _maddpg:
+        return build(cfg, env, seed, training)
+    from rlkit.agents.joint_control import JointControlAgent
+    from rlkit.envs.adapters import JointControl, JointControlVectorEnv
+
+    try:
+        probe = JointControl(env.make(None))
+    except ValueError as e:
+        raise ConfigError(f"agent={cfg.name} cannot control {env.label}'s agents jointly: {e}") from None
+    probe.close()
+    log.info("agent=%s is a single-agent learner: joint control of %s's %d agents (one policy sees every "
+             "agent's observation and sets every agent's action; reward: the team's mean)",
+             cfg.name, env.label, len(env.agents))
+    joint = EnvFactory(make=lambda render_mode=None: JointControl(env.make(render_mode)),
+                       make_vec=lambda n: JointControlVectorEnv(env.make_vec(n)),
+                       label=f"{env.label} (joint control)", reward_threshold=env.reward_threshold)
+    return JointControlAgent(build(cfg, joint, seed, training), probe.joint.split, len(env.agents))
