@@ -255,20 +255,16 @@ class BalancingPoleEnv(Snapshot, CanvasOwner, gym.Env[np.ndarray, Any]):
         if self.continuous:
             a = np.asarray(action, dtype=np.float64).reshape(-1)
             if a.shape != (1,) or not np.isfinite(a[0]) or not -1.0 <= a[0] <= 1.0:
-                raise ValueError(
-                    f"action {action!r} is outside the action space {self.action_space}: "
-                    "expected one finite number in [-1, 1]"
-                )
+                raise ValueError(f"action {action!r} is outside the action space {self.action_space}: "
+                                 "expected one finite number in [-1, 1]")
             return float(a[0]) * self.force_mag * self._phys.inv_total_mass
         # Fast path for the common types; anything else goes through the space's own check.
         if (type(action) is int or isinstance(action, np.integer)) and (action == 0 or action == 1):
             return self._phys.push[1] if action == 1 else self._phys.push[0]
         if isinstance(action, np.ndarray) and action.shape == () and self.action_space.contains(action):
             return self._phys.push[int(action)]
-        raise ValueError(
-            f"action {action!r} is outside the action space {self.action_space}: expected the integer "
-            "0 (push left) or 1 (push right)"
-        )
+        raise ValueError(f"action {action!r} is outside the action space {self.action_space}: expected the integer "
+                         "0 (push left) or 1 (push right)")
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """Advance the physics by `tau` seconds under the chosen push."""
@@ -292,20 +288,15 @@ class BalancingPoleEnv(Snapshot, CanvasOwner, gym.Env[np.ndarray, Any]):
         theta_dot = theta_dot + thetaacc * p.tau
         self._state = (x, x_dot, theta, theta_dot)
 
-        terminated = (
-            x < -self.x_threshold
-            or x > self.x_threshold
-            or theta < -self.theta_threshold_radians
-            or theta > self.theta_threshold_radians
-        )
+        terminated = (x < -self.x_threshold or x > self.x_threshold
+                      or theta < -self.theta_threshold_radians or theta > self.theta_threshold_radians)
         self._needs_reset = terminated  # stepping past the end is a caller's bug, refused above
         if self.render_mode == "human":
             self.render()
         return np.array(self._state, dtype=np.float32), 1.0, terminated, False, {}
 
-    def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[np.ndarray, dict[str, Any]]:
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
+              ) -> tuple[np.ndarray, dict[str, Any]]:
         """Start a new episode with every state variable uniform in (-0.05, 0.05)."""
         super().reset(seed=seed)
         low, high = -0.05, 0.05
@@ -379,9 +370,8 @@ class BalancingPoleVectorEnv(BatchedEnv):
         self._tmp = np.empty((4, num_envs))  # scratch rows, reused every step
         self._low, self._high = -0.05, 0.05
 
-    def reset(
-        self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[np.ndarray, dict[str, Any]]:
+    def reset(self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None
+              ) -> tuple[np.ndarray, dict[str, Any]]:
         """Reset every copy; copy ``i`` gets seed ``seed + i`` (or ``seed[i]`` for a list)."""
         self._begin(seed)
         if options is not None:
@@ -395,20 +385,18 @@ class BalancingPoleVectorEnv(BatchedEnv):
         n = self.num_envs
         if self.continuous:
             if a.shape not in ((n, 1), (n,)) or a.dtype.kind != "f" or not (np.abs(a) <= 1.0).all():
-                raise ValueError(
-                    f"actions must be {n} finite numbers in [-1, 1] (shape ({n}, 1)); got shape {a.shape}, "
-                    f"dtype {a.dtype}" + ("" if a.dtype.kind != "f" else f", range [{a.min()}, {a.max()}]")
-                )
+                raise ValueError(f"actions must be {n} finite numbers in [-1, 1] (shape ({n}, 1)); got shape "
+                                 f"{a.shape}, dtype {a.dtype}"
+                                 + ("" if a.dtype.kind != "f" else f", range [{a.min()}, {a.max()}]"))
             force = a.reshape(n).astype(np.float64) * self._phys.force_mag
             force *= self._phys.inv_total_mass
             return force
         ints = a if a.dtype == np.int64 else a.astype(np.int64) if a.dtype.kind in "iub" else None
         # Viewed as unsigned, negative integers are huge: one pass checks 0 <= a <= 1.
         if ints is None or a.shape != (n,) or ints.view(np.uint64).max() > 1:
-            raise ValueError(
-                f"actions must be {n} integers, each 0 (push left) or 1 (push right); got shape {a.shape}, "
-                f"dtype {a.dtype}" + (f", values {np.unique(a)[:5]}" if a.dtype.kind in "iuf" else "")
-            )
+            raise ValueError(f"actions must be {n} integers, each 0 (push left) or 1 (push right); got shape "
+                             f"{a.shape}, dtype {a.dtype}"
+                             + (f", values {np.unique(a)[:5]}" if a.dtype.kind in "iuf" else ""))
         return self._push.take(ints)
 
     def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:

@@ -190,8 +190,7 @@ def make_advance(k: _Arm, sin: Fn, cos: Fn, clip: Fn) -> Callable[..., tuple[Any
 
     def advance(q1: Any, q2: Any, w1: Any, w2: Any, tau1: Any, tau2: Any) -> tuple[Any, Any, Any, Any]:
         for _ in range(frame_skip):
-            # Classic RK4 on (q, qd): slopes (w, a), (v, b), (u, c), (x, d) at the start, twice the middle
-            # and the end of the step.
+            # Classic RK4 on (q, qd): slopes (w, a), (v, b), (u, c), (x, d) at the start, the middle twice, the end.
             a1, a2 = accel(q1, q2, w1, w2, tau1, tau2)
             v1, v2 = w1 + h_2 * a1, w2 + h_2 * a2
             b1, b2 = accel(q1 + h_2 * w1, q2 + h_2 * w2, v1, v2, tau1, tau2)
@@ -254,23 +253,10 @@ class RoboticArmEnv(Snapshot, CanvasOwner, gym.Env[np.ndarray, np.ndarray]):
     (2 N m). An action outside the space raises `ValueError`.
 
     ## Observation Space
-    A `Box` of shape `(10,)`, float32; angles are relative (q2 is link 2's angle from link 1's direction):
-
-    | Num | Observation                         | Min                  | Max                |
-    |-----|-------------------------------------|----------------------|--------------------|
-    | 0   | cos q1 (shoulder)                   | -1                   | 1                  |
-    | 1   | sin q1                              | -1                   | 1                  |
-    | 2   | cos q2 (elbow)                      | -1                   | 1                  |
-    | 3   | sin q2                              | -1                   | 1                  |
-    | 4   | shoulder angular velocity (rad/s)   | -max_speed           | max_speed          |
-    | 5   | elbow angular velocity (rad/s)      | -max_speed           | max_speed          |
-    | 6   | target x (m)                        | -R                   | R                  |
-    | 7   | target y (m)                        | -R                   | R                  |
-    | 8   | target x - fingertip x (m)          | -(R + l1 + l2)       | R + l1 + l2        |
-    | 9   | target y - fingertip y (m)          | -(R + l1 + l2)       | R + l1 + l2        |
-
-    `R` is the reach `l1 + l2`, or more for a `fixed_target` outside it. The fingertip is at
-    `(l1 cos q1 + l2 cos(q1 + q2), l1 sin q1 + l2 sin(q1 + q2))`.
+    A `Box` of shape `(10,)`, float32: cos q1, sin q1, cos q2, sin q2 (q1 the shoulder's angle from the x axis,
+    q2 the elbow's from link 1), the joint velocities (rad/s), the target (x, y) and target minus fingertip (m),
+    within +-1, +-`max_speed`, +-R and +-(R + l1 + l2), R the reach l1 + l2 (or a farther `fixed_target`'s).
+    The fingertip is at `(l1 cos q1 + l2 cos(q1 + q2), l1 sin q1 + l2 sin(q1 + q2))`.
 
     ## Rewards
     `-distance - torque_cost * |a|^2` per step, `distance` from the fingertip to the target after the step, `a`
@@ -302,12 +288,9 @@ class RoboticArmEnv(Snapshot, CanvasOwner, gym.Env[np.ndarray, np.ndarray]):
     A planar two-link arm of uniform rods (Spong, Hutchinson and Vidyasagar, "Robot Modeling and Control", 7.4):
 
         M(q) qdd + C(q, qd) qd + g(q) + damping * qd = tau
-
         M(q) = [[alpha + 2 beta cos q2,  delta + beta cos q2],
                 [delta + beta cos q2,    delta             ]]
-
         C(q, qd) qd = beta sin q2 * [-(2 qd1 qd2 + qd2^2), qd1^2]
-
         g(q) = gravity * [(m1 lc1 + m2 l1) cos q1 + m2 lc2 cos(q1 + q2),  m2 lc2 cos(q1 + q2)]
 
     with lc_i = l_i / 2, I_i = m_i l_i^2 / 12, alpha = I1 + I2 + m1 lc1^2 + m2 (l1^2 + lc2^2),
@@ -348,10 +331,8 @@ class RoboticArmEnv(Snapshot, CanvasOwner, gym.Env[np.ndarray, np.ndarray]):
             a1, a2 = a.tolist()  # floats, or ints that every later product turns into the same floats
             if -1.0 <= a1 <= 1.0 and -1.0 <= a2 <= 1.0:
                 return a1, a2
-        raise ValueError(
-            f"action {action!r} is outside the action space {self.action_space}: expected two finite numbers "
-            "in [-1, 1] (shoulder and elbow torque over max_torque)"
-        )
+        raise ValueError(f"action {action!r} is outside the action space {self.action_space}: expected two finite "
+                         "numbers in [-1, 1] (shoulder and elbow torque over max_torque)")
 
     def _observe(self, w1: float, w2: float) -> tuple[np.ndarray, float]:
         tx, ty = self._target
@@ -376,9 +357,8 @@ class RoboticArmEnv(Snapshot, CanvasOwner, gym.Env[np.ndarray, np.ndarray]):
             self.render()
         return obs, reward(k, distance, a1, a2), success, False, {"distance": distance, "is_success": success}
 
-    def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[np.ndarray, dict[str, Any]]:
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
+              ) -> tuple[np.ndarray, dict[str, Any]]:
         """Start a new episode: random joint angles at rest, and a new target unless it is fixed (no options)."""
         super().reset(seed=seed)
         k = self._arm
@@ -473,9 +453,8 @@ class RoboticArmVectorEnv(BatchedEnv):
             self._target[0, done], self._target[1, done] = tx[ok], ty[ok]
             idx = idx[~ok]
 
-    def reset(
-        self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[np.ndarray, dict[str, Any]]:
+    def reset(self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None
+              ) -> tuple[np.ndarray, dict[str, Any]]:
         """Reset every copy; copy ``i`` gets seed ``seed + i`` (or ``seed[i]`` for a list)."""
         self._begin(seed)
         self._start(np.arange(self.num_envs))
@@ -487,10 +466,9 @@ class RoboticArmVectorEnv(BatchedEnv):
         a = np.asarray(actions)
         n = self.num_envs
         if a.shape != (n, 2) or a.dtype.kind not in "fiu" or not (np.abs(a) <= 1.0).all():
-            raise ValueError(
-                f"actions must be {n} pairs of finite numbers in [-1, 1] (shape ({n}, 2)); got shape {a.shape}, "
-                f"dtype {a.dtype}" + (f", range [{a.min()}, {a.max()}]" if a.size and a.dtype.kind in "fiu" else "")
-            )
+            raise ValueError(f"actions must be {n} pairs of finite numbers in [-1, 1] (shape ({n}, 2)); got shape "
+                             f"{a.shape}, dtype {a.dtype}"
+                             + (f", range [{a.min()}, {a.max()}]" if a.size and a.dtype.kind in "fiu" else ""))
         a = a.astype(np.float64)
         return a[:, 0], a[:, 1]
 
