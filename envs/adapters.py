@@ -28,12 +28,10 @@ def _common_spaces(env: Any) -> tuple[list[str], spaces.Box, spaces.Space[Any], 
     if not all(isinstance(s, spaces.Box) and len(s.shape) == 1 for s in obs_spaces):
         raise ValueError(f"every agent's observations must be flat Boxes; this env has {obs_spaces}")
     sizes = [int(s.shape[0]) for s in obs_spaces]
-    width = max(sizes)
-    low = np.zeros((len(agents), width), dtype=np.float32)
-    high = np.zeros((len(agents), width), dtype=np.float32)
+    bounds = np.zeros((2, len(agents), max(sizes)), dtype=np.float32)
     for i, s in enumerate(obs_spaces):
-        low[i, :sizes[i]], high[i, :sizes[i]] = s.low, s.high
-    return agents, spaces.Box(low.min(0), high.max(0), dtype=np.float32), act_spaces[0], sizes
+        bounds[:, i, :sizes[i]] = s.low, s.high
+    return agents, spaces.Box(bounds[0].min(0), bounds[1].max(0), dtype=np.float32), act_spaces[0], sizes
 
 
 def _joint_space(space: spaces.Space[Any], n: int) -> spaces.Space[Any]:
@@ -222,15 +220,17 @@ class DiscretizedActions(DiscretizeAction):
         return int(np.ravel_multi_index(digits[::-1], self.bins[::-1]))
 
 
-class _JointActions:
-    """One action for a whole team.
+class _Joint:
+    """A whole team's observation (every agent's, concatenated) and action.
 
-    A flat Box of every agent's action, or one Discrete index for every combination of the agents' discrete
-    actions (agent 0's the fastest-changing digit).
+    The joint action is a flat Box of every agent's action, or one Discrete index for every combination of the
+    agents' discrete actions (agent 0's the fastest-changing digit).
     """
 
-    def __init__(self, agent_space: spaces.Space[Any], agents: int) -> None:
+    def __init__(self, agent_space: spaces.Space[Any], observation_space: spaces.Box, agents: int) -> None:
         self.agents = agents
+        self.observation_space = spaces.Box(np.tile(observation_space.low, agents),
+                                            np.tile(observation_space.high, agents), dtype=np.float32)
         if isinstance(agent_space, spaces.Discrete):
             self.n = int(agent_space.n)
             self.space: spaces.Space[Any] = spaces.Discrete(self.n ** agents)
@@ -252,16 +252,14 @@ class _JointActions:
 class JointControl(gym.Wrapper):
     """A :class:`ParallelArrayEnv` as one single-agent env, for single-agent learners to act for the team.
 
-    The observation is every agent's, concatenated; the action is joint (:class:`_JointActions`); the reward is
-    the team's mean.
+    The observation is every agent's, concatenated; the action is joint (:class:`_Joint`); the reward is the
+    team's mean.
     """
 
     def __init__(self, env: ParallelArrayEnv) -> None:
         super().__init__(env)
-        self.joint = _JointActions(env.single_action_space, len(env.possible_agents))
-        low, high = env.observation_space.low, env.observation_space.high  # type: ignore[attr-defined]
-        self.observation_space = spaces.Box(low.reshape(-1), high.reshape(-1), dtype=np.float32)
-        self.action_space = self.joint.space
+        self.joint = _Joint(env.single_action_space, env.single_observation_space, len(env.possible_agents))
+        self.observation_space, self.action_space = self.joint.observation_space, self.joint.space
 
     def reset(self, **kwargs: Any) -> tuple[np.ndarray, dict[str, Any]]:
         """Reset the team; the observations concatenated."""
@@ -282,11 +280,8 @@ class JointControlVectorEnv:
     def __init__(self, envs: Any) -> None:
         self.envs = envs
         self.num_envs = envs.num_envs
-        self.joint = _JointActions(envs.single_action_space, envs.num_agents)
-        box = envs.single_observation_space
-        self.single_observation_space = spaces.Box(np.tile(box.low, envs.num_agents),
-                                                   np.tile(box.high, envs.num_agents), dtype=np.float32)
-        self.single_action_space = self.joint.space
+        self.joint = _Joint(envs.single_action_space, envs.single_observation_space, envs.num_agents)
+        self.single_observation_space, self.single_action_space = self.joint.observation_space, self.joint.space
         self.metadata = {"autoreset_mode": gym.vector.AutoresetMode.NEXT_STEP}
 
     def reset(self, seed: int | None = None, options: dict[str, Any] | None = None

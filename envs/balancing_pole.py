@@ -365,9 +365,8 @@ class BalancingPoleVectorEnv(BatchedEnv):
         self.__dict__.update(self._phys.public)
         super().__init__(num_envs, cfg.max_episode_steps, self._phys.spaces)
         self._push = np.array(self._phys.push)
-        self._state = np.zeros((4, num_envs))  # rows: x, x_dot, theta, theta_dot (float64)
-        self._deriv = np.empty((4, num_envs))  # rows: x_dot, xacc, theta_dot, thetaacc: the Euler step's slopes
-        self._tmp = np.empty((4, num_envs))  # scratch rows, reused every step
+        # Rows x, x_dot, theta, theta_dot (float64); the Euler step's slopes x_dot, xacc, theta_dot, thetaacc; scratch.
+        self._state, self._deriv, self._tmp = np.zeros((4, num_envs)), np.empty((4, num_envs)), np.empty((4, num_envs))
         self._low, self._high = -0.05, 0.05
 
     def reset(self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None

@@ -138,8 +138,7 @@ class MultiCartPoleEnv(Snapshot, CanvasOwner, ParallelEnv):
         """Create the environment; see the class docstring for the arguments."""
         cfg = env_config(MultiCartPoleConfig, params, render_mode, self.metadata["render_modes"])
         self._carts = _Carts(cfg)
-        self.max_episode_steps = cfg.max_episode_steps
-        self.render_mode = render_mode
+        self.max_episode_steps, self.render_mode = cfg.max_episode_steps, render_mode
         self.possible_agents = [f"cart_{i}" for i in range(cfg.num_agents)]
         self.agents: list[str] = []
         # One space object per agent, so seeding one agent's space does not touch another's.
@@ -192,17 +191,13 @@ class MultiCartPoleEnv(Snapshot, CanvasOwner, ParallelEnv):
         self._steps += 1
         terminated = bool(fallen.any())
         truncated = self._steps >= self.max_episode_steps
-        agents = self.agents
-        obs = self._obs_dict()
-        rewards = dict.fromkeys(agents, 1.0)
-        terms = dict.fromkeys(agents, terminated)
-        truncs = dict.fromkeys(agents, truncated)
-        infos: dict[str, dict[str, Any]] = {a: {} for a in agents}
+        agents, obs = self.agents, self._obs_dict()
         if terminated or truncated:
             self.agents = []
         if self.render_mode == "human":
             self.render()
-        return obs, rewards, terms, truncs, infos
+        return (obs, dict.fromkeys(agents, 1.0), dict.fromkeys(agents, terminated), dict.fromkeys(agents, truncated),
+                {a: {} for a in agents})
 
     def state(self) -> np.ndarray:
         """Every cart's state, cart by cart: (x, x_dot, theta, theta_dot) * num_agents, float32."""

@@ -45,14 +45,6 @@ class PygameCanvas:
     def _y(self, y: float) -> int:  # world-up to pixel rows
         return int(round(self.height - y))
 
-    def hline(self, x0: float, x1: float, y: float, color: Color) -> None:
-        """Draw a horizontal line at height ``y``."""
-        self._gfx.hline(self._surf, int(x0), int(x1), self._y(y), color)
-
-    def vline(self, x: float, y0: float, y1: float, color: Color) -> None:
-        """Draw a vertical line at ``x``."""
-        self._gfx.vline(self._surf, int(x), self._y(y1), self._y(y0), color)
-
     def line(self, p0: tuple[float, float], p1: tuple[float, float], color: Color, width: int = 1) -> None:
         """Draw a line between two points."""
         self._pg.draw.line(self._surf, color, (p0[0], self._y(p0[1])), (p1[0], self._y(p1[1])), width)
@@ -99,9 +91,10 @@ def draw_cart_pole(canvas: PygameCanvas, x: float, theta: float, x_threshold: fl
     """One cart-pole (``x`` in m, ``scale`` pixels a metre): its track, red at ``x_threshold``, the cart, the pole."""
     pole_width, axle_y = cart_height / 3, track_y + cart_height / 4
     cart_x = x * scale + canvas.width / 2.0
-    canvas.hline(0, canvas.width, track_y, (0, 0, 0))
+    canvas.line((0, track_y), (canvas.width, track_y), (0, 0, 0))
     for edge in (-x_threshold, x_threshold):
-        canvas.vline(edge * scale + canvas.width / 2.0, track_y - pole_width, track_y + pole_width, (200, 0, 0))
+        ex = edge * scale + canvas.width / 2.0
+        canvas.line((ex, track_y - pole_width), (ex, track_y + pole_width), (200, 0, 0))
     left, right, top, bottom = -25.0, 25.0, cart_height / 2, -cart_height / 2
     canvas.polygon([(cx + cart_x, cy + track_y) for cx, cy in [(left, bottom), (left, top), (right, top),
                                                                  (right, bottom)]], (0, 0, 0))

@@ -146,14 +146,6 @@ class _Arm:
                        "frame_skip": self.frame_skip, "max_speed": self.max_speed, "tolerance": self.tolerance,
                        "torque_cost": self.torque_cost, "fixed_target": self.fixed_target, "model": model}
 
-    def energy(self, q1: float, q2: float, w1: float, w2: float) -> float:
-        """Kinetic plus potential energy (J) of the dynamics model (zero potential with the arm level)."""
-        c2 = math.cos(q2)
-        m11 = self.alpha + 2.0 * self.beta * c2
-        m12 = self.delta + self.beta * c2
-        kinetic = 0.5 * (m11 * w1 * w1 + 2.0 * m12 * w1 * w2 + self.delta * w2 * w2)
-        return kinetic + self.gravity_1 * math.sin(q1) + self.gravity_2 * math.sin(q1 + q2)
-
 
 Fn = Callable[[Any], Any]
 
@@ -384,8 +376,11 @@ class RoboticArmEnv(Snapshot, CanvasOwner, gym.Env[np.ndarray, np.ndarray]):
 
     @property
     def energy(self) -> float:
-        """Kinetic plus potential energy (J) of the dynamics model in the current state."""
-        return self._arm.energy(*self._state)
+        """Kinetic plus potential energy (J) of the dynamics model (zero potential with the arm level)."""
+        k, (q1, q2, w1, w2) = self._arm, self._state
+        m11, m12 = k.alpha + 2.0 * k.beta * math.cos(q2), k.delta + k.beta * math.cos(q2)
+        kinetic = 0.5 * (m11 * w1 * w1 + 2.0 * m12 * w1 * w2 + k.delta * w2 * w2)
+        return kinetic + k.gravity_1 * math.sin(q1) + k.gravity_2 * math.sin(q1 + q2)
 
     def render(self) -> np.ndarray | None:
         """Draw the workspace, the fingertip's trail, the target and the arm."""
