@@ -86,9 +86,7 @@ class _Physics:
 
     def __init__(self, cfg: BalancingPoleConfig) -> None:
         masscart, masspole, length = float(cfg.masscart), float(cfg.masspole), float(cfg.length)
-        self.gravity = float(cfg.gravity)
-        self.force_mag = float(cfg.force_mag)
-        self.tau = float(cfg.tau)
+        self.gravity, self.force_mag, self.tau = float(cfg.gravity), float(cfg.force_mag), float(cfg.tau)
         self.x_threshold = float(cfg.x_threshold)
         self.theta_threshold_radians = math.radians(cfg.theta_threshold_degrees)
         total_mass = masspole + masscart

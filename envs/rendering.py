@@ -25,10 +25,7 @@ class PygameCanvas:
         except ImportError as e:  # pragma: no cover - pygame is a hard dependency
             raise DependencyNotInstalled('pygame is not installed: pip install "pygame>=2.5"') from e
         self._pg, self._gfx = pygame, gfxdraw
-        self.width, self.height = width, height
-        self.render_mode = render_mode
-        self.fps = fps
-        self.closed = False
+        self.width, self.height, self.render_mode, self.fps, self.closed = width, height, render_mode, fps, False
         self._window: Any = None
         self._clock: Any = None
         if render_mode == "human":

@@ -120,16 +120,11 @@ class _Arm:
                               f"{inner} <= r <= {reach}; the fingertip can never reach it", stacklevel=3)
             self.fixed_target = (tx, ty)
 
-        self.l1, self.l2, self.reach = l1, l2, reach
-        self.model = model
-        self.max_torque = float(cfg.max_torque)
-        self.damping = float(cfg.damping)
+        self.l1, self.l2, self.reach, self.model = l1, l2, reach, model
+        self.max_torque, self.damping, self.dt = float(cfg.max_torque), float(cfg.damping), float(cfg.dt)
+        self.max_speed, self.tolerance = float(cfg.max_speed), float(cfg.tolerance)
+        self.torque_cost, self.frame_skip = float(cfg.torque_cost), int(cfg.frame_skip)
         self.gravity = g if model == "dynamics" else 0.0
-        self.dt = float(cfg.dt)
-        self.frame_skip = int(cfg.frame_skip)
-        self.max_speed = float(cfg.max_speed)
-        self.tolerance = float(cfg.tolerance)
-        self.torque_cost = float(cfg.torque_cost)
         lc1, lc2 = l1 / 2.0, l2 / 2.0
         i1, i2 = m1 * l1 * l1 / 12.0, m2 * l2 * l2 / 12.0
         self.alpha = i1 + i2 + m1 * lc1 * lc1 + m2 * (l1 * l1 + lc2 * lc2)
