@@ -167,7 +167,9 @@ class ResetStreams(Snapshot):
         self._next = np.full(n, self.BLOCK, dtype=np.intp)
 
     def seed(self, seed: int | list[int] | None) -> None:
-        """Cart ``i`` gets ``seed + i`` (or ``seed[i]``); None draws fresh entropy for each."""
+        """Cart ``i`` gets ``seed + i`` (or ``seed[i]``); None keeps seeded streams, else draws fresh entropy."""
+        if seed is None and self.rngs:
+            return
         if seed is None:
             seeds: list[int | None] = [None] * self.n
         elif isinstance(seed, int):
@@ -285,7 +287,6 @@ class BalancingPoleEnv(Snapshot, CanvasOwner, gym.Env[np.ndarray, Any]):
         theta = theta + theta_dot * p.tau
         theta_dot = theta_dot + thetaacc * p.tau
         self._state = (x, x_dot, theta, theta_dot)
-
         terminated = (x < -self.x_threshold or x > self.x_threshold
                       or theta < -self.theta_threshold_radians or theta > self.theta_threshold_radians)
         self._needs_reset = terminated  # stepping past the end is a caller's bug, refused above
@@ -344,8 +345,7 @@ class BatchedEnv(Snapshot, VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
     def _begin(self, seed: int | list[int] | None) -> None:
         """What every reset does first: copy ``i`` gets seed ``seed + i`` (or ``seed[i]``); counters start over."""
         super().reset(seed=seed if isinstance(seed, int) else None)
-        if seed is not None or not self._streams.rngs:
-            self._streams.seed(seed)
+        self._streams.seed(seed)
         self._steps[:] = 0
         self._prev_done[:] = False
         self._needs_reset = False
@@ -405,7 +405,6 @@ class BalancingPoleVectorEnv(BatchedEnv):
         self._steps += 1
         truncated = self._steps >= self.max_episode_steps
         reward = np.ones(self.num_envs, dtype=np.float32)
-
         # Copies that ended on the previous step start over; their action is ignored.
         if self._prev_done.any():
             idx = np.flatnonzero(self._prev_done)

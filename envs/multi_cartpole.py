@@ -162,8 +162,7 @@ class MultiCartPoleEnv(Snapshot, CanvasOwner, ParallelEnv):
     def reset(self, seed: int | None = None, options: dict[str, Any] | None = None
               ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, Any]]]:
         """Start every cart upright-ish: each state variable uniform in (-0.05, 0.05)."""
-        if seed is not None or not self._streams.rngs:
-            self._streams.seed(seed)
+        self._streams.seed(seed)
         self._state[:] = self._streams.draw(np.arange(self._carts.n), -0.05, 0.05)
         self._steps = 0
         self.agents = self.possible_agents[:]
@@ -255,8 +254,7 @@ class MultiCartPoleVectorEnv(Snapshot):
 
     def reset(self, seed: int | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         """Reset every copy; cart ``i`` of copy ``b`` gets seed ``seed + b * num_agents + i``."""
-        if seed is not None or not self._streams.rngs:
-            self._streams.seed(seed)
+        self._streams.seed(seed)
         self._state[:] = self._streams.draw(np.arange(self._state.shape[1]), -0.05, 0.05)
         self._steps[:] = 0
         self._prev_done[:] = False

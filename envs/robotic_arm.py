@@ -119,7 +119,6 @@ class _Arm:
                 warnings.warn(f"robotic arm: fixed_target {cfg.fixed_target!r} lies outside the reachable annulus "
                               f"{inner} <= r <= {reach}; the fingertip can never reach it", stacklevel=3)
             self.fixed_target = (tx, ty)
-
         self.l1, self.l2, self.reach, self.model = l1, l2, reach, model
         self.max_torque, self.damping, self.dt = float(cfg.max_torque), float(cfg.damping), float(cfg.dt)
         self.max_speed, self.tolerance = float(cfg.max_speed), float(cfg.tolerance)
@@ -305,7 +304,6 @@ class RoboticArmEnv(Snapshot, CanvasOwner, gym.Env[np.ndarray, np.ndarray]):
         self.observation_space, self.action_space = _spaces(k)
         v = k.max_speed
         self._advance = make_advance(k, math.sin, math.cos, lambda w: w if -v <= w <= v else (v if w > v else -v))
-
         self._state = (0.0, 0.0, 0.0, 0.0)  # q1, q2 (rad), qd1, qd2 (rad/s)
         self._target = (k.reach, 0.0)
         self._needs_reset = True
@@ -471,14 +469,12 @@ class RoboticArmVectorEnv(BatchedEnv):
         s = self._state
         s[:] = self._advance(s[0], s[1], s[2], s[3], a1 * k.max_torque, a2 * k.max_torque)
         self._steps += 1
-
         # Copies that ended on the previous step start over; their action is ignored.
         restarted = None
         if self._prev_done.any():
             restarted = np.flatnonzero(self._prev_done)
             self._start(restarted)
             self._steps[restarted] = 0
-
         obs, distance = self._observation()
         terminated = distance < k.tolerance
         truncated = self._steps >= self.max_episode_steps
