@@ -1,8 +1,7 @@
 """rlkit's environments; importing this package registers them with Gymnasium and PettingZoo.
 
-``gym.make("rlkit/BalancingPole-v1")`` after ``import rlkit.envs``, or ``gym.make("rlkit.envs:rlkit/BalancingPole-v1")``
-without it; ``pettingzoo.make("parallel", "rlkit/MultiCartPole-v0", num_agents=2)``, or PettingZoo's module way:
-``from rlkit.envs import multi_cartpole_v0`` and ``multi_cartpole_v0.parallel_env()`` (or ``env()``, AEC).
+Also ``gym.make("rlkit.envs:rlkit/BalancingPole-v1")`` without the import, and PettingZoo's module way:
+``from rlkit.envs import multi_cartpole_v0``, then ``multi_cartpole_v0.parallel_env()`` (or ``env()``, AEC).
 """
 
 import pettingzoo
@@ -27,15 +26,5 @@ if MULTI_CARTPOLE_ID not in pettingzoo.parallel_registry:
     pettingzoo.register("parallel", MULTI_CARTPOLE_ID, entry_point="rlkit.envs.multi_cartpole:MultiCartPoleEnv")
     pettingzoo.register("aec", MULTI_CARTPOLE_ID, entry_point="rlkit.envs.multi_cartpole:env")
 
-__all__ = [
-    "BALANCING_POLE_ID",
-    "MULTI_CARTPOLE_ID",
-    "ROBOTIC_ARM_ID",
-    "BalancingPoleEnv",
-    "BalancingPoleVectorEnv",
-    "MultiCartPoleEnv",
-    "MultiCartPoleVectorEnv",
-    "RoboticArmEnv",
-    "RoboticArmVectorEnv",
-    "multi_cartpole_v0",
-]
+__all__ = ["BALANCING_POLE_ID", "MULTI_CARTPOLE_ID", "ROBOTIC_ARM_ID", "BalancingPoleEnv", "BalancingPoleVectorEnv",
+           "MultiCartPoleEnv", "MultiCartPoleVectorEnv", "RoboticArmEnv", "RoboticArmVectorEnv", "multi_cartpole_v0"]

@@ -1,9 +1,7 @@
-"""Array views of multi-agent environments, the one-agent view of single-agent ones, and joint control.
+"""Multi-agent envs as arrays with an agent axis, single-agent ones as a team of one, and joint control.
 
-Multi-agent learners (MADDPG) and rlkit's evaluator work with arrays that have an agent axis, in the order of
-``possible_agents``. Every agent must share one action space, observe a flat Box (shorter observations are
-zero-padded to the longest), and the whole team must end together (PettingZoo's MPE tasks and the multi-agent
-cart-pole do); the views refuse anything else with a ``ValueError`` that says why.
+Every agent must share one action space and observe a flat Box (shorter ones are zero-padded), and the team must
+end together; the views refuse anything else with a ``ValueError`` that says why.
 """
 
 from __future__ import annotations
@@ -18,16 +16,9 @@ from gymnasium.wrappers import DiscretizeAction
 
 from rlkit.envs.state import Snapshot
 
-AGENT_ID = "agent_0"
-"""The name of the single agent in :class:`OneAgentVectorEnv`."""
-
 
 def _common_spaces(env: Any) -> tuple[list[str], spaces.Box, spaces.Space[Any], list[int]]:
-    """Agents, a common observation space, the shared action space and each agent's observation length.
-
-    Flat Box observations of different lengths are zero-padded to the longest (MPE's predator and prey see
-    different things); action spaces must be equal.
-    """
+    """Agents, a common observation space (MPE's agents see different things), the action space, and sizes."""
     agents = list(env.possible_agents)
     obs_spaces = [env.observation_space(a) for a in agents]
     act_spaces = [env.action_space(a) for a in agents]
@@ -37,12 +28,10 @@ def _common_spaces(env: Any) -> tuple[list[str], spaces.Box, spaces.Space[Any], 
     if not all(isinstance(s, spaces.Box) and len(s.shape) == 1 for s in obs_spaces):
         raise ValueError(f"every agent's observations must be flat Boxes; this env has {obs_spaces}")
     sizes = [int(s.shape[0]) for s in obs_spaces]
-    width = max(sizes)
-    low = np.zeros((len(agents), width), dtype=np.float32)
-    high = np.zeros((len(agents), width), dtype=np.float32)
+    bounds = np.zeros((2, len(agents), max(sizes)), dtype=np.float32)
     for i, s in enumerate(obs_spaces):
-        low[i, :sizes[i]], high[i, :sizes[i]] = s.low, s.high
-    return agents, spaces.Box(low.min(0), high.max(0), dtype=np.float32), act_spaces[0], sizes
+        bounds[:, i, :sizes[i]] = s.low, s.high
+    return agents, spaces.Box(bounds[0].min(0), bounds[1].max(0), dtype=np.float32), act_spaces[0], sizes
 
 
 def _joint_space(space: spaces.Space[Any], n: int) -> spaces.Space[Any]:
@@ -56,11 +45,9 @@ def _joint_space(space: spaces.Space[Any], n: int) -> spaces.Space[Any]:
 
 
 class ParallelArrayEnv(gym.Env):
-    """A PettingZoo parallel env as a Gymnasium env of joint arrays (agent axis first).
+    """A PettingZoo parallel env as a Gymnasium env of joint arrays (agent axis first), rewards one per agent.
 
-    ``step`` returns the rewards of every agent as an array; the team's episode ends when every agent is
-    done (``terminated`` if every agent terminated, else ``truncated``). Rendering, ``window_closed`` and
-    ``close`` are the wrapped env's.
+    The team's episode ends when every agent is done: ``terminated`` if every agent terminated, else ``truncated``.
     """
 
     def __init__(self, env: Any) -> None:
@@ -126,16 +113,12 @@ class ParallelArrayEnv(gym.Env):
 
 
 class ParallelVectorEnv(Snapshot):
-    """``num_envs`` copies of a PettingZoo parallel env, stepped in turn, with the array API.
+    """``num_envs`` copies of a PettingZoo parallel env made by ``make()``, stepped in turn, with the array API.
 
     Observations ``(num_envs, agents, obs_dim)``; actions ``(num_envs, agents, ...)``; rewards
     ``(num_envs, agents)``; ``terminated``/``truncated`` ``(num_envs,)``. Autoreset as Gymnasium's
     ``NEXT_STEP``: a copy that ended starts over on its next step, ignoring its actions, with reward 0.
     Copy ``i`` reset with seed ``s`` is reset with seed ``s + i``.
-
-    Args:
-        make: Builds one copy of the parallel env.
-        num_envs: Copies.
     """
 
     _snapshot_attrs = ("_obs", "_prev_done")
@@ -188,7 +171,7 @@ class OneAgentVectorEnv:
         self.envs = envs
         self.num_envs = envs.num_envs
         self.num_agents = 1
-        self.possible_agents = [AGENT_ID]
+        self.possible_agents = ["agent_0"]
         self.single_observation_space = envs.single_observation_space
         self.single_action_space = envs.single_action_space
 
@@ -208,12 +191,10 @@ class OneAgentVectorEnv:
 
 
 class DiscretizedActions(DiscretizeAction):
-    """A bounded 1-D Box action space as ``Discrete(bins ** dims)``: every combination of evenly spaced values.
+    """Gymnasium's ``DiscretizeAction`` (a bounded 1-D Box as ``Discrete(bins ** dims)``) with the bins' endpoints.
 
-    Gymnasium's :class:`~gymnasium.wrappers.DiscretizeAction`, but with the bins' endpoints instead of their
-    centres: action ``k`` sets dimension ``j`` to the ``(k // bins**j) % bins``-th of ``bins`` values from
-    ``low[j]`` to ``high[j]`` (both included), so with an odd number of bins zero is one of them. For
-    value-based learners (DQN) on continuous-action envs.
+    Action ``k`` sets dimension ``j`` to the ``(k // bins**j) % bins``-th of ``bins`` values from ``low[j]`` to
+    ``high[j]`` (both included, so with odd ``bins`` zero is one). For value-based learners (DQN).
     """
 
     def __init__(self, env: gym.Env, bins: int) -> None:
@@ -239,15 +220,17 @@ class DiscretizedActions(DiscretizeAction):
         return int(np.ravel_multi_index(digits[::-1], self.bins[::-1]))
 
 
-class _JointActions:
-    """One action for a whole team.
+class _Joint:
+    """A whole team's observation (every agent's, concatenated) and action.
 
-    A flat Box of every agent's continuous action, or one Discrete index that stands for every combination of
-    the agents' discrete actions (agent 0's the fastest-changing digit).
+    The joint action is a flat Box of every agent's action, or one Discrete index for every combination of the
+    agents' discrete actions (agent 0's the fastest-changing digit).
     """
 
-    def __init__(self, agent_space: spaces.Space[Any], agents: int) -> None:
+    def __init__(self, agent_space: spaces.Space[Any], observation_space: spaces.Box, agents: int) -> None:
         self.agents = agents
+        self.observation_space = spaces.Box(np.tile(observation_space.low, agents),
+                                            np.tile(observation_space.high, agents), dtype=np.float32)
         if isinstance(agent_space, spaces.Discrete):
             self.n = int(agent_space.n)
             self.space: spaces.Space[Any] = spaces.Discrete(self.n ** agents)
@@ -267,19 +250,16 @@ class _JointActions:
 
 
 class JointControl(gym.Wrapper):
-    """A multi-agent env (a :class:`ParallelArrayEnv`) as one single-agent env: one policy acts for the team.
+    """A :class:`ParallelArrayEnv` as one single-agent env, for single-agent learners to act for the team.
 
-    The observation is every agent's observation, concatenated in agent order; the action is joint (see
-    :class:`_JointActions`); the reward is the team's mean. This is how rlkit's single-agent learners
-    (DQN, REINFORCE, SB3's algorithms) train a multi-agent env.
+    The observation is every agent's, concatenated; the action is joint (:class:`_Joint`); the reward is the
+    team's mean.
     """
 
     def __init__(self, env: ParallelArrayEnv) -> None:
         super().__init__(env)
-        self.joint = _JointActions(env.single_action_space, len(env.possible_agents))
-        low, high = env.observation_space.low, env.observation_space.high  # type: ignore[attr-defined]
-        self.observation_space = spaces.Box(low.reshape(-1), high.reshape(-1), dtype=np.float32)
-        self.action_space = self.joint.space
+        self.joint = _Joint(env.single_action_space, env.single_observation_space, len(env.possible_agents))
+        self.observation_space, self.action_space = self.joint.observation_space, self.joint.space
 
     def reset(self, **kwargs: Any) -> tuple[np.ndarray, dict[str, Any]]:
         """Reset the team; the observations concatenated."""
@@ -295,20 +275,13 @@ class JointControl(gym.Wrapper):
 
 
 class JointControlVectorEnv:
-    """:class:`JointControl` for copies stepped together, shaped as a Gymnasium vector env.
-
-    Wraps the array API of :class:`ParallelVectorEnv` (or the multi-agent cart-pole's own batched version);
-    ``NEXT_STEP`` autoreset, for single-agent learners that take a vector env.
-    """
+    """:class:`JointControl` over the array API of :class:`ParallelVectorEnv`, shaped as a Gymnasium vector env."""
 
     def __init__(self, envs: Any) -> None:
         self.envs = envs
         self.num_envs = envs.num_envs
-        self.joint = _JointActions(envs.single_action_space, envs.num_agents)
-        box = envs.single_observation_space
-        self.single_observation_space = spaces.Box(np.tile(box.low, envs.num_agents),
-                                                   np.tile(box.high, envs.num_agents), dtype=np.float32)
-        self.single_action_space = self.joint.space
+        self.joint = _Joint(envs.single_action_space, envs.single_observation_space, envs.num_agents)
+        self.single_observation_space, self.single_action_space = self.joint.observation_space, self.joint.space
         self.metadata = {"autoreset_mode": gym.vector.AutoresetMode.NEXT_STEP}
 
     def reset(self, seed: int | None = None, options: dict[str, Any] | None = None

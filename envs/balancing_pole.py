@@ -14,7 +14,7 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from rlkit.envs.rendering import CanvasOwner, PygameCanvas
+from rlkit.envs.rendering import CanvasOwner, draw_cart_pole
 from rlkit.envs.state import Snapshot
 from rlkit.errors import ConfigError
 
@@ -80,18 +80,13 @@ def env_config(schema: type[Config], params: dict[str, Any], render_mode: str | 
 class _Physics:
     """Constants of the dynamics, folded once so the single and the batched env share every operation.
 
-    ``thetaacc = (g sin - cos temp) / (k_den - k_cos2 cos^2)`` and ``xacc = temp - k_pm thetaacc cos``, with
-    ``temp = force / M + k_pm thetadot^2 sin``: Florian's (2007) frictionless cart-pole, rearranged.
-    While the pole stays within the angle limit (< 90 degrees, the case for every state that is stepped),
-    ``cos = sqrt(1 - sin^2)``: exact up to rounding, and much cheaper for arrays than a second
-    transcendental; larger limits fall back to ``cos``.
+    While the pole stays within the angle limit (< 90 degrees, so for every state that is stepped),
+    ``cos = sqrt(1 - sin^2)``: exact up to rounding, and much cheaper for arrays than a second ``cos``.
     """
 
     def __init__(self, cfg: BalancingPoleConfig) -> None:
         masscart, masspole, length = float(cfg.masscart), float(cfg.masspole), float(cfg.length)
-        self.gravity = float(cfg.gravity)
-        self.force_mag = float(cfg.force_mag)
-        self.tau = float(cfg.tau)
+        self.gravity, self.force_mag, self.tau = float(cfg.gravity), float(cfg.force_mag), float(cfg.tau)
         self.x_threshold = float(cfg.x_threshold)
         self.theta_threshold_radians = math.radians(cfg.theta_threshold_degrees)
         total_mass = masspole + masscart
@@ -111,12 +106,13 @@ class _Physics:
                        spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32) if cfg.continuous else spaces.Discrete(2))
 
 
-def step_arrays(p: _Physics, state: np.ndarray, force_m: np.ndarray, deriv: np.ndarray, tmp: np.ndarray) -> None:
-    """Advance ``state`` (rows x, x_dot, theta, theta_dot; one column per cart) by one Euler step, in place.
+def step_arrays(p: _Physics, state: np.ndarray, force_m: np.ndarray, deriv: np.ndarray, tmp: np.ndarray
+                ) -> np.ndarray:
+    """Advance ``state`` (rows x, x_dot, theta, theta_dot; a column per cart) by one Euler step, in place.
 
     ``force_m`` (force over total mass per cart) is overwritten; ``deriv`` and ``tmp`` are (4, n) scratch.
-    The operations repeat :meth:`BalancingPoleEnv.step`'s expressions in the same order, so every column
-    agrees bit for bit with a single environment given the same force.
+    :meth:`BalancingPoleEnv.step`'s operations in its order, so each column equals a single env bit for bit.
+    Returns, per cart, whether it left the track or its pole fell past the angle limit.
     """
     x, x_dot, theta, theta_dot = state
     _, xacc, _, thetaacc = deriv
@@ -149,17 +145,19 @@ def step_arrays(p: _Physics, state: np.ndarray, force_m: np.ndarray, deriv: np.n
     deriv[2] = theta_dot
     deriv *= p.tau
     state += deriv
+    terminated = np.abs(x) > p.x_threshold
+    np.abs(theta, out=sin)
+    terminated |= sin > p.theta_threshold_radians
+    return terminated
 
 
 class ResetStreams(Snapshot):
-    """One random stream per cart, as a single environment seeded ``seeds[i]`` would have.
+    """One random stream per cart, as a single env seeded ``seeds[i]`` has, drawn a block at a time.
 
-    Starting states are drawn a block at a time per cart: one block draw equals as many successive draws of
-    4 from the same generator, so the states are those the single environment would draw, in order.
+    One block draw equals as many successive draws of 4, so the states are the single env's, in order.
     """
 
     _snapshot_attrs = ("rngs", "_uniforms", "_next")
-
     BLOCK = 64
 
     def __init__(self, n: int) -> None:
@@ -169,7 +167,9 @@ class ResetStreams(Snapshot):
         self._next = np.full(n, self.BLOCK, dtype=np.intp)
 
     def seed(self, seed: int | list[int] | None) -> None:
-        """Cart ``i`` gets ``seed + i`` (or ``seed[i]``); None draws fresh entropy for each."""
+        """Cart ``i`` gets ``seed + i`` (or ``seed[i]``); None keeps seeded streams, else draws fresh entropy."""
+        if seed is None and self.rngs:
+            return
         if seed is None:
             seeds: list[int | None] = [None] * self.n
         elif isinstance(seed, int):
@@ -192,26 +192,17 @@ class ResetStreams(Snapshot):
         return (low + (high - low) * u).T
 
 
-def out_of_bounds(p: _Physics, state: np.ndarray, scratch: np.ndarray) -> np.ndarray:
-    """Per cart: has it left the track or has its pole fallen past the angle limit?"""
-    terminated = np.abs(state[0]) > p.x_threshold
-    np.abs(state[2], out=scratch)
-    terminated |= scratch > p.theta_threshold_radians
-    return terminated
-
-
 class BalancingPoleEnv(Snapshot, CanvasOwner, gym.Env[np.ndarray, Any]):
     """Balance a pole upright by pushing the cart it is hinged on.
 
     ## Description
-    The classic cart-pole of Barto, Sutton and Anderson (1983): an un-actuated pole stands on a cart that
-    moves along a frictionless one-dimensional track. The pole starts upright; the goal is to keep it
-    upright by pushing the cart left or right.
+    The cart-pole of Barto, Sutton and Anderson (1983): a pole stands on a cart that moves along a frictionless
+    track; keep it upright by pushing the cart left or right. The physics are Gymnasium's CartPole-v1's
+    (Florian's (2007) equations, explicit Euler steps of `tau` seconds).
 
     ## Action Space
-    By default `Discrete(2)`: 0 pushes the cart to the left, 1 to the right, each with `force_mag` newtons.
-    With `continuous=True` the action is a `Box(-1, 1, (1,), float32)` and the force is
-    `action * force_mag`. An action outside the space raises `ValueError`.
+    `Discrete(2)`: 0 pushes the cart left, 1 right, with `force_mag` newtons; with `continuous=True`, a
+    `Box(-1, 1, (1,), float32)` and the force `action * force_mag`. Other actions raise `ValueError`.
 
     ## Observation Space
     A `Box` of shape `(4,)`, float32:
@@ -224,38 +215,28 @@ class BalancingPoleEnv(Snapshot, CanvasOwner, gym.Env[np.ndarray, Any]):
     | 3   | Pole angular velocity | -inf                  | inf                 |
 
     ## Rewards
-    +1 for every step taken, the terminating step included. With the default 500-step limit the
-    maximum return is 500 and the task counts as solved at 475.
+    +1 for every step, the terminating one included: 500 at most, solved at 475.
 
     ## Starting State
     Every observation is drawn uniformly from (-0.05, 0.05).
 
     ## Episode End
     Termination: |cart position| > `x_threshold` (2.4 m) or |pole angle| > `theta_threshold_degrees`
-    (12 degrees). Truncation: at `max_episode_steps` (500), applied by Gymnasium's `TimeLimit` wrapper
-    from the registration, never mixed with termination.
+    (12 degrees). Truncation: at `max_episode_steps` (500), by Gymnasium's `TimeLimit` from the registration.
 
     ## Arguments
     ```python
-    import gymnasium as gym
     import rlkit.envs  # registers the rlkit/ namespace
     env = gym.make("rlkit/BalancingPole-v1", render_mode="rgb_array", gravity=9.8, continuous=False)
     ```
-    The fields of :class:`BalancingPoleConfig` (the keys of `env=balancing_pole`), but `name`, the thresholds
-    and `max_episode_steps` (`gym.make`'s). `render_mode` is `"human"` (a pygame window at `render_fps`) or
-    `"rgb_array"` (frames of shape (400, 600, 3), uint8).
-
-    ## Dynamics
-    Semi-implicit equations of Florian (2007) for a frictionless cart-pole, integrated with explicit
-    Euler steps of `tau` seconds: positions advance with the old velocities, then velocities with the
-    accelerations computed from the old state.
+    The fields of :class:`BalancingPoleConfig` but `name`, the thresholds and `max_episode_steps` (`gym.make`'s);
+    `render_mode` `"human"` (a pygame window) or `"rgb_array"` (frames of shape (400, 600, 3), uint8).
 
     ## Version History
     * v1: initial version; physics equal to Gymnasium's CartPole-v1.
     """
 
     _snapshot_attrs = ("_state", "_needs_reset", "_np_random")
-
     metadata = {"render_modes": ["human", "rgb_array"], "render_fps": 50}
 
     def __init__(self, render_mode: str | None = None, **params: Any) -> None:
@@ -268,28 +249,22 @@ class BalancingPoleEnv(Snapshot, CanvasOwner, gym.Env[np.ndarray, Any]):
         self.observation_space, self.action_space = self._phys.spaces
         self._state = (0.0, 0.0, 0.0, 0.0)
         self._needs_reset = True
-        self._canvas: PygameCanvas | None = None
 
-    # ------------------------------------------------------------------ dynamics
     def _force(self, action: Any) -> float:
         """Force on the cart over the total mass, refusing actions outside the space."""
         if self.continuous:
             a = np.asarray(action, dtype=np.float64).reshape(-1)
             if a.shape != (1,) or not np.isfinite(a[0]) or not -1.0 <= a[0] <= 1.0:
-                raise ValueError(
-                    f"action {action!r} is outside the action space {self.action_space}: "
-                    "expected one finite number in [-1, 1]"
-                )
+                raise ValueError(f"action {action!r} is outside the action space {self.action_space}: "
+                                 "expected one finite number in [-1, 1]")
             return float(a[0]) * self.force_mag * self._phys.inv_total_mass
         # Fast path for the common types; anything else goes through the space's own check.
         if (type(action) is int or isinstance(action, np.integer)) and (action == 0 or action == 1):
             return self._phys.push[1] if action == 1 else self._phys.push[0]
         if isinstance(action, np.ndarray) and action.shape == () and self.action_space.contains(action):
             return self._phys.push[int(action)]
-        raise ValueError(
-            f"action {action!r} is outside the action space {self.action_space}: expected the integer "
-            "0 (push left) or 1 (push right)"
-        )
+        raise ValueError(f"action {action!r} is outside the action space {self.action_space}: expected the integer "
+                         "0 (push left) or 1 (push right)")
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """Advance the physics by `tau` seconds under the chosen push."""
@@ -301,8 +276,7 @@ class BalancingPoleEnv(Snapshot, CanvasOwner, gym.Env[np.ndarray, Any]):
         sintheta = math.sin(theta)
         costheta = math.sqrt(1.0 - sintheta * sintheta) if p.cos_from_sin else math.cos(theta)
 
-        # Florian (2007), frictionless (see _Physics): the pole's angular acceleration, then the cart's.
-        # BalancingPoleVectorEnv repeats these operations in this order, so both agree bit for bit.
+        # The pole's angular acceleration, then the cart's; step_arrays repeats these operations in this order.
         temp = force_m + p.k_pm * theta_dot * theta_dot * sintheta
         thetaacc = (p.gravity * sintheta - costheta * temp) / (p.k_den - p.k_cos2 * costheta * costheta)
         xacc = temp - p.k_pm * thetaacc * costheta
@@ -313,23 +287,15 @@ class BalancingPoleEnv(Snapshot, CanvasOwner, gym.Env[np.ndarray, Any]):
         theta = theta + theta_dot * p.tau
         theta_dot = theta_dot + thetaacc * p.tau
         self._state = (x, x_dot, theta, theta_dot)
-
-        terminated = (
-            x < -self.x_threshold
-            or x > self.x_threshold
-            or theta < -self.theta_threshold_radians
-            or theta > self.theta_threshold_radians
-        )
-        # Episodes that end are over; a stepped-past-termination env is a caller bug, refused above.
-        self._needs_reset = terminated
-
+        terminated = (x < -self.x_threshold or x > self.x_threshold
+                      or theta < -self.theta_threshold_radians or theta > self.theta_threshold_radians)
+        self._needs_reset = terminated  # stepping past the end is a caller's bug, refused above
         if self.render_mode == "human":
             self.render()
         return np.array(self._state, dtype=np.float32), 1.0, terminated, False, {}
 
-    def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[np.ndarray, dict[str, Any]]:
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
+              ) -> tuple[np.ndarray, dict[str, Any]]:
         """Start a new episode with every state variable uniform in (-0.05, 0.05)."""
         super().reset(seed=seed)
         low, high = -0.05, 0.05
@@ -341,59 +307,23 @@ class BalancingPoleEnv(Snapshot, CanvasOwner, gym.Env[np.ndarray, Any]):
             self.render()
         return np.array(self._state, dtype=np.float32), {}
 
-    # ------------------------------------------------------------------ rendering
     def render(self) -> np.ndarray | None:
         """Draw the track, cart and pole; a frame for `rgb_array`, the window for `human`."""
-        if self.render_mode is None:
-            gym.logger.warn("render() called without a render_mode; pass render_mode='rgb_array' or 'human'")
+        canvas = self._frame(600, 400, "rlkit: balancing pole")
+        if canvas is None:
             return None
-        if self._canvas is None:
-            self._canvas = PygameCanvas(600, 400, self.render_mode, self.metadata["render_fps"],
-                                        caption="rlkit: balancing pole")
-        canvas = self._canvas
-        canvas.begin()
-
-        world_width = self.x_threshold * 2 * 1.1  # a margin, so the red limit marks stay in view
-        scale = canvas.width / world_width
-        pole_width, pole_len = 10.0, scale * (2 * self.length)
-        cart_width, cart_height = 50.0, 30.0
-        track_y = 100
-
+        scale = canvas.width / (self.x_threshold * 2 * 1.1)  # a margin, so the red limit marks stay in view
         x, _, theta, _ = self._state
-        cart_x = x * scale + canvas.width / 2.0
-        canvas.hline(0, canvas.width, track_y, (0, 0, 0))
-        # Limits of the track, where the episode ends.
-        for edge in (-self.x_threshold, self.x_threshold):
-            ex = edge * scale + canvas.width / 2.0
-            canvas.vline(ex, track_y - 10, track_y + 10, (200, 0, 0))
-
-        left, right = -cart_width / 2, cart_width / 2
-        top, bottom = cart_height / 2, -cart_height / 2
-        axle_offset = cart_height / 4.0
-        cart = [(left, bottom), (left, top), (right, top), (right, bottom)]
-        canvas.polygon([(cx + cart_x, cy + track_y) for cx, cy in cart], (0, 0, 0))
-
-        left, right = -pole_width / 2, pole_width / 2
-        top, bottom = pole_len - pole_width / 2, -pole_width / 2
-        pole = []
-        for px, py in [(left, bottom), (left, top), (right, top), (right, bottom)]:
-            # Rotate by -theta: positive angles lean the pole to the right.
-            rx = px * math.cos(-theta) - py * math.sin(-theta)
-            ry = px * math.sin(-theta) + py * math.cos(-theta)
-            pole.append((rx + cart_x, ry + track_y + axle_offset))
-        canvas.polygon(pole, (202, 152, 101))
-        canvas.circle(cart_x, track_y + axle_offset, pole_width / 2, (129, 132, 203))
+        draw_cart_pole(canvas, x, theta, self.x_threshold, scale, 100, scale * (2 * self.length), cart_height=30.0)
         return canvas.finish()
 
 
 class BatchedEnv(Snapshot, VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
     """The frame of rlkit's batched envs: ``num_envs`` copies stepped by one set of NumPy array operations.
 
-    Copy ``i`` reset with seed ``s`` is the single env reset with seed ``s + i``: for the same seeds and actions
-    its transitions are equal, bit for bit (each copy keeps its own random stream, and the array arithmetic
-    runs in the single env's order of operations). Autoreset follows Gymnasium's vector API in ``NEXT_STEP``
-    mode: after a copy terminates or is truncated (here, at ``max_episode_steps``), its next ``step`` ignores
-    the action and returns the first observation of a new episode with reward 0 and both flags False.
+    Copy ``i`` reset with seed ``s`` is the single env reset with seed ``s + i``, bit for bit. Autoreset in
+    Gymnasium's ``NEXT_STEP`` mode: after a copy ends (or reaches ``max_episode_steps``), its next ``step``
+    ignores the action and returns a new episode's first observation with reward 0 and both flags False.
     """
 
     metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
@@ -415,22 +345,14 @@ class BatchedEnv(Snapshot, VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
     def _begin(self, seed: int | list[int] | None) -> None:
         """What every reset does first: copy ``i`` gets seed ``seed + i`` (or ``seed[i]``); counters start over."""
         super().reset(seed=seed if isinstance(seed, int) else None)
-        if seed is not None or not self._streams.rngs:
-            self._streams.seed(seed)
+        self._streams.seed(seed)
         self._steps[:] = 0
         self._prev_done[:] = False
         self._needs_reset = False
 
 
 class BalancingPoleVectorEnv(BatchedEnv):
-    """``num_envs`` balancing poles (see :class:`BalancingPoleEnv` and :class:`BatchedEnv`).
-
-    ```python
-    envs = gym.make_vec("rlkit/BalancingPole-v1", num_envs=1024)   # uses this class
-    obs, _ = envs.reset(seed=0)
-    obs, rewards, terminated, truncated, _ = envs.step(envs.action_space.sample())
-    ```
-    """
+    """``num_envs`` balancing poles (:class:`BalancingPoleEnv`, :class:`BatchedEnv`); ``gym.make_vec`` makes it."""
 
     _snapshot_attrs = ("_state", "_steps", "_prev_done", "_streams", "_low", "_high", "_needs_reset")
 
@@ -441,14 +363,12 @@ class BalancingPoleVectorEnv(BatchedEnv):
         self.__dict__.update(self._phys.public)
         super().__init__(num_envs, cfg.max_episode_steps, self._phys.spaces)
         self._push = np.array(self._phys.push)
-        self._state = np.zeros((4, num_envs))  # rows: x, x_dot, theta, theta_dot (float64)
-        self._deriv = np.empty((4, num_envs))  # rows: x_dot, xacc, theta_dot, thetaacc: the Euler step's slopes
-        self._tmp = np.empty((4, num_envs))  # scratch rows, reused every step
+        # Rows x, x_dot, theta, theta_dot (float64); the Euler step's slopes x_dot, xacc, theta_dot, thetaacc; scratch.
+        self._state, self._deriv, self._tmp = np.zeros((4, num_envs)), np.empty((4, num_envs)), np.empty((4, num_envs))
         self._low, self._high = -0.05, 0.05
 
-    def reset(
-        self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[np.ndarray, dict[str, Any]]:
+    def reset(self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None
+              ) -> tuple[np.ndarray, dict[str, Any]]:
         """Reset every copy; copy ``i`` gets seed ``seed + i`` (or ``seed[i]`` for a list)."""
         self._begin(seed)
         if options is not None:
@@ -456,27 +376,24 @@ class BalancingPoleVectorEnv(BatchedEnv):
         self._state[:] = self._streams.draw(np.arange(self.num_envs), self._low, self._high)
         return self._observation(), {}
 
-    # ------------------------------------------------------------------ dynamics
     def _forces(self, actions: Any) -> np.ndarray:
         """Force over total mass for each copy; refuses actions outside the space, naming what was wrong."""
         a = np.asarray(actions)
         n = self.num_envs
         if self.continuous:
             if a.shape not in ((n, 1), (n,)) or a.dtype.kind != "f" or not (np.abs(a) <= 1.0).all():
-                raise ValueError(
-                    f"actions must be {n} finite numbers in [-1, 1] (shape ({n}, 1)); got shape {a.shape}, "
-                    f"dtype {a.dtype}" + ("" if a.dtype.kind != "f" else f", range [{a.min()}, {a.max()}]")
-                )
+                raise ValueError(f"actions must be {n} finite numbers in [-1, 1] (shape ({n}, 1)); got shape "
+                                 f"{a.shape}, dtype {a.dtype}"
+                                 + ("" if a.dtype.kind != "f" else f", range [{a.min()}, {a.max()}]"))
             force = a.reshape(n).astype(np.float64) * self._phys.force_mag
             force *= self._phys.inv_total_mass
             return force
         ints = a if a.dtype == np.int64 else a.astype(np.int64) if a.dtype.kind in "iub" else None
         # Viewed as unsigned, negative integers are huge: one pass checks 0 <= a <= 1.
         if ints is None or a.shape != (n,) or ints.view(np.uint64).max() > 1:
-            raise ValueError(
-                f"actions must be {n} integers, each 0 (push left) or 1 (push right); got shape {a.shape}, "
-                f"dtype {a.dtype}" + (f", values {np.unique(a)[:5]}" if a.dtype.kind in "iuf" else "")
-            )
+            raise ValueError(f"actions must be {n} integers, each 0 (push left) or 1 (push right); got shape "
+                             f"{a.shape}, dtype {a.dtype}"
+                             + (f", values {np.unique(a)[:5]}" if a.dtype.kind in "iuf" else ""))
         return self._push.take(ints)
 
     def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
@@ -484,13 +401,10 @@ class BalancingPoleVectorEnv(BatchedEnv):
         if self._needs_reset:
             raise RuntimeError("BalancingPoleVectorEnv.step() called before reset()")
         p = self._phys
-        step_arrays(p, self._state, self._forces(actions), self._deriv, self._tmp)
-
-        terminated = out_of_bounds(p, self._state, self._tmp[0])
+        terminated = step_arrays(p, self._state, self._forces(actions), self._deriv, self._tmp)
         self._steps += 1
         truncated = self._steps >= self.max_episode_steps
         reward = np.ones(self.num_envs, dtype=np.float32)
-
         # Copies that ended on the previous step start over; their action is ignored.
         if self._prev_done.any():
             idx = np.flatnonzero(self._prev_done)

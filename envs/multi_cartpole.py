@@ -11,15 +11,8 @@ from gymnasium import spaces
 from pettingzoo import ParallelEnv
 from pettingzoo.utils import parallel_to_aec, wrappers
 
-from rlkit.envs.balancing_pole import (
-    BalancingPoleConfig,
-    ResetStreams,
-    _Physics,
-    env_config,
-    out_of_bounds,
-    step_arrays,
-)
-from rlkit.envs.rendering import CanvasOwner, PygameCanvas
+from rlkit.envs.balancing_pole import BalancingPoleConfig, ResetStreams, _Physics, env_config, step_arrays
+from rlkit.envs.rendering import CanvasOwner, draw_cart_pole
 from rlkit.envs.state import Snapshot
 from rlkit.errors import ConfigError
 
@@ -49,7 +42,7 @@ class MultiCartPoleConfig(BalancingPoleConfig):
 
 
 class _Carts:
-    """The shared core of the single and the batched env: physics, springs, observations, action checks."""
+    """What the single and the batched env share: the balancing pole's physics plus springs, observations, checks."""
 
     def __init__(self, cfg: MultiCartPoleConfig) -> None:
         self.n = cfg.num_agents
@@ -63,29 +56,22 @@ class _Carts:
         self.observation_space = spaces.Box(np.tile(own.low, repeat), np.tile(own.high, repeat), dtype=np.float32)
         self.push = np.array(self.phys.push)
 
-    def forces(self, actions: np.ndarray) -> np.ndarray:
-        """Push force over total mass per cart from an array of actions (validated by the caller)."""
+    def step(self, actions: np.ndarray, state: np.ndarray, deriv: np.ndarray, tmp: np.ndarray) -> np.ndarray:
+        """Push every cart by its (checked) action and the springs for ``tau`` seconds; which carts are out."""
         if self.continuous:
-            force = actions.reshape(-1).astype(np.float64) * self.phys.force_mag
-            force *= self.phys.inv_total_mass
-            return force
-        return self.push.take(actions.reshape(-1).astype(np.int64))
-
-    def add_springs(self, force_m: np.ndarray, x: np.ndarray) -> None:
-        """Add the spring forces between neighbouring carts: equal and opposite, stiffness ``coupling``."""
-        if self.k_m == 0.0 or self.n == 1:
-            return
-        f = force_m.reshape(-1, self.n)
-        pull = (x.reshape(-1, self.n)[:, 1:] - x.reshape(-1, self.n)[:, :-1]) * self.k_m
-        f[:, :-1] += pull  # cart i is pulled towards cart i + 1 ...
-        f[:, 1:] -= pull  # ... and cart i + 1 towards cart i, by the same force
+            force_m = actions.reshape(-1).astype(np.float64) * self.phys.force_mag
+            force_m *= self.phys.inv_total_mass
+        else:
+            force_m = self.push.take(actions.reshape(-1).astype(np.int64))
+        if self.k_m != 0.0 and self.n > 1:
+            f, x = force_m.reshape(-1, self.n), state[0].reshape(-1, self.n)
+            pull = (x[:, 1:] - x[:, :-1]) * self.k_m
+            f[:, :-1] += pull  # cart i is pulled towards cart i + 1 ...
+            f[:, 1:] -= pull  # ... and cart i + 1 towards cart i, by the same force
+        return step_arrays(self.phys, state, force_m, deriv, tmp)
 
     def observations(self, state: np.ndarray) -> np.ndarray:
-        """Observations of shape (copies, agents, obs_dim), float32.
-
-        Each cart's own state, then (with ``observe_neighbours``) its left and right neighbours' states, zeros
-        past the ends of the chain.
-        """
+        """(copies, agents, obs_dim) float32: each cart's state, then its neighbours' (zeros past the ends)."""
         own = state.T.astype(np.float32).reshape(-1, self.n, 4)
         if not self.observe_neighbours:
             return own
@@ -111,30 +97,25 @@ class MultiCartPoleEnv(Snapshot, CanvasOwner, ParallelEnv):
     """Several agents each balance a pole on their own cart; springs can couple neighbouring carts.
 
     ## Description
-    ``num_agents`` cart-poles with the balancing pole's physics, side by side on parallel tracks. Agent
-    ``cart_i`` pushes cart ``i``. With ``coupling`` > 0 a spring of that stiffness (N/m) joins carts ``i``
-    and ``i + 1``: it pulls them towards the same position with equal and opposite forces
-    ``coupling * (x_{i+1} - x_i)``, so one agent's pushes move its neighbours and a centralised critic
-    matters. With ``coupling=0`` every cart is exactly a balancing pole.
+    ``num_agents`` balancing poles (same physics) on parallel tracks; agent ``cart_i`` pushes cart ``i``. With
+    ``coupling`` > 0 a spring of that stiffness (N/m) pulls carts ``i`` and ``i + 1`` together with equal and
+    opposite forces ``coupling * (x_{i+1} - x_i)``, so one agent's pushes move its neighbours.
 
     ## Action Space (per agent)
-    ``Box(-1, 1, (1,), float32)`` by default: the push is ``action * force_mag``. With ``continuous=False``,
-    ``Discrete(2)`` as in the balancing pole. An action outside the space raises ``ValueError``.
+    ``Box(-1, 1, (1,), float32)``: the push is ``action * force_mag``; with ``continuous=False``, ``Discrete(2)``
+    as in the balancing pole. An action outside the space raises ``ValueError``.
 
     ## Observation Space (per agent)
-    ``Box`` of shape ``(4,)``: the agent's own cart position, cart velocity, pole angle and angular
-    velocity (bounds as the balancing pole's). With ``observe_neighbours=True``, shape ``(12,)``: its own
-    state, then its left and right neighbours' states (zeros where there is no neighbour).
-    ``state()`` returns every cart's state, shape ``(4 * num_agents,)``.
+    The agent's own cart-pole state, shape ``(4,)`` (as the balancing pole's); with ``observe_neighbours=True``,
+    shape ``(12,)``: then its left and right neighbours' states (zeros where there is none). ``state()``
+    returns every cart's state, shape ``(4 * num_agents,)``.
 
     ## Rewards
-    Every agent gets 1 per step, the last one included (as in the balancing pole): the team's episode
-    length is everyone's return; 500 is the maximum, 475 counts as solved.
+    1 per step for every agent, the last one included: 500 at most, solved at 475.
 
     ## Episode End
-    Termination, for every agent at once: any cart leaves its track (|x| > 2.4) or any pole falls past 12
-    degrees (a team task). Truncation, for every agent: ``max_episode_steps`` (500). Then ``agents`` is
-    empty until ``reset``.
+    For every agent at once (a team task): termination when any cart leaves its track or any pole falls (as in
+    the balancing pole); truncation at ``max_episode_steps`` (500). Then ``agents`` is empty until ``reset``.
 
     ## Arguments
     ```python
@@ -150,7 +131,6 @@ class MultiCartPoleEnv(Snapshot, CanvasOwner, ParallelEnv):
     """
 
     _snapshot_attrs = ("_state", "_streams", "_steps", "agents")
-
     metadata = {"name": "multi_cartpole_v0", "render_modes": ["human", "rgb_array"], "render_fps": 50,
                 "is_parallelizable": True}
 
@@ -158,8 +138,7 @@ class MultiCartPoleEnv(Snapshot, CanvasOwner, ParallelEnv):
         """Create the environment; see the class docstring for the arguments."""
         cfg = env_config(MultiCartPoleConfig, params, render_mode, self.metadata["render_modes"])
         self._carts = _Carts(cfg)
-        self.max_episode_steps = cfg.max_episode_steps
-        self.render_mode = render_mode
+        self.max_episode_steps, self.render_mode = cfg.max_episode_steps, render_mode
         self.possible_agents = [f"cart_{i}" for i in range(cfg.num_agents)]
         self.agents: list[str] = []
         # One space object per agent, so seeding one agent's space does not touch another's.
@@ -168,12 +147,9 @@ class MultiCartPoleEnv(Snapshot, CanvasOwner, ParallelEnv):
         low, high = self._carts.observation_space.low[:4], self._carts.observation_space.high[:4]
         self.state_space = spaces.Box(np.tile(low, cfg.num_agents), np.tile(high, cfg.num_agents), dtype=np.float32)
         n = cfg.num_agents
-        self._state = np.zeros((4, n))
-        self._deriv = np.empty((4, n))
-        self._tmp = np.empty((4, n))
+        self._state, self._deriv, self._tmp = np.zeros((4, n)), np.empty((4, n)), np.empty((4, n))
         self._streams = ResetStreams(n)
         self._steps = 0
-        self._canvas: PygameCanvas | None = None
 
     def observation_space(self, agent: str) -> spaces.Space[Any]:
         """The observation space of ``agent`` (the same object every call)."""
@@ -186,8 +162,7 @@ class MultiCartPoleEnv(Snapshot, CanvasOwner, ParallelEnv):
     def reset(self, seed: int | None = None, options: dict[str, Any] | None = None
               ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, Any]]]:
         """Start every cart upright-ish: each state variable uniform in (-0.05, 0.05)."""
-        if seed is not None or not self._streams.rngs:
-            self._streams.seed(seed)
+        self._streams.seed(seed)
         self._state[:] = self._streams.draw(np.arange(self._carts.n), -0.05, 0.05)
         self._steps = 0
         self.agents = self.possible_agents[:]
@@ -205,30 +180,23 @@ class MultiCartPoleEnv(Snapshot, CanvasOwner, ParallelEnv):
         if unknown or missing:
             raise ValueError(f"actions must name every agent {self.agents} once; missing {missing}, "
                              f"unknown {sorted(unknown)}")
-        c = self._carts
         per_agent = [np.asarray(actions[a]) for a in self.agents]
         for agent, a in zip(self.agents, per_agent, strict=True):
-            problem = c.check(a.reshape(1) if a.shape == () else a, (1,))
+            problem = self._carts.check(a.reshape(1) if a.shape == () else a, (1,))
             if problem:
                 raise ValueError(f"action {actions[agent]!r} of {agent} is outside its action space "
                                  f"{self.action_spaces[agent]}: {problem}")
-        force_m = c.forces(np.stack([a.reshape(-1) for a in per_agent]))
-        c.add_springs(force_m, self._state[0])
-        step_arrays(c.phys, self._state, force_m, self._deriv, self._tmp)
+        fallen = self._carts.step(np.stack([a.reshape(-1) for a in per_agent]), self._state, self._deriv, self._tmp)
         self._steps += 1
-        terminated = bool(out_of_bounds(c.phys, self._state, self._tmp[0]).any())
+        terminated = bool(fallen.any())
         truncated = self._steps >= self.max_episode_steps
-        agents = self.agents
-        obs = self._obs_dict()
-        rewards = dict.fromkeys(agents, 1.0)
-        terms = dict.fromkeys(agents, terminated)
-        truncs = dict.fromkeys(agents, truncated)
-        infos: dict[str, dict[str, Any]] = {a: {} for a in agents}
+        agents, obs = self.agents, self._obs_dict()
         if terminated or truncated:
             self.agents = []
         if self.render_mode == "human":
             self.render()
-        return obs, rewards, terms, truncs, infos
+        return (obs, dict.fromkeys(agents, 1.0), dict.fromkeys(agents, terminated), dict.fromkeys(agents, truncated),
+                {a: {} for a in agents})
 
     def state(self) -> np.ndarray:
         """Every cart's state, cart by cart: (x, x_dot, theta, theta_dot) * num_agents, float32."""
@@ -238,50 +206,29 @@ class MultiCartPoleEnv(Snapshot, CanvasOwner, ParallelEnv):
         obs = self._carts.observations(self._state)[0]
         return {a: obs[i] for i, a in enumerate(self.possible_agents)}
 
-    # ------------------------------------------------------------------ rendering
     def render(self) -> np.ndarray | None:
         """Every cart on its own track, springs drawn between neighbours; a frame, or the window."""
-        if self.render_mode is None:
+        c, lane = self._carts, 110
+        canvas = self._frame(600, 40 + lane * c.n, "rlkit: multi-agent cart-pole")
+        if canvas is None:
             return None
-        c = self._carts
-        lane = 110
-        if self._canvas is None:
-            self._canvas = PygameCanvas(600, 40 + lane * c.n, self.render_mode, self.metadata["render_fps"],
-                                        caption="rlkit: multi-agent cart-pole")
-        canvas = self._canvas
-        canvas.begin()
         scale = canvas.width / (c.phys.x_threshold * 2 * 1.1)
         pole_len = min(lane - 25, scale * 2 * c.phys.public["length"])  # within its lane
-        centres = []
-        for i in range(c.n):
-            x, _, theta, _ = self._state[:, i]
-            track_y = canvas.height - 30 - lane * (i + 1) + 20
-            cart_x = x * scale + canvas.width / 2
-            centres.append((cart_x, track_y))
-            canvas.hline(0, canvas.width, track_y, (0, 0, 0))
-            for edge in (-c.phys.x_threshold, c.phys.x_threshold):
-                canvas.vline(edge * scale + canvas.width / 2, track_y - 8, track_y + 8, (200, 0, 0))
-            canvas.polygon([(cart_x - 25, track_y - 12), (cart_x - 25, track_y + 12), (cart_x + 25, track_y + 12),
-                            (cart_x + 25, track_y - 12)], (0, 0, 0))
-            tip = (cart_x + pole_len * np.sin(theta), track_y + 6 + pole_len * np.cos(theta))
-            canvas.line((cart_x, track_y + 6), tip, (202, 152, 101), width=8)
-            canvas.circle(cart_x, track_y + 6, 4, (129, 132, 203))
+        carts = []
+        for i, (x, _, theta, _) in enumerate(self._state.T):
+            track_y = canvas.height - 10 - lane * (i + 1)
+            draw_cart_pole(canvas, x, theta, c.phys.x_threshold, scale, track_y, pole_len, cart_height=24.0)
+            carts.append((x * scale + canvas.width / 2, track_y))
         if c.coupling > 0:
-            for (x0, y0), (x1, y1) in zip(centres[:-1], centres[1:], strict=True):
-                canvas.line((x0, y0), (x1, y1), (60, 140, 60), width=2)
+            for start, end in zip(carts[:-1], carts[1:], strict=True):
+                canvas.line(start, end, (60, 140, 60), width=2)
         return canvas.finish()
 
 
-
 class MultiCartPoleVectorEnv(Snapshot):
-    """``num_envs`` copies of :class:`MultiCartPoleEnv` stepped together, with arrays instead of dicts.
+    """``num_envs`` copies of :class:`MultiCartPoleEnv` with the array API of ``adapters.ParallelVectorEnv``.
 
-    ``reset`` returns observations of shape ``(num_envs, num_agents, obs_dim)``; ``step`` takes actions of
-    shape ``(num_envs, num_agents)`` (discrete) or ``(num_envs, num_agents, 1)`` (continuous) and returns
-    observations, rewards ``(num_envs, num_agents)``, and ``terminated``/``truncated`` of shape
-    ``(num_envs,)`` (the whole team ends together). Autoreset as Gymnasium's ``NEXT_STEP`` mode: a copy that
-    ended starts over on its next step, ignoring the actions, with reward 0. Copy ``b`` reset with seed
-    ``s`` equals the single env reset with seed ``s + b * num_agents``, bit for bit.
+    Copy ``b`` reset with seed ``s`` equals the single env reset with seed ``s + b * num_agents``, bit for bit.
     """
 
     _snapshot_attrs = ("_state", "_streams", "_steps", "_prev_done", "_started")
@@ -299,9 +246,7 @@ class MultiCartPoleVectorEnv(Snapshot):
         self.single_observation_space = self._carts.observation_space
         self.single_action_space = self._carts.action_space
         n = num_envs * num_agents
-        self._state = np.zeros((4, n))
-        self._deriv = np.empty((4, n))
-        self._tmp = np.empty((4, n))
+        self._state, self._deriv, self._tmp = np.zeros((4, n)), np.empty((4, n)), np.empty((4, n))
         self._streams = ResetStreams(n)
         self._steps = np.zeros(num_envs, dtype=np.int32)
         self._prev_done = np.zeros(num_envs, dtype=bool)
@@ -309,8 +254,7 @@ class MultiCartPoleVectorEnv(Snapshot):
 
     def reset(self, seed: int | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         """Reset every copy; cart ``i`` of copy ``b`` gets seed ``seed + b * num_agents + i``."""
-        if seed is not None or not self._streams.rngs:
-            self._streams.seed(seed)
+        self._streams.seed(seed)
         self._state[:] = self._streams.draw(np.arange(self._state.shape[1]), -0.05, 0.05)
         self._steps[:] = 0
         self._prev_done[:] = False
@@ -327,11 +271,8 @@ class MultiCartPoleVectorEnv(Snapshot):
         problem = c.check(a, shape)
         if problem:
             raise ValueError(f"actions are outside the action space: {problem}")
-        force_m = c.forces(a)
-        c.add_springs(force_m, self._state[0])
-        step_arrays(c.phys, self._state, force_m, self._deriv, self._tmp)
-        fallen = out_of_bounds(c.phys, self._state, self._tmp[0]).reshape(self.num_envs, self.num_agents)
-        terminated = fallen.any(axis=1)
+        fallen = c.step(a, self._state, self._deriv, self._tmp)
+        terminated = fallen.reshape(self.num_envs, self.num_agents).any(axis=1)
         self._steps += 1
         truncated = self._steps >= self.max_episode_steps
         rewards = np.ones((self.num_envs, self.num_agents), dtype=np.float32)

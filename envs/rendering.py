@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 from gymnasium.error import DependencyNotInstalled
 
@@ -12,15 +14,7 @@ Color = tuple[int, int, int]
 
 
 class PygameCanvas:
-    """A white drawing surface in world-up coordinates, shown in a window or returned as frames.
-
-    Args:
-        width: Width in pixels.
-        height: Height in pixels.
-        render_mode: ``"human"`` opens a window paced at ``fps``; ``"rgb_array"`` draws off-screen.
-        fps: Frames per second of the human window.
-        caption: Window title.
-    """
+    """A white drawing surface in world-up coordinates: a window paced at ``fps`` (human) or frames (rgb_array)."""
 
     def __init__(self, width: int, height: int, render_mode: str, fps: int, caption: str = "rlkit") -> None:
         # pygame prints a banner on import unless told not to.
@@ -31,10 +25,7 @@ class PygameCanvas:
         except ImportError as e:  # pragma: no cover - pygame is a hard dependency
             raise DependencyNotInstalled('pygame is not installed: pip install "pygame>=2.5"') from e
         self._pg, self._gfx = pygame, gfxdraw
-        self.width, self.height = width, height
-        self.render_mode = render_mode
-        self.fps = fps
-        self.closed = False
+        self.width, self.height, self.render_mode, self.fps, self.closed = width, height, render_mode, fps, False
         self._window: Any = None
         self._clock: Any = None
         if render_mode == "human":
@@ -50,14 +41,6 @@ class PygameCanvas:
 
     def _y(self, y: float) -> int:  # world-up to pixel rows
         return int(round(self.height - y))
-
-    def hline(self, x0: float, x1: float, y: float, color: Color) -> None:
-        """Draw a horizontal line at height ``y``."""
-        self._gfx.hline(self._surf, int(x0), int(x1), self._y(y), color)
-
-    def vline(self, x: float, y0: float, y1: float, color: Color) -> None:
-        """Draw a vertical line at ``x``."""
-        self._gfx.vline(self._surf, int(x), self._y(y1), self._y(y0), color)
 
     def line(self, p0: tuple[float, float], p1: tuple[float, float], color: Color, width: int = 1) -> None:
         """Draw a line between two points."""
@@ -100,10 +83,45 @@ class PygameCanvas:
         self.closed = True
 
 
+def draw_cart_pole(canvas: PygameCanvas, x: float, theta: float, x_threshold: float, scale: float, track_y: float,
+                   pole_len: float, cart_height: float) -> None:
+    """One cart-pole (``x`` in m, ``scale`` pixels a metre): its track, red at ``x_threshold``, the cart, the pole."""
+    pole_width, axle_y = cart_height / 3, track_y + cart_height / 4
+    cart_x = x * scale + canvas.width / 2.0
+    canvas.line((0, track_y), (canvas.width, track_y), (0, 0, 0))
+    for edge in (-x_threshold, x_threshold):
+        ex = edge * scale + canvas.width / 2.0
+        canvas.line((ex, track_y - pole_width), (ex, track_y + pole_width), (200, 0, 0))
+    left, right, top, bottom = -25.0, 25.0, cart_height / 2, -cart_height / 2
+    canvas.polygon([(cx + cart_x, cy + track_y) for cx, cy in [(left, bottom), (left, top), (right, top),
+                                                                 (right, bottom)]], (0, 0, 0))
+    left, right, top, bottom = -pole_width / 2, pole_width / 2, pole_len - pole_width / 2, -pole_width / 2
+    pole = []
+    for px, py in [(left, bottom), (left, top), (right, top), (right, bottom)]:
+        # Rotate by -theta: positive angles lean the pole to the right.
+        rx = px * math.cos(-theta) - py * math.sin(-theta)
+        ry = px * math.sin(-theta) + py * math.cos(-theta)
+        pole.append((rx + cart_x, ry + axle_y))
+    canvas.polygon(pole, (202, 152, 101))
+    canvas.circle(cart_x, axle_y, pole_width / 2, (129, 132, 203))
+
+
 class CanvasOwner:
     """Mixin for environments that draw on a :class:`PygameCanvas` kept in ``self._canvas``."""
 
     _canvas: PygameCanvas | None = None
+    render_mode: str | None
+    metadata: dict[str, Any]
+
+    def _frame(self, width: int, height: int, caption: str) -> PygameCanvas | None:
+        """The canvas, cleared for a new frame (made on first use); None, with a warning, without a render mode."""
+        if self.render_mode is None:
+            gym.logger.warn("render() called without a render_mode; pass render_mode='rgb_array' or 'human'")
+            return None
+        if self._canvas is None:
+            self._canvas = PygameCanvas(width, height, self.render_mode, self.metadata["render_fps"], caption)
+        self._canvas.begin()
+        return self._canvas
 
     @property
     def window_closed(self) -> bool:

@@ -15,16 +15,15 @@ import numpy as np
 from gymnasium import spaces
 
 from rlkit.envs.balancing_pole import BatchedEnv, env_config
-from rlkit.envs.rendering import CanvasOwner, PygameCanvas
+from rlkit.envs.rendering import CanvasOwner
 from rlkit.envs.state import Snapshot
 from rlkit.errors import ConfigError
 
 MODELS = ("dynamics", "simple")
 STANDARD_GRAVITY = 9.81  # m/s^2, what gravity=True means
 
-# The core below is written once for Python floats and once-and-for-all for NumPy arrays: each function uses
-# only + - * / % and the sin/cos/sqrt/clip it is given, so the single environment (math.*, floats) and the
-# batched one (np.*, arrays) run the same operations in the same order and agree bit for bit.
+# The core below is written once for floats and NumPy arrays alike: each function uses only + - * / % and the
+# sin/cos/sqrt/clip it is given, so the single env (math.*) and the batched one (np.*) agree bit for bit.
 
 
 @dataclass
@@ -103,14 +102,7 @@ def _pair(value: Any) -> tuple[float, float] | None:
 
 
 class _Arm:
-    """Constants of the arm, folded once so the single and the batched env share every operation.
-
-    Each link is a uniform rod: mass ``m_i``, length ``l_i``, centre of mass at ``lc_i = l_i / 2``, moment
-    of inertia ``I_i = m_i l_i^2 / 12`` about it. The mass matrix then has the constant parts
-    ``alpha = I1 + I2 + m1 lc1^2 + m2 (l1^2 + lc2^2)``, ``beta = m2 l1 lc2`` and ``delta = I2 + m2 lc2^2``
-    (see :class:`RoboticArmEnv` for the equations), and the gravity torques the factors
-    ``g (m1 lc1 + m2 l1)`` and ``g m2 lc2``.
-    """
+    """Constants of the arm (see :class:`RoboticArmEnv`'s Dynamics), folded once for the single and batched env."""
 
     def __init__(self, cfg: RoboticArmConfig) -> None:
         l1, l2 = (float(v) for v in cfg.link_lengths)  # validated by the schema
@@ -127,17 +119,11 @@ class _Arm:
                 warnings.warn(f"robotic arm: fixed_target {cfg.fixed_target!r} lies outside the reachable annulus "
                               f"{inner} <= r <= {reach}; the fingertip can never reach it", stacklevel=3)
             self.fixed_target = (tx, ty)
-
-        self.l1, self.l2, self.reach = l1, l2, reach
-        self.model = model
-        self.max_torque = float(cfg.max_torque)
-        self.damping = float(cfg.damping)
+        self.l1, self.l2, self.reach, self.model = l1, l2, reach, model
+        self.max_torque, self.damping, self.dt = float(cfg.max_torque), float(cfg.damping), float(cfg.dt)
+        self.max_speed, self.tolerance = float(cfg.max_speed), float(cfg.tolerance)
+        self.torque_cost, self.frame_skip = float(cfg.torque_cost), int(cfg.frame_skip)
         self.gravity = g if model == "dynamics" else 0.0
-        self.dt = float(cfg.dt)
-        self.frame_skip = int(cfg.frame_skip)
-        self.max_speed = float(cfg.max_speed)
-        self.tolerance = float(cfg.tolerance)
-        self.torque_cost = float(cfg.torque_cost)
         lc1, lc2 = l1 / 2.0, l2 / 2.0
         i1, i2 = m1 * l1 * l1 / 12.0, m2 * l2 * l2 / 12.0
         self.alpha = i1 + i2 + m1 * lc1 * lc1 + m2 * (l1 * l1 + lc2 * lc2)
@@ -154,24 +140,14 @@ class _Arm:
                        "frame_skip": self.frame_skip, "max_speed": self.max_speed, "tolerance": self.tolerance,
                        "torque_cost": self.torque_cost, "fixed_target": self.fixed_target, "model": model}
 
-    def energy(self, q1: float, q2: float, w1: float, w2: float) -> float:
-        """Kinetic plus potential energy (J) of the dynamics model, zero potential with the arm level."""
-        c2 = math.cos(q2)
-        m11 = self.alpha + 2.0 * self.beta * c2
-        m12 = self.delta + self.beta * c2
-        kinetic = 0.5 * (m11 * w1 * w1 + 2.0 * m12 * w1 * w2 + self.delta * w2 * w2)
-        return kinetic + self.gravity_1 * math.sin(q1) + self.gravity_2 * math.sin(q1 + q2)
-
 
 Fn = Callable[[Any], Any]
 
 
 def make_advance(k: _Arm, sin: Fn, cos: Fn, clip: Fn) -> Callable[..., tuple[Any, Any, Any, Any]]:
-    """The function that advances the arm by one environment step: ``frame_skip`` RK4 steps of ``dt``.
+    """``advance(q1, q2, w1, w2, tau1, tau2)``: one env step, ``frame_skip`` RK4 steps of ``dt`` (see the Dynamics).
 
-    ``advance(q1, q2, w1, w2, tau1, tau2)`` takes floats or arrays and returns the new angles, wrapped to
-    [-pi, pi), and velocities, clipped to ``[-max_speed, max_speed]`` after every RK4 step. The constants
-    live in the closure, which keeps the single env's float arithmetic free of attribute look-ups.
+    The constants live in the closure, which keeps the single env's float arithmetic free of attribute look-ups.
     """
     alpha, beta, delta, damping = k.alpha, k.beta, k.delta, k.damping
     det_0 = alpha * delta - delta * delta  # det M = det_0 - (beta cos q2)^2 > 0
@@ -200,8 +176,7 @@ def make_advance(k: _Arm, sin: Fn, cos: Fn, clip: Fn) -> Callable[..., tuple[Any
 
     def advance(q1: Any, q2: Any, w1: Any, w2: Any, tau1: Any, tau2: Any) -> tuple[Any, Any, Any, Any]:
         for _ in range(frame_skip):
-            # Classic RK4 on (q, qd): slopes (w, a), (v, b), (u, c), (x, d) at the start, twice the middle
-            # and the end of the step.
+            # Classic RK4 on (q, qd): slopes (w, a), (v, b), (u, c), (x, d) at the start, the middle twice, the end.
             a1, a2 = accel(q1, q2, w1, w2, tau1, tau2)
             v1, v2 = w1 + h_2 * a1, w2 + h_2 * a2
             b1, b2 = accel(q1 + h_2 * w1, q2 + h_2 * w2, v1, v2, tau1, tau2)
@@ -251,58 +226,27 @@ def _spaces(k: _Arm) -> tuple[spaces.Box, spaces.Box]:
     return spaces.Box(-high, high, dtype=np.float32), spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
 
 
-def _clip_float(limit: float) -> Fn:
-    def clip(w: float) -> float:
-        return w if -limit <= w <= limit else (limit if w > limit else -limit)
-
-    return clip
-
-
-def _clip_array(limit: float) -> Fn:
-    def clip(w: np.ndarray) -> np.ndarray:
-        # Same values as _clip_float: w is a fresh temporary, clipped in place.
-        np.maximum(w, -limit, out=w)
-        return np.minimum(w, limit, out=w)
-
-    return clip
-
-
 class RoboticArmEnv(Snapshot, CanvasOwner, gym.Env[np.ndarray, np.ndarray]):
     r"""Move the fingertip of a planar two-link arm onto a target by applying torques at its two joints.
 
     ## Description
-    A two-link arm lies on a table: the shoulder is fixed at the origin, link 1 (length `l1`, 1.0 m by
-    default) turns about it, link 2 (length `l2`, 0.7 m) turns about the elbow at the end of link 1. A target
-    is placed uniformly at random (in area) in the reachable annulus `|l1 - l2| <= r < l1 + l2` at every
-    reset, or at `fixed_target`. The task is to bring the fingertip within `tolerance` of the target.
+    A two-link arm lies on a table: link 1 (`l1`, 1.0 m) turns about the shoulder at the origin, link 2 (`l2`,
+    0.7 m) about the elbow at the end of link 1. Bring the fingertip within `tolerance` of a target drawn at every
+    reset uniformly (in area) in the reachable annulus `|l1 - l2| <= r < l1 + l2`, or at `fixed_target`.
 
     ## Action Space
     `Box(-1, 1, (2,), float32)`: the torques at the shoulder and the elbow, as fractions of `max_torque`
     (2 N m). An action outside the space raises `ValueError`.
 
     ## Observation Space
-    A `Box` of shape `(10,)`, float32; angles are relative (q2 is link 2's angle from link 1's direction):
-
-    | Num | Observation                         | Min                  | Max                |
-    |-----|-------------------------------------|----------------------|--------------------|
-    | 0   | cos q1 (shoulder)                   | -1                   | 1                  |
-    | 1   | sin q1                              | -1                   | 1                  |
-    | 2   | cos q2 (elbow)                      | -1                   | 1                  |
-    | 3   | sin q2                              | -1                   | 1                  |
-    | 4   | shoulder angular velocity (rad/s)   | -max_speed           | max_speed          |
-    | 5   | elbow angular velocity (rad/s)      | -max_speed           | max_speed          |
-    | 6   | target x (m)                        | -R                   | R                  |
-    | 7   | target y (m)                        | -R                   | R                  |
-    | 8   | target x - fingertip x (m)          | -(R + l1 + l2)       | R + l1 + l2        |
-    | 9   | target y - fingertip y (m)          | -(R + l1 + l2)       | R + l1 + l2        |
-
-    `R` is the reach `l1 + l2`, or more for a `fixed_target` outside it. The fingertip is at
-    `(l1 cos q1 + l2 cos(q1 + q2), l1 sin q1 + l2 sin(q1 + q2))`.
+    A `Box` of shape `(10,)`, float32: cos q1, sin q1, cos q2, sin q2 (q1 the shoulder's angle from the x axis,
+    q2 the elbow's from link 1), the joint velocities (rad/s), the target (x, y) and target minus fingertip (m),
+    within +-1, +-`max_speed`, +-R and +-(R + l1 + l2), R the reach l1 + l2 (or a farther `fixed_target`'s).
+    The fingertip is at `(l1 cos q1 + l2 cos(q1 + q2), l1 sin q1 + l2 sin(q1 + q2))`.
 
     ## Rewards
-    `-distance - torque_cost * |a|^2` per step, where `distance` is from the fingertip to the target after the
-    step and `a` the action in [-1, 1]^2 (`torque_cost` 0.01). Every step costs, so reaching the target
-    sooner gives a higher return. `info` holds `"distance"` and `"is_success"` (bool) at every step and reset.
+    `-distance - torque_cost * |a|^2` per step, `distance` from the fingertip to the target after the step, `a`
+    the action. `info` holds `"distance"` and `"is_success"` (bool) at every step and reset.
 
     ## Starting State
     Both joint angles uniform in [-pi, pi), both velocities zero, the target as above; a start whose fingertip
@@ -310,54 +254,42 @@ class RoboticArmEnv(Snapshot, CanvasOwner, gym.Env[np.ndarray, np.ndarray]):
 
     ## Episode End
     Termination (success, `info["is_success"]` True): the fingertip is closer than `tolerance` (0.05 m) to
-    the target. Truncation: at `max_episode_steps`, 200 steps (10 s with the default 0.05 s per step), applied
-    by Gymnasium's `TimeLimit` wrapper from the registration. Stepping after termination raises
-    `RuntimeError`.
+    the target. Truncation: at `max_episode_steps` (200 steps, 10 s), by Gymnasium's `TimeLimit`.
 
     ## Arguments
     ```python
-    import gymnasium as gym
     import rlkit.envs  # registers the rlkit/ namespace
     env = gym.make("rlkit/RoboticArm-v1", render_mode="rgb_array", link_lengths=(1.0, 0.7), gravity=False)
     ```
-    The fields of :class:`RoboticArmConfig` (but `name`, the thresholds and `max_episode_steps`, `gym.make`'s),
-    and `render_mode`: `"human"` (a pygame window at 1 / (dt * frame_skip) fps) or `"rgb_array"` (frames of
-    shape (500, 500, 3), uint8, showing the last 50 fingertip positions too). Notes on some of them:
-    * `damping` 0.5 N m s/rad: a free joint coasts to rest within seconds and a full torque turns a joint at
-      most max_torque / damping = 4 rad/s. (At 0.05 the arm was nearly frictionless, and learned policies
-      mostly stalled short of the target: 46% success after 200k MADDPG steps, against 86% at 0.5.)
-    * `gravity` (`True` means 9.81 m/s^2) pulls along -y in the plane of the arm; holding it level takes
+    The fields of :class:`RoboticArmConfig` but `name`, the thresholds and `max_episode_steps` (`gym.make`'s);
+    `render_mode` `"human"` (a pygame window at 1 / (dt * frame_skip) fps) or `"rgb_array"` (frames of shape
+    (500, 500, 3), uint8, with the last 50 fingertip positions). Notes:
+    * `damping` 0.5 N m s/rad: a full torque turns a joint at most max_torque / damping = 4 rad/s. (At 0.05
+      learned policies mostly stalled short of the target: 46% success after 200k MADDPG steps, 86% at 0.5.)
+    * `gravity` (`True` means 9.81 m/s^2) pulls along -y; holding the arm level takes
       `g (m1 l1 / 2 + m2 (l1 + l2 / 2))`, 18 N m by default at the shoulder, so raise `max_torque` with it.
-    * `model="simple"`: each joint's torque is its angular acceleration, `qdd = tau - damping * qd` (no
-      inertia, coupling or gravity).
+    * `model="simple"`: each joint's torque is its angular acceleration, `qdd = tau - damping * qd`.
 
     ## Dynamics
-    The rigid-body equations of a planar two-link arm of uniform rods (Spong, Hutchinson and Vidyasagar,
-    "Robot Modeling and Control", sec. 7.4), q1 the shoulder angle from the x axis, q2 the elbow angle:
+    A planar two-link arm of uniform rods (Spong, Hutchinson and Vidyasagar, "Robot Modeling and Control", 7.4):
 
         M(q) qdd + C(q, qd) qd + g(q) + damping * qd = tau
-
         M(q) = [[alpha + 2 beta cos q2,  delta + beta cos q2],
                 [delta + beta cos q2,    delta             ]]
-
         C(q, qd) qd = beta sin q2 * [-(2 qd1 qd2 + qd2^2), qd1^2]
-
         g(q) = gravity * [(m1 lc1 + m2 l1) cos q1 + m2 lc2 cos(q1 + q2),  m2 lc2 cos(q1 + q2)]
 
     with lc_i = l_i / 2, I_i = m_i l_i^2 / 12, alpha = I1 + I2 + m1 lc1^2 + m2 (l1^2 + lc2^2),
-    beta = m2 l1 lc2, delta = I2 + m2 lc2^2. M is solved in closed form (det M = alpha delta - delta^2 -
-    beta^2 cos^2 q2 > 0). The state (q, qd) is integrated with classic fourth-order Runge-Kutta at `dt`;
-    after each RK4 step the velocities are clipped to `max_speed`; after the env step the angles are wrapped
-    to [-pi, pi). Without torque, damping or a velocity limit the energy
-    `1/2 qd^T M(q) qd + gravity ((m1 lc1 + m2 l1) sin q1 + m2 lc2 sin(q1 + q2))` is conserved up to the
-    integration error (about 1e-6 relative over 1,000 env steps at the default `dt`).
+    beta = m2 l1 lc2, delta = I2 + m2 lc2^2, M solved in closed form (det M = alpha delta - delta^2 -
+    beta^2 cos^2 q2 > 0). RK4 steps of `dt` (`frame_skip` per env step), each followed by clipping the
+    velocities to `max_speed`; the angles wrapped to [-pi, pi) after the env step. Without torque, damping or
+    speed limit the energy (`env.unwrapped.energy`) is conserved to about 1e-6 over 1,000 env steps.
 
     ## Version History
     * v1: initial version.
     """
 
     _snapshot_attrs = ("_state", "_target", "_needs_reset", "_np_random")
-
     metadata = {"render_modes": ["human", "rgb_array"], "render_fps": 20}
     TRAIL = 50  # fingertip positions drawn behind the arm
 
@@ -370,15 +302,13 @@ class RoboticArmEnv(Snapshot, CanvasOwner, gym.Env[np.ndarray, np.ndarray]):
         self.render_mode = render_mode
         self.metadata = {**self.metadata, "render_fps": max(1, round(1.0 / (k.dt * k.frame_skip)))}
         self.observation_space, self.action_space = _spaces(k)
-        self._advance = make_advance(k, math.sin, math.cos, _clip_float(k.max_speed))
-
+        v = k.max_speed
+        self._advance = make_advance(k, math.sin, math.cos, lambda w: w if -v <= w <= v else (v if w > v else -v))
         self._state = (0.0, 0.0, 0.0, 0.0)  # q1, q2 (rad), qd1, qd2 (rad/s)
         self._target = (k.reach, 0.0)
         self._needs_reset = True
         self._trail: deque[tuple[float, float]] = deque(maxlen=self.TRAIL)
-        self._canvas: PygameCanvas | None = None
 
-    # ------------------------------------------------------------------ dynamics
     def _action(self, action: Any) -> tuple[float, float]:
         """The two normalised torques, refusing actions outside the space."""
         a = action if type(action) is np.ndarray else np.asarray(action)
@@ -386,10 +316,8 @@ class RoboticArmEnv(Snapshot, CanvasOwner, gym.Env[np.ndarray, np.ndarray]):
             a1, a2 = a.tolist()  # floats, or ints that every later product turns into the same floats
             if -1.0 <= a1 <= 1.0 and -1.0 <= a2 <= 1.0:
                 return a1, a2
-        raise ValueError(
-            f"action {action!r} is outside the action space {self.action_space}: expected two finite numbers "
-            "in [-1, 1] (shoulder and elbow torque over max_torque)"
-        )
+        raise ValueError(f"action {action!r} is outside the action space {self.action_space}: expected two finite "
+                         "numbers in [-1, 1] (shoulder and elbow torque over max_torque)")
 
     def _observe(self, w1: float, w2: float) -> tuple[np.ndarray, float]:
         tx, ty = self._target
@@ -414,9 +342,8 @@ class RoboticArmEnv(Snapshot, CanvasOwner, gym.Env[np.ndarray, np.ndarray]):
             self.render()
         return obs, reward(k, distance, a1, a2), success, False, {"distance": distance, "is_success": success}
 
-    def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[np.ndarray, dict[str, Any]]:
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
+              ) -> tuple[np.ndarray, dict[str, Any]]:
         """Start a new episode: random joint angles at rest, and a new target unless it is fixed (no options)."""
         super().reset(seed=seed)
         k = self._arm
@@ -442,20 +369,17 @@ class RoboticArmEnv(Snapshot, CanvasOwner, gym.Env[np.ndarray, np.ndarray]):
 
     @property
     def energy(self) -> float:
-        """Kinetic plus potential energy (J) of the dynamics model in the current state."""
-        return self._arm.energy(*self._state)
+        """Kinetic plus potential energy (J) of the dynamics model (zero potential with the arm level)."""
+        k, (q1, q2, w1, w2) = self._arm, self._state
+        m11, m12 = k.alpha + 2.0 * k.beta * math.cos(q2), k.delta + k.beta * math.cos(q2)
+        kinetic = 0.5 * (m11 * w1 * w1 + 2.0 * m12 * w1 * w2 + k.delta * w2 * w2)
+        return kinetic + k.gravity_1 * math.sin(q1) + k.gravity_2 * math.sin(q1 + q2)
 
-    # ------------------------------------------------------------------ rendering
     def render(self) -> np.ndarray | None:
         """Draw the workspace, the fingertip's trail, the target and the arm."""
-        if self.render_mode is None:
-            gym.logger.warn("render() called without a render_mode; pass render_mode='rgb_array' or 'human'")
+        canvas = self._frame(500, 500, "rlkit: robotic arm")
+        if canvas is None:
             return None
-        if self._canvas is None:
-            self._canvas = PygameCanvas(500, 500, self.render_mode, self.metadata["render_fps"],
-                                        caption="rlkit: robotic arm")
-        canvas = self._canvas
-        canvas.begin()
         k = self._arm
         scale = 0.45 * canvas.width / k.target_bound
         cx, cy = canvas.width / 2.0, canvas.height / 2.0
@@ -484,16 +408,9 @@ class RoboticArmEnv(Snapshot, CanvasOwner, gym.Env[np.ndarray, np.ndarray]):
 
 
 class RoboticArmVectorEnv(BatchedEnv):
-    """``num_envs`` robotic arms (see :class:`RoboticArmEnv` and :class:`BatchedEnv`).
+    """``num_envs`` robotic arms (:class:`RoboticArmEnv`, :class:`BatchedEnv`); ``gym.make_vec`` makes it.
 
-    ``info`` holds ``distance`` and ``is_success`` arrays with their ``_`` masks (a restarted copy's: those of
-    its new episode's reset).
-
-    ```python
-    envs = gym.make_vec("rlkit/RoboticArm-v1", num_envs=1024)   # uses this class
-    obs, _ = envs.reset(seed=0)
-    obs, rewards, terminated, truncated, info = envs.step(envs.action_space.sample())
-    ```
+    ``info`` holds ``distance`` and ``is_success`` arrays with their ``_`` masks (a restarted copy's: its reset's).
     """
 
     _snapshot_attrs = ("_state", "_target", "_steps", "_prev_done", "_streams", "_needs_reset")
@@ -504,11 +421,12 @@ class RoboticArmVectorEnv(BatchedEnv):
         self._arm = k = _Arm(cfg)
         self.__dict__.update(k.public)
         super().__init__(num_envs, cfg.max_episode_steps, _spaces(k))
-        self._advance = make_advance(k, np.sin, np.cos, _clip_array(k.max_speed))
+        # The single env's clip: w is a fresh temporary, clipped in place.
+        v = k.max_speed
+        self._advance = make_advance(k, np.sin, np.cos, lambda w: np.minimum(np.maximum(w, -v, out=w), v, out=w))
         self._state = np.zeros((4, num_envs))  # rows: q1, q2, qd1, qd2 (float64)
         self._target = np.zeros((2, num_envs))  # rows: target x, y
 
-    # ------------------------------------------------------------------ resets
     def _start(self, idx: np.ndarray) -> None:
         """Draw new episodes for the copies in ``idx``, redrawing those already at their target."""
         k = self._arm
@@ -523,25 +441,22 @@ class RoboticArmVectorEnv(BatchedEnv):
             self._target[0, done], self._target[1, done] = tx[ok], ty[ok]
             idx = idx[~ok]
 
-    def reset(
-        self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[np.ndarray, dict[str, Any]]:
+    def reset(self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None
+              ) -> tuple[np.ndarray, dict[str, Any]]:
         """Reset every copy; copy ``i`` gets seed ``seed + i`` (or ``seed[i]`` for a list)."""
         self._begin(seed)
         self._start(np.arange(self.num_envs))
         obs, distance = self._observation()
         return obs, self._info(distance, np.zeros(self.num_envs, dtype=bool))
 
-    # ------------------------------------------------------------------ dynamics
     def _actions(self, actions: Any) -> tuple[np.ndarray, np.ndarray]:
         """The normalised torques of each copy; refuses actions outside the space, naming what was wrong."""
         a = np.asarray(actions)
         n = self.num_envs
         if a.shape != (n, 2) or a.dtype.kind not in "fiu" or not (np.abs(a) <= 1.0).all():
-            raise ValueError(
-                f"actions must be {n} pairs of finite numbers in [-1, 1] (shape ({n}, 2)); got shape {a.shape}, "
-                f"dtype {a.dtype}" + (f", range [{a.min()}, {a.max()}]" if a.size and a.dtype.kind in "fiu" else "")
-            )
+            raise ValueError(f"actions must be {n} pairs of finite numbers in [-1, 1] (shape ({n}, 2)); got shape "
+                             f"{a.shape}, dtype {a.dtype}"
+                             + (f", range [{a.min()}, {a.max()}]" if a.size and a.dtype.kind in "fiu" else ""))
         a = a.astype(np.float64)
         return a[:, 0], a[:, 1]
 
@@ -554,14 +469,12 @@ class RoboticArmVectorEnv(BatchedEnv):
         s = self._state
         s[:] = self._advance(s[0], s[1], s[2], s[3], a1 * k.max_torque, a2 * k.max_torque)
         self._steps += 1
-
         # Copies that ended on the previous step start over; their action is ignored.
         restarted = None
         if self._prev_done.any():
             restarted = np.flatnonzero(self._prev_done)
             self._start(restarted)
             self._steps[restarted] = 0
-
         obs, distance = self._observation()
         terminated = distance < k.tolerance
         truncated = self._steps >= self.max_episode_steps

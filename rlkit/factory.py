@@ -1,15 +1,14 @@
-"""Builds environments and agents from their configs, through two plain registries keyed by the config's ``name``.
+"""Environments and agents from their configs, through registries keyed by the config's ``name``.
 
-``ENVS`` and ``AGENTS`` map a name to its schema and its builder; :func:`rlkit.config.register_configs` stores
-the schemas in Hydra's ConfigStore from here. Composition must stay free of torch, so the agent builders
-import their agent only when called. The schemas of Gymnasium and PettingZoo envs from other packages live
-here beside their builders; rlkit's own envs hold theirs beside the env, and agents in ``rlkit.agents.config``.
+``ENVS`` and ``AGENTS`` map a name to its schema and builder; the schemas of other packages' envs live here.
+Agent builders import their agent (and torch) only when called.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import importlib
 import itertools
 import logging
@@ -40,7 +39,7 @@ class GymEnvConfig:
     name: str = "gym"
     """Environment kind; selects the builder (do not change)."""
     id: str = MISSING
-    """Gymnasium id, e.g. CartPole-v1 or a module-qualified id such as mypkg:MyEnv-v0."""
+    """Gymnasium id, e.g. CartPole-v1 or a module-qualified mypkg:MyEnv-v0."""
     kwargs: dict[str, Any] = field(default_factory=dict)
     """Keyword arguments for gymnasium.make, e.g. +env.kwargs.max_episode_steps=200."""
     reward_threshold: float | None = None
@@ -71,11 +70,10 @@ class PettingZooConfig:
             raise ConfigError("env.id is empty: name a PettingZoo id or a module:function entry point")
 
 
-MPE_SCENARIOS = (
+MPE_SCENARIOS = (  # the Multi-Agent Particle Environments of the mpe2 package, by name
     "simple_v3", "simple_adversary_v3", "simple_crypto_v3", "simple_push_v3", "simple_reference_v3",
     "simple_speaker_listener_v4", "simple_spread_v3", "simple_tag_v3", "simple_world_comm_v3",
 )
-"""The Multi-Agent Particle Environments of the ``mpe2`` package that ``env=mpe`` offers by name."""
 
 
 @dataclass
@@ -109,11 +107,9 @@ class EnvFactory:
     """How to make copies of the configured environment, and what counts as solving it."""
 
     make: Callable[..., gym.Env]
-    """``make(render_mode=None)`` returns a new environment (with its TimeLimit); a multi-agent one as a
-    :class:`rlkit.envs.adapters.ParallelArrayEnv` (joint arrays, agent axis first)."""
+    """``make(render_mode=None)``: a new env (with its TimeLimit); a multi-agent one as a ``ParallelArrayEnv``."""
     make_vec: Callable[[int], Any]
-    """``make_vec(n)`` returns n copies stepped together (NEXT_STEP autoreset), for native agents: a Gymnasium
-    vector env, or for a multi-agent env the array API of :class:`rlkit.envs.adapters.ParallelVectorEnv`."""
+    """``make_vec(n)``: n copies, NEXT_STEP autoreset: a vector env, or a multi-agent ``ParallelVectorEnv``'s API."""
     label: str
     """Human-readable name, for logs and summaries."""
     reward_threshold: float | None
@@ -124,44 +120,22 @@ class EnvFactory:
     """Evaluation success rate (``info["is_success"]``) that counts as solved, for envs that report success."""
 
 
-def _arguments(cfg: Any) -> dict[str, Any]:
-    """An rlkit env config's fields as the env's keyword arguments (``max_episode_steps`` goes to gym.make)."""
-    return {k: v for k, v in dataclasses.asdict(cfg).items()
-            if k not in ("name", "reward_threshold", "success_threshold")}
+def _rlkit(cfg: BalancingPoleConfig | MultiCartPoleConfig | RoboticArmConfig) -> EnvFactory:
+    """One of rlkit's envs, with its own batched vector env; ``max_episode_steps`` goes to ``gym.make``."""
+    kwargs = {k: v for k, v in dataclasses.asdict(cfg).items()
+              if k not in ("name", "reward_threshold", "success_threshold")}
+    if isinstance(cfg, MultiCartPoleConfig):
+        from rlkit.envs.adapters import ParallelArrayEnv
 
-
-def _registered(env_id: str) -> Callable[[Any], EnvFactory]:
-    """The builder of one of rlkit's Gymnasium envs, with its own batched vector env."""
-
-    def build(cfg: BalancingPoleConfig | RoboticArmConfig) -> EnvFactory:
-        kwargs = _arguments(cfg)
-
-        def make(render_mode: str | None = None) -> gym.Env:
-            return gym.make(env_id, render_mode=render_mode, **kwargs)
-
-        def make_vec(n: int) -> gym.vector.VectorEnv:
-            return gym.make_vec(env_id, num_envs=n, vectorization_mode="vector_entry_point", **kwargs)
-
-        return EnvFactory(make=make, make_vec=make_vec, label=cfg.name, reward_threshold=cfg.reward_threshold,
-                          success_threshold=getattr(cfg, "success_threshold", None))
-
-    return build
-
-
-def _multi_cartpole(cfg: MultiCartPoleConfig) -> EnvFactory:
-    from rlkit.envs.adapters import ParallelArrayEnv
-
-    kwargs = _arguments(cfg)
-
-    def make(render_mode: str | None = None) -> gym.Env:
-        return ParallelArrayEnv(MultiCartPoleEnv(render_mode=render_mode, **kwargs))
-
-    def make_vec(n: int) -> MultiCartPoleVectorEnv:
-        return MultiCartPoleVectorEnv(num_envs=n, **kwargs)
-
-    agents = tuple(f"cart_{i}" for i in range(cfg.num_agents))
-    return EnvFactory(make=make, make_vec=make_vec, label=cfg.name, reward_threshold=cfg.reward_threshold,
-                      agents=agents)
+        return EnvFactory(make=lambda render_mode=None: ParallelArrayEnv(MultiCartPoleEnv(render_mode, **kwargs)),
+                          make_vec=lambda n: MultiCartPoleVectorEnv(num_envs=n, **kwargs), label=cfg.name,
+                          reward_threshold=cfg.reward_threshold,
+                          agents=tuple(f"cart_{i}" for i in range(cfg.num_agents)))
+    env_id = BALANCING_POLE_ID if isinstance(cfg, BalancingPoleConfig) else ROBOTIC_ARM_ID
+    return EnvFactory(make=lambda render_mode=None: gym.make(env_id, render_mode=render_mode, **kwargs),
+                      make_vec=lambda n: gym.make_vec(env_id, n, vectorization_mode="vector_entry_point", **kwargs),
+                      label=cfg.name, reward_threshold=cfg.reward_threshold,
+                      success_threshold=getattr(cfg, "success_threshold", None))
 
 
 def _gym(cfg: GymEnvConfig) -> EnvFactory:
@@ -180,17 +154,15 @@ def _gym(cfg: GymEnvConfig) -> EnvFactory:
         raise ConfigError(f"env.id={cfg.id!r} cannot be made by Gymnasium: {e}") from None
     except TypeError as e:
         raise ConfigError(f"env.kwargs do not fit {cfg.id!r}: {e}") from None
-    threshold = cfg.reward_threshold
-    if threshold is None and probe.spec is not None:
-        threshold = probe.spec.reward_threshold
-    own_vector = probe.spec is not None and probe.spec.vector_entry_point is not None
+    spec = probe.spec
     probe.close()
+    threshold = spec.reward_threshold if cfg.reward_threshold is None and spec is not None else cfg.reward_threshold
 
     def make_vec(n: int) -> gym.vector.VectorEnv:
         # The env's own vector_entry_point when it has one (e.g. CartPole-v1), else copies in one process. Those
         # copies are checked one by one: the vector env packs their rewards into a float array, where a reward
         # such as 'abc' would fail with NumPy's message instead of rlkit's.
-        if own_vector:
+        if spec is not None and spec.vector_entry_point is not None:
             return gym.make_vec(cfg.id, num_envs=n, **kwargs)
         copies = itertools.count()
         return gym.make_vec(cfg.id, num_envs=n, wrappers=[lambda env: CheckedEnv(env, cfg.id, copy=next(copies))],
@@ -209,16 +181,10 @@ def _parallel(build: Callable[..., Any], label: str, threshold: float | None) ->
         raise ConfigError(f"{label} cannot be trained by rlkit's multi-agent learners: {e}") from None
     except TypeError as e:
         raise ConfigError(f"env.kwargs do not fit {label}: {e}") from None
-    agents = tuple(probe.possible_agents)
     probe.close()
-
-    def make(render_mode: str | None = None) -> gym.Env:
-        return ParallelArrayEnv(build(render_mode=render_mode))
-
-    def make_vec(n: int) -> ParallelVectorEnv:
-        return ParallelVectorEnv(lambda: build(render_mode=None), n)
-
-    return EnvFactory(make=make, make_vec=make_vec, label=label, reward_threshold=threshold, agents=agents)
+    return EnvFactory(make=lambda render_mode=None: ParallelArrayEnv(build(render_mode=render_mode)),
+                      make_vec=lambda n: ParallelVectorEnv(lambda: build(render_mode=None), n), label=label,
+                      reward_threshold=threshold, agents=tuple(probe.possible_agents))
 
 
 def _mpe(cfg: MPEConfig) -> EnvFactory:
@@ -226,13 +192,9 @@ def _mpe(cfg: MPEConfig) -> EnvFactory:
         module = importlib.import_module(f"mpe2.{cfg.name}")
     except ImportError as e:
         raise ConfigError(f"env=mpe needs the mpe2 package ({e}); pip install mpe2") from None
-    kwargs = dict(cfg.kwargs)
-
-    def build(render_mode: str | None = None) -> Any:
-        return module.parallel_env(max_cycles=cfg.max_cycles, continuous_actions=cfg.continuous_actions,
-                                   render_mode=render_mode, **kwargs)
-
-    return _parallel(build, cfg.name, cfg.reward_threshold)
+    return _parallel(functools.partial(module.parallel_env, max_cycles=cfg.max_cycles,
+                                       continuous_actions=cfg.continuous_actions, **cfg.kwargs),
+                     cfg.name, cfg.reward_threshold)
 
 
 def _pettingzoo(cfg: PettingZooConfig) -> EnvFactory:
@@ -240,72 +202,37 @@ def _pettingzoo(cfg: PettingZooConfig) -> EnvFactory:
 
     import rlkit.envs  # noqa: F401  (so rlkit/ ids resolve too)
 
-    kwargs = dict(cfg.kwargs)
     if ":" in cfg.id:
         module_name, _, attr = cfg.id.partition(":")
         try:
             creator = getattr(importlib.import_module(module_name), attr)
         except (ImportError, AttributeError) as e:
             raise ConfigError(f"env.id={cfg.id!r} cannot be imported: {e}") from None
-
-        def build(render_mode: str | None = None) -> Any:
-            return creator(render_mode=render_mode, **kwargs)
+    elif cfg.id in pettingzoo.parallel_registry:
+        creator = functools.partial(pettingzoo.make, "parallel", cfg.id)
     else:
-        if cfg.id not in pettingzoo.parallel_registry:
-            raise ConfigError(f"env.id={cfg.id!r} is not in PettingZoo's registry; registered: "
-                              f"{sorted(pettingzoo.parallel_registry)}, or give a module:function entry point")
-
-        def build(render_mode: str | None = None) -> Any:
-            return pettingzoo.make("parallel", cfg.id, render_mode=render_mode, **kwargs)
-
-    return _parallel(build, cfg.id, cfg.reward_threshold)
+        raise ConfigError(f"env.id={cfg.id!r} is not in PettingZoo's registry; registered: "
+                          f"{sorted(pettingzoo.parallel_registry)}, or give a module:function entry point")
+    return _parallel(functools.partial(creator, **cfg.kwargs), cfg.id, cfg.reward_threshold)
 
 
 ENVS: dict[str, tuple[type, Callable[[Any], EnvFactory]]] = {
-    "balancing_pole": (BalancingPoleConfig, _registered(BALANCING_POLE_ID)),
+    "balancing_pole": (BalancingPoleConfig, _rlkit),
     "gym": (GymEnvConfig, _gym),
-    "multi_cartpole": (MultiCartPoleConfig, _multi_cartpole),
-    "robotic_arm": (RoboticArmConfig, _registered(ROBOTIC_ARM_ID)),
+    "multi_cartpole": (MultiCartPoleConfig, _rlkit),
+    "robotic_arm": (RoboticArmConfig, _rlkit),
     "mpe": (MPEConfig, _mpe),
     "pettingzoo": (PettingZooConfig, _pettingzoo),
 }
 """Env configs by ``name`` (an MPE config is named by its scenario and found under ``mpe``): schema, builder."""
 
 
-def _joint_control(build: Callable[[Any, EnvFactory, int, bool], Agent]
-                   ) -> Callable[[Any, EnvFactory, int, bool], Agent]:
-    """A single-agent builder that, given a multi-agent env, lets one policy act for the whole team."""
-
-    def builder(cfg: Any, env: EnvFactory, seed: int, training: bool) -> Agent:
-        if not env.agents:
-            return build(cfg, env, seed, training)
-        from rlkit.agents.joint_control import JointControlAgent
-        from rlkit.envs.adapters import JointControl, JointControlVectorEnv
-
-        try:
-            probe = JointControl(env.make(None))
-        except ValueError as e:
-            raise ConfigError(f"agent={cfg.name} cannot control {env.label}'s agents jointly: {e}") from None
-        probe.close()
-        log.info("agent=%s is a single-agent learner: joint control of %s's %d agents (one policy sees every "
-                 "agent's observation and sets every agent's action; reward: the team's mean)",
-                 cfg.name, env.label, len(env.agents))
-        joint = EnvFactory(make=lambda render_mode=None: JointControl(env.make(render_mode)),
-                           make_vec=lambda n: JointControlVectorEnv(env.make_vec(n)),
-                           label=f"{env.label} (joint control)", reward_threshold=env.reward_threshold)
-        return JointControlAgent(build(cfg, joint, seed, training), probe.joint.split, len(env.agents))
-
-    return builder
-
-
-@_joint_control
 def _sb3(cfg: Any, env: EnvFactory, seed: int, training: bool) -> Agent:
     from rlkit.agents.sb3 import SB3Agent
 
     return SB3Agent(cfg, lambda: env.make(None), seed=seed, training=training)
 
 
-@_joint_control
 def _reinforce(cfg: Any, env: EnvFactory, seed: int, training: bool) -> Agent:
     from rlkit.agents.reinforce import Reinforce
 
@@ -345,20 +272,31 @@ def lookup(group: str, name: str) -> tuple[type, Callable[..., Any]]:
 
 
 def build_env(cfg: Any) -> EnvFactory:
-    """The environment factory for an env config.
-
-    Its envs refuse NaN, infinite or non-numeric outputs and actions of the wrong shape (:mod:`rlkit.envs.checks`).
-    """
+    """The env factory for an env config; its envs refuse bad numbers and actions (:mod:`rlkit.envs.checks`)."""
     from rlkit.envs.checks import CheckedEnv, CheckedVectorEnv
 
     env = lookup("env", cfg.name)[1](cfg)
-    return dataclasses.replace(
-        env,
-        make=lambda render_mode=None: CheckedEnv(env.make(render_mode), env.label),
-        make_vec=lambda n: CheckedVectorEnv(env.make_vec(n), env.label),
-    )
+    return dataclasses.replace(env, make=lambda render_mode=None: CheckedEnv(env.make(render_mode), env.label),
+                               make_vec=lambda n: CheckedVectorEnv(env.make_vec(n), env.label))
 
 
 def build_agent(cfg: Any, env: EnvFactory, seed: int, training: bool = True) -> Agent:
-    """An agent for an agent config, checked against the environment's spaces."""
-    return lookup("agent", cfg.name)[1](cfg, env, seed, training)
+    """An agent for an agent config; a single-agent learner given a multi-agent env acts for the whole team."""
+    build = lookup("agent", cfg.name)[1]
+    if not env.agents or build is _maddpg:
+        return build(cfg, env, seed, training)
+    from rlkit.agents.joint_control import JointControlAgent
+    from rlkit.envs.adapters import JointControl, JointControlVectorEnv
+
+    try:
+        probe = JointControl(env.make(None))
+    except ValueError as e:
+        raise ConfigError(f"agent={cfg.name} cannot control {env.label}'s agents jointly: {e}") from None
+    probe.close()
+    log.info("agent=%s is a single-agent learner: joint control of %s's %d agents (one policy sees every "
+             "agent's observation and sets every agent's action; reward: the team's mean)",
+             cfg.name, env.label, len(env.agents))
+    joint = EnvFactory(make=lambda render_mode=None: JointControl(env.make(render_mode)),
+                       make_vec=lambda n: JointControlVectorEnv(env.make_vec(n)),
+                       label=f"{env.label} (joint control)", reward_threshold=env.reward_threshold)
+    return JointControlAgent(build(cfg, joint, seed, training), probe.joint.split, len(env.agents))
