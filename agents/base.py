@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -10,12 +11,45 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from rlkit.callbacks import Callback
-from rlkit.errors import RunDirError
+from rlkit.callbacks import Callback, Episode
+from rlkit.errors import ConfigError, RunDirError
 from rlkit.files import load_checkpoint, optimizer_from_tensors, optimizer_to_tensors, save_checkpoint
 
 CHECKPOINT_FORMAT = 2
 """2: optimizers' param groups under ``optimizers``. 1: at the top level of the metadata, by name."""
+
+
+def probe(make_vec: Callable[[int], Any], agent: str) -> Any:
+    """One copy of the vector env, closed, for its spaces; refuses observations that are not a flat Box."""
+    env = make_vec(1)
+    env.close()
+    space = env.single_observation_space
+    if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
+        raise ConfigError(f"agent={agent} needs a flat Box observation space, but the environment has {space}")
+    return env
+
+
+class EpisodeStats:
+    """The return and length of each copy's episode in progress, reported as an :class:`Episode` when it ends."""
+
+    def __init__(self, copies: int, agents: list[str] | None = None) -> None:
+        self.agents = agents or []
+        self.returns = np.zeros((copies, len(self.agents)) if agents else copies)
+        self.lengths = np.zeros(copies, dtype=np.int64)
+
+    def step(self, rewards: np.ndarray, valid: np.ndarray, done: np.ndarray, num_steps: int,
+             callback: Callback) -> int:
+        """Count one vector step of the ``valid`` copies and report the episodes it ended; returns how many."""
+        self.returns[valid] += rewards[valid]
+        self.lengths += valid
+        ended = np.flatnonzero(done & valid)
+        for b in ended:
+            for i, name in enumerate(self.agents):  # each agent's return, then the team's mean under the plain tags
+                callback.on_episode_end(Episode(num_steps, float(self.returns[b, i]), int(self.lengths[b]), name))
+            callback.on_episode_end(Episode(num_steps, float(self.returns[b].mean()), int(self.lengths[b])))
+        self.returns[done] = 0.0
+        self.lengths[done] = 0
+        return len(ended)
 
 
 class Agent(ABC):

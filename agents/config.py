@@ -65,9 +65,7 @@ class PPOConfig(SB3Config):
     """Proximal Policy Optimization through stable-baselines3; the defaults are SB3's own."""
 
     name: str = "ppo"
-    """Agent kind; selects the builder (do not change)."""
     algo: str = "PPO"
-    """stable-baselines3 algorithm class."""
     n_steps: int = 2048
     """Steps per copy in each rollout."""
     batch_size: int = 64
@@ -101,11 +99,8 @@ class A2CConfig(SB3Config):
     """Advantage Actor-Critic through stable-baselines3; the defaults are SB3's own."""
 
     name: str = "a2c"
-    """Agent kind; selects the builder (do not change)."""
     algo: str = "A2C"
-    """stable-baselines3 algorithm class."""
     learning_rate: float = 7e-4
-    """RMSprop (or Adam) learning rate."""
     n_steps: int = 5
     """Steps per copy between updates."""
     gae_lambda: float = 1.0
@@ -145,7 +140,6 @@ class OffPolicyConfig(SB3Config):
     net_arch: list[int] = field(default_factory=lambda: [256, 256])
     """Hidden layer sizes of the actor and the critics."""
     activation_fn: str = "relu"
-    """Activation of the hidden layers: relu, tanh, elu, leaky_relu, gelu, silu."""
 
     def ranges(self) -> dict[str, bool]:
         """Range checks of the fields, by name."""
@@ -158,17 +152,11 @@ class DQNConfig(OffPolicyConfig):
     """Deep Q-Network through stable-baselines3; the defaults are SB3's own (but device: cpu)."""
 
     name: str = "dqn"
-    """Agent kind; selects the builder (do not change)."""
     algo: str = "DQN"
-    """stable-baselines3 algorithm class."""
     learning_rate: float = 1e-4
-    """Adam learning rate."""
     batch_size: int = 32
-    """Minibatch size of each gradient step."""
     tau: float = 1.0
-    """Soft update coefficient of the target network (1 = hard copy)."""
     train_freq: int = 4
-    """Environment steps (per copy) between training phases."""
     net_arch: list[int] = field(default_factory=lambda: [64, 64])
     """Hidden layer sizes of the Q-network."""
     n_steps: int = 1
@@ -202,9 +190,7 @@ class SACConfig(OffPolicyConfig):
     """Soft Actor-Critic through stable-baselines3 (continuous actions); the defaults are SB3's own."""
 
     name: str = "sac"
-    """Agent kind; selects the builder (do not change)."""
     algo: str = "SAC"
-    """stable-baselines3 algorithm class."""
     ent_coef: str = "auto"
     """Entropy coefficient: a number, auto (learned), or auto_<initial value>."""
     target_entropy: str = "auto"
@@ -218,13 +204,9 @@ class TD3Config(OffPolicyConfig):
     """Twin Delayed DDPG through stable-baselines3 (continuous actions); the defaults are SB3's own."""
 
     name: str = "td3"
-    """Agent kind; selects the builder (do not change)."""
     algo: str = "TD3"
-    """stable-baselines3 algorithm class."""
     learning_rate: float = 1e-3
-    """Adam learning rate."""
     net_arch: list[int] = field(default_factory=lambda: [400, 300])
-    """Hidden layer sizes of the actor and the critics."""
     policy_delay: int = 2
     """Critic updates per actor (and target) update."""
     target_policy_noise: float = 0.2
@@ -287,16 +269,12 @@ class ReinforceConfig:
             "max_grad_norm": self.max_grad_norm >= 0,
         })
         if self.steps_per_update > 0 and not self.baseline:
-            raise ConfigError(
-                f"agent.steps_per_update={self.steps_per_update} cuts episodes, whose returns must be "
-                "bootstrapped with the value baseline: set agent.baseline=true, or batch by whole episodes "
-                "with agent.steps_per_update=0"
-            )
+            raise ConfigError(f"agent.steps_per_update={self.steps_per_update} cuts episodes, whose returns must be "
+                              "bootstrapped with the value baseline: set agent.baseline=true, or batch by whole "
+                              "episodes with agent.steps_per_update=0")
         if 0 < self.steps_per_update < self.n_envs:
-            raise ConfigError(
-                f"agent.steps_per_update={self.steps_per_update} is less than one step of the "
-                f"{self.n_envs} copies (agent.n_envs)"
-            )
+            raise ConfigError(f"agent.steps_per_update={self.steps_per_update} is less than one step of the "
+                              f"{self.n_envs} copies (agent.n_envs)")
 
 
 @dataclass
@@ -358,13 +336,11 @@ class MADDPGConfig:
     ego_critic: bool = False
     """Each agent's critic sees the agents in order starting from itself (for shared critics)."""
     mirror_symmetry: bool = False
-    """The env is unchanged when every observation and action is negated (cart-poles, springs included): odd
-    actors, and every minibatch is half mirrored. Only for envs with that symmetry."""
+    """For envs unchanged by negating every observation and action (cart-poles): odd actors, mirrored minibatches."""
     critic_layer_norm: bool = False
     """LayerNorm (without learned scale and shift) on every hidden layer of the critics."""
     eval_target_actor: bool = False
-    """Deterministic actions (evaluations, rlkit eval) come from the target actors, the Polyak average of the
-    actors' recent weights (``tau``), which are steadier than the latest weights."""
+    """Deterministic actions (evaluations, rlkit eval) from the target actors, steadier than the latest weights."""
 
     def validate(self) -> None:
         """Check values that the types alone cannot."""
