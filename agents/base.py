@@ -1,4 +1,4 @@
-"""The one small interface every rlkit agent implements, native or wrapped, and its checkpoint file."""
+"""The one small interface every rlkit agent implements, native or wrapped, its checkpoint, and shared plumbing."""
 
 from __future__ import annotations
 
@@ -55,12 +55,9 @@ class EpisodeStats:
 class Agent(ABC):
     """A learner that the trainer, the evaluator and the callbacks drive the same way.
 
-    ``learn`` emits rlkit's callback events (``on_step``, ``on_episode_end``, ``on_update``); the trainer
-    calls ``on_training_start``/``on_training_end`` around it. ``act`` takes a batch of observations.
-
-    A checkpoint is one safetensors file (see :mod:`rlkit.files`), never pickle. An agent declares what it
-    holds, as SB3's ``_get_torch_save_params()`` does: :meth:`saved_names` (modules and optimizers, saved as
-    ``<name>.<key>`` tensors) and :meth:`checkpoint_meta` (JSON); :meth:`save` and :meth:`load` do the rest.
+    An agent declares what its checkpoint holds, as SB3's ``_get_torch_save_params()`` does: :meth:`saved_names`
+    (modules and optimizers, saved as ``<name>.<key>`` tensors) and :meth:`checkpoint_meta` (JSON); :meth:`save`
+    and :meth:`load` write and read them as one safetensors file.
     """
 
     observation_space: gym.Space[Any]
@@ -133,8 +130,7 @@ class Agent(ABC):
             self.num_steps = int(meta.get("num_steps", 0))
         return meta
 
-    # Continuing an interrupted run: everything ``save`` leaves out (replay buffers, the environments'
-    # state, the episode in progress, random generators of the agent's own). Called at ``on_safe_point``.
+    # Continuing an interrupted run (at ``on_safe_point``): replay buffers, the envs' state, episodes in progress.
     def training_state(self) -> dict[str, Any]:
         """Everything beyond :meth:`save` that ``learn`` needs to continue exactly (plain values, arrays)."""
         raise NotImplementedError(f"{type(self).__name__} cannot be checkpointed mid-training")

@@ -61,49 +61,12 @@ class SB3Config:
 
 
 @dataclass
-class PPOConfig(SB3Config):
-    """Proximal Policy Optimization through stable-baselines3; the defaults are SB3's own."""
+class OnPolicyConfig(SB3Config):
+    """The rollout arguments PPO and A2C share."""
 
-    name: str = "ppo"
-    algo: str = "PPO"
     n_steps: int = 2048
-    """Steps per copy in each rollout."""
-    batch_size: int = 64
-    """Minibatch size."""
-    n_epochs: int = 10
-    """Passes over each rollout."""
+    """Steps per copy in each rollout (between updates)."""
     gae_lambda: float = 0.95
-    """GAE lambda."""
-    clip_range: float = 0.2
-    """Clipping of the probability ratio."""
-    normalize_advantage: bool = True
-    """Standardise advantages per minibatch."""
-    ent_coef: float = 0.0
-    """Entropy bonus weight."""
-    vf_coef: float = 0.5
-    """Value loss weight."""
-    max_grad_norm: float = 0.5
-    """Gradient clipping norm."""
-    target_kl: float | None = None
-    """Stop an update's epochs early past this KL divergence; empty: never."""
-
-    def ranges(self) -> dict[str, bool]:
-        """Range checks of the fields, by name."""
-        return {**super().ranges(), "n_steps": self.n_steps >= 1, "batch_size": self.batch_size >= 1,
-                "n_epochs": self.n_epochs >= 1, "gae_lambda": 0.0 <= self.gae_lambda <= 1.0,
-                "clip_range": self.clip_range > 0}
-
-
-@dataclass
-class A2CConfig(SB3Config):
-    """Advantage Actor-Critic through stable-baselines3; the defaults are SB3's own."""
-
-    name: str = "a2c"
-    algo: str = "A2C"
-    learning_rate: float = 7e-4
-    n_steps: int = 5
-    """Steps per copy between updates."""
-    gae_lambda: float = 1.0
     """GAE lambda (1: plain n-step advantages)."""
     ent_coef: float = 0.0
     """Entropy bonus weight."""
@@ -111,14 +74,47 @@ class A2CConfig(SB3Config):
     """Value loss weight."""
     max_grad_norm: float = 0.5
     """Gradient clipping norm."""
-    use_rms_prop: bool = True
-    """RMSprop (true) or Adam (false)."""
-    normalize_advantage: bool = False
-    """Standardise advantages."""
+    normalize_advantage: bool = True
+    """Standardise advantages (PPO: per minibatch)."""
 
     def ranges(self) -> dict[str, bool]:
         """Range checks of the fields, by name."""
         return {**super().ranges(), "n_steps": self.n_steps >= 1, "gae_lambda": 0.0 <= self.gae_lambda <= 1.0}
+
+
+@dataclass
+class PPOConfig(OnPolicyConfig):
+    """Proximal Policy Optimization through stable-baselines3; the defaults are SB3's own."""
+
+    name: str = "ppo"
+    algo: str = "PPO"
+    batch_size: int = 64
+    """Minibatch size."""
+    n_epochs: int = 10
+    """Passes over each rollout."""
+    clip_range: float = 0.2
+    """Clipping of the probability ratio."""
+    target_kl: float | None = None
+    """Stop an update's epochs early past this KL divergence; empty: never."""
+
+    def ranges(self) -> dict[str, bool]:
+        """Range checks of the fields, by name."""
+        return {**super().ranges(), "batch_size": self.batch_size >= 1, "n_epochs": self.n_epochs >= 1,
+                "clip_range": self.clip_range > 0}
+
+
+@dataclass
+class A2CConfig(OnPolicyConfig):
+    """Advantage Actor-Critic through stable-baselines3; the defaults are SB3's own."""
+
+    name: str = "a2c"
+    algo: str = "A2C"
+    learning_rate: float = 7e-4
+    n_steps: int = 5
+    gae_lambda: float = 1.0
+    normalize_advantage: bool = False
+    use_rms_prop: bool = True
+    """RMSprop (true) or Adam (false)."""
 
 
 @dataclass

@@ -84,20 +84,15 @@ class ReplayBuffer:
         """Store a batch of transitions (first axis: copies)."""
         n = len(obs)
         idx = (self.pos + torch.arange(n)) % self.capacity
-        self.obs[idx] = torch.as_tensor(obs, dtype=torch.float32)
-        self.actions[idx] = torch.as_tensor(actions, dtype=torch.float32)
-        self.rewards[idx] = torch.as_tensor(rewards, dtype=torch.float32)
-        self.next_obs[idx] = torch.as_tensor(next_obs, dtype=torch.float32)
-        self.terminated[idx] = torch.as_tensor(terminated, dtype=torch.float32)
-        self.discounts[idx] = torch.as_tensor(discounts, dtype=torch.float32)
+        for name, x in zip(self.FIELDS, (obs, actions, rewards, next_obs, terminated, discounts), strict=True):
+            getattr(self, name)[idx] = torch.as_tensor(x, dtype=torch.float32)
         self.pos = (self.pos + n) % self.capacity
         self.size = min(self.size + n, self.capacity)
 
     def sample(self, batch_size: int) -> tuple[torch.Tensor, ...]:
         """A uniform minibatch (with replacement)."""
         idx = torch.randint(0, self.size, (batch_size,), generator=self.generator)
-        return (self.obs[idx], self.actions[idx], self.rewards[idx], self.next_obs[idx], self.terminated[idx],
-                self.discounts[idx])
+        return tuple(getattr(self, name)[idx] for name in self.FIELDS)
 
 
 class NStepCollector:
@@ -341,11 +336,10 @@ class MADDPG(Agent):
                 self._episode_start = torch.as_tensor(reset_next)
                 actions = self._explore(obs)
                 next_obs, rewards, terminated, truncated, _ = envs.step(self._to_env(actions))
-                valid = ~reset_next  # an autoreset step carries no transition
-                collector.add(valid, obs, actions.numpy(), rewards, next_obs, terminated, terminated | truncated)
+                valid, done = ~reset_next, terminated | truncated  # an autoreset step carries no transition
+                collector.add(valid, obs, actions.numpy(), rewards, next_obs, terminated, done)
                 self.num_steps += cfg.n_envs
                 vector_steps += 1
-                done = terminated | truncated
                 episodes.step(rewards, valid, done, self.num_steps, callback)
                 reset_next = done
                 obs = next_obs

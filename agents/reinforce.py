@@ -348,10 +348,6 @@ class _Rollout:
                 old = getattr(self, name)
                 setattr(self, name, np.zeros((2 * t, *old.shape[1:]), dtype=old.dtype))
                 getattr(self, name)[:t] = old
-        self.obs[t] = obs
-        self.actions[t] = actions
-        self.rewards[t] = rewards
-        self.valid[t] = valid
-        self.ends[t] = False
-        self.bootstrap[t] = 0.0
+        for name, x in zip(self.fields, (obs, actions, rewards, valid, False, 0.0), strict=True):
+            getattr(self, name)[t] = x
         self.t += 1
