@@ -44,8 +44,7 @@ class Policy(nn.Module):
         super().__init__()
         obs_dim = int(np.prod(observation_space.shape))
         self.discrete = isinstance(action_space, spaces.Discrete)
-        if self.discrete:
-            assert isinstance(action_space, spaces.Discrete)
+        if isinstance(action_space, spaces.Discrete):
             self.net = mlp([obs_dim, *cfg.net_arch, int(action_space.n)], cfg.activation_fn, out_gain=0.01)
             return
         assert isinstance(action_space, spaces.Box)
@@ -61,11 +60,9 @@ class Policy(nn.Module):
         if cfg.squash and not (np.isfinite(action_space.low).all() and np.isfinite(action_space.high).all()):
             raise ConfigError(f"agent.squash=true maps actions into finite bounds, but the action space is "
                               f"{action_space}; set agent.squash=false")
-        low = torch.as_tensor(action_space.low, dtype=torch.float32).reshape(-1)
-        high = torch.as_tensor(action_space.high, dtype=torch.float32).reshape(-1)
         self.squash = cfg.squash
-        self.register_buffer("low", low)
-        self.register_buffer("high", high)
+        self.register_buffer("low", torch.as_tensor(action_space.low, dtype=torch.float32).reshape(-1))
+        self.register_buffer("high", torch.as_tensor(action_space.high, dtype=torch.float32).reshape(-1))
 
     def distribution(self, obs: torch.Tensor) -> torch.distributions.Distribution:
         """pi(. | obs) before any squashing: Categorical, or Normal over the unbounded sample."""
@@ -250,20 +247,15 @@ class Reinforce(Agent):
             completed += self._episodes.step(rewards, valid, done, self.num_steps, callback)
             if not by_steps:
                 collecting &= ~(valid & done)  # its counted episode is over
-                # A copy whose autoreset step just began a new episode joins while episodes are still needed.
-                for i in np.flatnonzero(self._reset_next):
-                    if started < cfg.episodes_per_update:
-                        collecting[i] = True
-                        started += 1
+                # Copies whose autoreset step just began a new episode join while episodes are still needed.
+                joining = np.flatnonzero(self._reset_next)[:cfg.episodes_per_update - started]
+                collecting[joining] = True
+                started += len(joining)
             self._reset_next = done
             obs = next_obs
-
             keep_going = callback.on_step(self.num_steps)
-            if not keep_going or self.num_steps >= total_steps:
-                break
-            if by_steps and ro.t * n >= cfg.steps_per_update:
-                break
-            if not by_steps and completed >= cfg.episodes_per_update:
+            full = ro.t * n >= cfg.steps_per_update if by_steps else completed >= cfg.episodes_per_update
+            if not keep_going or self.num_steps >= total_steps or full:
                 break
         if by_steps or not keep_going or self.num_steps >= total_steps:
             # Cut episodes: bootstrap from the value of where they stand (no baseline: cut as if truncated).

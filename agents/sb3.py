@@ -154,13 +154,10 @@ class _UpdateForwarder(KVWriter):
         """Forward the numeric training metrics of one SB3 logger dump."""
         metrics: dict[str, float] = {}
         for key, value in key_values.items():
-            if key.startswith("train/") or key == "rollout/exploration_rate":
-                if "tensorboard" in key_excluded.get(key, ()):
-                    continue
-                try:
+            wanted = key.startswith("train/") or key == "rollout/exploration_rate"
+            if wanted and "tensorboard" not in key_excluded.get(key, ()):
+                with contextlib.suppress(TypeError, ValueError):  # not a number
                     metrics[key.split("/", 1)[1]] = float(value)
-                except (TypeError, ValueError):
-                    continue
         if metrics:
             self.callback.on_update(step, metrics)
 
