@@ -30,12 +30,11 @@ from rlkit.envs.adapters import DiscretizedActions
 from rlkit.envs.state import env_state, generator_from_state, set_env_state
 from rlkit.errors import ConfigError
 
+log = logging.getLogger(__name__)
+
 # Action spaces each SB3 algorithm accepts, checked before SB3 is asked to build anything.
-SUPPORTED_ACTIONS: dict[str, tuple[type[spaces.Space[Any]], ...]] = {
-    "DQN": (spaces.Discrete,),
-    "SAC": (spaces.Box,),
-    "TD3": (spaces.Box,),
-}
+SUPPORTED_ACTIONS: dict[str, tuple[type[spaces.Space[Any]], ...]] = {"DQN": (spaces.Discrete,), "SAC": (spaces.Box,),
+                                                                     "TD3": (spaces.Box,)}
 
 # Schema fields that are rlkit's, not keyword arguments of the SB3 constructor.
 _RLKIT_FIELDS = {"name", "algo", "policy", "n_envs", "net_arch", "activation_fn", "device", "action_bins",
@@ -122,9 +121,6 @@ def set_training_state(model: BaseAlgorithm, state: dict[str, Any]) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- events
-log = logging.getLogger(__name__)
-
-
 class _EventAdapter(BaseCallback):
     """SB3 callback -> rlkit events: a step, and an episode event for each episode Monitor closed."""
 
