@@ -387,7 +387,7 @@ class MADDPG(Agent):
         if cfg.mirror_symmetry:  # the env is unchanged under (o, a) -> (-o, -a): mirror half the batch
             sign = torch.where(torch.rand(b, generator=self.generator) < 0.5, -1.0, 1.0).view(b, 1, 1)
             obs, actions, next_obs = obs * sign, actions * sign, next_obs * sign
-        with torch.no_grad():
+        with torch.no_grad():  # y_i = r_i + gamma^n * (1 - done) * Q'_i(o', mu'(o')), the smaller twin's
             out = self._policy_out(self.target_actor, next_obs)
             if self.discrete:
                 next_actions = nn.functional.one_hot(out.argmax(-1), self.act_dim).float()
@@ -400,7 +400,7 @@ class MADDPG(Agent):
             q_next = self._q(self.target_critic, self._rows(next_obs, next_actions), c).min(dim=0).values
             targets = rewards.T + discounts * (1.0 - terminated) * q_next  # (agents, batch)
         q = self._q(self.critic, self._rows(obs, actions), c)
-        # Mean over agents and batch, summed over twin critics.
+        # critic loss_i = (Q_i(o, a) - y_i)^2: mean over agents and batch, summed over twin critics.
         critic_loss = ((q - targets) ** 2).mean() * c
         self.critic_opt.zero_grad()
         critic_loss.backward()
@@ -410,7 +410,7 @@ class MADDPG(Agent):
                    "critic_grad_norm": critic_norm}
 
         self.num_updates += 1
-        if self.num_updates % cfg.policy_delay == 0:
+        if self.num_updates % cfg.policy_delay == 0:  # actor loss_i = -Q_i(o, a_1..mu_i(o_i)..a_N)
             out = self._policy_out(self.actor, obs)
             own = gumbel_softmax(out, cfg.gumbel_temperature) if self.discrete else torch.tanh(out)
             q_own = self._q(self.critic, self._rows(obs, actions, own), 1)[0]
@@ -423,7 +423,7 @@ class MADDPG(Agent):
             self.actor_opt.step()
             metrics["actor_loss"] = float(actor_loss.detach())
             soft_update(self._target_actor_params, self._actor_params, cfg.tau)
-        soft_update(self._target_critic_params, self._critic_params, cfg.tau)
+        soft_update(self._target_critic_params, self._critic_params, cfg.tau)  # targets <- tau online + (1-tau) targets
         return metrics
 
     def _clip(self, params: list[nn.Parameter]) -> float:

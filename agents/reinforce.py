@@ -279,6 +279,7 @@ class Reinforce(Agent):
         dist = self.policy.distribution(obs)
         logp = self.policy.log_prob(dist, raw)
         entropy = self.policy.entropy(dist)
+        # A_t = G_t - V(s_t), normalised; policy loss = -mean log pi(a_t | s_t) A_t - entropy_coef * mean H
         loss, _ = policy_loss(logp, ret, values, entropy, cfg.normalize_returns, cfg.entropy_coef)
         self.policy_opt.zero_grad()
         loss.backward()
@@ -292,7 +293,7 @@ class Reinforce(Agent):
                    "mean_return": float(ret.mean())}
         if self.value is not None:
             assert self.value_opt is not None
-            for _ in range(cfg.value_gradient_steps):
+            for _ in range(cfg.value_gradient_steps):  # value loss = mean (V(s_t) - G_t)^2
                 value_loss = ((self.value(obs).squeeze(-1) - ret) ** 2).mean()
                 self.value_opt.zero_grad()
                 value_loss.backward()
