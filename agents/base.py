@@ -1,8 +1,9 @@
-"""The one small interface every rlkit agent implements, native or wrapped, and its checkpoint file."""
+"""The one small interface every rlkit agent implements, native or wrapped, its checkpoint, and shared plumbing."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -10,23 +11,53 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from rlkit.callbacks import Callback
-from rlkit.errors import RunDirError
+from rlkit.callbacks import Callback, Episode
+from rlkit.errors import ConfigError, RunDirError
 from rlkit.files import load_checkpoint, optimizer_from_tensors, optimizer_to_tensors, save_checkpoint
 
 CHECKPOINT_FORMAT = 2
 """2: optimizers' param groups under ``optimizers``. 1: at the top level of the metadata, by name."""
 
 
+def probe(make_vec: Callable[[int], Any], agent: str) -> Any:
+    """One copy of the vector env, closed, for its spaces; refuses observations that are not a flat Box."""
+    env = make_vec(1)
+    env.close()
+    space = env.single_observation_space
+    if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
+        raise ConfigError(f"agent={agent} needs a flat Box observation space, but the environment has {space}")
+    return env
+
+
+class EpisodeStats:
+    """The return and length of each copy's episode in progress, reported as an :class:`Episode` when it ends."""
+
+    def __init__(self, copies: int, agents: list[str] | None = None) -> None:
+        self.agents = agents or []
+        self.returns = np.zeros((copies, len(self.agents)) if agents else copies)
+        self.lengths = np.zeros(copies, dtype=np.int64)
+
+    def step(self, rewards: np.ndarray, valid: np.ndarray, done: np.ndarray, num_steps: int,
+             callback: Callback) -> int:
+        """Count one vector step of the ``valid`` copies and report the episodes it ended; returns how many."""
+        self.returns[valid] += rewards[valid]
+        self.lengths += valid
+        ended = np.flatnonzero(done & valid)
+        for b in ended:
+            for i, name in enumerate(self.agents):  # each agent's return, then the team's mean under the plain tags
+                callback.on_episode_end(Episode(num_steps, float(self.returns[b, i]), int(self.lengths[b]), name))
+            callback.on_episode_end(Episode(num_steps, float(self.returns[b].mean()), int(self.lengths[b])))
+        self.returns[done] = 0.0
+        self.lengths[done] = 0
+        return len(ended)
+
+
 class Agent(ABC):
     """A learner that the trainer, the evaluator and the callbacks drive the same way.
 
-    ``learn`` emits rlkit's callback events (``on_step``, ``on_episode_end``, ``on_update``); the trainer
-    calls ``on_training_start``/``on_training_end`` around it. ``act`` takes a batch of observations.
-
-    A checkpoint is one safetensors file (see :mod:`rlkit.files`), never pickle. An agent declares what it
-    holds, as SB3's ``_get_torch_save_params()`` does: :meth:`saved_names` (modules and optimizers, saved as
-    ``<name>.<key>`` tensors) and :meth:`checkpoint_meta` (JSON); :meth:`save` and :meth:`load` do the rest.
+    An agent declares what its checkpoint holds, as SB3's ``_get_torch_save_params()`` does: :meth:`saved_names`
+    (modules and optimizers, saved as ``<name>.<key>`` tensors) and :meth:`checkpoint_meta` (JSON); :meth:`save`
+    and :meth:`load` write and read them as one safetensors file.
     """
 
     observation_space: gym.Space[Any]
@@ -99,8 +130,7 @@ class Agent(ABC):
             self.num_steps = int(meta.get("num_steps", 0))
         return meta
 
-    # Continuing an interrupted run: everything ``save`` leaves out (replay buffers, the environments'
-    # state, the episode in progress, random generators of the agent's own). Called at ``on_safe_point``.
+    # Continuing an interrupted run (at ``on_safe_point``): replay buffers, the envs' state, episodes in progress.
     def training_state(self) -> dict[str, Any]:
         """Everything beyond :meth:`save` that ``learn`` needs to continue exactly (plain values, arrays)."""
         raise NotImplementedError(f"{type(self).__name__} cannot be checkpointed mid-training")

@@ -61,54 +61,12 @@ class SB3Config:
 
 
 @dataclass
-class PPOConfig(SB3Config):
-    """Proximal Policy Optimization through stable-baselines3; the defaults are SB3's own."""
+class OnPolicyConfig(SB3Config):
+    """The rollout arguments PPO and A2C share."""
 
-    name: str = "ppo"
-    """Agent kind; selects the builder (do not change)."""
-    algo: str = "PPO"
-    """stable-baselines3 algorithm class."""
     n_steps: int = 2048
-    """Steps per copy in each rollout."""
-    batch_size: int = 64
-    """Minibatch size."""
-    n_epochs: int = 10
-    """Passes over each rollout."""
+    """Steps per copy in each rollout (between updates)."""
     gae_lambda: float = 0.95
-    """GAE lambda."""
-    clip_range: float = 0.2
-    """Clipping of the probability ratio."""
-    normalize_advantage: bool = True
-    """Standardise advantages per minibatch."""
-    ent_coef: float = 0.0
-    """Entropy bonus weight."""
-    vf_coef: float = 0.5
-    """Value loss weight."""
-    max_grad_norm: float = 0.5
-    """Gradient clipping norm."""
-    target_kl: float | None = None
-    """Stop an update's epochs early past this KL divergence; empty: never."""
-
-    def ranges(self) -> dict[str, bool]:
-        """Range checks of the fields, by name."""
-        return {**super().ranges(), "n_steps": self.n_steps >= 1, "batch_size": self.batch_size >= 1,
-                "n_epochs": self.n_epochs >= 1, "gae_lambda": 0.0 <= self.gae_lambda <= 1.0,
-                "clip_range": self.clip_range > 0}
-
-
-@dataclass
-class A2CConfig(SB3Config):
-    """Advantage Actor-Critic through stable-baselines3; the defaults are SB3's own."""
-
-    name: str = "a2c"
-    """Agent kind; selects the builder (do not change)."""
-    algo: str = "A2C"
-    """stable-baselines3 algorithm class."""
-    learning_rate: float = 7e-4
-    """RMSprop (or Adam) learning rate."""
-    n_steps: int = 5
-    """Steps per copy between updates."""
-    gae_lambda: float = 1.0
     """GAE lambda (1: plain n-step advantages)."""
     ent_coef: float = 0.0
     """Entropy bonus weight."""
@@ -116,14 +74,47 @@ class A2CConfig(SB3Config):
     """Value loss weight."""
     max_grad_norm: float = 0.5
     """Gradient clipping norm."""
-    use_rms_prop: bool = True
-    """RMSprop (true) or Adam (false)."""
-    normalize_advantage: bool = False
-    """Standardise advantages."""
+    normalize_advantage: bool = True
+    """Standardise advantages (PPO: per minibatch)."""
 
     def ranges(self) -> dict[str, bool]:
         """Range checks of the fields, by name."""
         return {**super().ranges(), "n_steps": self.n_steps >= 1, "gae_lambda": 0.0 <= self.gae_lambda <= 1.0}
+
+
+@dataclass
+class PPOConfig(OnPolicyConfig):
+    """Proximal Policy Optimization through stable-baselines3; the defaults are SB3's own."""
+
+    name: str = "ppo"
+    algo: str = "PPO"
+    batch_size: int = 64
+    """Minibatch size."""
+    n_epochs: int = 10
+    """Passes over each rollout."""
+    clip_range: float = 0.2
+    """Clipping of the probability ratio."""
+    target_kl: float | None = None
+    """Stop an update's epochs early past this KL divergence; empty: never."""
+
+    def ranges(self) -> dict[str, bool]:
+        """Range checks of the fields, by name."""
+        return {**super().ranges(), "batch_size": self.batch_size >= 1, "n_epochs": self.n_epochs >= 1,
+                "clip_range": self.clip_range > 0}
+
+
+@dataclass
+class A2CConfig(OnPolicyConfig):
+    """Advantage Actor-Critic through stable-baselines3; the defaults are SB3's own."""
+
+    name: str = "a2c"
+    algo: str = "A2C"
+    learning_rate: float = 7e-4
+    n_steps: int = 5
+    gae_lambda: float = 1.0
+    normalize_advantage: bool = False
+    use_rms_prop: bool = True
+    """RMSprop (true) or Adam (false)."""
 
 
 @dataclass
@@ -145,7 +136,6 @@ class OffPolicyConfig(SB3Config):
     net_arch: list[int] = field(default_factory=lambda: [256, 256])
     """Hidden layer sizes of the actor and the critics."""
     activation_fn: str = "relu"
-    """Activation of the hidden layers: relu, tanh, elu, leaky_relu, gelu, silu."""
 
     def ranges(self) -> dict[str, bool]:
         """Range checks of the fields, by name."""
@@ -158,17 +148,11 @@ class DQNConfig(OffPolicyConfig):
     """Deep Q-Network through stable-baselines3; the defaults are SB3's own (but device: cpu)."""
 
     name: str = "dqn"
-    """Agent kind; selects the builder (do not change)."""
     algo: str = "DQN"
-    """stable-baselines3 algorithm class."""
     learning_rate: float = 1e-4
-    """Adam learning rate."""
     batch_size: int = 32
-    """Minibatch size of each gradient step."""
     tau: float = 1.0
-    """Soft update coefficient of the target network (1 = hard copy)."""
     train_freq: int = 4
-    """Environment steps (per copy) between training phases."""
     net_arch: list[int] = field(default_factory=lambda: [64, 64])
     """Hidden layer sizes of the Q-network."""
     n_steps: int = 1
@@ -202,9 +186,7 @@ class SACConfig(OffPolicyConfig):
     """Soft Actor-Critic through stable-baselines3 (continuous actions); the defaults are SB3's own."""
 
     name: str = "sac"
-    """Agent kind; selects the builder (do not change)."""
     algo: str = "SAC"
-    """stable-baselines3 algorithm class."""
     ent_coef: str = "auto"
     """Entropy coefficient: a number, auto (learned), or auto_<initial value>."""
     target_entropy: str = "auto"
@@ -218,13 +200,9 @@ class TD3Config(OffPolicyConfig):
     """Twin Delayed DDPG through stable-baselines3 (continuous actions); the defaults are SB3's own."""
 
     name: str = "td3"
-    """Agent kind; selects the builder (do not change)."""
     algo: str = "TD3"
-    """stable-baselines3 algorithm class."""
     learning_rate: float = 1e-3
-    """Adam learning rate."""
     net_arch: list[int] = field(default_factory=lambda: [400, 300])
-    """Hidden layer sizes of the actor and the critics."""
     policy_delay: int = 2
     """Critic updates per actor (and target) update."""
     target_policy_noise: float = 0.2
@@ -287,16 +265,12 @@ class ReinforceConfig:
             "max_grad_norm": self.max_grad_norm >= 0,
         })
         if self.steps_per_update > 0 and not self.baseline:
-            raise ConfigError(
-                f"agent.steps_per_update={self.steps_per_update} cuts episodes, whose returns must be "
-                "bootstrapped with the value baseline: set agent.baseline=true, or batch by whole episodes "
-                "with agent.steps_per_update=0"
-            )
+            raise ConfigError(f"agent.steps_per_update={self.steps_per_update} cuts episodes, whose returns must be "
+                              "bootstrapped with the value baseline: set agent.baseline=true, or batch by whole "
+                              "episodes with agent.steps_per_update=0")
         if 0 < self.steps_per_update < self.n_envs:
-            raise ConfigError(
-                f"agent.steps_per_update={self.steps_per_update} is less than one step of the "
-                f"{self.n_envs} copies (agent.n_envs)"
-            )
+            raise ConfigError(f"agent.steps_per_update={self.steps_per_update} is less than one step of the "
+                              f"{self.n_envs} copies (agent.n_envs)")
 
 
 @dataclass
@@ -358,13 +332,11 @@ class MADDPGConfig:
     ego_critic: bool = False
     """Each agent's critic sees the agents in order starting from itself (for shared critics)."""
     mirror_symmetry: bool = False
-    """The env is unchanged when every observation and action is negated (cart-poles, springs included): odd
-    actors, and every minibatch is half mirrored. Only for envs with that symmetry."""
+    """For envs unchanged by negating every observation and action (cart-poles): odd actors, mirrored minibatches."""
     critic_layer_norm: bool = False
     """LayerNorm (without learned scale and shift) on every hidden layer of the critics."""
     eval_target_actor: bool = False
-    """Deterministic actions (evaluations, rlkit eval) come from the target actors, the Polyak average of the
-    actors' recent weights (``tau``), which are steadier than the latest weights."""
+    """Deterministic actions (evaluations, rlkit eval) from the target actors, steadier than the latest weights."""
 
     def validate(self) -> None:
         """Check values that the types alone cannot."""

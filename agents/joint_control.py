@@ -12,16 +12,10 @@ from rlkit.callbacks import Callback
 
 
 class JointControlAgent(Agent):
-    """Wraps a single-agent learner trained on the joint-control view of a multi-agent env.
+    """Wraps a single-agent learner trained on :class:`rlkit.envs.adapters.JointControl` (a multi-agent env seen whole).
 
-    The learner trains on :class:`rlkit.envs.adapters.JointControl` (observations concatenated, one joint
-    action, the team's mean reward). ``act`` takes the multi-agent env's arrays, ``(n, agents, obs_dim)``, and
-    returns every agent's action, so multi-agent runs are evaluated alike whatever learns them.
-
-    Args:
-        inner: The learner, built on the joint-control env.
-        split: Turns joint actions (leading axis: batch) into per-agent actions.
-        agents: Number of agents.
+    ``act`` takes the multi-agent env's arrays, ``(n, agents, obs_dim)``, and returns every agent's action (``split``
+    turns joint actions into per-agent ones), so multi-agent runs are evaluated alike whatever learns them.
     """
 
     def __init__(self, inner: Agent, split: Any, agents: int) -> None:

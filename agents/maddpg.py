@@ -9,17 +9,8 @@ One update, for every agent i, on a minibatch (o, a, r, o', done) from the repla
                                                                 discrete: straight-through Gumbel-softmax
     targets <- tau * online + (1 - tau) * targets               soft updates
 
-The critic's input is every agent's observation in agent order, then every agent's action in agent order
-(with ``ego_critic``, in order starting from the judged agent). Exploration: Gaussian noise on continuous
-actions (scale decaying linearly from noise_start to noise_end; optionally correlated in time), Gumbel-softmax
-sampling for discrete ones; uniform random actions for the first learning_starts steps. With one agent and a
-continuous action space this is DDPG.
-
 Options beyond the paper, all off by default: TD3's twin critics, target smoothing and policy delay
-(Fujimoto et al., 2018); n-step returns; shared parameters with an ego-centric critic for homogeneous
-agents; and ``mirror_symmetry`` for envs unchanged by negating observations and actions (the cart-poles):
-odd actors and mirrored minibatches. The multi-agent cart-pole presets use them; see the README for what
-each contributed.
+(Fujimoto et al., 2018); n-step returns; shared parameters with an ego-centric critic; ``mirror_symmetry``.
 """
 
 from __future__ import annotations
@@ -33,10 +24,10 @@ import torch
 from gymnasium import spaces
 from torch import nn
 
-from rlkit.agents.base import Agent
+from rlkit.agents.base import Agent, EpisodeStats, probe
 from rlkit.agents.config import MADDPGConfig
 from rlkit.agents.networks import StackedMLP, grad_norm, refuse_diverging_steps
-from rlkit.callbacks import Callback, Episode
+from rlkit.callbacks import Callback
 from rlkit.envs.state import env_state, set_env_state
 from rlkit.errors import ConfigError
 
@@ -64,8 +55,7 @@ def critic_input(obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
 def actor_update_actions(own: torch.Tensor, taken: torch.Tensor) -> torch.Tensor:
     """The joint actions each agent's actor update judges: (batch, agents, act) x2 -> (agents, batch, agents, act).
 
-    Row i holds every agent's action as taken (from the buffer) except agent i's, which comes from its
-    current policy (``own``): only agent i's actor gets gradients through row i.
+    Row i: the actions taken, but agent i's from its current policy (``own``), so only its actor gets gradients.
     """
     a = own.shape[1]
     mine = torch.eye(a, dtype=torch.bool).view(a, 1, a, 1)
@@ -73,10 +63,7 @@ def actor_update_actions(own: torch.Tensor, taken: torch.Tensor) -> torch.Tensor
 
 
 class ReplayBuffer:
-    """Preallocated tensors of (o, a, r, o', terminated, discount) for all agents at once; a ring when full.
-
-    ``discount`` is gamma to the power of the steps from o to o' (gamma for one-step transitions).
-    """
+    """Preallocated tensors of (o, a, r, o', terminated, gamma^steps from o to o') for all agents; a ring when full."""
 
     FIELDS = ("obs", "actions", "rewards", "next_obs", "terminated", "discounts")
 
@@ -97,29 +84,22 @@ class ReplayBuffer:
         """Store a batch of transitions (first axis: copies)."""
         n = len(obs)
         idx = (self.pos + torch.arange(n)) % self.capacity
-        self.obs[idx] = torch.as_tensor(obs, dtype=torch.float32)
-        self.actions[idx] = torch.as_tensor(actions, dtype=torch.float32)
-        self.rewards[idx] = torch.as_tensor(rewards, dtype=torch.float32)
-        self.next_obs[idx] = torch.as_tensor(next_obs, dtype=torch.float32)
-        self.terminated[idx] = torch.as_tensor(terminated, dtype=torch.float32)
-        self.discounts[idx] = torch.as_tensor(discounts, dtype=torch.float32)
+        for name, x in zip(self.FIELDS, (obs, actions, rewards, next_obs, terminated, discounts), strict=True):
+            getattr(self, name)[idx] = torch.as_tensor(x, dtype=torch.float32)
         self.pos = (self.pos + n) % self.capacity
         self.size = min(self.size + n, self.capacity)
 
     def sample(self, batch_size: int) -> tuple[torch.Tensor, ...]:
         """A uniform minibatch (with replacement)."""
         idx = torch.randint(0, self.size, (batch_size,), generator=self.generator)
-        return (self.obs[idx], self.actions[idx], self.rewards[idx], self.next_obs[idx], self.terminated[idx],
-                self.discounts[idx])
+        return tuple(getattr(self, name)[idx] for name in self.FIELDS)
 
 
 class NStepCollector:
     """Turns each copy's latest steps into n-step transitions for a :class:`ReplayBuffer`.
 
-    Every step of a copy, once it has n steps of history, yields ``(o_t, a_t, r_t + gamma r_t+1 + ... +
-    gamma^(n-1) r_t+n-1, o_t+n, terminated, gamma^n)``. When an episode ends (termination or truncation) its
-    pending shorter transitions are flushed too, each reaching the final observation (which a truncation
-    bootstraps from and a termination does not). With n = 1 these are plain one-step transitions.
+    Each step with n steps of history yields ``(o_t, a_t, r_t + ... + gamma^(n-1) r_t+n-1, o_t+n, terminated,
+    gamma^n)``; an episode's end also flushes its pending shorter transitions, each to the final observation.
     """
 
     def __init__(self, buffer: ReplayBuffer, n: int, gamma: float, copies: int) -> None:
@@ -160,21 +140,15 @@ class NStepCollector:
 class MADDPG(Agent):
     """MADDPG on ``cfg.n_envs`` copies of a multi-agent env.
 
-    Every agent's actor (and critic) is one slice of a :class:`StackedMLP`, so all agents are evaluated in
-    one call; with ``share_parameters`` there is one actor and one critic for all (the critic is told which
-    agent it judges by a one-hot id after its input). ``twin_critics``, ``target_noise`` and
-    ``policy_delay`` add TD3's three changes (Fujimoto et al., 2018); all are off by default.
+    Every agent's actor (and critic) is one slice of a :class:`StackedMLP`; with ``share_parameters`` one actor
+    and one critic serve all (the critic gets an agent id).
 
     Args:
-        cfg: The agent's config (:class:`rlkit.agents.config.MADDPGConfig`).
-        make_vec: ``make_vec(n)`` returns n copies stepped together with the array API of
-            :class:`rlkit.envs.adapters.ParallelVectorEnv`: observations (n, agents, obs_dim), rewards
-            (n, agents), one terminated/truncated per copy, NEXT_STEP autoreset.
+        make_vec: ``make_vec(n)`` returns n copies with the array API of :class:`rlkit.envs.adapters.ParallelVectorEnv`
+            (observations (n, agents, obs_dim), rewards (n, agents), one terminated/truncated per copy).
         seed: Seeds the copies and the agent's own random generators.
         training: False builds the networks only.
-        single_agent: The env is a single-agent one seen as a team of one
-            (:class:`rlkit.envs.adapters.OneAgentVectorEnv`): ``act`` then takes and returns arrays
-            without the agent axis.
+        single_agent: A single-agent env seen as a team of one: ``act`` takes and returns arrays without the agent axis.
     """
 
     def __init__(self, cfg: MADDPGConfig, make_vec: Callable[[int], Any], seed: int, training: bool = True,
@@ -183,14 +157,9 @@ class MADDPG(Agent):
         self.make_vec = make_vec
         self.seed = seed
         self.single_agent = single_agent
-        probe = make_vec(1)
-        self.agents = list(probe.possible_agents)
-        self.n_agents = probe.num_agents
-        self.observation_space = probe.single_observation_space
-        self.action_space = probe.single_action_space
-        probe.close()
-        if not isinstance(self.observation_space, spaces.Box) or len(self.observation_space.shape) != 1:
-            raise ConfigError(f"agent=maddpg needs flat Box observations, got {self.observation_space}")
+        env = probe(make_vec, "maddpg")
+        self.agents, self.n_agents = list(env.possible_agents), env.num_agents
+        self.observation_space, self.action_space = env.single_observation_space, env.single_action_space
         self.discrete = isinstance(self.action_space, spaces.Discrete)
         if self.discrete:
             self.act_dim = int(self.action_space.n)  # type: ignore[attr-defined]
@@ -237,8 +206,7 @@ class MADDPG(Agent):
     def _policy_out(self, actor: StackedMLP, obs: torch.Tensor) -> torch.Tensor:
         """Raw actor outputs (logits, or pre-tanh values) for every agent: (batch, agents, act_dim).
 
-        With ``mirror_symmetry`` the actor is odd, (f(o) - f(-o)) / 2: mirrored observations get mirrored
-        actions, exactly.
+        With ``mirror_symmetry`` the actor is odd, (f(o) - f(-o)) / 2: mirrored observations get mirrored actions.
         """
         if self.cfg.mirror_symmetry:
             both = self._actor_out(actor, torch.cat([obs, -obs]))
@@ -252,11 +220,7 @@ class MADDPG(Agent):
         return actor(obs.transpose(0, 1)).transpose(0, 1)
 
     def _q(self, critic: StackedMLP, x: torch.Tensor, critics: int) -> torch.Tensor:
-        """Q of every agent from the first ``critics`` critics: x (agents, batch, in) -> (critics, agents, batch).
-
-        Row i of ``x`` is what agent i's critic judges (the same joint input for every agent in the critic
-        update, a different one per agent in the actor update).
-        """
+        """Q of every agent from the first ``critics`` critics: x (agents, batch, in) -> (critics, agents, batch)."""
         a, b, _ = x.shape
         if self.cfg.share_parameters:
             x = torch.cat([x, self._agent_ids.expand(a, b, a)], dim=2).reshape(1, a * b, -1)
@@ -267,9 +231,8 @@ class MADDPG(Agent):
     def _rows(self, obs: torch.Tensor, taken: torch.Tensor, own: torch.Tensor | None = None) -> torch.Tensor:
         """The critics' inputs, row i for agent i's critic: (agents, batch, in).
 
-        Every agent's observation and action as taken; with ``own`` (the actor update), agent i's action in
-        row i comes from its current policy instead. With ``ego_critic`` row i lists the agents starting from
-        agent i (i, i+1, ..., i-1), so a shared critic sees every agent from its own point of view.
+        Every agent's observation and action as taken; with ``own`` (the actor update), agent i's action in row i
+        from its current policy. With ``ego_critic`` row i lists the agents from agent i on (i, i+1, ..., i-1).
         """
         a = obs.shape[1]
         if self.cfg.ego_critic:
@@ -329,8 +292,7 @@ class MADDPG(Agent):
     def _unit_noise(self, shape: tuple[int, ...]) -> torch.Tensor:
         """Standard normal noise; with noise_correlation rho > 0, an AR(1) process per copy and agent.
 
-        That is a discretised Ornstein-Uhlenbeck process, as DDPG's: n <- rho * n + sqrt(1 - rho^2) * eps,
-        still of unit variance, restarted from a fresh draw when a copy's episode starts.
+        A discretised Ornstein-Uhlenbeck process (DDPG's), n <- rho * n + sqrt(1 - rho^2) * eps, restarted per episode.
         """
         eps = torch.randn(shape, generator=self.generator)
         rho = self.cfg.noise_correlation
@@ -355,8 +317,7 @@ class MADDPG(Agent):
         resume, self._resume = self._resume, None
         obs, _ = envs.reset(seed=self.seed if resume is None else self.seed + self.num_steps)
         reset_next = np.zeros(cfg.n_envs, dtype=bool)
-        returns = np.zeros((cfg.n_envs, self.n_agents))
-        lengths = np.zeros(cfg.n_envs, dtype=np.int64)
+        episodes = EpisodeStats(cfg.n_envs, self.agents)
         vector_steps = 0
         if resume is not None:
             self._restore(resume)
@@ -364,30 +325,22 @@ class MADDPG(Agent):
             if resume["envs_exact"]:
                 set_env_state(envs, resume["envs"])
                 obs, reset_next = np.asarray(resume["obs"]), np.asarray(resume["reset_next"], dtype=bool)
-                returns, lengths = np.asarray(resume["returns"]), np.asarray(resume["lengths"], dtype=np.int64)
+                episodes.returns = np.asarray(resume["returns"])
+                episodes.lengths = np.asarray(resume["lengths"], dtype=np.int64)
         try:
             while self.num_steps < total_steps:
                 # A safe point: what training_state records is all that is in flight.
-                self._loop = {"obs": obs, "reset_next": reset_next, "returns": returns, "lengths": lengths,
-                              "vector_steps": vector_steps}
+                self._loop = {"obs": obs, "reset_next": reset_next, "returns": episodes.returns,
+                              "lengths": episodes.lengths, "vector_steps": vector_steps}
                 callback.on_safe_point()
                 self._episode_start = torch.as_tensor(reset_next)
                 actions = self._explore(obs)
                 next_obs, rewards, terminated, truncated, _ = envs.step(self._to_env(actions))
-                valid = ~reset_next  # an autoreset step carries no transition
-                collector.add(valid, obs, actions.numpy(), rewards, next_obs, terminated, terminated | truncated)
+                valid, done = ~reset_next, terminated | truncated  # an autoreset step carries no transition
+                collector.add(valid, obs, actions.numpy(), rewards, next_obs, terminated, done)
                 self.num_steps += cfg.n_envs
                 vector_steps += 1
-                returns[valid] += rewards[valid]
-                lengths += valid
-                done = terminated | truncated
-                for b in np.flatnonzero(done & valid):
-                    for i, name in enumerate(self.agents):
-                        callback.on_episode_end(Episode(self.num_steps, float(returns[b, i]), int(lengths[b]), name))
-                    # The team's mean return, under the plain episode tags.
-                    callback.on_episode_end(Episode(self.num_steps, float(returns[b].mean()), int(lengths[b])))
-                returns[done] = 0.0
-                lengths[done] = 0
+                episodes.step(rewards, valid, done, self.num_steps, callback)
                 reset_next = done
                 obs = next_obs
                 if self.num_steps >= cfg.learning_starts and vector_steps % cfg.train_every == 0:
@@ -434,7 +387,7 @@ class MADDPG(Agent):
         if cfg.mirror_symmetry:  # the env is unchanged under (o, a) -> (-o, -a): mirror half the batch
             sign = torch.where(torch.rand(b, generator=self.generator) < 0.5, -1.0, 1.0).view(b, 1, 1)
             obs, actions, next_obs = obs * sign, actions * sign, next_obs * sign
-        with torch.no_grad():
+        with torch.no_grad():  # y_i = r_i + gamma^n * (1 - done) * Q'_i(o', mu'(o')), the smaller twin's
             out = self._policy_out(self.target_actor, next_obs)
             if self.discrete:
                 next_actions = nn.functional.one_hot(out.argmax(-1), self.act_dim).float()
@@ -447,7 +400,7 @@ class MADDPG(Agent):
             q_next = self._q(self.target_critic, self._rows(next_obs, next_actions), c).min(dim=0).values
             targets = rewards.T + discounts * (1.0 - terminated) * q_next  # (agents, batch)
         q = self._q(self.critic, self._rows(obs, actions), c)
-        # Mean over agents and batch, summed over twin critics.
+        # critic loss_i = (Q_i(o, a) - y_i)^2: mean over agents and batch, summed over twin critics.
         critic_loss = ((q - targets) ** 2).mean() * c
         self.critic_opt.zero_grad()
         critic_loss.backward()
@@ -457,7 +410,7 @@ class MADDPG(Agent):
                    "critic_grad_norm": critic_norm}
 
         self.num_updates += 1
-        if self.num_updates % cfg.policy_delay == 0:
+        if self.num_updates % cfg.policy_delay == 0:  # actor loss_i = -Q_i(o, a_1..mu_i(o_i)..a_N)
             out = self._policy_out(self.actor, obs)
             own = gumbel_softmax(out, cfg.gumbel_temperature) if self.discrete else torch.tanh(out)
             q_own = self._q(self.critic, self._rows(obs, actions, own), 1)[0]
@@ -470,7 +423,7 @@ class MADDPG(Agent):
             self.actor_opt.step()
             metrics["actor_loss"] = float(actor_loss.detach())
             soft_update(self._target_actor_params, self._actor_params, cfg.tau)
-        soft_update(self._target_critic_params, self._critic_params, cfg.tau)
+        soft_update(self._target_critic_params, self._critic_params, cfg.tau)  # targets <- tau online + (1-tau) targets
         return metrics
 
     def _clip(self, params: list[nn.Parameter]) -> float:

@@ -19,10 +19,7 @@ def activation_fn(name: str) -> type[nn.Module]:
 
 
 def mlp(sizes: list[int], activation: str, out_gain: float = 1.0) -> nn.Sequential:
-    """A float32 MLP ``sizes[0] -> ... -> sizes[-1]``, orthogonally initialised, no activation at the end.
-
-    ``out_gain`` scales the last layer's initial weights: small values (0.01) start a policy near uniform.
-    """
+    """A float32 MLP ``sizes[0] -> ... -> sizes[-1]``, orthogonally initialised (the last layer with ``out_gain``)."""
     layers: list[nn.Module] = []
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
         linear = nn.Linear(n_in, n_out)
@@ -43,12 +40,10 @@ def grad_norm(parameters: list[torch.Tensor]) -> float:
 
 
 class StackedMLP(nn.Module):
-    """``count`` independent MLPs of one shape, evaluated together by batched matrix products.
+    """``count`` independent MLPs of one shape (each initialised as :func:`mlp`), evaluated by batched matmuls.
 
-    ``forward`` maps ``(count, batch, sizes[0])`` to ``(count, batch, sizes[-1])``: network ``k`` sees only
-    ``x[k]``. One call replaces a Python loop over per-agent networks (and its per-call overhead). Each
-    network is initialised as :func:`mlp` initialises one. ``layer_norm`` normalises every hidden layer's
-    pre-activations (LayerNorm without learned scale and shift), as in critics trained at high update rates.
+    ``forward`` maps ``(count, batch, sizes[0])`` to ``(count, batch, sizes[-1])``: network ``k`` sees only ``x[k]``.
+    ``layer_norm`` normalises every hidden layer's pre-activations (LayerNorm without learned scale and shift).
     """
 
     def __init__(self, count: int, sizes: list[int], activation: str, out_gain: float = 1.0,
@@ -85,13 +80,8 @@ class StackedMLP(nn.Module):
 def refuse_diverging_steps(optimizer: torch.optim.Optimizer, what: str, step: Callable[[], int]) -> None:
     """Make ``optimizer.step()`` raise :class:`TrainingDiverged` instead of applying NaN or infinite gradients.
 
-    A NaN or infinite loss gives NaN or infinite gradients, so one check of the gradients' norm before each step
-    keeps the weights at the last update that was finite. Works the same for native and SB3 optimizers.
-
-    Args:
-        optimizer: The optimizer to watch.
-        what: What it trains, for the message (``"reinforce's policy"``).
-        step: The agent's environment step count, for the message.
+    One check of the gradients' norm before each step keeps the weights at the last finite update. ``what`` (it
+    trains) and ``step()`` (the agent's step count) are for the message.
     """
 
     def check(opt: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:

@@ -28,10 +28,10 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode
 from torch import nn
 
-from rlkit.agents.base import Agent
+from rlkit.agents.base import Agent, EpisodeStats, probe
 from rlkit.agents.config import ReinforceConfig
 from rlkit.agents.networks import grad_norm, mlp, refuse_diverging_steps
-from rlkit.callbacks import Callback, Episode
+from rlkit.callbacks import Callback
 from rlkit.envs.state import env_state, set_env_state
 from rlkit.errors import ConfigError
 
@@ -44,8 +44,7 @@ class Policy(nn.Module):
         super().__init__()
         obs_dim = int(np.prod(observation_space.shape))
         self.discrete = isinstance(action_space, spaces.Discrete)
-        if self.discrete:
-            assert isinstance(action_space, spaces.Discrete)
+        if isinstance(action_space, spaces.Discrete):
             self.net = mlp([obs_dim, *cfg.net_arch, int(action_space.n)], cfg.activation_fn, out_gain=0.01)
             return
         assert isinstance(action_space, spaces.Box)
@@ -59,15 +58,11 @@ class Policy(nn.Module):
             with torch.no_grad():
                 self.net[-1].bias[self.act_dim:] = float(cfg.log_std_init)
         if cfg.squash and not (np.isfinite(action_space.low).all() and np.isfinite(action_space.high).all()):
-            raise ConfigError(
-                f"agent.squash=true maps actions into finite bounds, but the action space is {action_space}; "
-                "set agent.squash=false"
-            )
-        low = torch.as_tensor(action_space.low, dtype=torch.float32).reshape(-1)
-        high = torch.as_tensor(action_space.high, dtype=torch.float32).reshape(-1)
+            raise ConfigError(f"agent.squash=true maps actions into finite bounds, but the action space is "
+                              f"{action_space}; set agent.squash=false")
         self.squash = cfg.squash
-        self.register_buffer("low", low)
-        self.register_buffer("high", high)
+        self.register_buffer("low", torch.as_tensor(action_space.low, dtype=torch.float32).reshape(-1))
+        self.register_buffer("high", torch.as_tensor(action_space.high, dtype=torch.float32).reshape(-1))
 
     def distribution(self, obs: torch.Tensor) -> torch.distributions.Distribution:
         """pi(. | obs) before any squashing: Categorical, or Normal over the unbounded sample."""
@@ -114,21 +109,12 @@ class Policy(nn.Module):
 
 
 # ---------------------------------------------------------------------------------------------- the maths
-def discounted_returns(
-    rewards: np.ndarray, ends: np.ndarray, bootstrap: np.ndarray, valid: np.ndarray, gamma: float
-) -> np.ndarray:
-    """Reward-to-go on a (T, N) grid of steps of N copies.
+def discounted_returns(rewards: np.ndarray, ends: np.ndarray, bootstrap: np.ndarray, valid: np.ndarray,
+                       gamma: float) -> np.ndarray:
+    """Reward-to-go G_t on a (T, N) grid of steps of N copies (0 where not ``valid``).
 
-    Args:
-        rewards: r_t per step.
-        ends: True where an episode's segment ends in this batch (terminated, truncated, or cut).
-        bootstrap: the value added at an end, already discounted by nothing: G_T = r_T + gamma * bootstrap_T
-            (0 for terminations, V(s_{T+1}) for truncations and cuts).
-        valid: False for steps that belong to no counted episode (autoreset steps, idle copies).
-        gamma: discount.
-
-    Returns:
-        G_t on the same grid (0 where not valid).
+    Where ``ends`` (a segment ends: terminated, truncated or cut) G_T = r_T + gamma * bootstrap_T, with bootstrap 0
+    for terminations and V(s_{T+1}) for truncations and cuts. Invalid steps are autoreset steps and idle copies.
     """
     returns = np.zeros_like(rewards, dtype=np.float64)
     running = np.zeros(rewards.shape[1], dtype=np.float64)
@@ -140,14 +126,8 @@ def discounted_returns(
     return returns
 
 
-def policy_loss(
-    logp: torch.Tensor,
-    returns: torch.Tensor,
-    values: torch.Tensor | None,
-    entropy: torch.Tensor,
-    normalize: bool,
-    entropy_coef: float,
-) -> tuple[torch.Tensor, torch.Tensor]:
+def policy_loss(logp: torch.Tensor, returns: torch.Tensor, values: torch.Tensor | None, entropy: torch.Tensor,
+                normalize: bool, entropy_coef: float) -> tuple[torch.Tensor, torch.Tensor]:
     """The REINFORCE surrogate loss and the advantages it used (see the module docstring)."""
     adv = returns if values is None else returns - values.detach()
     if normalize and adv.numel() > 1:
@@ -158,13 +138,9 @@ def policy_loss(
 
 # ---------------------------------------------------------------------------------------------- the agent
 class Reinforce(Agent):
-    """REINFORCE with an optional learned baseline, on ``cfg.n_envs`` copies from ``make_vec``.
+    """REINFORCE with an optional learned baseline, on ``cfg.n_envs`` copies from ``make_vec(n)`` (a vector env).
 
-    Args:
-        cfg: The agent's config.
-        make_vec: ``make_vec(n)`` returns a Gymnasium vector env of n copies (NEXT_STEP autoreset).
-        seed: Seeds the copies (``seed + i``); torch is seeded by the trainer.
-        training: False builds the networks only (no environments).
+    ``seed`` seeds the copies (``seed + i``); torch is seeded by the trainer.
     """
 
     def __init__(self, cfg: ReinforceConfig, make_vec: Callable[[int], gym.vector.VectorEnv], seed: int,
@@ -172,19 +148,11 @@ class Reinforce(Agent):
         self.cfg = cfg
         self.seed = seed
         self.make_vec = make_vec
-        probe = make_vec(1)
-        self.observation_space = probe.single_observation_space
-        self.action_space = probe.single_action_space
-        probe.close()
-        if not isinstance(self.observation_space, spaces.Box) or len(self.observation_space.shape) != 1:
-            raise ConfigError(
-                f"agent=reinforce needs a flat Box observation space, but the environment has "
-                f"{self.observation_space}"
-            )
+        env = probe(make_vec, "reinforce")
+        self.observation_space, self.action_space = env.single_observation_space, env.single_action_space
         if not isinstance(self.action_space, (spaces.Discrete, spaces.Box)):
-            raise ConfigError(
-                f"agent=reinforce needs a Discrete or Box action space, but the environment has {self.action_space}"
-            )
+            raise ConfigError(f"agent=reinforce needs a Discrete or Box action space, but the environment has "
+                              f"{self.action_space}")
         self.device = torch.device(cfg.device)
         self.policy = Policy(cfg, self.observation_space, self.action_space).to(self.device)
         self.policy_opt = torch.optim.Adam(self.policy.parameters(), lr=cfg.learning_rate)
@@ -226,7 +194,7 @@ class Reinforce(Agent):
         self._envs = envs
         resume, self._resume = self._resume, None
         n = cfg.n_envs
-        self._ep_return, self._ep_length, self._reset_next = np.zeros(n), np.zeros(n, dtype=np.int64), np.zeros(n, bool)
+        self._episodes, self._reset_next = EpisodeStats(n), np.zeros(n, bool)
         if resume is None:
             obs, _ = envs.reset(seed=self.seed)
         elif not resume["envs_exact"]:  # the env's episodes cannot be restored (see rlkit.envs.state): new ones
@@ -234,8 +202,8 @@ class Reinforce(Agent):
         else:
             set_env_state(envs, resume["envs"])
             obs = np.asarray(resume["obs"])
-            self._ep_return = np.asarray(resume["ep_return"], dtype=np.float64)
-            self._ep_length = np.asarray(resume["ep_length"], dtype=np.int64)
+            self._episodes.returns = np.asarray(resume["ep_return"], dtype=np.float64)
+            self._episodes.lengths = np.asarray(resume["ep_length"], dtype=np.int64)
             self._reset_next = np.asarray(resume["reset_next"], dtype=bool)
         try:
             while self.num_steps < total_steps:
@@ -244,8 +212,7 @@ class Reinforce(Agent):
                 if cfg.steps_per_update == 0:
                     obs, _ = envs.reset()  # whole episodes: every one starts with the current policy
                     self._reset_next[:] = False
-                    self._ep_return[:] = 0.0
-                    self._ep_length[:] = 0
+                    self._episodes = EpisodeStats(cfg.n_envs)
                 obs, keep_going = self._collect(envs, obs, callback, total_steps)
                 if self._rollout.valid[: self._rollout.t].any():
                     callback.on_update(self.num_steps, self._update())
@@ -259,7 +226,7 @@ class Reinforce(Agent):
         """Step all copies with the current policy until the batch is complete; returns (obs, keep_going)."""
         cfg, ro = self.cfg, self._rollout
         n = cfg.n_envs
-        ro.start()
+        ro.t = 0
         by_steps = cfg.steps_per_update > 0
         # In episode mode, a copy collects while it is inside a counted episode.
         collecting = np.ones(n, dtype=bool) if by_steps else np.arange(n) < cfg.episodes_per_update
@@ -277,31 +244,18 @@ class Reinforce(Agent):
             ro.ends[ro.t - 1] = valid & done
             if truncated.any() and self.value is not None:
                 ro.bootstrap[ro.t - 1] = np.where(valid & truncated, self._values(next_obs), 0.0)
-
-            self._ep_return += np.where(valid, rewards, 0.0)
-            self._ep_length += valid
-            for i in np.flatnonzero(valid & done):
-                callback.on_episode_end(Episode(step=self.num_steps, reward=float(self._ep_return[i]),
-                                                length=int(self._ep_length[i])))
-                completed += 1
-            self._ep_return[done] = 0.0
-            self._ep_length[done] = 0
+            completed += self._episodes.step(rewards, valid, done, self.num_steps, callback)
             if not by_steps:
                 collecting &= ~(valid & done)  # its counted episode is over
-                # A copy whose autoreset step just began a new episode joins while episodes are still needed.
-                for i in np.flatnonzero(self._reset_next):
-                    if started < cfg.episodes_per_update:
-                        collecting[i] = True
-                        started += 1
+                # Copies whose autoreset step just began a new episode join while episodes are still needed.
+                joining = np.flatnonzero(self._reset_next)[:cfg.episodes_per_update - started]
+                collecting[joining] = True
+                started += len(joining)
             self._reset_next = done
             obs = next_obs
-
             keep_going = callback.on_step(self.num_steps)
-            if not keep_going or self.num_steps >= total_steps:
-                break
-            if by_steps and ro.t * n >= cfg.steps_per_update:
-                break
-            if not by_steps and completed >= cfg.episodes_per_update:
+            full = ro.t * n >= cfg.steps_per_update if by_steps else completed >= cfg.episodes_per_update
+            if not keep_going or self.num_steps >= total_steps or full:
                 break
         if by_steps or not keep_going or self.num_steps >= total_steps:
             # Cut episodes: bootstrap from the value of where they stand (no baseline: cut as if truncated).
@@ -325,6 +279,7 @@ class Reinforce(Agent):
         dist = self.policy.distribution(obs)
         logp = self.policy.log_prob(dist, raw)
         entropy = self.policy.entropy(dist)
+        # A_t = G_t - V(s_t), normalised; policy loss = -mean log pi(a_t | s_t) A_t - entropy_coef * mean H
         loss, _ = policy_loss(logp, ret, values, entropy, cfg.normalize_returns, cfg.entropy_coef)
         self.policy_opt.zero_grad()
         loss.backward()
@@ -333,17 +288,12 @@ class Reinforce(Agent):
         if cfg.max_grad_norm > 0:
             nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
         self.policy_opt.step()
-        metrics = {
-            "policy_loss": float(loss.detach()),
-            "entropy": float(entropy.mean().detach()),
-            "grad_norm": norm,
-            "learning_rate": self.policy_opt.param_groups[0]["lr"],
-            "batch_steps": float(mask.sum()),
-            "mean_return": float(ret.mean()),
-        }
+        metrics = {"policy_loss": float(loss.detach()), "entropy": float(entropy.mean().detach()), "grad_norm": norm,
+                   "learning_rate": self.policy_opt.param_groups[0]["lr"], "batch_steps": float(mask.sum()),
+                   "mean_return": float(ret.mean())}
         if self.value is not None:
             assert self.value_opt is not None
-            for _ in range(cfg.value_gradient_steps):
+            for _ in range(cfg.value_gradient_steps):  # value loss = mean (V(s_t) - G_t)^2
                 value_loss = ((self.value(obs).squeeze(-1) - ret) ** 2).mean()
                 self.value_opt.zero_grad()
                 value_loss.backward()
@@ -368,8 +318,8 @@ class Reinforce(Agent):
     def training_state(self) -> dict[str, Any]:
         """The copies' state, the observation and episode in progress (between batches, nothing else)."""
         env, exact = env_state(self._envs)
-        return {"obs": np.array(self._last_obs), "ep_return": self._ep_return.copy(),
-                "ep_length": self._ep_length.copy(), "reset_next": self._reset_next.copy(), "envs": env,
+        return {"obs": np.array(self._last_obs), "ep_return": self._episodes.returns.copy(),
+                "ep_length": self._episodes.lengths.copy(), "reset_next": self._reset_next.copy(), "envs": env,
                 "envs_exact": exact}
 
 
@@ -384,9 +334,6 @@ class _Rollout:
         self.fields = list(fields)
         self.t = 0
 
-    def start(self) -> None:
-        self.t = 0
-
     def add(self, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray, valid: np.ndarray) -> None:
         t = self.t
         if t == len(self.obs):
@@ -394,10 +341,6 @@ class _Rollout:
                 old = getattr(self, name)
                 setattr(self, name, np.zeros((2 * t, *old.shape[1:]), dtype=old.dtype))
                 getattr(self, name)[:t] = old
-        self.obs[t] = obs
-        self.actions[t] = actions
-        self.rewards[t] = rewards
-        self.valid[t] = valid
-        self.ends[t] = False
-        self.bootstrap[t] = 0.0
+        for name, x in zip(self.fields, (obs, actions, rewards, valid, False, 0.0), strict=True):
+            getattr(self, name)[t] = x
         self.t += 1

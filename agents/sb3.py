@@ -1,13 +1,11 @@
-"""stable-baselines3 algorithms behind rlkit's Agent interface.
+"""stable-baselines3 algorithms behind rlkit's Agent interface, emitting rlkit's events (so the same TensorBoard tags).
 
-The adapter turns SB3's callback calls into rlkit's events (one episode event per finished episode, from
-SB3's ``Monitor``; update metrics from SB3's logger), so SB3 agents log the same TensorBoard tags as
-native ones. Checkpoints hold the policy's weights and optimizer state as tensors: SB3's own zip format
-unpickles, so it is never used; the model is rebuilt from the run's config and the weights loaded into it.
+Checkpoints are rlkit's safetensors files, never SB3's zip (it unpickles): the model is rebuilt from the run's config.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 from collections.abc import Callable
@@ -32,12 +30,11 @@ from rlkit.envs.adapters import DiscretizedActions
 from rlkit.envs.state import env_state, generator_from_state, set_env_state
 from rlkit.errors import ConfigError
 
+log = logging.getLogger(__name__)
+
 # Action spaces each SB3 algorithm accepts, checked before SB3 is asked to build anything.
-SUPPORTED_ACTIONS: dict[str, tuple[type[spaces.Space[Any]], ...]] = {
-    "DQN": (spaces.Discrete,),
-    "SAC": (spaces.Box,),
-    "TD3": (spaces.Box,),
-}
+SUPPORTED_ACTIONS: dict[str, tuple[type[spaces.Space[Any]], ...]] = {"DQN": (spaces.Discrete,), "SAC": (spaces.Box,),
+                                                                     "TD3": (spaces.Box,)}
 
 # Schema fields that are rlkit's, not keyword arguments of the SB3 constructor.
 _RLKIT_FIELDS = {"name", "algo", "policy", "n_envs", "net_arch", "activation_fn", "device", "action_bins",
@@ -46,12 +43,10 @@ _RLKIT_FIELDS = {"name", "algo", "policy", "n_envs", "net_arch", "activation_fn"
 
 def _number_or_text(value: Any) -> Any:
     """SB3 takes e.g. ``ent_coef`` as a float or as text ("auto", "auto_0.1"): a numeric text becomes a float."""
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return value
-    return value
+    try:
+        return float(value) if isinstance(value, str) else value
+    except ValueError:
+        return value
 
 
 def _saved_name(sb3_name: str) -> str:
@@ -72,8 +67,7 @@ def _counters(model: BaseAlgorithm) -> list[str]:
 def private_attributes(model: BaseAlgorithm) -> list[str]:
     """Every SB3 attribute (dotted path) that exact resume reads and writes; none of them is SB3's public API.
 
-    tests/agents/test_sb3_algorithms.py checks that each exists on every algorithm, so an SB3 release that
-    moves one fails there, by name, instead of resuming inexactly.
+    tests/agents/test_sb3_algorithms.py checks each on every algorithm: an SB3 release that moves one fails there.
     """
     names = [*_counters(model), "_last_obs", "_last_episode_starts", "action_space._np_random",
              "logger.name_to_value", "logger.name_to_count", "logger.name_to_excluded"]
@@ -127,9 +121,6 @@ def set_training_state(model: BaseAlgorithm, state: dict[str, Any]) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- events
-log = logging.getLogger(__name__)
-
-
 class _EventAdapter(BaseCallback):
     """SB3 callback -> rlkit events: a step, and an episode event for each episode Monitor closed."""
 
@@ -141,9 +132,7 @@ class _EventAdapter(BaseCallback):
         for info in self.locals["infos"]:
             ep = info.get("episode")
             if ep is not None:
-                self.callback.on_episode_end(
-                    Episode(step=self.num_timesteps, reward=float(ep["r"]), length=int(ep["l"]))
-                )
+                self.callback.on_episode_end(Episode(self.num_timesteps, float(ep["r"]), int(ep["l"])))
         return self.callback.on_step(self.num_timesteps)
 
     def _on_rollout_start(self) -> None:
@@ -161,13 +150,10 @@ class _UpdateForwarder(KVWriter):
         """Forward the numeric training metrics of one SB3 logger dump."""
         metrics: dict[str, float] = {}
         for key, value in key_values.items():
-            if key.startswith("train/") or key == "rollout/exploration_rate":
-                if "tensorboard" in key_excluded.get(key, ()):
-                    continue
-                try:
+            wanted = key.startswith("train/") or key == "rollout/exploration_rate"
+            if wanted and "tensorboard" not in key_excluded.get(key, ()):
+                with contextlib.suppress(TypeError, ValueError):  # not a number
                     metrics[key.split("/", 1)[1]] = float(value)
-                except (TypeError, ValueError):
-                    continue
         if metrics:
             self.callback.on_update(step, metrics)
 
@@ -176,14 +162,10 @@ class _UpdateForwarder(KVWriter):
 
 
 class SB3Agent(Agent):
-    """Any stable-baselines3 algorithm, chosen by the config's ``algo``.
+    """Any stable-baselines3 algorithm, chosen by ``cfg.algo``; the config's other fields go to its constructor.
 
-    Args:
-        cfg: The agent's config (e.g. :class:`rlkit.agents.config.DQNConfig`); fields other than rlkit's own are
-            passed to the SB3 constructor.
-        make_env: Builds one training environment.
-        seed: Seeds SB3 (Python, NumPy, torch) and the environment copies (``seed + i``).
-        training: False builds a model only for acting (a minimal replay buffer, one env copy).
+    ``seed`` seeds SB3 (Python, NumPy, torch) and the copies (``seed + i``); ``training=False`` builds a model only
+    for acting (a minimal replay buffer, one env copy).
     """
 
     def __init__(self, cfg: Any, make_env: Callable[[], gym.Env], seed: int, training: bool = True) -> None:
@@ -196,32 +178,26 @@ class SB3Agent(Agent):
         probe = make_env()
         if supported is not None and not isinstance(probe.action_space, supported) and \
                 spaces.Discrete in supported and getattr(cfg, "action_bins", 0) >= 2:
-            try:
+            with contextlib.suppress(ValueError):  # not a bounded Box: refused below
                 self._discretized = DiscretizedActions(probe, cfg.action_bins)
-            except ValueError:
-                pass  # not a bounded Box: refused below
-            else:
-                log.info("agent=%s (%s) needs discrete actions: %s discretised into %d bins per dimension, "
-                         "%s", cfg.name, cfg.algo, probe.action_space, cfg.action_bins,
-                         self._discretized.action_space)
-                bare_make = make_env
-
-                def make_env() -> gym.Env:
-                    return DiscretizedActions(bare_make(), cfg.action_bins)
         probe.close()
+        if self._discretized is not None:
+            log.info("agent=%s (%s) needs discrete actions: %s discretised into %d bins per dimension, %s",
+                     cfg.name, cfg.algo, probe.action_space, cfg.action_bins, self._discretized.action_space)
+            bare_make = make_env
+
+            def make_env() -> gym.Env:
+                return DiscretizedActions(bare_make(), cfg.action_bins)
         n_envs = cfg.n_envs if training else 1
         venv = DummyVecEnv([lambda: Monitor(make_env()) for _ in range(n_envs)])
         self.observation_space = venv.observation_space
         self.action_space = venv.action_space
         if supported is not None and not isinstance(self.action_space, supported):
             venv.close()
-            raise ConfigError(
-                f"agent={cfg.name} ({cfg.algo}) needs a {' or '.join(s.__name__ for s in supported)} action "
-                f"space, but the environment has {self.action_space}"
-                + (", which cannot be discretised (only bounded 1-D Box spaces can)"
-                   if spaces.Discrete in supported else "")
-                + "; choose an agent for this action space."
-            )
+            raise ConfigError(f"agent={cfg.name} ({cfg.algo}) needs a {' or '.join(s.__name__ for s in supported)} "
+                              f"action space, but the environment has {self.action_space}"
+                              + (", which cannot be discretised (only bounded 1-D Box spaces can)"
+                                 if spaces.Discrete in supported else "") + "; choose an agent for this action space.")
         kwargs = {k: _number_or_text(v) for k, v in dataclasses.asdict(cfg).items() if k not in _RLKIT_FIELDS}
         if not training and "buffer_size" in kwargs:
             kwargs["buffer_size"] = 1  # acting only: no replay memory needed
@@ -231,9 +207,8 @@ class SB3Agent(Agent):
             half_range = (self.action_space.high - self.action_space.low) / 2.0
             kwargs["action_noise"] = NormalActionNoise(np.zeros_like(half_range), cfg.action_noise_std * half_range)
         policy_kwargs = {"net_arch": list(cfg.net_arch), "activation_fn": activation_fn(cfg.activation_fn)}
-        self.model = algo_cls(
-            cfg.policy, venv, seed=seed, device=cfg.device, policy_kwargs=policy_kwargs, verbose=0, **kwargs
-        )
+        self.model = algo_cls(cfg.policy, venv, seed=seed, device=cfg.device, policy_kwargs=policy_kwargs, verbose=0,
+                              **kwargs)
         for name in self.model.get_parameters():
             part = recursive_getattr(self.model, name)
             if isinstance(part, torch.optim.Optimizer):

@@ -1,8 +1,6 @@
-"""Files written atomically: JSON documents, and checkpoints as safetensors files read without pickle.
+"""Files written atomically: JSON documents, and checkpoints (named tensors and a JSON document) as safetensors.
 
-A checkpoint holds named tensors (network weights, optimizer moments) and a JSON document (step counts,
-optimizer hyperparameters, anything else). safetensors stores only raw tensor bytes and strings, so loading a
-file can never execute code from it.
+safetensors stores only raw tensor bytes and strings, so loading a checkpoint can never execute code from it.
 """
 
 from __future__ import annotations
