@@ -95,3 +95,33 @@ def test_the_graph_reads_every_kind_of_import():
     assert "rlkit.errors" in graph["rlkit.config"]  # from rlkit.errors import ...
     assert "rlkit.optuna_sweeper" in graph["hydra_plugins.rlkit_plugins"]  # import rlkit.optuna_sweeper as ...
     assert "rlkit.envs" in graph and "rlkit.agents.base" in graph  # envs/ and agents/ under their installed names
+
+
+# Bottom to top, as README.md's Development section lists them: a module may import its own layer and those below.
+LAYERS = [
+    ("rlkit.errors", "rlkit.files", "rlkit.callbacks", "rlkit.video"),
+    ("rlkit.envs",),
+    ("rlkit.agents",),
+    ("rlkit.factory", "rlkit.config", "rlkit.manual"),
+    ("rlkit.resume", "rlkit.runs"),
+    ("rlkit.evaluate", "rlkit.train", "rlkit.verify"),
+    ("rlkit.multirun", "rlkit.plot", "rlkit.optuna_sweeper", "rlkit.ray_launcher", "hydra_plugins"),
+    ("rlkit.cli",),
+]
+
+
+def layer_of(module: str) -> int | None:
+    for level, names in enumerate(LAYERS):
+        if any(module == n or module.startswith(f"{n}.") for n in names):
+            return level
+    return None
+
+
+def test_every_import_points_down_the_layers():
+    graph = import_graph()
+    unplaced = sorted(m for m in graph if layer_of(m) is None and m not in ("rlkit", "rlkit.agents"))
+    assert not unplaced, f"modules in no layer (add them to LAYERS and the README): {', '.join(unplaced)}"
+    upward = [f"{m} (layer {layer_of(m)}) imports {i} (layer {layer_of(i)})"
+              for m, imported in sorted(graph.items()) for i in sorted(imported)
+              if layer_of(m) is not None and layer_of(i) is not None and layer_of(i) > layer_of(m)]
+    assert not upward, "imports that point up:\n" + "\n".join(upward)
