@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import numbers
 import warnings
 from collections import deque
 from collections.abc import Callable
@@ -67,17 +66,16 @@ class RoboticArmConfig:
         """Check values that the types alone cannot."""
         if self.model not in MODELS:
             raise ConfigError(f"env.model must be dynamics or simple, got {self.model!r}")
-        for key in ("link_lengths", "link_masses"):
-            pair = _pair(getattr(self, key))
-            if pair is None or not min(pair) > 0:
-                raise ConfigError(f"env.{key} must be two finite numbers > 0, got {getattr(self, key)!r}")
-        if self.fixed_target is not None and _pair(self.fixed_target) is None:
-            raise ConfigError(f"env.fixed_target must be two finite numbers [x, y] or null, got {self.fixed_target}")
+        for key, rule in (("link_lengths", "> 0"), ("link_masses", "> 0"), ("fixed_target", "[x, y] or null")):
+            value = getattr(self, key)
+            if value is not None and not (len(value) == 2 and all(
+                    math.isfinite(v) and (v > 0 or key == "fixed_target") for v in value)):
+                raise ConfigError(f"env.{key} must be two finite numbers {rule}, got {value!r}")
         for key in ("max_torque", "dt", "max_speed", "tolerance"):
-            if not (_finite(getattr(self, key)) and getattr(self, key) > 0):
+            if not (math.isfinite(getattr(self, key)) and getattr(self, key) > 0):
                 raise ConfigError(f"env.{key} must be finite and > 0, got {getattr(self, key)!r}")
         for key in ("damping", "gravity", "torque_cost"):
-            if not (_finite(getattr(self, key)) and getattr(self, key) >= 0):
+            if not (math.isfinite(getattr(self, key)) and getattr(self, key) >= 0):
                 raise ConfigError(f"env.{key} must be finite and >= 0, got {getattr(self, key)!r}")
         for key in ("frame_skip", "max_episode_steps"):
             value = getattr(self, key)
@@ -86,19 +84,6 @@ class RoboticArmConfig:
         if self.tolerance >= sum(self.link_lengths):
             raise ConfigError(f"env.tolerance ({self.tolerance}) must be smaller than the reach l1 + l2, "
                               f"{sum(self.link_lengths)}, or every state would count as success")
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and math.isfinite(value)
-
-
-def _pair(value: Any) -> tuple[float, float] | None:
-    """Two finite numbers, or None."""
-    try:
-        first, second = (float(v) for v in value)
-    except (TypeError, ValueError):
-        return None
-    return (first, second) if math.isfinite(first) and math.isfinite(second) else None
 
 
 class _Arm:
@@ -441,14 +426,6 @@ class RoboticArmVectorEnv(BatchedEnv):
             self._target[0, done], self._target[1, done] = tx[ok], ty[ok]
             idx = idx[~ok]
 
-    def reset(self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None
-              ) -> tuple[np.ndarray, dict[str, Any]]:
-        """Reset every copy; copy ``i`` gets seed ``seed + i`` (or ``seed[i]`` for a list)."""
-        self._begin(seed)
-        self._start(np.arange(self.num_envs))
-        obs, distance = self._observation()
-        return obs, self._info(distance, np.zeros(self.num_envs, dtype=bool))
-
     def _actions(self, actions: Any) -> tuple[np.ndarray, np.ndarray]:
         """The normalised torques of each copy; refuses actions outside the space, naming what was wrong."""
         a = np.asarray(actions)
@@ -468,31 +445,24 @@ class RoboticArmVectorEnv(BatchedEnv):
         a1, a2 = self._actions(actions)
         s = self._state
         s[:] = self._advance(s[0], s[1], s[2], s[3], a1 * k.max_torque, a2 * k.max_torque)
-        self._steps += 1
-        # Copies that ended on the previous step start over; their action is ignored.
-        restarted = None
-        if self._prev_done.any():
-            restarted = np.flatnonzero(self._prev_done)
-            self._start(restarted)
-            self._steps[restarted] = 0
-        obs, distance = self._observation()
-        terminated = distance < k.tolerance
+        restarted = self._restart()
+        obs, info = self._reply()
+        terminated = info["is_success"].copy()
         truncated = self._steps >= self.max_episode_steps
-        rewards = reward(k, distance, a1, a2)
+        rewards = reward(k, info["distance"], a1, a2)
         if restarted is not None:
             rewards[restarted] = 0.0
         np.logical_or(terminated, truncated, out=self._prev_done)
-        return obs, rewards, terminated, truncated, self._info(distance, terminated.copy())
+        return obs, rewards, terminated, truncated, info
 
-    def _observation(self) -> tuple[np.ndarray, np.ndarray]:
+    def _reply(self) -> tuple[np.ndarray, dict[str, Any]]:
         s, (tx, ty) = self._state, self._target
         c1, s1, c2, s2, dx, dy, distance = observe(self._arm, s[0], s[1], tx, ty, np.sin, np.cos, np.sqrt)
         rows = np.empty((10, self.num_envs), dtype=np.float32)
         for i, row in enumerate((c1, s1, c2, s2, s[2], s[3], tx, ty, dx, dy)):
             rows[i] = row
-        # (num_envs, 10) in column-major layout: writing whole rows is faster than a row-major copy.
-        return rows.T, distance
-
-    def _info(self, distance: np.ndarray, success: np.ndarray) -> dict[str, Any]:
         mask = np.ones(self.num_envs, dtype=bool)
-        return {"distance": distance, "is_success": success, "_distance": mask, "_is_success": mask.copy()}
+        info = {"distance": distance, "is_success": distance < self._arm.tolerance, "_distance": mask,
+                "_is_success": mask.copy()}
+        # (num_envs, 10) in column-major layout: writing whole rows is faster than a row-major copy.
+        return rows.T, info
