@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -17,9 +17,6 @@ from gymnasium.vector.utils import batch_space
 from rlkit.envs.rendering import CanvasOwner, draw_cart_pole
 from rlkit.envs.state import Snapshot
 from rlkit.errors import ConfigError
-
-Config = TypeVar("Config")
-
 
 @dataclass
 class BalancingPoleConfig:
@@ -60,10 +57,10 @@ class BalancingPoleConfig:
             raise ConfigError(f"env.max_episode_steps must be >= 1, got {self.max_episode_steps}")
 
 
-def env_config(schema: type[Config], params: dict[str, Any], render_mode: str | None, render_modes: list[str],
-               skip: tuple[str, ...] = ()) -> Config:
+def env_config(schema: type, params: dict[str, Any], render_mode: str | None, render_modes: list[str],
+               skip: tuple[str, ...] = ()) -> Any:
     """An env's config from its keyword arguments: ``schema``'s fields but ``name``, the thresholds and ``skip``."""
-    allowed = [f.name for f in dataclasses.fields(schema)  # type: ignore[arg-type]
+    allowed = [f.name for f in dataclasses.fields(schema)
                if f.name not in ("name", "reward_threshold", "success_threshold", *skip)]
     unknown = sorted(set(params) - set(allowed))
     if unknown:
@@ -73,15 +70,14 @@ def env_config(schema: type[Config], params: dict[str, Any], render_mode: str | 
         raise ValueError(f"render_mode must be one of {render_modes} or None, got {render_mode!r}"
                          + ("" if render_modes else ": a batched env does not render; render a single env"))
     cfg = schema(**params)
-    cfg.validate()  # type: ignore[attr-defined]
+    cfg.validate()
     return cfg
 
 
 class _Physics:
     """Constants of the dynamics, folded once so the single and the batched env share every operation.
 
-    While the pole stays within the angle limit (< 90 degrees, so for every state that is stepped),
-    ``cos = sqrt(1 - sin^2)``: exact up to rounding, and much cheaper for arrays than a second ``cos``.
+    Within an angle limit below 90 degrees ``cos = sqrt(1 - sin^2)``, exact up to rounding and cheaper than ``cos``.
     """
 
     def __init__(self, cfg: BalancingPoleConfig) -> None:
@@ -170,15 +166,11 @@ class ResetStreams(Snapshot):
         """Cart ``i`` gets ``seed + i`` (or ``seed[i]``); None keeps seeded streams, else draws fresh entropy."""
         if seed is None and self.rngs:
             return
-        if seed is None:
-            seeds: list[int | None] = [None] * self.n
-        elif isinstance(seed, int):
-            seeds = [seed + i for i in range(self.n)]
-        else:
-            if len(seed) != self.n:
-                raise ValueError(f"reset got {len(seed)} seeds for {self.n} copies")
-            seeds = list(seed)
-        self.rngs = [seeding.np_random(s)[0] for s in seeds]
+        if isinstance(seed, int):
+            seed = [seed + i for i in range(self.n)]
+        elif seed is not None and len(seed) != self.n:
+            raise ValueError(f"reset got {len(seed)} seeds for {self.n} copies")
+        self.rngs = [seeding.np_random(s)[0] for s in ([None] * self.n if seed is None else seed)]
         self._next[:] = self.BLOCK
 
     def draw(self, idx: np.ndarray, low: float, high: float) -> np.ndarray:

@@ -215,45 +215,35 @@ class RoboticArmEnv(Snapshot, CanvasOwner, gym.Env[np.ndarray, np.ndarray]):
     r"""Move the fingertip of a planar two-link arm onto a target by applying torques at its two joints.
 
     ## Description
-    A two-link arm lies on a table: link 1 (`l1`, 1.0 m) turns about the shoulder at the origin, link 2 (`l2`,
-    0.7 m) about the elbow at the end of link 1. Bring the fingertip within `tolerance` of a target drawn at every
-    reset uniformly (in area) in the reachable annulus `|l1 - l2| <= r < l1 + l2`, or at `fixed_target`.
+    Link 1 (`l1`) turns about the shoulder at the origin, link 2 (`l2`) about the elbow. Bring the fingertip
+    within `tolerance` of a target drawn at every reset uniformly (in area) in the reachable annulus
+    `|l1 - l2| <= r < l1 + l2`, or at `fixed_target`.
 
     ## Action Space
-    `Box(-1, 1, (2,), float32)`: the torques at the shoulder and the elbow, as fractions of `max_torque`
-    (2 N m). An action outside the space raises `ValueError`.
+    `Box(-1, 1, (2,), float32)`: shoulder and elbow torque over `max_torque`. Other actions raise `ValueError`.
 
     ## Observation Space
-    A `Box` of shape `(10,)`, float32: cos q1, sin q1, cos q2, sin q2 (q1 the shoulder's angle from the x axis,
-    q2 the elbow's from link 1), the joint velocities (rad/s), the target (x, y) and target minus fingertip (m),
-    within +-1, +-`max_speed`, +-R and +-(R + l1 + l2), R the reach l1 + l2 (or a farther `fixed_target`'s).
-    The fingertip is at `(l1 cos q1 + l2 cos(q1 + q2), l1 sin q1 + l2 sin(q1 + q2))`.
+    `Box((10,), float32)`: cos q1, sin q1, cos q2, sin q2 (q1 the shoulder's angle from the x axis, q2 the elbow's
+    from link 1), the joint velocities, the target (x, y) and target minus fingertip, within +-1, +-`max_speed`,
+    +-R and +-(R + l1 + l2), R the reach l1 + l2 (or a farther `fixed_target`'s).
 
     ## Rewards
-    `-distance - torque_cost * |a|^2` per step, `distance` from the fingertip to the target after the step, `a`
-    the action. `info` holds `"distance"` and `"is_success"` (bool) at every step and reset.
+    `-distance - torque_cost * |a|^2`, `distance` from fingertip to target after the step. `info` holds
+    `"distance"` and `"is_success"` at every step and reset.
 
     ## Starting State
-    Both joint angles uniform in [-pi, pi), both velocities zero, the target as above; a start whose fingertip
-    is already within `tolerance` of the target is drawn again.
+    Joint angles uniform in [-pi, pi), velocities zero, the target as above; a start already at the target is
+    drawn again.
 
     ## Episode End
-    Termination (success, `info["is_success"]` True): the fingertip is closer than `tolerance` (0.05 m) to
-    the target. Truncation: at `max_episode_steps` (200 steps, 10 s), by Gymnasium's `TimeLimit`.
+    Termination (success): distance < `tolerance`. Truncation: `max_episode_steps`.
 
     ## Arguments
-    ```python
-    import rlkit.envs  # registers the rlkit/ namespace
-    env = gym.make("rlkit/RoboticArm-v1", render_mode="rgb_array", link_lengths=(1.0, 0.7), gravity=False)
-    ```
-    The fields of :class:`RoboticArmConfig` but `name`, the thresholds and `max_episode_steps` (`gym.make`'s);
-    `render_mode` `"human"` (a pygame window at 1 / (dt * frame_skip) fps) or `"rgb_array"` (frames of shape
-    (500, 500, 3), uint8, with the last 50 fingertip positions). Notes:
-    * `damping` 0.5 N m s/rad: a full torque turns a joint at most max_torque / damping = 4 rad/s. (At 0.05
-      learned policies mostly stalled short of the target: 46% success after 200k MADDPG steps, 86% at 0.5.)
-    * `gravity` (`True` means 9.81 m/s^2) pulls along -y; holding the arm level takes
-      `g (m1 l1 / 2 + m2 (l1 + l2 / 2))`, 18 N m by default at the shoulder, so raise `max_torque` with it.
-    * `model="simple"`: each joint's torque is its angular acceleration, `qdd = tau - damping * qd`.
+    `gym.make("rlkit/RoboticArm-v1", render_mode="rgb_array", gravity=True)` after `import rlkit.envs`: the
+    fields of :class:`RoboticArmConfig` but `name` and the thresholds (`gravity=True` means 9.81 m/s^2);
+    `render_mode` `"human"` or `"rgb_array"` (with the last 50 fingertip positions).
+    Damping 0.5 caps a joint at max_torque / damping = 4 rad/s (at 0.05, 46% success after 200k MADDPG steps;
+    86% at 0.5). Holding the arm level under gravity takes `g (m1 l1 / 2 + m2 (l1 + l2 / 2))` N m at the shoulder.
 
     ## Dynamics
     A planar two-link arm of uniform rods (Spong, Hutchinson and Vidyasagar, "Robot Modeling and Control", 7.4):

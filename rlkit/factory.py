@@ -1,8 +1,5 @@
-"""Environments and agents from their configs, through registries keyed by the config's ``name``.
-
-``ENVS`` and ``AGENTS`` map a name to its schema and builder; the schemas of other packages' envs live here.
-Agent builders import their agent (and torch) only when called.
-"""
+"""Environments and agents from their configs: ``ENVS`` and ``AGENTS`` map a config's ``name`` to its schema and
+builder (agent builders import torch only when called). The schemas of other packages' envs live here."""
 
 from __future__ import annotations
 
