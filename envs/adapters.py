@@ -132,7 +132,6 @@ class ParallelVectorEnv(Snapshot):
         self._prev_done = np.zeros(num_envs, dtype=bool)
 
     def reset(self, seed: int | None = None) -> tuple[np.ndarray, dict[str, Any]]:
-        """Reset every copy."""
         for i, env in enumerate(self.envs):
             self._obs[i] = env.reset(seed=None if seed is None else seed + i)[0]
         self._prev_done[:] = False

@@ -60,7 +60,7 @@ class BalancingPoleConfig:
 def env_config(schema: type, params: dict[str, Any], render_mode: str | None, render_modes: list[str],
                skip: tuple[str, ...] = ()) -> Any:
     """An env's config from its keyword arguments: ``schema``'s fields but ``name``, the thresholds and ``skip``."""
-    allowed = [f.name for f in dataclasses.fields(schema)
+    allowed = [f.name for f in dataclasses.fields(schema)  # type: ignore[arg-type]
                if f.name not in ("name", "reward_threshold", "success_threshold", *skip)]
     unknown = sorted(set(params) - set(allowed))
     if unknown:
@@ -220,7 +220,6 @@ class BalancingPoleEnv(Snapshot, CanvasOwner, gym.Env[np.ndarray, Any]):
     metadata = {"render_modes": ["human", "rgb_array"], "render_fps": 50}
 
     def __init__(self, render_mode: str | None = None, **params: Any) -> None:
-        """Create the environment; see the class docstring for the arguments."""
         cfg = env_config(BalancingPoleConfig, params, render_mode, self.metadata["render_modes"],
                          skip=("max_episode_steps",))
         self._phys = _Physics(cfg)

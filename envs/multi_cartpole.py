@@ -128,7 +128,6 @@ class MultiCartPoleEnv(Snapshot, CanvasOwner, ParallelEnv):
                 "is_parallelizable": True}
 
     def __init__(self, render_mode: str | None = None, **params: Any) -> None:
-        """Create the environment; see the class docstring for the arguments."""
         cfg = env_config(MultiCartPoleConfig, params, render_mode, self.metadata["render_modes"])
         self._carts = _Carts(cfg)
         self.max_episode_steps, self.render_mode = cfg.max_episode_steps, render_mode

@@ -269,7 +269,6 @@ class RoboticArmEnv(Snapshot, CanvasOwner, gym.Env[np.ndarray, np.ndarray]):
     TRAIL = 50  # fingertip positions drawn behind the arm
 
     def __init__(self, render_mode: str | None = None, **params: Any) -> None:
-        """Create the environment; see the class docstring for the arguments."""
         cfg = env_config(RoboticArmConfig, params, render_mode, self.metadata["render_modes"],
                          skip=("max_episode_steps",))
         self._arm = k = _Arm(cfg)
