@@ -11,6 +11,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+from gymnasium.vector.utils import batch_space
 from gymnasium.wrappers import DiscretizeAction
 
 from rlkit.envs.state import Snapshot
@@ -35,12 +36,9 @@ def _common_spaces(env: Any) -> tuple[list[str], spaces.Box, spaces.Space[Any], 
 
 def _joint_space(space: spaces.Space[Any], n: int) -> spaces.Space[Any]:
     """The space of n agents' values of ``space``, stacked on a leading agent axis."""
-    if isinstance(space, spaces.Discrete):
-        return spaces.MultiDiscrete(np.full(n, space.n), start=np.full(n, space.start))
-    if isinstance(space, spaces.Box):
-        return spaces.Box(np.broadcast_to(space.low, (n, *space.shape)),
-                          np.broadcast_to(space.high, (n, *space.shape)), dtype=space.dtype)  # type: ignore[arg-type]
-    raise ValueError(f"agents' spaces must be Discrete or Box to be stacked into arrays, got {space}")
+    if not isinstance(space, spaces.Discrete | spaces.Box):
+        raise ValueError(f"agents' spaces must be Discrete or Box to be stacked into arrays, got {space}")
+    return batch_space(space, n)
 
 
 class ParallelArrayEnv(gym.Env):

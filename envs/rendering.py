@@ -96,13 +96,9 @@ def draw_cart_pole(canvas: PygameCanvas, x: float, theta: float, x_threshold: fl
     canvas.polygon([(cx + cart_x, cy + track_y) for cx, cy in [(left, bottom), (left, top), (right, top),
                                                                  (right, bottom)]], (0, 0, 0))
     left, right, top, bottom = -pole_width / 2, pole_width / 2, pole_len - pole_width / 2, -pole_width / 2
-    pole = []
-    for px, py in [(left, bottom), (left, top), (right, top), (right, bottom)]:
-        # Rotate by -theta: positive angles lean the pole to the right.
-        rx = px * math.cos(-theta) - py * math.sin(-theta)
-        ry = px * math.sin(-theta) + py * math.cos(-theta)
-        pole.append((rx + cart_x, ry + axle_y))
-    canvas.polygon(pole, (202, 152, 101))
+    cos, sin = math.cos(-theta), math.sin(-theta)  # rotated by -theta: positive angles lean the pole to the right
+    canvas.polygon([(px * cos - py * sin + cart_x, px * sin + py * cos + axle_y)
+                    for px, py in [(left, bottom), (left, top), (right, top), (right, bottom)]], (202, 152, 101))
     canvas.circle(cart_x, axle_y, pole_width / 2, (129, 132, 203))
 
 
