@@ -264,7 +264,6 @@ class MultiCartPoleVectorEnv(Snapshot):
         fallen = c.step(a, self._state, self._deriv, self._tmp)
         terminated = fallen.reshape(self.num_envs, self.num_agents).any(axis=1)
         self._steps += 1
-        truncated = self._steps >= self.max_episode_steps
         rewards = np.ones((self.num_envs, self.num_agents), dtype=np.float32)
         if self._prev_done.any():
             copies = np.flatnonzero(self._prev_done)
@@ -273,7 +272,7 @@ class MultiCartPoleVectorEnv(Snapshot):
             self._steps[copies] = 0
             rewards[copies] = 0.0
             terminated[copies] = False
-            truncated[copies] = False
+        truncated = self._steps >= self.max_episode_steps  # False for restarted copies: max_episode_steps >= 1
         np.logical_or(terminated, truncated, out=self._prev_done)
         return c.observations(self._state), rewards, terminated, truncated, {}
 
