@@ -8,7 +8,6 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from gymnasium.error import DependencyNotInstalled
 
 Color = tuple[int, int, int]
 
@@ -19,11 +18,9 @@ class PygameCanvas:
     def __init__(self, width: int, height: int, render_mode: str, fps: int, caption: str = "rlkit") -> None:
         # pygame prints a banner on import unless told not to.
         os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
-        try:
-            import pygame
-            from pygame import gfxdraw
-        except ImportError as e:  # pragma: no cover - pygame is a hard dependency
-            raise DependencyNotInstalled('pygame is not installed: pip install "pygame>=2.5"') from e
+        import pygame
+        from pygame import gfxdraw
+
         self._pg, self._gfx = pygame, gfxdraw
         self.width, self.height, self.render_mode, self.fps, self.closed = width, height, render_mode, fps, False
         self._window: Any = None
