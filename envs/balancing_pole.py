@@ -345,12 +345,11 @@ class BatchedEnv(Snapshot, VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
 
 
 class BalancingPoleVectorEnv(BatchedEnv):
-    """``num_envs`` balancing poles (:class:`BalancingPoleEnv`, :class:`BatchedEnv`); ``gym.make_vec`` makes it."""
+    """``num_envs`` balancing poles (:class:`BatchedEnv`); ``gym.make_vec`` makes it with the config's fields."""
 
     _snapshot_attrs = ("_state", "_steps", "_prev_done", "_streams", "_low", "_high", "_needs_reset")
 
     def __init__(self, num_envs: int = 1, render_mode: str | None = None, **params: Any) -> None:
-        """Create ``num_envs`` copies; the other arguments are :class:`BalancingPoleConfig`'s fields."""
         cfg = env_config(BalancingPoleConfig, params, render_mode, self.metadata["render_modes"])
         self._phys = _Physics(cfg)
         self.__dict__.update(self._phys.public)

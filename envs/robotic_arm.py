@@ -382,7 +382,7 @@ class RoboticArmEnv(Snapshot, CanvasOwner, gym.Env[np.ndarray, np.ndarray]):
 
 
 class RoboticArmVectorEnv(BatchedEnv):
-    """``num_envs`` robotic arms (:class:`RoboticArmEnv`, :class:`BatchedEnv`); ``gym.make_vec`` makes it.
+    """``num_envs`` robotic arms (:class:`BatchedEnv`); ``gym.make_vec`` makes it with the config's fields.
 
     ``info`` holds ``distance`` and ``is_success`` arrays with their ``_`` masks (a restarted copy's: its reset's).
     """
@@ -390,7 +390,6 @@ class RoboticArmVectorEnv(BatchedEnv):
     _snapshot_attrs = ("_state", "_target", "_steps", "_prev_done", "_streams", "_needs_reset")
 
     def __init__(self, num_envs: int = 1, render_mode: str | None = None, **params: Any) -> None:
-        """Create ``num_envs`` copies; the other arguments are :class:`RoboticArmConfig`'s fields."""
         cfg = env_config(RoboticArmConfig, params, render_mode, self.metadata["render_modes"])
         self._arm = k = _Arm(cfg)
         self.__dict__.update(k.public)
