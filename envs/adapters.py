@@ -1,7 +1,6 @@
 """Multi-agent envs as arrays with an agent axis, single-agent ones as a team of one, and joint control.
 
-Every agent must share one action space and observe a flat Box (shorter ones are zero-padded), and the team must
-end together; the views refuse anything else with a ``ValueError`` that says why.
+Agents must share one action space, observe flat Boxes (shorter ones zero-padded) and end together (else ValueError).
 """
 
 from __future__ import annotations
@@ -12,6 +11,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+from gymnasium.vector.utils import batch_space
 from gymnasium.wrappers import DiscretizeAction
 
 from rlkit.envs.state import Snapshot
@@ -36,12 +36,9 @@ def _common_spaces(env: Any) -> tuple[list[str], spaces.Box, spaces.Space[Any], 
 
 def _joint_space(space: spaces.Space[Any], n: int) -> spaces.Space[Any]:
     """The space of n agents' values of ``space``, stacked on a leading agent axis."""
-    if isinstance(space, spaces.Discrete):
-        return spaces.MultiDiscrete(np.full(n, space.n), start=np.full(n, space.start))
-    if isinstance(space, spaces.Box):
-        return spaces.Box(np.broadcast_to(space.low, (n, *space.shape)),
-                          np.broadcast_to(space.high, (n, *space.shape)), dtype=space.dtype)  # type: ignore[arg-type]
-    raise ValueError(f"agents' spaces must be Discrete or Box to be stacked into arrays, got {space}")
+    if not isinstance(space, spaces.Discrete | spaces.Box):
+        raise ValueError(f"agents' spaces must be Discrete or Box to be stacked into arrays, got {space}")
+    return batch_space(space, n)
 
 
 class ParallelArrayEnv(gym.Env):
@@ -104,21 +101,17 @@ class ParallelArrayEnv(gym.Env):
         return self._stack(obs), reward, terminated, truncated, {"agents": infos}
 
     def render(self) -> Any:
-        """The wrapped env's rendering."""
         return self.env.render()
 
     def close(self) -> None:
-        """Close the wrapped env."""
         self.env.close()
 
 
 class ParallelVectorEnv(Snapshot):
     """``num_envs`` copies of a PettingZoo parallel env made by ``make()``, stepped in turn, with the array API.
 
-    Observations ``(num_envs, agents, obs_dim)``; actions ``(num_envs, agents, ...)``; rewards
-    ``(num_envs, agents)``; ``terminated``/``truncated`` ``(num_envs,)``. Autoreset as Gymnasium's
-    ``NEXT_STEP``: a copy that ended starts over on its next step, ignoring its actions, with reward 0.
-    Copy ``i`` reset with seed ``s`` is reset with seed ``s + i``.
+    Observations ``(num_envs, agents, obs_dim)``, actions ``(num_envs, agents, ...)``, rewards ``(num_envs, agents)``,
+    flags ``(num_envs,)``; NEXT_STEP autoreset (reward 0); copy ``i`` reset with seed ``s`` gets ``s + i``.
     """
 
     _snapshot_attrs = ("_obs", "_prev_done")
@@ -137,7 +130,6 @@ class ParallelVectorEnv(Snapshot):
         self._prev_done = np.zeros(num_envs, dtype=bool)
 
     def reset(self, seed: int | None = None) -> tuple[np.ndarray, dict[str, Any]]:
-        """Reset every copy."""
         for i, env in enumerate(self.envs):
             self._obs[i] = env.reset(seed=None if seed is None else seed + i)[0]
         self._prev_done[:] = False
@@ -159,7 +151,6 @@ class ParallelVectorEnv(Snapshot):
         return self._obs.copy(), rewards, terminated, truncated, {}
 
     def close(self) -> None:
-        """Close every copy."""
         for env in self.envs:
             env.close()
 
@@ -186,7 +177,6 @@ class OneAgentVectorEnv:
         return obs[:, None], np.asarray(rewards, dtype=np.float32)[:, None], terminated, truncated, infos
 
     def close(self) -> None:
-        """Close the wrapped vector env."""
         self.envs.close()
 
 
@@ -202,8 +192,6 @@ class DiscretizedActions(DiscretizeAction):
         if not (isinstance(space, spaces.Box) and len(space.shape) == 1 and np.isfinite(space.low).all()
                 and np.isfinite(space.high).all()):
             raise ValueError(f"only a bounded 1-D Box action space can be discretised, got {space}")
-        if bins < 2:
-            raise ValueError(f"bins must be >= 2, got {bins}")
         super().__init__(env, bins)
         self.values = np.linspace(space.low, space.high, bins, dtype=space.dtype).T  # (dims, bins)
 
@@ -221,11 +209,8 @@ class DiscretizedActions(DiscretizeAction):
 
 
 class _Joint:
-    """A whole team's observation (every agent's, concatenated) and action.
-
-    The joint action is a flat Box of every agent's action, or one Discrete index for every combination of the
-    agents' discrete actions (agent 0's the fastest-changing digit).
-    """
+    """A team's joint observation (every agent's, concatenated) and action: a flat Box of every agent's action, or
+    one Discrete index per combination of the agents' discrete actions (agent 0's the fastest-changing digit)."""
 
     def __init__(self, agent_space: spaces.Space[Any], observation_space: spaces.Box, agents: int) -> None:
         self.agents = agents
@@ -250,11 +235,8 @@ class _Joint:
 
 
 class JointControl(gym.Wrapper):
-    """A :class:`ParallelArrayEnv` as one single-agent env, for single-agent learners to act for the team.
-
-    The observation is every agent's, concatenated; the action is joint (:class:`_Joint`); the reward is the
-    team's mean.
-    """
+    """A :class:`ParallelArrayEnv` as one single-agent env (joint observation and action, :class:`_Joint`) whose
+    reward is the team's mean, for single-agent learners to act for the team."""
 
     def __init__(self, env: ParallelArrayEnv) -> None:
         super().__init__(env)
@@ -299,5 +281,4 @@ class JointControlVectorEnv:
         return obs.reshape(self.num_envs, -1), rewards.mean(axis=1), terminated, truncated, infos
 
     def close(self) -> None:
-        """Close the copies."""
         self.envs.close()

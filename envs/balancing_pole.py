@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -17,9 +17,6 @@ from gymnasium.vector.utils import batch_space
 from rlkit.envs.rendering import CanvasOwner, draw_cart_pole
 from rlkit.envs.state import Snapshot
 from rlkit.errors import ConfigError
-
-Config = TypeVar("Config")
-
 
 @dataclass
 class BalancingPoleConfig:
@@ -60,8 +57,8 @@ class BalancingPoleConfig:
             raise ConfigError(f"env.max_episode_steps must be >= 1, got {self.max_episode_steps}")
 
 
-def env_config(schema: type[Config], params: dict[str, Any], render_mode: str | None, render_modes: list[str],
-               skip: tuple[str, ...] = ()) -> Config:
+def env_config(schema: type, params: dict[str, Any], render_mode: str | None, render_modes: list[str],
+               skip: tuple[str, ...] = ()) -> Any:
     """An env's config from its keyword arguments: ``schema``'s fields but ``name``, the thresholds and ``skip``."""
     allowed = [f.name for f in dataclasses.fields(schema)  # type: ignore[arg-type]
                if f.name not in ("name", "reward_threshold", "success_threshold", *skip)]
@@ -73,15 +70,14 @@ def env_config(schema: type[Config], params: dict[str, Any], render_mode: str | 
         raise ValueError(f"render_mode must be one of {render_modes} or None, got {render_mode!r}"
                          + ("" if render_modes else ": a batched env does not render; render a single env"))
     cfg = schema(**params)
-    cfg.validate()  # type: ignore[attr-defined]
+    cfg.validate()
     return cfg
 
 
 class _Physics:
     """Constants of the dynamics, folded once so the single and the batched env share every operation.
 
-    While the pole stays within the angle limit (< 90 degrees, so for every state that is stepped),
-    ``cos = sqrt(1 - sin^2)``: exact up to rounding, and much cheaper for arrays than a second ``cos``.
+    Within an angle limit below 90 degrees ``cos = sqrt(1 - sin^2)``, exact up to rounding and cheaper than ``cos``.
     """
 
     def __init__(self, cfg: BalancingPoleConfig) -> None:
@@ -170,15 +166,11 @@ class ResetStreams(Snapshot):
         """Cart ``i`` gets ``seed + i`` (or ``seed[i]``); None keeps seeded streams, else draws fresh entropy."""
         if seed is None and self.rngs:
             return
-        if seed is None:
-            seeds: list[int | None] = [None] * self.n
-        elif isinstance(seed, int):
-            seeds = [seed + i for i in range(self.n)]
-        else:
-            if len(seed) != self.n:
-                raise ValueError(f"reset got {len(seed)} seeds for {self.n} copies")
-            seeds = list(seed)
-        self.rngs = [seeding.np_random(s)[0] for s in seeds]
+        if isinstance(seed, int):
+            seed = [seed + i for i in range(self.n)]
+        elif seed is not None and len(seed) != self.n:
+            raise ValueError(f"reset got {len(seed)} seeds for {self.n} copies")
+        self.rngs = [seeding.np_random(s)[0] for s in ([None] * self.n if seed is None else seed)]
         self._next[:] = self.BLOCK
 
     def draw(self, idx: np.ndarray, low: float, high: float) -> np.ndarray:
@@ -196,41 +188,29 @@ class BalancingPoleEnv(Snapshot, CanvasOwner, gym.Env[np.ndarray, Any]):
     """Balance a pole upright by pushing the cart it is hinged on.
 
     ## Description
-    The cart-pole of Barto, Sutton and Anderson (1983): a pole stands on a cart that moves along a frictionless
-    track; keep it upright by pushing the cart left or right. The physics are Gymnasium's CartPole-v1's
-    (Florian's (2007) equations, explicit Euler steps of `tau` seconds).
+    The cart-pole of Barto, Sutton and Anderson (1983), with Gymnasium's CartPole-v1 physics (Florian's (2007)
+    equations, explicit Euler steps of `tau` seconds).
 
     ## Action Space
-    `Discrete(2)`: 0 pushes the cart left, 1 right, with `force_mag` newtons; with `continuous=True`, a
-    `Box(-1, 1, (1,), float32)` and the force `action * force_mag`. Other actions raise `ValueError`.
+    `Discrete(2)`: push left (0) or right (1) with `force_mag` N; with `continuous=True`, `Box(-1, 1, (1,))`, the
+    force `action * force_mag`. Other actions raise `ValueError`.
 
     ## Observation Space
-    A `Box` of shape `(4,)`, float32:
-
-    | Num | Observation           | Min                   | Max                 |
-    |-----|-----------------------|-----------------------|---------------------|
-    | 0   | Cart position (m)     | -2 * x_threshold      | 2 * x_threshold     |
-    | 1   | Cart velocity (m/s)   | -inf                  | inf                 |
-    | 2   | Pole angle (rad)      | -2 * theta_threshold  | 2 * theta_threshold |
-    | 3   | Pole angular velocity | -inf                  | inf                 |
+    `Box((4,), float32)`: cart position (m) and velocity (m/s), pole angle (rad) and angular velocity, the
+    positions bounded by twice their termination limits.
 
     ## Rewards
-    +1 for every step, the terminating one included: 500 at most, solved at 475.
+    +1 per step, the terminating one included: 500 at most, solved at 475.
 
     ## Starting State
-    Every observation is drawn uniformly from (-0.05, 0.05).
+    Every observation uniform in (-0.05, 0.05).
 
     ## Episode End
-    Termination: |cart position| > `x_threshold` (2.4 m) or |pole angle| > `theta_threshold_degrees`
-    (12 degrees). Truncation: at `max_episode_steps` (500), by Gymnasium's `TimeLimit` from the registration.
+    Termination: |x| > `x_threshold` or |angle| > `theta_threshold_degrees`. Truncation: `max_episode_steps`.
 
     ## Arguments
-    ```python
-    import rlkit.envs  # registers the rlkit/ namespace
-    env = gym.make("rlkit/BalancingPole-v1", render_mode="rgb_array", gravity=9.8, continuous=False)
-    ```
-    The fields of :class:`BalancingPoleConfig` but `name`, the thresholds and `max_episode_steps` (`gym.make`'s);
-    `render_mode` `"human"` (a pygame window) or `"rgb_array"` (frames of shape (400, 600, 3), uint8).
+    `gym.make("rlkit/BalancingPole-v1", render_mode="rgb_array", gravity=9.8)` after `import rlkit.envs`: the
+    fields of :class:`BalancingPoleConfig` but `name` and the thresholds; `render_mode` `"human"` or `"rgb_array"`.
 
     ## Version History
     * v1: initial version; physics equal to Gymnasium's CartPole-v1.
@@ -240,7 +220,6 @@ class BalancingPoleEnv(Snapshot, CanvasOwner, gym.Env[np.ndarray, Any]):
     metadata = {"render_modes": ["human", "rgb_array"], "render_fps": 50}
 
     def __init__(self, render_mode: str | None = None, **params: Any) -> None:
-        """Create the environment; see the class docstring for the arguments."""
         cfg = env_config(BalancingPoleConfig, params, render_mode, self.metadata["render_modes"],
                          skip=("max_episode_steps",))
         self._phys = _Physics(cfg)
@@ -324,6 +303,7 @@ class BatchedEnv(Snapshot, VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
     Copy ``i`` reset with seed ``s`` is the single env reset with seed ``s + i``, bit for bit. Autoreset in
     Gymnasium's ``NEXT_STEP`` mode: after a copy ends (or reaches ``max_episode_steps``), its next ``step``
     ignores the action and returns a new episode's first observation with reward 0 and both flags False.
+    Subclasses draw new episodes in ``_start(idx)`` and give ``(observations, infos)`` in ``_reply()``.
     """
 
     metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
@@ -342,22 +322,34 @@ class BatchedEnv(Snapshot, VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
         self._streams = ResetStreams(num_envs)
         self._needs_reset = True
 
-    def _begin(self, seed: int | list[int] | None) -> None:
-        """What every reset does first: copy ``i`` gets seed ``seed + i`` (or ``seed[i]``); counters start over."""
+    def reset(self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None
+              ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Reset every copy; copy ``i`` gets seed ``seed + i`` (or ``seed[i]`` for a list)."""
         super().reset(seed=seed if isinstance(seed, int) else None)
         self._streams.seed(seed)
         self._steps[:] = 0
         self._prev_done[:] = False
         self._needs_reset = False
+        self._start(np.arange(self.num_envs))
+        return self._reply()
+
+    def _restart(self) -> np.ndarray | None:
+        """Count a step; the copies that ended on the previous step start over (their action ignored): which."""
+        self._steps += 1
+        if not self._prev_done.any():
+            return None
+        idx = np.flatnonzero(self._prev_done)
+        self._start(idx)
+        self._steps[idx] = 0
+        return idx
 
 
 class BalancingPoleVectorEnv(BatchedEnv):
-    """``num_envs`` balancing poles (:class:`BalancingPoleEnv`, :class:`BatchedEnv`); ``gym.make_vec`` makes it."""
+    """``num_envs`` balancing poles (:class:`BatchedEnv`); ``gym.make_vec`` makes it with the config's fields."""
 
     _snapshot_attrs = ("_state", "_steps", "_prev_done", "_streams", "_low", "_high", "_needs_reset")
 
     def __init__(self, num_envs: int = 1, render_mode: str | None = None, **params: Any) -> None:
-        """Create ``num_envs`` copies; the other arguments are :class:`BalancingPoleConfig`'s fields."""
         cfg = env_config(BalancingPoleConfig, params, render_mode, self.metadata["render_modes"])
         self._phys = _Physics(cfg)
         self.__dict__.update(self._phys.public)
@@ -369,12 +361,13 @@ class BalancingPoleVectorEnv(BatchedEnv):
 
     def reset(self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None
               ) -> tuple[np.ndarray, dict[str, Any]]:
-        """Reset every copy; copy ``i`` gets seed ``seed + i`` (or ``seed[i]`` for a list)."""
-        self._begin(seed)
+        """Reset every copy; ``options`` may set the starting range ``low``, ``high``."""
         if options is not None:
             self._low, self._high = options.get("low", -0.05), options.get("high", 0.05)
-        self._state[:] = self._streams.draw(np.arange(self.num_envs), self._low, self._high)
-        return self._observation(), {}
+        return super().reset(seed=seed)
+
+    def _start(self, idx: np.ndarray) -> None:
+        self._state[:, idx] = self._streams.draw(idx, self._low, self._high)
 
     def _forces(self, actions: Any) -> np.ndarray:
         """Force over total mass for each copy; refuses actions outside the space, naming what was wrong."""
@@ -400,23 +393,17 @@ class BalancingPoleVectorEnv(BatchedEnv):
         """Advance every copy by ``tau`` seconds; copies that ended last step start a new episode instead."""
         if self._needs_reset:
             raise RuntimeError("BalancingPoleVectorEnv.step() called before reset()")
-        p = self._phys
-        terminated = step_arrays(p, self._state, self._forces(actions), self._deriv, self._tmp)
-        self._steps += 1
+        terminated = step_arrays(self._phys, self._state, self._forces(actions), self._deriv, self._tmp)
+        restarted = self._restart()
         truncated = self._steps >= self.max_episode_steps
         reward = np.ones(self.num_envs, dtype=np.float32)
-        # Copies that ended on the previous step start over; their action is ignored.
-        if self._prev_done.any():
-            idx = np.flatnonzero(self._prev_done)
-            self._state[:, idx] = self._streams.draw(idx, self._low, self._high)
-            self._steps[idx] = 0
-            reward[idx] = 0.0
-            terminated[idx] = False
-            truncated[idx] = False
+        if restarted is not None:
+            reward[restarted] = 0.0
+            terminated[restarted] = False
         np.logical_or(terminated, truncated, out=self._prev_done)
-        return self._observation(), reward, terminated, truncated, {}
+        return self._reply()[0], reward, terminated, truncated, {}
 
-    def _observation(self) -> np.ndarray:
+    def _reply(self) -> tuple[np.ndarray, dict[str, Any]]:
         # (num_envs, 4) float32 in column-major layout, the layout Gymnasium's CartPoleVectorEnv returns:
         # converting the four state rows is ~6x faster than writing a row-major copy.
-        return self._state.T.astype(np.float32)
+        return self._state.T.astype(np.float32), {}

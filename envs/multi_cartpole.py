@@ -97,33 +97,26 @@ class MultiCartPoleEnv(Snapshot, CanvasOwner, ParallelEnv):
     """Several agents each balance a pole on their own cart; springs can couple neighbouring carts.
 
     ## Description
-    ``num_agents`` balancing poles (same physics) on parallel tracks; agent ``cart_i`` pushes cart ``i``. With
-    ``coupling`` > 0 a spring of that stiffness (N/m) pulls carts ``i`` and ``i + 1`` together with equal and
-    opposite forces ``coupling * (x_{i+1} - x_i)``, so one agent's pushes move its neighbours.
+    ``num_agents`` balancing poles on parallel tracks; agent ``cart_i`` pushes cart ``i``. With ``coupling`` > 0 a
+    spring pulls carts ``i`` and ``i + 1`` together with equal and opposite forces ``coupling * (x_{i+1} - x_i)``.
 
     ## Action Space (per agent)
-    ``Box(-1, 1, (1,), float32)``: the push is ``action * force_mag``; with ``continuous=False``, ``Discrete(2)``
-    as in the balancing pole. An action outside the space raises ``ValueError``.
+    ``Box(-1, 1, (1,), float32)``, the push ``action * force_mag``; with ``continuous=False``, ``Discrete(2)``.
 
     ## Observation Space (per agent)
-    The agent's own cart-pole state, shape ``(4,)`` (as the balancing pole's); with ``observe_neighbours=True``,
-    shape ``(12,)``: then its left and right neighbours' states (zeros where there is none). ``state()``
-    returns every cart's state, shape ``(4 * num_agents,)``.
+    The agent's cart-pole state ``(4,)``; with ``observe_neighbours=True``, ``(12,)``: then its left and right
+    neighbours' (zeros where there is none). ``state()`` is every cart's, ``(4 * num_agents,)``.
 
     ## Rewards
     1 per step for every agent, the last one included: 500 at most, solved at 475.
 
     ## Episode End
-    For every agent at once (a team task): termination when any cart leaves its track or any pole falls (as in
-    the balancing pole); truncation at ``max_episode_steps`` (500). Then ``agents`` is empty until ``reset``.
+    For the whole team: termination when any cart leaves its track or any pole falls; truncation at
+    ``max_episode_steps``. Then ``agents`` is empty until ``reset``.
 
     ## Arguments
-    ```python
-    from rlkit.envs import multi_cartpole_v0
-    env = multi_cartpole_v0.parallel_env(num_agents=2, coupling=2.0, render_mode="human")
-    observations, infos = env.reset(seed=0)
-    ```
-    ``render_mode`` and the fields of :class:`MultiCartPoleConfig` (but ``name`` and ``reward_threshold``).
+    ``multi_cartpole_v0.parallel_env(num_agents=2, coupling=2.0, render_mode="human")`` (``from rlkit.envs import
+    multi_cartpole_v0``): the fields of :class:`MultiCartPoleConfig` but ``name`` and ``reward_threshold``.
     Cart ``i`` reset with seed ``s`` starts as a balancing pole reset with seed ``s + i``.
 
     ## Version History
@@ -135,7 +128,6 @@ class MultiCartPoleEnv(Snapshot, CanvasOwner, ParallelEnv):
                 "is_parallelizable": True}
 
     def __init__(self, render_mode: str | None = None, **params: Any) -> None:
-        """Create the environment; see the class docstring for the arguments."""
         cfg = env_config(MultiCartPoleConfig, params, render_mode, self.metadata["render_modes"])
         self._carts = _Carts(cfg)
         self.max_episode_steps, self.render_mode = cfg.max_episode_steps, render_mode
@@ -152,11 +144,9 @@ class MultiCartPoleEnv(Snapshot, CanvasOwner, ParallelEnv):
         self._steps = 0
 
     def observation_space(self, agent: str) -> spaces.Space[Any]:
-        """The observation space of ``agent`` (the same object every call)."""
         return self.observation_spaces[agent]
 
     def action_space(self, agent: str) -> spaces.Space[Any]:
-        """The action space of ``agent`` (the same object every call)."""
         return self.action_spaces[agent]
 
     def reset(self, seed: int | None = None, options: dict[str, Any] | None = None
@@ -274,7 +264,6 @@ class MultiCartPoleVectorEnv(Snapshot):
         fallen = c.step(a, self._state, self._deriv, self._tmp)
         terminated = fallen.reshape(self.num_envs, self.num_agents).any(axis=1)
         self._steps += 1
-        truncated = self._steps >= self.max_episode_steps
         rewards = np.ones((self.num_envs, self.num_agents), dtype=np.float32)
         if self._prev_done.any():
             copies = np.flatnonzero(self._prev_done)
@@ -283,7 +272,7 @@ class MultiCartPoleVectorEnv(Snapshot):
             self._steps[copies] = 0
             rewards[copies] = 0.0
             terminated[copies] = False
-            truncated[copies] = False
+        truncated = self._steps >= self.max_episode_steps  # False for restarted copies: max_episode_steps >= 1
         np.logical_or(terminated, truncated, out=self._prev_done)
         return c.observations(self._state), rewards, terminated, truncated, {}
 

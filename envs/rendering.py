@@ -8,7 +8,6 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from gymnasium.error import DependencyNotInstalled
 
 Color = tuple[int, int, int]
 
@@ -19,11 +18,9 @@ class PygameCanvas:
     def __init__(self, width: int, height: int, render_mode: str, fps: int, caption: str = "rlkit") -> None:
         # pygame prints a banner on import unless told not to.
         os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
-        try:
-            import pygame
-            from pygame import gfxdraw
-        except ImportError as e:  # pragma: no cover - pygame is a hard dependency
-            raise DependencyNotInstalled('pygame is not installed: pip install "pygame>=2.5"') from e
+        import pygame
+        from pygame import gfxdraw
+
         self._pg, self._gfx = pygame, gfxdraw
         self.width, self.height, self.render_mode, self.fps, self.closed = width, height, render_mode, fps, False
         self._window: Any = None
@@ -96,13 +93,9 @@ def draw_cart_pole(canvas: PygameCanvas, x: float, theta: float, x_threshold: fl
     canvas.polygon([(cx + cart_x, cy + track_y) for cx, cy in [(left, bottom), (left, top), (right, top),
                                                                  (right, bottom)]], (0, 0, 0))
     left, right, top, bottom = -pole_width / 2, pole_width / 2, pole_len - pole_width / 2, -pole_width / 2
-    pole = []
-    for px, py in [(left, bottom), (left, top), (right, top), (right, bottom)]:
-        # Rotate by -theta: positive angles lean the pole to the right.
-        rx = px * math.cos(-theta) - py * math.sin(-theta)
-        ry = px * math.sin(-theta) + py * math.cos(-theta)
-        pole.append((rx + cart_x, ry + axle_y))
-    canvas.polygon(pole, (202, 152, 101))
+    cos, sin = math.cos(-theta), math.sin(-theta)  # rotated by -theta: positive angles lean the pole to the right
+    canvas.polygon([(px * cos - py * sin + cart_x, px * sin + py * cos + axle_y)
+                    for px, py in [(left, bottom), (left, top), (right, top), (right, bottom)]], (202, 152, 101))
     canvas.circle(cart_x, axle_y, pole_width / 2, (129, 132, 203))
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import numbers
 import warnings
 from collections import deque
 from collections.abc import Callable
@@ -67,17 +66,16 @@ class RoboticArmConfig:
         """Check values that the types alone cannot."""
         if self.model not in MODELS:
             raise ConfigError(f"env.model must be dynamics or simple, got {self.model!r}")
-        for key in ("link_lengths", "link_masses"):
-            pair = _pair(getattr(self, key))
-            if pair is None or not min(pair) > 0:
-                raise ConfigError(f"env.{key} must be two finite numbers > 0, got {getattr(self, key)!r}")
-        if self.fixed_target is not None and _pair(self.fixed_target) is None:
-            raise ConfigError(f"env.fixed_target must be two finite numbers [x, y] or null, got {self.fixed_target}")
+        for key, rule in (("link_lengths", "> 0"), ("link_masses", "> 0"), ("fixed_target", "[x, y] or null")):
+            value = getattr(self, key)
+            if value is not None and not (len(value) == 2 and all(
+                    math.isfinite(v) and (v > 0 or key == "fixed_target") for v in value)):
+                raise ConfigError(f"env.{key} must be two finite numbers {rule}, got {value!r}")
         for key in ("max_torque", "dt", "max_speed", "tolerance"):
-            if not (_finite(getattr(self, key)) and getattr(self, key) > 0):
+            if not (math.isfinite(getattr(self, key)) and getattr(self, key) > 0):
                 raise ConfigError(f"env.{key} must be finite and > 0, got {getattr(self, key)!r}")
         for key in ("damping", "gravity", "torque_cost"):
-            if not (_finite(getattr(self, key)) and getattr(self, key) >= 0):
+            if not (math.isfinite(getattr(self, key)) and getattr(self, key) >= 0):
                 raise ConfigError(f"env.{key} must be finite and >= 0, got {getattr(self, key)!r}")
         for key in ("frame_skip", "max_episode_steps"):
             value = getattr(self, key)
@@ -86,19 +84,6 @@ class RoboticArmConfig:
         if self.tolerance >= sum(self.link_lengths):
             raise ConfigError(f"env.tolerance ({self.tolerance}) must be smaller than the reach l1 + l2, "
                               f"{sum(self.link_lengths)}, or every state would count as success")
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and math.isfinite(value)
-
-
-def _pair(value: Any) -> tuple[float, float] | None:
-    """Two finite numbers, or None."""
-    try:
-        first, second = (float(v) for v in value)
-    except (TypeError, ValueError):
-        return None
-    return (first, second) if math.isfinite(first) and math.isfinite(second) else None
 
 
 class _Arm:
@@ -230,45 +215,35 @@ class RoboticArmEnv(Snapshot, CanvasOwner, gym.Env[np.ndarray, np.ndarray]):
     r"""Move the fingertip of a planar two-link arm onto a target by applying torques at its two joints.
 
     ## Description
-    A two-link arm lies on a table: link 1 (`l1`, 1.0 m) turns about the shoulder at the origin, link 2 (`l2`,
-    0.7 m) about the elbow at the end of link 1. Bring the fingertip within `tolerance` of a target drawn at every
-    reset uniformly (in area) in the reachable annulus `|l1 - l2| <= r < l1 + l2`, or at `fixed_target`.
+    Link 1 (`l1`) turns about the shoulder at the origin, link 2 (`l2`) about the elbow. Bring the fingertip
+    within `tolerance` of a target drawn at every reset uniformly (in area) in the reachable annulus
+    `|l1 - l2| <= r < l1 + l2`, or at `fixed_target`.
 
     ## Action Space
-    `Box(-1, 1, (2,), float32)`: the torques at the shoulder and the elbow, as fractions of `max_torque`
-    (2 N m). An action outside the space raises `ValueError`.
+    `Box(-1, 1, (2,), float32)`: shoulder and elbow torque over `max_torque`. Other actions raise `ValueError`.
 
     ## Observation Space
-    A `Box` of shape `(10,)`, float32: cos q1, sin q1, cos q2, sin q2 (q1 the shoulder's angle from the x axis,
-    q2 the elbow's from link 1), the joint velocities (rad/s), the target (x, y) and target minus fingertip (m),
-    within +-1, +-`max_speed`, +-R and +-(R + l1 + l2), R the reach l1 + l2 (or a farther `fixed_target`'s).
-    The fingertip is at `(l1 cos q1 + l2 cos(q1 + q2), l1 sin q1 + l2 sin(q1 + q2))`.
+    `Box((10,), float32)`: cos q1, sin q1, cos q2, sin q2 (q1 the shoulder's angle from the x axis, q2 the elbow's
+    from link 1), the joint velocities, the target (x, y) and target minus fingertip, within +-1, +-`max_speed`,
+    +-R and +-(R + l1 + l2), R the reach l1 + l2 (or a farther `fixed_target`'s).
 
     ## Rewards
-    `-distance - torque_cost * |a|^2` per step, `distance` from the fingertip to the target after the step, `a`
-    the action. `info` holds `"distance"` and `"is_success"` (bool) at every step and reset.
+    `-distance - torque_cost * |a|^2`, `distance` from fingertip to target after the step. `info` holds
+    `"distance"` and `"is_success"` at every step and reset.
 
     ## Starting State
-    Both joint angles uniform in [-pi, pi), both velocities zero, the target as above; a start whose fingertip
-    is already within `tolerance` of the target is drawn again.
+    Joint angles uniform in [-pi, pi), velocities zero, the target as above; a start already at the target is
+    drawn again.
 
     ## Episode End
-    Termination (success, `info["is_success"]` True): the fingertip is closer than `tolerance` (0.05 m) to
-    the target. Truncation: at `max_episode_steps` (200 steps, 10 s), by Gymnasium's `TimeLimit`.
+    Termination (success): distance < `tolerance`. Truncation: `max_episode_steps`.
 
     ## Arguments
-    ```python
-    import rlkit.envs  # registers the rlkit/ namespace
-    env = gym.make("rlkit/RoboticArm-v1", render_mode="rgb_array", link_lengths=(1.0, 0.7), gravity=False)
-    ```
-    The fields of :class:`RoboticArmConfig` but `name`, the thresholds and `max_episode_steps` (`gym.make`'s);
-    `render_mode` `"human"` (a pygame window at 1 / (dt * frame_skip) fps) or `"rgb_array"` (frames of shape
-    (500, 500, 3), uint8, with the last 50 fingertip positions). Notes:
-    * `damping` 0.5 N m s/rad: a full torque turns a joint at most max_torque / damping = 4 rad/s. (At 0.05
-      learned policies mostly stalled short of the target: 46% success after 200k MADDPG steps, 86% at 0.5.)
-    * `gravity` (`True` means 9.81 m/s^2) pulls along -y; holding the arm level takes
-      `g (m1 l1 / 2 + m2 (l1 + l2 / 2))`, 18 N m by default at the shoulder, so raise `max_torque` with it.
-    * `model="simple"`: each joint's torque is its angular acceleration, `qdd = tau - damping * qd`.
+    `gym.make("rlkit/RoboticArm-v1", render_mode="rgb_array", gravity=True)` after `import rlkit.envs`: the
+    fields of :class:`RoboticArmConfig` but `name` and the thresholds (`gravity=True` means 9.81 m/s^2);
+    `render_mode` `"human"` or `"rgb_array"` (with the last 50 fingertip positions).
+    Damping 0.5 caps a joint at max_torque / damping = 4 rad/s (at 0.05, 46% success after 200k MADDPG steps;
+    86% at 0.5). Holding the arm level under gravity takes `g (m1 l1 / 2 + m2 (l1 + l2 / 2))` N m at the shoulder.
 
     ## Dynamics
     A planar two-link arm of uniform rods (Spong, Hutchinson and Vidyasagar, "Robot Modeling and Control", 7.4):
@@ -294,7 +269,6 @@ class RoboticArmEnv(Snapshot, CanvasOwner, gym.Env[np.ndarray, np.ndarray]):
     TRAIL = 50  # fingertip positions drawn behind the arm
 
     def __init__(self, render_mode: str | None = None, **params: Any) -> None:
-        """Create the environment; see the class docstring for the arguments."""
         cfg = env_config(RoboticArmConfig, params, render_mode, self.metadata["render_modes"],
                          skip=("max_episode_steps",))
         self._arm = k = _Arm(cfg)
@@ -408,7 +382,7 @@ class RoboticArmEnv(Snapshot, CanvasOwner, gym.Env[np.ndarray, np.ndarray]):
 
 
 class RoboticArmVectorEnv(BatchedEnv):
-    """``num_envs`` robotic arms (:class:`RoboticArmEnv`, :class:`BatchedEnv`); ``gym.make_vec`` makes it.
+    """``num_envs`` robotic arms (:class:`BatchedEnv`); ``gym.make_vec`` makes it with the config's fields.
 
     ``info`` holds ``distance`` and ``is_success`` arrays with their ``_`` masks (a restarted copy's: its reset's).
     """
@@ -416,7 +390,6 @@ class RoboticArmVectorEnv(BatchedEnv):
     _snapshot_attrs = ("_state", "_target", "_steps", "_prev_done", "_streams", "_needs_reset")
 
     def __init__(self, num_envs: int = 1, render_mode: str | None = None, **params: Any) -> None:
-        """Create ``num_envs`` copies; the other arguments are :class:`RoboticArmConfig`'s fields."""
         cfg = env_config(RoboticArmConfig, params, render_mode, self.metadata["render_modes"])
         self._arm = k = _Arm(cfg)
         self.__dict__.update(k.public)
@@ -441,14 +414,6 @@ class RoboticArmVectorEnv(BatchedEnv):
             self._target[0, done], self._target[1, done] = tx[ok], ty[ok]
             idx = idx[~ok]
 
-    def reset(self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None
-              ) -> tuple[np.ndarray, dict[str, Any]]:
-        """Reset every copy; copy ``i`` gets seed ``seed + i`` (or ``seed[i]`` for a list)."""
-        self._begin(seed)
-        self._start(np.arange(self.num_envs))
-        obs, distance = self._observation()
-        return obs, self._info(distance, np.zeros(self.num_envs, dtype=bool))
-
     def _actions(self, actions: Any) -> tuple[np.ndarray, np.ndarray]:
         """The normalised torques of each copy; refuses actions outside the space, naming what was wrong."""
         a = np.asarray(actions)
@@ -468,31 +433,24 @@ class RoboticArmVectorEnv(BatchedEnv):
         a1, a2 = self._actions(actions)
         s = self._state
         s[:] = self._advance(s[0], s[1], s[2], s[3], a1 * k.max_torque, a2 * k.max_torque)
-        self._steps += 1
-        # Copies that ended on the previous step start over; their action is ignored.
-        restarted = None
-        if self._prev_done.any():
-            restarted = np.flatnonzero(self._prev_done)
-            self._start(restarted)
-            self._steps[restarted] = 0
-        obs, distance = self._observation()
-        terminated = distance < k.tolerance
+        restarted = self._restart()
+        obs, info = self._reply()
+        terminated = info["is_success"].copy()
         truncated = self._steps >= self.max_episode_steps
-        rewards = reward(k, distance, a1, a2)
+        rewards = reward(k, info["distance"], a1, a2)
         if restarted is not None:
             rewards[restarted] = 0.0
         np.logical_or(terminated, truncated, out=self._prev_done)
-        return obs, rewards, terminated, truncated, self._info(distance, terminated.copy())
+        return obs, rewards, terminated, truncated, info
 
-    def _observation(self) -> tuple[np.ndarray, np.ndarray]:
+    def _reply(self) -> tuple[np.ndarray, dict[str, Any]]:
         s, (tx, ty) = self._state, self._target
         c1, s1, c2, s2, dx, dy, distance = observe(self._arm, s[0], s[1], tx, ty, np.sin, np.cos, np.sqrt)
         rows = np.empty((10, self.num_envs), dtype=np.float32)
         for i, row in enumerate((c1, s1, c2, s2, s[2], s[3], tx, ty, dx, dy)):
             rows[i] = row
-        # (num_envs, 10) in column-major layout: writing whole rows is faster than a row-major copy.
-        return rows.T, distance
-
-    def _info(self, distance: np.ndarray, success: np.ndarray) -> dict[str, Any]:
         mask = np.ones(self.num_envs, dtype=bool)
-        return {"distance": distance, "is_success": success, "_distance": mask, "_is_success": mask.copy()}
+        info = {"distance": distance, "is_success": distance < self._arm.tolerance, "_distance": mask,
+                "_is_success": mask.copy()}
+        # (num_envs, 10) in column-major layout: writing whole rows is faster than a row-major copy.
+        return rows.T, info

@@ -1,8 +1,5 @@
-"""Environments and agents from their configs, through registries keyed by the config's ``name``.
-
-``ENVS`` and ``AGENTS`` map a name to its schema and builder; the schemas of other packages' envs live here.
-Agent builders import their agent (and torch) only when called.
-"""
+"""Environments and agents from their configs: ``ENVS`` and ``AGENTS`` map a config's ``name`` to its schema and
+builder (agent builders import torch only when called). The schemas of other packages' envs live here."""
 
 from __future__ import annotations
 
@@ -20,7 +17,7 @@ import gymnasium as gym
 from omegaconf import MISSING
 
 from rlkit.agents.config import A2CConfig, DQNConfig, MADDPGConfig, PPOConfig, ReinforceConfig, SACConfig, TD3Config
-from rlkit.envs import BALANCING_POLE_ID, ROBOTIC_ARM_ID
+from rlkit.envs import BALANCING_POLE_ID, ROBOTIC_ARM_ID  # registers rlkit/ ids with Gymnasium and PettingZoo
 from rlkit.envs.balancing_pole import BalancingPoleConfig
 from rlkit.envs.multi_cartpole import MultiCartPoleConfig, MultiCartPoleEnv, MultiCartPoleVectorEnv
 from rlkit.envs.robotic_arm import RoboticArmConfig
@@ -139,7 +136,6 @@ def _rlkit(cfg: BalancingPoleConfig | MultiCartPoleConfig | RoboticArmConfig) ->
 
 
 def _gym(cfg: GymEnvConfig) -> EnvFactory:
-    import rlkit.envs  # noqa: F401  (so rlkit/ ids resolve too)
     from rlkit.envs.checks import CheckedEnv
 
     kwargs = dict(cfg.kwargs)
@@ -199,8 +195,6 @@ def _mpe(cfg: MPEConfig) -> EnvFactory:
 
 def _pettingzoo(cfg: PettingZooConfig) -> EnvFactory:
     import pettingzoo
-
-    import rlkit.envs  # noqa: F401  (so rlkit/ ids resolve too)
 
     if ":" in cfg.id:
         module_name, _, attr = cfg.id.partition(":")
