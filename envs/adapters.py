@@ -210,7 +210,8 @@ class DiscretizedActions(DiscretizeAction):
 
 class _Joint:
     """A team's joint observation (every agent's, concatenated) and action: a flat Box of every agent's action, or
-    one Discrete index per combination of the agents' discrete actions (agent 0's the fastest-changing digit)."""
+    one Discrete index per combination of the agents' discrete actions (agent 0's the fastest-changing digit).
+    """
 
     def __init__(self, agent_space: spaces.Space[Any], observation_space: spaces.Box, agents: int) -> None:
         self.agents = agents
@@ -236,7 +237,8 @@ class _Joint:
 
 class JointControl(gym.Wrapper):
     """A :class:`ParallelArrayEnv` as one single-agent env (joint observation and action, :class:`_Joint`) whose
-    reward is the team's mean, for single-agent learners to act for the team."""
+    reward is the team's mean, for single-agent learners to act for the team.
+    """
 
     def __init__(self, env: ParallelArrayEnv) -> None:
         super().__init__(env)

@@ -18,6 +18,7 @@ from rlkit.envs.rendering import CanvasOwner, draw_cart_pole
 from rlkit.envs.state import Snapshot
 from rlkit.errors import ConfigError
 
+
 @dataclass
 class BalancingPoleConfig:
     """The balancing pole (cart-pole), ``rlkit/BalancingPole-v1``."""
