@@ -100,10 +100,10 @@ class ParallelArrayEnv(gym.Env):
         reward = np.array([rewards[a] for a in self.possible_agents], dtype=np.float32)
         return self._stack(obs), reward, terminated, truncated, {"agents": infos}
 
-    def render(self) -> Any:
+    def render(self) -> Any:  # noqa: D102  (the base class's)
         return self.env.render()
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: D102  (the base class's)
         self.env.close()
 
 
@@ -129,7 +129,7 @@ class ParallelVectorEnv(Snapshot):
         self._obs = np.zeros((num_envs, *first.observation_space.shape), dtype=np.float32)  # type: ignore[misc]
         self._prev_done = np.zeros(num_envs, dtype=bool)
 
-    def reset(self, seed: int | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    def reset(self, seed: int | None = None) -> tuple[np.ndarray, dict[str, Any]]:  # noqa: D102  (the base class's)
         for i, env in enumerate(self.envs):
             self._obs[i] = env.reset(seed=None if seed is None else seed + i)[0]
         self._prev_done[:] = False
@@ -150,7 +150,7 @@ class ParallelVectorEnv(Snapshot):
         np.logical_or(terminated, truncated, out=self._prev_done)
         return self._obs.copy(), rewards, terminated, truncated, {}
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: D102  (the base class's)
         for env in self.envs:
             env.close()
 
@@ -176,7 +176,7 @@ class OneAgentVectorEnv:
         obs, rewards, terminated, truncated, infos = self.envs.step(np.asarray(actions)[:, 0])
         return obs[:, None], np.asarray(rewards, dtype=np.float32)[:, None], terminated, truncated, infos
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: D102  (the base class's)
         self.envs.close()
 
 
@@ -209,8 +209,10 @@ class DiscretizedActions(DiscretizeAction):
 
 
 class _Joint:
-    """A team's joint observation (every agent's, concatenated) and action: a flat Box of every agent's action, or
-    one Discrete index per combination of the agents' discrete actions (agent 0's the fastest-changing digit).
+    """A team's joint observation (every agent's, concatenated) and joint action.
+
+    The action is a flat Box of every agent's action, or one Discrete index per combination of the agents'
+    discrete actions (agent 0's the fastest-changing digit).
     """
 
     def __init__(self, agent_space: spaces.Space[Any], observation_space: spaces.Box, agents: int) -> None:
@@ -236,8 +238,9 @@ class _Joint:
 
 
 class JointControl(gym.Wrapper):
-    """A :class:`ParallelArrayEnv` as one single-agent env (joint observation and action, :class:`_Joint`) whose
-    reward is the team's mean, for single-agent learners to act for the team.
+    """A :class:`ParallelArrayEnv` as one single-agent env, for single-agent learners to act for the team.
+
+    Its observation and action are the joint ones (:class:`_Joint`); its reward is the team's mean.
     """
 
     def __init__(self, env: ParallelArrayEnv) -> None:
@@ -282,5 +285,5 @@ class JointControlVectorEnv:
         obs, rewards, terminated, truncated, infos = self.envs.step(per_agent)
         return obs.reshape(self.num_envs, -1), rewards.mean(axis=1), terminated, truncated, infos
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: D102  (the base class's)
         self.envs.close()

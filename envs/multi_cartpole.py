@@ -143,10 +143,10 @@ class MultiCartPoleEnv(Snapshot, CanvasOwner, ParallelEnv):
         self._streams = ResetStreams(n)
         self._steps = 0
 
-    def observation_space(self, agent: str) -> spaces.Space[Any]:
+    def observation_space(self, agent: str) -> spaces.Space[Any]:  # noqa: D102  (PettingZoo's)
         return self.observation_spaces[agent]
 
-    def action_space(self, agent: str) -> spaces.Space[Any]:
+    def action_space(self, agent: str) -> spaces.Space[Any]:  # noqa: D102  (PettingZoo's)
         return self.action_spaces[agent]
 
     def reset(self, seed: int | None = None, options: dict[str, Any] | None = None

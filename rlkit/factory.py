@@ -1,5 +1,7 @@
-"""Environments and agents from their configs: ``ENVS`` and ``AGENTS`` map a config's ``name`` to its schema and
-builder (agent builders import torch only when called). The schemas of other packages' envs live here.
+"""Environments and agents from their configs.
+
+``ENVS`` and ``AGENTS`` map a config's ``name`` to its schema and builder (agent builders import torch only when
+called). The schemas of other packages' envs live here.
 """
 
 from __future__ import annotations
