@@ -76,50 +76,6 @@ def private_attributes(model: BaseAlgorithm) -> list[str]:
     return names
 
 
-def get_training_state(model: BaseAlgorithm) -> dict[str, Any]:
-    """What SB3 needs beyond the weights to continue exactly (counters, logger, replay buffer, env copies...)."""
-    env, exact = env_state(model.get_env())
-    logger = model.logger
-    state: dict[str, Any] = {
-        "counters": {k: getattr(model, k) for k in _counters(model)},
-        "last_obs": model._last_obs, "last_episode_starts": model._last_episode_starts,
-        "action_space_rng": model.action_space.np_random.bit_generator.state,
-        "logger": {"values": dict(logger.name_to_value), "counts": dict(logger.name_to_count),
-                   "excluded": {k: list(v) for k, v in logger.name_to_excluded.items()}},
-        "envs": env, "envs_exact": exact, "buffer": None,
-    }
-    rb = getattr(model, "replay_buffer", None)
-    if rb is not None:
-        n = rb.buffer_size if rb.full else rb.pos
-        state["buffer"] = {"pos": rb.pos, "full": rb.full, **{k: getattr(rb, k)[:n].copy() for k in _BUFFER_ARRAYS
-                                                               if getattr(rb, k) is not None}}
-    return state
-
-
-def set_training_state(model: BaseAlgorithm, state: dict[str, Any]) -> None:
-    """Restore :func:`get_training_state` into a model of the same config, whose logger is already set."""
-    for k, v in state["counters"].items():
-        setattr(model, k, v)
-    model.action_space._np_random = generator_from_state(state["action_space_rng"])
-    logger = model.logger
-    logger.name_to_value.update(state["logger"]["values"])
-    logger.name_to_count.update(state["logger"]["counts"])
-    logger.name_to_excluded.update({k: tuple(v) for k, v in state["logger"]["excluded"].items()})
-    buffer = state["buffer"]
-    if buffer is not None:
-        rb = model.replay_buffer
-        rb.pos, rb.full = int(buffer["pos"]), bool(buffer["full"])
-        for k in _BUFFER_ARRAYS:
-            if k in buffer:
-                getattr(rb, k)[:len(buffer[k])] = buffer[k]
-    if state["envs_exact"]:
-        set_env_state(model.get_env(), state["envs"])
-        model._last_obs = state["last_obs"]
-        model._last_episode_starts = state["last_episode_starts"]
-    else:
-        model._last_obs = None  # SB3 resets the copies: new episodes
-
-
 # ---------------------------------------------------------------------------------------------- events
 class _EventAdapter(BaseCallback):
     """SB3 callback -> rlkit events: a step, and an episode event for each episode Monitor closed."""
@@ -158,14 +114,13 @@ class _UpdateForwarder(KVWriter):
             self.callback.on_update(step, metrics)
 
     def close(self) -> None:
-        """Nothing to close: the events go to rlkit's callbacks."""
+        """Nothing to close."""
 
 
 class SB3Agent(Agent):
     """Any stable-baselines3 algorithm, chosen by ``cfg.algo``; the config's other fields go to its constructor.
 
-    ``seed`` seeds SB3 (Python, NumPy, torch) and the copies (``seed + i``); ``training=False`` builds a model only
-    for acting (a minimal replay buffer, one env copy).
+    ``seed`` seeds SB3 and the copies (``seed + i``); ``training=False`` builds a model only for acting.
     """
 
     def __init__(self, cfg: Any, make_env: Callable[[], gym.Env], seed: int, training: bool = True) -> None:
@@ -190,8 +145,7 @@ class SB3Agent(Agent):
                 return DiscretizedActions(bare_make(), cfg.action_bins)
         n_envs = cfg.n_envs if training else 1
         venv = DummyVecEnv([lambda: Monitor(make_env()) for _ in range(n_envs)])
-        self.observation_space = venv.observation_space
-        self.action_space = venv.action_space
+        self.observation_space, self.action_space = venv.observation_space, venv.action_space
         if supported is not None and not isinstance(self.action_space, supported):
             venv.close()
             raise ConfigError(f"agent={cfg.name} ({cfg.algo}) needs a {' or '.join(s.__name__ for s in supported)} "
@@ -218,16 +172,47 @@ class SB3Agent(Agent):
         """Run SB3's ``learn`` with rlkit's events attached (continuing from a training state if one was loaded)."""
         logger = Logger(folder=None, output_formats=[_UpdateForwarder(callback)])
         self.model.set_logger(logger)
-        resume, self._resume = self._resume, None
-        if resume is not None:
-            set_training_state(self.model, resume)
+        model, resume, self._resume = self.model, self._resume, None
+        if resume is not None:  # SB3's counters, logger, replay buffer and env copies, where training_state read them
+            for k, v in resume["counters"].items():
+                setattr(model, k, v)
+            model.action_space._np_random = generator_from_state(resume["action_space_rng"])
+            logger.name_to_value.update(resume["logger"]["values"])
+            logger.name_to_count.update(resume["logger"]["counts"])
+            logger.name_to_excluded.update({k: tuple(v) for k, v in resume["logger"]["excluded"].items()})
+            if resume["buffer"] is not None:
+                rb = model.replay_buffer
+                rb.pos, rb.full = int(resume["buffer"]["pos"]), bool(resume["buffer"]["full"])
+                for k in _BUFFER_ARRAYS:
+                    if k in resume["buffer"]:
+                        getattr(rb, k)[:len(resume["buffer"][k])] = resume["buffer"][k]
+            if resume["envs_exact"]:
+                set_env_state(model.get_env(), resume["envs"])
+                model._last_obs, model._last_episode_starts = resume["last_obs"], resume["last_episode_starts"]
+            else:
+                model._last_obs = None  # SB3 resets the copies: new episodes
         # Continuing, SB3 counts total_timesteps from num_timesteps: the same schedules as one long run.
-        self.model.learn(total_timesteps=total_steps - self.model.num_timesteps, callback=_EventAdapter(callback),
-                         progress_bar=False, reset_num_timesteps=resume is None)
+        model.learn(total_timesteps=total_steps - model.num_timesteps, callback=_EventAdapter(callback),
+                    progress_bar=False, reset_num_timesteps=resume is None)
 
     def training_state(self) -> dict[str, Any]:
-        """SB3's own training state (see :func:`get_training_state`)."""
-        return get_training_state(self.model)
+        """What SB3 needs beyond the weights to continue exactly (counters, logger, replay buffer, env copies...)."""
+        env, exact = env_state(self.model.get_env())
+        model, logger = self.model, self.model.logger
+        state: dict[str, Any] = {
+            "counters": {k: getattr(model, k) for k in _counters(model)},
+            "last_obs": model._last_obs, "last_episode_starts": model._last_episode_starts,
+            "action_space_rng": model.action_space.np_random.bit_generator.state,
+            "logger": {"values": dict(logger.name_to_value), "counts": dict(logger.name_to_count),
+                       "excluded": {k: list(v) for k, v in logger.name_to_excluded.items()}},
+            "envs": env, "envs_exact": exact, "buffer": None,
+        }
+        rb = getattr(model, "replay_buffer", None)
+        if rb is not None:
+            n = rb.buffer_size if rb.full else rb.pos
+            state["buffer"] = {"pos": rb.pos, "full": rb.full, **{k: getattr(rb, k)[:n].copy() for k in _BUFFER_ARRAYS
+                                                                   if getattr(rb, k) is not None}}
+        return state
 
     def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
         """Actions from SB3's ``predict`` for a batch of observations."""
