@@ -37,8 +37,7 @@ class EpisodeStats:
         self.returns = np.zeros((copies, len(self.agents)) if agents else copies)
         self.lengths = np.zeros(copies, dtype=np.int64)
 
-    def step(self, rewards: np.ndarray, valid: np.ndarray, done: np.ndarray, num_steps: int,
-             callback: Callback) -> int:
+    def step(self, rewards: np.ndarray, valid: np.ndarray, done: np.ndarray, num_steps: int, callback: Callback) -> int:
         """Count one vector step of the ``valid`` copies and report the episodes it ended; returns how many."""
         self.returns[valid] += rewards[valid]
         self.lengths += valid

@@ -43,8 +43,7 @@ def gumbel_softmax(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tens
 def soft_update(target: list[torch.Tensor], online: list[torch.Tensor], tau: float) -> None:
     """Target <- tau * online + (1 - tau) * target, parameter by parameter (lists in the same order)."""
     with torch.no_grad():
-        # lerp: t + tau * (o - t), fused over every parameter in one call
-        torch._foreach_lerp_(target, online, tau)
+        torch._foreach_lerp_(target, online, tau)  # t + tau * (o - t), fused over every parameter in one call
 
 
 def critic_input(obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
@@ -76,12 +75,11 @@ class ReplayBuffer:
     def add(self, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray, next_obs: np.ndarray,
             terminated: np.ndarray, discounts: np.ndarray | float) -> None:
         """Store a batch of transitions (first axis: copies)."""
-        n = len(obs)
-        idx = (self.pos + torch.arange(n)) % self.capacity
+        idx = (self.pos + torch.arange(len(obs))) % self.capacity
         for name, x in zip(self.FIELDS, (obs, actions, rewards, next_obs, terminated, discounts), strict=True):
             getattr(self, name)[idx] = torch.as_tensor(x, dtype=torch.float32)
-        self.pos = (self.pos + n) % self.capacity
-        self.size = min(self.size + n, self.capacity)
+        self.pos = (self.pos + len(obs)) % self.capacity
+        self.size = min(self.size + len(obs), self.capacity)
 
     def sample(self, batch_size: int) -> tuple[torch.Tensor, ...]:
         """A uniform minibatch (with replacement)."""
@@ -158,8 +156,7 @@ class MADDPG(Agent):
         self.obs_dim = int(self.observation_space.shape[0])
         a, od, ad = self.n_agents, self.obs_dim, self.act_dim
         shared = cfg.share_parameters
-        self.n_nets = 1 if shared else a
-        self.n_critics = 2 if cfg.twin_critics else 1
+        self.n_nets, self.n_critics = 1 if shared else a, 2 if cfg.twin_critics else 1
         critic_in = a * (od + ad) + (a if shared else 0)
         self.actor = StackedMLP(self.n_nets, [od, *cfg.net_arch, ad], cfg.activation_fn)
         self.critic = StackedMLP(self.n_nets * self.n_critics, [critic_in, *cfg.net_arch, 1], cfg.activation_fn,
@@ -207,10 +204,9 @@ class MADDPG(Agent):
         return critic(x, first=critics * self.n_nets).view(critics, a, b)
 
     def _rows(self, obs: torch.Tensor, taken: torch.Tensor, own: torch.Tensor | None = None) -> torch.Tensor:
-        """The critics' inputs, row i for agent i's critic: (agents, batch, in).
+        """The critics' inputs, row i for agent i's critic: (agents, batch, in), every agent's observation and action.
 
-        Every agent's observation and action as taken; with ``own`` (the actor update), agent i's action in row i
-        from its current policy. With ``ego_critic`` row i lists the agents from agent i on (i, i+1, ..., i-1).
+        With ``own`` (actor update) agent i's action in row i is its policy's; ``ego_critic``: row i from agent i on.
         """
         a = obs.shape[1]
         if self.cfg.ego_critic:
@@ -283,12 +279,10 @@ class MADDPG(Agent):
     # -- learning
     def learn(self, total_steps: int, callback: Callback) -> None:
         """Collect from ``n_envs`` copies and update every ``train_every`` vector steps."""
-        cfg = self.cfg
-        self._total_steps = total_steps
-        envs = self.make_vec(cfg.n_envs)
+        cfg, self._total_steps = self.cfg, total_steps
+        self._envs = envs = self.make_vec(cfg.n_envs)
         self.buffer = ReplayBuffer(cfg.buffer_size, self.n_agents, self.obs_dim, self.act_dim, self.generator)
-        collector = NStepCollector(self.buffer, cfg.n_step, cfg.gamma, cfg.n_envs)
-        self._envs, self._collector = envs, collector
+        self._collector = collector = NStepCollector(self.buffer, cfg.n_step, cfg.gamma, cfg.n_envs)
         resume, self._resume = self._resume, None
         obs, _ = envs.reset(seed=self.seed if resume is None else self.seed + self.num_steps)
         reset_next, episodes, vector_steps = np.zeros(cfg.n_envs, dtype=bool), EpisodeStats(cfg.n_envs, self.agents), 0
@@ -383,10 +377,9 @@ class MADDPG(Agent):
             q_own = self._q(self.critic, self._rows(obs, actions, own), 1)[0]
             actor_loss = -q_own.mean() + cfg.action_l2 * (out ** 2).mean()
             # Gradients for the actors only: the critic's weights take no part in this step.
-            params = self._actor_params
-            for p, g in zip(params, torch.autograd.grad(actor_loss, params), strict=True):
+            for p, g in zip(self._actor_params, torch.autograd.grad(actor_loss, self._actor_params), strict=True):
                 p.grad = g
-            metrics["actor_grad_norm"] = self._clip(params)
+            metrics["actor_grad_norm"] = self._clip(self._actor_params)
             self.actor_opt.step()
             metrics["actor_loss"] = float(actor_loss.detach())
             soft_update(self._target_actor_params, self._actor_params, cfg.tau)

@@ -40,10 +40,7 @@ def grad_norm(parameters: list[torch.Tensor]) -> float:
 
 
 class StackedMLP(nn.Module):
-    """``count`` independent MLPs of one shape (each initialised as :func:`mlp`), evaluated by batched matmuls.
-
-    ``forward`` maps ``(count, batch, sizes[0])`` to ``(count, batch, sizes[-1])``: network ``k`` sees only ``x[k]``.
-    """
+    """``count`` independent MLPs of one shape (each initialised as :func:`mlp`), evaluated by batched matmuls."""
 
     def __init__(self, count: int, sizes: list[int], activation: str, out_gain: float = 1.0,
                  layer_norm: bool = False) -> None:
@@ -61,7 +58,7 @@ class StackedMLP(nn.Module):
         self.activation = activation_fn(activation)()
 
     def forward(self, x: torch.Tensor, first: int | None = None) -> torch.Tensor:
-        """Apply every network (or only the ``first`` ones) to its own slice of ``x``."""
+        """Network ``k`` (of all or of the ``first``) maps ``x[k]``: (count, batch, in) -> (count, batch, out)."""
         last = len(self.weights) - 1
         for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
             if first is not None:
@@ -75,10 +72,7 @@ class StackedMLP(nn.Module):
 
 
 def refuse_diverging_steps(optimizer: torch.optim.Optimizer, what: str, step: Callable[[], int]) -> None:
-    """Make ``optimizer.step()`` raise :class:`TrainingDiverged` instead of applying NaN or infinite gradients.
-
-    The weights stay at the last finite update. ``what`` (it trains) and ``step()`` are for the message.
-    """
+    """Make ``optimizer.step()`` raise :class:`TrainingDiverged` on NaN or infinite gradients, before applying them."""
 
     def check(opt: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         params = [p for group in opt.param_groups for p in group["params"]]

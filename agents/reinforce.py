@@ -67,10 +67,8 @@ class Policy(nn.Module):
         out = self.net(obs)
         if self.discrete:
             return torch.distributions.Categorical(logits=out, validate_args=False)
-        if self.state_dependent_std:
-            mean, log_std = out[:, : self.act_dim], out[:, self.act_dim :]
-        else:
-            mean, log_std = out, self.log_std.expand_as(out)
+        d = self.act_dim
+        mean, log_std = (out[:, :d], out[:, d:]) if self.state_dependent_std else (out, self.log_std.expand_as(out))
         return torch.distributions.Normal(mean, log_std.clamp(-5.0, 2.0).exp(), validate_args=False)
 
     def log_prob(self, dist: torch.distributions.Distribution, raw: torch.Tensor) -> torch.Tensor:
@@ -316,8 +314,7 @@ class _Rollout:
         if t == len(self.obs):
             for name in self.fields:
                 old = getattr(self, name)
-                setattr(self, name, np.zeros((2 * t, *old.shape[1:]), dtype=old.dtype))
-                getattr(self, name)[:t] = old
+                setattr(self, name, np.concatenate([old, np.zeros_like(old)]))
         for name, x in zip(self.fields, (obs, actions, rewards, valid, False, 0.0), strict=True):
             getattr(self, name)[t] = x
         self.t += 1

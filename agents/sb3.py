@@ -32,9 +32,8 @@ from rlkit.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-# Action spaces each SB3 algorithm accepts, checked before SB3 is asked to build anything.
-SUPPORTED_ACTIONS: dict[str, tuple[type[spaces.Space[Any]], ...]] = {"DQN": (spaces.Discrete,), "SAC": (spaces.Box,),
-                                                                     "TD3": (spaces.Box,)}
+# Action spaces each SB3 algorithm accepts (others: any), checked before SB3 is asked to build anything.
+SUPPORTED_ACTIONS: dict[str, tuple[type, ...]] = {"DQN": (spaces.Discrete,), "SAC": (spaces.Box,), "TD3": (spaces.Box,)}
 
 # Schema fields that are rlkit's, not keyword arguments of the SB3 constructor.
 _RLKIT_FIELDS = {"name", "algo", "policy", "n_envs", "net_arch", "activation_fn", "device", "action_bins",
@@ -65,10 +64,8 @@ def _counters(model: BaseAlgorithm) -> list[str]:
 
 
 def private_attributes(model: BaseAlgorithm) -> list[str]:
-    """Every SB3 attribute (dotted path) that exact resume reads and writes; none of them is SB3's public API.
-
-    tests/agents/test_sb3_algorithms.py checks each on every algorithm: an SB3 release that moves one fails there.
-    """
+    """Every SB3 attribute (dotted path) that exact resume reads and writes; none of them is SB3's public API."""
+    # tests/agents/test_sb3_algorithms.py checks each on every algorithm: an SB3 release that moves one fails there.
     names = [*_counters(model), "_last_obs", "_last_episode_starts", "action_space._np_random",
              "logger.name_to_value", "logger.name_to_count", "logger.name_to_excluded"]
     if getattr(model, "replay_buffer", None) is not None:
@@ -85,10 +82,8 @@ class _EventAdapter(BaseCallback):
         self.callback = callback
 
     def _on_step(self) -> bool:
-        for info in self.locals["infos"]:
-            ep = info.get("episode")
-            if ep is not None:
-                self.callback.on_episode_end(Episode(self.num_timesteps, float(ep["r"]), int(ep["l"])))
+        for ep in (info["episode"] for info in self.locals["infos"] if "episode" in info):
+            self.callback.on_episode_end(Episode(self.num_timesteps, float(ep["r"]), int(ep["l"])))
         return self.callback.on_step(self.num_timesteps)
 
     def _on_rollout_start(self) -> None:
@@ -129,24 +124,20 @@ class SB3Agent(Agent):
             raise ConfigError(f"agent.algo={cfg.algo!r} is not a stable-baselines3 algorithm")
         self.cfg = cfg
         self._discretized: DiscretizedActions | None = None
-        supported = SUPPORTED_ACTIONS.get(cfg.algo)
+        supported = SUPPORTED_ACTIONS.get(cfg.algo, (spaces.Space,))
         probe = make_env()
-        if supported is not None and not isinstance(probe.action_space, supported) and \
-                spaces.Discrete in supported and getattr(cfg, "action_bins", 0) >= 2:
+        if not isinstance(probe.action_space, supported) and spaces.Discrete in supported and cfg.action_bins >= 2:
             with contextlib.suppress(ValueError):  # not a bounded Box: refused below
                 self._discretized = DiscretizedActions(probe, cfg.action_bins)
         probe.close()
         if self._discretized is not None:
             log.info("agent=%s (%s) needs discrete actions: %s discretised into %d bins per dimension, %s",
                      cfg.name, cfg.algo, probe.action_space, cfg.action_bins, self._discretized.action_space)
-            bare_make = make_env
-
-            def make_env() -> gym.Env:
-                return DiscretizedActions(bare_make(), cfg.action_bins)
-        n_envs = cfg.n_envs if training else 1
-        venv = DummyVecEnv([lambda: Monitor(make_env()) for _ in range(n_envs)])
+        bins = cfg.action_bins if self._discretized is not None else 0
+        venv = DummyVecEnv([lambda: Monitor(DiscretizedActions(make_env(), bins) if bins else make_env())
+                            for _ in range(cfg.n_envs if training else 1)])
         self.observation_space, self.action_space = venv.observation_space, venv.action_space
-        if supported is not None and not isinstance(self.action_space, supported):
+        if not isinstance(self.action_space, supported):
             venv.close()
             raise ConfigError(f"agent={cfg.name} ({cfg.algo}) needs a {' or '.join(s.__name__ for s in supported)} "
                               f"action space, but the environment has {self.action_space}"
@@ -180,12 +171,11 @@ class SB3Agent(Agent):
             logger.name_to_value.update(resume["logger"]["values"])
             logger.name_to_count.update(resume["logger"]["counts"])
             logger.name_to_excluded.update({k: tuple(v) for k, v in resume["logger"]["excluded"].items()})
-            if resume["buffer"] is not None:
+            if (buffer := resume["buffer"]) is not None:
                 rb = model.replay_buffer
-                rb.pos, rb.full = int(resume["buffer"]["pos"]), bool(resume["buffer"]["full"])
-                for k in _BUFFER_ARRAYS:
-                    if k in resume["buffer"]:
-                        getattr(rb, k)[:len(resume["buffer"][k])] = resume["buffer"][k]
+                rb.pos, rb.full = int(buffer["pos"]), bool(buffer["full"])
+                for k in set(_BUFFER_ARRAYS) & buffer.keys():
+                    getattr(rb, k)[:len(buffer[k])] = buffer[k]
             if resume["envs_exact"]:
                 set_env_state(model.get_env(), resume["envs"])
                 model._last_obs, model._last_episode_starts = resume["last_obs"], resume["last_episode_starts"]

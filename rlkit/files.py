@@ -87,10 +87,8 @@ def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]
 
 def optimizer_to_tensors(state: dict[str, Any], prefix: str) -> tuple[dict[str, torch.Tensor], Any]:
     """Split an optimizer's ``state_dict()`` into tensors (per-parameter moments) and JSON (its param groups)."""
-    tensors: dict[str, torch.Tensor] = {}
-    for idx, pstate in state["state"].items():
-        for key, value in pstate.items():
-            tensors[f"{prefix}.state.{idx}.{key}"] = value if isinstance(value, torch.Tensor) else torch.tensor(value)
+    tensors = {f"{prefix}.state.{idx}.{key}": value if isinstance(value, torch.Tensor) else torch.tensor(value)
+               for idx, pstate in state["state"].items() for key, value in pstate.items()}
     return tensors, state["param_groups"]
 
 
