@@ -126,7 +126,8 @@ class SB3Agent(Agent):
         self._discretized: DiscretizedActions | None = None
         supported = SUPPORTED_ACTIONS.get(cfg.algo, (spaces.Space,))
         probe = make_env()
-        if not isinstance(probe.action_space, supported) and spaces.Discrete in supported and cfg.action_bins >= 2:
+        if not isinstance(probe.action_space, supported) and spaces.Discrete in supported and \
+                getattr(cfg, "action_bins", 0) >= 2:  # agent.algo=DQN on another schema has no action_bins
             with contextlib.suppress(ValueError):  # not a bounded Box: refused below
                 self._discretized = DiscretizedActions(probe, cfg.action_bins)
         probe.close()
