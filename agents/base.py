@@ -37,8 +37,7 @@ class EpisodeStats:
         self.returns = np.zeros((copies, len(self.agents)) if agents else copies)
         self.lengths = np.zeros(copies, dtype=np.int64)
 
-    def step(self, rewards: np.ndarray, valid: np.ndarray, done: np.ndarray, num_steps: int,
-             callback: Callback) -> int:
+    def step(self, rewards: np.ndarray, valid: np.ndarray, done: np.ndarray, num_steps: int, callback: Callback) -> int:
         """Count one vector step of the ``valid`` copies and report the episodes it ended; returns how many."""
         self.returns[valid] += rewards[valid]
         self.lengths += valid
@@ -55,9 +54,8 @@ class EpisodeStats:
 class Agent(ABC):
     """A learner that the trainer, the evaluator and the callbacks drive the same way.
 
-    An agent declares what its checkpoint holds, as SB3's ``_get_torch_save_params()`` does: :meth:`saved_names`
-    (modules and optimizers, saved as ``<name>.<key>`` tensors) and :meth:`checkpoint_meta` (JSON); :meth:`save`
-    and :meth:`load` write and read them as one safetensors file.
+    Like SB3's ``_get_torch_save_params()``, an agent declares what its checkpoint holds (:meth:`saved_names`,
+    :meth:`checkpoint_meta`); :meth:`save` and :meth:`load` write and read them as one safetensors file.
     """
 
     observation_space: gym.Space[Any]
@@ -93,7 +91,7 @@ class Agent(ABC):
     def save(self, path: Path, meta: dict[str, Any] | None = None) -> None:
         """Write weights and optimizer state to ``path`` atomically, with ``meta`` beside them."""
         tensors: dict[str, torch.Tensor] = {}
-        optimizers = {}
+        optimizers: dict[str, Any] = {}
         for name, value in self.get_parameters().items():
             if isinstance(value, torch.Tensor):
                 tensors[name] = value.detach()
@@ -114,8 +112,8 @@ class Agent(ABC):
             raise RunDirError(f"checkpoint {path} was written by {written!r}, but the run's config builds {expected!r}")
         # Format 1 kept param groups at the top level (SB3's DQN: its one optimizer's as optimizer_param_groups).
         groups = meta.get("optimizers") or {"optimizer": meta.get("optimizer_param_groups"), **meta}
+        params: dict[str, Any] = {}
         try:
-            params = {}
             for name, value in self.get_parameters().items():
                 if isinstance(value, torch.Tensor):
                     params[name] = tensors[name]

@@ -51,13 +51,12 @@ class SB3Config:
     device: str = "cpu"
     """Torch device: cpu, cuda, or auto (SB3's default is auto; small MLPs are faster and reproducible on CPU)."""
 
-    def ranges(self) -> dict[str, bool]:
-        """Range checks of the fields, by name; subclasses add theirs."""
+    def _ranges(self) -> dict[str, bool]:  # range checks of the fields, by name; subclasses add theirs
         return {"n_envs": self.n_envs >= 1, "learning_rate": self.learning_rate > 0, "gamma": 0.0 <= self.gamma <= 1.0}
 
     def validate(self) -> None:
         """Check values that the types alone cannot."""
-        check_agent(self, self.ranges())
+        check_agent(self, self._ranges())
 
 
 @dataclass
@@ -77,9 +76,8 @@ class OnPolicyConfig(SB3Config):
     normalize_advantage: bool = True
     """Standardise advantages (PPO: per minibatch)."""
 
-    def ranges(self) -> dict[str, bool]:
-        """Range checks of the fields, by name."""
-        return {**super().ranges(), "n_steps": self.n_steps >= 1, "gae_lambda": 0.0 <= self.gae_lambda <= 1.0}
+    def _ranges(self) -> dict[str, bool]:
+        return {**super()._ranges(), "n_steps": self.n_steps >= 1, "gae_lambda": 0.0 <= self.gae_lambda <= 1.0}
 
 
 @dataclass
@@ -97,9 +95,8 @@ class PPOConfig(OnPolicyConfig):
     target_kl: float | None = None
     """Stop an update's epochs early past this KL divergence; empty: never."""
 
-    def ranges(self) -> dict[str, bool]:
-        """Range checks of the fields, by name."""
-        return {**super().ranges(), "batch_size": self.batch_size >= 1, "n_epochs": self.n_epochs >= 1,
+    def _ranges(self) -> dict[str, bool]:
+        return {**super()._ranges(), "batch_size": self.batch_size >= 1, "n_epochs": self.n_epochs >= 1,
                 "clip_range": self.clip_range > 0}
 
 
@@ -137,9 +134,8 @@ class OffPolicyConfig(SB3Config):
     """Hidden layer sizes of the actor and the critics."""
     activation_fn: str = "relu"
 
-    def ranges(self) -> dict[str, bool]:
-        """Range checks of the fields, by name."""
-        return {**super().ranges(), "buffer_size": self.buffer_size >= 1, "learning_starts": self.learning_starts >= 0,
+    def _ranges(self) -> dict[str, bool]:
+        return {**super()._ranges(), "buffer_size": self.buffer_size >= 1, "learning_starts": self.learning_starts >= 0,
                 "batch_size": self.batch_size >= 1, "tau": 0.0 < self.tau <= 1.0, "train_freq": self.train_freq >= 1}
 
 
@@ -172,9 +168,8 @@ class DQNConfig(OffPolicyConfig):
     action_bins: int = 5
     """Continuous (bounded Box) actions are discretised into this many values per dimension (0: refuse them)."""
 
-    def ranges(self) -> dict[str, bool]:
-        """Range checks of the fields, by name."""
-        return {**super().ranges(), "action_bins": self.action_bins == 0 or self.action_bins >= 2,
+    def _ranges(self) -> dict[str, bool]:
+        return {**super()._ranges(), "action_bins": self.action_bins == 0 or self.action_bins >= 2,
                 "n_steps": self.n_steps >= 1, "target_update_interval": self.target_update_interval >= 1,
                 "exploration_fraction": 0.0 <= self.exploration_fraction <= 1.0,
                 "exploration_initial_eps": 0.0 <= self.exploration_initial_eps <= 1.0,

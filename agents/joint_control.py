@@ -18,12 +18,9 @@ class JointControlAgent(Agent):
     turns joint actions into per-agent ones), so multi-agent runs are evaluated alike whatever learns them.
     """
 
-    def __init__(self, inner: Agent, split: Any, agents: int) -> None:
-        self.inner = inner
-        self.split = split
-        self.agents = agents
-        self.observation_space = inner.observation_space
-        self.action_space = inner.action_space
+    def __init__(self, inner: Agent, split: Any) -> None:
+        self.inner, self.split = inner, split
+        self.observation_space, self.action_space = inner.observation_space, inner.action_space
 
     def learn(self, total_steps: int, callback: Callback) -> None:
         """The learner's own training, on the joint-control env."""

@@ -43,8 +43,7 @@ def gumbel_softmax(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tens
 def soft_update(target: list[torch.Tensor], online: list[torch.Tensor], tau: float) -> None:
     """Target <- tau * online + (1 - tau) * target, parameter by parameter (lists in the same order)."""
     with torch.no_grad():
-        # lerp: t + tau * (o - t), fused over every parameter in one call
-        torch._foreach_lerp_(target, online, tau)
+        torch._foreach_lerp_(target, online, tau)  # t + tau * (o - t), fused over every parameter in one call
 
 
 def critic_input(obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
@@ -68,26 +67,19 @@ class ReplayBuffer:
     FIELDS = ("obs", "actions", "rewards", "next_obs", "terminated", "discounts")
 
     def __init__(self, capacity: int, agents: int, obs_dim: int, act_dim: int, generator: torch.Generator):
-        self.capacity = capacity
-        self.obs = torch.zeros((capacity, agents, obs_dim))
-        self.actions = torch.zeros((capacity, agents, act_dim))
-        self.rewards = torch.zeros((capacity, agents))
-        self.next_obs = torch.zeros((capacity, agents, obs_dim))
-        self.terminated = torch.zeros(capacity)
-        self.discounts = torch.zeros(capacity)
-        self.size = 0
-        self.pos = 0
-        self.generator = generator
+        self.capacity, self.generator, self.size, self.pos = capacity, generator, 0, 0
+        self.obs, self.actions, self.rewards, self.next_obs, self.terminated, self.discounts = (
+            torch.zeros((capacity, *shape)) for shape in ((agents, obs_dim), (agents, act_dim), (agents,),
+                                                          (agents, obs_dim), (), ()))
 
     def add(self, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray, next_obs: np.ndarray,
             terminated: np.ndarray, discounts: np.ndarray | float) -> None:
         """Store a batch of transitions (first axis: copies)."""
-        n = len(obs)
-        idx = (self.pos + torch.arange(n)) % self.capacity
+        idx = (self.pos + torch.arange(len(obs))) % self.capacity
         for name, x in zip(self.FIELDS, (obs, actions, rewards, next_obs, terminated, discounts), strict=True):
             getattr(self, name)[idx] = torch.as_tensor(x, dtype=torch.float32)
-        self.pos = (self.pos + n) % self.capacity
-        self.size = min(self.size + n, self.capacity)
+        self.pos = (self.pos + len(obs)) % self.capacity
+        self.size = min(self.size + len(obs), self.capacity)
 
     def sample(self, batch_size: int) -> tuple[torch.Tensor, ...]:
         """A uniform minibatch (with replacement)."""
@@ -138,25 +130,16 @@ class NStepCollector:
 
 
 class MADDPG(Agent):
-    """MADDPG on ``cfg.n_envs`` copies of a multi-agent env.
+    """MADDPG on ``cfg.n_envs`` copies from ``make_vec(n)`` (a :class:`ParallelVectorEnv`).
 
     Every agent's actor (and critic) is one slice of a :class:`StackedMLP`; with ``share_parameters`` one actor
-    and one critic serve all (the critic gets an agent id).
-
-    Args:
-        make_vec: ``make_vec(n)`` returns n copies with the array API of :class:`rlkit.envs.adapters.ParallelVectorEnv`
-            (observations (n, agents, obs_dim), rewards (n, agents), one terminated/truncated per copy).
-        seed: Seeds the copies and the agent's own random generators.
-        training: False builds the networks only.
-        single_agent: A single-agent env seen as a team of one: ``act`` takes and returns arrays without the agent axis.
+    and one critic serve all (the critic gets an agent id). ``single_agent``: a single-agent env seen as a team of
+    one, whose ``act`` takes and returns arrays without the agent axis.
     """
 
     def __init__(self, cfg: MADDPGConfig, make_vec: Callable[[int], Any], seed: int, training: bool = True,
                  single_agent: bool = False):
-        self.cfg = cfg
-        self.make_vec = make_vec
-        self.seed = seed
-        self.single_agent = single_agent
+        self.cfg, self.make_vec, self.seed, self.single_agent = cfg, make_vec, seed, single_agent
         env = probe(make_vec, "maddpg")
         self.agents, self.n_agents = list(env.possible_agents), env.num_agents
         self.observation_space, self.action_space = env.single_observation_space, env.single_action_space
@@ -173,21 +156,17 @@ class MADDPG(Agent):
         self.obs_dim = int(self.observation_space.shape[0])
         a, od, ad = self.n_agents, self.obs_dim, self.act_dim
         shared = cfg.share_parameters
-        self.n_nets = 1 if shared else a
-        self.n_critics = 2 if cfg.twin_critics else 1
+        self.n_nets, self.n_critics = 1 if shared else a, 2 if cfg.twin_critics else 1
         critic_in = a * (od + ad) + (a if shared else 0)
         self.actor = StackedMLP(self.n_nets, [od, *cfg.net_arch, ad], cfg.activation_fn)
         self.critic = StackedMLP(self.n_nets * self.n_critics, [critic_in, *cfg.net_arch, 1], cfg.activation_fn,
                                  layer_norm=cfg.critic_layer_norm)
-        self.target_actor = copy.deepcopy(self.actor)
-        self.target_critic = copy.deepcopy(self.critic)
-        for p in (*self.target_actor.parameters(), *self.target_critic.parameters()):
-            p.requires_grad_(False)
+        self.target_actor, self.target_critic = copy.deepcopy(self.actor), copy.deepcopy(self.critic)
         # Parameter lists fetched once: module.parameters() walks the module tree on every call.
-        self._actor_params = list(self.actor.parameters())
-        self._critic_params = list(self.critic.parameters())
-        self._target_actor_params = list(self.target_actor.parameters())
-        self._target_critic_params = list(self.target_critic.parameters())
+        self._actor_params, self._critic_params, self._target_actor_params, self._target_critic_params = (
+            list(m.parameters()) for m in (self.actor, self.critic, self.target_actor, self.target_critic))
+        for p in (*self._target_actor_params, *self._target_critic_params):
+            p.requires_grad_(False)
         # fused: one kernel per step for all parameters, much faster than the per-tensor loop on CPU.
         self.actor_opt = torch.optim.Adam(self._actor_params, lr=cfg.actor_learning_rate, fused=True)
         self.critic_opt = torch.optim.Adam(self._critic_params, lr=cfg.critic_learning_rate, fused=True)
@@ -196,8 +175,7 @@ class MADDPG(Agent):
         self._agent_ids = torch.eye(a).unsqueeze(1)  # (agents, 1, agents): one-hot id of each agent
         self._rotations = (torch.arange(a)[:, None] + torch.arange(a)[None]) % a  # row i: i, i+1, ..., i-1
         self.generator = torch.Generator().manual_seed(seed)
-        self.num_steps = 0
-        self.num_updates = 0
+        self.num_steps = self.num_updates = 0
         self._total_steps = 1
         self._noise_state: torch.Tensor | None = None
         self._episode_start = torch.zeros(0, dtype=torch.bool)
@@ -208,16 +186,13 @@ class MADDPG(Agent):
 
         With ``mirror_symmetry`` the actor is odd, (f(o) - f(-o)) / 2: mirrored observations get mirrored actions.
         """
-        if self.cfg.mirror_symmetry:
-            both = self._actor_out(actor, torch.cat([obs, -obs]))
-            return 0.5 * (both[:len(obs)] - both[len(obs):])
-        return self._actor_out(actor, obs)
-
-    def _actor_out(self, actor: StackedMLP, obs: torch.Tensor) -> torch.Tensor:
-        b, a, d = obs.shape
+        x = torch.cat([obs, -obs]) if self.cfg.mirror_symmetry else obs
+        b, a, d = x.shape
         if self.cfg.share_parameters:
-            return actor(obs.reshape(1, b * a, d)).view(b, a, -1)
-        return actor(obs.transpose(0, 1)).transpose(0, 1)
+            out = actor(x.reshape(1, b * a, d)).view(b, a, -1)
+        else:
+            out = actor(x.transpose(0, 1)).transpose(0, 1)
+        return 0.5 * (out[:len(obs)] - out[len(obs):]) if self.cfg.mirror_symmetry else out
 
     def _q(self, critic: StackedMLP, x: torch.Tensor, critics: int) -> torch.Tensor:
         """Q of every agent from the first ``critics`` critics: x (agents, batch, in) -> (critics, agents, batch)."""
@@ -229,10 +204,9 @@ class MADDPG(Agent):
         return critic(x, first=critics * self.n_nets).view(critics, a, b)
 
     def _rows(self, obs: torch.Tensor, taken: torch.Tensor, own: torch.Tensor | None = None) -> torch.Tensor:
-        """The critics' inputs, row i for agent i's critic: (agents, batch, in).
+        """The critics' inputs, row i for agent i's critic: (agents, batch, in), every agent's observation and action.
 
-        Every agent's observation and action as taken; with ``own`` (the actor update), agent i's action in row i
-        from its current policy. With ``ego_critic`` row i lists the agents from agent i on (i, i+1, ..., i-1).
+        With ``own`` (actor update) agent i's action in row i is its policy's; ``ego_critic``: row i from agent i on.
         """
         a = obs.shape[1]
         if self.cfg.ego_critic:
@@ -290,10 +264,7 @@ class MADDPG(Agent):
             return (torch.tanh(out) + self._noise() * self._unit_noise(shape)).clamp(-1.0, 1.0)
 
     def _unit_noise(self, shape: tuple[int, ...]) -> torch.Tensor:
-        """Standard normal noise; with noise_correlation rho > 0, an AR(1) process per copy and agent.
-
-        A discretised Ornstein-Uhlenbeck process (DDPG's), n <- rho * n + sqrt(1 - rho^2) * eps, restarted per episode.
-        """
+        """Standard normal noise; with noise_correlation rho > 0 an Ornstein-Uhlenbeck (AR(1)) restarted per episode."""
         eps = torch.randn(shape, generator=self.generator)
         rho = self.cfg.noise_correlation
         if rho <= 0:
@@ -308,19 +279,24 @@ class MADDPG(Agent):
     # -- learning
     def learn(self, total_steps: int, callback: Callback) -> None:
         """Collect from ``n_envs`` copies and update every ``train_every`` vector steps."""
-        cfg = self.cfg
-        self._total_steps = total_steps
-        envs = self.make_vec(cfg.n_envs)
+        cfg, self._total_steps = self.cfg, total_steps
+        self._envs = envs = self.make_vec(cfg.n_envs)
         self.buffer = ReplayBuffer(cfg.buffer_size, self.n_agents, self.obs_dim, self.act_dim, self.generator)
-        collector = NStepCollector(self.buffer, cfg.n_step, cfg.gamma, cfg.n_envs)
-        self._envs, self._collector = envs, collector
+        self._collector = collector = NStepCollector(self.buffer, cfg.n_step, cfg.gamma, cfg.n_envs)
         resume, self._resume = self._resume, None
         obs, _ = envs.reset(seed=self.seed if resume is None else self.seed + self.num_steps)
-        reset_next = np.zeros(cfg.n_envs, dtype=bool)
-        episodes = EpisodeStats(cfg.n_envs, self.agents)
-        vector_steps = 0
-        if resume is not None:
-            self._restore(resume)
+        reset_next, episodes, vector_steps = np.zeros(cfg.n_envs, dtype=bool), EpisodeStats(cfg.n_envs, self.agents), 0
+        if resume is not None:  # the buffer, n-step history, updates, generator and noise that training_state saved
+            stored = resume["buffer"]
+            self.buffer.size, self.buffer.pos = int(stored["size"]), int(stored["pos"])
+            for k in ReplayBuffer.FIELDS:
+                getattr(self.buffer, k)[:self.buffer.size] = stored[k]
+            collector.count = np.asarray(resume["collector"]["count"], dtype=np.int64)
+            history = resume["collector"]["history"]
+            collector._history = None if history is None else [np.asarray(h, dtype=np.float32) for h in history]
+            self.num_updates = int(resume["num_updates"])
+            self.generator.set_state(resume["generator"])
+            self._noise_state = resume["noise_state"]
             vector_steps = int(resume["vector_steps"])
             if resume["envs_exact"]:
                 set_env_state(envs, resume["envs"])
@@ -341,8 +317,7 @@ class MADDPG(Agent):
                 self.num_steps += cfg.n_envs
                 vector_steps += 1
                 episodes.step(rewards, valid, done, self.num_steps, callback)
-                reset_next = done
-                obs = next_obs
+                reset_next, obs = done, next_obs
                 if self.num_steps >= cfg.learning_starts and vector_steps % cfg.train_every == 0:
                     for _ in range(cfg.gradient_steps):
                         metrics = self._update()
@@ -365,23 +340,9 @@ class MADDPG(Agent):
                 "collector": {"count": c.count.copy(),
                               "history": None if c._history is None else [h.copy() for h in c._history]}}
 
-    def _restore(self, state: dict[str, Any]) -> None:
-        b, c = self.buffer, self._collector
-        stored = state["buffer"]
-        b.size, b.pos = int(stored["size"]), int(stored["pos"])
-        for k in ReplayBuffer.FIELDS:
-            getattr(b, k)[:b.size] = stored[k]
-        c.count = np.asarray(state["collector"]["count"], dtype=np.int64)
-        history = state["collector"]["history"]
-        c._history = None if history is None else [np.asarray(h, dtype=np.float32) for h in history]
-        self.num_updates = int(state["num_updates"])
-        self.generator.set_state(state["generator"])
-        self._noise_state = state["noise_state"]
-
     def _update(self) -> dict[str, float]:
         """One MADDPG step for every agent (see the module docstring); every agent's nets in one call."""
-        cfg = self.cfg
-        c = self.n_critics
+        cfg, c = self.cfg, self.n_critics
         obs, actions, rewards, next_obs, terminated, discounts = self.buffer.sample(cfg.batch_size)
         b = obs.shape[0]
         if cfg.mirror_symmetry:  # the env is unchanged under (o, a) -> (-o, -a): mirror half the batch
@@ -416,10 +377,9 @@ class MADDPG(Agent):
             q_own = self._q(self.critic, self._rows(obs, actions, own), 1)[0]
             actor_loss = -q_own.mean() + cfg.action_l2 * (out ** 2).mean()
             # Gradients for the actors only: the critic's weights take no part in this step.
-            params = self._actor_params
-            for p, g in zip(params, torch.autograd.grad(actor_loss, params), strict=True):
+            for p, g in zip(self._actor_params, torch.autograd.grad(actor_loss, self._actor_params), strict=True):
                 p.grad = g
-            metrics["actor_grad_norm"] = self._clip(params)
+            metrics["actor_grad_norm"] = self._clip(self._actor_params)
             self.actor_opt.step()
             metrics["actor_loss"] = float(actor_loss.detach())
             soft_update(self._target_actor_params, self._actor_params, cfg.tau)

@@ -40,19 +40,13 @@ def grad_norm(parameters: list[torch.Tensor]) -> float:
 
 
 class StackedMLP(nn.Module):
-    """``count`` independent MLPs of one shape (each initialised as :func:`mlp`), evaluated by batched matmuls.
-
-    ``forward`` maps ``(count, batch, sizes[0])`` to ``(count, batch, sizes[-1])``: network ``k`` sees only ``x[k]``.
-    ``layer_norm`` normalises every hidden layer's pre-activations (LayerNorm without learned scale and shift).
-    """
+    """``count`` independent MLPs of one shape (each initialised as :func:`mlp`), evaluated by batched matmuls."""
 
     def __init__(self, count: int, sizes: list[int], activation: str, out_gain: float = 1.0,
                  layer_norm: bool = False) -> None:
         super().__init__()
-        self.count = count
-        self.layer_norm = layer_norm
-        self.weights = nn.ParameterList()
-        self.biases = nn.ParameterList()
+        self.count, self.layer_norm = count, layer_norm  # layer_norm: LayerNorm without learned scale and shift
+        self.weights, self.biases = nn.ParameterList(), nn.ParameterList()
         hidden_gain = nn.init.calculate_gain("relu") if activation == "relu" else 1.0
         for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
             gain = out_gain if i == len(sizes) - 2 else hidden_gain
@@ -64,7 +58,7 @@ class StackedMLP(nn.Module):
         self.activation = activation_fn(activation)()
 
     def forward(self, x: torch.Tensor, first: int | None = None) -> torch.Tensor:
-        """Apply every network (or only the ``first`` ones) to its own slice of ``x``."""
+        """Network ``k`` (of all or of the ``first``) maps ``x[k]``: (count, batch, in) -> (count, batch, out)."""
         last = len(self.weights) - 1
         for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
             if first is not None:
@@ -78,11 +72,7 @@ class StackedMLP(nn.Module):
 
 
 def refuse_diverging_steps(optimizer: torch.optim.Optimizer, what: str, step: Callable[[], int]) -> None:
-    """Make ``optimizer.step()`` raise :class:`TrainingDiverged` instead of applying NaN or infinite gradients.
-
-    One check of the gradients' norm before each step keeps the weights at the last finite update. ``what`` (it
-    trains) and ``step()`` (the agent's step count) are for the message.
-    """
+    """Make ``optimizer.step()`` raise :class:`TrainingDiverged` on NaN or infinite gradients, before applying them."""
 
     def check(opt: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         params = [p for group in opt.param_groups for p in group["params"]]
@@ -90,9 +80,9 @@ def refuse_diverging_steps(optimizer: torch.optim.Optimizer, what: str, step: Ca
         if math.isfinite(norm):
             return
         weights_finite = all(bool(torch.isfinite(p).all()) for p in params)
-        shown = "NaN" if math.isnan(norm) else "inf"
         raise TrainingDiverged(
-            f"training diverged at step {step()}: the gradient of {what} is {shown} (a NaN or infinite loss); "
+            f"training diverged at step {step()}: the gradient of {what} is {'NaN' if math.isnan(norm) else 'inf'} "
+            "(a NaN or infinite loss); "
             "the update was not applied"
             + ("" if weights_finite else ", but the weights were already NaN or infinite") + ". Try a smaller "
             "learning rate (agent.*learning_rate) or gradient clipping, and check the scale of the env's rewards and "

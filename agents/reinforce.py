@@ -44,13 +44,12 @@ class Policy(nn.Module):
         super().__init__()
         obs_dim = int(np.prod(observation_space.shape))
         self.discrete = isinstance(action_space, spaces.Discrete)
-        if isinstance(action_space, spaces.Discrete):
+        if self.discrete:
             self.net = mlp([obs_dim, *cfg.net_arch, int(action_space.n)], cfg.activation_fn, out_gain=0.01)
             return
         assert isinstance(action_space, spaces.Box)
-        self.act_dim = int(np.prod(action_space.shape))
-        self.action_shape = action_space.shape
-        self.state_dependent_std = cfg.state_dependent_std
+        self.act_dim, self.action_shape = int(np.prod(action_space.shape)), action_space.shape
+        self.state_dependent_std, self.squash = cfg.state_dependent_std, cfg.squash
         out = 2 * self.act_dim if cfg.state_dependent_std else self.act_dim
         self.net = mlp([obs_dim, *cfg.net_arch, out], cfg.activation_fn, out_gain=0.01)
         self.log_std = nn.Parameter(torch.full((self.act_dim,), float(cfg.log_std_init)))
@@ -60,7 +59,6 @@ class Policy(nn.Module):
         if cfg.squash and not (np.isfinite(action_space.low).all() and np.isfinite(action_space.high).all()):
             raise ConfigError(f"agent.squash=true maps actions into finite bounds, but the action space is "
                               f"{action_space}; set agent.squash=false")
-        self.squash = cfg.squash
         self.register_buffer("low", torch.as_tensor(action_space.low, dtype=torch.float32).reshape(-1))
         self.register_buffer("high", torch.as_tensor(action_space.high, dtype=torch.float32).reshape(-1))
 
@@ -69,10 +67,8 @@ class Policy(nn.Module):
         out = self.net(obs)
         if self.discrete:
             return torch.distributions.Categorical(logits=out, validate_args=False)
-        if self.state_dependent_std:
-            mean, log_std = out[:, : self.act_dim], out[:, self.act_dim :]
-        else:
-            mean, log_std = out, self.log_std.expand_as(out)
+        d = self.act_dim
+        mean, log_std = (out[:, :d], out[:, d:]) if self.state_dependent_std else (out, self.log_std.expand_as(out))
         return torch.distributions.Normal(mean, log_std.clamp(-5.0, 2.0).exp(), validate_args=False)
 
     def log_prob(self, dist: torch.distributions.Distribution, raw: torch.Tensor) -> torch.Tensor:
@@ -84,11 +80,6 @@ class Policy(nn.Module):
             # Change of variables for a = tanh(u): log |d tanh(u) / du| = 2 (log 2 - u - softplus(-2u)).
             logp = logp - (2 * (math.log(2.0) - raw - nn.functional.softplus(-2 * raw))).sum(-1)
         return logp
-
-    def entropy(self, dist: torch.distributions.Distribution) -> torch.Tensor:
-        """Entropy of the unsquashed distribution, per sample."""
-        ent = dist.entropy()
-        return ent if self.discrete else ent.sum(-1)
 
     def to_env(self, raw: torch.Tensor) -> np.ndarray:
         """Map raw samples to actions the environment accepts (squashed or clipped into the bounds)."""
@@ -103,26 +94,21 @@ class Policy(nn.Module):
     def greedy(self, obs: torch.Tensor) -> torch.Tensor:
         """The most likely raw action: argmax of the logits, or the Gaussian mean."""
         dist = self.distribution(obs)
-        if self.discrete:
-            return dist.logits.argmax(-1)  # type: ignore[attr-defined]
-        return dist.mean
+        return dist.logits.argmax(-1) if self.discrete else dist.mean  # type: ignore[attr-defined]
 
 
 # ---------------------------------------------------------------------------------------------- the maths
 def discounted_returns(rewards: np.ndarray, ends: np.ndarray, bootstrap: np.ndarray, valid: np.ndarray,
                        gamma: float) -> np.ndarray:
-    """Reward-to-go G_t on a (T, N) grid of steps of N copies (0 where not ``valid``).
+    """Reward-to-go G_t on a (T, N) grid of steps of N copies (0 where not ``valid``: autoreset steps, idle copies).
 
-    Where ``ends`` (a segment ends: terminated, truncated or cut) G_T = r_T + gamma * bootstrap_T, with bootstrap 0
-    for terminations and V(s_{T+1}) for truncations and cuts. Invalid steps are autoreset steps and idle copies.
+    Where ``ends`` (terminated, truncated or cut) G_T = r_T + gamma * bootstrap_T (0 after a termination, else V).
     """
     returns = np.zeros_like(rewards, dtype=np.float64)
     running = np.zeros(rewards.shape[1], dtype=np.float64)
     for t in range(rewards.shape[0] - 1, -1, -1):
         running = np.where(ends[t], bootstrap[t], running)
-        running = rewards[t] + gamma * running
-        running = np.where(valid[t], running, 0.0)
-        returns[t] = running
+        running = returns[t] = np.where(valid[t], rewards[t] + gamma * running, 0.0)
     return returns
 
 
@@ -145,9 +131,7 @@ class Reinforce(Agent):
 
     def __init__(self, cfg: ReinforceConfig, make_vec: Callable[[int], gym.vector.VectorEnv], seed: int,
                  training: bool = True) -> None:
-        self.cfg = cfg
-        self.seed = seed
-        self.make_vec = make_vec
+        self.cfg, self.seed, self.make_vec = cfg, seed, make_vec
         env = probe(make_vec, "reinforce")
         self.observation_space, self.action_space = env.single_observation_space, env.single_action_space
         if not isinstance(self.action_space, (spaces.Discrete, spaces.Box)):
@@ -159,8 +143,7 @@ class Reinforce(Agent):
         self.value: nn.Module | None = None
         self.value_opt: torch.optim.Optimizer | None = None
         if cfg.baseline:
-            obs_dim = self.observation_space.shape[0]
-            self.value = mlp([obs_dim, *cfg.net_arch, 1], cfg.activation_fn).to(self.device)
+            self.value = mlp([self.observation_space.shape[0], *cfg.net_arch, 1], cfg.activation_fn).to(self.device)
             self.value_opt = torch.optim.Adam(self.value.parameters(), lr=cfg.value_learning_rate)
             refuse_diverging_steps(self.value_opt, "reinforce's baseline", lambda: self.num_steps)
         refuse_diverging_steps(self.policy_opt, "reinforce's policy", lambda: self.num_steps)
@@ -191,10 +174,8 @@ class Reinforce(Agent):
             raise ConfigError("agent=reinforce needs a vector env with Gymnasium's NEXT_STEP autoreset mode")
         self._rollout = _Rollout(cfg.n_envs, self.observation_space.shape[0], self.policy.discrete,
                                  getattr(self.policy, "act_dim", 1))
-        self._envs = envs
-        resume, self._resume = self._resume, None
-        n = cfg.n_envs
-        self._episodes, self._reset_next = EpisodeStats(n), np.zeros(n, bool)
+        self._envs, resume, self._resume = envs, self._resume, None
+        self._episodes, self._reset_next = EpisodeStats(cfg.n_envs), np.zeros(cfg.n_envs, bool)
         if resume is None:
             obs, _ = envs.reset(seed=self.seed)
         elif not resume["envs_exact"]:  # the env's episodes cannot be restored (see rlkit.envs.state): new ones
@@ -224,14 +205,11 @@ class Reinforce(Agent):
     def _collect(self, envs: gym.vector.VectorEnv, obs: np.ndarray, callback: Callback,
                  total_steps: int) -> tuple[np.ndarray, bool]:
         """Step all copies with the current policy until the batch is complete; returns (obs, keep_going)."""
-        cfg, ro = self.cfg, self._rollout
-        n = cfg.n_envs
-        ro.t = 0
-        by_steps = cfg.steps_per_update > 0
+        cfg, ro, n = self.cfg, self._rollout, self.cfg.n_envs
+        ro.t, by_steps = 0, cfg.steps_per_update > 0
         # In episode mode, a copy collects while it is inside a counted episode.
         collecting = np.ones(n, dtype=bool) if by_steps else np.arange(n) < cfg.episodes_per_update
-        started = int(collecting.sum())
-        completed = 0
+        started, completed = int(collecting.sum()), 0
         while True:
             with torch.no_grad():
                 raw = self.policy.distribution(self._obs(obs)).sample()
@@ -251,8 +229,7 @@ class Reinforce(Agent):
                 joining = np.flatnonzero(self._reset_next)[:cfg.episodes_per_update - started]
                 collecting[joining] = True
                 started += len(joining)
-            self._reset_next = done
-            obs = next_obs
+            self._reset_next, obs = done, next_obs
             keep_going = callback.on_step(self.num_steps)
             full = ro.t * n >= cfg.steps_per_update if by_steps else completed >= cfg.episodes_per_update
             if not keep_going or self.num_steps >= total_steps or full:
@@ -267,8 +244,7 @@ class Reinforce(Agent):
 
     def _update(self) -> dict[str, float]:
         """One policy-gradient step (and the baseline's steps) on the collected batch."""
-        cfg, ro = self.cfg, self._rollout
-        t = ro.t
+        cfg, ro, t = self.cfg, self._rollout, self._rollout.t
         returns = discounted_returns(ro.rewards[:t], ro.ends[:t], ro.bootstrap[:t], ro.valid[:t], cfg.gamma)
         mask = ro.valid[:t].reshape(-1)
         obs = torch.as_tensor(ro.obs[:t].reshape(-1, ro.obs.shape[-1])[mask], device=self.device)
@@ -278,7 +254,7 @@ class Reinforce(Agent):
         values = None if self.value is None else self.value(obs).squeeze(-1)
         dist = self.policy.distribution(obs)
         logp = self.policy.log_prob(dist, raw)
-        entropy = self.policy.entropy(dist)
+        entropy = dist.entropy() if self.policy.discrete else dist.entropy().sum(-1)  # of the unsquashed distribution
         # A_t = G_t - V(s_t), normalised; policy loss = -mean log pi(a_t | s_t) A_t - entropy_coef * mean H
         loss, _ = policy_loss(logp, ret, values, entropy, cfg.normalize_returns, cfg.entropy_coef)
         self.policy_opt.zero_grad()
@@ -331,16 +307,14 @@ class _Rollout:
                   "rewards": ((), np.float64), "valid": ((), bool), "ends": ((), bool), "bootstrap": ((), np.float64)}
         for name, (shape, dtype) in fields.items():
             setattr(self, name, np.zeros((capacity, n_envs, *shape), dtype=dtype))
-        self.fields = list(fields)
-        self.t = 0
+        self.fields, self.t = list(fields), 0
 
     def add(self, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray, valid: np.ndarray) -> None:
         t = self.t
         if t == len(self.obs):
             for name in self.fields:
                 old = getattr(self, name)
-                setattr(self, name, np.zeros((2 * t, *old.shape[1:]), dtype=old.dtype))
-                getattr(self, name)[:t] = old
+                setattr(self, name, np.concatenate([old, np.zeros_like(old)]))
         for name, x in zip(self.fields, (obs, actions, rewards, valid, False, 0.0), strict=True):
             getattr(self, name)[t] = x
         self.t += 1

@@ -32,9 +32,8 @@ from rlkit.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-# Action spaces each SB3 algorithm accepts, checked before SB3 is asked to build anything.
-SUPPORTED_ACTIONS: dict[str, tuple[type[spaces.Space[Any]], ...]] = {"DQN": (spaces.Discrete,), "SAC": (spaces.Box,),
-                                                                     "TD3": (spaces.Box,)}
+# Action spaces each SB3 algorithm accepts (others: any), checked before SB3 is asked to build anything.
+SUPPORTED_ACTIONS: dict[str, tuple[type, ...]] = {"DQN": (spaces.Discrete,), "SAC": (spaces.Box,), "TD3": (spaces.Box,)}
 
 # Schema fields that are rlkit's, not keyword arguments of the SB3 constructor.
 _RLKIT_FIELDS = {"name", "algo", "policy", "n_envs", "net_arch", "activation_fn", "device", "action_bins",
@@ -65,59 +64,13 @@ def _counters(model: BaseAlgorithm) -> list[str]:
 
 
 def private_attributes(model: BaseAlgorithm) -> list[str]:
-    """Every SB3 attribute (dotted path) that exact resume reads and writes; none of them is SB3's public API.
-
-    tests/agents/test_sb3_algorithms.py checks each on every algorithm: an SB3 release that moves one fails there.
-    """
+    """Every SB3 attribute (dotted path) that exact resume reads and writes; none of them is SB3's public API."""
+    # tests/agents/test_sb3_algorithms.py checks each on every algorithm: an SB3 release that moves one fails there.
     names = [*_counters(model), "_last_obs", "_last_episode_starts", "action_space._np_random",
              "logger.name_to_value", "logger.name_to_count", "logger.name_to_excluded"]
     if getattr(model, "replay_buffer", None) is not None:
         names += [f"replay_buffer.{k}" for k in ("pos", "full", "buffer_size", *_BUFFER_ARRAYS)]
     return names
-
-
-def get_training_state(model: BaseAlgorithm) -> dict[str, Any]:
-    """What SB3 needs beyond the weights to continue exactly (counters, logger, replay buffer, env copies...)."""
-    env, exact = env_state(model.get_env())
-    logger = model.logger
-    state: dict[str, Any] = {
-        "counters": {k: getattr(model, k) for k in _counters(model)},
-        "last_obs": model._last_obs, "last_episode_starts": model._last_episode_starts,
-        "action_space_rng": model.action_space.np_random.bit_generator.state,
-        "logger": {"values": dict(logger.name_to_value), "counts": dict(logger.name_to_count),
-                   "excluded": {k: list(v) for k, v in logger.name_to_excluded.items()}},
-        "envs": env, "envs_exact": exact, "buffer": None,
-    }
-    rb = getattr(model, "replay_buffer", None)
-    if rb is not None:
-        n = rb.buffer_size if rb.full else rb.pos
-        state["buffer"] = {"pos": rb.pos, "full": rb.full, **{k: getattr(rb, k)[:n].copy() for k in _BUFFER_ARRAYS
-                                                               if getattr(rb, k) is not None}}
-    return state
-
-
-def set_training_state(model: BaseAlgorithm, state: dict[str, Any]) -> None:
-    """Restore :func:`get_training_state` into a model of the same config, whose logger is already set."""
-    for k, v in state["counters"].items():
-        setattr(model, k, v)
-    model.action_space._np_random = generator_from_state(state["action_space_rng"])
-    logger = model.logger
-    logger.name_to_value.update(state["logger"]["values"])
-    logger.name_to_count.update(state["logger"]["counts"])
-    logger.name_to_excluded.update({k: tuple(v) for k, v in state["logger"]["excluded"].items()})
-    buffer = state["buffer"]
-    if buffer is not None:
-        rb = model.replay_buffer
-        rb.pos, rb.full = int(buffer["pos"]), bool(buffer["full"])
-        for k in _BUFFER_ARRAYS:
-            if k in buffer:
-                getattr(rb, k)[:len(buffer[k])] = buffer[k]
-    if state["envs_exact"]:
-        set_env_state(model.get_env(), state["envs"])
-        model._last_obs = state["last_obs"]
-        model._last_episode_starts = state["last_episode_starts"]
-    else:
-        model._last_obs = None  # SB3 resets the copies: new episodes
 
 
 # ---------------------------------------------------------------------------------------------- events
@@ -129,10 +82,8 @@ class _EventAdapter(BaseCallback):
         self.callback = callback
 
     def _on_step(self) -> bool:
-        for info in self.locals["infos"]:
-            ep = info.get("episode")
-            if ep is not None:
-                self.callback.on_episode_end(Episode(self.num_timesteps, float(ep["r"]), int(ep["l"])))
+        for ep in (info["episode"] for info in self.locals["infos"] if "episode" in info):
+            self.callback.on_episode_end(Episode(self.num_timesteps, float(ep["r"]), int(ep["l"])))
         return self.callback.on_step(self.num_timesteps)
 
     def _on_rollout_start(self) -> None:
@@ -158,14 +109,13 @@ class _UpdateForwarder(KVWriter):
             self.callback.on_update(step, metrics)
 
     def close(self) -> None:
-        """Nothing to close: the events go to rlkit's callbacks."""
+        """Nothing to close."""
 
 
 class SB3Agent(Agent):
     """Any stable-baselines3 algorithm, chosen by ``cfg.algo``; the config's other fields go to its constructor.
 
-    ``seed`` seeds SB3 (Python, NumPy, torch) and the copies (``seed + i``); ``training=False`` builds a model only
-    for acting (a minimal replay buffer, one env copy).
+    ``seed`` seeds SB3 and the copies (``seed + i``); ``training=False`` builds a model only for acting.
     """
 
     def __init__(self, cfg: Any, make_env: Callable[[], gym.Env], seed: int, training: bool = True) -> None:
@@ -174,25 +124,21 @@ class SB3Agent(Agent):
             raise ConfigError(f"agent.algo={cfg.algo!r} is not a stable-baselines3 algorithm")
         self.cfg = cfg
         self._discretized: DiscretizedActions | None = None
-        supported = SUPPORTED_ACTIONS.get(cfg.algo)
+        supported = SUPPORTED_ACTIONS.get(cfg.algo, (spaces.Space,))
         probe = make_env()
-        if supported is not None and not isinstance(probe.action_space, supported) and \
-                spaces.Discrete in supported and getattr(cfg, "action_bins", 0) >= 2:
+        if not isinstance(probe.action_space, supported) and spaces.Discrete in supported and \
+                getattr(cfg, "action_bins", 0) >= 2:  # agent.algo=DQN on another schema has no action_bins
             with contextlib.suppress(ValueError):  # not a bounded Box: refused below
                 self._discretized = DiscretizedActions(probe, cfg.action_bins)
         probe.close()
         if self._discretized is not None:
             log.info("agent=%s (%s) needs discrete actions: %s discretised into %d bins per dimension, %s",
                      cfg.name, cfg.algo, probe.action_space, cfg.action_bins, self._discretized.action_space)
-            bare_make = make_env
-
-            def make_env() -> gym.Env:
-                return DiscretizedActions(bare_make(), cfg.action_bins)
-        n_envs = cfg.n_envs if training else 1
-        venv = DummyVecEnv([lambda: Monitor(make_env()) for _ in range(n_envs)])
-        self.observation_space = venv.observation_space
-        self.action_space = venv.action_space
-        if supported is not None and not isinstance(self.action_space, supported):
+        bins = cfg.action_bins if self._discretized is not None else 0
+        venv = DummyVecEnv([lambda: Monitor(DiscretizedActions(make_env(), bins) if bins else make_env())
+                            for _ in range(cfg.n_envs if training else 1)])
+        self.observation_space, self.action_space = venv.observation_space, venv.action_space
+        if not isinstance(self.action_space, supported):
             venv.close()
             raise ConfigError(f"agent={cfg.name} ({cfg.algo}) needs a {' or '.join(s.__name__ for s in supported)} "
                               f"action space, but the environment has {self.action_space}"
@@ -218,16 +164,46 @@ class SB3Agent(Agent):
         """Run SB3's ``learn`` with rlkit's events attached (continuing from a training state if one was loaded)."""
         logger = Logger(folder=None, output_formats=[_UpdateForwarder(callback)])
         self.model.set_logger(logger)
-        resume, self._resume = self._resume, None
-        if resume is not None:
-            set_training_state(self.model, resume)
+        model, resume, self._resume = self.model, self._resume, None
+        if resume is not None:  # SB3's counters, logger, replay buffer and env copies, where training_state read them
+            for k, v in resume["counters"].items():
+                setattr(model, k, v)
+            model.action_space._np_random = generator_from_state(resume["action_space_rng"])
+            logger.name_to_value.update(resume["logger"]["values"])
+            logger.name_to_count.update(resume["logger"]["counts"])
+            logger.name_to_excluded.update({k: tuple(v) for k, v in resume["logger"]["excluded"].items()})
+            if (buffer := resume["buffer"]) is not None:
+                rb = model.replay_buffer
+                rb.pos, rb.full = int(buffer["pos"]), bool(buffer["full"])
+                for k in set(_BUFFER_ARRAYS) & buffer.keys():
+                    getattr(rb, k)[:len(buffer[k])] = buffer[k]
+            if resume["envs_exact"]:
+                set_env_state(model.get_env(), resume["envs"])
+                model._last_obs, model._last_episode_starts = resume["last_obs"], resume["last_episode_starts"]
+            else:
+                model._last_obs = None  # SB3 resets the copies: new episodes
         # Continuing, SB3 counts total_timesteps from num_timesteps: the same schedules as one long run.
-        self.model.learn(total_timesteps=total_steps - self.model.num_timesteps, callback=_EventAdapter(callback),
-                         progress_bar=False, reset_num_timesteps=resume is None)
+        model.learn(total_timesteps=total_steps - model.num_timesteps, callback=_EventAdapter(callback),
+                    progress_bar=False, reset_num_timesteps=resume is None)
 
     def training_state(self) -> dict[str, Any]:
-        """SB3's own training state (see :func:`get_training_state`)."""
-        return get_training_state(self.model)
+        """What SB3 needs beyond the weights to continue exactly (counters, logger, replay buffer, env copies...)."""
+        env, exact = env_state(self.model.get_env())
+        model, logger = self.model, self.model.logger
+        state: dict[str, Any] = {
+            "counters": {k: getattr(model, k) for k in _counters(model)},
+            "last_obs": model._last_obs, "last_episode_starts": model._last_episode_starts,
+            "action_space_rng": model.action_space.np_random.bit_generator.state,
+            "logger": {"values": dict(logger.name_to_value), "counts": dict(logger.name_to_count),
+                       "excluded": {k: list(v) for k, v in logger.name_to_excluded.items()}},
+            "envs": env, "envs_exact": exact, "buffer": None,
+        }
+        rb = getattr(model, "replay_buffer", None)
+        if rb is not None:
+            n = rb.buffer_size if rb.full else rb.pos
+            state["buffer"] = {"pos": rb.pos, "full": rb.full, **{k: getattr(rb, k)[:n].copy() for k in _BUFFER_ARRAYS
+                                                                   if getattr(rb, k) is not None}}
+        return state
 
     def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
         """Actions from SB3's ``predict`` for a batch of observations."""

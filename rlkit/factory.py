@@ -296,4 +296,4 @@ def build_agent(cfg: Any, env: EnvFactory, seed: int, training: bool = True) -> 
     joint = EnvFactory(make=lambda render_mode=None: JointControl(env.make(render_mode)),
                        make_vec=lambda n: JointControlVectorEnv(env.make_vec(n)),
                        label=f"{env.label} (joint control)", reward_threshold=env.reward_threshold)
-    return JointControlAgent(build(cfg, joint, seed, training), probe.joint.split, len(env.agents))
+    return JointControlAgent(build(cfg, joint, seed, training), probe.joint.split)

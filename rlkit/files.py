@@ -23,8 +23,7 @@ _META_KEY = "rlkit"
 def atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically: a temporary file beside it, fsync, rename, fsync the directory.
 
-    A reader sees the old file or the new one, never half of one; a crash leaves the old one intact. A full disk
-    raises :class:`rlkit.errors.DiskFullError` saying so.
+    A reader sees the old file or the new one, never half of one; a full disk raises :class:`DiskFullError`.
     """
     with disk_full_errors(path, path.parent):
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -52,9 +51,8 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
 
 def save_checkpoint(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
     """Write ``tensors`` and ``meta`` to ``path`` atomically (see :func:`atomic_write`)."""
-    # safetensors refuses views that share storage; a contiguous copy of each tensor is cheap here. Serialised in
-    # memory and written by Python, so a full disk is an OSError with its errno (safetensors' save_file reports
-    # it as a SafetensorError with text only).
+    # safetensors refuses views that share storage: a contiguous copy of each. Serialised in memory and written by
+    # Python, so a full disk is an OSError with its errno (safetensors' save_file gives a SafetensorError, text only).
     flat = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
     atomic_write(path, save(flat, metadata={_META_KEY: json.dumps(meta)}))
 
@@ -68,8 +66,13 @@ def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]
             tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not iterable)
             raw_meta = (f.metadata() or {}).get(_META_KEY)
     except (SafetensorError, OSError, ValueError) as e:
-        kind = _code_format(path)
-        if kind is not None:
+        # A safetensors file starts with its header's length (8 bytes) and then ``{``, so even a damaged one is told
+        # apart from a pickle (``\x80`` and its protocol, 2 to 5) and a zip of pickles (torch.save's, SB3's).
+        with open(path, "rb") as f:
+            head = f.read(9)
+        pickle = len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5
+        if head[8:9] != b"{" and (pickle or head[:4] == b"PK\x03\x04"):
+            kind = "a pickle" if pickle else "a zip archive (torch.save's or SB3's format, which holds pickles)"
             raise RunDirError(f"checkpoint {path} is {kind}, which can run code when loaded: refused. rlkit "
                               "never unpickles; its checkpoints are safetensors files written by rlkit") from None
         raise RunDirError(f"checkpoint {path} is corrupt or not a safetensors file ({e})") from None
@@ -82,29 +85,10 @@ def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]
     return tensors, meta
 
 
-def _code_format(path: Path) -> str | None:
-    r"""Which format that runs code when loaded ``path`` is in (pickle, or torch.save's zip of pickles), if any.
-
-    A safetensors file starts with its header's length (8 bytes) and then ``{``, so even a damaged one is told
-    apart from a pickle (``\x80`` and its protocol, 2 to 5) and a zip archive (``PK\x03\x04``).
-    """
-    with open(path, "rb") as f:
-        head = f.read(9)
-    if head[8:9] == b"{":
-        return None
-    if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
-        return "a pickle"
-    if head[:4] == b"PK\x03\x04":
-        return "a zip archive (torch.save's or SB3's format, which holds pickles)"
-    return None
-
-
 def optimizer_to_tensors(state: dict[str, Any], prefix: str) -> tuple[dict[str, torch.Tensor], Any]:
     """Split an optimizer's ``state_dict()`` into tensors (per-parameter moments) and JSON (its param groups)."""
-    tensors: dict[str, torch.Tensor] = {}
-    for idx, pstate in state["state"].items():
-        for key, value in pstate.items():
-            tensors[f"{prefix}.state.{idx}.{key}"] = value if isinstance(value, torch.Tensor) else torch.tensor(value)
+    tensors = {f"{prefix}.state.{idx}.{key}": value if isinstance(value, torch.Tensor) else torch.tensor(value)
+               for idx, pstate in state["state"].items() for key, value in pstate.items()}
     return tensors, state["param_groups"]
 
 

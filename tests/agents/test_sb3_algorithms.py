@@ -53,8 +53,8 @@ def test_every_sb3_attribute_that_exact_resume_reads_exists(algo):
         for part in path.split("."):
             assert hasattr(owner, part), (
                 f"stable-baselines3 {stable_baselines3.__version__}: {type(model).__name__} has no attribute {path!r}, "
-                "which rlkit reads and writes to resume exactly: update rlkit.agents.sb3.get_training_state/"
-                "set_training_state")
+                "which rlkit reads and writes to resume exactly: update SB3Agent.training_state and learn "
+                "in rlkit.agents.sb3")
             owner = getattr(owner, part)
 
 
