@@ -37,24 +37,25 @@ def seed_envs(envs: Sequence[gym.Env], seed: int) -> None:
 
 @dataclass
 class Played:
-    """Episodes played by :func:`play_episodes`, in env order."""
+    """Episodes played, in env order: returns (multi-agent: the mean over agents) and lengths."""
 
-    returns: np.ndarray
-    """Shape (episodes,), or (episodes, agents) for a multi-agent env."""
-    lengths: list[int]
-    agents: list[str]
-    """A multi-agent env's ``possible_agents``; empty for a single-agent one."""
-    successes: list[bool] | None = None
-    """``info["is_success"]`` at each episode's end, where the env reports it."""
+    rewards: list[float] = field(default_factory=list)
+    lengths: list[int] = field(default_factory=list)
+    agent_rewards: dict[str, list[float]] = field(default_factory=dict)
+    """Multi-agent envs: every agent's returns."""
+    successes: list[bool] = field(default_factory=list)
+    """``info["is_success"]`` at each episode's end, where the env reports it at every end."""
+    checkpoint: Path | None = None
+    """``rlkit eval``: the checkpoint played, and the video it wrote."""
+    video: Path | None = None
 
-    def team_returns(self) -> list[float]:
-        """Every episode's return; a multi-agent episode's is the mean over its agents."""
-        r = self.returns
-        return [float(x) for x in (r.mean(axis=1) if r.ndim == 2 else r)]
-
-    def agent_returns(self) -> dict[str, list[float]]:
-        """Every agent's returns (multi-agent env), else empty."""
-        return {a: [float(x) for x in self.returns[:, i]] for i, a in enumerate(self.agents)}
+    def add(self, other: Played) -> None:
+        """Count ``other``'s episodes too."""
+        self.rewards += other.rewards
+        self.lengths += other.lengths
+        self.successes += other.successes
+        for name, r in other.agent_rewards.items():
+            self.agent_rewards.setdefault(name, []).extend(r)
 
 
 def play_episodes(agent: Agent, envs: Sequence[gym.Env], deterministic: bool = True,
@@ -95,15 +96,14 @@ def play_episodes(agent: Agent, envs: Sequence[gym.Env], deterministic: bool = T
             break
     done = sorted(finished)
     reported = [success[i] for i in done if success[i] is not None]
-    return Played(returns=returns[done], lengths=[lengths[i] for i in done], agents=agents,
-                  successes=reported if len(reported) == len(done) and done else None)
+    team = returns[done].mean(axis=1) if agents else returns[done]
+    return Played(rewards=[float(x) for x in team], lengths=[lengths[i] for i in done],
+                  agent_rewards={a: [float(x) for x in returns[done, k]] for k, a in enumerate(agents)},
+                  successes=reported if len(reported) == len(done) else [])
 
 
 class PeriodicEvaluator(Callback):
-    """Every ``cfg.every_steps`` steps, plays ``cfg.episodes`` episodes in parallel and keeps the best checkpoint.
-
-    Its time (``eval_seconds``) is counted apart, so training time can be reported without it.
-    """
+    """Every ``cfg.every_steps`` steps, plays ``cfg.episodes`` episodes in parallel and keeps the best checkpoint."""
 
     _state_attrs = (*Callback._state_attrs, "_next_eval", "eval_seconds", "solved_at")
 
@@ -111,7 +111,7 @@ class PeriodicEvaluator(Callback):
         super().__init__()
         self.make_env, self.cfg, self.seed = make_env, cfg, seed
         self.envs: list[gym.Env] = []
-        self.eval_seconds = 0.0
+        self.eval_seconds = 0.0  # counted apart, so that the training time can be reported without it
         self.best: Evaluation | None = None
         self.last: Evaluation | None = None
         self.solved_at: dict[str, float] | None = None
@@ -148,8 +148,8 @@ class PeriodicEvaluator(Callback):
         started = time.perf_counter()
         train_seconds = started - self.ctx.start_time - self.eval_seconds
         played = play_episodes(self.ctx.agent, self.envs, deterministic=self.cfg.deterministic)
-        evaluation = Evaluation(step=self.num_steps, rewards=played.team_returns(), lengths=played.lengths,
-                                agent_rewards=played.agent_returns(),
+        evaluation = Evaluation(step=self.num_steps, rewards=played.rewards, lengths=played.lengths,
+                                agent_rewards=played.agent_rewards,
                                 success_rate=float(np.mean(played.successes)) if played.successes else None)
         self.last = evaluation
         if self.best is None or evaluation.score > self.best.score:
@@ -179,36 +179,6 @@ class PeriodicEvaluator(Callback):
             env.close()
 
 
-@dataclass
-class EvalReport:
-    """What ``rlkit eval`` measured: every episode's return (multi-agent: the mean over agents) and length."""
-
-    checkpoint: Path
-    rewards: list[float] = field(default_factory=list)
-    lengths: list[int] = field(default_factory=list)
-    agent_rewards: dict[str, list[float]] = field(default_factory=dict)
-    successes: list[bool] = field(default_factory=list)
-    video: Path | None = None
-
-    def add(self, played: Played) -> None:
-        """Count the episodes of one :func:`play_episodes`."""
-        self.rewards += played.team_returns()
-        self.lengths += played.lengths
-        self.successes += played.successes or []
-        for name, r in played.agent_returns().items():
-            self.agent_rewards.setdefault(name, []).extend(r)
-
-    @property
-    def mean(self) -> float:
-        """Mean return."""
-        return float(np.mean(self.rewards)) if self.rewards else float("nan")
-
-    @property
-    def std(self) -> float:
-        """Standard deviation of the returns."""
-        return float(np.std(self.rewards)) if self.rewards else float("nan")
-
-
 def resolve_checkpoint(run_dir: Path, which: str) -> Path:
     """The checkpoint file for ``best``, ``last`` or an explicit path; ``best`` falls back to ``last``."""
     ckpt_dir = run_dir / "checkpoints"
@@ -231,7 +201,7 @@ def resolve_checkpoint(run_dir: Path, which: str) -> Path:
     )
 
 
-def evaluate_run(cfg: EvalRunConfig, on_episode: Callable[[int, Played], Any] | None = None) -> EvalReport:
+def evaluate_run(cfg: EvalRunConfig, on_episode: Callable[[int, Played], Any] | None = None) -> Played:
     """Rebuild a run's env and agent from its own config, load a checkpoint and play episodes."""
     cfg.validate()
     run_dir = Path(cfg.run).expanduser()
@@ -248,10 +218,17 @@ def evaluate_run(cfg: EvalRunConfig, on_episode: Callable[[int, Played], Any] | 
     def window_closed() -> bool:
         return bool(getattr(env.unwrapped, "window_closed", False))
 
-    report, video = EvalReport(checkpoint=checkpoint), None
+    report, video = Played(checkpoint=checkpoint), None
     try:
-        if cfg.video:
-            video = _video_writer(cfg, run_dir, checkpoint, env)
+        if cfg.video:  # <run>/videos/eval-<checkpoint>-<time>.<format>
+            folder = run_dir / "videos"
+            try:
+                folder.mkdir(exist_ok=True)
+            except OSError as e:
+                raise RunDirError(f"cannot write a video into {folder}: {e.strerror}") from None
+            stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S-%f")
+            video = VideoWriter(folder / f"eval-{checkpoint.stem}-{stamp}.{cfg.video_format}",
+                                fps=cfg.video_fps or env.metadata.get("render_fps") or DEFAULT_VIDEO_FPS)
         for episode in range(cfg.n_episodes):
             played = play_episodes(agent, [env], deterministic=cfg.deterministic, stop=window_closed,
                                    record=None if video is None else lambda _: video.append(env.render()))
@@ -269,15 +246,3 @@ def evaluate_run(cfg: EvalRunConfig, on_episode: Callable[[int, Played], Any] | 
     report.video = video.path if video is not None and video.frames else None
     return report
 
-
-def _video_writer(cfg: EvalRunConfig, run_dir: Path, checkpoint: Path, env: gym.Env) -> VideoWriter:
-    """A writer for ``<run>/videos/eval-<checkpoint>-<time>.<format>``."""
-    folder = run_dir / "videos"
-    try:
-        folder.mkdir(exist_ok=True)
-    except OSError as e:
-        raise RunDirError(f"cannot write a video into {folder}: {e.strerror}") from None
-    stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S-%f")
-    path = folder / f"eval-{checkpoint.stem}-{stamp}.{cfg.video_format}"
-    fps = cfg.video_fps or env.metadata.get("render_fps") or DEFAULT_VIDEO_FPS
-    return VideoWriter(path, fps=fps)

@@ -57,8 +57,7 @@ def compare(original: dict[str, list[tuple[int, float]]], rerun: dict[str, list[
             steps: int, whole: bool) -> Verdict:
     """Compare two runs' scalars logged before step ``steps`` (up to and at it if ``whole``).
 
-    A re-run stopped early updates and evaluates at its stop step where the run went on collecting, so that
-    step is left out unless the re-run covered the whole run.
+    A re-run stopped early updates and evaluates at its stop step where the run went on, so that step is left out.
     """
     verdict = Verdict(steps=steps)
     for tag in sorted(t for t in set(original) | set(rerun) if t.startswith(COMPARED)):
