@@ -115,8 +115,7 @@ class _Checked(Snapshot):
 
     def _refuse(self, values: dict[str, Any], where: str) -> None:
         for what, value in values.items():
-            problem = bad_number(value)
-            if problem is not None:
+            if (problem := bad_number(value)) is not None:
                 raise EnvError(f"{what} from {self.label} {problem} ({where}); {_ADVICE}")
 
 
@@ -176,10 +175,5 @@ class CheckedVectorEnv(_Checked):
             if bad_number(batch) is None:
                 continue
             for copy, value in enumerate(batch if isinstance(batch, np.ndarray) else np.asarray(batch, dtype=object)):
-                if bad_number(value) is not None:
-                    super()._refuse({what: value}, f"copy {copy}, {where}")
+                super()._refuse({what: value}, f"copy {copy}, {where}")  # raises at the first bad copy
             super()._refuse({what: batch}, where)
-
-    def close(self) -> None:
-        """Close the copies."""
-        self.envs.close()

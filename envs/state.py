@@ -55,8 +55,7 @@ class Snapshot:
 
     def set_state(self, state: dict[str, Any]) -> None:
         """Put back a state from :meth:`get_state` of an object built with the same arguments."""
-        missing = [name for name in self._snapshot_attrs if name not in state]
-        if missing:
+        if missing := [name for name in self._snapshot_attrs if name not in state]:
             raise ValueError(f"{type(self).__name__} state lacks {missing}")
         for name in self._snapshot_attrs:
             setattr(self, name, _decode(getattr(self, name), state[name]))
@@ -64,8 +63,7 @@ class Snapshot:
 
 def _children(env: Any) -> Iterator[tuple[str, Any]]:
     """The environments a layer wraps: ``env`` of a wrapper, ``envs`` of a vector env or adapter."""
-    inner = env.__dict__.get("env")
-    if inner is not None:
+    if (inner := env.__dict__.get("env")) is not None:
         yield "env", inner
     copies = env.__dict__.get("envs")
     if isinstance(copies, list | tuple):

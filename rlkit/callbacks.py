@@ -192,9 +192,7 @@ class TensorBoardLogger(Callback):
     def __init__(self, throughput_every: int = 1000, hparams: dict[str, Any] | None = None,
                  agents: Sequence[str] = ()) -> None:
         super().__init__()
-        self.throughput_every = throughput_every
-        self.hparams = hparams
-        self.agents = tuple(agents)
+        self.throughput_every, self.hparams, self.agents = throughput_every, hparams, tuple(agents)
         self._last_step = 0
         self._last_time = 0.0
         self._final: dict[str, float] = {}

@@ -25,9 +25,6 @@ from rlkit.video import VideoWriter
 
 log = logging.getLogger(__name__)
 
-DEFAULT_VIDEO_FPS = 30  # for envs whose metadata gives no render_fps
-
-
 def seed_envs(envs: Sequence[gym.Env], seed: int) -> None:
     """Seed each copy once (``seed + i``); later resets continue its random stream."""
     for i, env in enumerate(envs):
@@ -154,10 +151,8 @@ class PeriodicEvaluator(Callback):
         self.last = evaluation
         if self.best is None or evaluation.score > self.best.score:
             self.best = evaluation
-            self.ctx.agent.save(
-                self.ctx.run_dir / "checkpoints" / "best.safetensors",
-                {"step": self.num_steps, "eval_mean_reward": evaluation.mean_reward, "eval_score": evaluation.score},
-            )
+            meta = {"step": self.num_steps, "eval_mean_reward": evaluation.mean_reward, "eval_score": evaluation.score}
+            self.ctx.agent.save(self.ctx.run_dir / "checkpoints" / "best.safetensors", meta)
         # Solved: every threshold the env has is met, the score's and the success rate's.
         pairs = ((evaluation.score, self.ctx.reward_threshold), (evaluation.success_rate, self.ctx.success_threshold))
         met = [value >= threshold for value, threshold in pairs if value is not None and threshold is not None]
@@ -195,10 +190,8 @@ def resolve_checkpoint(run_dir: Path, which: str) -> Path:
         log.warning("%s has no best checkpoint; using the last one", run_dir)
         return last
     present = sorted(p.name for p in ckpt_dir.glob("*.safetensors"))
-    raise RunDirError(
-        f"{run_dir} has no {which} checkpoint ({path} is missing; present: {present or 'none'}). "
-        "Was the run interrupted before its first evaluation?"
-    )
+    raise RunDirError(f"{run_dir} has no {which} checkpoint ({path} is missing; present: {present or 'none'}). "
+                      "Was the run interrupted before its first evaluation?")
 
 
 def evaluate_run(cfg: EvalRunConfig, on_episode: Callable[[int, Played], Any] | None = None) -> Played:
@@ -227,8 +220,8 @@ def evaluate_run(cfg: EvalRunConfig, on_episode: Callable[[int, Played], Any] | 
             except OSError as e:
                 raise RunDirError(f"cannot write a video into {folder}: {e.strerror}") from None
             stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S-%f")
-            video = VideoWriter(folder / f"eval-{checkpoint.stem}-{stamp}.{cfg.video_format}",
-                                fps=cfg.video_fps or env.metadata.get("render_fps") or DEFAULT_VIDEO_FPS)
+            fps = cfg.video_fps or env.metadata.get("render_fps") or 30  # 30: the env's metadata has none
+            video = VideoWriter(folder / f"eval-{checkpoint.stem}-{stamp}.{cfg.video_format}", fps=fps)
         for episode in range(cfg.n_episodes):
             played = play_episodes(agent, [env], deterministic=cfg.deterministic, stop=window_closed,
                                    record=None if video is None else lambda _: video.append(env.render()))

@@ -178,10 +178,9 @@ def latest_checkpoint(run_dir: Path) -> TrainingCheckpoint:
     """The newest complete training checkpoint of a run; RunDirError if there is none."""
     found = checkpoints(run_dir / RESUME_DIR)
     if not found:
-        raise RunDirError(
-            f"{run_dir} has no training checkpoint to continue from ({RESUME_DIR}/step_* is missing); runs "
-            "write one every callbacks.checkpoint.every_steps steps or every_seconds seconds, and on SIGTERM"
-        )
+        raise RunDirError(f"{run_dir} has no training checkpoint to continue from ({RESUME_DIR}/step_* is missing); "
+                          "runs write one every callbacks.checkpoint.every_steps steps or every_seconds seconds, "
+                          "and on SIGTERM")
     return read_checkpoint(found[-1])
 
 
