@@ -57,7 +57,8 @@ class Evaluation:
         return self.mean_reward
 
     @property
-    def std_reward(self) -> float:  # noqa: D102
+    def std_reward(self) -> float:
+        """Standard deviation of the returns."""
         return float(np.std(self.rewards))
 
 

@@ -204,7 +204,6 @@ def evaluate_run(cfg: EvalRunConfig, on_episode: Callable[[int, Played], Any] | 
     env_factory = build_env(train_cfg.env)
     agent = build_agent(train_cfg.agent, env_factory, seed=train_cfg.seed, training=False)
     agent.load(checkpoint)
-
     env = env_factory.make("rgb_array" if cfg.video else cfg.render_mode)
     seed_envs([env], cfg.seed)
 
