@@ -1,7 +1,4 @@
-"""Checks of what environments return and what they are given: non-finite values, wrong action shapes.
-
-They run on every step, so the common case costs one vectorised sum; the offending value is searched only on failure.
-"""
+"""Checks, on every step, of what environments return and are given: non-finite values, wrong action shapes."""
 
 from __future__ import annotations
 
@@ -20,10 +17,7 @@ _sum = np.add.reduce
 
 
 def bad_number(value: Any) -> str | None:
-    """What makes a number, array, or dict/tuple of them unfit to learn from (``"contains NaN at index 2"``).
-
-    None if every number in it is finite.
-    """
+    """What makes a number, array, or dict/tuple of them unfit to learn from (``"contains NaN at index 2"``)."""
     if type(value) is np.ndarray and value.dtype.kind == "f" and math.isfinite(_sum(value, None, np.float64)):
         return None  # the hot path: a float array whose sum is finite holds only finite numbers
     if isinstance(value, float | np.floating):  # a single env's reward: no array needed
@@ -121,16 +115,12 @@ class _Checked(Snapshot):
 
     def _refuse(self, values: dict[str, Any], where: str) -> None:
         for what, value in values.items():
-            problem = bad_number(value)
-            if problem is not None:
+            if (problem := bad_number(value)) is not None:
                 raise EnvError(f"{what} from {self.label} {problem} ({where}); {_ADVICE}")
 
 
 class CheckedEnv(_Checked, gym.Wrapper):  # type: ignore[type-arg]
-    """An env that refuses NaN or infinite outputs, rewards that are no numbers, and actions of the wrong shape.
-
-    Each gets an :class:`EnvError` naming the env (``label``), the value, and where: copy, episode and step.
-    """
+    """An env that refuses (:class:`EnvError`) NaN or infinite outputs, non-numbers, and actions of the wrong shape."""
 
     _snapshot_attrs = ("_step", "_episode")
 
@@ -144,9 +134,8 @@ class CheckedEnv(_Checked, gym.Wrapper):  # type: ignore[type-arg]
     def set_state(self, state: dict[str, Any]) -> None:
         """Put back :meth:`get_state`, and bring Gymnasium's wrappers below to the same step of the episode.
 
-        A reset is their public way in (OrderEnforcing, PassiveEnvChecker, and TimeLimit at 0); the env's own
-        state is put back after it (:func:`rlkit.envs.state.set_env_state` restores outer layers first). Then
-        TimeLimit counts the steps since that reset, as this wrapper does.
+        A reset is their public way in; the env's own state is put back after it (``set_env_state`` restores outer
+        layers first). Then TimeLimit counts the steps since that reset, as this wrapper does.
         """
         self.env.reset()
         super().set_state(state)
@@ -186,10 +175,5 @@ class CheckedVectorEnv(_Checked):
             if bad_number(batch) is None:
                 continue
             for copy, value in enumerate(batch if isinstance(batch, np.ndarray) else np.asarray(batch, dtype=object)):
-                if bad_number(value) is not None:
-                    super()._refuse({what: value}, f"copy {copy}, {where}")
+                super()._refuse({what: value}, f"copy {copy}, {where}")  # raises at the first bad copy
             super()._refuse({what: batch}, where)
-
-    def close(self) -> None:
-        """Close the copies."""
-        self.envs.close()

@@ -1,8 +1,4 @@
-"""The state protocol that lets a training run stop and later continue exactly where it was.
-
-rlkit's own envs and wrappers are snapshots (:class:`Snapshot`); other libraries' layers give only public attributes.
-A snapshot is *exact* when every copy's innermost env is a Snapshot; others give their random generator only.
-"""
+"""The state protocol that lets a run stop and continue exactly (exact where every innermost env is a Snapshot)."""
 
 from __future__ import annotations
 
@@ -11,9 +7,6 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-
-_MONITOR_ATTRS = ("rewards", "needs_reset", "total_steps")  # SB3's Monitor: the episode in progress
-
 
 def _encode(value: Any) -> Any:
     if isinstance(value, np.ndarray):
@@ -52,10 +45,7 @@ def generator_from_state(state: dict[str, Any]) -> np.random.Generator:
 
 
 class Snapshot:
-    """Mixin: ``get_state``/``set_state`` over the attributes named in ``_snapshot_attrs``, as plain values.
-
-    Random generators are kept as their bit generator's state.
-    """
+    """Mixin: ``get_state``/``set_state`` over the attributes named in ``_snapshot_attrs``, as plain values."""
 
     _snapshot_attrs: tuple[str, ...] = ()
 
@@ -65,8 +55,7 @@ class Snapshot:
 
     def set_state(self, state: dict[str, Any]) -> None:
         """Put back a state from :meth:`get_state` of an object built with the same arguments."""
-        missing = [name for name in self._snapshot_attrs if name not in state]
-        if missing:
+        if missing := [name for name in self._snapshot_attrs if name not in state]:
             raise ValueError(f"{type(self).__name__} state lacks {missing}")
         for name in self._snapshot_attrs:
             setattr(self, name, _decode(getattr(self, name), state[name]))
@@ -74,8 +63,7 @@ class Snapshot:
 
 def _children(env: Any) -> Iterator[tuple[str, Any]]:
     """The environments a layer wraps: ``env`` of a wrapper, ``envs`` of a vector env or adapter."""
-    inner = env.__dict__.get("env")
-    if inner is not None:
+    if (inner := env.__dict__.get("env")) is not None:
         yield "env", inner
     copies = env.__dict__.get("envs")
     if isinstance(copies, list | tuple):
@@ -88,7 +76,7 @@ def _children(env: Any) -> Iterator[tuple[str, Any]]:
 def _public(env: Any, leaf: bool) -> dict[str, Any]:
     """What a layer of another library shows of its state."""
     if callable(getattr(env, "get_episode_rewards", None)):  # SB3's Monitor
-        return {k: _encode(getattr(env, k)) for k in _MONITOR_ATTRS}
+        return {k: _encode(getattr(env, k)) for k in ("rewards", "needs_reset", "total_steps")}  # episode so far
     if leaf and isinstance(env, gym.Env):
         return {"np_random": _encode(env.np_random)}
     return {}

@@ -1,7 +1,4 @@
-"""rlkit's callback events, and the callbacks every run uses: the TensorBoard logger and the progress bar.
-
-Every agent emits the same events (SB3's through ``rlkit.agents.sb3``); the shape follows SB3's ``BaseCallback``.
-"""
+"""The callback events every agent emits (SB3's ``BaseCallback`` shape), the TensorBoard logger, the progress bar."""
 
 from __future__ import annotations
 
@@ -81,10 +78,7 @@ class TrainingContext:
 
 
 class Callback:
-    """Base class: override the ``_on_*`` methods you need.
-
-    A continued run restores every callback's ``_state_attrs`` (plain values); override :meth:`state_dict` for more.
-    """
+    """Base class: override the ``_on_*`` hooks you need; a continued run restores the ``_state_attrs``."""
 
     _state_attrs: tuple[str, ...] = ("num_steps", "num_episodes")
 
@@ -133,26 +127,14 @@ class Callback:
         for name in self._state_attrs:
             setattr(self, name, state[name])
 
-    def _on_training_start(self) -> None:
-        pass
-
-    def _on_step(self) -> bool:
-        return True
-
-    def _on_episode_end(self, episode: Episode) -> None:
-        pass
-
-    def _on_update(self, step: int, metrics: dict[str, float]) -> None:
-        pass
-
-    def _on_evaluation(self, evaluation: Evaluation) -> None:
-        pass
-
-    def _on_training_end(self) -> None:
-        pass
-
-    def _on_safe_point(self) -> None:
-        pass
+    # The hooks subclasses override (SB3's shape): no-ops here.
+    def _on_training_start(self) -> None: ...
+    def _on_step(self) -> bool: return True
+    def _on_episode_end(self, episode: Episode) -> None: ...
+    def _on_update(self, step: int, metrics: dict[str, float]) -> None: ...
+    def _on_evaluation(self, evaluation: Evaluation) -> None: ...
+    def _on_training_end(self) -> None: ...
+    def _on_safe_point(self) -> None: ...
 
 
 class CallbackList(Callback):
@@ -204,19 +186,14 @@ class CallbackList(Callback):
 
 
 class TensorBoardLogger(Callback):
-    """Writes every event to TensorBoard, with a custom-scalars layout at the start and an HParams entry at the end.
-
-    ``hparams`` (flat, dotted keys) go to the HParams tab; a multi-agent env's ``agents`` get charts of their own.
-    """
+    """Writes every event to TensorBoard, a custom-scalars layout at the start and an HParams entry at the end."""
 
     _state_attrs = (*Callback._state_attrs, "_last_step", "_final")
 
     def __init__(self, throughput_every: int = 1000, hparams: dict[str, Any] | None = None,
                  agents: Sequence[str] = ()) -> None:
         super().__init__()
-        self.throughput_every = throughput_every
-        self.hparams = hparams
-        self.agents = tuple(agents)
+        self.throughput_every, self.hparams, self.agents = throughput_every, hparams, tuple(agents)
         self._last_step = 0
         self._last_time = 0.0
         self._final: dict[str, float] = {}
@@ -316,7 +293,6 @@ class ProgressBar(Callback):
         self.window: deque[float] = deque(maxlen=window)
         self.refresh_steps = refresh_steps
         self._bar: Any = None
-        self._shown = 0
 
     def _on_training_start(self) -> None:
         if self.enabled:
@@ -325,17 +301,15 @@ class ProgressBar(Callback):
             assert self.ctx is not None
             self._bar = tqdm(total=self.ctx.total_steps, initial=self.num_steps, unit="step", dynamic_ncols=True,
                              file=sys.stderr)
-            self._shown = self.num_steps
 
     def _on_step(self) -> bool:
-        if self._bar is not None and self.num_steps - self._shown >= self.refresh_steps:
+        if self._bar is not None and self.num_steps - self._bar.n >= self.refresh_steps:
             self._refresh()
         return True
 
     def _refresh(self) -> None:
         assert self.ctx is not None
-        self._bar.update(self.num_steps - self._shown)
-        self._shown = self.num_steps
+        self._bar.update(self.num_steps - self._bar.n)
         elapsed = max(time.perf_counter() - self.ctx.start_time, 1e-9)
         reward = f"{np.mean(self.window):.1f}" if self.window else "-"
         self._bar.set_postfix_str(f"eps/s={self.num_episodes / elapsed:.1f} reward={reward}", refresh=False)

@@ -74,7 +74,7 @@ def _eval(cfg: DictConfig) -> None:
             print("no episode finished (window closed)")
             return
         print(f"{len(report.rewards)} episodes from {report.checkpoint}: "
-              f"mean reward {report.mean:.2f} ± {report.std:.2f}")
+              f"mean reward {statistics.fmean(report.rewards):.2f} ± {statistics.pstdev(report.rewards):.2f}")
         if report.successes:
             print(f"  success rate {sum(report.successes) / len(report.successes):.0%}")
         for name, rewards in report.agent_rewards.items():
@@ -84,9 +84,9 @@ def _eval(cfg: DictConfig) -> None:
 
 
 def _print_episode(index: int, played: Any) -> None:
-    line = f"episode {index + 1}: reward {played.team_returns()[0]:.1f}, length {played.lengths[0]}"
-    if per_agent := played.agent_returns():
-        line += " (" + ", ".join(f"{name} {r[0]:.1f}" for name, r in per_agent.items()) + ")"
+    line = f"episode {index + 1}: reward {played.rewards[0]:.1f}, length {played.lengths[0]}"
+    if played.agent_rewards:
+        line += " (" + ", ".join(f"{name} {r[0]:.1f}" for name, r in played.agent_rewards.items()) + ")"
     print(line)
 
 

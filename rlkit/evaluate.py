@@ -25,9 +25,6 @@ from rlkit.video import VideoWriter
 
 log = logging.getLogger(__name__)
 
-DEFAULT_VIDEO_FPS = 30  # for envs whose metadata gives no render_fps
-
-
 def seed_envs(envs: Sequence[gym.Env], seed: int) -> None:
     """Seed each copy once (``seed + i``); later resets continue its random stream."""
     for i, env in enumerate(envs):
@@ -37,24 +34,25 @@ def seed_envs(envs: Sequence[gym.Env], seed: int) -> None:
 
 @dataclass
 class Played:
-    """Episodes played by :func:`play_episodes`, in env order."""
+    """Episodes played, in env order: returns (multi-agent: the mean over agents) and lengths."""
 
-    returns: np.ndarray
-    """Shape (episodes,), or (episodes, agents) for a multi-agent env."""
-    lengths: list[int]
-    agents: list[str]
-    """A multi-agent env's ``possible_agents``; empty for a single-agent one."""
-    successes: list[bool] | None = None
-    """``info["is_success"]`` at each episode's end, where the env reports it."""
+    rewards: list[float] = field(default_factory=list)
+    lengths: list[int] = field(default_factory=list)
+    agent_rewards: dict[str, list[float]] = field(default_factory=dict)
+    """Multi-agent envs: every agent's returns."""
+    successes: list[bool] = field(default_factory=list)
+    """``info["is_success"]`` at each episode's end, where the env reports it at every end."""
+    checkpoint: Path | None = None
+    """``rlkit eval``: the checkpoint played, and the video it wrote."""
+    video: Path | None = None
 
-    def team_returns(self) -> list[float]:
-        """Every episode's return; a multi-agent episode's is the mean over its agents."""
-        r = self.returns
-        return [float(x) for x in (r.mean(axis=1) if r.ndim == 2 else r)]
-
-    def agent_returns(self) -> dict[str, list[float]]:
-        """Every agent's returns (multi-agent env), else empty."""
-        return {a: [float(x) for x in self.returns[:, i]] for i, a in enumerate(self.agents)}
+    def add(self, other: Played) -> None:
+        """Count ``other``'s episodes too."""
+        self.rewards += other.rewards
+        self.lengths += other.lengths
+        self.successes += other.successes
+        for name, r in other.agent_rewards.items():
+            self.agent_rewards.setdefault(name, []).extend(r)
 
 
 def play_episodes(agent: Agent, envs: Sequence[gym.Env], deterministic: bool = True,
@@ -95,15 +93,14 @@ def play_episodes(agent: Agent, envs: Sequence[gym.Env], deterministic: bool = T
             break
     done = sorted(finished)
     reported = [success[i] for i in done if success[i] is not None]
-    return Played(returns=returns[done], lengths=[lengths[i] for i in done], agents=agents,
-                  successes=reported if len(reported) == len(done) and done else None)
+    team = returns[done].mean(axis=1) if agents else returns[done]
+    return Played(rewards=[float(x) for x in team], lengths=[lengths[i] for i in done],
+                  agent_rewards={a: [float(x) for x in returns[done, k]] for k, a in enumerate(agents)},
+                  successes=reported if len(reported) == len(done) else [])
 
 
 class PeriodicEvaluator(Callback):
-    """Every ``cfg.every_steps`` steps, plays ``cfg.episodes`` episodes in parallel and keeps the best checkpoint.
-
-    Its time (``eval_seconds``) is counted apart, so training time can be reported without it.
-    """
+    """Every ``cfg.every_steps`` steps, plays ``cfg.episodes`` episodes in parallel and keeps the best checkpoint."""
 
     _state_attrs = (*Callback._state_attrs, "_next_eval", "eval_seconds", "solved_at")
 
@@ -111,7 +108,7 @@ class PeriodicEvaluator(Callback):
         super().__init__()
         self.make_env, self.cfg, self.seed = make_env, cfg, seed
         self.envs: list[gym.Env] = []
-        self.eval_seconds = 0.0
+        self.eval_seconds = 0.0  # counted apart, so that the training time can be reported without it
         self.best: Evaluation | None = None
         self.last: Evaluation | None = None
         self.solved_at: dict[str, float] | None = None
@@ -148,16 +145,14 @@ class PeriodicEvaluator(Callback):
         started = time.perf_counter()
         train_seconds = started - self.ctx.start_time - self.eval_seconds
         played = play_episodes(self.ctx.agent, self.envs, deterministic=self.cfg.deterministic)
-        evaluation = Evaluation(step=self.num_steps, rewards=played.team_returns(), lengths=played.lengths,
-                                agent_rewards=played.agent_returns(),
+        evaluation = Evaluation(step=self.num_steps, rewards=played.rewards, lengths=played.lengths,
+                                agent_rewards=played.agent_rewards,
                                 success_rate=float(np.mean(played.successes)) if played.successes else None)
         self.last = evaluation
         if self.best is None or evaluation.score > self.best.score:
             self.best = evaluation
-            self.ctx.agent.save(
-                self.ctx.run_dir / "checkpoints" / "best.safetensors",
-                {"step": self.num_steps, "eval_mean_reward": evaluation.mean_reward, "eval_score": evaluation.score},
-            )
+            meta = {"step": self.num_steps, "eval_mean_reward": evaluation.mean_reward, "eval_score": evaluation.score}
+            self.ctx.agent.save(self.ctx.run_dir / "checkpoints" / "best.safetensors", meta)
         # Solved: every threshold the env has is met, the score's and the success rate's.
         pairs = ((evaluation.score, self.ctx.reward_threshold), (evaluation.success_rate, self.ctx.success_threshold))
         met = [value >= threshold for value, threshold in pairs if value is not None and threshold is not None]
@@ -179,36 +174,6 @@ class PeriodicEvaluator(Callback):
             env.close()
 
 
-@dataclass
-class EvalReport:
-    """What ``rlkit eval`` measured: every episode's return (multi-agent: the mean over agents) and length."""
-
-    checkpoint: Path
-    rewards: list[float] = field(default_factory=list)
-    lengths: list[int] = field(default_factory=list)
-    agent_rewards: dict[str, list[float]] = field(default_factory=dict)
-    successes: list[bool] = field(default_factory=list)
-    video: Path | None = None
-
-    def add(self, played: Played) -> None:
-        """Count the episodes of one :func:`play_episodes`."""
-        self.rewards += played.team_returns()
-        self.lengths += played.lengths
-        self.successes += played.successes or []
-        for name, r in played.agent_returns().items():
-            self.agent_rewards.setdefault(name, []).extend(r)
-
-    @property
-    def mean(self) -> float:
-        """Mean return."""
-        return float(np.mean(self.rewards)) if self.rewards else float("nan")
-
-    @property
-    def std(self) -> float:
-        """Standard deviation of the returns."""
-        return float(np.std(self.rewards)) if self.rewards else float("nan")
-
-
 def resolve_checkpoint(run_dir: Path, which: str) -> Path:
     """The checkpoint file for ``best``, ``last`` or an explicit path; ``best`` falls back to ``last``."""
     ckpt_dir = run_dir / "checkpoints"
@@ -225,13 +190,11 @@ def resolve_checkpoint(run_dir: Path, which: str) -> Path:
         log.warning("%s has no best checkpoint; using the last one", run_dir)
         return last
     present = sorted(p.name for p in ckpt_dir.glob("*.safetensors"))
-    raise RunDirError(
-        f"{run_dir} has no {which} checkpoint ({path} is missing; present: {present or 'none'}). "
-        "Was the run interrupted before its first evaluation?"
-    )
+    raise RunDirError(f"{run_dir} has no {which} checkpoint ({path} is missing; present: {present or 'none'}). "
+                      "Was the run interrupted before its first evaluation?")
 
 
-def evaluate_run(cfg: EvalRunConfig, on_episode: Callable[[int, Played], Any] | None = None) -> EvalReport:
+def evaluate_run(cfg: EvalRunConfig, on_episode: Callable[[int, Played], Any] | None = None) -> Played:
     """Rebuild a run's env and agent from its own config, load a checkpoint and play episodes."""
     cfg.validate()
     run_dir = Path(cfg.run).expanduser()
@@ -241,17 +204,23 @@ def evaluate_run(cfg: EvalRunConfig, on_episode: Callable[[int, Played], Any] | 
     env_factory = build_env(train_cfg.env)
     agent = build_agent(train_cfg.agent, env_factory, seed=train_cfg.seed, training=False)
     agent.load(checkpoint)
-
     env = env_factory.make("rgb_array" if cfg.video else cfg.render_mode)
     seed_envs([env], cfg.seed)
 
     def window_closed() -> bool:
         return bool(getattr(env.unwrapped, "window_closed", False))
 
-    report, video = EvalReport(checkpoint=checkpoint), None
+    report, video = Played(checkpoint=checkpoint), None
     try:
-        if cfg.video:
-            video = _video_writer(cfg, run_dir, checkpoint, env)
+        if cfg.video:  # <run>/videos/eval-<checkpoint>-<time>.<format>
+            folder = run_dir / "videos"
+            try:
+                folder.mkdir(exist_ok=True)
+            except OSError as e:
+                raise RunDirError(f"cannot write a video into {folder}: {e.strerror}") from None
+            stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S-%f")
+            fps = cfg.video_fps or env.metadata.get("render_fps") or 30  # 30: the env's metadata has none
+            video = VideoWriter(folder / f"eval-{checkpoint.stem}-{stamp}.{cfg.video_format}", fps=fps)
         for episode in range(cfg.n_episodes):
             played = play_episodes(agent, [env], deterministic=cfg.deterministic, stop=window_closed,
                                    record=None if video is None else lambda _: video.append(env.render()))
@@ -269,15 +238,3 @@ def evaluate_run(cfg: EvalRunConfig, on_episode: Callable[[int, Played], Any] | 
     report.video = video.path if video is not None and video.frames else None
     return report
 
-
-def _video_writer(cfg: EvalRunConfig, run_dir: Path, checkpoint: Path, env: gym.Env) -> VideoWriter:
-    """A writer for ``<run>/videos/eval-<checkpoint>-<time>.<format>``."""
-    folder = run_dir / "videos"
-    try:
-        folder.mkdir(exist_ok=True)
-    except OSError as e:
-        raise RunDirError(f"cannot write a video into {folder}: {e.strerror}") from None
-    stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S-%f")
-    path = folder / f"eval-{checkpoint.stem}-{stamp}.{cfg.video_format}"
-    fps = cfg.video_fps or env.metadata.get("render_fps") or DEFAULT_VIDEO_FPS
-    return VideoWriter(path, fps=fps)

@@ -1,7 +1,4 @@
-"""Continuing interrupted runs: training checkpoints, the checkpointing callback, and signal handling.
-
-A checkpoint is ``<run>/checkpoints/resume/step_<N>/``, written atomically and read without unpickling (docs/runs.md).
-"""
+"""Continuing interrupted runs: training checkpoints (docs/runs.md), the checkpointing callback, signal handling."""
 
 from __future__ import annotations
 
@@ -46,12 +43,11 @@ def pack(tree: Any) -> tuple[Any, dict[str, np.ndarray]]:
     arrays: dict[str, np.ndarray] = {}
 
     def walk(node: Any) -> Any:
-        if isinstance(node, torch.Tensor | np.ndarray):
-            key = f"a{len(arrays)}"
-            if isinstance(node, np.ndarray):
-                arrays[key] = node
-                return {"__array__": key}
-            arrays[key] = node.detach().cpu().numpy().copy()
+        if isinstance(node, np.ndarray):
+            arrays[key := f"a{len(arrays)}"] = node
+            return {"__array__": key}
+        if isinstance(node, torch.Tensor):
+            arrays[key := f"a{len(arrays)}"] = node.detach().cpu().numpy().copy()
             return {"__array__": key, "torch": True}
         if isinstance(node, dict):
             return {str(k): walk(v) for k, v in node.items()}
@@ -182,18 +178,17 @@ def latest_checkpoint(run_dir: Path) -> TrainingCheckpoint:
     """The newest complete training checkpoint of a run; RunDirError if there is none."""
     found = checkpoints(run_dir / RESUME_DIR)
     if not found:
-        raise RunDirError(
-            f"{run_dir} has no training checkpoint to continue from ({RESUME_DIR}/step_* is missing); runs "
-            "write one every callbacks.checkpoint.every_steps steps or every_seconds seconds, and on SIGTERM"
-        )
+        raise RunDirError(f"{run_dir} has no training checkpoint to continue from ({RESUME_DIR}/step_* is missing); "
+                          "runs write one every callbacks.checkpoint.every_steps steps or every_seconds seconds, "
+                          "and on SIGTERM")
     return read_checkpoint(found[-1])
 
 
 class Checkpointer(Callback):
-    """Writes a training checkpoint at the agent's safe points, when one is due or a stop signal arrived.
+    """At the agent's safe points, writes a training checkpoint when one is due or a stop signal arrived.
 
-    After a stop signal (inside ``signals.installed()``), training stops there with :class:`RunInterrupted`. It goes
-    last in the run's callback list and saves every callback's state, the agent's and the global random states.
+    After a signal (inside ``signals.installed()``), training stops there with :class:`RunInterrupted`. It goes last
+    in the callback list: it saves every callback's state, the agent's and the global random states.
     """
 
     _state_attrs = (*Callback._state_attrs, "_next_step")

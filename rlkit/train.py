@@ -157,24 +157,15 @@ def train(cfg: TrainConfig, run_dir: Path, callbacks: Sequence[Callback] = (),
             shutil.rmtree(run_dir / RESUME_DIR, ignore_errors=True)
 
         summary = {
-            **identity,
-            "seed": cfg.seed,
-            "total_steps": cfg.total_steps,
-            "steps": steps,
-            "episodes": callback_list.num_episodes,
-            "wall_seconds": wall,
-            "eval_seconds": evaluator.eval_seconds,
-            "train_seconds": wall - evaluator.eval_seconds,
-            "reward_threshold": env_factory.reward_threshold,
-            "success_threshold": env_factory.success_threshold,
-            "solved": evaluator.solved_at,
-            "final_eval": _evaluation_dict(evaluator.last),
-            "best_eval": _evaluation_dict(evaluator.best),
+            **identity, "seed": cfg.seed, "total_steps": cfg.total_steps, "steps": steps,
+            "episodes": callback_list.num_episodes, "wall_seconds": wall, "eval_seconds": evaluator.eval_seconds,
+            "train_seconds": wall - evaluator.eval_seconds, "reward_threshold": env_factory.reward_threshold,
+            "success_threshold": env_factory.success_threshold, "solved": evaluator.solved_at,
+            "final_eval": _evaluation_dict(evaluator.last), "best_eval": _evaluation_dict(evaluator.best),
             "checkpoints": {"best": "checkpoints/best.safetensors" if evaluator.best else None,
                             "last": "checkpoints/last.safetensors" if saved_last else None},
             "resumed_from": None if resume_from is None else resume_from.step,
-            "checkpoint_write_seconds": checkpointer.write_seconds,
-            "versions": package_versions(),
+            "checkpoint_write_seconds": checkpointer.write_seconds, "versions": package_versions(),
         }
         if diverged is not None:
             summary["stopped"] = str(diverged).removeprefix("training ")  # "diverged at step ...: why"

@@ -57,8 +57,7 @@ def compare(original: dict[str, list[tuple[int, float]]], rerun: dict[str, list[
             steps: int, whole: bool) -> Verdict:
     """Compare two runs' scalars logged before step ``steps`` (up to and at it if ``whole``).
 
-    A re-run stopped early updates and evaluates at its stop step where the run went on collecting, so that
-    step is left out unless the re-run covered the whole run.
+    A re-run stopped early updates and evaluates at its stop step where the run went on, so that step is left out.
     """
     verdict = Verdict(steps=steps)
     for tag in sorted(t for t in set(original) | set(rerun) if t.startswith(COMPARED)):
@@ -107,11 +106,10 @@ def verify_run(run_dir: Path, steps: int) -> Verdict:
             theirs, _ = load_checkpoint(last)
             mine, _ = load_checkpoint(Path(tmp) / "checkpoints" / "last.safetensors")
             verdict.weights_compared = True
-            for name in sorted(set(theirs) | set(mine)):
-                if name not in theirs or name not in mine or \
-                        not np.array_equal(theirs[name].numpy(), mine[name].numpy()):
-                    verdict.differences.append(f"final weights differ: {name}")
-                    break
+            name = next((n for n in sorted(set(theirs) | set(mine)) if n not in theirs or n not in mine
+                         or not np.array_equal(theirs[n].numpy(), mine[n].numpy())), None)
+            if name is not None:
+                verdict.differences.append(f"final weights differ: {name}")
     return verdict
 
 
