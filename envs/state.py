@@ -8,6 +8,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+
 def _encode(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return value.copy()
