@@ -1,8 +1,4 @@
-"""The ``rlkit`` command: picks the subcommand and hands the rest of the command line to Hydra (train, eval).
-
-The only user of Hydra's decorator: it types the composed config and calls plain functions; ``plot`` and
-``verify`` are programs that get their arguments.
-"""
+"""The ``rlkit`` command: train and eval through Hydra's decorator (its only user), plot and verify as programs."""
 
 import importlib
 import os

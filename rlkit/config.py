@@ -1,7 +1,4 @@
-"""Config composition: the train/eval schemas, their registration in Hydra's ConfigStore, key and choice checks.
-
-The string after each field is its documentation; ``rlkit train --help`` prints it.
-"""
+"""Config composition: the train/eval schemas, their registration in Hydra's ConfigStore, key and choice checks."""
 
 from __future__ import annotations
 

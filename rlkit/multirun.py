@@ -99,10 +99,9 @@ class SweepIndex(Callback):
         with _locked(sweep_dir / ".jobs.lock"):
             buf = io.StringIO()
             writer = csv.DictWriter(buf, fieldnames=INDEX_COLUMNS)
-            writer.writeheader()
-            for row in read_index(sweep_dir):
-                writer.writerow({k: f"{v:.6g}" if isinstance(v, float) else "" if v is None else v
-                                 for k, v in row.items()})
+            writer.writeheader()  # None is written as ""
+            writer.writerows({k: f"{v:.6g}" if isinstance(v, float) else v for k, v in row.items()}
+                             for row in read_index(sweep_dir))
             atomic_write(sweep_dir / INDEX_FILE, buf.getvalue().encode())
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:

@@ -201,11 +201,9 @@ class OptunaSweeper(Sweeper):
         best_cfg = loader.load_sweep_config(self.config, [*overrides, f"seed={self.conf.seeds[0]}"])
         choices = best_cfg.hydra.runtime.choices
         bare = loader.load_configuration(config_name=config_name, overrides=[], run_mode=RunMode.RUN)
-        groups = {g: choices[g] for g in ("env", "agent")}
-        for group, choice in choices.items():
-            if "/" not in group and group not in groups and group not in ("experiment", "hparams_search") \
-                    and choice != bare.hydra.runtime.choices.get(group):
-                groups[group] = choice
+        groups = {g: choices[g] for g in ("env", "agent")} | {  # then the groups whose choice is not the default
+            g: c for g, c in choices.items()
+            if "/" not in g and g not in ("experiment", "hparams_search") and c != bare.hydra.runtime.choices.get(g)}
         base = loader.load_configuration(config_name=config_name,
                                          overrides=[f"{g}={c}" for g, c in groups.items()], run_mode=RunMode.RUN)
         absolute = Path(str(self.config.hydra.runtime.cwd)) / sweep_dir

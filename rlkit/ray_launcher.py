@@ -117,9 +117,8 @@ class RayLauncher(Launcher):
                     returns.append(ray.get(ref))
                 except ray.exceptions.RayError as e:  # Ray itself failed the task (worker killed, cancelled)
                     first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-                    ret = JobReturn(overrides=overrides, status=JobStatus.FAILED)
-                    ret.return_value = SweepError(f"job {idx} did not finish on Ray: {type(e).__name__}: {first}")
-                    returns.append(ret)
+                    error = SweepError(f"job {idx} did not finish on Ray: {type(e).__name__}: {first}")
+                    returns.append(JobReturn(overrides=overrides, status=JobStatus.FAILED, _return_value=error))
         except KeyboardInterrupt:
             for _, _, ref in pending:
                 ray.cancel(ref, force=True)
