@@ -151,9 +151,7 @@ class EvalRunConfig:
 def check_known_keys(node: DictConfig, path: str = "") -> None:
     """Refuse keys that a typed node's dataclass does not declare (Hydra lets ``+agent.foo=1`` add them)."""
     object_type = OmegaConf.get_type(node)
-    known = None
-    if object_type is not None and dataclasses.is_dataclass(object_type):
-        known = {f.name for f in dataclasses.fields(object_type)}
+    known = {f.name for f in dataclasses.fields(object_type)} if dataclasses.is_dataclass(object_type) else None
     for key in node:
         full = f"{path}{key}"
         if known is not None and key not in known:

@@ -39,14 +39,11 @@ class EnvError(RlkitError, ValueError):
 
 
 class TrainingDiverged(RlkitError):
-    """A loss or gradient became NaN or infinite; that update was not applied.
-
-    ``weights_finite``: whether the weights of the last applied update are finite (worth saving).
-    """
+    """A loss or gradient became NaN or infinite; that update was not applied."""
 
     def __init__(self, message: str, weights_finite: bool = True) -> None:
         super().__init__(message)
-        self.weights_finite = weights_finite
+        self.weights_finite = weights_finite  # whether the last applied update's weights are finite (worth saving)
 
 
 class DiskFullError(RlkitError, OSError):

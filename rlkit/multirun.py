@@ -16,7 +16,7 @@ from typing import Any
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 
 from rlkit.errors import RlkitError
 from rlkit.runs import SUMMARY_FILE
@@ -177,14 +177,13 @@ def preset_yaml(config: DictConfig, base: DictConfig, groups: dict[str, str], he
 
     ``base``: what ``groups`` alone compose to; ``keep``: keys written even where they equal it (the searched ones).
     """
-    values = OmegaConf.to_container(config, resolve=True)
-    body = OmegaConf.create(_differences(values, OmegaConf.to_container(base, resolve=True)))
+    body = OmegaConf.create(_differences(OmegaConf.to_container(config, resolve=True),
+                                         OmegaConf.to_container(base, resolve=True)))
     for key in keep:
         value = OmegaConf.select(config, key, default=None)
         if value is not None and not OmegaConf.is_dict(value):  # config groups are in the defaults list
             OmegaConf.update(body, key, value, force_add=True)
-    with open_dict(body):
-        body.pop("seed", None)  # the seed belongs to the command line
+    body.pop("seed", None)  # the seed belongs to the command line
     lines = ["# @package _global_", *(f"# {line}".rstrip() for line in header)]
     defaults = {"defaults": [{f"override /{group}": choice} for group, choice in groups.items()]}
     return "\n".join(lines) + "\n" + OmegaConf.to_yaml(defaults) + "\n" + OmegaConf.to_yaml(body)
