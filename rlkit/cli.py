@@ -17,7 +17,7 @@ import hydra_plugins.rlkit_plugins as rlkit_plugins  # "as": Hydra's plugin scan
 from rlkit import config
 from rlkit.errors import DEBUG_ENV, job_errors, user_errors
 from rlkit.manual import print_manual
-from rlkit.multirun import check_multirun_args, is_serial_launcher
+from rlkit.multirun import check_multirun_args, parallel_jobs
 from rlkit.runs import resume_overrides
 
 config.register_configs()
@@ -36,7 +36,7 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
         config.check_known_keys(cfg)
         train_cfg = OmegaConf.to_object(cfg)
         assert isinstance(train_cfg, config.TrainConfig)
-        if multirun and not is_serial_launcher(hydra_cfg.launcher):
+        if multirun and parallel_jobs(hydra_cfg.launcher) > 1:
             train_cfg.callbacks.progress_bar = False  # parallel jobs' bars would draw over each other
         run_dir = Path(hydra_cfg.runtime.output_dir)
         summary = train(train_cfg, run_dir,

@@ -196,10 +196,7 @@ def compose(overrides: list[str], config_name: str = "train") -> TrainConfig | E
 
 
 def check_group_choices(config_name: str, overrides: list[str]) -> None:
-    """Refuse ``GROUP=CHOICE`` overrides naming no config of the group, listing the valid choices.
-
-    Hydra refuses them too, but its message also lists the ``*_schema`` configs and its search path.
-    """
+    """Refuse ``GROUP=CHOICE`` naming no config of the group, listing the choices (Hydra's list has ``*_schema``)."""
     with hydra_configs():
         loader = GlobalHydra.instance().config_loader()
         groups = {g for g in loader.list_groups("") if g != "hydra"}

@@ -58,11 +58,6 @@ def parallel_jobs(launcher: DictConfig, cpus: int | None = None) -> int:
     return cpus
 
 
-def is_serial_launcher(launcher: DictConfig) -> bool:
-    """Whether a launcher runs one job at a time in this process (Hydra's basic launcher)."""
-    return "basic_launcher" in str(launcher.get("_target_", ""))
-
-
 class SweepIndex(Callback):
     """Hydra callback (in ``train.yaml``): each job's ``job.json``; the sweep's ``jobs.csv`` as jobs finish.
 

@@ -1,7 +1,4 @@
-"""Learning curves of runs grouped by config without the seed: ``rlkit plot DIR...`` (docs/dashboards.md).
-
-From Python: ``load_runs`` -> ``group_runs`` -> ``curves`` -> ``plot_curves``/``write_csv``.
-"""
+"""Learning curves of runs grouped by config without the seed: ``rlkit plot DIR...`` (docs/dashboards.md)."""
 
 from __future__ import annotations
 

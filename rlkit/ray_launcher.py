@@ -96,7 +96,6 @@ class RayLauncher(Launcher):
         sweep_dir = Path(cwd) / str(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         log.info("Launching %d jobs on Ray (%s), sweep output dir: %s", len(job_overrides), where, sweep_dir)
-
         remote = ray.remote(run_job_remotely)
         singleton_state = Singleton.get_state()
         pending = []

@@ -193,9 +193,7 @@ def find_unfinished_run(overrides: list[str]) -> Path | None:
     return max(candidates)[1] if candidates else None
 
 
-def _comparable(cfg: DictConfig | Any) -> dict[str, Any]:
+def _comparable(cfg: DictConfig) -> Any:
     """A composed or saved training config as plain values, without Hydra's section and ``resume``."""
-    kept = OmegaConf.masked_copy(cfg, [k for k in cfg if k not in ("hydra", "resume")])
-    container = OmegaConf.to_container(kept, resolve=True)
-    assert isinstance(container, dict)
-    return container
+    return OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k not in ("hydra", "resume")]),
+                                  resolve=True)
