@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import fcntl
 import importlib.util
 import io
 import json
@@ -128,11 +129,6 @@ def failure_message(error: Any) -> str:
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[None]:
     """An exclusive lock between the jobs of one machine."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: jobs may race to write the index; the last one still sees every job.json
-        yield
-        return
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as f:
         fcntl.flock(f, fcntl.LOCK_EX)  # released when the file closes

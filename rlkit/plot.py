@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from omegaconf import OmegaConf
 
 from rlkit.errors import RlkitError, RunDirError
 from rlkit.manual import as_override
@@ -101,8 +102,6 @@ def find_runs(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
 
 def _load(path: Path) -> dict[str, Any]:
     """A run's summary (JSON) or resolved config (YAML)."""
-    from omegaconf import OmegaConf
-
     try:
         data = (json.loads(path.read_text()) if path.suffix == ".json"
                 else OmegaConf.to_container(OmegaConf.load(path), resolve=True))

@@ -81,10 +81,9 @@ def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def claim_run_dir(run_dir: Path, marker: str = ".hydra") -> None:
-    """Make ``run_dir`` this run's own, or refuse it if it holds another run.
+    """Make ``run_dir`` this run's own by one atomic ``mkdir`` of ``marker`` (of two processes, one gets it).
 
-    ``marker`` (Hydra's ``.hydra/``) is created with one atomic ``mkdir``: of two processes given the same
-    directory, only one gets it. A directory with a summary, checkpoints or events of an unmarked run is refused.
+    A directory with another run's marker, summary, checkpoints or TensorBoard events is refused.
     """
     _claim(run_dir, f"{marker}/", (SUMMARY_FILE, "checkpoints", "tb"))
 
