@@ -211,8 +211,7 @@ def moving_average(values: np.ndarray, window: int) -> np.ndarray:
 def curves(groups: Sequence[Group], x: str = "steps", points: int = 200, smooth: int = 1) -> list[Curve]:
     """Each group's runs on a common grid of ``x`` (``steps`` or ``wall``): mean and 95% t-interval.
 
-    Every run is linearly interpolated onto ``points`` evenly spaced values of x over the range that all runs
-    of its group cover (never extrapolated), after a trailing mean over ``smooth`` logged values.
+    Each run, after a trailing mean over ``smooth`` values, is interpolated onto ``points`` values all runs cover.
     """
     if x not in X_KINDS:
         raise PlotError(f"x must be one of {', '.join(X_KINDS)}, got {x!r}")
