@@ -1,8 +1,4 @@
-"""The ``rlkit`` command: picks the subcommand and hands the rest of the command line to Hydra (train, eval).
-
-The only user of Hydra's decorator: it types the composed config and calls plain functions; ``plot`` and
-``verify`` are programs that get their arguments.
-"""
+"""The ``rlkit`` command: train and eval through Hydra's decorator (its only user), plot and verify as programs."""
 
 import importlib
 import os
@@ -18,24 +14,17 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 import hydra_plugins.rlkit_plugins as rlkit_plugins  # "as": Hydra's plugin scan may have imported it without binding it
-from rlkit.config import (
-    CONFIG_MODULE,
-    EvalRunConfig,
-    TrainConfig,
-    check_group_choices,
-    check_known_keys,
-    register_configs,
-)
+from rlkit import config
 from rlkit.errors import DEBUG_ENV, job_errors, user_errors
 from rlkit.manual import print_manual
-from rlkit.multirun import check_multirun_args, is_serial_launcher
+from rlkit.multirun import check_multirun_args, parallel_jobs
 from rlkit.runs import resume_overrides
 
-register_configs()
+config.register_configs()
 rlkit_plugins.register()
 
 
-@hydra.main(config_path=f"pkg://{CONFIG_MODULE}", config_name="train", version_base="1.3")
+@hydra.main(config_path=f"pkg://{config.CONFIG_MODULE}", config_name="train", version_base="1.3")
 def _train(cfg: DictConfig) -> dict[str, Any]:
     """Train one run; in a multirun, its summary is the job's return value (the Optuna sweeper's objective)."""
     from rlkit.resume import latest_checkpoint
@@ -44,10 +33,10 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     with job_errors() if multirun else user_errors():
-        check_known_keys(cfg)
+        config.check_known_keys(cfg)
         train_cfg = OmegaConf.to_object(cfg)
-        assert isinstance(train_cfg, TrainConfig)
-        if multirun and not is_serial_launcher(hydra_cfg.launcher):
+        assert isinstance(train_cfg, config.TrainConfig)
+        if multirun and parallel_jobs(hydra_cfg.launcher) > 1:
             train_cfg.callbacks.progress_bar = False  # parallel jobs' bars would draw over each other
         run_dir = Path(hydra_cfg.runtime.output_dir)
         summary = train(train_cfg, run_dir,
@@ -61,14 +50,14 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
     return summary
 
 
-@hydra.main(config_path=f"pkg://{CONFIG_MODULE}", config_name="eval", version_base="1.3")
+@hydra.main(config_path=f"pkg://{config.CONFIG_MODULE}", config_name="eval", version_base="1.3")
 def _eval(cfg: DictConfig) -> None:
     from rlkit.evaluate import evaluate_run
 
     with user_errors():
-        check_known_keys(cfg)
+        config.check_known_keys(cfg)
         eval_cfg = OmegaConf.to_object(cfg)
-        assert isinstance(eval_cfg, EvalRunConfig)
+        assert isinstance(eval_cfg, config.EvalRunConfig)
         report = evaluate_run(eval_cfg, on_episode=_print_episode)
         if not report.rewards:
             print("no episode finished (window closed)")
@@ -131,7 +120,7 @@ def main(argv: list[str] | None = None) -> None:
         if config_name is None:
             func(rest)
             return
-        check_group_choices(config_name, [a for a in rest if not a.startswith("-")])
+        config.check_group_choices(config_name, [a for a in rest if not a.startswith("-")])
         if command == "train":
             check_multirun_args(rest)
             if any(a.startswith("resume=") for a in rest):

@@ -1,7 +1,4 @@
-"""Config composition: the train/eval schemas, their registration in Hydra's ConfigStore, key and choice checks.
-
-The string after each field is its documentation; ``rlkit train --help`` prints it.
-"""
+"""Config composition: the train/eval schemas, their registration in Hydra's ConfigStore, key and choice checks."""
 
 from __future__ import annotations
 
@@ -154,9 +151,7 @@ class EvalRunConfig:
 def check_known_keys(node: DictConfig, path: str = "") -> None:
     """Refuse keys that a typed node's dataclass does not declare (Hydra lets ``+agent.foo=1`` add them)."""
     object_type = OmegaConf.get_type(node)
-    known = None
-    if object_type is not None and dataclasses.is_dataclass(object_type):
-        known = {f.name for f in dataclasses.fields(object_type)}
+    known = {f.name for f in dataclasses.fields(object_type)} if dataclasses.is_dataclass(object_type) else None
     for key in node:
         full = f"{path}{key}"
         if known is not None and key not in known:
@@ -201,10 +196,7 @@ def compose(overrides: list[str], config_name: str = "train") -> TrainConfig | E
 
 
 def check_group_choices(config_name: str, overrides: list[str]) -> None:
-    """Refuse ``GROUP=CHOICE`` overrides naming no config of the group, listing the valid choices.
-
-    Hydra refuses them too, but its message also lists the ``*_schema`` configs and its search path.
-    """
+    """Refuse ``GROUP=CHOICE`` naming no config of the group, listing the choices (Hydra's list has ``*_schema``)."""
     with hydra_configs():
         loader = GlobalHydra.instance().config_loader()
         groups = {g for g in loader.list_groups("") if g != "hydra"}

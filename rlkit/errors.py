@@ -27,19 +27,11 @@ class RunDirError(RlkitError, FileNotFoundError):
     """A run directory or checkpoint is missing, incomplete or corrupt."""
 
 
-class _ShownByHydra(RlkitError, CompactHydraException):
-    """An error inside Hydra's multirun: Hydra prints a ``CompactHydraException`` as ``str()``, no traceback."""
+class SweepError(RlkitError, CompactHydraException):
+    """A multirun cannot go on (a launcher or sweeper setting, every trial failed), or one of its jobs failed."""
 
-    def __str__(self) -> str:
+    def __str__(self) -> str:  # what Hydra prints of a CompactHydraException, without a traceback
         return f"rlkit: error: {self.args[0] if self.args else ''}"
-
-
-class SweepError(_ShownByHydra):
-    """A multirun cannot go on: a launcher or sweeper setting is wrong, or every trial failed."""
-
-
-class JobFailed(_ShownByHydra):
-    """A multirun job stopped on a user error; Hydra reports the first such job after its batch."""
 
 
 class EnvError(RlkitError, ValueError):
@@ -47,14 +39,11 @@ class EnvError(RlkitError, ValueError):
 
 
 class TrainingDiverged(RlkitError):
-    """A loss or gradient became NaN or infinite; that update was not applied.
-
-    ``weights_finite``: whether the weights of the last applied update are finite (worth saving).
-    """
+    """A loss or gradient became NaN or infinite; that update was not applied."""
 
     def __init__(self, message: str, weights_finite: bool = True) -> None:
         super().__init__(message)
-        self.weights_finite = weights_finite
+        self.weights_finite = weights_finite  # whether the last applied update's weights are finite (worth saving)
 
 
 class DiskFullError(RlkitError, OSError):
@@ -69,10 +58,8 @@ def disk_full_errors(writing: Path, checkpoints: Path | None = None) -> Iterator
     """
     try:
         yield
-    except DiskFullError:
-        raise
     except OSError as e:
-        if e.errno not in DISK_FULL:
+        if e.errno not in DISK_FULL:  # a DiskFullError too: it has no errno
             raise
         target = Path(e.filename) if e.filename else writing
         if checkpoints is None:
@@ -88,11 +75,7 @@ def disk_full_errors(writing: Path, checkpoints: Path | None = None) -> Iterator
 
 @contextlib.contextmanager
 def quiet_disk_full_in_threads() -> Iterator[None]:
-    """Inside the block, a background thread that dies of a full disk prints no traceback.
-
-    TensorBoard's writer thread dies of it first; the main thread's next write gets the same error, which
-    :func:`disk_full_errors` turns into one clear message that the thread's traceback would bury.
-    """
+    """A thread dying of a full disk (TensorBoard's writer) prints no traceback: the main thread's error says it."""
     previous = threading.excepthook
 
     def hook(args: threading.ExceptHookArgs) -> None:
@@ -113,9 +96,7 @@ def _message(e: BaseException) -> str:
     if isinstance(e, MissingMandatoryValue):
         key = getattr(e, "full_key", "") or "a key"
         return f"{key} has no value; set it on the command line ({key}=...)"
-    if isinstance(e, RlkitError) and e.args:
-        return str(e.args[0]).strip()
-    return str(e).strip()
+    return str(e.args[0] if isinstance(e, RlkitError) and e.args else e).strip()
 
 
 @contextlib.contextmanager
@@ -141,4 +122,4 @@ def job_errors() -> Iterator[None]:
     except USER_ERRORS as e:
         if os.environ.get(DEBUG_ENV):
             raise
-        raise JobFailed(_message(e)) from None
+        raise SweepError(_message(e)) from None

@@ -1,7 +1,4 @@
-"""``rlkit <command> --help``: the config groups and their choices, then every key with its value and meaning.
-
-A key's meaning is the docstring under its dataclass field, read from the source.
-"""
+"""``rlkit <command> --help``: the config groups and their choices, then every key with its value and meaning."""
 
 from __future__ import annotations
 

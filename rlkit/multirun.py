@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import fcntl
 import importlib.util
 import io
 import json
@@ -16,7 +17,7 @@ from typing import Any
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 
 from rlkit.errors import RlkitError
 from rlkit.runs import SUMMARY_FILE
@@ -58,11 +59,6 @@ def parallel_jobs(launcher: DictConfig, cpus: int | None = None) -> int:
     return cpus
 
 
-def is_serial_launcher(launcher: DictConfig) -> bool:
-    """Whether a launcher runs one job at a time in this process (Hydra's basic launcher)."""
-    return "basic_launcher" in str(launcher.get("_target_", ""))
-
-
 class SweepIndex(Callback):
     """Hydra callback (in ``train.yaml``): each job's ``job.json``; the sweep's ``jobs.csv`` as jobs finish.
 
@@ -99,10 +95,9 @@ class SweepIndex(Callback):
         with _locked(sweep_dir / ".jobs.lock"):
             buf = io.StringIO()
             writer = csv.DictWriter(buf, fieldnames=INDEX_COLUMNS)
-            writer.writeheader()
-            for row in read_index(sweep_dir):
-                writer.writerow({k: f"{v:.6g}" if isinstance(v, float) else "" if v is None else v
-                                 for k, v in row.items()})
+            writer.writeheader()  # None is written as ""
+            writer.writerows({k: f"{v:.6g}" if isinstance(v, float) else v for k, v in row.items()}
+                             for row in read_index(sweep_dir))
             atomic_write(sweep_dir / INDEX_FILE, buf.getvalue().encode())
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
@@ -134,11 +129,6 @@ def failure_message(error: Any) -> str:
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[None]:
     """An exclusive lock between the jobs of one machine."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: jobs may race to write the index; the last one still sees every job.json
-        yield
-        return
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as f:
         fcntl.flock(f, fcntl.LOCK_EX)  # released when the file closes
@@ -178,14 +168,13 @@ def preset_yaml(config: DictConfig, base: DictConfig, groups: dict[str, str], he
 
     ``base``: what ``groups`` alone compose to; ``keep``: keys written even where they equal it (the searched ones).
     """
-    values = OmegaConf.to_container(config, resolve=True)
-    body = OmegaConf.create(_differences(values, OmegaConf.to_container(base, resolve=True)))
+    body = OmegaConf.create(_differences(OmegaConf.to_container(config, resolve=True),
+                                         OmegaConf.to_container(base, resolve=True)))
     for key in keep:
         value = OmegaConf.select(config, key, default=None)
         if value is not None and not OmegaConf.is_dict(value):  # config groups are in the defaults list
             OmegaConf.update(body, key, value, force_add=True)
-    with open_dict(body):
-        body.pop("seed", None)  # the seed belongs to the command line
+    body.pop("seed", None)  # the seed belongs to the command line
     lines = ["# @package _global_", *(f"# {line}".rstrip() for line in header)]
     defaults = {"defaults": [{f"override /{group}": choice} for group, choice in groups.items()]}
     return "\n".join(lines) + "\n" + OmegaConf.to_yaml(defaults) + "\n" + OmegaConf.to_yaml(body)

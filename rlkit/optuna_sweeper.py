@@ -90,7 +90,18 @@ class OptunaSweeper(Sweeper):
         """Run ``n_trials`` trials; write the results and the best trial's preset; return the results."""
         assert self.config is not None  # the base class declares it Optional; setup() sets it
         conf = self.conf
-        self._validate()
+        if conf.direction not in ("maximize", "minimize"):
+            raise SweepError(f"hydra.sweeper.direction={conf.direction!r}: use maximize or minimize")
+        if conf.sampler not in SAMPLERS:
+            raise SweepError(f"hydra.sweeper.sampler={conf.sampler!r}: use one of {', '.join(SAMPLERS)}")
+        if conf.n_trials < 1:
+            raise SweepError(f"hydra.sweeper.n_trials must be >= 1, got {conf.n_trials}")
+        if not conf.seeds:
+            raise SweepError("hydra.sweeper.seeds is empty: every trial trains at least one seed, e.g. [0, 1, 2]")
+        if conf.parallel_trials is not None and conf.parallel_trials < 1:
+            raise SweepError(f"hydra.sweeper.parallel_trials must be >= 1 or null, got {conf.parallel_trials}")
+        if not conf.preset or "/" in conf.preset:
+            raise SweepError(f"hydra.sweeper.preset={conf.preset!r} must be a file name without a directory")
         dimensions, fixed = search_space(conf.params, arguments)
         import optuna  # slow to import: only once a search starts
         optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -150,21 +161,6 @@ class OptunaSweeper(Sweeper):
               f"  train it: rlkit train experiment={conf.preset} 'hydra.searchpath=[file://{absolute}]'")
         return results
 
-    def _validate(self) -> None:
-        conf = self.conf
-        if conf.direction not in ("maximize", "minimize"):
-            raise SweepError(f"hydra.sweeper.direction={conf.direction!r}: use maximize or minimize")
-        if conf.sampler not in SAMPLERS:
-            raise SweepError(f"hydra.sweeper.sampler={conf.sampler!r}: use one of {', '.join(SAMPLERS)}")
-        if conf.n_trials < 1:
-            raise SweepError(f"hydra.sweeper.n_trials must be >= 1, got {conf.n_trials}")
-        if not conf.seeds:
-            raise SweepError("hydra.sweeper.seeds is empty: every trial trains at least one seed, e.g. [0, 1, 2]")
-        if conf.parallel_trials is not None and conf.parallel_trials < 1:
-            raise SweepError(f"hydra.sweeper.parallel_trials must be >= 1 or null, got {conf.parallel_trials}")
-        if not conf.preset or "/" in conf.preset:
-            raise SweepError(f"hydra.sweeper.preset={conf.preset!r} must be a file name without a directory")
-
     def _tell(self, study: Any, trial: Any, returns: Sequence[JobReturn], jobs: list[int]) -> dict[str, Any]:
         """Tell Optuna a trial's value (the mean over its seeds) or its failure; returns its record."""
         from optuna.trial import TrialState
@@ -201,11 +197,9 @@ class OptunaSweeper(Sweeper):
         best_cfg = loader.load_sweep_config(self.config, [*overrides, f"seed={self.conf.seeds[0]}"])
         choices = best_cfg.hydra.runtime.choices
         bare = loader.load_configuration(config_name=config_name, overrides=[], run_mode=RunMode.RUN)
-        groups = {g: choices[g] for g in ("env", "agent")}
-        for group, choice in choices.items():
-            if "/" not in group and group not in groups and group not in ("experiment", "hparams_search") \
-                    and choice != bare.hydra.runtime.choices.get(group):
-                groups[group] = choice
+        groups = {g: choices[g] for g in ("env", "agent")} | {  # then the groups whose choice is not the default
+            g: c for g, c in choices.items()
+            if "/" not in g and g not in ("experiment", "hparams_search") and c != bare.hydra.runtime.choices.get(g)}
         base = loader.load_configuration(config_name=config_name,
                                          overrides=[f"{g}={c}" for g, c in groups.items()], run_mode=RunMode.RUN)
         absolute = Path(str(self.config.hydra.runtime.cwd)) / sweep_dir

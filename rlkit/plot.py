@@ -1,8 +1,4 @@
-"""Learning curves of many runs: ``rlkit plot <runs or sweep dir> [more dirs...]`` (docs/dashboards.md).
-
-Runs are grouped by their config without the seed; each group's mean and 95% t-interval is drawn against steps
-and wall time. From Python: ``load_runs`` -> ``group_runs`` -> ``curves`` -> ``plot_curves``/``write_csv``.
-"""
+"""Learning curves of runs grouped by config without the seed: ``rlkit plot DIR...`` (docs/dashboards.md)."""
 
 from __future__ import annotations
 
@@ -20,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from omegaconf import OmegaConf
 
 from rlkit.errors import RlkitError, RunDirError
 from rlkit.manual import as_override
@@ -29,7 +26,6 @@ TB_DIR = "tb"
 DEFAULT_TAG = "episode/reward"
 X_KINDS = ("steps", "wall")
 X_LABELS = {"steps": "environment steps", "wall": "wall-clock seconds since the run started"}
-CONFIDENCE = 0.95
 
 # Keys that change how a run is shown or logged, not what it learns: runs that differ only in these (and in
 # the seed) are seeds of one configuration. Hydra's own settings are not in the saved config at all.
@@ -52,11 +48,6 @@ class Run:
     wall: np.ndarray
     """Seconds from the run's first TensorBoard event to each of ``steps``."""
     values: np.ndarray
-
-    @property
-    def seed(self) -> Any:
-        """The run's seed."""
-        return self.config.get("seed")
 
 
 @dataclass
@@ -82,11 +73,6 @@ class Curve:
     """Every run interpolated onto ``x``, shape (n_runs, len(x)), in the group's run order."""
 
 
-def _natural_key(path: Path) -> list[Any]:
-    """Sort key under which a sweep's job 10 comes after job 9, not after job 1."""
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(path))]
-
-
 def find_runs(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
     """Every run directory at or under the given paths, each once: path by path, in natural order within each."""
     found: dict[Path, None] = {}
@@ -104,7 +90,9 @@ def find_runs(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
                 dirnames.clear()  # runs do not nest
             else:
                 dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        found.update(dict.fromkeys(sorted(under, key=_natural_key)))
+        # Natural order: a sweep's job 10 comes after job 9, not after job 1.
+        natural = sorted(under, key=lambda p: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(p))])
+        found.update(dict.fromkeys(natural))
     if not found:
         where = ", ".join(str(p) for p in given)
         raise RunDirError(f"no rlkit run directories under {where} (a run directory holds {SUMMARY_FILE}, "
@@ -114,8 +102,6 @@ def find_runs(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
 
 def _load(path: Path) -> dict[str, Any]:
     """A run's summary (JSON) or resolved config (YAML)."""
-    from omegaconf import OmegaConf
-
     try:
         data = (json.loads(path.read_text()) if path.suffix == ".json"
                 else OmegaConf.to_container(OmegaConf.load(path), resolve=True))
@@ -170,31 +156,24 @@ _UNSET = "(unset)"
 def _labels(configs: list[dict[str, Any]]) -> list[str]:
     """For each config, the keys in which the configs differ: ``agent=dqn``, ``agent.learning_rate=0.001``.
 
-    Where a config group's choice differs (``agent.name``: dqn against reinforce) the label names the choice
-    (``agent=dqn``), not every key that comes with it; the group's other keys are shown only where they
-    differ between configs with the same choice.
+    A group whose choice differs (``agent.name``) is named by it (``agent=dqn``); the group's other keys are shown
+    only where they differ between configs with the same choice.
     """
-    keys = list(dict.fromkeys(k for c in configs for k in c))
-
     def differs(key: str, among: list[dict[str, Any]]) -> bool:
         return len({json.dumps(c[key], sort_keys=True) if key in c else _UNSET for c in among}) > 1
 
-    varying = [k for k in keys if differs(k, configs)]
+    varying = [k for k in dict.fromkeys(k for c in configs for k in c) if differs(k, configs)]
     choices = {k.split(".")[0] for k in varying if k.count(".") == 1 and k.endswith(".name")}
     labels = []
     for config in configs:
         parts = []
         for key in varying:
             section = key.split(".")[0]
-            if section in choices:
-                choice = f"{section}.name"
-                if key == choice:
-                    parts.append(f"{section}={as_override(config.get(key))}")
-                    continue
-                alike = [c for c in configs if c.get(choice) == config.get(choice)]
-                if not differs(key, alike):
-                    continue
-            parts.append(f"{key}={as_override(config[key]) if key in config else _UNSET}")
+            choice = f"{section}.name"
+            if section in choices and key == choice:
+                parts.append(f"{section}={as_override(config.get(key))}")
+            elif section not in choices or differs(key, [c for c in configs if c.get(choice) == config.get(choice)]):
+                parts.append(f"{key}={as_override(config[key]) if key in config else _UNSET}")
         labels.append(" ".join(parts))
     return labels
 
@@ -206,13 +185,8 @@ def group_runs(runs: Sequence[Run]) -> list[Group]:
         config = {k: v for k, v in run.config.items() if k not in NOT_CONFIG}
         by_config.setdefault(json.dumps(config, sort_keys=True), (config, []))[1].append(run)
     configs = [c for c, _ in by_config.values()]
-    if len(configs) == 1:
-        first = runs[0]
-        env = first.summary.get("env") or first.config.get("env.name", "?")
-        agent = first.summary.get("agent") or first.config.get("agent.name", "?")
-        labels = [f"{env}, {agent}"]
-    else:
-        labels = _labels(configs)
+    labels = _labels(configs) if len(configs) != 1 else [  # one config: named by its env and agent
+        ", ".join(str(runs[0].summary.get(k) or runs[0].config.get(f"{k}.name", "?")) for k in ("env", "agent"))]
     return [Group(label=label, runs=members) for label, (_, members) in zip(labels, by_config.values(), strict=True)]
 
 
@@ -231,30 +205,13 @@ def moving_average(values: np.ndarray, window: int) -> np.ndarray:
     """Trailing mean over the last ``window`` values (fewer at the start)."""
     if window <= 1 or len(values) == 0:
         return values
-    sums = np.cumsum(np.concatenate([[0.0], values]))
-    idx = np.arange(1, len(values) + 1)
-    lo = np.maximum(idx - window, 0)
-    return (sums[idx] - sums[lo]) / (idx - lo)
-
-
-def mean_and_interval(samples: np.ndarray, confidence: float = CONFIDENCE
-                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean over axis 0 and its Student-t confidence interval; one sample gives the sample itself."""
-    n = samples.shape[0]
-    mean = samples.mean(axis=0)
-    if n < 2:
-        return mean, mean.copy(), mean.copy()
-    from scipy import stats
-
-    half = stats.t.ppf(0.5 + confidence / 2, df=n - 1) * samples.std(axis=0, ddof=1) / math.sqrt(n)
-    return mean, mean - half, mean + half
+    return np.convolve(values, np.ones(window))[:len(values)] / np.minimum(np.arange(1, len(values) + 1), window)
 
 
 def curves(groups: Sequence[Group], x: str = "steps", points: int = 200, smooth: int = 1) -> list[Curve]:
     """Each group's runs on a common grid of ``x`` (``steps`` or ``wall``): mean and 95% t-interval.
 
-    Every run is linearly interpolated onto ``points`` evenly spaced values of x over the range that all runs
-    of its group cover (never extrapolated), after a trailing mean over ``smooth`` logged values.
+    Each run, after a trailing mean over ``smooth`` values, is interpolated onto ``points`` values all runs cover.
     """
     if x not in X_KINDS:
         raise PlotError(f"x must be one of {', '.join(X_KINDS)}, got {x!r}")
@@ -272,9 +229,14 @@ def curves(groups: Sequence[Group], x: str = "steps", points: int = 200, smooth:
                           f"on reaching the threshold?); drawn up to step {hi:g}, where all have data", stacklevel=2)
         grid = np.linspace(lo, hi, points) if hi > lo else np.array([lo])
         samples = np.stack([np.interp(grid, a, y) for a, y in zip(xs, ys, strict=True)])
-        mean, low, high = mean_and_interval(samples)
-        out.append(Curve(group=group.label, x_kind=x, x=grid, mean=mean, low=low, high=high,
-                         n_runs=len(group.runs), runs=samples))
+        n, mean = len(samples), samples.mean(axis=0)
+        half = 0.0  # the 95% Student-t interval of the mean; a single run is its own
+        if n > 1:
+            from scipy import stats
+
+            half = stats.t.ppf(0.975, df=n - 1) * samples.std(axis=0, ddof=1) / math.sqrt(n)
+        out.append(Curve(group=group.label, x_kind=x, x=grid, mean=mean, low=mean - half, high=mean + half,
+                         n_runs=n, runs=samples))
     return out
 
 
@@ -311,9 +273,8 @@ def plot_curves(drawn: Sequence[Curve], out: str | os.PathLike[str], tag: str = 
     axes[0].legend(loc="best", fontsize="small")
     spread = "shaded: 95% t-interval of the mean" if any(c.n_runs > 1 for c in drawn) else "one run per curve"
     fig.suptitle(f"{tag}: mean over seeds ({spread})")
-    path = Path(out)
-    fig.savefig(path, dpi=dpi)
-    return path
+    fig.savefig(out, dpi=dpi)
+    return Path(out)
 
 
 def write_csv(drawn: Sequence[Curve], out: str | os.PathLike[str]) -> Path:
@@ -370,6 +331,6 @@ def main(argv: Sequence[str]) -> None:
         png = plot_curves(drawn, out, tag=args.tag, thresholds=thresholds)
         table = write_csv(drawn, out.with_suffix(".csv"))
         for group in groups:
-            seeds = ", ".join(str(r.seed) for r in group.runs)
+            seeds = ", ".join(str(r.config.get("seed")) for r in group.runs)
             print(f"{group.label}: {len(group.runs)} run{'s' if len(group.runs) > 1 else ''} (seeds {seeds})")
         print(f"plot: {png}\ndata: {table}")

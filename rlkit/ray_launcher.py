@@ -96,7 +96,6 @@ class RayLauncher(Launcher):
         sweep_dir = Path(cwd) / str(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         log.info("Launching %d jobs on Ray (%s), sweep output dir: %s", len(job_overrides), where, sweep_dir)
-
         remote = ray.remote(run_job_remotely)
         singleton_state = Singleton.get_state()
         pending = []
@@ -117,9 +116,8 @@ class RayLauncher(Launcher):
                     returns.append(ray.get(ref))
                 except ray.exceptions.RayError as e:  # Ray itself failed the task (worker killed, cancelled)
                     first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-                    ret = JobReturn(overrides=overrides, status=JobStatus.FAILED)
-                    ret.return_value = SweepError(f"job {idx} did not finish on Ray: {type(e).__name__}: {first}")
-                    returns.append(ret)
+                    error = SweepError(f"job {idx} did not finish on Ray: {type(e).__name__}: {first}")
+                    returns.append(JobReturn(overrides=overrides, status=JobStatus.FAILED, _return_value=error))
         except KeyboardInterrupt:
             for _, _, ref in pending:
                 ray.cancel(ref, force=True)

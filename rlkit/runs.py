@@ -46,10 +46,7 @@ def load_run_config(run_dir: Path) -> TrainConfig:
     except (KeyError, OmegaConfBaseException, ConfigError) as e:
         raise RunDirError(f"{path} names an env or agent this version of rlkit does not know ({e})") from None
     try:
-        base = OmegaConf.structured(TrainConfig)
-        base.env = OmegaConf.structured(env_type)
-        base.agent = OmegaConf.structured(agent_schema)
-        merged = OmegaConf.merge(base, raw)
+        merged = OmegaConf.merge(OmegaConf.structured(TrainConfig), {"env": env_type, "agent": agent_schema}, raw)
         check_known_keys(merged)
         cfg = OmegaConf.to_object(merged)
     except (OmegaConfBaseException, ConfigError) as e:
@@ -84,42 +81,36 @@ def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def claim_run_dir(run_dir: Path, marker: str = ".hydra") -> None:
-    """Make ``run_dir`` this run's own, or refuse it if it holds another run.
+    """Make ``run_dir`` this run's own by one atomic ``mkdir`` of ``marker`` (of two processes, one gets it).
 
-    ``marker`` (Hydra's ``.hydra/``) is created with one atomic ``mkdir``: of two processes given the same
-    directory, only one gets it. A directory with a summary, checkpoints or events of an unmarked run is refused.
+    A directory with another run's marker, summary, checkpoints or TensorBoard events is refused.
     """
-    run_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        (run_dir / marker).mkdir()
-    except FileExistsError:
-        raise _taken(run_dir, f"{marker}/") from None
-    _refuse_leftovers(run_dir, run_dir / marker, (SUMMARY_FILE, "checkpoints", "tb"))
+    _claim(run_dir, f"{marker}/", (SUMMARY_FILE, "checkpoints", "tb"))
 
 
 def claim_sweep_dir(sweep_dir: Path) -> None:
     """:func:`claim_run_dir` for a multirun's directory (its jobs' run directories are numbered inside it)."""
-    sweep_dir.mkdir(parents=True, exist_ok=True)
+    _claim(sweep_dir, SWEEP_MARKER, ("multirun.yaml", "jobs.csv", "0"))
+
+
+def _claim(directory: Path, marker: str, leftovers: tuple[str, ...]) -> None:
+    """Create ``marker`` (a directory if it ends in /, else a file) exclusively; refuse ``leftovers``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path, is_dir = directory / marker, marker.endswith("/")
     try:
-        (sweep_dir / SWEEP_MARKER).open("x").close()
+        path.mkdir() if is_dir else path.open("x").close()
     except FileExistsError:
-        raise _taken(sweep_dir, SWEEP_MARKER) from None
-    _refuse_leftovers(sweep_dir, sweep_dir / SWEEP_MARKER, ("multirun.yaml", "jobs.csv", "0"))
-
-
-def _refuse_leftovers(directory: Path, marker: Path, names: tuple[str, ...]) -> None:
-    found = [n for n in names if (directory / n).exists()]
+        found = [marker]
+    else:
+        found = [n for n in leftovers if (directory / n).exists()]
+        if found:
+            path.rmdir() if is_dir else path.unlink()
     if found:
-        marker.rmdir() if marker.is_dir() else marker.unlink()
-        raise _taken(directory, found[0])
-
-
-def _taken(directory: Path, evidence: str) -> RunDirError:
-    return RunDirError(
-        f"{directory} already holds another run ({evidence} exists); rlkit never writes into another run's "
-        "directory. Choose a new hydra.run.dir (hydra.sweep.dir for -m), or leave it to the default, which is "
-        "new for every start"
-    )
+        raise RunDirError(
+            f"{directory} already holds another run ({found[0]} exists); rlkit never writes into another run's "
+            "directory. Choose a new hydra.run.dir (hydra.sweep.dir for -m), or leave it to the default, which is "
+            "new for every start"
+        )
 
 
 class ClaimRunDir(Callback):
@@ -153,13 +144,12 @@ def resume_overrides(args: list[str]) -> list[str]:
     if value in ("", "null"):
         return others
     if value == "auto":
-        found = find_unfinished_run(others)
-        if found is None:
+        run = find_unfinished_run(others)
+        if run is None:
             print("resume=auto: no unfinished run of this config with a checkpoint; starting a new run",
                   file=sys.stderr)
             return others
-        print(f"resume=auto: continuing {found}", file=sys.stderr)
-        run = found
+        print(f"resume=auto: continuing {run}", file=sys.stderr)
     else:
         run = Path(value)
         changed = [a for a in others if not a.startswith(RESUME_MAY_CHANGE)]
@@ -202,9 +192,7 @@ def find_unfinished_run(overrides: list[str]) -> Path | None:
     return max(candidates)[1] if candidates else None
 
 
-def _comparable(cfg: DictConfig | Any) -> dict[str, Any]:
+def _comparable(cfg: DictConfig) -> Any:
     """A composed or saved training config as plain values, without Hydra's section and ``resume``."""
-    kept = OmegaConf.masked_copy(cfg, [k for k in cfg if k not in ("hydra", "resume")])
-    container = OmegaConf.to_container(kept, resolve=True)
-    assert isinstance(container, dict)
-    return container
+    return OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k not in ("hydra", "resume")]),
+                                  resolve=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import numpy as np
@@ -21,10 +20,7 @@ _GIF: dict[str, Any] = {"codec": "gif", "pix_fmt_out": "pal8", "quality": None,
 
 
 class VideoWriter:
-    """Streams RGB frames to an MP4 (H.264) or GIF file (``path``'s suffix), one frame in memory at a time.
-
-    The first frame fixes the video's size; ffmpeg starts then. :meth:`close` (or the ``with`` block) finishes it.
-    """
+    """Streams RGB frames to an MP4 (H.264) or GIF file (``path``'s suffix); the first frame fixes the size."""
 
     def __init__(self, path: Path, fps: float) -> None:
         fmt = path.suffix.lower().lstrip(".")
@@ -68,6 +64,5 @@ class VideoWriter:
     def __enter__(self) -> VideoWriter:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()

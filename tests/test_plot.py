@@ -63,7 +63,7 @@ def test_default_output_goes_into_the_first_directory(sweep):
 def test_the_curve_is_the_mean_of_the_seeds_with_a_t_interval(sweep):
     runs = load_runs([sweep / "0", sweep / "1"], tag="eval/mean_reward")
     (group,) = group_runs(runs)
-    assert [r.seed for r in group.runs] == [0, 1]
+    assert [r.config["seed"] for r in group.runs] == [0, 1]
     (curve,) = curves([group], x="steps", points=8)
     # Both seeds evaluate at steps 500, 1000 and 1200: the grid spans them, ends included.
     assert curve.x[0] == 500 and curve.x[-1] == 1200 and len(curve.x) == 8

@@ -1,7 +1,4 @@
-"""rlkit's Hydra plugins, in the ``hydra_plugins`` namespace where Hydra instantiates launchers and sweepers from.
-
-Importing this module stores their configs, ``hydra/launcher=ray`` and ``hydra/sweeper=optuna``.
-"""
+"""rlkit's Hydra plugins, in the ``hydra_plugins`` namespace where Hydra instantiates launchers and sweepers from."""
 
 from hydra.core.config_store import ConfigStore
 from hydra.core.plugins import Plugins
