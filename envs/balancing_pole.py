@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -65,8 +66,9 @@ def env_config(schema: type, params: dict[str, Any], render_mode: str | None, re
                if f.name not in ("name", "reward_threshold", "success_threshold", *skip)]
     unknown = sorted(set(params) - set(allowed))
     if unknown:
-        raise TypeError(f"{schema.__name__.removesuffix('Config')} has no argument {', '.join(unknown)}; its "
-                        f"arguments: {', '.join(allowed)}")
+        close = difflib.get_close_matches(unknown[0], allowed, n=1)
+        raise TypeError(f"{schema.__name__.removesuffix('Config')} has no argument {', '.join(unknown)}"
+                        + (f" (did you mean {close[0]}?)" if close else "") + f"; its arguments: {', '.join(allowed)}")
     if render_mode is not None and render_mode not in render_modes:
         raise ValueError(f"render_mode must be one of {render_modes} or None, got {render_mode!r}"
                          + ("" if render_modes else ": a batched env does not render; render a single env"))

@@ -173,7 +173,8 @@ def test_envs_use_their_schemas_values_and_refuse_unknown_arguments():
         assert getattr(env.unwrapped, key) == getattr(defaults, key), key
     assert gym.make(BALANCING_POLE_ID, gravity=5.0).unwrapped.gravity == 5.0
     assert gym.spec(ROBOTIC_ARM_ID).max_episode_steps == RoboticArmConfig.max_episode_steps == 200
-    with pytest.raises(TypeError, match="BalancingPole has no argument gravty; its arguments: gravity, masscart"):
+    typo = r"BalancingPole has no argument gravty \(did you mean gravity\?\); its arguments: gravity, masscart"
+    with pytest.raises(TypeError, match=typo):
         gym.make(BALANCING_POLE_ID, gravty=5.0)
     with pytest.raises(TypeError, match="has no argument max_episode_steps"):
         BalancingPoleEnv(max_episode_steps=10)  # gym.make's argument, for the TimeLimit
