@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import hydra_plugins.rlkit_plugins as rlkit_plugins  # "as": Hydra's plugin scan may have imported it without binding it
 from rlkit import config
-from rlkit.errors import DEBUG_ENV, job_errors, user_errors
+from rlkit.errors import DEBUG_ENV, RlkitError, job_errors, user_errors
 from rlkit.manual import print_manual
 from rlkit.multirun import check_multirun_args, parallel_jobs
 from rlkit.runs import resume_overrides
@@ -123,8 +123,12 @@ def main(argv: list[str] | None = None) -> None:
         config.check_group_choices(config_name, [a for a in rest if not a.startswith("-")])
         if command == "train":
             check_multirun_args(rest)
+            trust = [a for a in rest if a.startswith("trust_run=")]
+            rest = [a for a in rest if a not in trust]
             if any(a.startswith("resume=") for a in rest):
-                rest = resume_overrides(rest)
+                rest = resume_overrides(rest, trust == ["trust_run=true"])
+            elif trust:
+                raise RlkitError("trust_run= applies to resume=<run dir> (and rlkit eval, verify), not to a new run")
     if os.environ.get(DEBUG_ENV):
         os.environ.setdefault("HYDRA_FULL_ERROR", "1")  # errors inside Hydra's multirun too
     if "--help" in rest or "-h" in rest:

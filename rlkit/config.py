@@ -77,6 +77,9 @@ class CallbacksConfig:
         for key, spec in self.extra.items():
             if not isinstance(spec, dict) or "_target_" not in spec:
                 raise ConfigError(f"callbacks.extra.{key} needs a _target_ naming a Callback class")
+            if "_target_" in str({k: v for k, v in spec.items() if k != "_target_"}):
+                raise ConfigError(f"callbacks.extra.{key}: only its own _target_ is built; its arguments are plain "
+                                  "values, and a nested _target_ is refused")
 
 
 @dataclass
@@ -132,6 +135,8 @@ class EvalRunConfig:
     """mp4 (H.264) or gif."""
     video_fps: int | None = None
     """Frames per second of the video; empty: the env's render_fps (real time)."""
+    trust_run: bool = False
+    """Allow a run whose config names code to import (a module:Env id, a plug-in callback); only for runs you trust."""
 
     def validate(self) -> None:
         """Check values that the types alone cannot."""

@@ -198,7 +198,7 @@ def evaluate_run(cfg: EvalRunConfig, on_episode: Callable[[int, Played], Any] | 
     """Rebuild a run's env and agent from its own config, load a checkpoint and play episodes."""
     cfg.validate()
     run_dir = Path(cfg.run).expanduser()
-    train_cfg = load_run_config(run_dir)
+    train_cfg = load_run_config(run_dir, cfg.trust_run)
     checkpoint = resolve_checkpoint(run_dir, cfg.checkpoint)
 
     env_factory = build_env(train_cfg.env)

@@ -101,10 +101,10 @@ def find_runs(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
 
 
 def _load(path: Path) -> dict[str, Any]:
-    """A run's summary (JSON) or resolved config (YAML)."""
+    """A run's summary (JSON) or config (YAML, as written: its interpolations are never resolved)."""
     try:
         data = (json.loads(path.read_text()) if path.suffix == ".json"
-                else OmegaConf.to_container(OmegaConf.load(path), resolve=True))
+                else OmegaConf.to_container(OmegaConf.load(path), resolve=False))
     except Exception as e:  # OS, JSON, YAML and interpolation errors share no base class worth naming
         raise RunDirError(f"{path} is corrupt: {e}") from None
     if not isinstance(data, dict):

@@ -22,8 +22,31 @@ SUMMARY_FILE = "summary.json"
 SWEEP_MARKER = ".rlkit-sweep"  # created exclusively when a sweep starts: the directory is that sweep's
 
 
-def load_run_config(run_dir: Path) -> TrainConfig:
-    """The typed training config a run was made with, from ``<run>/.hydra/config.yaml``."""
+TRUST_HINT = ("rlkit runs no code from a run directory unless you trust where it came from: add trust_run=true to "
+              "the command to allow it")
+# Overrides a continued run replays from its overrides.yaml: config keys, never Hydra's own (callbacks, launchers).
+CONFIG_KEYS = ("env", "agent", "callbacks", "experiment", "hparams_search", "seed", "total_steps", "torch_threads")
+
+
+def named_code(raw: Any) -> list[str]:
+    """What loading a run's config would import or call: modules named by ids and plug-in callbacks."""
+    found = []
+    env = raw.get("env") or {}
+    if env.get("name") in ("gym", "pettingzoo") and ":" in str(env.get("id", "")):
+        found.append(f"env.id={env['id']} (imports {str(env['id']).partition(':')[0]})")
+    for key, spec in (raw.get("callbacks") or {}).get("extra", {}).items():
+        target = str(spec.get("_target_", "")) if isinstance(spec, dict) else ""
+        if not target.startswith("rlkit."):
+            found.append(f"callbacks.extra.{key}._target_={target}")
+    return found
+
+
+def load_run_config(run_dir: Path, trust: bool = False) -> TrainConfig:
+    """The typed training config a run was made with, from ``<run>/.hydra/config.yaml``.
+
+    The file is data: resolvers (``${oc.env:...}``) are refused, and a config that names code to import (a
+    ``module:Env`` id, a plug-in callback from outside rlkit) is refused unless ``trust`` is given.
+    """
     if not run_dir.exists():
         raise RunDirError(f"run directory {run_dir} does not exist")
     if not run_dir.is_dir():
@@ -41,6 +64,12 @@ def load_run_config(run_dir: Path) -> TrainConfig:
         raise RunDirError(f"{path} is corrupt: {e}") from None
     if not OmegaConf.is_dict(raw) or "env" not in raw or "agent" not in raw:
         raise RunDirError(f"{path} is corrupt: it has no env and agent sections")
+    plain = OmegaConf.to_container(raw, resolve=False)
+    if resolver := re.search(r"\$\{[^}]*:[^}]*\}", str(plain)):
+        raise RunDirError(f"{path} calls the resolver {resolver.group(0)}: refused. rlkit reads a run's config as "
+                          "plain data, without resolvers that read the environment")
+    if (code := named_code(plain)) and not trust:
+        raise RunDirError(f"{path} names code that would run: {', '.join(code)}. {TRUST_HINT}")
     try:
         env_type, agent_schema = lookup("env", raw.env.name)[0], lookup("agent", raw.agent.name)[0]
     except (KeyError, OmegaConfBaseException, ConfigError) as e:
@@ -133,8 +162,12 @@ class ClaimRunDir(Callback):
 RESUME_MAY_CHANGE = ("callbacks.progress_bar=", "callbacks.checkpoint.", "torch_threads=")
 
 
-def resume_overrides(args: list[str]) -> list[str]:
-    """``resume=<run dir>`` (or ``resume=auto``) as the overrides that continue that run, in its own directory."""
+def resume_overrides(args: list[str], trust: bool = False) -> list[str]:
+    """``resume=<run dir>`` (or ``resume=auto``) as the overrides that continue that run, in its own directory.
+
+    Only the run's overrides of config keys are replayed (:data:`CONFIG_KEYS`); ``trust`` allows a run whose config
+    names code (see :func:`load_run_config`).
+    """
     from rlkit.resume import latest_checkpoint  # torch: only once a run is to be continued
 
     value = next(a.split("=", 1)[1] for a in args if a.startswith("resume="))
@@ -158,14 +191,14 @@ def resume_overrides(args: list[str]) -> list[str]:
                 f"resume={value} continues the run with its own config, so it takes no other overrides "
                 f"(got {' '.join(changed)}); only {', '.join(k.rstrip('=.') for k in RESUME_MAY_CHANGE)} may change"
             )
-    load_run_config(run)  # a clear error for a missing or corrupt run directory
+    load_run_config(run, trust)  # a clear error for a missing or corrupt run directory, or one naming code
     if (run / SUMMARY_FILE).is_file():
         raise RlkitError(f"{run} has finished ({SUMMARY_FILE} exists): there is nothing to continue")
     latest_checkpoint(run)  # a clear error if there is no checkpoint
     saved = OmegaConf.load(run / ".hydra" / "overrides.yaml")
     keys = {a.split("=", 1)[0] for a in others}
-    kept = [str(o) for o in saved if not str(o).startswith(("resume=", "hydra.")) and str(o).split("=", 1)[0]
-            not in keys]
+    kept = [str(o) for o in saved if str(o).split("=", 1)[0] not in keys
+            and str(o).lstrip("+~").split("=", 1)[0].split(".", 1)[0].split("@", 1)[0] in CONFIG_KEYS]
     return [*kept, *others, f"resume={run}", f"hydra.run.dir={run}"]
 
 

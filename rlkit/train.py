@@ -63,7 +63,7 @@ def _extra_callbacks(specs: dict[str, Any]) -> list[Callback]:
         try:
             target = get_object(str(spec["_target_"]))
             is_callback = isinstance(target, type) and issubclass(target, Callback)
-            callback = instantiate(spec) if is_callback else None
+            callback = instantiate(spec, _recursive_=False) if is_callback else None
         except Exception as e:  # import errors of every kind; instantiate wraps argument errors
             raise ConfigError(f"callbacks.extra.{key} cannot be built: {e}") from None
         if callback is None:

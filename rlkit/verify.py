@@ -16,7 +16,8 @@ from rlkit.callbacks import Callback
 from rlkit.errors import RlkitError, RunDirError
 from rlkit.runs import read_events
 
-USAGE = "usage: rlkit verify run=<run dir> [steps=N]   (N: environment steps to re-run, default 5000)"
+USAGE = ("usage: rlkit verify run=<run dir> [steps=N] [trust_run=true]   (N: environment steps to re-run, default "
+         "5000; trust_run: allow a run whose config names code to import)")
 COMPARED = ("episode/", "eval/mean_reward", "eval/success_rate", "train/")
 """Tag prefixes compared; time/ tags measure speed, which never repeats."""
 
@@ -76,7 +77,7 @@ def compare(original: dict[str, list[tuple[int, float]]], rerun: dict[str, list[
     return verdict
 
 
-def verify_run(run_dir: Path, steps: int) -> Verdict:
+def verify_run(run_dir: Path, steps: int, trust: bool = False) -> Verdict:
     """Re-run the first ``steps`` steps of ``run_dir`` and compare; the final weights too if it covers the run."""
     import numpy as np
 
@@ -84,7 +85,7 @@ def verify_run(run_dir: Path, steps: int) -> Verdict:
     from rlkit.runs import load_run_config
     from rlkit.train import train
 
-    cfg = load_run_config(run_dir)
+    cfg = load_run_config(run_dir, trust)
     if steps < 1:
         raise RlkitError(f"steps must be >= 1, got {steps}")
     tb = run_dir / "tb"
@@ -118,9 +119,9 @@ def main(argv: Sequence[str]) -> None:
     if {"-h", "--help"} & set(argv):
         print(__doc__.split("\n\n")[0] + "\n\n" + USAGE)
         sys.exit(0)
-    values = {"steps": "5000"}
+    values = {"steps": "5000", "trust_run": "false"}
     for key, sep, value in (arg.partition("=") for arg in argv):
-        if not sep or key not in ("run", "steps"):
+        if not sep or key not in values and key != "run":
             raise RlkitError(f"rlkit verify takes run=<run dir> and steps=N, not {key + sep + value!r}\n{USAGE}")
         values[key] = value
     if "run" not in values:
@@ -130,7 +131,9 @@ def main(argv: Sequence[str]) -> None:
     except ValueError:
         raise RlkitError(f"steps must be an integer, got {values['steps']!r}") from None
     run_dir = Path(values["run"])
-    verdict = verify_run(run_dir, steps)
+    if values["trust_run"] not in ("true", "false"):
+        raise RlkitError(f"trust_run must be true or false, got {values['trust_run']!r}")
+    verdict = verify_run(run_dir, steps, values["trust_run"] == "true")
     print(f"re-ran {verdict.steps} steps of {run_dir}: compared {sum(verdict.compared.values())} logged values "
           f"over {len(verdict.compared)} tags" + (" and the final weights" if verdict.weights_compared else ""))
     if not verdict.identical:
