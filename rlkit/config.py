@@ -47,6 +47,13 @@ class CheckpointConfig:
     """Keep the checkpoints once the run finished (they hold replay buffers, so they can be large)."""
 
 
+def _has_target(node: Any) -> bool:
+    """Whether a plain value holds a ``_target_`` key at any depth (Hydra would instantiate it)."""
+    if isinstance(node, dict):
+        return "_target_" in node or any(_has_target(v) for v in node.values())
+    return isinstance(node, list) and any(_has_target(v) for v in node)
+
+
 @dataclass
 class CallbacksConfig:
     """What runs beside training: evaluation, logging, progress bar, plug-ins."""
@@ -77,7 +84,7 @@ class CallbacksConfig:
         for key, spec in self.extra.items():
             if not isinstance(spec, dict) or "_target_" not in spec:
                 raise ConfigError(f"callbacks.extra.{key} needs a _target_ naming a Callback class")
-            if "_target_" in str({k: v for k, v in spec.items() if k != "_target_"}):
+            if any(_has_target(v) for k, v in spec.items() if k != "_target_"):
                 raise ConfigError(f"callbacks.extra.{key}: only its own _target_ is built; its arguments are plain "
                                   "values, and a nested _target_ is refused")
 

@@ -20,10 +20,6 @@ from rlkit.factory import lookup
 CONFIG_FILE = Path(".hydra") / "config.yaml"
 SUMMARY_FILE = "summary.json"
 SWEEP_MARKER = ".rlkit-sweep"  # created exclusively when a sweep starts: the directory is that sweep's
-
-
-TRUST_HINT = ("rlkit runs no code from a run directory unless you trust where it came from: add trust_run=true to "
-              "the command to allow it")
 # Overrides a continued run replays from its overrides.yaml: config keys, never Hydra's own (callbacks, launchers).
 CONFIG_KEYS = ("env", "agent", "callbacks", "experiment", "hparams_search", "seed", "total_steps", "torch_threads")
 
@@ -42,11 +38,7 @@ def named_code(raw: Any) -> list[str]:
 
 
 def load_run_config(run_dir: Path, trust: bool = False) -> TrainConfig:
-    """The typed training config a run was made with, from ``<run>/.hydra/config.yaml``.
-
-    The file is data: resolvers (``${oc.env:...}``) are refused, and a config that names code to import (a
-    ``module:Env`` id, a plug-in callback from outside rlkit) is refused unless ``trust`` is given.
-    """
+    """A run's typed config, read as data: no resolvers; code it names (:func:`named_code`) only with ``trust``."""
     if not run_dir.exists():
         raise RunDirError(f"run directory {run_dir} does not exist")
     if not run_dir.is_dir():
@@ -69,7 +61,8 @@ def load_run_config(run_dir: Path, trust: bool = False) -> TrainConfig:
         raise RunDirError(f"{path} calls the resolver {resolver.group(0)}: refused. rlkit reads a run's config as "
                           "plain data, without resolvers that read the environment")
     if (code := named_code(plain)) and not trust:
-        raise RunDirError(f"{path} names code that would run: {', '.join(code)}. {TRUST_HINT}")
+        raise RunDirError(f"{path} names code that would run: {', '.join(code)}. rlkit runs no code from a run "
+                          "directory unless you trust where it came from: add trust_run=true to allow it")
     try:
         env_type, agent_schema = lookup("env", raw.env.name)[0], lookup("agent", raw.agent.name)[0]
     except (KeyError, OmegaConfBaseException, ConfigError) as e:
@@ -165,8 +158,7 @@ RESUME_MAY_CHANGE = ("callbacks.progress_bar=", "callbacks.checkpoint.", "torch_
 def resume_overrides(args: list[str], trust: bool = False) -> list[str]:
     """``resume=<run dir>`` (or ``resume=auto``) as the overrides that continue that run, in its own directory.
 
-    Only the run's overrides of config keys are replayed (:data:`CONFIG_KEYS`); ``trust`` allows a run whose config
-    names code (see :func:`load_run_config`).
+    Only its overrides of :data:`CONFIG_KEYS` are replayed; ``trust`` as for :func:`load_run_config`.
     """
     from rlkit.resume import latest_checkpoint  # torch: only once a run is to be continued
 
