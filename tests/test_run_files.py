@@ -135,7 +135,7 @@ def test_a_huge_metadata_header_is_refused_before_it_is_parsed(tmp_path, run, mo
     last = copy / "checkpoints" / "last.safetensors"
     meta = _meta(last)
     _rewrite(last, json.dumps({**meta, "padding": "x" * (MAX_HEADER_BYTES + 1000)}))  # loadable, but too large
-    monkeypatch.setattr(json, "loads", lambda *a, **k: pytest.fail("the header was parsed"))
+    monkeypatch.setattr("rlkit.files.safe_open", lambda *a, **k: pytest.fail("the header was parsed"))
     with pytest.raises(RunDirError, match=rf"{last} has a [\d,]+-byte header, over the limit of 8,388,608 bytes"):
         load_checkpoint(last)
 
