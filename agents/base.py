@@ -13,10 +13,13 @@ import torch
 
 from rlkit.callbacks import Callback, Episode
 from rlkit.errors import ConfigError, RunDirError
-from rlkit.files import load_checkpoint, optimizer_from_tensors, optimizer_to_tensors, save_checkpoint
+from rlkit.files import check_fields, load_checkpoint, optimizer_from_tensors, optimizer_to_tensors, save_checkpoint
 
 CHECKPOINT_FORMAT = 2
 """2: optimizers' param groups under ``optimizers``. 1: at the top level of the metadata, by name."""
+CHECKPOINT_META = {"format": int, "agent": str, "algo": str, "agents": list, "num_steps": int, "num_timesteps": int,
+                   "step": int, "eval_mean_reward": float, "eval_score": float, "optimizers": dict}
+"""The types of a checkpoint's metadata keys (those present), checked before any is used."""
 
 
 def probe(make_vec: Callable[[int], Any], agent: str) -> Any:
@@ -27,6 +30,35 @@ def probe(make_vec: Callable[[int], Any], agent: str) -> Any:
     if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
         raise ConfigError(f"agent={agent} needs a flat Box observation space, but the environment has {space}")
     return env
+
+
+def _check_tensors(path: Path, tensors: dict[str, torch.Tensor], own: dict[str, torch.Tensor]) -> None:
+    """Refuse a tensor of another dtype than the agent's own (loading would cast it silently), or not finite."""
+    dtypes = {t.dtype for t in own.values()}
+    for name, tensor in tensors.items():
+        # An optimizer's moments exist only once it has stepped: until then, any dtype of the agent's fits them.
+        wanted = {own[name].dtype} if name in own else dtypes
+        if tensor.dtype not in wanted:
+            names = " or ".join(sorted(str(d).removeprefix("torch.") for d in wanted))
+            raise RunDirError(f"checkpoint {path}: tensor {name} is {str(tensor.dtype).removeprefix('torch.')}, but "
+                              f"the agent's is {names}: refused, it was not written by this agent")
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise RunDirError(f"checkpoint {path}: tensor {name} holds NaN or infinite values: refused (rlkit never "
+                              "saves such weights; the file is damaged or was altered)")
+
+
+def _param_groups(path: Path, name: str, groups: Any) -> list[dict[str, Any]]:
+    """An optimizer's param groups from a checkpoint's metadata, checked: plain numbers, flags and lists of them."""
+    def number(v: Any) -> bool:
+        return v is None or isinstance(v, int | float)
+
+    def plain(v: Any) -> bool:
+        return number(v) or (isinstance(v, list) and all(map(number, v)))
+
+    if not isinstance(groups, list) or not all(isinstance(g, dict) and all(map(plain, g.values())) for g in groups):
+        raise RunDirError(f"checkpoint {path}'s metadata is corrupt: the param groups of {name} are not a list of "
+                          "objects of numbers")
+    return groups
 
 
 class EpisodeStats:
@@ -88,8 +120,8 @@ class Agent(ABC):
         for name in self.saved_names():
             getattr(self, name).load_state_dict(params[name])
 
-    def save(self, path: Path, meta: dict[str, Any] | None = None) -> None:
-        """Write weights and optimizer state to ``path`` atomically, with ``meta`` beside them."""
+    def _tensors(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """:meth:`get_parameters` as a checkpoint holds them: named tensors, and optimizers' param groups."""
         tensors: dict[str, torch.Tensor] = {}
         optimizers: dict[str, Any] = {}
         for name, value in self.get_parameters().items():
@@ -100,25 +132,35 @@ class Agent(ABC):
                 tensors.update(opt_tensors)
             else:
                 tensors.update({f"{name}.{k}": v for k, v in value.items()})
+        return tensors, optimizers
+
+    def save(self, path: Path, meta: dict[str, Any] | None = None) -> None:
+        """Write weights and optimizer state to ``path`` atomically, with ``meta`` beside them."""
+        tensors, optimizers = self._tensors()
         save_checkpoint(path, tensors, {"format": CHECKPOINT_FORMAT, **self.checkpoint_meta(),
                                         "optimizers": optimizers, **(meta or {})})
 
     def load(self, path: Path) -> dict[str, Any]:
-        """Read a checkpoint written by :meth:`save` into networks of the same shape; returns its metadata."""
+        """Read a checkpoint written by :meth:`save` into networks of the same shape; returns its metadata.
+
+        Its metadata's types, its tensors' dtypes (this agent's own) and their values (finite) are checked first.
+        """
         tensors, meta = load_checkpoint(path)
+        check_fields(meta, CHECKPOINT_META, f"checkpoint {path}'s metadata", required=False)
         own = self.checkpoint_meta()
         written, expected = meta.get("algo") or meta.get("agent"), own.get("algo") or own.get("agent")
         if written != expected:
             raise RunDirError(f"checkpoint {path} was written by {written!r}, but the run's config builds {expected!r}")
         # Format 1 kept param groups at the top level (SB3's DQN: its one optimizer's as optimizer_param_groups).
         groups = meta.get("optimizers") or {"optimizer": meta.get("optimizer_param_groups"), **meta}
+        _check_tensors(path, tensors, self._tensors()[0])
         params: dict[str, Any] = {}
         try:
             for name, value in self.get_parameters().items():
                 if isinstance(value, torch.Tensor):
                     params[name] = tensors[name]
                 elif "param_groups" in value:
-                    params[name] = optimizer_from_tensors(tensors, groups[name], name)
+                    params[name] = optimizer_from_tensors(tensors, _param_groups(path, name, groups.get(name)), name)
                 else:
                     params[name] = {k[len(name) + 1:]: v for k, v in tensors.items() if k.startswith(f"{name}.")}
             self.set_parameters(params)

@@ -20,7 +20,7 @@ from rlkit.config import EvalConfig, EvalRunConfig
 from rlkit.envs.state import env_state, set_env_state
 from rlkit.errors import RunDirError
 from rlkit.factory import build_agent, build_env
-from rlkit.runs import load_run_config
+from rlkit.runs import changed_files, load_run_config
 from rlkit.video import VideoWriter
 
 log = logging.getLogger(__name__)
@@ -200,6 +200,9 @@ def evaluate_run(cfg: EvalRunConfig, on_episode: Callable[[int, Played], Any] | 
     run_dir = Path(cfg.run).expanduser()
     train_cfg = load_run_config(run_dir, cfg.trust_run)
     checkpoint = resolve_checkpoint(run_dir, cfg.checkpoint)
+    if checkpoint.resolve().parent == (run_dir / "checkpoints").resolve():
+        for problem in changed_files(run_dir, [f"checkpoints/{checkpoint.name}"]):
+            log.warning("%s; what it plays may not be what the run trained", problem)
 
     env_factory = build_env(train_cfg.env)
     agent = build_agent(train_cfg.agent, env_factory, seed=train_cfg.seed, training=False)

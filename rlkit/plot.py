@@ -20,7 +20,7 @@ from omegaconf import OmegaConf
 
 from rlkit.errors import RlkitError, RunDirError
 from rlkit.manual import as_override
-from rlkit.runs import CONFIG_FILE, SUMMARY_FILE, flatten, read_events
+from rlkit.runs import CONFIG_FILE, SUMMARY_FILE, changed_files, damaged_events, flatten, read_events, read_yaml
 
 TB_DIR = "tb"
 DEFAULT_TAG = "episode/reward"
@@ -102,11 +102,13 @@ def find_runs(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
 
 def _load(path: Path) -> dict[str, Any]:
     """A run's summary (JSON) or config (YAML, as written: its interpolations are never resolved)."""
-    try:
-        data = (json.loads(path.read_text()) if path.suffix == ".json"
-                else OmegaConf.to_container(OmegaConf.load(path), resolve=False))
-    except Exception as e:  # OS, JSON, YAML and interpolation errors share no base class worth naming
-        raise RunDirError(f"{path} is corrupt: {e}") from None
+    if path.suffix != ".json":
+        data = OmegaConf.to_container(read_yaml(path), resolve=False)
+    else:
+        try:
+            data = json.loads(path.read_text())
+        except Exception as e:  # OS, JSON and recursion errors share no base class worth naming
+            raise RunDirError(f"{path} is corrupt: {e}") from None
     if not isinstance(data, dict):
         raise RunDirError(f"{path} is corrupt: it is not a {'JSON object' if path.suffix == '.json' else 'mapping'}")
     return data
@@ -133,6 +135,8 @@ def load_runs(paths: Iterable[str | os.PathLike[str]], tag: str = DEFAULT_TAG) -
     missing: list[Path] = []
     other_tags: set[str] = set()
     for run_dir in find_runs(paths):
+        for problem in [*changed_files(run_dir), *damaged_events(run_dir / TB_DIR)]:
+            warnings.warn(f"{problem}; its curve may not be what the run logged", stacklevel=2)
         scalar = read_scalar(run_dir / TB_DIR, tag)
         if isinstance(scalar, list):
             missing.append(run_dir)

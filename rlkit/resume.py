@@ -12,6 +12,7 @@ import signal
 import tempfile
 import threading
 import time
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,12 +25,16 @@ import torch
 from rlkit.callbacks import Callback
 from rlkit.config import CheckpointConfig
 from rlkit.errors import DISK_FULL, DiskFullError, RlkitError, RunDirError
+from rlkit.files import check_fields, parse_json
 
 log = logging.getLogger(__name__)
 
 RESUME_DIR = Path("checkpoints") / "resume"
 STATE_FORMAT = 2  # 2: env snapshots through the state protocol (rlkit.envs.state)
 EXIT_INTERRUPTED = 75  # EX_TEMPFAIL: try again
+STATE_SCHEMA = {"format": int, "step": int, "env": str, "agent": str, "elapsed": float, "agent_state": dict,
+                "callbacks": dict, "rng": dict}
+"""The keys of a training checkpoint's ``state.json`` and their types, checked before any is used."""
 
 
 class RunInterrupted(RlkitError):
@@ -62,7 +67,7 @@ def unpack(doc: Any, arrays: Any) -> Any:
     """Inverse of :func:`pack`."""
     if isinstance(doc, dict):
         if "__array__" in doc:
-            value = np.array(arrays[doc["__array__"]])
+            value = np.array(arrays[str(doc["__array__"])])
             return torch.from_numpy(value) if doc.get("torch") else value
         return {k: unpack(v, arrays) for k, v in doc.items()}
     if isinstance(doc, list):
@@ -111,7 +116,7 @@ def restore(checkpoint: TrainingCheckpoint, agent: Any, callbacks: Callback, ide
     try:
         agent.load_training_state(state["agent_state"])
         callbacks.load_state_dict(state["callbacks"])
-    except (KeyError, ValueError, TypeError) as e:
+    except (KeyError, IndexError, ValueError, TypeError, AttributeError) as e:
         raise RunDirError(f"training checkpoint {checkpoint.path} does not fit this run ({e})") from None
     if not state["agent_state"].get("envs_exact", True):
         log.warning("%s cannot record its environments' state (only rlkit's own environments can): the continued "
@@ -149,24 +154,88 @@ def write_checkpoint(directory: Path, step: int, agent: Any, state: dict[str, An
 
 
 def read_checkpoint(path: Path) -> TrainingCheckpoint:
-    """Read a training checkpoint directory; clear errors if it is missing, incomplete or corrupt."""
+    """Read a training checkpoint directory; clear errors if it is missing, incomplete, corrupt or altered.
+
+    ``state.json`` is checked against :data:`STATE_SCHEMA` and its directory's step; of ``state.npz`` only the
+    arrays ``state.json`` refers to are read, each after its header (:func:`_read_arrays`).
+    """
     doc_path, npz_path = path / "state.json", path / "state.npz"
     for p in (doc_path, npz_path, path / "agent.safetensors"):
         if not p.is_file():
             raise RunDirError(f"training checkpoint {path} is incomplete: {p.name} is missing")
-    try:
-        doc = json.loads(doc_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise RunDirError(f"training checkpoint {doc_path} is corrupt ({e})") from None
+    doc = parse_json(doc_path.read_bytes(), f"training checkpoint {doc_path}")
     if not isinstance(doc, dict) or doc.get("format") != STATE_FORMAT:
         raise RunDirError(f"training checkpoint {doc_path} is not in rlkit's format {STATE_FORMAT} (another rlkit "
                           "version wrote it?); it cannot be continued: start the run anew")
+    where = f"training checkpoint {doc_path}"
+    check_fields(doc, STATE_SCHEMA, where)
+    if f"step_{doc['step']:012d}" != path.name:
+        raise RunDirError(f"{where} is corrupt: its step is {doc['step']}, but it is in {path.name}: refused (the "
+                          "file was altered or moved)")
+    state = unpack(doc, _read_arrays(npz_path, _array_names(doc)))
+    _check_rng(where, state["rng"])
+    return TrainingCheckpoint(path=path, step=doc["step"], state=state)
+
+
+def _array_names(doc: Any) -> set[str]:
+    """The ``state.npz`` members a ``state.json`` refers to (:func:`pack`)."""
+    if isinstance(doc, dict):
+        if "__array__" in doc:
+            return {str(doc["__array__"])}
+        return set().union(*map(_array_names, doc.values()))
+    if isinstance(doc, list):
+        return set().union(*map(_array_names, doc))
+    return set()
+
+
+def _read_arrays(npz_path: Path, names: set[str]) -> dict[str, np.ndarray]:
+    """The arrays ``names`` of a ``state.npz`` and no other member, each header checked before its data is read.
+
+    A ``.npz`` is a zip of ``.npy`` files, read here without unpickling (``allow_pickle=False``). rlkit writes
+    them uncompressed (``np.savez``), so an array's size is bounded by the file's.
+    """
+    def corrupt(why: str) -> RunDirError:
+        return RunDirError(f"training checkpoint {npz_path} is corrupt or not a plain .npz: {why}")
+
+    arrays = {}
     try:
-        with np.load(npz_path, allow_pickle=False) as arrays:
-            state = unpack(doc, {k: arrays[k] for k in arrays.files})
-    except Exception as e:  # a broken zip, an object array (never unpickled), a missing array
-        raise RunDirError(f"training checkpoint {npz_path} is corrupt or not a plain .npz ({e})") from None
-    return TrainingCheckpoint(path=path, step=int(state["step"]), state=state)
+        with zipfile.ZipFile(npz_path) as npz:  # reads the member list only
+            for name in sorted(names):
+                try:
+                    info = npz.getinfo(f"{name}.npy")
+                except KeyError:
+                    raise corrupt(f"it has no array {name}") from None
+                if info.compress_type != zipfile.ZIP_STORED:
+                    raise corrupt(f"array {name} is compressed (rlkit writes them uncompressed)")
+                with npz.open(info) as f:
+                    version = np.lib.format.read_magic(f)
+                    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                                   else np.lib.format.read_array_header_2_0)
+                    shape, _, dtype = read_header(f)
+                if dtype.hasobject:
+                    raise corrupt(f"array {name} holds Python objects (never unpickled)")
+                if int(np.prod(shape, dtype=np.float64)) * dtype.itemsize > info.file_size:
+                    raise corrupt(f"array {name}'s header says {shape} of {dtype}, more than its "
+                                  f"{info.file_size} bytes")
+                with npz.open(info) as f:
+                    arrays[name] = np.lib.format.read_array(f, allow_pickle=False)
+    except RunDirError:
+        raise
+    except Exception as e:  # a broken zip or header (zipfile, NumPy's format module): no common base worth naming
+        raise corrupt(str(e)) from None
+    return arrays
+
+
+def _check_rng(where: str, rng: dict[str, Any]) -> None:
+    """Set each saved random state on a new generator: a state of the wrong size or kind is refused here."""
+    setters = {"python": lambda s: random.Random().setstate((s[0], tuple(s[1]), s[2])),
+               "numpy": lambda s: np.random.RandomState().set_state(s),
+               "torch": lambda s: torch.Generator().set_state(s)}
+    for key, set_state in setters.items():
+        try:
+            set_state(rng[key])
+        except (KeyError, IndexError, TypeError, ValueError, RuntimeError, AttributeError) as e:
+            raise RunDirError(f"{where} is corrupt: rng.{key} is not a {key} random state ({e})") from None
 
 
 def checkpoints(directory: Path) -> list[Path]:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import re
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import yaml
 from hydra import compose
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
@@ -19,6 +23,9 @@ from rlkit.factory import lookup
 
 CONFIG_FILE = Path(".hydra") / "config.yaml"
 SUMMARY_FILE = "summary.json"
+FILES_FILE = "files.json"  # the SHA-256 of every file the run wrote (WRITTEN), recorded when it finished
+WRITTEN = (SUMMARY_FILE, "checkpoints/*.safetensors", "tb/**/*")
+MAX_YAML_BYTES = 1 << 20  # a run's config is a few KB
 SWEEP_MARKER = ".rlkit-sweep"  # created exclusively when a sweep starts: the directory is that sweep's
 # Overrides a continued run replays from its overrides.yaml: config keys, never Hydra's own (callbacks, launchers).
 CONFIG_KEYS = ("env", "agent", "callbacks", "experiment", "hparams_search", "seed", "total_steps", "torch_threads")
@@ -37,6 +44,36 @@ def named_code(raw: Any) -> list[str]:
     return found
 
 
+def read_yaml(path: Path) -> Any:
+    """A YAML file of a run directory as OmegaConf data, unresolved; bounded in size, without aliases or tags."""
+    if path.stat().st_size > MAX_YAML_BYTES:
+        raise RunDirError(f"{path} is {path.stat().st_size >> 20} MiB, over the limit of {MAX_YAML_BYTES >> 20} MiB "
+                          "for a run's config (rlkit writes a few KB): refused")
+    text = path.read_text(errors="replace")
+    try:
+        # Aliases are refused before anything is built: a few nested ones expand into billions of nodes.
+        alias = next((t for t in yaml.scan(text, Loader=yaml.SafeLoader) if isinstance(t, yaml.AliasToken)), None)
+        if alias is not None:
+            raise RunDirError(f"{path} uses the YAML alias *{alias.value} ({alias.start_mark.line + 1}:"
+                              f"{alias.start_mark.column + 1}): refused, rlkit never writes aliases and they can "
+                              "expand without bound")
+        return OmegaConf.create(text)  # a safe YAML loader: tags such as !!python/object are errors, never calls
+    except RunDirError:
+        raise
+    except Exception as e:  # YAML scanner/parser errors have no common base class worth naming
+        tag = re.search(r"tag:yaml.org,2002:(python/\S*?)'", str(e))
+        if tag:
+            raise RunDirError(f"{path} holds the YAML tag !!{tag.group(1)}, which would run code: refused. rlkit "
+                              "reads a run's config as plain data and never runs code from it") from None
+        raise RunDirError(f"{path} is corrupt: {e}") from None
+
+
+def _refuse_resolvers(path: Path, plain: Any) -> None:
+    if resolver := re.search(r"\$\{[^}]*:[^}]*\}", str(plain)):
+        raise RunDirError(f"{path} calls the resolver {resolver.group(0)}: refused. rlkit reads a run's config as "
+                          "plain data, without resolvers that read the environment")
+
+
 def load_run_config(run_dir: Path, trust: bool = False) -> TrainConfig:
     """A run's typed config, read as data: no resolvers; code it names (:func:`named_code`) only with ``trust``."""
     if not run_dir.exists():
@@ -46,20 +83,11 @@ def load_run_config(run_dir: Path, trust: bool = False) -> TrainConfig:
     path = run_dir / CONFIG_FILE
     if not path.is_file():
         raise RunDirError(f"{run_dir} is not an rlkit run directory: {CONFIG_FILE} is missing")
-    try:
-        raw = OmegaConf.load(path)  # a safe YAML loader: tags such as !!python/object are errors, never calls
-    except Exception as e:  # YAML scanner/parser errors have no common base class worth naming
-        tag = re.search(r"tag:yaml.org,2002:(python/\S*?)'", str(e))
-        if tag:
-            raise RunDirError(f"{path} holds the YAML tag !!{tag.group(1)}, which would run code: refused. rlkit "
-                              "reads a run's config as plain data and never runs code from it") from None
-        raise RunDirError(f"{path} is corrupt: {e}") from None
+    raw = read_yaml(path)
     if not OmegaConf.is_dict(raw) or "env" not in raw or "agent" not in raw:
         raise RunDirError(f"{path} is corrupt: it has no env and agent sections")
     plain = OmegaConf.to_container(raw, resolve=False)
-    if resolver := re.search(r"\$\{[^}]*:[^}]*\}", str(plain)):
-        raise RunDirError(f"{path} calls the resolver {resolver.group(0)}: refused. rlkit reads a run's config as "
-                          "plain data, without resolvers that read the environment")
+    _refuse_resolvers(path, plain)
     if (code := named_code(plain)) and not trust:
         raise RunDirError(f"{path} names code that would run: {', '.join(code)}. rlkit runs no code from a run "
                           "directory unless you trust where it came from: add trust_run=true to allow it")
@@ -90,6 +118,84 @@ def read_events(tb_dir: Path) -> Any:
     finally:
         tb_log.setLevel(level)
     return acc
+
+
+def damaged_events(tb_dir: Path) -> list[str]:
+    """Event files in ``tb_dir`` whose records are cut off, as messages; TensorBoard's reader stops there silently.
+
+    In each folder only the newest file is checked: an older one is the first part of a continued run, killed,
+    and what it lost after its checkpoint was written again in the newer one.
+    """
+    def created(path: Path) -> tuple[int, str]:  # events.out.tfevents.<unix time>.<host>.<pid>.<n>
+        stamp = path.name.split(".")[3]
+        return int(stamp) if stamp.isdigit() else 0, path.name
+
+    newest: dict[Path, Path] = {}
+    for path in tb_dir.rglob("events.out.tfevents.*"):
+        if path.parent not in newest or created(path) > created(newest[path.parent]):
+            newest[path.parent] = path
+    found = []
+    for path in sorted(newest.values()):
+        size, pos = path.stat().st_size, 0
+        with open(path, "rb") as f:
+            while pos < size:  # a record: its length (8 bytes), their CRC (4), the data, its CRC (4)
+                f.seek(pos)
+                head = f.read(8)
+                end = pos + 12 + int.from_bytes(head, "little") + 4 if len(head) == 8 else size + 1
+                if end > size:
+                    found.append(f"{path} is truncated or damaged: its record at byte {pos} of {size} is cut off, "
+                                 "so every value logged after it is missing")
+                    break
+                pos = end
+    return found
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _written(run_dir: Path) -> dict[str, Path]:
+    return {p.relative_to(run_dir).as_posix(): p for pattern in WRITTEN for p in sorted(run_dir.glob(pattern))
+            if p.is_file()}
+
+
+def record_files(run_dir: Path) -> None:
+    """Write ``files.json``: the SHA-256 of each file the finished run wrote (:data:`WRITTEN`)."""
+    from rlkit.files import write_json  # torch: only once a run has trained
+
+    write_json(run_dir / FILES_FILE, {"sha256": {name: _sha256(p) for name, p in _written(run_dir).items()}})
+
+
+def changed_files(run_dir: Path, names: Iterable[str] | None = None) -> list[str]:
+    """Files the run wrote that changed, went missing or were added since (``files.json``), as messages.
+
+    ``names`` (paths relative to the run) limits the check to them; a run without ``files.json`` (unfinished,
+    or from an older rlkit) has nothing to check.
+    """
+    path = run_dir / FILES_FILE
+    if not path.is_file():
+        return []
+    try:
+        recorded = json.loads(path.read_bytes()).get("sha256")
+    except (ValueError, RecursionError, AttributeError):  # not JSON, nested too deeply, not an object
+        recorded = None
+    if not isinstance(recorded, dict):
+        return [f"{path} is corrupt: it is not a JSON object of the files' sha256"]
+    present = _written(run_dir)
+    found = []
+    for name in sorted(set(recorded) | set(present) if names is None else names):
+        if name not in recorded:
+            found.append(f"{run_dir / name} was not written by the run (it is not in {FILES_FILE})")
+        elif name not in present:
+            found.append(f"{run_dir / name} is missing (the run wrote it)")
+        elif _sha256(present[name]) != recorded[name]:
+            found.append(f"{run_dir / name} changed after the run wrote it (its SHA-256 is not the one in "
+                         f"{FILES_FILE})")
+    return found
 
 
 def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
@@ -187,7 +293,7 @@ def resume_overrides(args: list[str], trust: bool = False) -> list[str]:
     if (run / SUMMARY_FILE).is_file():
         raise RlkitError(f"{run} has finished ({SUMMARY_FILE} exists): there is nothing to continue")
     latest_checkpoint(run)  # a clear error if there is no checkpoint
-    saved = OmegaConf.load(run / ".hydra" / "overrides.yaml")
+    saved = read_yaml(run / ".hydra" / "overrides.yaml")
     keys = {a.split("=", 1)[0] for a in others}
     kept = [str(o) for o in saved if str(o).split("=", 1)[0] not in keys
             and str(o).lstrip("+~").split("=", 1)[0].split(".", 1)[0].split("@", 1)[0] in CONFIG_KEYS]
@@ -209,8 +315,10 @@ def find_unfinished_run(overrides: list[str]) -> Path | None:
         if not config.is_file() or (run / SUMMARY_FILE).is_file() or not found:
             continue
         try:
-            same = _comparable(OmegaConf.load(config)) == wanted
-        except Exception:  # an unreadable config is some other run's problem, not a match
+            saved = read_yaml(config)
+            _refuse_resolvers(config, OmegaConf.to_container(saved, resolve=False))
+            same = _comparable(saved) == wanted
+        except Exception:  # an unreadable config, or one calling resolvers, is some other run's problem, not a match
             continue
         if same:
             candidates.append((found[-1].stat().st_mtime, run))
@@ -218,6 +326,9 @@ def find_unfinished_run(overrides: list[str]) -> Path | None:
 
 
 def _comparable(cfg: DictConfig) -> Any:
-    """A composed or saved training config as plain values, without Hydra's section and ``resume``."""
+    """A composed or saved training config as plain values, without Hydra's section and ``resume``.
+
+    A saved one is resolved only once :func:`_refuse_resolvers` passed it: its interpolations name its own keys.
+    """
     return OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k not in ("hydra", "resume")]),
                                   resolve=True)

@@ -25,7 +25,7 @@ from rlkit.evaluate import PeriodicEvaluator
 from rlkit.factory import build_agent, build_env
 from rlkit.files import write_json
 from rlkit.resume import RESUME_DIR, Checkpointer, TrainingCheckpoint, restore
-from rlkit.runs import SUMMARY_FILE, flatten
+from rlkit.runs import SUMMARY_FILE, flatten, record_files
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +170,7 @@ def train(cfg: TrainConfig, run_dir: Path, callbacks: Sequence[Callback] = (),
         if diverged is not None:
             summary["stopped"] = str(diverged).removeprefix("training ")  # "diverged at step ...: why"
         write_json(run_dir / SUMMARY_FILE, summary)
+        record_files(run_dir)
         if diverged is not None:
             kept = f"the last good weights are in {last}" if saved_last else "its weights were not saved"
             raise TrainingDiverged(f"{diverged}. The run stopped; {kept}", diverged.weights_finite) from diverged

@@ -1,6 +1,7 @@
 """``rlkit verify run=<run dir> steps=N``: does this machine reproduce a run's first N steps bit for bit?
 
-It trains the run's config again in a temporary directory and compares what both logged (docs/runs.md).
+It trains the run's config again in a temporary directory and compares what both logged (docs/runs.md); it checks
+the run's files against the checksums the run recorded, and its event files for truncation.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from rlkit.callbacks import Callback
 from rlkit.errors import RlkitError, RunDirError
-from rlkit.runs import read_events
+from rlkit.runs import changed_files, damaged_events, read_events
 
 USAGE = ("usage: rlkit verify run=<run dir> [steps=N] [trust_run=true]   (N: environment steps to re-run, default "
          "5000; trust_run: allow a run whose config names code to import)")
@@ -47,11 +48,13 @@ class Verdict:
     compared: dict[str, int] = field(default_factory=dict)
     differences: list[str] = field(default_factory=list)
     weights_compared: bool = False
+    damaged: list[str] = field(default_factory=list)
+    """The run's files that changed after it wrote them (``files.json``), and its truncated event files."""
 
     @property
     def identical(self) -> bool:
-        """No difference in any compared value."""
-        return not self.differences
+        """No difference in any compared value, and the run's files as it wrote them."""
+        return not self.differences and not self.damaged
 
 
 def compare(original: dict[str, list[tuple[int, float]]], rerun: dict[str, list[tuple[int, float]]],
@@ -92,6 +95,7 @@ def verify_run(run_dir: Path, steps: int, trust: bool = False) -> Verdict:
     if not tb.is_dir():
         raise RunDirError(f"{run_dir} has no TensorBoard events (tb/) to compare with; it was trained with "
                           "callbacks.tensorboard=false")
+    damaged = [*changed_files(run_dir), *damaged_events(tb)]
     original = read_scalars(tb)
     if not any(t.startswith("episode/") for t in original):
         raise RunDirError(f"{tb} has no episode scalars to compare with")
@@ -102,6 +106,7 @@ def verify_run(run_dir: Path, steps: int, trust: bool = False) -> Verdict:
     with tempfile.TemporaryDirectory(prefix="rlkit-verify-") as tmp:
         summary = train(cfg, Path(tmp), callbacks=[] if whole else [_StopAt(steps)])
         verdict = compare(original, read_scalars(Path(tmp) / "tb"), int(summary["steps"]), whole)
+        verdict.damaged = damaged
         last = run_dir / "checkpoints" / "last.safetensors"
         if whole and last.is_file():
             theirs, _ = load_checkpoint(last)
@@ -136,7 +141,10 @@ def main(argv: Sequence[str]) -> None:
     verdict = verify_run(run_dir, steps, values["trust_run"] == "true")
     print(f"re-ran {verdict.steps} steps of {run_dir}: compared {sum(verdict.compared.values())} logged values "
           f"over {len(verdict.compared)} tags" + (" and the final weights" if verdict.weights_compared else ""))
-    if not verdict.identical:
+    if verdict.damaged:
+        print("DAMAGED (what the run wrote is not what is there now):\n  " + "\n  ".join(verdict.damaged))
+    if verdict.differences:
         print("DIFFERENT:\n  " + "\n  ".join(verdict.differences))
+    if not verdict.identical:
         sys.exit(1)
     print("identical: this machine reproduces the run bit for bit")

@@ -306,7 +306,8 @@ def test_a_crafted_state_file_is_refused_without_running_it(tmp_path):
     (ck / "agent.safetensors").write_bytes(b"")
     with open(ck / "state.npz", "wb") as f:
         np.savez(f, a0=np.array([Payload()], dtype=object))
-    (ck / "state.json").write_text(f'{{"format": {STATE_FORMAT}, "step": 100, "evil": {{"__array__": "a0"}}}}')
+    (ck / "state.json").write_text(f'{{"format": {STATE_FORMAT}, "step": 100, "env": "e", "agent": "a", "elapsed": 0, '
+                                   '"agent_state": {"evil": {"__array__": "a0"}}, "callbacks": {}, "rng": {}}')
     with pytest.raises(RunDirError, match="corrupt or not a plain .npz"):
         latest_checkpoint(tmp_path / "run")
     assert not marker.exists()
