@@ -25,6 +25,22 @@ def check_agent(cfg: Any, ranges: dict[str, bool]) -> None:
         raise ConfigError(f"agent.activation_fn={cfg.activation_fn!r} is unknown; choose one of {sorted(ACTIVATIONS)}")
 
 
+def memory_needed(cfg: Any, obs_size: int, action_size: int) -> dict[str, int]:
+    """Bytes of float32 memory an agent allocates before it learns, by the key that sets them; a lower bound.
+
+    ``agent.net_arch``: one network from observation to action with its gradients and Adam's two moments (agents
+    have two or more); ``agent.buffer_size``: the replay buffer's observations, next observations, actions,
+    rewards and flags.
+    """
+    layers = [obs_size, *cfg.net_arch, action_size]
+    params = sum((n_in + 1) * n_out for n_in, n_out in zip(layers, layers[1:], strict=False))
+    needed = {"agent.net_arch": 4 * 4 * params}
+    if hasattr(cfg, "buffer_size"):
+        obs_copies = 1 if getattr(cfg, "optimize_memory_usage", False) else 2
+        needed["agent.buffer_size"] = 4 * cfg.buffer_size * (obs_copies * obs_size + action_size + 3)
+    return needed
+
+
 # ---------------------------------------------------------------------------------------------- stable-baselines3
 @dataclass
 class SB3Config:

@@ -18,7 +18,7 @@ from rlkit import config
 from rlkit.errors import DEBUG_ENV, RlkitError, job_errors, user_errors
 from rlkit.manual import print_manual
 from rlkit.multirun import check_multirun_args, parallel_jobs
-from rlkit.runs import resume_overrides
+from rlkit.runs import removed_if_refused, resume_overrides
 
 config.register_configs()
 rlkit_plugins.register()
@@ -32,13 +32,15 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
 
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
-    with job_errors() if multirun else user_errors():
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    # A refused single run leaves no directory; a multirun job's keeps its job.json, which the sweep's index names.
+    new = not multirun and cfg.get("resume") is None
+    with job_errors() if multirun else user_errors(), removed_if_refused(run_dir, f"{hydra_cfg.job.name}.log", new):
         config.check_known_keys(cfg)
         train_cfg = OmegaConf.to_object(cfg)
         assert isinstance(train_cfg, config.TrainConfig)
         if multirun and parallel_jobs(hydra_cfg.launcher) > 1:
             train_cfg.callbacks.progress_bar = False  # parallel jobs' bars would draw over each other
-        run_dir = Path(hydra_cfg.runtime.output_dir)
         summary = train(train_cfg, run_dir,
                         resume_from=latest_checkpoint(run_dir) if train_cfg.resume is not None else None)
         line = f"run: {run_dir}\nsteps: {summary['steps']}  wall: {summary['wall_seconds']:.1f}s"
@@ -117,6 +119,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     func, config_name, summary = COMMANDS[command]
     with user_errors():
+        if command != "plot":  # plot takes directories, not KEY=VALUE overrides
+            config.check_repeated_keys(rest)
         if config_name is None:
             func(rest)
             return

@@ -12,11 +12,15 @@ from hydra import compose as hydra_compose
 from hydra import initialize_config_module
 from hydra.core.config_store import ConfigStore
 from hydra.core.global_hydra import GlobalHydra
+from hydra.errors import ConfigCompositionException
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from rlkit.errors import ConfigError, RlkitError
 from rlkit.factory import AGENTS, ENVS
 from rlkit.video import VIDEO_FORMATS
+
+MAX_SEED = 2**32 - 1  # numpy.random.seed takes no larger seed
+MAX_EVAL_EPISODES = 1000  # an evaluation holds one env copy per episode
 
 
 @dataclass
@@ -26,7 +30,7 @@ class EvalConfig:
     every_steps: int = 10_000
     """Environment steps between evaluations (0: only one, at the end)."""
     episodes: int = 10
-    """Episodes per evaluation, played in parallel copies of the env."""
+    """Episodes per evaluation, played in parallel copies of the env (at most 1000)."""
     deterministic: bool = True
     """Greedy actions during evaluation."""
     stop_on_threshold: bool = False
@@ -73,8 +77,10 @@ class CallbacksConfig:
         """Check values that the types alone cannot."""
         if self.eval.every_steps < 0:
             raise ConfigError(f"callbacks.eval.every_steps must be >= 0, got {self.eval.every_steps}")
-        if self.eval.episodes < 1:
-            raise ConfigError(f"callbacks.eval.episodes must be >= 1, got {self.eval.episodes}")
+        if not 1 <= self.eval.episodes <= MAX_EVAL_EPISODES:
+            raise ConfigError(f"callbacks.eval.episodes must be between 1 and {MAX_EVAL_EPISODES} (each is a copy of "
+                              f"the env, played in parallel), got {self.eval.episodes}; for more, evaluate the "
+                              "finished run: rlkit eval run=<run dir> n_episodes=N")
         ck = self.checkpoint
         if ck.every_steps < 0 or ck.every_seconds < 0:
             raise ConfigError("callbacks.checkpoint.every_steps and every_seconds must be >= 0, got "
@@ -114,8 +120,8 @@ class TrainConfig:
             raise ConfigError(f"total_steps must be >= 1, got {self.total_steps}")
         if self.torch_threads < 1:
             raise ConfigError(f"torch_threads must be >= 1, got {self.torch_threads}")
-        if self.seed < 0:
-            raise ConfigError(f"seed must be >= 0, got {self.seed}")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise ConfigError(f"seed must be between 0 and {MAX_SEED} (2**32 - 1, NumPy's seed range), got {self.seed}")
         for part in (self.env, self.agent, self.callbacks):
             part.validate()
 
@@ -230,3 +236,45 @@ def check_group_choices(config_name: str, overrides: list[str]) -> None:
                         f"{group}={choice} names no config in group {group!r}; "
                         f"choose one of: {', '.join(choices) or '(none)'}.{hint}"
                     )
+        _check_preset_fits(config_name, overrides, searchpath)
+
+
+def _check_preset_fits(config_name: str, overrides: list[str], searchpath: list[str]) -> None:
+    """Refuse ``experiment=<preset>`` with an env or agent its keys do not fit, naming the presets that do."""
+    given = dict(a.partition("=")[::2] for a in overrides if a.partition("=")[0] in ("experiment", "env", "agent"))
+    preset = given.pop("experiment", "")
+    if not preset or not given or any("," in v for v in (preset, *given.values())):
+        return
+    fixed = hydra_compose(config_name, [f"experiment={preset}", *searchpath],
+                          return_hydra_config=True).hydra.runtime.choices
+    changed = {group: value for group, value in given.items() if fixed.get(group) != value}
+    if not changed:
+        return
+    try:
+        hydra_compose(config_name, [f"experiment={preset}", *(f"{g}={v}" for g, v in given.items()), *searchpath])
+    except ConfigCompositionException as e:
+        if f"'experiment/{preset}'" not in str(e):
+            return  # another problem: Hydra's own message says it
+        env, agent = given.get("env", fixed.get("env")), given.get("agent", fixed.get("agent"))
+        loader = GlobalHydra.instance().config_loader()
+        fitting = [p for p in loader.get_group_options("experiment", config_name=config_name, overrides=searchpath)
+                   if p.startswith(f"{env}_") and p.endswith(f"_{agent}")]
+        instead = f"use experiment={' or experiment='.join(fitting)}, or" if fitting else "there is no preset for " \
+            f"env={env} agent={agent}:"
+        cause = ([line for line in str(e).splitlines()[1:] if line.strip()] or [str(e)])[0].strip()  # Key '...' not in
+        raise RlkitError(f"experiment={preset} is the preset for env={fixed.get('env')} agent={fixed.get('agent')} "
+                         f"and sets its keys, which do not fit {' '.join(f'{g}={v}' for g, v in changed.items())} "
+                         f"({cause}); {instead} drop experiment=") from None
+
+
+def check_repeated_keys(overrides: list[str]) -> None:
+    """Refuse a key given twice on one command line (Hydra would silently take the last)."""
+    seen: dict[str, str] = {}
+    for arg in overrides:
+        key, sep, _ = arg.partition("=")
+        key = key.lstrip("+~")
+        if not sep or arg.startswith("-"):
+            continue
+        if key in seen:
+            raise RlkitError(f"{key} is given twice ({seen[key]} and {arg}), and only one can count; give it once")
+        seen[key] = arg

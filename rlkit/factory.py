@@ -12,6 +12,7 @@ import functools
 import importlib
 import itertools
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -19,7 +20,16 @@ from typing import TYPE_CHECKING, Any
 import gymnasium as gym
 from omegaconf import MISSING
 
-from rlkit.agents.config import A2CConfig, DQNConfig, MADDPGConfig, PPOConfig, ReinforceConfig, SACConfig, TD3Config
+from rlkit.agents.config import (
+    A2CConfig,
+    DQNConfig,
+    MADDPGConfig,
+    PPOConfig,
+    ReinforceConfig,
+    SACConfig,
+    TD3Config,
+    memory_needed,
+)
 from rlkit.envs import BALANCING_POLE_ID, ROBOTIC_ARM_ID  # registers rlkit/ ids with Gymnasium and PettingZoo
 from rlkit.envs.balancing_pole import BalancingPoleConfig
 from rlkit.envs.multi_cartpole import MultiCartPoleConfig, MultiCartPoleEnv, MultiCartPoleVectorEnv
@@ -277,9 +287,39 @@ def build_env(cfg: Any) -> EnvFactory:
                                make_vec=lambda n: CheckedVectorEnv(env.make_vec(n), env.label))
 
 
+def physical_memory() -> int:
+    """Bytes of this machine's physical memory."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError
+
+
+def check_memory(cfg: Any, env: EnvFactory) -> None:
+    """Refuse an agent whose networks or replay buffer alone need more memory than the machine has, before trying."""
+    probe = env.make(None)
+    obs_size, action_size = gym.spaces.flatdim(probe.observation_space), gym.spaces.flatdim(probe.action_space)
+    probe.close()
+    needed = memory_needed(cfg, obs_size, action_size)
+    have = physical_memory()
+    if sum(needed.values()) > have:
+        key = max(needed, key=lambda k: needed[k])
+        value = getattr(cfg, key.removeprefix("agent."))
+        raise ConfigError(f"{key}={value} needs at least {_size(needed[key])} of memory for {env.label}'s "
+                          f"{obs_size} observation and {action_size} action numbers, more than this machine's "
+                          f"{_size(have)}: lower {key}")
+
+
 def build_agent(cfg: Any, env: EnvFactory, seed: int, training: bool = True) -> Agent:
     """An agent for an agent config; a single-agent learner given a multi-agent env acts for the whole team."""
     build = lookup("agent", cfg.name)[1]
+    if training:
+        check_memory(cfg, env)
     if not env.agents or build is _maddpg:
         return build(cfg, env, seed, training)
     from rlkit.agents.joint_control import JointControlAgent

@@ -332,8 +332,12 @@ def main(argv: Sequence[str]) -> None:
         drawn = [c for kind in kinds for c in curves(groups, x=kind, points=args.points, smooth=args.smooth)]
         returns = any(args.tag == t or args.tag.startswith(f"{t}/") for t in ("episode/reward", "eval/mean_reward"))
         thresholds = reward_thresholds(runs) if returns else {}  # a threshold belongs only on a return's plot
-        png = plot_curves(drawn, out, tag=args.tag, thresholds=thresholds)
-        table = write_csv(drawn, out.with_suffix(".csv"))
+        try:
+            png = plot_curves(drawn, out, tag=args.tag, thresholds=thresholds)
+            table = write_csv(drawn, out.with_suffix(".csv"))
+        except OSError as e:  # a read-only run directory, a full disk, no permission
+            raise PlotError(f"cannot write {e.filename or out}: {e.strerror or e}. Choose another place with "
+                            "--out PATH.png") from None
         for group in groups:
             seeds = ", ".join(str(r.config.get("seed")) for r in group.runs)
             print(f"{group.label}: {len(group.runs)} run{'s' if len(group.runs) > 1 else ''} (seeds {seeds})")

@@ -25,6 +25,10 @@ from rlkit.errors import SweepError
 log = logging.getLogger(__name__)
 
 ADDRESS_ENV = "RAY_ADDRESS"
+# "0": Ray's single-machine mode (its default on macOS and Windows), whose services listen on 127.0.0.1 only. Ray
+# reads it when imported; ray.init's node IP would be replaced by the machine's outward address on Linux.
+LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+LOOPBACK = "127.0.0.1"
 CONNECT_TIMEOUT_S = 5.0  # to call a cluster unreachable (ray.init itself retries for minutes)
 
 
@@ -86,6 +90,7 @@ class RayLauncher(Launcher):
         """Submit one task per job, wait for all, return their ``JobReturn`` in job order."""
         setup_globals()
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        loopback_if_local(self.ray_cfg.init)
         try:
             import ray
         except ImportError:
@@ -146,11 +151,22 @@ def task_options(remote: DictConfig, sweep_config: DictConfig) -> dict[str, Any]
             "retry_exceptions": False}
 
 
-def connect(ray: Any, init: DictConfig) -> str:
-    """Connect to (or start) the configured cluster once per process; returns a description of it."""
+def cluster_address(init: DictConfig) -> str:
+    """The Ray address a sweep uses: the launcher's, else RAY_ADDRESS, else ``local`` (a new instance)."""
     # Without an address ray.init would join a cluster that `ray start` left on this machine; "local" means a
     # new instance for this sweep, as documented (address=auto joins that cluster on purpose).
-    address = init.address or os.environ.get(ADDRESS_ENV) or "local"
+    return init.address or os.environ.get(ADDRESS_ENV) or "local"
+
+
+def loopback_if_local(init: DictConfig) -> None:
+    """Before Ray is imported: a new local instance serves this machine only, so it listens on 127.0.0.1."""
+    if cluster_address(init) == "local":
+        os.environ.setdefault(LOOPBACK_ENV, "0")
+
+
+def connect(ray: Any, init: DictConfig) -> str:
+    """Connect to (or start) the configured cluster once per process; returns a description of it."""
+    address = cluster_address(init)
     where = "local instance" if address == "local" else f"cluster at {address}"
     if ray.is_initialized():
         return where
@@ -161,7 +177,7 @@ def connect(ray: Any, init: DictConfig) -> str:
     if init.runtime_env:
         kwargs["runtime_env"] = OmegaConf.to_container(init.runtime_env, resolve=True)
     if address == "local":
-        kwargs["num_cpus"] = init.num_cpus
+        kwargs.update(num_cpus=init.num_cpus, dashboard_host=LOOPBACK)
     elif address != "auto":  # left to Ray
         check_reachable(address, source)
     try:

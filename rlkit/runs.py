@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import re
+import shutil
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -223,12 +225,19 @@ def claim_sweep_dir(sweep_dir: Path) -> None:
 
 def _claim(directory: Path, marker: str, leftovers: tuple[str, ...]) -> None:
     """Create ``marker`` (a directory if it ends in /, else a file) exclusively; refuse ``leftovers``."""
-    directory.mkdir(parents=True, exist_ok=True)
+    key = "hydra.sweep.dir" if marker == SWEEP_MARKER else "hydra.run.dir"
     path, is_dir = directory / marker, marker.endswith("/")
     try:
+        directory.mkdir(parents=True, exist_ok=True)
         path.mkdir() if is_dir else path.open("x").close()
     except FileExistsError:
+        if not directory.is_dir():
+            raise RunDirError(f"cannot create the directory {directory}: a file is in the way. "
+                              f"Choose another {key}") from None
         found = [marker]
+    except OSError as e:  # a read-only file system, a name too long, no permission
+        raise RunDirError(f"cannot create the directory {directory}: {e.strerror or e}. "
+                          f"Choose another {key}") from None
     else:
         found = [n for n in leftovers if (directory / n).exists()]
         if found:
@@ -239,6 +248,41 @@ def _claim(directory: Path, marker: str, leftovers: tuple[str, ...]) -> None:
             "directory. Choose a new hydra.run.dir (hydra.sweep.dir for -m), or leave it to the default, which is "
             "new for every start"
         )
+
+
+HYDRA_FILES = frozenset({"config.yaml", "hydra.yaml", "overrides.yaml"})  # what Hydra writes into .hydra/
+
+
+@contextlib.contextmanager
+def removed_if_refused(run_dir: Path, log_file: str, new: bool = True) -> Iterator[None]:
+    """Remove a ``new`` run's directory if the block fails before anything but Hydra's files is in it.
+
+    A config refused after Hydra made the directory (a value out of range, more memory than the machine has)
+    then leaves nothing behind: its folder goes, and the empty folders above it inside the working directory.
+    """
+    try:
+        yield
+    except BaseException:
+        if new and _only_hydra_files(run_dir, log_file):
+            shutil.rmtree(run_dir, ignore_errors=True)
+            cwd = Path.cwd().resolve()
+            for parent in run_dir.resolve().parents:
+                if cwd not in parent.parents:
+                    break
+                try:
+                    parent.rmdir()  # only if empty
+                except OSError:
+                    break
+        raise
+
+
+def _only_hydra_files(run_dir: Path, log_file: str) -> bool:
+    try:
+        names = {p.name for p in run_dir.iterdir()}
+        hydra = {p.name for p in (run_dir / ".hydra").iterdir()}
+    except OSError:
+        return False
+    return names <= {".hydra", log_file} and hydra <= HYDRA_FILES
 
 
 class ClaimRunDir(Callback):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import platform
 import random
 import shutil
@@ -95,6 +96,9 @@ def train(cfg: TrainConfig, run_dir: Path, callbacks: Sequence[Callback] = (),
     with disk_full_errors(run_dir, run_dir / "checkpoints"), quiet_disk_full_in_threads():
         run_dir.mkdir(parents=True, exist_ok=True)
         torch.set_num_threads(cfg.torch_threads)
+        if cfg.torch_threads > (cores := os.cpu_count() or 1):
+            log.warning("torch_threads=%d is more than this machine's %d cores: the threads contend and training "
+                        "runs slower; set torch_threads=%d or fewer", cfg.torch_threads, cores, cores)
         random.seed(cfg.seed)
         np.random.seed(cfg.seed)
         torch.manual_seed(cfg.seed)

@@ -451,3 +451,161 @@ def test_a_diverging_step_is_not_applied():
         opt.step()
     assert all(torch.equal(a, b) for a, b in zip(before, net.parameters(), strict=True))
     assert not opt.state, "the optimizer's moments must not move either"
+
+
+# ---------------------------------------------------------------------------------------------- refused, nothing left
+def _refused(out, message: str, cwd: Path) -> None:
+    """One paragraph naming the problem, exit status 2, and no run directory (nor its parents) left in ``cwd``."""
+    _one_paragraph(out, message)
+    assert len([line for line in out.stderr.splitlines() if line.startswith("rlkit: error:")]) == 1, out.stderr
+    assert not (cwd / "runs").exists(), f"left behind: {sorted(str(p) for p in (cwd / 'runs').rglob('*'))}"
+
+
+# Values refused after Hydra made the run directory: it is removed again (overrides, the message).
+REFUSED_VALUES = [
+    (["seed=-1"], r"seed must be between 0 and 4294967295 \(2\*\*32 - 1, NumPy's seed range\), got -1"),
+    (["seed=4294967296"], r"seed must be between 0 and 4294967295 .*got 4294967296"),
+    (["total_steps=0"], r"total_steps must be >= 1, got 0"),
+    (["torch_threads=0"], r"torch_threads must be >= 1, got 0"),
+    (["callbacks.eval.every_steps=-1"], r"callbacks.eval.every_steps must be >= 0, got -1"),
+    (["callbacks.eval.episodes=0"], r"callbacks.eval.episodes must be between 1 and 1000"),
+    (["callbacks.eval.episodes=2000000"], r"callbacks.eval.episodes must be between 1 and 1000 \(each is a copy of "
+     r"the env, played in parallel\), got 2000000; for more, evaluate the finished run: rlkit eval"),
+    (["callbacks.checkpoint.keep_last=0"], r"callbacks.checkpoint.keep_last must be >= 1, got 0"),
+    (["callbacks.checkpoint.every_seconds=-1"], r"callbacks.checkpoint.every_steps and every_seconds must be >= 0"),
+    (["agent.n_envs=0"], r"agent.n_envs=0 is out of range"),
+    (["agent=reinforce", "agent.n_envs=0"], r"agent.n_envs=0 is out of range"),
+    (["agent=maddpg", "agent.tau=0"], r"agent.tau=0.0 is out of range"),
+    (["agent.net_arch=[]"], r"agent.net_arch must list positive layer sizes, got \[\]"),
+    (["agent.activation_fn=swish"], r"agent.activation_fn='swish' is unknown"),
+    (["env=multi_cartpole", "env.num_agents=0"], r"env.num_agents must be >= 1, got 0"),
+    (["env.masscart=0"], r"env.masscart must be > 0, got 0.0"),
+    (["env=robotic_arm", "env.dt=0"], r"env.dt must be finite and > 0, got 0.0"),
+    (["agent.buffer_size=1000000000000"], r"agent.buffer_size=1000000000000 needs at least 47.3 TiB of memory for "
+     r"balancing_pole's 4 observation and 2 action numbers, more than this machine's .*: lower agent.buffer_size"),
+    (["agent.net_arch=[200000,200000]"], r"agent.net_arch=\[200000, 200000\] needs at least 596.1 GiB of memory "
+     r".*: lower agent.net_arch"),
+    (["env=multi_cartpole", "agent=maddpg", "agent.buffer_size=100000000000"],
+     r"agent.buffer_size=100000000000 needs at least .* for multi_cartpole's 8 observation and 2 action numbers"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "message"), REFUSED_VALUES, ids=[" ".join(o) for o, _ in REFUSED_VALUES])
+def test_a_refused_value_leaves_no_run_directory(tmp_path, overrides, message):
+    _refused(cli(["train", *overrides, "callbacks.progress_bar=false"], cwd=tmp_path), message, tmp_path)
+
+
+def test_a_run_directory_with_more_than_hydra_files_is_kept(tmp_path):
+    """A refused run whose directory the user filled beforehand (hydra.run.dir given) keeps what was there."""
+    from rlkit.runs import removed_if_refused
+
+    run_dir = tmp_path / "runs" / "x"
+    (run_dir / ".hydra").mkdir(parents=True)
+    (run_dir / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError), removed_if_refused(run_dir, "train.log"):
+        raise ConfigError("refused")
+    assert (run_dir / "notes.txt").read_text() == "mine"
+    (run_dir / "notes.txt").unlink()
+    with pytest.raises(ConfigError), removed_if_refused(run_dir, "train.log", new=False):  # resume=: its own
+        raise ConfigError("refused")
+    assert (run_dir / ".hydra").is_dir()
+
+
+def test_memory_is_estimated_before_it_is_allocated(monkeypatch):
+    from rlkit.agents.config import memory_needed
+    from rlkit.factory import check_memory
+
+    dqn = compose_cfg(["agent.buffer_size=10", "agent.net_arch=[3]"]).agent
+    # 4 observation numbers, 2 actions: (4+1)*3 + (3+1)*2 weights, x4 for gradients and Adam's moments, 4 bytes each;
+    # the buffer: observations and next observations, actions, reward and two flags per transition.
+    assert memory_needed(dqn, 4, 2) == {"agent.net_arch": 16 * 23, "agent.buffer_size": 4 * 10 * (8 + 2 + 3)}
+    cfg = compose_cfg([])
+    check_memory(cfg.agent, build_env(cfg.env))  # the default fits
+    monkeypatch.setattr("rlkit.factory.physical_memory", lambda: 2**20)
+    with pytest.raises(ConfigError, match=r"agent.buffer_size=1000000 needs at least 49.6 MiB of memory .* more "
+                                          r"than this machine's 1.0 MiB: lower agent.buffer_size"):
+        check_memory(cfg.agent, build_env(cfg.env))
+
+
+def test_the_largest_seed_numpy_takes_is_accepted():
+    compose_cfg(["seed=4294967295"]).validate()
+
+
+@pytest.mark.parametrize("where", ["a file", "read-only", "name too long"])
+def test_a_run_directory_that_cannot_be_made_gets_one_line(tmp_path, monkeypatch, where):
+    target = tmp_path / "out"
+    if where == "a file":
+        target.write_text("not a run")
+        message = rf"cannot create the directory {target}: a file is in the way. Choose another hydra.run.dir"
+    elif where == "read-only":
+        real_mkdir = os.mkdir
+
+        def mkdir(path, *args, **kwargs):
+            if str(path).startswith(str(target)):
+                raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+            real_mkdir(path, *args, **kwargs)
+
+        monkeypatch.setattr(os, "mkdir", mkdir)
+        message = rf"cannot create the directory {target}: Read-only file system. Choose another hydra.run.dir"
+    else:
+        target = tmp_path / ("a" * 300)
+        message = r"cannot create the directory .*a{300}: File name too long. Choose another hydra.run.dir"
+    _refused(cli(["train", f"hydra.run.dir={target}"], cwd=tmp_path), message, tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == (["out"] if where == "a file" else [])
+    assert where != "a file" or target.read_text() == "not a run"
+
+
+def test_a_sweep_directory_that_is_a_file_gets_one_line(tmp_path):
+    target = tmp_path / "sweep"
+    target.write_text("not a sweep")
+    _refused(cli(["train", "-m", "hydra/launcher=basic", "seed=0,1", f"hydra.sweep.dir={target}"], cwd=tmp_path),
+             rf"cannot create the directory {target}: a file is in the way. Choose another hydra.sweep.dir", tmp_path)
+    assert target.read_text() == "not a sweep"
+
+
+def test_plot_into_a_read_only_run_gets_one_line(tmp_path, run, monkeypatch):
+    from matplotlib.figure import Figure
+    from torch.utils.tensorboard import SummaryWriter
+
+    copy = _copy(run, tmp_path)
+    (copy / "summary.json").write_text(json.dumps({"steps": 1200}))
+    with SummaryWriter(str(copy / "tb")) as writer:
+        for step in range(5):
+            writer.add_scalar("episode/reward", float(step), step * 100)
+
+    def savefig(self, fname, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(fname))
+
+    monkeypatch.setattr(Figure, "savefig", savefig)
+    out = cli(["plot", str(copy)], cwd=tmp_path)
+    _one_paragraph(out, rf"cannot write {copy}/learning_curves.png: Read-only file system. Choose another place "
+                        r"with --out PATH.png")
+    assert not (copy / "learning_curves.csv").exists()
+
+
+@pytest.mark.parametrize("command", ["train", "eval", "verify"])
+def test_a_key_given_twice_is_refused(tmp_path, command):
+    _refused(cli([command, "run=x", "seed=1", "seed=2"], cwd=tmp_path),
+             r"seed is given twice \(seed=1 and seed=2\), and only one can count; give it once", tmp_path)
+
+
+def test_a_preset_with_another_agent_names_the_preset_that_fits(tmp_path):
+    _refused(cli(["train", "experiment=balancing_pole_dqn", "agent=reinforce"], cwd=tmp_path),
+             r"experiment=balancing_pole_dqn is the preset for env=balancing_pole agent=dqn and sets its keys, which "
+             r"do not fit agent=reinforce \(Key 'batch_size' not in 'ReinforceConfig'\); use "
+             r"experiment=balancing_pole_reinforce, or drop experiment=", tmp_path)
+    _refused(cli(["train", "experiment=robotic_arm_maddpg", "agent=dqn"], cwd=tmp_path),
+             r"do not fit agent=dqn \(.*\); there is no preset for env=robotic_arm agent=dqn: drop experiment=",
+             tmp_path)
+    check_group_choices("train", ["experiment=balancing_pole_dqn", "env=balancing_pole", "agent=dqn"])  # the same
+
+
+def test_more_torch_threads_than_cores_warns(tmp_path, caplog):
+    cores = os.cpu_count() or 1
+    cfg = compose_cfg(["agent=reinforce", *TINY, "total_steps=100", "callbacks.eval.every_steps=0",
+                       "callbacks.tensorboard=false", f"torch_threads={cores + 1}"])
+    with caplog.at_level("WARNING", logger="rlkit.train"):
+        train(cfg, tmp_path / "run")
+    assert f"torch_threads={cores + 1} is more than this machine's {cores} cores" in caplog.text
+    assert f"set torch_threads={cores} or fewer" in caplog.text
+

@@ -114,7 +114,7 @@ def test_typo_in_a_group_choice_names_the_valid_ones():
         ("agent.gamma=1.5", "agent.gamma=1.5 is out of range"),
         ("agent.net_arch=[]", "net_arch must list positive"),
         ("env.masspole=0", "env.masspole must be > 0"),
-        ("callbacks.eval.episodes=0", "callbacks.eval.episodes must be >= 1"),
+        ("callbacks.eval.episodes=0", "callbacks.eval.episodes must be between 1 and 1000"),
     ],
 )
 def test_cross_field_checks_quote_the_values(override, message):

@@ -159,13 +159,28 @@ def test_ray_connects_by_override_then_ray_address_else_starts_a_local_instance(
     ray = FakeRay()
     assert connect(ray, init) == "local instance"
     assert ray.calls[0][0] == "local" and ray.calls[0][1]["num_cpus"] is None  # not a cluster left by `ray start`
+    assert ray.calls[0][1]["dashboard_host"] == "127.0.0.1"  # if ray[default] is there, it serves this machine only
     monkeypatch.setenv("RAY_ADDRESS", "10.0.0.5:6379")
     ray = FakeRay()
     assert connect(ray, init) == "cluster at 10.0.0.5:6379"
     assert ray.calls[0][0] == "10.0.0.5:6379" and "num_cpus" not in ray.calls[0][1]
+    assert "dashboard_host" not in ray.calls[0][1]
     ray = FakeRay()
     connect(ray, OmegaConf.merge(init, {"address": "ray://head:10001"}))
     assert ray.calls[0][0] == "ray://head:10001"
+
+
+def test_a_new_local_ray_instance_listens_on_loopback_only(monkeypatch):
+    from rlkit.ray_launcher import LOOPBACK_ENV, RayInitConf, loopback_if_local
+
+    init = OmegaConf.structured(RayInitConf)
+    for env, address, loopback in ((None, None, "0"), ("10.0.0.5:6379", None, None), (None, "auto", None)):
+        monkeypatch.delenv(LOOPBACK_ENV, raising=False)
+        monkeypatch.delenv("RAY_ADDRESS", raising=False)
+        if env:
+            monkeypatch.setenv("RAY_ADDRESS", env)
+        loopback_if_local(OmegaConf.merge(init, {"address": address}))
+        assert os.environ.get(LOOPBACK_ENV) == loopback
 
 
 def test_a_job_reserves_its_torch_threads_on_ray():
