@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from pettingzoo.test import parallel_api_test, parallel_seed_test
 
-from helpers import compose_cfg
+from helpers import TINY, cli, compose_cfg
 from rlkit.envs.particle_worlds import ParticleWorldEnv, ParticleWorldVectorEnv
 from rlkit.errors import ConfigError
 from rlkit.factory import build_env
@@ -174,3 +174,13 @@ def test_env_mpe_is_batched_unless_told_otherwise(caplog):
     assert "simple_push_v3 has no batched version" in caplog.text
     with pytest.raises(ConfigError, match="env.kwargs do not fit simple_spread_v3: .*did you mean N"):
         build_env(compose_cfg(["env=mpe", "+env.kwargs.n=4"]).env)
+
+
+def test_a_batched_mpe_run_trains_and_renders_one_copy_in_eval(tmp_path):
+    out = cli(["train", *TINY, "total_steps=400", "env=mpe", "env.name=simple_tag_v3", "agent=maddpg",
+               "agent.learning_starts=200", "agent.n_envs=8"], cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    (run,) = (tmp_path / "runs" / "simple_tag_v3" / "maddpg").iterdir()
+    out = cli(["eval", f"run={run}", "render_mode=human", "n_episodes=1"], cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "adversary_0: mean reward" in out.stdout
