@@ -233,8 +233,10 @@ def make_scenario(name: str, kwargs: dict[str, Any]) -> _Scenario:
     return cls(**kwargs)
 
 
-class _Worlds:
+class _Worlds(Snapshot):
     """``copies`` worlds of one scenario: state arrays, mpe2's physics, actions, and each copy's random stream."""
+
+    _snapshot_attrs = ("pos", "vel", "goal", "rngs")
 
     def __init__(self, scenario: _Scenario, copies: int, continuous_actions: bool) -> None:
         s = self.scenario = scenario
@@ -361,7 +363,7 @@ class ParticleWorldEnv(Snapshot, CanvasOwner, ParallelEnv):
     * v0: mpe2 1.1's dynamics, rewards and observations.
     """
 
-    _snapshot_attrs = ("_pos", "_vel", "_goal", "_rngs", "_steps", "agents")
+    _snapshot_attrs = ("_worlds", "_steps", "agents")
     metadata = {"name": "particle_worlds_v0", "render_modes": ["human", "rgb_array"], "render_fps": 10,
                 "is_parallelizable": True}
 
@@ -378,12 +380,6 @@ class ParticleWorldEnv(Snapshot, CanvasOwner, ParallelEnv):
                                    for a, d in zip(self.possible_agents, self._worlds.obs_dims, strict=True)}
         self.action_spaces = {a: copy.deepcopy(self._worlds.action_space) for a in self.possible_agents}
         self._steps = 0
-
-    # The state lives in the one-copy arrays; these name it for the snapshot.
-    _pos = property(lambda self: self._worlds.pos, lambda self, v: self._worlds.pos.__setitem__(..., v))
-    _vel = property(lambda self: self._worlds.vel, lambda self, v: self._worlds.vel.__setitem__(..., v))
-    _goal = property(lambda self: self._worlds.goal, lambda self, v: self._worlds.goal.__setitem__(..., v))
-    _rngs = property(lambda self: self._worlds.rngs, lambda self, v: setattr(self._worlds, "rngs", list(v)))
 
     def observation_space(self, agent: str) -> spaces.Space[Any]:  # noqa: D102  (PettingZoo's)
         return self.observation_spaces[agent]
@@ -465,9 +461,7 @@ class ParticleWorldVectorEnv(Snapshot):
     Copy ``b`` reset with seed ``s`` equals the single env (and mpe2's) reset with seed ``s + b``.
     """
 
-    _snapshot_attrs = ("_pos", "_vel", "_goal", "_rngs", "_steps", "_prev_done", "_started")
-    _pos, _vel = ParticleWorldEnv._pos, ParticleWorldEnv._vel
-    _goal, _rngs = ParticleWorldEnv._goal, ParticleWorldEnv._rngs
+    _snapshot_attrs = ("_worlds", "_steps", "_prev_done", "_started")
 
     def __init__(self, num_envs: int = 1, name: str = "simple_spread_v3", max_cycles: int = 25,
                  continuous_actions: bool = False, **kwargs: Any) -> None:
