@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import functools
 import inspect
 from typing import Any
 
@@ -73,11 +74,15 @@ class _Scenario:
         """(copies, agents, 2 * landmarks): the landmarks relative to each agent, in order."""
         return rel[:, :, self.n:].reshape(len(rel), self.n, -1)
 
+    @functools.cached_property
+    def _others(self) -> tuple[np.ndarray, np.ndarray]:
+        """Indices that pick, for each agent (rows), every other agent in order (columns)."""
+        n = self.n
+        return np.arange(n)[:, None], np.array([[j for j in range(n) if j != i] for i in range(n)]).reshape(n, n - 1)
+
     def others_seen(self, rel: np.ndarray) -> np.ndarray:
         """(copies, agents, 2 * (agents - 1)): the other agents relative to each agent, in order."""
-        n = self.n
-        others = np.array([[j for j in range(n) if j != i] for i in range(n)], dtype=np.int64).reshape(n, n - 1)
-        return rel[:, np.arange(n)[:, None], others].reshape(len(rel), n, -1)
+        return rel[:, self._others[0], self._others[1]].reshape(len(rel), self.n, -1)
 
     def touching(self, rel: np.ndarray) -> np.ndarray:
         """(copies, agents, agents) whether two agents overlap (mpe2's ``is_collision``; an agent touches itself)."""
