@@ -33,6 +33,8 @@ from rlkit.agents.config import (
 from rlkit.envs import BALANCING_POLE_ID, ROBOTIC_ARM_ID  # registers rlkit/ ids with Gymnasium and PettingZoo
 from rlkit.envs.balancing_pole import BalancingPoleConfig
 from rlkit.envs.multi_cartpole import MultiCartPoleConfig, MultiCartPoleEnv, MultiCartPoleVectorEnv
+from rlkit.envs.particle_worlds import SCENARIOS as BATCHED_MPE
+from rlkit.envs.particle_worlds import ParticleWorldEnv, ParticleWorldVectorEnv
 from rlkit.envs.robotic_arm import RoboticArmConfig
 from rlkit.errors import ConfigError
 
@@ -100,6 +102,8 @@ class MPEConfig:
     """Scenario arguments, e.g. +env.kwargs.N=3 +env.kwargs.local_ratio=0.5 for simple_spread_v3."""
     reward_threshold: float | None = None
     """Mean evaluation return (every agent) at which the task counts as solved; empty: none."""
+    batched: bool = True
+    """rlkit's NumPy version (every copy stepped at once) where the scenario has one; false: mpe2's own env."""
 
     def validate(self) -> None:
         """Check values that the types alone cannot."""
@@ -197,6 +201,11 @@ def _parallel(build: Callable[..., Any], label: str, threshold: float | None) ->
 
 
 def _mpe(cfg: MPEConfig) -> EnvFactory:
+    if cfg.batched and cfg.name in BATCHED_MPE:
+        return _particle_worlds(cfg)
+    if cfg.batched:
+        log.info("%s has no batched version (those of %s have): mpe2 steps its copies one at a time",
+                 cfg.name, ", ".join(BATCHED_MPE))
     try:
         module = importlib.import_module(f"mpe2.{cfg.name}")
     except ImportError as e:
@@ -204,6 +213,22 @@ def _mpe(cfg: MPEConfig) -> EnvFactory:
     return _parallel(functools.partial(module.parallel_env, max_cycles=cfg.max_cycles,
                                        continuous_actions=cfg.continuous_actions, **cfg.kwargs),
                      cfg.name, cfg.reward_threshold)
+
+
+def _particle_worlds(cfg: MPEConfig) -> EnvFactory:
+    """An MPE scenario in rlkit's NumPy version: mpe2's worlds, every copy stepped at once."""
+    from rlkit.envs.adapters import ParallelArrayEnv
+
+    kwargs = {"name": cfg.name, "max_cycles": cfg.max_cycles, "continuous_actions": cfg.continuous_actions,
+              **cfg.kwargs}
+    try:
+        probe = ParticleWorldVectorEnv(1, **kwargs)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"env.kwargs do not fit {cfg.name}: {e}") from None
+    return EnvFactory(make=lambda render_mode=None: ParallelArrayEnv(ParticleWorldEnv(render_mode=render_mode,
+                                                                                        **kwargs)),
+                      make_vec=lambda n: ParticleWorldVectorEnv(n, **kwargs), label=cfg.name,
+                      reward_threshold=cfg.reward_threshold, agents=tuple(probe.possible_agents))
 
 
 def _pettingzoo(cfg: PettingZooConfig) -> EnvFactory:

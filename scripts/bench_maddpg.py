@@ -73,25 +73,34 @@ def bench_solve(preset: str, seeds: int, extra: list[str]) -> dict[str, Any]:
     return summary
 
 
+SPREAD_AGENT_RADIUS = 0.15  # simple_spread_v3's agents: two touch when their centres are within 0.3
+
+
+def _positions(env: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The agents' and the landmarks' positions in the world behind a built env (the batched one or mpe2's)."""
+    inner = env.env.env  # CheckedEnv -> ParallelArrayEnv -> the PettingZoo env
+    if hasattr(inner, "positions"):
+        return inner.positions
+    world = inner.unwrapped.world
+    return np.array([a.state.p_pos for a in world.agents]), np.array([lm.state.p_pos for lm in world.landmarks])
+
+
 def _spread_quantities(agent: Any, make_env: Any, episodes: int, seed: int) -> dict[str, float]:
     """Play greedy episodes; per-agent returns, and the original MPE's team quantities from the world."""
     env = make_env(None)
     returns, dist_per_step, collisions = [], [], []
     for ep in range(episodes):
         obs, _ = env.reset(seed=seed + ep)
-        world = env.env.unwrapped.world
         total = np.zeros(len(env.possible_agents))
         dists, hits = [], 0
         done = False
         while not done:
             obs, reward, terminated, truncated, _ = env.step(agent.act(obs[None])[0])
             total += reward
-            pos = np.array([a.state.p_pos for a in world.agents])
-            marks = np.array([lm.state.p_pos for lm in world.landmarks])
+            pos, marks = _positions(env)
             dists.append(np.linalg.norm(pos[None] - marks[:, None], axis=-1).min(axis=1).sum())
             gaps = np.linalg.norm(pos[:, None] - pos[None], axis=-1)
-            size = world.agents[0].size * 2
-            hits += int(((gaps < size) & ~np.eye(len(pos), dtype=bool)).sum() // 2)
+            hits += int(((gaps < 2 * SPREAD_AGENT_RADIUS) & ~np.eye(len(pos), dtype=bool)).sum() // 2)
             done = terminated or truncated
         returns.append(total)
         dist_per_step.append(float(np.mean(dists)))

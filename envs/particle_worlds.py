@@ -1,0 +1,514 @@
+"""Multi-agent particle worlds in NumPy: mpe2's scenarios with every copy stepped by one set of array operations.
+
+Single-copy dynamics, rewards and observations are those of mpe2 1.1 (PettingZoo's Multi-Agent Particle
+Environments, ``mpe2.<scenario>.parallel_env``) step for step, and a copy reset with seed ``s`` starts where mpe2's
+env reset with seed ``s`` starts (tested against mpe2).
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import functools
+import inspect
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+from pettingzoo import ParallelEnv
+
+from rlkit.envs.rendering import CanvasOwner
+from rlkit.envs.state import Snapshot
+
+# World constants of mpe2's core.World (MPE's units: positions in world units, dt in seconds).
+DT = 0.1  # integration step
+DAMPING = 0.25  # velocity lost per step
+CONTACT_FORCE = 1e2  # stiffness of the soft contact between colliding entities
+CONTACT_MARGIN = 1e-3  # softness of that contact
+SENSITIVITY = 5.0  # action force of agents without their own ``accel``
+MOVES = np.array([[0.0, 0.0], [-1.0, 0.0], [1.0, 0.0], [0.0, -1.0], [0.0, 1.0]])  # no-op, -x, +x, -y, +y
+
+
+class _Scenario:
+    """One scenario's entities and rules, over arrays with a leading copy axis.
+
+    ``pos`` is ``(copies, agents + landmarks, 2)``: agents first, as in mpe2's ``world.entities``; ``vel`` is the
+    agents' ``(copies, agents, 2)`` (landmarks never move); ``goal`` ``(copies,)`` the goal landmark (if any).
+    """
+
+    name: str
+    agents: list[str]
+    num_landmarks: int
+    size: np.ndarray  # (entities,) radii
+    collide: np.ndarray  # (entities,) bool: takes part in contacts
+    accel: np.ndarray  # (agents,) force of a full action
+    max_speed: np.ndarray  # (agents,) speed limit; inf: none
+    obs_dims: list[int]  # each agent's observation length
+    agent_color: np.ndarray
+    landmark_color = np.array([0.25, 0.25, 0.25])
+
+    def draw_start(self, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+        """One copy's start positions (entities, 2) and goal, drawn in the order mpe2's ``reset_world`` draws them."""
+        agents = rng.uniform(-1, +1, (self.n, 2))
+        return np.concatenate([agents, rng.uniform(-1, +1, (self.num_landmarks, 2))]), 0
+
+    def rewards(self, pos: np.ndarray, goal: np.ndarray) -> np.ndarray:
+        """(copies, agents) rewards after a step."""
+        raise NotImplementedError
+
+    def observe(self, out: np.ndarray, pos: np.ndarray, vel: np.ndarray, goal: np.ndarray) -> None:
+        """Write each agent's observation into ``out`` (copies, agents, longest obs_dim), zeros past its length."""
+        raise NotImplementedError
+
+    # Shared pieces of the scenarios' rules.
+
+    @property
+    def n(self) -> int:
+        return len(self.agents)
+
+    def relative(self, pos: np.ndarray) -> np.ndarray:
+        """(copies, agents, entities, 2): every entity's position relative to each agent."""
+        return pos[:, None] - pos[:, :self.n, None]
+
+    def landmarks_seen(self, rel: np.ndarray) -> np.ndarray:
+        """(copies, agents, 2 * landmarks): the landmarks relative to each agent, in order."""
+        return rel[:, :, self.n:].reshape(len(rel), self.n, -1)
+
+    @functools.cached_property
+    def _others(self) -> tuple[np.ndarray, np.ndarray]:
+        """Indices that pick, for each agent (rows), every other agent in order (columns)."""
+        n = self.n
+        return np.arange(n)[:, None], np.array([[j for j in range(n) if j != i] for i in range(n)]).reshape(n, n - 1)
+
+    def others_seen(self, rel: np.ndarray) -> np.ndarray:
+        """(copies, agents, 2 * (agents - 1)): the other agents relative to each agent, in order."""
+        return rel[:, self._others[0], self._others[1]].reshape(len(rel), self.n, -1)
+
+    def touching(self, rel: np.ndarray) -> np.ndarray:
+        """(copies, agents, agents) whether two agents overlap (mpe2's ``is_collision``; an agent touches itself)."""
+        n = self.n
+        return np.sqrt(np.sum(np.square(rel[:, :, :n]), axis=-1)) < self.size[:n, None] + self.size[None, :n]
+
+
+def _fill(out: np.ndarray, parts: list[np.ndarray], start: int = 0) -> int:
+    """Write ``parts`` one after the other along the last axis of ``out`` from ``start``; where they end."""
+    for p in parts:
+        out[..., start:start + p.shape[-1]] = p
+        start += p.shape[-1]
+    return start
+
+
+class Spread(_Scenario):
+    """simple_spread_v3, cooperative navigation: N agents cover N landmarks without bumping into each other."""
+
+    name = "simple_spread_v3"
+    agent_color = np.array([0.35, 0.35, 0.85])
+
+    def __init__(self, N: int = 3, local_ratio: float = 0.5) -> None:  # noqa: N803  (mpe2's argument name)
+        if N < 1 or not 0.0 <= local_ratio <= 1.0:
+            raise ValueError(f"simple_spread_v3 needs N >= 1 and 0 <= local_ratio <= 1, got N={N}, "
+                             f"local_ratio={local_ratio}")
+        self.agents = [f"agent_{i}" for i in range(N)]
+        self.num_landmarks = N
+        self.size = np.array([0.15] * N + [0.05] * N)
+        self.collide = np.array([True] * N + [False] * N)
+        self.accel, self.max_speed = np.full(N, SENSITIVITY), np.full(N, np.inf)
+        self.local_ratio = float(local_ratio)
+        self.obs_dims = [4 + 2 * N + 4 * (N - 1)] * N  # the last 2 * (N - 1): the others' messages, silent
+
+    def rewards(self, pos: np.ndarray, goal: np.ndarray) -> np.ndarray:
+        """Team: minus each landmark's distance to its nearest agent; own: -1 per other agent it touches; blended."""
+        rel = self.relative(pos)
+        team = -np.sum(np.sqrt(np.sum(np.square(rel[:, :, self.n:]), axis=-1)).min(axis=1), axis=1)
+        own = -np.sum(self.touching(rel) & ~np.eye(self.n, dtype=bool), axis=2).astype(np.float64)
+        return team[:, None] * (1 - self.local_ratio) + own * self.local_ratio
+
+    def observe(self, out: np.ndarray, pos: np.ndarray, vel: np.ndarray, goal: np.ndarray) -> None:
+        """Own velocity and position, landmarks and other agents relative to it; the others' messages are zeros."""
+        rel = self.relative(pos)
+        _fill(out, [vel, pos[:, :self.n], self.landmarks_seen(rel), self.others_seen(rel)])
+
+
+class Adversary(_Scenario):
+    """simple_adversary_v3, physical deception: N good agents know the goal landmark, one adversary must guess it."""
+
+    name = "simple_adversary_v3"
+    agent_color = np.array([0.35, 0.35, 0.85])
+
+    def __init__(self, N: int = 2) -> None:  # noqa: N803  (mpe2's argument name)
+        if N < 1:
+            raise ValueError(f"simple_adversary_v3 needs N >= 1, got N={N}")
+        self.agents = ["adversary_0", *(f"agent_{i}" for i in range(N))]
+        self.num_landmarks = N
+        self.size = np.array([0.15] * (N + 1) + [0.08] * N)
+        self.collide = np.zeros(2 * N + 1, dtype=bool)
+        self.accel, self.max_speed = np.full(N + 1, SENSITIVITY), np.full(N + 1, np.inf)
+        self.obs_dims = [4 * N] + [4 * N + 2] * N
+
+    def draw_start(self, rng: np.random.Generator) -> tuple[np.ndarray, int]:  # noqa: D102  (the base class's)
+        goal = int(rng.integers(self.num_landmarks))
+        return super().draw_start(rng)[0], goal
+
+    def _to_goal(self, rel: np.ndarray, goal: np.ndarray) -> np.ndarray:
+        """(copies, agents, 2): the goal landmark relative to each agent."""
+        return rel[np.arange(len(rel)), :, self.n + goal]
+
+    def rewards(self, pos: np.ndarray, goal: np.ndarray) -> np.ndarray:
+        """Adversary: minus its distance to the goal; good agents: that distance minus their team's nearest one."""
+        dist = np.sqrt(np.sum(np.square(self._to_goal(self.relative(pos), goal)), axis=-1))
+        good = -dist[:, 1:].min(axis=1) + dist[:, 0]
+        return np.concatenate([-dist[:, :1], np.repeat(good[:, None], self.n - 1, axis=1)], axis=1)
+
+    def observe(self, out: np.ndarray, pos: np.ndarray, vel: np.ndarray, goal: np.ndarray) -> None:
+        """Landmarks and other agents relative to the agent; good agents see the goal before them."""
+        rel = self.relative(pos)
+        seen = np.concatenate([self.landmarks_seen(rel), self.others_seen(rel)], axis=-1)
+        _fill(out[:, :1], [seen[:, :1]])
+        _fill(out[:, 1:], [self._to_goal(rel, goal)[:, 1:], seen[:, 1:]])
+
+
+class Tag(_Scenario):
+    """simple_tag_v3, predator-prey: slower adversaries chase faster good agents around obstacles."""
+
+    name = "simple_tag_v3"
+    agent_color = np.array([0.85, 0.35, 0.35])  # adversaries; good agents are green (``good_color``)
+    good_color = np.array([0.35, 0.85, 0.35])
+
+    def __init__(self, num_good: int = 1, num_adversaries: int = 3, num_obstacles: int = 2) -> None:
+        if num_good < 1 or num_adversaries < 1 or num_obstacles < 0:
+            raise ValueError("simple_tag_v3 needs num_good >= 1, num_adversaries >= 1 and num_obstacles >= 0, got "
+                             f"{num_good}, {num_adversaries}, {num_obstacles}")
+        self.num_adversaries = num_adversaries
+        self.agents = [*(f"adversary_{i}" for i in range(num_adversaries)), *(f"agent_{i}" for i in range(num_good))]
+        self.num_landmarks = num_obstacles
+        self.size = np.array([0.075] * num_adversaries + [0.05] * num_good + [0.2] * num_obstacles)
+        self.collide = np.ones(len(self.size), dtype=bool)
+        self.accel = np.array([3.0] * num_adversaries + [4.0] * num_good)
+        self.max_speed = np.array([1.0] * num_adversaries + [1.3] * num_good)
+        common = 4 + 2 * num_obstacles + 2 * (self.n - 1)
+        self.obs_dims = [common + 2 * num_good] * num_adversaries + [common + 2 * (num_good - 1)] * num_good
+
+    def draw_start(self, rng: np.random.Generator) -> tuple[np.ndarray, int]:  # noqa: D102  (the base class's)
+        agents = rng.uniform(-1, +1, (self.n, 2))
+        return np.concatenate([agents, rng.uniform(-0.9, +0.9, (self.num_landmarks, 2))]), 0
+
+    def rewards(self, pos: np.ndarray, goal: np.ndarray) -> np.ndarray:
+        """Every adversary: +10 per adversary-prey contact; prey: -10 per contact and a penalty for leaving the area."""
+        a = self.num_adversaries
+        caught = self.touching(self.relative(pos))[:, :a, a:]  # (copies, adversaries, prey)
+        out = np.empty((len(pos), self.n))
+        out[:, :a] = 10.0 * np.sum(caught, axis=(1, 2))[:, None]
+        out[:, a:] = -10.0 * np.sum(caught, axis=1)
+        for p in range(2):
+            out[:, a:] -= self._bound(np.abs(pos[:, a:self.n, p]))
+        return out
+
+    @staticmethod
+    def _bound(x: np.ndarray) -> np.ndarray:
+        """mpe2's penalty for prey at ``x`` from the centre on an axis: none to 0.9, linear to 1, then exponential."""
+        with np.errstate(over="ignore"):
+            far = np.minimum(np.exp(2 * x - 2), 10)
+        return np.where(x < 0.9, 0.0, np.where(x < 1.0, (x - 0.9) * 10, far))
+
+    def observe(self, out: np.ndarray, pos: np.ndarray, vel: np.ndarray, goal: np.ndarray) -> None:
+        """Own velocity and position, obstacles and other agents relative to it, and the other prey's velocities."""
+        a, rel = self.num_adversaries, self.relative(pos)
+        end = _fill(out, [vel, pos[:, :self.n], self.landmarks_seen(rel), self.others_seen(rel)])
+        _fill(out[:, :a], [vel[:, None, a:].reshape(len(pos), 1, -1)], end)
+        for g in range(a, self.n):
+            _fill(out[:, g], [vel[:, [j for j in range(a, self.n) if j != g]].reshape(len(pos), -1)], end)
+
+
+SCENARIOS: dict[str, type[_Scenario]] = {s.name: s for s in (Spread, Adversary, Tag)}
+"""The mpe2 scenarios with a batched NumPy version, by mpe2's name."""
+
+
+def make_scenario(name: str, kwargs: dict[str, Any]) -> _Scenario:
+    """The scenario ``name`` with mpe2's keyword arguments; an unknown one raises TypeError naming the closest."""
+    cls = SCENARIOS[name]
+    allowed = list(inspect.signature(cls.__init__).parameters)[1:]
+    unknown = sorted(set(kwargs) - set(allowed))
+    if unknown:
+        close = [a for a in allowed if a.lower() == unknown[0].lower()] or \
+            difflib.get_close_matches(unknown[0], allowed, n=1)
+        raise TypeError(f"the batched {name} has no argument {', '.join(unknown)}"
+                        + (f" (did you mean {close[0]}?)" if close else "")
+                        + f"; its arguments: {', '.join(allowed)} (env.batched=false runs mpe2's own env, which "
+                          "takes all of mpe2's)")
+    return cls(**kwargs)
+
+
+class _Worlds(Snapshot):
+    """``copies`` worlds of one scenario: state arrays, mpe2's physics, actions, and each copy's random stream."""
+
+    _snapshot_attrs = ("pos", "vel", "goal", "rngs")
+
+    def __init__(self, scenario: _Scenario, copies: int, continuous_actions: bool) -> None:
+        s = self.scenario = scenario
+        self.copies, self.continuous = copies, continuous_actions
+        self.pos = np.zeros((copies, s.n + s.num_landmarks, 2))
+        self.vel = np.zeros((copies, s.n, 2))
+        self.goal = np.zeros(copies, dtype=np.int64)
+        self.rngs = [np.random.default_rng() for _ in range(copies)]
+        self._contacts = [j for j in range(len(s.size)) if s.collide[j]]
+        self._touches = s.collide[:s.n, None] & (np.arange(s.n)[:, None] != np.array(self._contacts, dtype=np.int64))
+        self._limited = bool(np.isfinite(s.max_speed).any())
+        self.obs_dims = s.obs_dims
+        self.action_space: spaces.Space[Any] = spaces.Box(0.0, 1.0, (5,), dtype=np.float32) if continuous_actions \
+            else spaces.Discrete(5)
+
+    def reset(self, copies: np.ndarray, seed: int | None = None) -> None:
+        """Start ``copies`` afresh, each from its own stream (copy ``b`` reseeded with ``seed + b`` when seeded)."""
+        for b in copies:
+            if seed is not None:
+                self.rngs[b] = np.random.default_rng(seed + int(b))
+            self.pos[b], self.goal[b] = self.scenario.draw_start(self.rngs[b])
+        self.vel[copies] = 0.0
+
+    def forces(self, actions: np.ndarray) -> np.ndarray:
+        """(copies, agents, 2) action forces: mpe2's ``_set_action`` (continuous: the differences of its 5 values)."""
+        if self.continuous:
+            a = np.clip(actions, 0.0, 1.0)
+            u = np.stack([a[..., 2] - a[..., 1], a[..., 4] - a[..., 3]], axis=-1).astype(np.float64)
+        else:
+            u = MOVES[actions]
+        return u * self.scenario.accel[:, None]
+
+    def step(self, actions: np.ndarray) -> None:
+        """mpe2's ``World.step`` for every copy: action and contact forces, then integration with damping."""
+        s, pos, vel, n = self.scenario, self.pos, self.vel, self.scenario.n
+        force = self.forces(actions)
+        if self._contacts:  # soft contacts (mpe2's get_collision_force) with every other colliding entity j
+            j = self._contacts
+            delta = pos[:, :n, None] - pos[:, None, j]  # (copies, agents, contacts, 2): from entity j to the agent
+            dist = np.sqrt(np.sum(np.square(delta), axis=-1))
+            penetration = np.logaddexp(0, -(dist - (s.size[:n, None] + s.size[j])) / CONTACT_MARGIN) * CONTACT_MARGIN
+            with np.errstate(divide="ignore", invalid="ignore"):  # an agent and itself: masked out below
+                push = CONTACT_FORCE * delta / dist[..., None] * penetration[..., None]
+            push[:, ~self._touches] = 0.0
+            # Added to the action force one entity after another, in mpe2's order.
+            force = np.concatenate([force[:, :, None], push], axis=2).sum(axis=2)
+        pos[:, :n] += vel * DT
+        vel *= 1 - DAMPING
+        vel += force * DT  # every agent's mass is 1
+        if self._limited:
+            speed = np.sqrt(np.square(vel[..., 0]) + np.square(vel[..., 1]))
+            over = speed > s.max_speed
+            if over.any():
+                limit = np.broadcast_to(s.max_speed, over.shape)[over]
+                vel[over] = vel[over] / speed[over][:, None] * limit[:, None]
+
+    def observations(self) -> np.ndarray:
+        """(copies, agents, longest obs_dim) float32, shorter observations zero-padded."""
+        out = np.zeros((self.copies, self.scenario.n, max(self.obs_dims)), dtype=np.float32)
+        self.scenario.observe(out, self.pos, self.vel, self.goal)
+        return out
+
+    def rewards(self) -> np.ndarray:
+        """(copies, agents) float32."""
+        return self.scenario.rewards(self.pos, self.goal).astype(np.float32)
+
+    def check(self, actions: np.ndarray, shape: tuple[int, ...]) -> str | None:
+        """What is wrong with an array of actions, or None."""
+        if self.continuous:
+            if actions.shape != (*shape, 5) or actions.dtype.kind != "f" or not np.isfinite(actions).all():
+                return f"expected finite numbers of shape {(*shape, 5)}, got shape {actions.shape} dtype " \
+                       f"{actions.dtype}"
+            return None
+        if actions.shape != shape or actions.dtype.kind not in "iu" or \
+                (actions.astype(np.int64).view(np.uint64) > 4).any():
+            return f"expected integers 0-4 (no-op, -x, +x, -y, +y) of shape {shape}, got shape {actions.shape} " \
+                   f"dtype {actions.dtype}"
+        return None
+
+
+def _build(name: str, max_cycles: int, continuous_actions: bool, kwargs: dict[str, Any], copies: int) -> _Worlds:
+    if name not in SCENARIOS:
+        raise ValueError(f"{name!r} has no batched version; batched scenarios: {', '.join(SCENARIOS)}")
+    if max_cycles < 1:
+        raise ValueError(f"max_cycles must be >= 1, got {max_cycles}")
+    return _Worlds(make_scenario(name, kwargs), copies, continuous_actions)
+
+
+class ParticleWorldEnv(Snapshot, CanvasOwner, ParallelEnv):
+    """One multi-agent particle world: an mpe2 scenario as a PettingZoo parallel env, computed in NumPy.
+
+    ## Description
+    Agents are discs on a plane, pushed by their actions and by soft contacts, with damping (mpe2's ``World``:
+    ``dt`` 0.1 s, damping 0.25, contact force 100, margin 0.001, mass 1). Scenarios (``name``):
+
+    * ``simple_spread_v3`` (``N=3``, ``local_ratio=0.5``): N agents, N landmarks. Team reward: minus the sum over
+      landmarks of the nearest agent's distance; each agent's own: -1 per other agent it touches; an agent gets
+      ``team * (1 - local_ratio) + own * local_ratio``.
+    * ``simple_adversary_v3`` (``N=2``): ``adversary_0`` and N good agents; N landmarks, one the goal (known to the
+      good agents). Adversary: minus its distance to the goal; good agents: that distance minus their nearest's.
+    * ``simple_tag_v3`` (``num_good=1, num_adversaries=3, num_obstacles=2``): adversaries (accel 3, top speed 1)
+      get +10 each per contact with prey (accel 4, top speed 1.3), prey -10 per contact and a penalty beyond
+      |x| or |y| = 0.9; obstacles block both.
+
+    ## Action Space (per agent)
+    ``Discrete(5)``: no-op, -x, +x, -y, +y; with ``continuous_actions=True``, ``Box(0, 1, (5,))`` whose values
+    2 - 1 and 4 - 3 are the x and y forces (clipped to the box, as mpe2 does).
+
+    ## Observation Space (per agent)
+    mpe2's, in mpe2's order, float32; see each scenario's ``observations``.
+
+    ## Starting State
+    Agents and landmarks uniform in [-1, 1]^2 (tag's obstacles in [-0.9, 0.9]^2), at rest; drawn as mpe2 draws
+    them, so a reset with seed ``s`` starts where mpe2's env reset with seed ``s`` starts.
+
+    ## Episode End
+    Truncation after ``max_cycles`` steps, for every agent; no termination.
+
+    ## Arguments
+    ``ParticleWorldEnv("simple_spread_v3", max_cycles=25, continuous_actions=False, render_mode=None, **scenario
+    kwargs)``.
+
+    ## Version History
+    * v0: mpe2 1.1's dynamics, rewards and observations.
+    """
+
+    _snapshot_attrs = ("_worlds", "_steps", "agents")
+    metadata = {"name": "particle_worlds_v0", "render_modes": ["human", "rgb_array"], "render_fps": 10,
+                "is_parallelizable": True}
+
+    def __init__(self, name: str = "simple_spread_v3", max_cycles: int = 25, continuous_actions: bool = False,
+                 render_mode: str | None = None, **kwargs: Any) -> None:
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
+        self._worlds = _build(name, max_cycles, continuous_actions, kwargs, 1)
+        self.max_cycles, self.render_mode = max_cycles, render_mode
+        self.possible_agents = list(self._worlds.scenario.agents)
+        self.agents: list[str] = []
+        # One space object per agent, so seeding one agent's space does not touch another's.
+        self.observation_spaces = {a: spaces.Box(-np.inf, np.inf, (d,), dtype=np.float32)
+                                   for a, d in zip(self.possible_agents, self._worlds.obs_dims, strict=True)}
+        self.action_spaces = {a: copy.deepcopy(self._worlds.action_space) for a in self.possible_agents}
+        self._steps = 0
+
+    def observation_space(self, agent: str) -> spaces.Space[Any]:  # noqa: D102  (PettingZoo's)
+        return self.observation_spaces[agent]
+
+    def action_space(self, agent: str) -> spaces.Space[Any]:  # noqa: D102  (PettingZoo's)
+        return self.action_spaces[agent]
+
+    @property
+    def positions(self) -> tuple[np.ndarray, np.ndarray]:
+        """The agents' (agents, 2) and the landmarks' (landmarks, 2) positions."""
+        n = self._worlds.scenario.n
+        return self._worlds.pos[0, :n].copy(), self._worlds.pos[0, n:].copy()
+
+    def reset(self, seed: int | None = None, options: dict[str, Any] | None = None
+              ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, Any]]]:
+        """Draw a new start (mpe2's draws, from the seed's stream when seeded)."""
+        self._worlds.reset(np.arange(1), seed)
+        self._steps = 0
+        self.agents = self.possible_agents[:]
+        if self.render_mode == "human":
+            self.render()
+        return self._obs_dict(), {a: {} for a in self.agents}
+
+    def step(self, actions: dict[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, float], dict[str, bool],
+                                                     dict[str, bool], dict[str, dict[str, Any]]]:
+        """Move every agent by its action for one ``dt``."""
+        if not self.agents:
+            raise RuntimeError("ParticleWorldEnv.step() called before reset() or after the episode ended")
+        unknown, missing = set(actions) - set(self.agents), [a for a in self.agents if a not in actions]
+        if unknown or missing:
+            raise ValueError(f"actions must name every agent {self.agents} once; missing {missing}, "
+                             f"unknown {sorted(unknown)}")
+        w = self._worlds
+        joint = np.asarray([np.asarray(actions[a]) for a in self.agents])[None]
+        problem = w.check(joint, (1, len(self.agents)))
+        if problem:
+            raise ValueError(f"actions {actions!r} are outside the action space {w.action_space}: {problem}")
+        w.step(joint)
+        self._steps += 1
+        truncated = self._steps >= self.max_cycles
+        agents, obs, rewards = self.agents, self._obs_dict(), w.rewards()[0]
+        if truncated:
+            self.agents = []
+        if self.render_mode == "human":
+            self.render()
+        return (obs, {a: float(rewards[i]) for i, a in enumerate(agents)}, dict.fromkeys(agents, False),
+                dict.fromkeys(agents, truncated), {a: {} for a in agents})
+
+    def _obs_dict(self) -> dict[str, np.ndarray]:
+        obs = self._worlds.observations()[0]
+        return {a: obs[i, :d] for i, (a, d) in enumerate(zip(self.possible_agents, self._worlds.obs_dims, strict=True))}
+
+    def render(self) -> np.ndarray | None:
+        """Agents and landmarks as discs, zoomed like mpe2's view to keep everyone in the frame."""
+        canvas = self._frame(700, 700, f"rlkit: {self._worlds.scenario.name}")
+        if canvas is None:
+            return None
+        s, pos = self._worlds.scenario, self._worlds.pos[0]
+        scale = canvas.width / 2 * 0.9 / max(1.0, float(np.abs(pos).max()))  # pixels per world unit
+        colors = [s.agent_color] * s.n + [s.landmark_color] * s.num_landmarks
+        if isinstance(s, Tag):
+            colors[s.num_adversaries:s.n] = [s.good_color] * (s.n - s.num_adversaries)
+        if isinstance(s, Adversary):
+            colors[0] = np.array([0.85, 0.35, 0.35])
+            colors[s.n + int(self._worlds.goal[0])] = np.array([0.15, 0.65, 0.15])
+        for k in [*range(s.n, len(pos)), *range(s.n)]:  # landmarks below agents
+            x, y = pos[k] * scale + canvas.width / 2
+            color = tuple(int(c * 200) for c in colors[k])
+            canvas.circle(x, y, s.size[k] * scale, (0, 0, 0))
+            canvas.circle(x, y, max(1.0, s.size[k] * scale - 1), color)  # type: ignore[arg-type]
+        return canvas.finish()
+
+
+class ParticleWorldVectorEnv(Snapshot):
+    """``num_envs`` copies of :class:`ParticleWorldEnv` stepped at once (the array API of ``ParallelVectorEnv``).
+
+    Actions ``(num_envs, agents)`` (continuous: ``(num_envs, agents, 5)``); observations ``(num_envs, agents,
+    obs_dim)`` zero-padded to the longest agent's; rewards ``(num_envs, agents)``; NEXT_STEP autoreset (reward 0).
+    Copy ``b`` reset with seed ``s`` equals the single env (and mpe2's) reset with seed ``s + b``.
+    """
+
+    _snapshot_attrs = ("_worlds", "_steps", "_prev_done", "_started")
+
+    def __init__(self, num_envs: int = 1, name: str = "simple_spread_v3", max_cycles: int = 25,
+                 continuous_actions: bool = False, **kwargs: Any) -> None:
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        self._worlds = w = _build(name, max_cycles, continuous_actions, kwargs, num_envs)
+        self.num_envs, self.max_cycles = num_envs, max_cycles
+        self.possible_agents = list(w.scenario.agents)
+        self.num_agents = len(self.possible_agents)
+        self.single_observation_space = spaces.Box(-np.inf, np.inf, (max(w.obs_dims),), dtype=np.float32)
+        self.single_action_space = w.action_space
+        self._steps = np.zeros(num_envs, dtype=np.int32)
+        self._prev_done = np.zeros(num_envs, dtype=bool)
+        self._started = False
+
+    def reset(self, seed: int | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        """Reset every copy; copy ``b`` gets seed ``seed + b``."""
+        self._worlds.reset(np.arange(self.num_envs), seed)
+        self._steps[:] = 0
+        self._prev_done[:] = False
+        self._started = True
+        return self._worlds.observations(), {}
+
+    def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """Step every copy; copies that ended last step start a new episode instead."""
+        if not self._started:
+            raise RuntimeError("ParticleWorldVectorEnv.step() called before reset()")
+        w, a = self._worlds, np.asarray(actions)
+        problem = w.check(a, (self.num_envs, self.num_agents))
+        if problem:
+            raise ValueError(f"actions are outside the action space: {problem}")
+        w.step(a)
+        self._steps += 1
+        rewards = w.rewards()
+        if self._prev_done.any():
+            copies = np.flatnonzero(self._prev_done)
+            w.reset(copies)
+            self._steps[copies] = 0
+            rewards[copies] = 0.0
+        truncated = self._steps >= self.max_cycles  # False for restarted copies: max_cycles >= 1
+        self._prev_done[:] = truncated
+        return w.observations(), rewards, np.zeros(self.num_envs, dtype=bool), truncated, {}
+
+    def close(self) -> None:
+        """Nothing to release."""

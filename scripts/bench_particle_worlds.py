@@ -1,0 +1,75 @@
+"""Benchmark: env steps per second of the batched particle worlds next to mpe2's envs, in the same process.
+
+For each scenario, ``env=mpe env.name=<scenario>`` as training builds it (``make_vec(n)``, the action checks
+included) with ``env.batched=true`` (rlkit's NumPy version, every copy stepped at once) and, as the anchor,
+``env.batched=false`` (mpe2's PettingZoo env, copies stepped one at a time). Uniformly random actions drawn
+beforehand; an env step is one step of one copy, autoreset steps included. Each figure is the best of
+``--repeats`` timed runs of about ``--seconds`` seconds.
+
+Usage::
+
+    python scripts/bench_particle_worlds.py
+    python scripts/bench_particle_worlds.py --scenarios simple_spread_v3 --copies 1 16 1024 --json mpe.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+import numpy as np
+
+from rlkit.config import compose
+from rlkit.factory import build_env
+
+
+def steps_per_second(envs: Any, seconds: float, repeats: int) -> float:
+    """Env steps (copies x vector steps) per second of random play, the best of ``repeats`` runs."""
+    rng = np.random.default_rng(0)
+    actions = rng.integers(0, 5, (64, envs.num_envs, envs.num_agents))
+    envs.reset(seed=0)
+    best = 0.0
+    for _ in range(repeats):
+        steps, start = 0, time.perf_counter()
+        while (elapsed := time.perf_counter() - start) < seconds:
+            for a in actions[:16]:
+                envs.step(a)
+            steps += 16
+        best = max(best, steps * envs.num_envs / elapsed)
+    envs.close()
+    return best
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scenarios", nargs="+", default=["simple_spread_v3", "simple_adversary_v3", "simple_tag_v3"])
+    parser.add_argument("--copies", nargs="+", type=int, default=[1, 16, 256, 1024, 4096])
+    parser.add_argument("--mpe2-copies", nargs="+", type=int, default=[1, 16], help="copies for mpe2's env")
+    parser.add_argument("--seconds", type=float, default=1.0)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--json", help="also write the figures to this file")
+    args = parser.parse_args(argv)
+    results: dict[str, Any] = {}
+    for name in args.scenarios:
+        row: dict[str, Any] = {"mpe2": {}, "batched": {}}
+        for batched, copies in (("false", args.mpe2_copies), ("true", args.copies)):
+            env = build_env(compose(["env=mpe", f"env.name={name}", f"env.batched={batched}"]).env)
+            for n in copies:
+                rate = steps_per_second(env.make_vec(n), args.seconds, args.repeats)
+                row["batched" if batched == "true" else "mpe2"][n] = rate
+                print(f"{name:20s} {'batched' if batched == 'true' else 'mpe2':8s} {n:>5} copies: "
+                      f"{rate:>12,.0f} env steps/s", flush=True)
+        anchor = max(row["mpe2"].values())
+        print(f"{name:20s} best batched / best mpe2: {max(row['batched'].values()) / anchor:,.0f}x", flush=True)
+        results[name] = row
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

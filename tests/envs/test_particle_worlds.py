@@ -1,0 +1,186 @@
+"""The batched particle worlds against mpe2, their PettingZoo API, the batched copies, rendering and selection."""
+
+import importlib
+import logging
+
+import numpy as np
+import pytest
+from pettingzoo.test import parallel_api_test, parallel_seed_test
+
+from helpers import TINY, cli, compose_cfg
+from rlkit.envs.particle_worlds import ParticleWorldEnv, ParticleWorldVectorEnv
+from rlkit.envs.state import env_state, set_env_state
+from rlkit.errors import ConfigError
+from rlkit.factory import build_env
+from rlkit.resume import pack, unpack
+
+SCENARIOS = [("simple_spread_v3", {}), ("simple_spread_v3", {"N": 4, "local_ratio": 0.2}),
+             ("simple_adversary_v3", {}), ("simple_adversary_v3", {"N": 3}),
+             ("simple_tag_v3", {}), ("simple_tag_v3", {"num_good": 2, "num_adversaries": 2, "num_obstacles": 1})]
+IDS = ["spread", "spread-4", "adversary", "adversary-3", "tag", "tag-2-2-1"]
+
+
+def mpe2_env(name, continuous=False, **kwargs):
+    return importlib.import_module(f"mpe2.{name}").parallel_env(max_cycles=25, continuous_actions=continuous, **kwargs)
+
+
+def random_actions(rng, shape, continuous):
+    return rng.uniform(0, 1, (*shape, 5)).astype(np.float32) if continuous else rng.integers(0, 5, shape)
+
+
+def world_state(env):
+    """mpe2's world as the batched env's arrays: entity positions, agent velocities, goal landmark."""
+    world = env.unwrapped.world
+    pos = np.array([e.state.p_pos for e in world.entities])
+    vel = np.array([a.state.p_vel for a in world.agents])
+    goal = world.landmarks.index(world.agents[0].goal_a) if hasattr(world.agents[0], "goal_a") and \
+        isinstance(world.agents[0].goal_a, type(world.landmarks[0])) else 0
+    return pos, vel, goal
+
+
+def crowd(env, rng):
+    """Put every agent of an mpe2 world next to the first one or an obstacle, so that contacts happen."""
+    world = env.unwrapped.world
+    anchor = world.landmarks[0] if "tag" in env.unwrapped.metadata["name"] else world.agents[0]
+    for agent in world.agents:
+        if agent is not anchor:
+            agent.state.p_pos = anchor.state.p_pos + rng.uniform(-0.15, 0.15, 2)
+
+
+@pytest.mark.parametrize("continuous", [False, True], ids=["discrete", "continuous"])
+@pytest.mark.parametrize(("name", "kwargs"), SCENARIOS, ids=IDS)
+def test_a_seeded_episode_is_mpe2s_step_for_step(name, kwargs, continuous):
+    ref, ours = mpe2_env(name, continuous, **kwargs), ParticleWorldEnv(name, continuous_actions=continuous, **kwargs)
+    rng = np.random.default_rng(0)
+    for seed in (0, 1):
+        expected, _ = ref.reset(seed=seed)
+        obs, _ = ours.reset(seed=seed)
+        assert list(obs) == ref.possible_agents
+        for a in ref.agents:
+            np.testing.assert_array_equal(obs[a], expected[a])  # the same start, drawn from the seed as mpe2 does
+        while ref.agents:
+            acts = dict(zip(ref.agents, random_actions(rng, (len(ref.agents),), continuous), strict=True))
+            expected, e_rew, e_term, e_trunc, _ = ref.step(acts)
+            obs, rew, term, trunc, _ = ours.step(acts)
+            assert (term, trunc) == (e_term, e_trunc)
+            for a in expected:
+                assert obs[a].dtype == np.float32 and obs[a].shape == expected[a].shape
+                np.testing.assert_allclose(obs[a], expected[a], rtol=0, atol=1e-6)
+                assert rew[a] == pytest.approx(e_rew[a], rel=1e-6, abs=1e-6)
+        assert not ours.agents
+
+
+@pytest.mark.parametrize(("name", "kwargs"), SCENARIOS, ids=IDS)
+def test_every_batched_copy_steps_as_mpe2_from_a_copied_state(name, kwargs):
+    """mpe2 worlds crowded so that agents collide, their states copied into one batched env, stepped together."""
+    copies, rng = 4, np.random.default_rng(1)
+    refs = [mpe2_env(name, **kwargs) for _ in range(copies)]
+    envs = ParticleWorldVectorEnv(copies, name, **kwargs)
+    envs.reset(seed=0)
+    for b, ref in enumerate(refs):
+        ref.reset(seed=100 + b)
+        if b % 2:
+            crowd(ref, rng)
+        envs._worlds.pos[b], envs._worlds.vel[b], envs._worlds.goal[b] = world_state(ref)
+    contacts = 0
+    for _ in range(25):
+        actions = rng.integers(0, 5, (copies, envs.num_agents))
+        obs, rewards, terminated, truncated, _ = envs.step(actions)
+        for b, ref in enumerate(refs):
+            expected, e_rew, _, e_trunc, _ = ref.step(dict(zip(ref.agents, actions[b].tolist(), strict=True)))
+            for i, a in enumerate(ref.possible_agents):
+                n = len(expected[a])
+                np.testing.assert_allclose(obs[b, i, :n], expected[a], rtol=0, atol=1e-6)
+                assert not obs[b, i, n:].any()  # zero-padded to the longest observation
+                assert rewards[b, i] == pytest.approx(e_rew[a], rel=1e-6, abs=1e-6)
+            assert truncated[b] == all(e_trunc.values()) and not terminated[b]
+        world = refs[1].unwrapped.world
+        contacts += sum(int(np.linalg.norm(x.state.p_pos - y.state.p_pos) < x.size + y.size)
+                        for x in world.agents for y in world.entities if x is not y and x.collide and y.collide)
+    if name != "simple_adversary_v3":  # its agents do not collide
+        assert contacts > 0
+
+
+def test_copy_b_seeded_s_is_the_single_env_seeded_s_plus_b_and_autoresets():
+    envs, single = ParticleWorldVectorEnv(3, max_cycles=2), ParticleWorldEnv(max_cycles=2)
+    obs, _ = envs.reset(seed=5)
+    expected, _ = single.reset(seed=7)
+    np.testing.assert_array_equal(obs[2], np.stack(list(expected.values())))
+    actions = np.array([[1, 2, 3]] * 3)
+    for _ in range(2):
+        obs, rewards, terminated, truncated, _ = envs.step(actions)
+        expected, e_rew, *_ = single.step({"agent_0": 1, "agent_1": 2, "agent_2": 3})
+    np.testing.assert_array_equal(obs[2], np.stack(list(expected.values())))
+    np.testing.assert_array_equal(rewards[2], np.array(list(e_rew.values()), dtype=np.float32))
+    assert truncated.all() and not terminated.any()
+    obs, rewards, terminated, truncated, _ = envs.step(actions)  # the autoreset step
+    assert (rewards == 0).all() and not (terminated | truncated).any()
+    np.testing.assert_array_equal(obs[2], np.stack(list(single.reset()[0].values())))  # the copy's own stream
+
+
+def test_a_snapshot_continues_exactly_through_a_training_checkpoints_format():
+    factory = build_env(compose_cfg(["env=mpe", "env.name=simple_tag_v3", "env.max_cycles=5"]).env)
+    a, b = factory.make_vec(4), factory.make_vec(4)
+    a.reset(seed=3)
+    b.reset(seed=99)
+    plan = np.random.default_rng(0).integers(0, 5, (16, 4, 4))
+    for act in plan[:4]:
+        a.step(act)
+    state, exact = env_state(a)
+    assert exact
+    set_env_state(b, unpack(*pack(state)))  # as a training checkpoint stores it, without pickle
+    for act in plan[4:]:  # through autoresets, which draw from each copy's restored stream
+        for x, y in zip(a.step(act)[:4], b.step(act)[:4], strict=True):
+            np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.parametrize("name", ["simple_spread_v3", "simple_adversary_v3", "simple_tag_v3"])
+def test_pettingzoo_api_and_seed_tests(name):
+    parallel_api_test(ParticleWorldEnv(name), num_cycles=60)
+    parallel_seed_test(lambda: ParticleWorldEnv(name))
+
+
+def test_bad_actions_and_arguments_are_refused():
+    envs = ParticleWorldVectorEnv(2)
+    envs.reset(seed=0)
+    with pytest.raises(ValueError, match="integers 0-4"):
+        envs.step(np.full((2, 3), 5))
+    with pytest.raises(ValueError, match="shape"):
+        envs.step(np.zeros((2, 2), dtype=np.int64))
+    with pytest.raises(TypeError, match="did you mean local_ratio"):
+        ParticleWorldEnv("simple_spread_v3", local_ration=0.5)
+    with pytest.raises(ValueError, match="no batched version"):
+        ParticleWorldEnv("simple_crypto_v3")
+
+
+def test_renders_one_copy():
+    env = ParticleWorldEnv("simple_tag_v3", render_mode="rgb_array")
+    env.reset(seed=0)
+    frame = env.render()
+    assert frame.shape == (700, 700, 3) and frame.dtype == np.uint8
+    assert (frame != 255).any(axis=-1).sum() > 1000  # discs drawn on the white ground
+    env.close()
+
+
+def test_env_mpe_is_batched_unless_told_otherwise(caplog):
+    batched = build_env(compose_cfg(["env=mpe"]).env)
+    assert isinstance(batched.make_vec(8).envs, ParticleWorldVectorEnv)
+    assert batched.agents == ("agent_0", "agent_1", "agent_2")
+    assert isinstance(batched.make(None).env.env, ParticleWorldEnv)
+    assert not isinstance(build_env(compose_cfg(["env=mpe", "env.batched=false"]).env).make_vec(2).envs,
+                          ParticleWorldVectorEnv)
+    with caplog.at_level(logging.INFO):
+        build_env(compose_cfg(["env=mpe", "env.name=simple_push_v3"]).env)
+    assert "simple_push_v3 has no batched version" in caplog.text
+    with pytest.raises(ConfigError, match="env.kwargs do not fit simple_spread_v3: .*did you mean N"):
+        build_env(compose_cfg(["env=mpe", "+env.kwargs.n=4"]).env)
+
+
+def test_a_batched_mpe_run_trains_and_renders_one_copy_in_eval(tmp_path):
+    out = cli(["train", *TINY, "total_steps=400", "env=mpe", "env.name=simple_tag_v3", "agent=maddpg",
+               "agent.learning_starts=200", "agent.n_envs=8"], cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    (run,) = (tmp_path / "runs" / "simple_tag_v3" / "maddpg").iterdir()
+    out = cli(["eval", f"run={run}", "render_mode=human", "n_episodes=1"], cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "adversary_0: mean reward" in out.stdout
