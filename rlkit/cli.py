@@ -44,6 +44,7 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
         line = f"run: {run_dir}\nsteps: {summary['steps']}  wall: {summary['wall_seconds']:.1f}s"
         if (final := summary["final_eval"]) is not None:
             line += f"  final eval: {final['mean_reward']:.1f} ± {final['std_reward']:.1f}"
+            line += f", success {final['success_rate']:.0%}" if "success_rate" in final else ""
         if summary["solved"] is not None:
             line += f"  solved at step {summary['solved']['step']}"
         print(line)
