@@ -15,9 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers import TINY, cli
 from rlkit.resume import EXIT_INTERRUPTED
-
-pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
 
 
 def _read_until(fd: int, proc: subprocess.Popen, seen: bytearray, done, timeout: float) -> None:
@@ -33,6 +32,7 @@ def _read_until(fd: int, proc: subprocess.Popen, seen: bytearray, done, timeout:
             return
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
 def test_a_terminal_shows_each_evaluation_once_above_the_bar_and_ctrl_c_as_a_stop(tmp_path):
     rlkit = Path(sys.executable).parent / "rlkit"
     args = ["train", "agent=dqn", "total_steps=1000000", "callbacks.eval.every_steps=300", "callbacks.eval.episodes=1",
@@ -67,3 +67,11 @@ def test_a_terminal_shows_each_evaluation_once_above_the_bar_and_ctrl_c_as_a_sto
     assert re.match(r"rlkit: stopped by SIGINT at step \d+ of 1000000; checkpoint \S+; continue with: rlkit train "
                     r"resume=\S+$", stop.strip()), repr(stop)
     assert "error" not in text.lower() and "RLKIT_DEBUG" not in text and "Traceback" not in text
+
+
+def test_on_the_arm_each_evaluation_and_the_final_line_show_the_success_rate(tmp_path):
+    out = cli(["train", "env=robotic_arm", "agent=reinforce", *TINY], cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    printed = out.stdout + out.stderr
+    assert re.search(r"eval at step \d+: mean reward \S+ \+/- \S+ over 2 episodes, success \d+%", printed), printed
+    assert re.search(r"final eval: \S+ ± \S+, success \d+%", out.stdout), out.stdout
