@@ -330,13 +330,12 @@ class ProgressBar(Callback):
             self.window.append(episode.reward)
 
     def _on_training_end(self) -> None:
-        if self._bar is not None:
-            self._refresh()
         self.close()
 
     def close(self) -> None:
-        """Leave the bar where it stopped and log lines as they were; training ended or stopped (idempotent)."""
+        """Leave the bar at the step training ended or stopped at, and log lines as they were (idempotent)."""
         if self._bar is not None:
+            self._refresh()
             self._bar.close()
             self._bar = None
         if self._logs_through_bar is not None:

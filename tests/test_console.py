@@ -1,6 +1,7 @@
 """What a person sees in a terminal: the real CLI in a pseudo-terminal, so the progress bar shows."""
 
 import fcntl
+import io
 import os
 import pty
 import re
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from helpers import TINY, cli
+from rlkit.callbacks import ProgressBar, TrainingContext
 from rlkit.resume import EXIT_INTERRUPTED
 
 
@@ -75,3 +77,20 @@ def test_on_the_arm_each_evaluation_and_the_final_line_show_the_success_rate(tmp
     printed = out.stdout + out.stderr
     assert re.search(r"eval at step \d+: mean reward \S+ \+/- \S+ over 2 episodes, success \d+%", printed), printed
     assert re.search(r"final eval: \S+ ± \S+, success \d+%", out.stdout), out.stdout
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_the_bar_counts_a_last_vector_step_past_total_steps_as_its_total(monkeypatch):
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    bar = ProgressBar(refresh_steps=1)
+    bar.on_training_start(TrainingContext(agent=None, run_dir=Path("."), total_steps=10, callbacks=None))
+    for step in (4, 8, 12):  # three copies of an env: the last vector step passes 10 by 2
+        bar.on_step(step)
+    bar.on_training_end()
+    last = terminal.getvalue().split("\r")[-1]
+    assert "12/12" in last and "100%" in last and "ep/s=" in last, repr(last)
