@@ -75,16 +75,19 @@ def private_attributes(model: BaseAlgorithm) -> list[str]:
 
 # ---------------------------------------------------------------------------------------------- events
 class _EventAdapter(BaseCallback):
-    """SB3 callback -> rlkit events: a step, and an episode event for each episode Monitor closed."""
+    """SB3 callback -> rlkit events: a step, and an episode event for each episode Monitor closed.
 
-    def __init__(self, callback: Callback) -> None:
+    It stops SB3 at ``total_steps``, which SB3 alone passes by up to a rollout (``train_freq`` or ``n_steps``).
+    """
+
+    def __init__(self, callback: Callback, total_steps: int) -> None:
         super().__init__()
-        self.callback = callback
+        self.callback, self.total_steps = callback, total_steps
 
     def _on_step(self) -> bool:
         for ep in (info["episode"] for info in self.locals["infos"] if "episode" in info):
             self.callback.on_episode_end(Episode(self.num_timesteps, float(ep["r"]), int(ep["l"])))
-        return self.callback.on_step(self.num_timesteps)
+        return self.callback.on_step(self.num_timesteps) and self.num_timesteps < self.total_steps
 
     def _on_rollout_start(self) -> None:
         # Between a training phase and the next collection: nothing is in flight but what training_state holds.
@@ -183,7 +186,7 @@ class SB3Agent(Agent):
             else:
                 model._last_obs = None  # SB3 resets the copies: new episodes
         # Continuing, SB3 counts total_timesteps from num_timesteps: the same schedules as one long run.
-        model.learn(total_timesteps=total_steps - model.num_timesteps, callback=_EventAdapter(callback),
+        model.learn(total_timesteps=total_steps - model.num_timesteps, callback=_EventAdapter(callback, total_steps),
                     progress_bar=False, reset_num_timesteps=resume is None)
 
     def training_state(self) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from gymnasium import spaces
 from gymnasium.vector.utils import batch_space
 from gymnasium.wrappers import DiscretizeAction
 
+from rlkit.envs.balancing_pole import reset_mask
 from rlkit.envs.state import Snapshot
 
 
@@ -129,10 +130,14 @@ class ParallelVectorEnv(Snapshot):
         self._obs = np.zeros((num_envs, *first.observation_space.shape), dtype=np.float32)  # type: ignore[misc]
         self._prev_done = np.zeros(num_envs, dtype=bool)
 
-    def reset(self, seed: int | None = None) -> tuple[np.ndarray, dict[str, Any]]:  # noqa: D102  (the base class's)
+    def reset(self, seed: int | None = None, options: dict[str, Any] | None = None
+              ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Reset every copy, or those where ``options["reset_mask"]`` is True (Gymnasium's vector API)."""
+        mask = reset_mask(options, self.num_envs)
         for i, env in enumerate(self.envs):
-            self._obs[i] = env.reset(seed=None if seed is None else seed + i)[0]
-        self._prev_done[:] = False
+            if mask is None or mask[i]:
+                self._obs[i] = env.reset(seed=None if seed is None else seed + i)[0]
+                self._prev_done[i] = False
         return self._obs.copy(), {}
 
     def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
@@ -166,9 +171,10 @@ class OneAgentVectorEnv:
         self.single_observation_space = envs.single_observation_space
         self.single_action_space = envs.single_action_space
 
-    def reset(self, seed: int | None = None) -> tuple[np.ndarray, dict[str, Any]]:
-        """Reset every copy; observations gain an agent axis of length 1."""
-        obs, infos = self.envs.reset(seed=seed)
+    def reset(self, seed: int | None = None, options: dict[str, Any] | None = None
+              ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Reset every copy (or ``options["reset_mask"]``'s); observations gain an agent axis of length 1."""
+        obs, infos = self.envs.reset(seed=seed, options=options)
         return obs[:, None], infos
 
     def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
@@ -273,8 +279,8 @@ class JointControlVectorEnv:
 
     def reset(self, seed: int | None = None, options: dict[str, Any] | None = None
               ) -> tuple[np.ndarray, dict[str, Any]]:
-        """Reset every copy; observations (copies, agents * obs_dim)."""
-        obs, infos = self.envs.reset(seed=seed)
+        """Reset every copy (or ``options["reset_mask"]``'s); observations (copies, agents * obs_dim)."""
+        obs, infos = self.envs.reset(seed=seed, options=options)
         return obs.reshape(self.num_envs, -1), infos
 
     def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:

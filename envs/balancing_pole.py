@@ -165,16 +165,24 @@ class ResetStreams(Snapshot):
         self._uniforms = np.empty((n, self.BLOCK, 4))
         self._next = np.full(n, self.BLOCK, dtype=np.intp)
 
-    def seed(self, seed: int | list[int] | None) -> None:
-        """Cart ``i`` gets ``seed + i`` (or ``seed[i]``); None keeps seeded streams, else draws fresh entropy."""
+    def seed(self, seed: int | list[int] | None, idx: np.ndarray | None = None) -> None:
+        """Cart ``i`` gets ``seed + i`` (or ``seed[i]``); None keeps seeded streams, else draws fresh entropy.
+
+        With ``idx``, only those carts' streams are seeded again; the others go on.
+        """
         if seed is None and self.rngs:
             return
         if isinstance(seed, int):
             seed = [seed + i for i in range(self.n)]
         elif seed is not None and len(seed) != self.n:
             raise ValueError(f"reset got {len(seed)} seeds for {self.n} copies")
-        self.rngs = [seeding.np_random(s)[0] for s in ([None] * self.n if seed is None else seed)]
-        self._next[:] = self.BLOCK
+        seeds = [None] * self.n if seed is None else seed
+        if idx is None or not self.rngs:  # the first seeding makes every stream
+            self.rngs, idx = [seeding.np_random(s)[0] for s in seeds], np.arange(self.n)
+        else:
+            for i in idx:
+                self.rngs[i] = seeding.np_random(seeds[i])[0]
+        self._next[idx] = self.BLOCK
 
     def draw(self, idx: np.ndarray, low: float, high: float) -> np.ndarray:
         """The next starting state of each cart in ``idx``, as a (4, len(idx)) array."""
@@ -300,6 +308,20 @@ class BalancingPoleEnv(Snapshot, CanvasOwner, gym.Env[np.ndarray, Any]):
         return canvas.finish()
 
 
+def reset_mask(options: dict[str, Any] | None, num_envs: int) -> np.ndarray | None:
+    """``options["reset_mask"]`` checked as Gymnasium's vector envs check it, or None when there is none."""
+    if options is None or "reset_mask" not in options:
+        return None
+    mask = options["reset_mask"]
+    if not isinstance(mask, np.ndarray) or mask.dtype != np.bool_:
+        raise TypeError(f"options['reset_mask'] must be a numpy array of dtype bool, got {mask!r}")
+    if mask.shape != (num_envs,):
+        raise ValueError(f"options['reset_mask'] must have shape ({num_envs},), got {mask.shape}")
+    if not mask.any():
+        raise ValueError("options['reset_mask'] must have at least one True value")
+    return mask
+
+
 class BatchedEnv(Snapshot, VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
     """The frame of rlkit's batched envs: ``num_envs`` copies stepped by one set of NumPy array operations.
 
@@ -327,13 +349,21 @@ class BatchedEnv(Snapshot, VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
 
     def reset(self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None
               ) -> tuple[np.ndarray, dict[str, Any]]:
-        """Reset every copy; copy ``i`` gets seed ``seed + i`` (or ``seed[i]`` for a list)."""
-        super().reset(seed=seed if isinstance(seed, int) else None)
-        self._streams.seed(seed)
-        self._steps[:] = 0
-        self._prev_done[:] = False
+        """Reset every copy; copy ``i`` gets seed ``seed + i`` (or ``seed[i]`` for a list).
+
+        ``options={"reset_mask": mask}`` (Gymnasium's vector API) resets only the copies where ``mask`` is True,
+        seeding those alone; the others go on where they were, their observations returned unchanged.
+        """
+        mask = reset_mask(options, self.num_envs)
+        if self._needs_reset:
+            mask = None  # the first reset starts every copy
+        super().reset(seed=seed if isinstance(seed, int) and mask is None else None)
+        idx = np.arange(self.num_envs) if mask is None else np.flatnonzero(mask)
+        self._streams.seed(seed, idx)
+        self._steps[idx] = 0
+        self._prev_done[idx] = False
         self._needs_reset = False
-        self._start(np.arange(self.num_envs))
+        self._start(idx)
         return self._reply()
 
     def _restart(self) -> np.ndarray | None:
@@ -364,10 +394,10 @@ class BalancingPoleVectorEnv(BatchedEnv):
 
     def reset(self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None
               ) -> tuple[np.ndarray, dict[str, Any]]:
-        """Reset every copy; ``options`` may set the starting range ``low``, ``high``."""
+        """Reset every copy (or those of ``options["reset_mask"]``); ``options`` may set the range ``low``, ``high``."""
         if options is not None:
             self._low, self._high = options.get("low", -0.05), options.get("high", 0.05)
-        return super().reset(seed=seed)
+        return super().reset(seed=seed, options=options)
 
     def _start(self, idx: np.ndarray) -> None:
         self._state[:, idx] = self._streams.draw(idx, self._low, self._high)

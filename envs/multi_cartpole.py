@@ -11,7 +11,7 @@ from gymnasium import spaces
 from pettingzoo import ParallelEnv
 from pettingzoo.utils import parallel_to_aec, wrappers
 
-from rlkit.envs.balancing_pole import BalancingPoleConfig, ResetStreams, _Physics, env_config, step_arrays
+from rlkit.envs.balancing_pole import BalancingPoleConfig, ResetStreams, _Physics, env_config, reset_mask, step_arrays
 from rlkit.envs.rendering import CanvasOwner, draw_cart_pole
 from rlkit.envs.state import Snapshot
 from rlkit.errors import ConfigError
@@ -93,6 +93,18 @@ class _Carts:
         return None
 
 
+def max_cycles_alias(params: dict[str, Any]) -> dict[str, Any]:
+    """``max_cycles``, PettingZoo's name for the episode limit, as ``max_episode_steps``."""
+    if "max_cycles" not in params:
+        return params
+    params = dict(params)
+    cycles = params.pop("max_cycles")
+    if params.setdefault("max_episode_steps", cycles) != cycles:
+        raise TypeError(f"max_cycles={cycles} and max_episode_steps={params['max_episode_steps']} name the same "
+                        "limit: give one of them")
+    return params
+
+
 class MultiCartPoleEnv(Snapshot, CanvasOwner, ParallelEnv):
     """Several agents each balance a pole on their own cart; springs can couple neighbouring carts.
 
@@ -116,7 +128,8 @@ class MultiCartPoleEnv(Snapshot, CanvasOwner, ParallelEnv):
 
     ## Arguments
     ``multi_cartpole_v0.parallel_env(num_agents=2, coupling=2.0, render_mode="human")`` (``from rlkit.envs import
-    multi_cartpole_v0``): the fields of :class:`MultiCartPoleConfig` but ``name`` and ``reward_threshold``.
+    multi_cartpole_v0``): the fields of :class:`MultiCartPoleConfig` but ``name`` and ``reward_threshold``;
+    ``max_cycles``, PettingZoo's name, sets ``max_episode_steps``.
     Cart ``i`` reset with seed ``s`` starts as a balancing pole reset with seed ``s + i``.
 
     ## Version History
@@ -128,7 +141,7 @@ class MultiCartPoleEnv(Snapshot, CanvasOwner, ParallelEnv):
                 "is_parallelizable": True}
 
     def __init__(self, render_mode: str | None = None, **params: Any) -> None:
-        cfg = env_config(MultiCartPoleConfig, params, render_mode, self.metadata["render_modes"])
+        cfg = env_config(MultiCartPoleConfig, max_cycles_alias(params), render_mode, self.metadata["render_modes"])
         self._carts = _Carts(cfg)
         self.max_episode_steps, self.render_mode = cfg.max_episode_steps, render_mode
         self.possible_agents = [f"cart_{i}" for i in range(cfg.num_agents)]
@@ -227,7 +240,7 @@ class MultiCartPoleVectorEnv(Snapshot):
         """Create the copies; the arguments are those of :class:`MultiCartPoleEnv`, without rendering."""
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
-        cfg = env_config(MultiCartPoleConfig, params, None, [])
+        cfg = env_config(MultiCartPoleConfig, max_cycles_alias(params), None, [])
         self._carts = _Carts(cfg)
         self.num_envs = num_envs
         self.num_agents = num_agents = cfg.num_agents
@@ -242,12 +255,19 @@ class MultiCartPoleVectorEnv(Snapshot):
         self._prev_done = np.zeros(num_envs, dtype=bool)
         self._started = False
 
-    def reset(self, seed: int | None = None) -> tuple[np.ndarray, dict[str, Any]]:
-        """Reset every copy; cart ``i`` of copy ``b`` gets seed ``seed + b * num_agents + i``."""
-        self._streams.seed(seed)
-        self._state[:] = self._streams.draw(np.arange(self._state.shape[1]), -0.05, 0.05)
-        self._steps[:] = 0
-        self._prev_done[:] = False
+    def reset(self, seed: int | None = None, options: dict[str, Any] | None = None
+              ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Reset every copy; cart ``i`` of copy ``b`` gets seed ``seed + b * num_agents + i``.
+
+        ``options={"reset_mask": mask}`` (Gymnasium's vector API) resets only the copies where ``mask`` is True.
+        """
+        mask = reset_mask(options, self.num_envs)
+        copies = np.arange(self.num_envs) if mask is None or not self._started else np.flatnonzero(mask)
+        carts = (copies[:, None] * self.num_agents + np.arange(self.num_agents)).reshape(-1)
+        self._streams.seed(seed, carts)
+        self._state[:, carts] = self._streams.draw(carts, -0.05, 0.05)
+        self._steps[copies] = 0
+        self._prev_done[copies] = False
         self._started = True
         return self._carts.observations(self._state), {}
 

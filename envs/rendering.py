@@ -4,12 +4,29 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
+from rlkit.errors import ConfigError
+
 Color = tuple[int, int, int]
+
+
+HEADLESS_DRIVERS = ("offscreen", "dummy")  # SDL's video drivers that draw into memory, never into a window
+
+
+def _refuse_without_display(reason: str | None = None) -> None:
+    """Refuse human rendering where no window can open (SDL would play on, unseen); ``SDL_VIDEODRIVER`` overrides."""
+    x11_like = sys.platform.startswith(("linux", "freebsd", "openbsd", "netbsd"))
+    if reason is None and x11_like and "SDL_VIDEODRIVER" not in os.environ and \
+            not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+        reason = "neither DISPLAY nor WAYLAND_DISPLAY is set"
+    if reason is not None:
+        raise ConfigError(f"render_mode=human needs a window, and none can open here ({reason}): record a video "
+                          "instead with video=true")
 
 
 class PygameCanvas:
@@ -26,7 +43,12 @@ class PygameCanvas:
         self._window: Any = None
         self._clock: Any = None
         if render_mode == "human":
+            _refuse_without_display()
             pygame.display.init()
+            driver = pygame.display.get_driver()
+            if driver in HEADLESS_DRIVERS and "SDL_VIDEODRIVER" not in os.environ:
+                pygame.display.quit()
+                _refuse_without_display(f"SDL found no display and chose its {driver} driver")
             pygame.display.set_caption(caption)
             self._window = pygame.display.set_mode((width, height))
             self._clock = pygame.time.Clock()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import time
@@ -285,7 +286,11 @@ def custom_scalars_layout(reward_threshold: bool, success_threshold: bool,
 
 
 class ProgressBar(Callback):
-    """A terminal progress bar: steps, episodes per second, mean of the latest returns; quiet off a terminal."""
+    """A terminal progress bar: steps, episodes per second, mean of the latest returns; quiet off a terminal.
+
+    While it shows, log lines go through it (tqdm's ``logging_redirect_tqdm``): each is written above the bar,
+    which stays one line at the bottom.
+    """
 
     def __init__(self, enabled: bool = True, window: int = 20, refresh_steps: int = 500) -> None:
         super().__init__()
@@ -293,14 +298,18 @@ class ProgressBar(Callback):
         self.window: deque[float] = deque(maxlen=window)
         self.refresh_steps = refresh_steps
         self._bar: Any = None
+        self._logs_through_bar: contextlib.ExitStack | None = None
 
     def _on_training_start(self) -> None:
         if self.enabled:
             from tqdm import tqdm
+            from tqdm.contrib.logging import logging_redirect_tqdm
 
             assert self.ctx is not None
             self._bar = tqdm(total=self.ctx.total_steps, initial=self.num_steps, unit="step", dynamic_ncols=True,
                              file=sys.stderr)
+            self._logs_through_bar = contextlib.ExitStack()
+            self._logs_through_bar.enter_context(logging_redirect_tqdm())
 
     def _on_step(self) -> bool:
         if self._bar is not None and self.num_steps - self._bar.n >= self.refresh_steps:
@@ -309,21 +318,26 @@ class ProgressBar(Callback):
 
     def _refresh(self) -> None:
         assert self.ctx is not None
+        if self.num_steps > self._bar.total:  # a vector env's last step can pass total_steps by a few copies
+            self._bar.total = self.num_steps
         self._bar.update(self.num_steps - self._bar.n)
         elapsed = max(time.perf_counter() - self.ctx.start_time, 1e-9)
         reward = f"{np.mean(self.window):.1f}" if self.window else "-"
-        self._bar.set_postfix_str(f"eps/s={self.num_episodes / elapsed:.1f} reward={reward}", refresh=False)
+        self._bar.set_postfix_str(f"ep/s={self.num_episodes / elapsed:.1f} reward={reward}", refresh=False)
 
     def _on_episode_end(self, episode: Episode) -> None:
         if episode.agent is None:
             self.window.append(episode.reward)
 
-    def _on_evaluation(self, evaluation: Evaluation) -> None:
-        if self._bar is not None and math.isfinite(evaluation.mean_reward):
-            self._bar.write(f"eval @ {evaluation.step} steps: {evaluation.mean_reward:.1f} ± "
-                            f"{evaluation.std_reward:.1f}")
-
     def _on_training_end(self) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Leave the bar at the step training ended or stopped at, and log lines as they were (idempotent)."""
         if self._bar is not None:
             self._refresh()
             self._bar.close()
+            self._bar = None
+        if self._logs_through_bar is not None:
+            self._logs_through_bar.close()
+            self._logs_through_bar = None

@@ -1,5 +1,6 @@
 """The ``rlkit`` command: train and eval through Hydra's decorator (its only user), plot and verify as programs."""
 
+import difflib
 import importlib
 import os
 import statistics
@@ -46,6 +47,7 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
         line = f"run: {run_dir}\nsteps: {summary['steps']}  wall: {summary['wall_seconds']:.1f}s"
         if (final := summary["final_eval"]) is not None:
             line += f"  final eval: {final['mean_reward']:.1f} ± {final['std_reward']:.1f}"
+            line += f", success {final['success_rate']:.0%}" if "success_rate" in final else ""
         if summary["solved"] is not None:
             line += f"  solved at step {summary['solved']['step']}"
         print(line)
@@ -115,7 +117,9 @@ def main(argv: list[str] | None = None) -> None:
         return
     command, rest = args[0], args[1:]
     if command not in COMMANDS:
-        print(f"rlkit: error: unknown command {command!r}; choose one of: {', '.join(COMMANDS)}", file=sys.stderr)
+        close = difflib.get_close_matches(command, COMMANDS, n=1)
+        print(f"rlkit: error: unknown command {command!r}; choose one of: {', '.join(COMMANDS)}"
+              + (f". Did you mean rlkit {close[0]}?" if close else ""), file=sys.stderr)
         sys.exit(2)
     func, config_name, summary = COMMANDS[command]
     with user_errors():
@@ -133,6 +137,7 @@ def main(argv: list[str] | None = None) -> None:
                 rest = resume_overrides(rest, trust == ["trust_run=true"])
             elif trust:
                 raise RlkitError("trust_run= applies to resume=<run dir> (and rlkit eval, verify), not to a new run")
+        config.check_override_keys(config_name, [a for a in rest if not a.startswith("-")])
     if os.environ.get(DEBUG_ENV):
         os.environ.setdefault("HYDRA_FULL_ERROR", "1")  # errors inside Hydra's multirun too
     if "--help" in rest or "-h" in rest:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
+import importlib.resources
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -173,10 +175,7 @@ def check_known_keys(node: DictConfig, path: str = "") -> None:
     for key in node:
         full = f"{path}{key}"
         if known is not None and key not in known:
-            raise ConfigError(
-                f"unknown key {full!r}: {object_type.__name__} has no field {key!r}. "
-                f"Valid keys of {path.rstrip('.') or 'the config'}: {', '.join(sorted(known))}"
-            )
+            raise ConfigError(unknown_key_message(full, object_type.__name__, sorted(known)))
         child = node._get_node(key)
         if isinstance(child, DictConfig) and not child._is_missing() and not child._is_none():
             check_known_keys(child, f"{full}.")
@@ -278,3 +277,70 @@ def check_repeated_keys(overrides: list[str]) -> None:
         if key in seen:
             raise RlkitError(f"{key} is given twice ({seen[key]} and {arg}), and only one can count; give it once")
         seen[key] = arg
+
+
+def unknown_key_message(full_key: str, owner: str, known: list[str]) -> str:
+    """One line for a key no schema declares: the closest valid keys, or all of them when none is close."""
+    parent, _, key = full_key.rpartition(".")
+    def likeness(other: str) -> float:
+        return difflib.SequenceMatcher(None, key, other).ratio()
+
+    close = difflib.get_close_matches(key, known, n=3, cutoff=0.6)
+    close = [c for c in close if likeness(c) >= likeness(close[0]) - 0.1]  # the clearly closest, not every near one
+    prefix = f"{parent}." if parent else ""
+    hint = (f"Did you mean {' or '.join(prefix + c for c in close)}?" if close
+            else f"Valid keys of {parent or 'the config'}: {', '.join(sorted(known))}")
+    return f"unknown key {full_key!r}: no field {key!r} in {owner}. {hint}"
+
+
+def _schema_miss(schema: type, parts: list[str], prefix: str = "") -> tuple[str, list[str], str] | None:
+    """Where the dotted key ``parts`` leaves ``schema``: (full key, the valid keys there, their owner), or None."""
+    hints = typing.get_type_hints(schema)
+    name = parts[0]
+    if name not in hints:
+        return prefix + name, list(hints), schema.__name__
+    below = hints[name]
+    if len(parts) > 1 and dataclasses.is_dataclass(below):
+        return _schema_miss(below, parts[1:], f"{prefix}{name}.")  # type: ignore[arg-type]
+    return None  # a leaf, or a dict, list or Any whose keys are free
+
+
+def check_override_keys(config_name: str, overrides: list[str]) -> None:
+    """Refuse ``KEY=VALUE`` naming a key no schema declares, before Hydra (whose message advises ``+KEY``).
+
+    ``env.*`` and ``agent.*`` are checked against the chosen configs' schemas (each choice of a sweep); where an
+    experiment or a config outside rlkit's may choose, against every env's or agent's. ``+KEY=VALUE`` too: only
+    free mappings (``callbacks.extra``) take new keys. :func:`check_known_keys` checks the composed config again.
+    """
+    root = TrainConfig if config_name == "train" else EvalRunConfig
+    configs = importlib.resources.files(CONFIG_MODULE)
+    groups = {p.name for p in configs.iterdir() if p.is_dir() and not p.name.startswith("_")}
+    chosen: dict[str, str] = {}
+    for entry in OmegaConf.load(str(configs / f"{config_name}.yaml")).get("defaults", []):
+        if isinstance(entry, DictConfig) and len(entry) == 1:
+            chosen.update({str(k): "null" if v is None else str(v) for k, v in entry.items()})
+    pairs = [arg.partition("=") for arg in overrides]
+    chosen.update({key.lstrip("+"): value for key, sep, value in pairs if sep and key.lstrip("+") in groups})
+    registries = {"env": ENVS, "agent": AGENTS}
+    for key, sep, _ in pairs:
+        key = key.lstrip("+")  # adding a key that no schema declares is refused as well
+        if not sep or key[:1] == "~" or "/" in key or "@" in key or key.split(".")[0] == "hydra" or key in groups:
+            continue
+        parts = key.split(".")
+        registry = registries.get(parts[0]) if config_name == "train" else None
+        if registry is None or len(parts) == 1:
+            miss = _schema_miss(root, parts)
+            if miss is not None:
+                raise ConfigError(unknown_key_message(miss[0], miss[2], miss[1]))
+            continue
+        names = chosen.get(parts[0], "").split(",")
+        if chosen.get("experiment", "null") != "null" or any(n not in registry for n in names):
+            misses = [_schema_miss(schema, parts[1:], f"{parts[0]}.") for schema, _ in registry.values()]
+            if all(misses):  # no env (agent) at all has it
+                known = sorted({k for m in misses if m for k in m[1]})
+                raise ConfigError(unknown_key_message(misses[0][0], f"any {parts[0]} config", known))  # type: ignore[index]
+            continue
+        for name in names:
+            miss = _schema_miss(registry[name][0], parts[1:], f"{parts[0]}.")
+            if miss is not None:
+                raise ConfigError(unknown_key_message(miss[0], f"{parts[0]}={name} ({miss[2]})", miss[1]))

@@ -46,6 +46,12 @@ class TrainingDiverged(RlkitError):
         self.weights_finite = weights_finite  # whether the last applied update's weights are finite (worth saving)
 
 
+class RunStopped(RlkitError):
+    """A deliberate stop (a signal), not a mistake: shown as a plain line, exit code :attr:`exit_code`."""
+
+    exit_code = 75  # EX_TEMPFAIL: try again
+
+
 class DiskFullError(RlkitError, OSError):
     """Writing a run's files failed because the disk (or the user's quota) is full."""
 
@@ -104,6 +110,9 @@ def user_errors() -> Iterator[None]:
     """Print a user's mistake as one paragraph and exit 2; ``RLKIT_DEBUG=1`` shows the traceback."""
     try:
         yield
+    except RunStopped as e:
+        print(f"rlkit: {_message(e)}", file=sys.stderr)
+        sys.exit(e.exit_code)
     except USER_ERRORS as e:
         if os.environ.get(DEBUG_ENV):
             raise

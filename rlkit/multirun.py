@@ -10,6 +10,7 @@ import io
 import json
 import logging
 import os
+import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,24 @@ def parallel_jobs(launcher: DictConfig, cpus: int | None = None) -> int:
     return cpus
 
 
+class JoblibStartLine(logging.Filter):
+    """Hydra's joblib launcher opens with the repr of its ``Parallel(...)`` settings: one plain line instead."""
+
+    def __init__(self, at_a_time: int, sweep_dir: str) -> None:
+        super().__init__()
+        self.at_a_time, self.sweep_dir = at_a_time, sweep_dir
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite the settings line, drop the sweep directory's line (the new one names it), keep the rest."""
+        message = record.getMessage()
+        if message.startswith("Joblib.Parallel("):
+            count = re.search(r"is launching (\d+) jobs", message)
+            record.msg = (f"launching {count.group(1) if count else 'the'} jobs, {self.at_a_time} at a time, "
+                          f"into {self.sweep_dir}")
+            record.args = ()
+        return not message.startswith("Launching jobs, sweep output dir")
+
+
 class SweepIndex(Callback):
     """Hydra callback (in ``train.yaml``): each job's ``job.json``; the sweep's ``jobs.csv`` as jobs finish.
 
@@ -67,9 +86,13 @@ class SweepIndex(Callback):
     """
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        """Warn when parallel jobs would ask for more threads than the machine has cores."""
+        """Say in one line what starts; warn when parallel jobs would ask for more threads than there are cores."""
         cpus = os.cpu_count() or 1
         jobs = parallel_jobs(config.hydra.launcher, cpus)
+        joblib_log = logging.getLogger("hydra_plugins.hydra_joblib_launcher._core")
+        for old in [f for f in joblib_log.filters if isinstance(f, JoblibStartLine)]:
+            joblib_log.removeFilter(old)
+        joblib_log.addFilter(JoblibStartLine(jobs, str(config.hydra.sweep.dir)))
         threads = int(config.get("torch_threads", 1))
         if "joblib" in str(config.hydra.launcher.get("_target_", "")) and jobs * threads > cpus:
             log.warning("%d parallel jobs x torch_threads=%d is more threads than this machine's %d cores; "

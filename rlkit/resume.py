@@ -24,23 +24,21 @@ import torch
 
 from rlkit.callbacks import Callback
 from rlkit.config import CheckpointConfig
-from rlkit.errors import DISK_FULL, DiskFullError, RlkitError, RunDirError
+from rlkit.errors import DISK_FULL, DiskFullError, RunDirError, RunStopped
 from rlkit.files import check_fields, parse_json
 
 log = logging.getLogger(__name__)
 
 RESUME_DIR = Path("checkpoints") / "resume"
 STATE_FORMAT = 2  # 2: env snapshots through the state protocol (rlkit.envs.state)
-EXIT_INTERRUPTED = 75  # EX_TEMPFAIL: try again
+EXIT_INTERRUPTED = RunStopped.exit_code
 STATE_SCHEMA = {"format": int, "step": int, "env": str, "agent": str, "elapsed": float, "agent_state": dict,
                 "callbacks": dict, "rng": dict}
 """The keys of a training checkpoint's ``state.json`` and their types, checked before any is used."""
 
 
-class RunInterrupted(RlkitError):
+class RunInterrupted(RunStopped):
     """A run stopped on a signal, its checkpoint written; the CLI exits with :data:`EXIT_INTERRUPTED`."""
-
-    exit_code = EXIT_INTERRUPTED
 
 
 def pack(tree: Any) -> tuple[Any, dict[str, np.ndarray]]:
@@ -280,8 +278,8 @@ class Checkpointer(Callback):
         if stop is not None:
             assert self.ctx is not None
             where = f"checkpoint {path}" if path else "no checkpoint (nothing trained yet)"
-            raise RunInterrupted(f"stopped by {stop} at step {self.num_steps} of {self.ctx.total_steps}; wrote "
-                                 f"{where}. Continue with: rlkit train resume={self.ctx.run_dir}")
+            raise RunInterrupted(f"stopped by {stop} at step {self.num_steps} of {self.ctx.total_steps}; {where}; "
+                                 f"continue with: rlkit train resume={self.ctx.run_dir}")
 
     def save(self) -> Path:
         """Write a checkpoint now; returns its directory."""

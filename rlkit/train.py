@@ -125,7 +125,8 @@ def train(cfg: TrainConfig, run_dir: Path, callbacks: Sequence[Callback] = (),
             writer = SummaryWriter(log_dir=str(run_dir / "tb"),
                                    purge_step=None if resume_from is None else resume_from.step + 1)
             every.append(TensorBoardLogger(hparams=hparams_of(cfg), agents=env_factory.agents))
-        every.append(ProgressBar(enabled=cfg.callbacks.progress_bar))
+        progress = ProgressBar(enabled=cfg.callbacks.progress_bar)
+        every.append(progress)
         identity = {"env": env_factory.label, "agent": cfg.agent.name}
         checkpointer = Checkpointer(run_dir / RESUME_DIR, ck, identity)
         callback_list = CallbackList([*every, *_extra_callbacks(cfg.callbacks.extra), *callbacks, checkpointer])
@@ -154,6 +155,7 @@ def train(cfg: TrainConfig, run_dir: Path, callbacks: Sequence[Callback] = (),
             if saved_last:
                 agent.save(last, {"step": steps})
         finally:
+            progress.close()  # a stopped run's message goes below the bar
             if writer is not None:
                 writer.close()
         wall = time.perf_counter() - ctx.start_time

@@ -6,6 +6,7 @@ the run's files against the checksums the run recorded, and its event files for 
 
 from __future__ import annotations
 
+import difflib
 import math
 import sys
 import tempfile
@@ -127,6 +128,10 @@ def main(argv: Sequence[str]) -> None:
     values = {"steps": "5000", "trust_run": "false"}
     for key, sep, value in (arg.partition("=") for arg in argv):
         if not sep or key not in values and key != "run":
+            close = difflib.get_close_matches(key, ["run", *values], n=1) if sep else []
+            if close:
+                raise RlkitError(f"unknown key {key!r}: rlkit verify takes run=, steps= and trust_run=. "
+                                 f"Did you mean {close[0]}={value}?")
             raise RlkitError(f"rlkit verify takes run=<run dir> and steps=N, not {key + sep + value!r}\n{USAGE}")
         values[key] = value
     if "run" not in values:

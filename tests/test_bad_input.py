@@ -327,7 +327,7 @@ CASES: list[tuple[str, Case, type[BaseException] | tuple[type[BaseException], ..
     ("wrong type", wrong_type, ConfigCompositionException,
      r"agent.learning_rate=abc.*Value 'abc' of type 'str' could not be converted to Float"),
     ("unknown key", unknown_key, ConfigError,
-     r"unknown key 'agent.lerning_rate': DQNConfig has no field 'lerning_rate'. Valid keys of agent: .*learning_rate"),
+     r"unknown key 'agent.lerning_rate': no field 'lerning_rate' in DQNConfig. Did you mean agent.learning_rate\?"),
     ("missing run dir", missing_run_dir, RunDirError, r"run directory .*no_such_run does not exist"),
     ("truncated checkpoint", truncated_checkpoint, RunDirError,
      r"checkpoint .*best.safetensors is corrupt or not a safetensors file"),

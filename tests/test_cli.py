@@ -180,6 +180,16 @@ def test_closing_the_window_ends_the_evaluation_cleanly(trained_run):
     assert len(report.rewards) == 1
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="X11 and Wayland tell of a display by variables")
+def test_eval_human_without_a_display_says_so_in_one_line(trained_run, monkeypatch):
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "SDL_VIDEODRIVER"):
+        monkeypatch.delenv(name, raising=False)
+    out = cli(["eval", f"run={trained_run}", "render_mode=human"], cwd=trained_run.parent)
+    assert out.returncode == 2
+    assert "render_mode=human needs a window, and none can open here" in out.stderr and "video=true" in out.stderr
+    assert "Traceback" not in out.stderr and "episode 1" not in out.stdout
+
+
 def test_reinforce_trains_and_evaluates_from_the_cli(tmp_path):
     out = cli(["train", "agent=reinforce", *(a for a in TINY if not a.startswith("total_steps=")), "total_steps=3000"],
               cwd=tmp_path)

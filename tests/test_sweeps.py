@@ -64,6 +64,10 @@ def test_a_grid_runs_in_parallel_processes_and_the_sweep_lists_every_job(tmp_pat
         assert json.loads((run / "job.json").read_text())["status"] == "completed"
     assert seeds == {(a, s) for s in (0, 1) for a in ("dqn", "reinforce")}
     assert f"sweep {sweep.relative_to(tmp_path)}: 4 jobs, 4 completed" in out.stdout
+    # One start line, not joblib's Parallel(...) settings.
+    printed = out.stdout + out.stderr
+    assert "Joblib.Parallel(" not in printed and "Launching jobs, sweep output dir" not in printed
+    assert re.search(rf"launching 4 jobs, \d+ at a time, into {re.escape(str(sweep.relative_to(tmp_path)))}\n", printed)
 
 
 def test_a_job_that_fails_is_listed_and_reported_in_one_line(tmp_path):

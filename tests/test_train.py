@@ -204,3 +204,12 @@ def test_a_success_threshold_solves_and_stops_training(tmp_path):
                                    "env.success_threshold=0.5", "callbacks.eval.stop_on_threshold=true"])
     assert summary["solved"] is not None and summary["steps"] == summary["solved"]["step"] < 1200  # stopped there
     assert summary["success_threshold"] == 0.5 and summary["final_eval"]["success_rate"] >= 0.5
+
+
+@pytest.mark.parametrize("overrides", [["agent.train_freq=256"], ["agent=ppo", "agent.n_steps=512"]],
+                         ids=["dqn, rollouts of 256", "ppo, rollouts of 512"])
+def test_sb3_trains_exactly_total_steps_whatever_its_rollout_length(tmp_path, overrides):
+    summary, rec = _train(tmp_path, [*overrides, "total_steps=1100", "callbacks.eval.every_steps=550"])
+    # SB3 alone would go on to the end of its rollout: 1280 (5 x 256) or 1536 (3 x 512) steps.
+    assert summary["steps"] == 1100 and rec.of("step")[-1] == ("step", 1100)
+    assert [e[1].step for e in rec.of("evaluation")] == [550, 1100]  # no extra evaluation after the last periodic one

@@ -9,6 +9,7 @@ from gymnasium.utils.env_checker import check_env
 
 import rlkit.envs
 from rlkit.envs import BALANCING_POLE_ID, BalancingPoleEnv
+from rlkit.errors import ConfigError
 
 
 def test_one_step_matches_hand_computed_physics():
@@ -167,6 +168,16 @@ def test_rgb_array_frames_have_a_fixed_shape_and_show_the_state():
     second = env.render()
     assert second.shape == first.shape
     assert not np.array_equal(first, second)  # the cart moved
+    env.close()
+
+
+def test_human_rendering_where_no_window_can_open_is_refused(monkeypatch):
+    monkeypatch.delenv("SDL_VIDEODRIVER", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setenv("DISPLAY", ":99")  # no X server there: SDL would fall back to drawing off-screen, unseen
+    env = gym.make(BALANCING_POLE_ID, render_mode="human")
+    with pytest.raises(ConfigError, match="none can open here .*chose its (offscreen|dummy) driver.*video=true"):
+        env.reset(seed=0)
     env.close()
 
 

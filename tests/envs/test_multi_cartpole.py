@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from pettingzoo.test import api_test, parallel_api_test, parallel_seed_test
+from pettingzoo.test import api_test, max_cycles_test, parallel_api_test, parallel_seed_test
 
 from rlkit.envs import BalancingPoleEnv, multi_cartpole_v0
 from rlkit.envs.multi_cartpole import MultiCartPoleEnv, MultiCartPoleVectorEnv
@@ -13,6 +13,18 @@ def test_pettingzoo_api_and_seed_tests(kwargs):
     parallel_api_test(multi_cartpole_v0.parallel_env(**kwargs), num_cycles=600)
     parallel_seed_test(lambda: multi_cartpole_v0.parallel_env(**kwargs))
     api_test(multi_cartpole_v0.env(**kwargs), num_cycles=200)
+
+
+def test_pettingzoo_max_cycles_test():
+    max_cycles_test(multi_cartpole_v0)
+
+
+def test_max_cycles_is_pettingzoos_name_for_the_episode_limit():
+    assert MultiCartPoleEnv(max_cycles=7).max_episode_steps == 7
+    assert MultiCartPoleVectorEnv(max_cycles=7).max_episode_steps == 7
+    assert MultiCartPoleEnv(max_cycles=7, max_episode_steps=7).max_episode_steps == 7
+    with pytest.raises(TypeError, match="max_cycles=7 and max_episode_steps=9 name the same limit"):
+        MultiCartPoleEnv(max_cycles=7, max_episode_steps=9)
 
 
 @pytest.mark.parametrize("continuous", [True, False])
