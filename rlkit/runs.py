@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -90,6 +92,60 @@ def read_events(tb_dir: Path) -> Any:
     finally:
         tb_log.setLevel(level)
     return acc
+
+
+def keep_events(tb_dir: Path, last_step: int | None) -> None:
+    """Cut a run's TensorBoard events back to the steps up to ``last_step`` (None: none), before it continues.
+
+    What a continued run logs again then appears once, for every reader of event files. The kept records are
+    written into ``<tb>.new/`` (same file names), which then replaces ``tb/`` by two renames; a kill at any point
+    leaves the old or the new events whole, and the next start finishes or undoes the swap.
+    """
+    from tensorboard.backend.event_processing.event_file_loader import RawEventFileLoader
+    from tensorboard.compat.proto.event_pb2 import Event
+    from tensorboard.summary.writer.record_writer import RecordWriter
+
+    new, old = tb_dir.with_name(f"{tb_dir.name}.new"), tb_dir.with_name(f"{tb_dir.name}.old")
+    if not tb_dir.exists() and new.exists():
+        new.rename(tb_dir)  # killed between the renames: the new events are complete
+    shutil.rmtree(new, ignore_errors=True)
+    shutil.rmtree(old, ignore_errors=True)
+    if not tb_dir.is_dir():
+        return
+    if last_step is None:
+        shutil.rmtree(tb_dir)
+        return
+    tb_log = logging.getLogger("tensorboard")
+    level = tb_log.level
+    tb_log.setLevel(logging.ERROR)  # it warns of a last record cut short by a kill: that one is dropped
+    try:
+        for path in sorted(tb_dir.rglob("events.out.tfevents.*")):
+            target = new / path.relative_to(tb_dir)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with open(target, "wb") as f:
+                writer = RecordWriter(f)
+                for record in RawEventFileLoader(str(path)).Load():
+                    if Event.FromString(record).step <= last_step:
+                        writer.write(record)
+                f.flush()
+                os.fsync(f.fileno())
+    finally:
+        tb_log.setLevel(level)
+    new.mkdir(exist_ok=True)
+    for directory in (*(p for p in new.rglob("*") if p.is_dir()), new):
+        _fsync_dir(directory)
+    tb_dir.rename(old)
+    new.rename(tb_dir)
+    _fsync_dir(tb_dir.parent)
+    shutil.rmtree(old)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def flatten(node: Any, prefix: str = "") -> dict[str, Any]:

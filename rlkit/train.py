@@ -25,7 +25,7 @@ from rlkit.evaluate import PeriodicEvaluator
 from rlkit.factory import build_agent, build_env
 from rlkit.files import write_json
 from rlkit.resume import RESUME_DIR, Checkpointer, TrainingCheckpoint, restore
-from rlkit.runs import SUMMARY_FILE, flatten
+from rlkit.runs import SUMMARY_FILE, flatten, keep_events
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +94,8 @@ def train(cfg: TrainConfig, run_dir: Path, callbacks: Sequence[Callback] = (),
     cfg.validate()
     with disk_full_errors(run_dir, run_dir / "checkpoints"), quiet_disk_full_in_threads():
         run_dir.mkdir(parents=True, exist_ok=True)
+        if resume_from is not None:  # what the first part logged after its checkpoint goes
+            keep_events(run_dir / "tb", resume_from.step)
         torch.set_num_threads(cfg.torch_threads)
         random.seed(cfg.seed)
         np.random.seed(cfg.seed)
@@ -116,10 +118,7 @@ def train(cfg: TrainConfig, run_dir: Path, callbacks: Sequence[Callback] = (),
         if cfg.callbacks.tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            # A continued run hides the events its first part wrote after the checkpoint (TensorBoard purges
-            # steps >= purge_step): they are written again, the same.
-            writer = SummaryWriter(log_dir=str(run_dir / "tb"),
-                                   purge_step=None if resume_from is None else resume_from.step + 1)
+            writer = SummaryWriter(log_dir=str(run_dir / "tb"))
             every.append(TensorBoardLogger(hparams=hparams_of(cfg), agents=env_factory.agents))
         every.append(ProgressBar(enabled=cfg.callbacks.progress_bar))
         identity = {"env": env_factory.label, "agent": cfg.agent.name}

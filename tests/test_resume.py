@@ -8,6 +8,7 @@ training metrics) and end with the same weights, bit for bit, as the same run ne
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -34,6 +35,7 @@ from rlkit.resume import (
     read_checkpoint,
     unpack,
 )
+from rlkit.runs import keep_events
 from rlkit.verify import read_scalars
 
 COMMON = ["callbacks.progress_bar=false", "callbacks.eval.episodes=2", "callbacks.checkpoint.every_steps=1000",
@@ -80,6 +82,8 @@ def _assert_same_run(reference: Path, continued: Path) -> None:
     for tag in a:
         assert a[tag] == b[tag], f"{tag} differs"
     assert any(t.startswith("episode/") for t in a) and a["episode/reward"]
+    raw = [sorted(r for r in _raw_steps(run / "tb") if not r[0].startswith("time/")) for run in (reference, continued)]
+    assert raw[0] == raw[1]  # plain readers of the event files too: nothing purged is left in them
     wa, _ = load_checkpoint(reference / "checkpoints" / "last.safetensors")
     wb, _ = load_checkpoint(continued / "checkpoints" / "last.safetensors")
     assert sorted(wa) == sorted(wb)
@@ -354,3 +358,34 @@ def test_a_full_disk_during_a_checkpoint_says_so_and_keeps_the_previous_one(tmp_
     assert [p.name for p in checkpoints(tmp_path / "run" / RESUME_DIR)] == ["step_000000000500"]
     assert not list((tmp_path / "run" / RESUME_DIR).glob(".*"))
     assert latest_checkpoint(tmp_path / "run").step == 500
+
+
+def _raw_steps(tb: Path) -> list[tuple[str, int]]:
+    """Every scalar record in a run's event files, as a plain reader (no purging) sees them."""
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+
+    return [(v.tag, e.step) for path in sorted(tb.rglob("events.out.tfevents.*"))
+            for e in EventFileLoader(str(path)).Load() for v in e.summary.value]
+
+
+def test_continuing_cuts_the_event_files_back_to_the_checkpoint_even_after_a_kill_mid_swap(tmp_path):
+    from torch.utils.tensorboard import SummaryWriter
+
+    tb = tmp_path / "run" / "tb"
+    with SummaryWriter(log_dir=str(tb)) as writer:
+        for step in range(10):
+            writer.add_scalar("a", step, step)
+    with open(next(tb.glob("events.*")), "ab") as f:
+        f.write(b"\x10\x00\x00")  # a record cut short by a kill
+    keep_events(tb, 4)
+    assert _raw_steps(tb) == [("a", s) for s in range(5)]
+    assert sorted(p.name for p in tb.parent.iterdir()) == ["tb"]
+    (tb.parent / "tb.new").mkdir()  # killed while writing the new events: the old ones stay
+    keep_events(tb, 3)
+    assert _raw_steps(tb) == [("a", s) for s in range(4)]
+    shutil.copytree(tb, tb.parent / "tb.new")  # killed between the two renames: the new events are whole
+    tb.rename(tb.parent / "tb.old")
+    keep_events(tb, 3)
+    assert _raw_steps(tb) == [("a", s) for s in range(4)] and sorted(p.name for p in tb.parent.iterdir()) == ["tb"]
+    keep_events(tb, None)  # no checkpoint: the run starts again, without the first try's events
+    assert not tb.exists()
