@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import re
+import shlex
 import shutil
 import sys
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from hydra import compose
+from hydra.core.override_parser.types import Quote, QuotedString
 from hydra.experimental.callback import Callback
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -22,6 +26,7 @@ from rlkit.factory import lookup
 CONFIG_FILE = Path(".hydra") / "config.yaml"
 SUMMARY_FILE = "summary.json"
 SWEEP_MARKER = ".rlkit-sweep"  # created exclusively when a sweep starts: the directory is that sweep's
+RUN_LOCK = ".rlkit-lock"  # locked by the process training in a run directory (it holds that process's id)
 # Overrides a continued run replays from its overrides.yaml: config keys, never Hydra's own (callbacks, launchers).
 CONFIG_KEYS = ("env", "agent", "callbacks", "experiment", "hparams_search", "seed", "total_steps", "torch_threads")
 
@@ -184,22 +189,74 @@ def _claim(directory: Path, marker: str, leftovers: tuple[str, ...]) -> None:
         if found:
             path.rmdir() if is_dir else path.unlink()
     if found:
+        unfinished = (directory / CONFIG_FILE).is_file() and not (directory / SUMMARY_FILE).exists()
         raise RunDirError(
             f"{directory} already holds another run ({found[0]} exists); rlkit never writes into another run's "
             "directory. Choose a new hydra.run.dir (hydra.sweep.dir for -m), or leave it to the default, which is "
-            "new for every start"
+            "new for every start" + (f"; to continue that run: rlkit train {shlex.quote(f'resume={directory}')}"
+                                     if unfinished else "")
         )
 
 
+_locks: dict[Path, IO[str]] = {}  # the run directories this process trains in, and their open lock files
+
+
+def lock_run_dir(run_dir: Path) -> None:
+    """Lock ``run_dir`` for this process until :func:`unlock_run_dir` or its end: a second process is refused.
+
+    An ``flock`` on :data:`RUN_LOCK`: the system drops it when the process ends, however it ends.
+    """
+    key = run_dir.resolve()
+    unlock_run_dir(key)  # an earlier run in this process that ended without unlocking (an error)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        f = open(run_dir / RUN_LOCK, "a+")  # noqa: SIM115  (open while the run trains)
+    except OSError as e:
+        raise RunDirError(f"cannot train in {run_dir}: {e.strerror or e} ({e.filename or run_dir})") from None
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        pid = f.read().strip()
+        f.close()
+        raise RunDirError(f"{run_dir} is in use: process {pid or '(starting)'} trains in it. Wait for it to end, or "
+                          "stop it (SIGTERM) and continue the run afterwards with resume=") from None
+    f.truncate(0)
+    f.write(str(os.getpid()))
+    f.flush()
+    _locks[key] = f
+
+
+def unlock_run_dir(run_dir: Path) -> None:
+    """Release :func:`lock_run_dir`'s lock, if this process holds it."""
+    f = _locks.pop(run_dir.resolve(), None)
+    if f is not None:
+        f.close()
+
+
 class ClaimRunDir(Callback):
-    """Hydra callback (in ``train.yaml``): claim the run's or sweep's directory before Hydra writes into it."""
+    """Hydra callback (in ``train.yaml``): claim the run's or sweep's directory before Hydra writes into it.
+
+    A run's process also locks its directory while it trains (:func:`lock_run_dir`), so a ``resume=`` of a run that
+    is still going (or of one another ``resume=`` continues) is refused.
+    """
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        """Claim ``hydra.run.dir``, unless the run continues in it (``resume=``: the directory is its own)."""
-        if config.get("resume") is not None:
-            return
+        """Claim ``hydra.run.dir`` (unless the run continues in it: ``resume=``, the directory is its own); lock it."""
+        run_dir = Path(str(config.hydra.run.dir))
         with user_errors():
-            claim_run_dir(Path(str(config.hydra.run.dir)), str(config.hydra.output_subdir or ".hydra"))
+            if config.get("resume") is None:
+                claim_run_dir(run_dir, str(config.hydra.output_subdir or ".hydra"))
+            lock_run_dir(run_dir)
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """Lock a sweep's job's directory (a new one: only a ``resume=`` of it could compete)."""
+        if config.hydra.mode == RunMode.MULTIRUN:
+            lock_run_dir(Path(config.hydra.runtime.output_dir))
+
+    def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
+        """Unlock the run's directory."""
+        unlock_run_dir(Path(config.hydra.runtime.output_dir))
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         """Claim ``hydra.sweep.dir``."""
@@ -214,11 +271,12 @@ RESUME_MAY_CHANGE = ("callbacks.progress_bar=", "callbacks.checkpoint.", "torch_
 def resume_overrides(args: list[str], trust: bool = False) -> list[str]:
     """``resume=<run dir>`` (or ``resume=auto``) as the overrides that continue that run, in its own directory.
 
-    Only its overrides of :data:`CONFIG_KEYS` are replayed; ``trust`` as for :func:`load_run_config`.
+    Only its overrides of :data:`CONFIG_KEYS` are replayed; ``trust`` as for :func:`load_run_config`. A run stopped
+    before its first training checkpoint starts again from step 0.
     """
-    from rlkit.resume import latest_checkpoint  # torch: only once a run is to be continued
+    from rlkit.resume import RESUME_DIR, checkpoints  # torch: only once a run is to be continued
 
-    value = next(a.split("=", 1)[1] for a in args if a.startswith("resume="))
+    value = _unquote(next(a.split("=", 1)[1] for a in args if a.startswith("resume=")))
     others = [a for a in args if not a.startswith("resume=")]
     if "-m" in others or "--multirun" in others:
         raise RlkitError("resume= continues one run; it cannot be combined with -m")
@@ -231,6 +289,7 @@ def resume_overrides(args: list[str], trust: bool = False) -> list[str]:
                   file=sys.stderr)
             return others
         print(f"resume=auto: continuing {run}", file=sys.stderr)
+        others = [a for a in others if not a.startswith("hydra.run.dir=")]
     else:
         run = Path(value)
         changed = [a for a in others if not a.startswith(RESUME_MAY_CHANGE)]
@@ -242,34 +301,45 @@ def resume_overrides(args: list[str], trust: bool = False) -> list[str]:
     load_run_config(run, trust)  # a clear error for a missing or corrupt run directory, or one naming code
     if (run / SUMMARY_FILE).is_file():
         raise RlkitError(f"{run} has finished ({SUMMARY_FILE} exists): there is nothing to continue")
-    latest_checkpoint(run)  # a clear error if there is no checkpoint
+    if not checkpoints(run / RESUME_DIR):
+        print(f"resume: {run} stopped before its first training checkpoint; starting it again from step 0",
+              file=sys.stderr)
     saved = OmegaConf.load(run / ".hydra" / "overrides.yaml")
     keys = {a.split("=", 1)[0] for a in others}
     kept = [str(o) for o in saved if str(o).split("=", 1)[0] not in keys
             and str(o).lstrip("+~").split("=", 1)[0].split(".", 1)[0].split("@", 1)[0] in CONFIG_KEYS]
-    return [*kept, *others, f"resume={run}", f"hydra.run.dir={run}"]
+    quoted = QuotedString(text=str(run), quote=Quote.single).with_quotes()  # a path may hold spaces, quotes, =
+    return [*kept, *others, f"resume={quoted}", f"hydra.run.dir={quoted}"]
+
+
+def _unquote(value: str) -> str:
+    """A value the shell passed on with its quotes (``resume="'my runs/x'"``) without them."""
+    return value[1:-1] if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"" else value
 
 
 def find_unfinished_run(overrides: list[str]) -> Path | None:
-    """The newest unfinished run with these overrides' config and a checkpoint, beside where a new one would go."""
+    """The newest unfinished run with these overrides' config and a checkpoint, beside where a new one would go.
+
+    With ``hydra.run.dir=`` among the overrides (a scheduler's requeue), only that directory, checkpoint or not.
+    """
     from rlkit.resume import RESUME_DIR, checkpoints
 
     with hydra_configs():
         cfg = compose(config_name="train", overrides=overrides, return_hydra_config=True)
-    parent = Path(str(cfg.hydra.run.dir)).parent
+    fixed = any(a.startswith("hydra.run.dir=") for a in overrides)
     wanted = _comparable(cfg)
     candidates = []
-    for run in parent.glob("*"):
+    for run in [Path(str(cfg.hydra.run.dir))] if fixed else Path(str(cfg.hydra.run.dir)).parent.glob("*"):
         config = run / CONFIG_FILE
         found = checkpoints(run / RESUME_DIR)
-        if not config.is_file() or (run / SUMMARY_FILE).is_file() or not found:
+        if not config.is_file() or (run / SUMMARY_FILE).is_file() or not (found or fixed):
             continue
         try:
             same = _comparable(OmegaConf.load(config)) == wanted
         except Exception:  # an unreadable config is some other run's problem, not a match
             continue
         if same:
-            candidates.append((found[-1].stat().st_mtime, run))
+            candidates.append((found[-1].stat().st_mtime if found else 0.0, run))
     return max(candidates)[1] if candidates else None
 
 

@@ -24,7 +24,7 @@ from rlkit.errors import ConfigError, TrainingDiverged, disk_full_errors, quiet_
 from rlkit.evaluate import PeriodicEvaluator
 from rlkit.factory import build_agent, build_env
 from rlkit.files import write_json
-from rlkit.resume import RESUME_DIR, Checkpointer, TrainingCheckpoint, restore
+from rlkit.resume import RESUME_DIR, Checkpointer, TrainingCheckpoint, restore, stop_if_requested
 from rlkit.runs import SUMMARY_FILE, flatten, keep_events
 
 log = logging.getLogger(__name__)
@@ -92,10 +92,11 @@ def train(cfg: TrainConfig, run_dir: Path, callbacks: Sequence[Callback] = (),
         DiskFullError: The disk filled up; the message names the checkpoints left intact.
     """
     cfg.validate()
+    stop_if_requested(run_dir)
     with disk_full_errors(run_dir, run_dir / "checkpoints"), quiet_disk_full_in_threads():
         run_dir.mkdir(parents=True, exist_ok=True)
-        if resume_from is not None:  # what the first part logged after its checkpoint goes
-            keep_events(run_dir / "tb", resume_from.step)
+        if cfg.resume is not None:  # what the first part logged after its checkpoint (all, without one) goes
+            keep_events(run_dir / "tb", None if resume_from is None else resume_from.step)
         torch.set_num_threads(cfg.torch_threads)
         random.seed(cfg.seed)
         np.random.seed(cfg.seed)

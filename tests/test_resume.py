@@ -7,7 +7,9 @@ training metrics) and end with the same weights, bit for bit, as the same run ne
 
 from __future__ import annotations
 
+import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -19,7 +21,7 @@ import numpy as np
 import pytest
 from gymnasium import spaces
 
-from helpers import cli, compose_cfg, run_cli
+from helpers import TINY, cli, compose_cfg, run_cli
 from rlkit.envs.state import env_state, set_env_state
 from rlkit.errors import RunDirError
 from rlkit.factory import build_env
@@ -28,14 +30,14 @@ from rlkit.resume import (
     EXIT_INTERRUPTED,
     RESUME_DIR,
     STATE_FORMAT,
-    SignalGuard,
     checkpoints,
     latest_checkpoint,
     pack,
     read_checkpoint,
     unpack,
 )
-from rlkit.runs import keep_events
+from rlkit.runs import RUN_LOCK, keep_events
+from rlkit.signals import SignalGuard
 from rlkit.verify import read_scalars
 
 COMMON = ["callbacks.progress_bar=false", "callbacks.eval.episodes=2", "callbacks.checkpoint.every_steps=1000",
@@ -197,7 +199,6 @@ def finished_run(tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize(("args", "message"), [
     (["resume=nowhere"], "run directory nowhere does not exist"),
-    (["resume={run}"], "has no training checkpoint to continue from"),
     (["resume={finished}"], "has finished (summary.json exists)"),
     (["resume={run}", "agent.learning_rate=0.1"], "takes no other overrides"),
     (["-m", "resume={run}", "seed=1,2"], "cannot be combined with -m"),
@@ -211,6 +212,82 @@ def test_resume_refuses_what_it_cannot_do_in_one_line(tmp_path, finished_run, ar
     out = cli(["train", *[a.format(run=run, finished=finished_run) for a in args]], cwd=tmp_path)
     assert out.returncode == 2
     assert message in out.stderr and "Traceback" not in out.stderr
+
+
+def _unstarted_run(finished_run: Path, run: Path) -> Path:
+    """A run killed before its first checkpoint: its .hydra and nothing else (the finished run's config)."""
+    (run / ".hydra").mkdir(parents=True)
+    for name in ("config.yaml", "overrides.yaml"):
+        (run / ".hydra" / name).write_text((finished_run / ".hydra" / name).read_text())
+    return run
+
+
+@pytest.mark.parametrize("form", ["{run}", "'{run}'", '"{run}"'])
+def test_a_run_without_a_checkpoint_starts_again_and_a_path_may_hold_a_space(tmp_path, finished_run, form):
+    """resume=<run dir> of a run stopped before its first checkpoint trains it from step 0, in its directory;
+    the path, with a space, as the shell passes it on (unquoted) or with its quotes kept."""
+    run = _unstarted_run(finished_run, tmp_path / "my runs" / "run")
+    (run / "tb").mkdir()
+    (run / "tb" / "events.out.tfevents.1.host.1.0").write_bytes(b"")  # the first try's events: dropped
+    out = cli(["train", "resume=" + form.format(run=run)], cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "stopped before its first training checkpoint; starting it again from step 0" in out.stderr
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["steps"] == summary["total_steps"] and summary["resumed_from"] is None
+    assert not (run / "tb" / "events.out.tfevents.1.host.1.0").exists()
+
+
+def _hydra_files(run: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in (run / ".hydra").iterdir()}
+
+
+def test_a_second_resume_of_a_run_in_use_is_refused_and_changes_nothing(tmp_path, finished_run):
+    run = _unstarted_run(finished_run, tmp_path / "run")
+    first = _start([f"resume={run}"], tmp_path)
+    try:
+        deadline = time.monotonic() + 120
+        while not ((run / RUN_LOCK).is_file() and (run / RUN_LOCK).read_text() == str(first.pid)):
+            assert first.poll() is None and time.monotonic() < deadline, first.stderr.read()[-3000:]
+            time.sleep(0.02)
+        first.send_signal(signal.SIGSTOP)  # it holds the directory, and stays at that point
+        before = _hydra_files(run)
+        second = cli(["train", f"resume={run}"], cwd=tmp_path)
+        assert second.returncode == 2
+        assert f"{run} is in use: process {first.pid} trains in it" in second.stderr
+        assert _hydra_files(run) == before and not (run / "summary.json").exists()
+    finally:
+        first.send_signal(signal.SIGCONT)
+    _, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err[-3000:]
+    assert (run / "summary.json").exists()
+
+
+def _wait_for(condition, proc: subprocess.Popen, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if proc.poll() is not None:
+            raise AssertionError(f"it ended early:\n{proc.stderr.read()[-3000:]}")
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_sigterm_while_a_run_starts_exits_75_and_a_requeue_continues_it(tmp_path):
+    """SIGTERM before the training loop (its directory made, torch still loading): exit 75, one line with a
+    resume= hint a shell can take (the path holds a space); the scheduler's same command with resume=auto and the
+    fixed hydra.run.dir then trains it in that directory."""
+    run = tmp_path / "queue dir" / "run"
+    args = ["agent=reinforce", *TINY, f"hydra.run.dir={run}"]
+    proc = _start(args, tmp_path)
+    _wait_for(lambda: (run / ".hydra").is_dir(), proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == EXIT_INTERRUPTED, err[-3000:]
+    assert "stopped by SIGTERM" in err and "Traceback" not in err
+    assert f"Continue with: rlkit train {shlex.quote(f'resume={run}')}" in err
+    again = run_cli(["train", "resume=auto", *args], cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"resume=auto: continuing {run}" in again.stderr
+    assert json.loads((run / "summary.json").read_text())["steps"] == 1200
 
 
 # ----------------------------------------------------------------------------------------------- units
