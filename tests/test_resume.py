@@ -7,6 +7,7 @@ training metrics) and end with the same weights, bit for bit, as the same run ne
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shlex
@@ -22,10 +23,12 @@ import pytest
 from gymnasium import spaces
 
 from helpers import TINY, cli, compose_cfg, run_cli
+from rlkit.callbacks import Callback
 from rlkit.envs.state import env_state, set_env_state
 from rlkit.errors import RunDirError
 from rlkit.factory import build_env
 from rlkit.files import load_checkpoint
+from rlkit.multirun import read_index
 from rlkit.resume import (
     EXIT_INTERRUPTED,
     RESUME_DIR,
@@ -288,6 +291,94 @@ def test_sigterm_while_a_run_starts_exits_75_and_a_requeue_continues_it(tmp_path
     assert again.returncode == 0, again.stderr[-3000:]
     assert f"resume=auto: continuing {run}" in again.stderr
     assert json.loads((run / "summary.json").read_text())["steps"] == 1200
+
+
+# ----------------------------------------------------------------------------------------------- sweeps
+SWEEP = ["-m", "agent=reinforce", "seed=0,1,2", "hydra.launcher.n_jobs=2", "total_steps=8000",
+         "callbacks.eval.every_steps=0", "callbacks.eval.episodes=2", "callbacks.checkpoint.every_steps=500",
+         "callbacks.checkpoint.every_seconds=0", "agent.steps_per_update=500"]
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def _sweep_stopped(tmp_path: Path, group: bool) -> tuple[Path, str, set[int]]:
+    """A 3-job sweep, 2 at a time, signalled once both running jobs wrote a checkpoint; it exits 75 in one line."""
+    proc = subprocess.Popen([sys.executable, "-m", "rlkit.cli", "train", *SWEEP], cwd=tmp_path, env=_cli_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    root = tmp_path / "runs" / "multirun"
+    _wait_for(lambda: root.is_dir() and all(checkpoints(root.iterdir().__next__() / j / RESUME_DIR) for j in "01"),
+              proc)
+    workers = _children(proc.pid)
+    (os.killpg if group else os.kill)(proc.pid, signal.SIGTERM)
+    out, err = proc.communicate(timeout=180)
+    assert proc.returncode == EXIT_INTERRUPTED, err[-3000:]
+    (sweep,) = root.iterdir()
+    assert err.strip().splitlines()[-1].startswith(f"rlkit: sweep {sweep.relative_to(tmp_path)} stopped by "
+                                                  "SIGTERM: 3 of 3 jobs interrupted"), err[-3000:]
+    assert "Traceback" not in err and "3 interrupted" in out
+    return sweep, err, workers
+
+
+def test_sigterm_to_a_sweep_stops_its_jobs_at_checkpoints_and_a_resumed_job_updates_the_index(tmp_path):
+    sweep, _, workers = _sweep_stopped(tmp_path, group=False)
+    deadline = time.monotonic() + 30  # the workers end with the sweep: none is left behind
+    while any(Path(f"/proc/{w}").exists() for w in workers):
+        assert time.monotonic() < deadline, f"workers left running: {workers}"
+        time.sleep(0.1)
+    rows = {r["job"]: r for r in read_index(sweep)}
+    assert {r["status"] for r in rows.values()} == {"interrupted"}
+    assert "before training started" in rows[2]["error"]  # never started: the stop came first
+    assert checkpoints(sweep / "0" / RESUME_DIR) and not (sweep / ".rlkit-stop").exists()
+    continued = run_cli(["train", f"resume={sweep / '2'}"], cwd=tmp_path)
+    assert continued.returncode == 0, continued.stderr[-3000:]
+    rows = {r["job"]: r for r in read_index(sweep)}
+    assert rows[2]["status"] == "completed" and rows[2]["final_eval"] is not None
+    assert rows[2]["overrides"] == "agent=reinforce seed=2 " + " ".join(SWEEP[4:])
+    assert json.loads((sweep / "2" / "job.json").read_text())["status"] == "completed"
+    assert [row["status"] for row in csv.DictReader((sweep / "jobs.csv").open())] == \
+        ["interrupted", "interrupted", "completed"]
+
+
+class SignalAt(Callback):
+    """A plug-in callback that sends this process SIGTERM once training reaches ``step``."""
+
+    def __init__(self, step: int) -> None:
+        super().__init__()
+        self.step = step
+
+    def _on_step(self) -> bool:
+        if self.num_steps >= self.step:
+            self.step = 2**62
+            os.kill(os.getpid(), signal.SIGTERM)
+        return True
+
+
+def test_sigterm_stops_a_sweep_of_jobs_in_this_process_too(tmp_path):
+    out = cli(["train", "-m", "hydra/launcher=basic", *SWEEP[1:3], *SWEEP[4:], "+callbacks.extra.stop._target_="
+               "test_resume.SignalAt", "+callbacks.extra.stop.step=1000"], cwd=tmp_path)
+    assert out.returncode == EXIT_INTERRUPTED, out.stderr
+    (sweep,) = (tmp_path / "runs" / "multirun").iterdir()
+    rows = read_index(sweep)
+    assert [r["status"] for r in rows] == ["interrupted"] * 3
+    assert "stopped by SIGTERM at step 1" in rows[0]["error"] and checkpoints(sweep / "0" / RESUME_DIR)
+    assert all("before training started" in r["error"] for r in rows[1:])
+    assert "3 of 3 jobs interrupted" in out.stderr.strip().splitlines()[-1]
+
+
+def test_sigterm_to_a_sweeps_process_group_stops_it_the_same_way(tmp_path):
+    sweep, err, _ = _sweep_stopped(tmp_path, group=True)
+    rows = read_index(sweep)
+    assert all(checkpoints(sweep / j / RESUME_DIR) for j in "01") and {r["status"] for r in rows} == {"interrupted"}
 
 
 # ----------------------------------------------------------------------------------------------- units
