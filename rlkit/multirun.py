@@ -104,11 +104,11 @@ class SweepIndex(Callback):
                       "overrides": list(job_return.overrides or []), "error": error}
             sweep_dir = Path(str(config.hydra.runtime.cwd)) / str(config.hydra.sweep.dir)
         else:  # a sweep's job continued with resume=: it keeps its number and overrides
-            sweep = next((p for p in run_dir.resolve().parents if (p / SWEEP_MARKER).is_file()), None)
             try:
                 record = json.loads((run_dir / JOB_FILE).read_text())
             except (OSError, ValueError):
                 return  # not a sweep's job
+            sweep = next((p for p in run_dir.resolve().parents if (p / SWEEP_MARKER).is_file()), None)
             if sweep is None or not isinstance(record, dict):
                 return
             record.update(status=status, error=error)
