@@ -1,5 +1,6 @@
 """The ``rlkit`` command: train and eval through Hydra's decorator (its only user), plot and verify as programs."""
 
+import contextlib
 import difflib
 import importlib
 import os
@@ -20,6 +21,7 @@ from rlkit.errors import DEBUG_ENV, RlkitError, job_errors, user_errors
 from rlkit.manual import print_manual
 from rlkit.multirun import check_multirun_args, parallel_jobs
 from rlkit.runs import removed_if_refused, resume_overrides
+from rlkit.signals import GUARD
 
 config.register_configs()
 rlkit_plugins.register()
@@ -28,7 +30,7 @@ rlkit_plugins.register()
 @hydra.main(config_path=f"pkg://{config.CONFIG_MODULE}", config_name="train", version_base="1.3")
 def _train(cfg: DictConfig) -> dict[str, Any]:
     """Train one run; in a multirun, its summary is the job's return value (the Optuna sweeper's objective)."""
-    from rlkit.resume import latest_checkpoint
+    from rlkit.resume import RESUME_DIR, RunInterrupted, checkpoints, latest_checkpoint
     from rlkit.train import train
 
     hydra_cfg = HydraConfig.get()
@@ -42,8 +44,13 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
         assert isinstance(train_cfg, config.TrainConfig)
         if multirun and parallel_jobs(hydra_cfg.launcher) > 1:
             train_cfg.callbacks.progress_bar = False  # parallel jobs' bars would draw over each other
-        summary = train(train_cfg, run_dir,
-                        resume_from=latest_checkpoint(run_dir) if train_cfg.resume is not None else None)
+        resume = train_cfg.resume is not None and checkpoints(run_dir / RESUME_DIR)  # none: it starts again
+        try:
+            summary = train(train_cfg, run_dir, resume_from=latest_checkpoint(run_dir) if resume else None)
+        except RunInterrupted as e:
+            if not multirun:
+                raise
+            return {"interrupted": str(e)}  # the sweep lists the job as interrupted, and stops (multirun.py)
         line = f"run: {run_dir}\nsteps: {summary['steps']}  wall: {summary['wall_seconds']:.1f}s"
         if (final := summary["final_eval"]) is not None:
             line += f"  final eval: {final['mean_reward']:.1f} ± {final['std_reward']:.1f}"
@@ -145,7 +152,9 @@ def main(argv: list[str] | None = None) -> None:
         return
     # Hydra reads sys.argv: drop the subcommand word so it sees only its overrides.
     sys.argv = [f"rlkit-{command}", *rest]
-    func()
+    # From here on, SIGTERM and SIGINT stop a training run (or sweep) at its next safe point, even one still starting.
+    with GUARD.installed() if command == "train" else contextlib.nullcontext():
+        func()
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import re
+import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,8 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from rlkit.errors import RlkitError
-from rlkit.runs import SUMMARY_FILE
+from rlkit.runs import SUMMARY_FILE, SWEEP_MARKER
+from rlkit.signals import EXIT_INTERRUPTED, GUARD, STOP_FILE
 
 log = logging.getLogger(__name__)
 
@@ -82,11 +84,17 @@ class SweepIndex(Callback):
     """Hydra callback (in ``train.yaml``): each job's ``job.json``; the sweep's ``jobs.csv`` as jobs finish.
 
     ``on_job_end`` runs in the job's process (any launcher), so it rebuilds the index there, under a file lock,
-    from every ``job.json`` present: the last job to finish writes the complete index.
+    from every ``job.json`` present: the last job to finish writes the complete index. A job continued later
+    with ``resume=`` updates both.
+
+    SIGTERM or SIGINT to any process of the sweep (its own, or the whole process group) stops it: the sweep's
+    processes share the request through :data:`~rlkit.signals.STOP_FILE`, every running job writes a checkpoint
+    at its next safe point, jobs not started yet stop before they start, and the sweep exits 75.
     """
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        """Say in one line what starts; warn when parallel jobs would ask for more threads than there are cores."""
+        """Say in one line what starts, share stop requests with the jobs, warn of more threads than cores."""
+        GUARD.share(Path(str(config.hydra.sweep.dir)).resolve() / STOP_FILE)
         cpus = os.cpu_count() or 1
         jobs = parallel_jobs(config.hydra.launcher, cpus)
         joblib_log = logging.getLogger("hydra_plugins.hydra_joblib_launcher._core")
@@ -98,23 +106,40 @@ class SweepIndex(Callback):
             log.warning("%d parallel jobs x torch_threads=%d is more threads than this machine's %d cores; "
                         "lower hydra.launcher.n_jobs or torch_threads", jobs, threads, cpus)
 
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """A sweep's job stops when the sweep is asked to, from any of its processes (a worker's: for good)."""
+        if config.hydra.mode == RunMode.MULTIRUN:
+            GUARD.share((Path(str(config.hydra.runtime.cwd)) / str(config.hydra.sweep.dir)).resolve() / STOP_FILE)
+            if "joblib" in str(config.hydra.launcher.get("_target_", "")):  # not Ray's workers: Ray stops those
+                GUARD.install()  # a worker process between two jobs too: a signal then stops the next one
+
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
-        """Record the job in its run directory and refresh the sweep's index."""
-        if config.hydra.mode != RunMode.MULTIRUN:
-            return
+        """Record the job in its run directory and refresh the sweep's index (a sweep's job continued: update them)."""
         run_dir = Path(config.hydra.runtime.output_dir)
-        failed = job_return.status != JobStatus.COMPLETED
-        record = {
-            "job": int(config.hydra.job.num),
-            "status": "failed" if failed else "completed",
-            "overrides": list(job_return.overrides or []),
-            "error": failure_message(job_return._return_value) if failed else None,  # the property re-raises
-        }
+        result = job_return._return_value  # the property would re-raise a job's error
+        status, error = "completed", None
+        if job_return.status != JobStatus.COMPLETED:
+            status, error = "failed", failure_message(result)
+        elif isinstance(result, dict) and "interrupted" in result:  # cli.py's job stopped by a signal
+            status, error = "interrupted", result["interrupted"]
+        if config.hydra.mode == RunMode.MULTIRUN:
+            record = {"job": int(config.hydra.job.num), "status": status,
+                      "overrides": list(job_return.overrides or []), "error": error}
+            sweep_dir = Path(str(config.hydra.runtime.cwd)) / str(config.hydra.sweep.dir)
+        else:  # a sweep's job continued with resume=: it keeps its number and overrides
+            try:
+                record = json.loads((run_dir / JOB_FILE).read_text())
+            except (OSError, ValueError):
+                return  # not a sweep's job
+            sweep = next((p for p in run_dir.resolve().parents if (p / SWEEP_MARKER).is_file()), None)
+            if sweep is None or not isinstance(record, dict):
+                return
+            record.update(status=status, error=error)
+            sweep_dir = sweep
         from rlkit.files import atomic_write, write_json  # torch: in the job's process, never at the CLI's start
 
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json(run_dir / JOB_FILE, record)
-        sweep_dir = Path(str(config.hydra.runtime.cwd)) / str(config.hydra.sweep.dir)
         with _locked(sweep_dir / ".jobs.lock"):
             buf = io.StringIO()
             writer = csv.DictWriter(buf, fieldnames=INDEX_COLUMNS)
@@ -126,12 +151,18 @@ class SweepIndex(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         """Print the index's counts, then a table of its first jobs."""
         sweep_dir = Path(str(config.hydra.sweep.dir))
-        if not (rows := read_index(sweep_dir)):
-            return
-        failed = sum(r["status"] != "completed" for r in rows)
+        if rows := read_index(sweep_dir):
+            self._print_index(sweep_dir, rows)
+        stop_if_requested(sweep_dir, rows)
+
+    @staticmethod
+    def _print_index(sweep_dir: Path, rows: list[dict[str, Any]]) -> None:
+        failed = sum(r["status"] == "failed" for r in rows)
+        interrupted = sum(r["status"] == "interrupted" for r in rows)
         common = set.intersection(*(set(r["overrides"].split()) for r in rows)) if len(rows) > 1 else set()
-        print(f"sweep {sweep_dir}: {len(rows)} jobs, {len(rows) - failed} completed"
-              + (f", {failed} failed" if failed else "") + f" (index: {sweep_dir / INDEX_FILE})")
+        print(f"sweep {sweep_dir}: {len(rows)} jobs, {len(rows) - failed - interrupted} completed"
+              + (f", {failed} failed" if failed else "") + (f", {interrupted} interrupted" if interrupted else "")
+              + f" (index: {sweep_dir / INDEX_FILE})")
         print(f"  {'job':>4}  {'status':<9}  {'final eval':>10}  overrides"
               + (f" (besides {' '.join(sorted(common))})" if common else ""))
         for row in rows[:PRINTED_ROWS]:
@@ -140,6 +171,17 @@ class SweepIndex(Callback):
             print(f"  {row['job']:>4}  {row['status']:<9}  {final:>10}  {own}")
         if len(rows) > PRINTED_ROWS:
             print(f"  ... {len(rows) - PRINTED_ROWS} more in {INDEX_FILE}")
+
+
+def stop_if_requested(sweep_dir: Path, rows: Sequence[dict[str, Any]]) -> None:
+    """If the sweep was asked to stop: one line saying what to continue, and exit 75 (the jobs have all ended)."""
+    if (stop := GUARD.poll()) is None:
+        return
+    (sweep_dir / STOP_FILE).unlink(missing_ok=True)
+    interrupted = [r for r in rows if r["status"] == "interrupted"]
+    print(f"rlkit: sweep {sweep_dir} stopped by {stop}: {len(interrupted)} of {len(rows)} jobs interrupted; continue "
+          f"each with rlkit train resume={sweep_dir}/<job> (those marked interrupted in {INDEX_FILE})", file=sys.stderr)
+    sys.exit(EXIT_INTERRUPTED)
 
 
 def failure_message(error: Any) -> str:

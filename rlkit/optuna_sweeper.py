@@ -27,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from rlkit.errors import SweepError
 from rlkit.manual import as_override
 from rlkit.multirun import failure_message, parallel_jobs, preset_yaml
+from rlkit.signals import GUARD
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +135,8 @@ class OptunaSweeper(Sweeper):
             except HydraException as e:
                 raise SweepError(f"a trial's overrides do not compose ({' '.join(batch[0])}): {e}") from None
             returns = self.launcher.launch(batch, initial_job_idx=job_idx)
+            if GUARD.poll() is not None:  # stopped: no more trials; the index lists the interrupted jobs
+                return {}
             for i, trial in enumerate(asked):
                 jobs = list(range(job_idx + i * n_seeds, job_idx + (i + 1) * n_seeds))
                 trials.append(self._tell(study, trial, returns[i * n_seeds:(i + 1) * n_seeds], jobs))

@@ -1,22 +1,18 @@
-"""Continuing interrupted runs: training checkpoints (docs/runs.md), the checkpointing callback, signal handling."""
+"""Continuing interrupted runs: training checkpoints (docs/runs.md), the checkpointing callback."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
 import random
+import shlex
 import shutil
-import signal
 import tempfile
-import threading
 import time
 import zipfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import numpy as np
@@ -26,12 +22,12 @@ from rlkit.callbacks import Callback
 from rlkit.config import CheckpointConfig
 from rlkit.errors import DISK_FULL, DiskFullError, RunDirError, RunStopped
 from rlkit.files import check_fields, parse_json
+from rlkit.signals import GUARD
 
 log = logging.getLogger(__name__)
 
 RESUME_DIR = Path("checkpoints") / "resume"
 STATE_FORMAT = 2  # 2: env snapshots through the state protocol (rlkit.envs.state)
-EXIT_INTERRUPTED = RunStopped.exit_code
 STATE_SCHEMA = {"format": int, "step": int, "env": str, "agent": str, "elapsed": float, "agent_state": dict,
                 "callbacks": dict, "rng": dict}
 """The keys of a training checkpoint's ``state.json`` and their types, checked before any is used."""
@@ -251,25 +247,36 @@ def latest_checkpoint(run_dir: Path) -> TrainingCheckpoint:
     return read_checkpoint(found[-1])
 
 
+def continue_with(run_dir: Path) -> str:
+    """The hint that ends a stop's message, the run directory quoted for a shell."""
+    return f"continue with: rlkit train {shlex.quote(f'resume={run_dir}')}"
+
+
+def stop_if_requested(run_dir: Path) -> None:
+    """Raise :class:`RunInterrupted` if a stop was asked for already (while the run started, or by its sweep)."""
+    if (stop := GUARD.poll()) is not None:
+        raise RunInterrupted(f"stopped by {stop} before training started; nothing was lost; {continue_with(run_dir)}")
+
+
 class Checkpointer(Callback):
     """At the agent's safe points, writes a training checkpoint when one is due or a stop signal arrived.
 
-    After a signal (inside ``signals.installed()``), training stops there with :class:`RunInterrupted`. It goes last
-    in the callback list: it saves every callback's state, the agent's and the global random states.
+    After a stop request (:data:`rlkit.signals.GUARD`), training stops there with :class:`RunInterrupted`. It goes
+    last in the callback list: it saves every callback's state, the agent's and the global random states.
     """
 
     _state_attrs = (*Callback._state_attrs, "_next_step")
 
     def __init__(self, directory: Path, cfg: CheckpointConfig, identity: dict[str, str]) -> None:
         super().__init__()
-        self.directory, self.identity, self.signals = directory, identity, SignalGuard()
+        self.directory, self.identity, self.signals = directory, identity, GUARD
         self.every_steps, self.every_seconds, self.keep_last = cfg.every_steps, cfg.every_seconds, max(1, cfg.keep_last)
         self._next_step = cfg.every_steps
         self._last_time = time.monotonic()
         self.write_seconds: list[float] = []
 
     def _on_safe_point(self) -> None:
-        stop = self.signals.requested
+        stop = self.signals.poll()
         due = (self.every_steps > 0 and self.num_steps >= self._next_step) or \
             (self.every_seconds > 0 and time.monotonic() - self._last_time >= self.every_seconds)
         path = None
@@ -279,7 +286,7 @@ class Checkpointer(Callback):
             assert self.ctx is not None
             where = f"checkpoint {path}" if path else "no checkpoint (nothing trained yet)"
             raise RunInterrupted(f"stopped by {stop} at step {self.num_steps} of {self.ctx.total_steps}; {where}; "
-                                 f"continue with: rlkit train resume={self.ctx.run_dir}")
+                                 f"{continue_with(self.ctx.run_dir)}")
 
     def save(self) -> Path:
         """Write a checkpoint now; returns its directory."""
@@ -301,38 +308,3 @@ class Checkpointer(Callback):
         self.write_seconds.append(time.perf_counter() - started)
         log.info("checkpoint at step %d: %s (%.2f s)", self.num_steps, path, self.write_seconds[-1])
         return path
-
-
-class SignalGuard:
-    """SIGTERM and SIGINT ask training to checkpoint and stop at its next safe point; a second one stops at once."""
-
-    SIGNALS = (signal.SIGTERM, signal.SIGINT)
-
-    def __init__(self) -> None:
-        self.requested: str | None = None
-        self._previous: dict[int, Any] = {}
-
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        name = signal.Signals(signum).name
-        if self.requested is not None:
-            self._restore()
-            raise KeyboardInterrupt(f"second {name}: stopping at once")
-        self.requested = name
-        log.warning("%s received: writing a checkpoint at the next safe point, then stopping (send it again to "
-                    "stop at once, without one)", name)
-
-    def _restore(self) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
-        self._previous.clear()
-
-    @contextlib.contextmanager
-    def installed(self) -> Iterator[SignalGuard]:
-        """Handle the signals inside the ``with`` block (only the main thread can set handlers)."""
-        if threading.current_thread() is threading.main_thread():
-            for signum in self.SIGNALS:
-                self._previous[signum] = signal.signal(signum, self._handle)
-        try:
-            yield self
-        finally:
-            self._restore()

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import logging
+import os
 import re
+import shlex
 import shutil
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import yaml
 from hydra import compose
+from hydra.core.override_parser.types import Quote, QuotedString
 from hydra.experimental.callback import Callback
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -29,6 +34,7 @@ FILES_FILE = "files.json"  # the SHA-256 of every file the run wrote (WRITTEN), 
 WRITTEN = (SUMMARY_FILE, "checkpoints/*.safetensors", "tb/**/*")
 MAX_YAML_BYTES = 1 << 20  # a run's config is a few KB
 SWEEP_MARKER = ".rlkit-sweep"  # created exclusively when a sweep starts: the directory is that sweep's
+RUN_LOCK = ".rlkit-lock"  # locked by the process training in a run directory (it holds that process's id)
 # Overrides a continued run replays from its overrides.yaml: config keys, never Hydra's own (callbacks, launchers).
 CONFIG_KEYS = ("env", "agent", "callbacks", "experiment", "hparams_search", "seed", "total_steps", "torch_threads")
 
@@ -200,6 +206,60 @@ def changed_files(run_dir: Path, names: Iterable[str] | None = None) -> list[str
     return found
 
 
+def keep_events(tb_dir: Path, last_step: int | None) -> None:
+    """Cut a run's TensorBoard events back to the steps up to ``last_step`` (None: none), before it continues.
+
+    What a continued run logs again then appears once, for every reader of event files. The kept records are
+    written into ``<tb>.new/`` (same file names), which then replaces ``tb/`` by two renames; a kill at any point
+    leaves the old or the new events whole, and the next start finishes or undoes the swap.
+    """
+    from tensorboard.backend.event_processing.event_file_loader import RawEventFileLoader
+    from tensorboard.compat.proto.event_pb2 import Event
+    from tensorboard.summary.writer.record_writer import RecordWriter
+
+    new, old = tb_dir.with_name(f"{tb_dir.name}.new"), tb_dir.with_name(f"{tb_dir.name}.old")
+    if not tb_dir.exists() and new.exists():
+        new.rename(tb_dir)  # killed between the renames: the new events are complete
+    shutil.rmtree(new, ignore_errors=True)
+    shutil.rmtree(old, ignore_errors=True)
+    if not tb_dir.is_dir():
+        return
+    if last_step is None:
+        shutil.rmtree(tb_dir)
+        return
+    tb_log = logging.getLogger("tensorboard")
+    level = tb_log.level
+    tb_log.setLevel(logging.ERROR)  # it warns of a last record cut short by a kill: that one is dropped
+    try:
+        for path in sorted(tb_dir.rglob("events.out.tfevents.*")):
+            target = new / path.relative_to(tb_dir)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with open(target, "wb") as f:
+                writer = RecordWriter(f)
+                for record in RawEventFileLoader(str(path)).Load():
+                    if Event.FromString(record).step <= last_step:
+                        writer.write(record)
+                f.flush()
+                os.fsync(f.fileno())
+    finally:
+        tb_log.setLevel(level)
+    new.mkdir(exist_ok=True)
+    for directory in (*(p for p in new.rglob("*") if p.is_dir()), new):
+        _fsync_dir(directory)
+    tb_dir.rename(old)
+    new.rename(tb_dir)
+    _fsync_dir(tb_dir.parent)
+    shutil.rmtree(old)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
     """A nested mapping as one level of dotted keys; lists and empty mappings stay values."""
     if not isinstance(node, dict) or not node:
@@ -243,10 +303,12 @@ def _claim(directory: Path, marker: str, leftovers: tuple[str, ...]) -> None:
         if found:
             path.rmdir() if is_dir else path.unlink()
     if found:
+        unfinished = (directory / CONFIG_FILE).is_file() and not (directory / SUMMARY_FILE).exists()
         raise RunDirError(
             f"{directory} already holds another run ({found[0]} exists); rlkit never writes into another run's "
             "directory. Choose a new hydra.run.dir (hydra.sweep.dir for -m), or leave it to the default, which is "
-            "new for every start"
+            "new for every start" + (f"; to continue that run: rlkit train {shlex.quote(f'resume={directory}')}"
+                                     if unfinished else "")
         )
 
 
@@ -285,15 +347,65 @@ def _only_hydra_files(run_dir: Path, log_file: str) -> bool:
     return names <= {".hydra", log_file} and hydra <= HYDRA_FILES
 
 
+_locks: dict[Path, IO[str]] = {}  # the run directories this process trains in, and their open lock files
+
+
+def lock_run_dir(run_dir: Path) -> None:
+    """Lock ``run_dir`` for this process until :func:`unlock_run_dir` or its end: a second process is refused.
+
+    An ``flock`` on :data:`RUN_LOCK`: the system drops it when the process ends, however it ends.
+    """
+    key = run_dir.resolve()
+    unlock_run_dir(key)  # an earlier run in this process that ended without unlocking (an error)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        f = open(run_dir / RUN_LOCK, "a+")  # noqa: SIM115  (open while the run trains)
+    except OSError as e:
+        raise RunDirError(f"cannot train in {run_dir}: {e.strerror or e} ({e.filename or run_dir})") from None
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        pid = f.read().strip()
+        f.close()
+        raise RunDirError(f"{run_dir} is in use: process {pid or '(starting)'} trains in it. Wait for it to end, or "
+                          "stop it (SIGTERM) and continue the run afterwards with resume=") from None
+    f.truncate(0)
+    f.write(str(os.getpid()))
+    f.flush()
+    _locks[key] = f
+
+
+def unlock_run_dir(run_dir: Path) -> None:
+    """Release :func:`lock_run_dir`'s lock, if this process holds it."""
+    f = _locks.pop(run_dir.resolve(), None)
+    if f is not None:
+        f.close()
+
+
 class ClaimRunDir(Callback):
-    """Hydra callback (in ``train.yaml``): claim the run's or sweep's directory before Hydra writes into it."""
+    """Hydra callback (in ``train.yaml``): claim the run's or sweep's directory before Hydra writes into it.
+
+    A run's process also locks its directory while it trains (:func:`lock_run_dir`), so a ``resume=`` of a run that
+    is still going (or of one another ``resume=`` continues) is refused.
+    """
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        """Claim ``hydra.run.dir``, unless the run continues in it (``resume=``: the directory is its own)."""
-        if config.get("resume") is not None:
-            return
+        """Claim ``hydra.run.dir`` (unless the run continues in it: ``resume=``, the directory is its own); lock it."""
+        run_dir = Path(str(config.hydra.run.dir))
         with user_errors():
-            claim_run_dir(Path(str(config.hydra.run.dir)), str(config.hydra.output_subdir or ".hydra"))
+            if config.get("resume") is None:
+                claim_run_dir(run_dir, str(config.hydra.output_subdir or ".hydra"))
+            lock_run_dir(run_dir)
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """Lock a sweep's job's directory (a new one: only a ``resume=`` of it could compete)."""
+        if config.hydra.mode == RunMode.MULTIRUN:
+            lock_run_dir(Path(config.hydra.runtime.output_dir))
+
+    def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
+        """Unlock the run's directory."""
+        unlock_run_dir(Path(config.hydra.runtime.output_dir))
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         """Claim ``hydra.sweep.dir``."""
@@ -308,11 +420,12 @@ RESUME_MAY_CHANGE = ("callbacks.progress_bar=", "callbacks.checkpoint.", "torch_
 def resume_overrides(args: list[str], trust: bool = False) -> list[str]:
     """``resume=<run dir>`` (or ``resume=auto``) as the overrides that continue that run, in its own directory.
 
-    Only its overrides of :data:`CONFIG_KEYS` are replayed; ``trust`` as for :func:`load_run_config`.
+    Only its overrides of :data:`CONFIG_KEYS` are replayed; ``trust`` as for :func:`load_run_config`. A run stopped
+    before its first training checkpoint starts again from step 0.
     """
-    from rlkit.resume import latest_checkpoint  # torch: only once a run is to be continued
+    from rlkit.resume import RESUME_DIR, checkpoints  # torch: only once a run is to be continued
 
-    value = next(a.split("=", 1)[1] for a in args if a.startswith("resume="))
+    value = _unquote(next(a.split("=", 1)[1] for a in args if a.startswith("resume=")))
     others = [a for a in args if not a.startswith("resume=")]
     if "-m" in others or "--multirun" in others:
         raise RlkitError("resume= continues one run; it cannot be combined with -m")
@@ -325,6 +438,7 @@ def resume_overrides(args: list[str], trust: bool = False) -> list[str]:
                   file=sys.stderr)
             return others
         print(f"resume=auto: continuing {run}", file=sys.stderr)
+        others = [a for a in others if not a.startswith("hydra.run.dir=")]
     else:
         run = Path(value)
         changed = [a for a in others if not a.startswith(RESUME_MAY_CHANGE)]
@@ -336,27 +450,38 @@ def resume_overrides(args: list[str], trust: bool = False) -> list[str]:
     load_run_config(run, trust)  # a clear error for a missing or corrupt run directory, or one naming code
     if (run / SUMMARY_FILE).is_file():
         raise RlkitError(f"{run} has finished ({SUMMARY_FILE} exists): there is nothing to continue")
-    latest_checkpoint(run)  # a clear error if there is no checkpoint
+    if not checkpoints(run / RESUME_DIR):
+        print(f"resume: {run} stopped before its first training checkpoint; starting it again from step 0",
+              file=sys.stderr)
     saved = read_yaml(run / ".hydra" / "overrides.yaml")
     keys = {a.split("=", 1)[0] for a in others}
     kept = [str(o) for o in saved if str(o).split("=", 1)[0] not in keys
             and str(o).lstrip("+~").split("=", 1)[0].split(".", 1)[0].split("@", 1)[0] in CONFIG_KEYS]
-    return [*kept, *others, f"resume={run}", f"hydra.run.dir={run}"]
+    quoted = QuotedString(text=str(run), quote=Quote.single).with_quotes()  # a path may hold spaces, quotes, =
+    return [*kept, *others, f"resume={quoted}", f"hydra.run.dir={quoted}"]
+
+
+def _unquote(value: str) -> str:
+    """A value the shell passed on with its quotes (``resume="'my runs/x'"``) without them."""
+    return value[1:-1] if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"" else value
 
 
 def find_unfinished_run(overrides: list[str]) -> Path | None:
-    """The newest unfinished run with these overrides' config and a checkpoint, beside where a new one would go."""
+    """The newest unfinished run with these overrides' config and a checkpoint, beside where a new one would go.
+
+    With ``hydra.run.dir=`` among the overrides (a scheduler's requeue), only that directory, checkpoint or not.
+    """
     from rlkit.resume import RESUME_DIR, checkpoints
 
     with hydra_configs():
         cfg = compose(config_name="train", overrides=overrides, return_hydra_config=True)
-    parent = Path(str(cfg.hydra.run.dir)).parent
+    fixed = any(a.startswith("hydra.run.dir=") for a in overrides)
     wanted = _comparable(cfg)
     candidates = []
-    for run in parent.glob("*"):
+    for run in [Path(str(cfg.hydra.run.dir))] if fixed else Path(str(cfg.hydra.run.dir)).parent.glob("*"):
         config = run / CONFIG_FILE
         found = checkpoints(run / RESUME_DIR)
-        if not config.is_file() or (run / SUMMARY_FILE).is_file() or not found:
+        if not config.is_file() or (run / SUMMARY_FILE).is_file() or not (found or fixed):
             continue
         try:
             saved = read_yaml(config)
@@ -365,7 +490,7 @@ def find_unfinished_run(overrides: list[str]) -> Path | None:
         except Exception:  # an unreadable config, or one calling resolvers, is some other run's problem, not a match
             continue
         if same:
-            candidates.append((found[-1].stat().st_mtime, run))
+            candidates.append((found[-1].stat().st_mtime if found else 0.0, run))
     return max(candidates)[1] if candidates else None
 
 

@@ -25,8 +25,8 @@ from rlkit.errors import ConfigError, TrainingDiverged, disk_full_errors, quiet_
 from rlkit.evaluate import PeriodicEvaluator
 from rlkit.factory import build_agent, build_env
 from rlkit.files import write_json
-from rlkit.resume import RESUME_DIR, Checkpointer, TrainingCheckpoint, restore
-from rlkit.runs import SUMMARY_FILE, flatten, record_files
+from rlkit.resume import RESUME_DIR, Checkpointer, TrainingCheckpoint, restore, stop_if_requested
+from rlkit.runs import SUMMARY_FILE, flatten, keep_events, record_files
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +93,11 @@ def train(cfg: TrainConfig, run_dir: Path, callbacks: Sequence[Callback] = (),
         DiskFullError: The disk filled up; the message names the checkpoints left intact.
     """
     cfg.validate()
+    stop_if_requested(run_dir)
     with disk_full_errors(run_dir, run_dir / "checkpoints"), quiet_disk_full_in_threads():
         run_dir.mkdir(parents=True, exist_ok=True)
+        if cfg.resume is not None:  # what the first part logged after its checkpoint (all, without one) goes
+            keep_events(run_dir / "tb", None if resume_from is None else resume_from.step)
         torch.set_num_threads(cfg.torch_threads)
         if cfg.torch_threads > (cores := os.cpu_count() or 1):
             log.warning("torch_threads=%d is more than this machine's %d cores: the threads contend and training "
@@ -120,10 +123,7 @@ def train(cfg: TrainConfig, run_dir: Path, callbacks: Sequence[Callback] = (),
         if cfg.callbacks.tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            # A continued run hides the events its first part wrote after the checkpoint (TensorBoard purges
-            # steps >= purge_step): they are written again, the same.
-            writer = SummaryWriter(log_dir=str(run_dir / "tb"),
-                                   purge_step=None if resume_from is None else resume_from.step + 1)
+            writer = SummaryWriter(log_dir=str(run_dir / "tb"))
             every.append(TensorBoardLogger(hparams=hparams_of(cfg), agents=env_factory.agents))
         progress = ProgressBar(enabled=cfg.callbacks.progress_bar)
         every.append(progress)

@@ -7,7 +7,11 @@ training metrics) and end with the same weights, bit for bit, as the same run ne
 
 from __future__ import annotations
 
+import csv
+import json
 import os
+import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,22 +22,25 @@ import numpy as np
 import pytest
 from gymnasium import spaces
 
-from helpers import cli, compose_cfg, run_cli
+from helpers import TINY, cli, compose_cfg, run_cli
+from rlkit.callbacks import Callback
 from rlkit.envs.state import env_state, set_env_state
 from rlkit.errors import RunDirError
 from rlkit.factory import build_env
 from rlkit.files import load_checkpoint
+from rlkit.multirun import read_index
 from rlkit.resume import (
     EXIT_INTERRUPTED,
     RESUME_DIR,
     STATE_FORMAT,
-    SignalGuard,
     checkpoints,
     latest_checkpoint,
     pack,
     read_checkpoint,
     unpack,
 )
+from rlkit.runs import RUN_LOCK, keep_events
+from rlkit.signals import SignalGuard
 from rlkit.verify import read_scalars
 
 COMMON = ["callbacks.progress_bar=false", "callbacks.eval.episodes=2", "callbacks.checkpoint.every_steps=1000",
@@ -80,6 +87,8 @@ def _assert_same_run(reference: Path, continued: Path) -> None:
     for tag in a:
         assert a[tag] == b[tag], f"{tag} differs"
     assert any(t.startswith("episode/") for t in a) and a["episode/reward"]
+    raw = [sorted(r for r in _raw_steps(run / "tb") if not r[0].startswith("time/")) for run in (reference, continued)]
+    assert raw[0] == raw[1]  # plain readers of the event files too: nothing purged is left in them
     wa, _ = load_checkpoint(reference / "checkpoints" / "last.safetensors")
     wb, _ = load_checkpoint(continued / "checkpoints" / "last.safetensors")
     assert sorted(wa) == sorted(wb)
@@ -193,7 +202,6 @@ def finished_run(tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize(("args", "message"), [
     (["resume=nowhere"], "run directory nowhere does not exist"),
-    (["resume={run}"], "has no training checkpoint to continue from"),
     (["resume={finished}"], "has finished (summary.json exists)"),
     (["resume={run}", "agent.learning_rate=0.1"], "takes no other overrides"),
     (["-m", "resume={run}", "seed=1,2"], "cannot be combined with -m"),
@@ -207,6 +215,170 @@ def test_resume_refuses_what_it_cannot_do_in_one_line(tmp_path, finished_run, ar
     out = cli(["train", *[a.format(run=run, finished=finished_run) for a in args]], cwd=tmp_path)
     assert out.returncode == 2
     assert message in out.stderr and "Traceback" not in out.stderr
+
+
+def _unstarted_run(finished_run: Path, run: Path) -> Path:
+    """A run killed before its first checkpoint: its .hydra and nothing else (the finished run's config)."""
+    (run / ".hydra").mkdir(parents=True)
+    for name in ("config.yaml", "overrides.yaml"):
+        (run / ".hydra" / name).write_text((finished_run / ".hydra" / name).read_text())
+    return run
+
+
+@pytest.mark.parametrize("form", ["{run}", "'{run}'", '"{run}"'])
+def test_a_run_without_a_checkpoint_starts_again_and_a_path_may_hold_a_space(tmp_path, finished_run, form):
+    """resume=<run dir> of a run stopped before its first checkpoint trains it from step 0, in its directory;
+    the path, with a space, as the shell passes it on (unquoted) or with its quotes kept."""
+    run = _unstarted_run(finished_run, tmp_path / "my runs" / "run")
+    (run / "tb").mkdir()
+    (run / "tb" / "events.out.tfevents.1.host.1.0").write_bytes(b"")  # the first try's events: dropped
+    out = cli(["train", "resume=" + form.format(run=run)], cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "stopped before its first training checkpoint; starting it again from step 0" in out.stderr
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["steps"] == summary["total_steps"] and summary["resumed_from"] is None
+    assert not (run / "tb" / "events.out.tfevents.1.host.1.0").exists()
+
+
+def _hydra_files(run: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in (run / ".hydra").iterdir()}
+
+
+def test_a_second_resume_of_a_run_in_use_is_refused_and_changes_nothing(tmp_path, finished_run):
+    run = _unstarted_run(finished_run, tmp_path / "run")
+    first = _start([f"resume={run}"], tmp_path)
+    try:
+        deadline = time.monotonic() + 120
+        while not ((run / RUN_LOCK).is_file() and (run / RUN_LOCK).read_text() == str(first.pid)):
+            assert first.poll() is None and time.monotonic() < deadline, first.stderr.read()[-3000:]
+            time.sleep(0.02)
+        first.send_signal(signal.SIGSTOP)  # it holds the directory, and stays at that point
+        before = _hydra_files(run)
+        second = cli(["train", f"resume={run}"], cwd=tmp_path)
+        assert second.returncode == 2
+        assert f"{run} is in use: process {first.pid} trains in it" in second.stderr
+        assert _hydra_files(run) == before and not (run / "summary.json").exists()
+    finally:
+        first.send_signal(signal.SIGCONT)
+    _, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err[-3000:]
+    assert (run / "summary.json").exists()
+
+
+def _wait_for(condition, proc: subprocess.Popen, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if proc.poll() is not None:
+            raise AssertionError(f"it ended early:\n{proc.stderr.read()[-3000:]}")
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_sigterm_while_a_run_starts_exits_75_and_a_requeue_continues_it(tmp_path):
+    """SIGTERM before the training loop (its directory made, torch still loading): exit 75, one line with a
+    resume= hint a shell can take (the path holds a space); the scheduler's same command with resume=auto and the
+    fixed hydra.run.dir then trains it in that directory."""
+    run = tmp_path / "queue dir" / "run"
+    args = ["agent=reinforce", *TINY, f"hydra.run.dir={run}"]
+    proc = _start(args, tmp_path)
+    _wait_for(lambda: (run / ".hydra").is_dir(), proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == EXIT_INTERRUPTED, err[-3000:]
+    assert "stopped by SIGTERM" in err and "Traceback" not in err
+    assert f"continue with: rlkit train {shlex.quote(f'resume={run}')}" in err
+    again = run_cli(["train", "resume=auto", *args], cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"resume=auto: continuing {run}" in again.stderr
+    assert json.loads((run / "summary.json").read_text())["steps"] == 1200
+
+
+# ----------------------------------------------------------------------------------------------- sweeps
+SWEEP = ["-m", "agent=reinforce", "seed=0,1,2", "hydra.launcher.n_jobs=2", "total_steps=8000",
+         "callbacks.eval.every_steps=0", "callbacks.eval.episodes=2", "callbacks.checkpoint.every_steps=500",
+         "callbacks.checkpoint.every_seconds=0", "agent.steps_per_update=500"]
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def _sweep_stopped(tmp_path: Path, group: bool) -> tuple[Path, str, set[int]]:
+    """A 3-job sweep, 2 at a time, signalled once both running jobs wrote a checkpoint; it exits 75 in one line."""
+    proc = subprocess.Popen([sys.executable, "-m", "rlkit.cli", "train", *SWEEP], cwd=tmp_path, env=_cli_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    root = tmp_path / "runs" / "multirun"
+    _wait_for(lambda: root.is_dir() and all(checkpoints(root.iterdir().__next__() / j / RESUME_DIR) for j in "01"),
+              proc)
+    workers = _children(proc.pid)
+    (os.killpg if group else os.kill)(proc.pid, signal.SIGTERM)
+    out, err = proc.communicate(timeout=180)
+    assert proc.returncode == EXIT_INTERRUPTED, err[-3000:]
+    (sweep,) = root.iterdir()
+    assert err.strip().splitlines()[-1].startswith(f"rlkit: sweep {sweep.relative_to(tmp_path)} stopped by "
+                                                  "SIGTERM: 3 of 3 jobs interrupted"), err[-3000:]
+    assert "Traceback" not in err and "3 interrupted" in out
+    return sweep, err, workers
+
+
+def test_sigterm_to_a_sweep_stops_its_jobs_at_checkpoints_and_a_resumed_job_updates_the_index(tmp_path):
+    sweep, _, workers = _sweep_stopped(tmp_path, group=False)
+    deadline = time.monotonic() + 30  # the workers end with the sweep: none is left behind
+    while any(Path(f"/proc/{w}").exists() for w in workers):
+        assert time.monotonic() < deadline, f"workers left running: {workers}"
+        time.sleep(0.1)
+    rows = {r["job"]: r for r in read_index(sweep)}
+    assert {r["status"] for r in rows.values()} == {"interrupted"}
+    assert "before training started" in rows[2]["error"]  # never started: the stop came first
+    assert checkpoints(sweep / "0" / RESUME_DIR) and not (sweep / ".rlkit-stop").exists()
+    continued = run_cli(["train", f"resume={sweep / '2'}"], cwd=tmp_path)
+    assert continued.returncode == 0, continued.stderr[-3000:]
+    rows = {r["job"]: r for r in read_index(sweep)}
+    assert rows[2]["status"] == "completed" and rows[2]["final_eval"] is not None
+    assert rows[2]["overrides"] == "agent=reinforce seed=2 " + " ".join(SWEEP[4:])
+    assert json.loads((sweep / "2" / "job.json").read_text())["status"] == "completed"
+    assert [row["status"] for row in csv.DictReader((sweep / "jobs.csv").open())] == \
+        ["interrupted", "interrupted", "completed"]
+
+
+class SignalAt(Callback):
+    """A plug-in callback that sends this process SIGTERM once training reaches ``step``."""
+
+    def __init__(self, step: int) -> None:
+        super().__init__()
+        self.step = step
+
+    def _on_step(self) -> bool:
+        if self.num_steps >= self.step:
+            self.step = 2**62
+            os.kill(os.getpid(), signal.SIGTERM)
+        return True
+
+
+def test_sigterm_stops_a_sweep_of_jobs_in_this_process_too(tmp_path):
+    out = cli(["train", "-m", "hydra/launcher=basic", *SWEEP[1:3], *SWEEP[4:], "+callbacks.extra.stop._target_="
+               "test_resume.SignalAt", "+callbacks.extra.stop.step=1000"], cwd=tmp_path)
+    assert out.returncode == EXIT_INTERRUPTED, out.stderr
+    (sweep,) = (tmp_path / "runs" / "multirun").iterdir()
+    rows = read_index(sweep)
+    assert [r["status"] for r in rows] == ["interrupted"] * 3
+    assert "stopped by SIGTERM at step 1" in rows[0]["error"] and checkpoints(sweep / "0" / RESUME_DIR)
+    assert all("before training started" in r["error"] for r in rows[1:])
+    assert "3 of 3 jobs interrupted" in out.stderr.strip().splitlines()[-1]
+
+
+def test_sigterm_to_a_sweeps_process_group_stops_it_the_same_way(tmp_path):
+    sweep, err, _ = _sweep_stopped(tmp_path, group=True)
+    rows = read_index(sweep)
+    assert all(checkpoints(sweep / j / RESUME_DIR) for j in "01") and {r["status"] for r in rows} == {"interrupted"}
 
 
 # ----------------------------------------------------------------------------------------------- units
@@ -355,3 +527,34 @@ def test_a_full_disk_during_a_checkpoint_says_so_and_keeps_the_previous_one(tmp_
     assert [p.name for p in checkpoints(tmp_path / "run" / RESUME_DIR)] == ["step_000000000500"]
     assert not list((tmp_path / "run" / RESUME_DIR).glob(".*"))
     assert latest_checkpoint(tmp_path / "run").step == 500
+
+
+def _raw_steps(tb: Path) -> list[tuple[str, int]]:
+    """Every scalar record in a run's event files, as a plain reader (no purging) sees them."""
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+
+    return [(v.tag, e.step) for path in sorted(tb.rglob("events.out.tfevents.*"))
+            for e in EventFileLoader(str(path)).Load() for v in e.summary.value]
+
+
+def test_continuing_cuts_the_event_files_back_to_the_checkpoint_even_after_a_kill_mid_swap(tmp_path):
+    from torch.utils.tensorboard import SummaryWriter
+
+    tb = tmp_path / "run" / "tb"
+    with SummaryWriter(log_dir=str(tb)) as writer:
+        for step in range(10):
+            writer.add_scalar("a", step, step)
+    with open(next(tb.glob("events.*")), "ab") as f:
+        f.write(b"\x10\x00\x00")  # a record cut short by a kill
+    keep_events(tb, 4)
+    assert _raw_steps(tb) == [("a", s) for s in range(5)]
+    assert sorted(p.name for p in tb.parent.iterdir()) == ["tb"]
+    (tb.parent / "tb.new").mkdir()  # killed while writing the new events: the old ones stay
+    keep_events(tb, 3)
+    assert _raw_steps(tb) == [("a", s) for s in range(4)]
+    shutil.copytree(tb, tb.parent / "tb.new")  # killed between the two renames: the new events are whole
+    tb.rename(tb.parent / "tb.old")
+    keep_events(tb, 3)
+    assert _raw_steps(tb) == [("a", s) for s in range(4)] and sorted(p.name for p in tb.parent.iterdir()) == ["tb"]
+    keep_events(tb, None)  # no checkpoint: the run starts again, without the first try's events
+    assert not tb.exists()
