@@ -326,6 +326,7 @@ def removed_if_refused(run_dir: Path, log_file: str, new: bool = True) -> Iterat
         yield
     except BaseException:
         if new and _only_hydra_files(run_dir, log_file):
+            unlock_run_dir(run_dir)
             shutil.rmtree(run_dir, ignore_errors=True)
             cwd = Path.cwd().resolve()
             for parent in run_dir.resolve().parents:
@@ -344,7 +345,7 @@ def _only_hydra_files(run_dir: Path, log_file: str) -> bool:
         hydra = {p.name for p in (run_dir / ".hydra").iterdir()}
     except OSError:
         return False
-    return names <= {".hydra", log_file} and hydra <= HYDRA_FILES
+    return names <= {".hydra", log_file, RUN_LOCK} and hydra <= HYDRA_FILES
 
 
 _locks: dict[Path, IO[str]] = {}  # the run directories this process trains in, and their open lock files

@@ -18,7 +18,7 @@ import pytest
 
 from helpers import TINY, cli
 from rlkit.callbacks import ProgressBar, TrainingContext
-from rlkit.resume import EXIT_INTERRUPTED
+from rlkit.signals import EXIT_INTERRUPTED
 
 
 def _read_until(fd: int, proc: subprocess.Popen, seen: bytearray, done, timeout: float) -> None:

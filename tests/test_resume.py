@@ -30,7 +30,6 @@ from rlkit.factory import build_env
 from rlkit.files import load_checkpoint
 from rlkit.multirun import read_index
 from rlkit.resume import (
-    EXIT_INTERRUPTED,
     RESUME_DIR,
     STATE_FORMAT,
     checkpoints,
@@ -40,7 +39,7 @@ from rlkit.resume import (
     unpack,
 )
 from rlkit.runs import RUN_LOCK, keep_events
-from rlkit.signals import SignalGuard
+from rlkit.signals import EXIT_INTERRUPTED, SignalGuard
 from rlkit.verify import read_scalars
 
 COMMON = ["callbacks.progress_bar=false", "callbacks.eval.episodes=2", "callbacks.checkpoint.every_steps=1000",
