@@ -22,7 +22,7 @@ from omegaconf import MISSING
 from rlkit.agents.config import A2CConfig, DQNConfig, MADDPGConfig, PPOConfig, ReinforceConfig, SACConfig, TD3Config
 from rlkit.envs import BALANCING_POLE_ID, ROBOTIC_ARM_ID  # registers rlkit/ ids with Gymnasium and PettingZoo
 from rlkit.envs.balancing_pole import BalancingPoleConfig
-from rlkit.envs.multi_cartpole import MultiCartPoleConfig, MultiCartPoleEnv, MultiCartPoleVectorEnv
+from rlkit.envs.multi_cartpole_config import MultiCartPoleConfig
 from rlkit.envs.robotic_arm import RoboticArmConfig
 from rlkit.errors import ConfigError
 
@@ -126,6 +126,7 @@ def _rlkit(cfg: BalancingPoleConfig | MultiCartPoleConfig | RoboticArmConfig) ->
               if k not in ("name", "reward_threshold", "success_threshold")}
     if isinstance(cfg, MultiCartPoleConfig):
         from rlkit.envs.adapters import ParallelArrayEnv
+        from rlkit.envs.multi_cartpole import MultiCartPoleEnv, MultiCartPoleVectorEnv
 
         return EnvFactory(make=lambda render_mode=None: ParallelArrayEnv(MultiCartPoleEnv(render_mode, **kwargs)),
                           make_vec=lambda n: MultiCartPoleVectorEnv(num_envs=n, **kwargs), label=cfg.name,
@@ -198,6 +199,8 @@ def _mpe(cfg: MPEConfig) -> EnvFactory:
 
 def _pettingzoo(cfg: PettingZooConfig) -> EnvFactory:
     import pettingzoo
+
+    import rlkit.envs.multi_cartpole  # noqa: F401  (registers rlkit/MultiCartPole-v0)
 
     if ":" in cfg.id:
         module_name, _, attr = cfg.id.partition(":")
