@@ -106,6 +106,9 @@ class Agent(ABC):
     def load(self, path: Path) -> dict[str, Any]:
         """Read a checkpoint written by :meth:`save` into networks of the same shape; returns its metadata."""
         tensors, meta = load_checkpoint(path)
+        if not isinstance(meta.get("format", 1), int) or meta.get("format", 1) > CHECKPOINT_FORMAT:
+            raise RunDirError(f"checkpoint {path} has format {meta.get('format')!r}, newer than this rlkit reads "
+                              f"({CHECKPOINT_FORMAT}): upgrade rlkit to load it")
         own = self.checkpoint_meta()
         written, expected = meta.get("algo") or meta.get("agent"), own.get("algo") or own.get("agent")
         if written != expected:
