@@ -17,7 +17,9 @@ from typing import Any
 
 import numpy as np
 from hydra import compose
+from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf.errors import OmegaConfBaseException
 
 from rlkit.config import TrainConfig, check_group_choices, check_known_keys, hydra_configs
 from rlkit.errors import ConfigError, RlkitError, RunDirError
@@ -56,6 +58,13 @@ def _override_list(overrides: Mapping[str, Any] | Sequence[str] | None) -> list[
     return [str(o) for o in overrides]
 
 
+def _args(env: str | None, agent: str | None, experiment: str | None,
+          overrides: Mapping[str, Any] | Sequence[str] | None) -> list[str]:
+    """The command line's overrides for these arguments."""
+    return [*([f"env={env}"] if env else []), *([f"agent={agent}"] if agent else []),
+            *([f"experiment={experiment}"] if experiment else []), *_override_list(overrides)]
+
+
 def compose_train(env: str | None = None, agent: str | None = None, *, experiment: str | None = None,
                   overrides: Mapping[str, Any] | Sequence[str] | None = None) -> tuple[TrainConfig, DictConfig, str]:
     """The typed config ``rlkit train`` would run with, untyped (as .hydra/config.yaml), and its default run dir.
@@ -63,8 +72,7 @@ def compose_train(env: str | None = None, agent: str | None = None, *, experimen
     Raises:
         ConfigError: An unknown group choice or key, a wrong type or value, as on the command line.
     """
-    args = [*([f"env={env}"] if env else []), *([f"agent={agent}"] if agent else []),
-            *([f"experiment={experiment}"] if experiment else []), *_override_list(overrides)]
+    args = _args(env, agent, experiment, overrides)
     if any(a.lstrip("+~").startswith(("hydra.", "hydra/", "resume=")) for a in args):
         raise ConfigError("rlkit.train takes config keys; Hydra's own settings and resume= belong to the command "
                           "line (rlkit train ...)")
@@ -83,8 +91,9 @@ def compose_train(env: str | None = None, agent: str | None = None, *, experimen
         raise
     except RlkitError as e:
         raise ConfigError(str(e)) from None
-    except Exception as e:  # Hydra's and OmegaConf's composition errors have no common base worth naming
-        raise ConfigError(f"{' '.join(args) or 'the default config'}: {e}") from None
+    except (HydraException, OmegaConfBaseException) as e:  # an unknown key, a wrong type, a parse error
+        why = str(e).splitlines()[0] + (f" ({str(e.__cause__).splitlines()[0]})" if e.__cause__ else "")
+        raise ConfigError(f"{' '.join(args) or 'the default config'}: {why}") from None
     return train_cfg, cfg, run_dir
 
 
@@ -143,10 +152,9 @@ def train(env: str | None = None, agent: str | None = None, *, experiment: str |
     train_cfg, cfg, default_dir = compose_train(env, agent, experiment=experiment, overrides=overrides)
     path = Path(default_dir if run_dir is None else run_dir).expanduser()
     claim_run_dir(path, CONFIG_FILE.parent.name)
-    args = [*([f"env={env}"] if env else []), *([f"agent={agent}"] if agent else []),
-            *([f"experiment={experiment}"] if experiment else []), *_override_list(overrides)]
     OmegaConf.save(cfg, path / CONFIG_FILE)  # what rlkit eval, verify and resume read back
-    OmegaConf.save(OmegaConf.create(args), path / CONFIG_FILE.parent / "overrides.yaml")
+    overrides_file = path / CONFIG_FILE.parent / "overrides.yaml"
+    OmegaConf.save(OmegaConf.create(_args(env, agent, experiment, overrides)), overrides_file)
     with _log_to(path / "train.log"):
         summary = train_run(train_cfg, path)
     return Run(dir=path, summary=summary)
