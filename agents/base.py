@@ -147,6 +147,9 @@ class Agent(ABC):
         """
         tensors, meta = load_checkpoint(path)
         check_fields(meta, CHECKPOINT_META, f"checkpoint {path}'s metadata", required=False)
+        if not isinstance(meta.get("format", 1), int) or meta.get("format", 1) > CHECKPOINT_FORMAT:
+            raise RunDirError(f"checkpoint {path} has format {meta.get('format')!r}, newer than this rlkit reads "
+                              f"({CHECKPOINT_FORMAT}): upgrade rlkit to load it")
         own = self.checkpoint_meta()
         written, expected = meta.get("algo") or meta.get("agent"), own.get("algo") or own.get("agent")
         if written != expected:

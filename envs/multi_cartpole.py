@@ -3,42 +3,18 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pettingzoo
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
 from pettingzoo.utils import parallel_to_aec, wrappers
 
-from rlkit.envs.balancing_pole import BalancingPoleConfig, ResetStreams, _Physics, env_config, reset_mask, step_arrays
+from rlkit.envs.balancing_pole import ResetStreams, _Physics, env_config, reset_mask, step_arrays
+from rlkit.envs.multi_cartpole_config import MULTI_CARTPOLE_ID, MultiCartPoleConfig
 from rlkit.envs.rendering import CanvasOwner, draw_cart_pole
 from rlkit.envs.state import Snapshot
-from rlkit.errors import ConfigError
-
-
-@dataclass
-class MultiCartPoleConfig(BalancingPoleConfig):
-    """The multi-agent cart-pole (PettingZoo parallel env): one cart and pole per agent, optional springs."""
-
-    name: str = "multi_cartpole"
-    """Environment kind; selects the builder (do not change)."""
-    continuous: bool = True
-    """Continuous force in [-1, 1] per agent (false: discrete push left/right)."""
-    num_agents: int = 2
-    """Carts, one agent each."""
-    coupling: float = 0.0
-    """Stiffness (N/m) of the springs joining neighbouring carts (0: independent carts)."""
-    observe_neighbours: bool = False
-    """Each agent also observes its left and right neighbours' cart-pole states."""
-
-    def validate(self) -> None:
-        """Check values that the types alone cannot."""
-        super().validate()
-        if self.num_agents < 1:
-            raise ConfigError(f"env.num_agents must be >= 1, got {self.num_agents}")
-        if not self.coupling >= 0:
-            raise ConfigError(f"env.coupling (spring stiffness) must be >= 0, got {self.coupling}")
 
 
 class _Carts:
@@ -308,3 +284,10 @@ vector_env = MultiCartPoleVectorEnv
 def env(**kwargs: Any) -> Any:
     """The environment through PettingZoo's AEC API (agents act in turn), with PettingZoo's checks."""
     return wrappers.OrderEnforcingWrapper(parallel_to_aec(MultiCartPoleEnv(**kwargs)))
+
+
+# Importing this module registers the env with PettingZoo (rlkit.envs imports it on first use, keeping PettingZoo
+# out of processes that only compose configs).
+if MULTI_CARTPOLE_ID not in pettingzoo.parallel_registry:
+    pettingzoo.register("parallel", MULTI_CARTPOLE_ID, entry_point="rlkit.envs.multi_cartpole:MultiCartPoleEnv")
+    pettingzoo.register("aec", MULTI_CARTPOLE_ID, entry_point="rlkit.envs.multi_cartpole:env")

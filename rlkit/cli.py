@@ -102,6 +102,8 @@ COMMANDS: dict[str, tuple[Callable[..., Any], str | None, str]] = {
              "learning curves, mean and 95% interval over seeds: rlkit plot runs/multirun/<time>"),
     "verify": (_program("rlkit.verify"), None,
                "re-run a run's first steps and check they repeat bit for bit: rlkit verify run=<run dir> steps=5000"),
+    "export": (_program("rlkit.export"), None,
+               "the policy as a file for deployment: rlkit export run=<run dir> format=onnx|torchscript"),
 }
 
 USAGE = """usage: rlkit <command> [KEY=VALUE ...] [--help]
@@ -112,7 +114,17 @@ commands:
 train and eval take Hydra overrides (KEY=VALUE, GROUP=CHOICE, -m for a multirun).
 `rlkit <command> --help` lists its config groups, keys, values and what each means;
 `rlkit <command> --hydra-help` shows Hydra's own options. plot takes directories: `rlkit plot --help`;
-verify takes run=<run dir> steps=N."""
+verify takes run=<run dir> steps=N; export: `rlkit export --help`. run= also takes latest (the newest run under
+runs/) or a folder of runs (its newest). `rlkit --version` prints the version."""
+
+
+def positional_run(args: list[str]) -> list[str]:
+    """``rlkit eval <run dir>``: a plain path (not an option's value) is the run, quoted for Hydra's parser."""
+    def quoted(path: str) -> str:
+        return "run='{}'".format(path.replace("\\", "\\\\").replace("'", "\\'"))
+
+    return [quoted(a) if "=" not in a and not a.startswith("-") and not (i and args[i - 1].startswith("-")) else a
+            for i, a in enumerate(args)]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -122,6 +134,11 @@ def main(argv: list[str] | None = None) -> None:
     if not args or args[0] in ("-h", "--help", "help"):
         print(USAGE.format(commands=commands))
         return
+    if args[0] in ("-V", "--version"):
+        from importlib.metadata import version
+
+        print(f"rlkit {version('rlkit')}")
+        return
     command, rest = args[0], args[1:]
     if command not in COMMANDS:
         close = difflib.get_close_matches(command, COMMANDS, n=1)
@@ -129,6 +146,8 @@ def main(argv: list[str] | None = None) -> None:
               + (f". Did you mean rlkit {close[0]}?" if close else ""), file=sys.stderr)
         sys.exit(2)
     func, config_name, summary = COMMANDS[command]
+    if command == "eval":
+        rest = positional_run(rest)
     with user_errors():
         if command != "plot":  # plot takes directories, not KEY=VALUE overrides
             config.check_repeated_keys(rest)

@@ -133,7 +133,7 @@ class EvalRunConfig:
     """``rlkit eval``: play a trained run."""
 
     run: str = MISSING
-    """Run directory to evaluate (runs/<env>/<agent>/<timestamp>)."""
+    """Run to evaluate: its directory (runs/<env>/<agent>/<time>), latest (the newest), or a folder of runs."""
     checkpoint: str = "best"
     """Checkpoint to load: best, last, or a path to a .safetensors file."""
     n_episodes: int = 5

@@ -16,11 +16,11 @@ import numpy as np
 
 from rlkit.agents.base import Agent
 from rlkit.callbacks import Callback, Evaluation
-from rlkit.config import EvalConfig, EvalRunConfig
+from rlkit.config import EvalConfig, EvalRunConfig, TrainConfig
 from rlkit.envs.state import env_state, set_env_state
 from rlkit.errors import RunDirError
-from rlkit.factory import build_agent, build_env
-from rlkit.runs import changed_files, load_run_config
+from rlkit.factory import EnvFactory, build_agent, build_env
+from rlkit.runs import changed_files, load_run_config, resolve_run
 from rlkit.video import VideoWriter
 
 log = logging.getLogger(__name__)
@@ -194,19 +194,46 @@ def resolve_checkpoint(run_dir: Path, which: str) -> Path:
                       "Was the run interrupted before its first evaluation?")
 
 
-def evaluate_run(cfg: EvalRunConfig, on_episode: Callable[[int, Played], Any] | None = None) -> Played:
-    """Rebuild a run's env and agent from its own config, load a checkpoint and play episodes."""
-    cfg.validate()
-    run_dir = Path(cfg.run).expanduser()
-    train_cfg = load_run_config(run_dir, cfg.trust_run)
-    checkpoint = resolve_checkpoint(run_dir, cfg.checkpoint)
-    if checkpoint.resolve().parent == (run_dir / "checkpoints").resolve():
-        for problem in changed_files(run_dir, [f"checkpoints/{checkpoint.name}"]):
-            log.warning("%s; what it plays may not be what the run trained", problem)
+@dataclass
+class LoadedRun:
+    """A trained run's env factory and agent, rebuilt from its own config, with a checkpoint's weights loaded."""
 
+    dir: Path
+    config: TrainConfig
+    env: EnvFactory
+    agent: Agent
+    checkpoint: Path
+    meta: dict[str, Any]
+    """The checkpoint's metadata (its step, evaluation score...)."""
+
+
+def load_run(run: str | Path, checkpoint: str = "best", trust: bool = False) -> LoadedRun:
+    """Rebuild a run (``run=`` as :func:`rlkit.runs.resolve_run` reads it) and load a checkpoint, never unpickling.
+
+    ``checkpoint``: best, last or a file; ``trust`` as for :func:`rlkit.runs.load_run_config`.
+
+    Raises:
+        RunDirError: The run directory or checkpoint is missing, corrupt or written by another agent or env.
+    """
+    run_dir = resolve_run(run)
+    train_cfg = load_run_config(run_dir, trust)
+    path = resolve_checkpoint(run_dir, checkpoint)
+    if path.resolve().parent == (run_dir / "checkpoints").resolve():
+        for problem in changed_files(run_dir, [f"checkpoints/{path.name}"]):
+            log.warning("%s; what it plays may not be what the run trained", problem)
     env_factory = build_env(train_cfg.env)
     agent = build_agent(train_cfg.agent, env_factory, seed=train_cfg.seed, training=False)
-    agent.load(checkpoint)
+    meta = agent.load(path)
+    return LoadedRun(dir=run_dir, config=train_cfg, env=env_factory, agent=agent, checkpoint=path, meta=meta)
+
+
+def evaluate_run(cfg: EvalRunConfig, on_episode: Callable[[int, Played], Any] | None = None,
+                 loaded: LoadedRun | None = None) -> Played:
+    """Rebuild a run's env and agent from its own config, load a checkpoint and play episodes (``loaded``: already)."""
+    cfg.validate()
+    if loaded is None:
+        loaded = load_run(cfg.run, cfg.checkpoint, cfg.trust_run)
+    run_dir, checkpoint, env_factory, agent = loaded.dir, loaded.checkpoint, loaded.env, loaded.agent
     env = env_factory.make("rgb_array" if cfg.video else cfg.render_mode)
     seed_envs([env], cfg.seed)
 

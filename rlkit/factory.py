@@ -32,9 +32,7 @@ from rlkit.agents.config import (
 )
 from rlkit.envs import BALANCING_POLE_ID, ROBOTIC_ARM_ID  # registers rlkit/ ids with Gymnasium and PettingZoo
 from rlkit.envs.balancing_pole import BalancingPoleConfig
-from rlkit.envs.multi_cartpole import MultiCartPoleConfig, MultiCartPoleEnv, MultiCartPoleVectorEnv
-from rlkit.envs.particle_worlds import SCENARIOS as BATCHED_MPE
-from rlkit.envs.particle_worlds import ParticleWorldEnv, ParticleWorldVectorEnv
+from rlkit.envs.multi_cartpole_config import MultiCartPoleConfig
 from rlkit.envs.robotic_arm import RoboticArmConfig
 from rlkit.errors import ConfigError
 
@@ -140,6 +138,7 @@ def _rlkit(cfg: BalancingPoleConfig | MultiCartPoleConfig | RoboticArmConfig) ->
               if k not in ("name", "reward_threshold", "success_threshold")}
     if isinstance(cfg, MultiCartPoleConfig):
         from rlkit.envs.adapters import ParallelArrayEnv
+        from rlkit.envs.multi_cartpole import MultiCartPoleEnv, MultiCartPoleVectorEnv
 
         return EnvFactory(make=lambda render_mode=None: ParallelArrayEnv(MultiCartPoleEnv(render_mode, **kwargs)),
                           make_vec=lambda n: MultiCartPoleVectorEnv(num_envs=n, **kwargs), label=cfg.name,
@@ -201,6 +200,8 @@ def _parallel(build: Callable[..., Any], label: str, threshold: float | None) ->
 
 
 def _mpe(cfg: MPEConfig) -> EnvFactory:
+    from rlkit.envs.particle_worlds import SCENARIOS as BATCHED_MPE
+
     if cfg.batched and cfg.name in BATCHED_MPE:
         return _particle_worlds(cfg)
     if cfg.batched:
@@ -218,6 +219,7 @@ def _mpe(cfg: MPEConfig) -> EnvFactory:
 def _particle_worlds(cfg: MPEConfig) -> EnvFactory:
     """An MPE scenario in rlkit's NumPy version: mpe2's worlds, every copy stepped at once."""
     from rlkit.envs.adapters import ParallelArrayEnv
+    from rlkit.envs.particle_worlds import ParticleWorldEnv, ParticleWorldVectorEnv
 
     kwargs = {"name": cfg.name, "max_cycles": cfg.max_cycles, "continuous_actions": cfg.continuous_actions,
               **cfg.kwargs}
@@ -233,6 +235,8 @@ def _particle_worlds(cfg: MPEConfig) -> EnvFactory:
 
 def _pettingzoo(cfg: PettingZooConfig) -> EnvFactory:
     import pettingzoo
+
+    import rlkit.envs.multi_cartpole  # noqa: F401  (registers rlkit/MultiCartPole-v0)
 
     if ":" in cfg.id:
         module_name, _, attr = cfg.id.partition(":")

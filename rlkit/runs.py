@@ -82,6 +82,29 @@ def _refuse_resolvers(path: Path, plain: Any) -> None:
                           "plain data, without resolvers that read the environment")
 
 
+RUNS_ROOT = Path("runs")  # where ``rlkit train`` puts runs (train.yaml's hydra.run.dir), relative to the working dir
+
+
+def resolve_run(run: str | Path) -> Path:
+    """The run directory that ``run=`` names: ``latest``, a run directory, or a folder of runs.
+
+    ``latest`` is the newest run under ``runs/``; a folder of runs (e.g. ``runs/balancing_pole/dqn``) gives the newest
+    in it; newest by when its config was written.
+
+    Anything else comes back as given, for :func:`load_run_config` to say what is wrong with it.
+    """
+    folder = RUNS_ROOT if str(run) == "latest" else Path(run).expanduser()
+    if str(run) != "latest" and (not folder.is_dir() or (folder / CONFIG_FILE).is_file()):
+        return folder
+    configs = [p for p in folder.glob(f"**/{CONFIG_FILE.as_posix()}") if p.is_file()]
+    if configs:
+        return max(configs, key=lambda p: p.stat().st_mtime).parent.parent
+    if str(run) == "latest":
+        raise RunDirError(f"run=latest: there is no run under {RUNS_ROOT}/ (in {Path.cwd()}); train one with "
+                          "rlkit train, or give run=<run dir>")
+    return folder
+
+
 def load_run_config(run_dir: Path, trust: bool = False) -> TrainConfig:
     """A run's typed config, read as data: no resolvers; code it names (:func:`named_code`) only with ``trust``."""
     if not run_dir.exists():

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from rlkit.callbacks import Callback
 from rlkit.errors import RlkitError, RunDirError
-from rlkit.runs import changed_files, damaged_events, read_events
+from rlkit.runs import changed_files, damaged_events, read_events, resolve_run
 
 USAGE = ("usage: rlkit verify run=<run dir> [steps=N] [trust_run=true]   (N: environment steps to re-run, default "
          "5000; trust_run: allow a run whose config names code to import)")
@@ -140,7 +140,7 @@ def main(argv: Sequence[str]) -> None:
         steps = int(values["steps"])
     except ValueError:
         raise RlkitError(f"steps must be an integer, got {values['steps']!r}") from None
-    run_dir = Path(values["run"])
+    run_dir = resolve_run(values["run"])
     if values["trust_run"] not in ("true", "false"):
         raise RlkitError(f"trust_run must be true or false, got {values['trust_run']!r}")
     verdict = verify_run(run_dir, steps, values["trust_run"] == "true")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Creates a virtual environment and installs rlkit (editable, with test tools and the Ray extra, which the
-# tests cover) at the pinned versions.
+# Creates a virtual environment and installs rlkit (editable, with test tools and the Ray and export extras,
+# which the tests cover) at the pinned versions.
 # Usage: bash scripts/setup.sh [VENV_DIR]   (default .venv)
 #
 # torch goes first and is always the CPU build (torch==<version>+cpu from constraints.txt): found through
@@ -23,5 +23,5 @@ if ! "$venv/bin/python" -c "import torch, sys; sys.exit(0 if torch.__version__ =
     "${pip[@]}" --extra-index-url https://download.pytorch.org/whl/cpu "$torch_pin"
   fi
 fi
-"${pip[@]}" -e ".[test,ray]"
+"${pip[@]}" -e ".[test,ray,export]"
 "$venv/bin/python" -c "import torch; assert not torch.version.cuda, 'a CUDA build of torch was installed'; print('setup: rlkit installed with torch', torch.__version__, '(CPU)')"

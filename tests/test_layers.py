@@ -104,9 +104,9 @@ LAYERS = [
     ("rlkit.agents",),
     ("rlkit.factory", "rlkit.config", "rlkit.manual"),
     ("rlkit.resume", "rlkit.runs"),
-    ("rlkit.evaluate", "rlkit.train", "rlkit.verify"),
+    ("rlkit.evaluate", "rlkit.train", "rlkit.verify", "rlkit.export"),
     ("rlkit.multirun", "rlkit.plot", "rlkit.optuna_sweeper", "rlkit.ray_launcher", "hydra_plugins"),
-    ("rlkit.cli",),
+    ("rlkit.cli", "rlkit.api"),
 ]
 
 
