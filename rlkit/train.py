@@ -25,7 +25,7 @@ from rlkit.evaluate import PeriodicEvaluator
 from rlkit.factory import build_agent, build_env
 from rlkit.files import write_json
 from rlkit.resume import RESUME_DIR, Checkpointer, TrainingCheckpoint, restore
-from rlkit.runs import SUMMARY_FILE, flatten
+from rlkit.runs import SUMMARY_FILE, event_dir, flatten, tb_run_name
 
 log = logging.getLogger(__name__)
 
@@ -116,9 +116,11 @@ def train(cfg: TrainConfig, run_dir: Path, callbacks: Sequence[Callback] = (),
         if cfg.callbacks.tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
+            tb = run_dir / "tb"  # events in tb/<run name>/: TensorBoard names a run by its folder
             # A continued run hides the events its first part wrote after the checkpoint (TensorBoard purges
             # steps >= purge_step): they are written again, the same.
-            writer = SummaryWriter(log_dir=str(run_dir / "tb"),
+            writer = SummaryWriter(log_dir=str(tb / tb_run_name(run_dir, env_factory.label, cfg.agent.name, cfg.seed)
+                                               if resume_from is None else event_dir(tb)),
                                    purge_step=None if resume_from is None else resume_from.step + 1)
             every.append(TensorBoardLogger(hparams=hparams_of(cfg), agents=env_factory.agents))
         every.append(ProgressBar(enabled=cfg.callbacks.progress_bar))
