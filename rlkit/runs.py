@@ -79,6 +79,8 @@ def load_run_config(run_dir: Path, trust: bool = False) -> TrainConfig:
 
 def event_dir(tb_dir: Path) -> Path:
     """The folder of a run's event files: ``tb/<run name>/``, or ``tb/`` itself in a run written before it was named."""
+    if any(tb_dir.glob("events.out.tfevents.*")):  # such a run, continued, has its threshold run in tb/threshold/
+        return tb_dir
     named = sorted(p.parent for p in tb_dir.glob("*/events.out.tfevents.*"))
     return named[0] if named else tb_dir
 

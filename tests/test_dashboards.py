@@ -110,3 +110,16 @@ def test_layout_without_success_rate_or_agents_has_only_the_plain_charts():
     assert layout["rlkit: evaluation"] == {"evaluation return": ["Multiline", ["^eval/mean_reward$"]]}
     assert layout["rlkit: training"] == {"training return": ["Multiline", ["^episode/reward$"]],
                                          "training episode length": ["Multiline", ["^episode/length$"]]}
+
+
+def test_events_are_read_from_the_named_folder_and_from_tb_itself_in_older_runs(tmp_path):
+    named = tmp_path / "new" / "tb" / "balancing_pole__dqn__seed=0"
+    (named / THRESHOLD_RUN).mkdir(parents=True)
+    (named / "events.out.tfevents.1").touch()
+    (named / THRESHOLD_RUN / "events.out.tfevents.2").touch()
+    assert event_dir(tmp_path / "new" / "tb") == named
+    old = tmp_path / "old" / "tb"  # written before runs were named; continued since, with its threshold run
+    (old / THRESHOLD_RUN).mkdir(parents=True)
+    (old / "events.out.tfevents.1").touch()
+    (old / THRESHOLD_RUN / "events.out.tfevents.2").touch()
+    assert event_dir(old) == old
