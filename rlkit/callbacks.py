@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
 import sys
 import time
 from collections import deque
@@ -186,6 +187,11 @@ class CallbackList(Callback):
             cb.load_state_dict(cb_state)
 
 
+THRESHOLD_RUN = "threshold"
+"""The folder, inside a run's event folder, of its thresholds: a run of their own, so they share the charts of
+the tags they bound (``eval/mean_reward``, ``eval/success_rate``) in their own colour instead of a chart each."""
+
+
 class TensorBoardLogger(Callback):
     """Writes every event to TensorBoard, a custom-scalars layout at the start and an HParams entry at the end."""
 
@@ -208,18 +214,26 @@ class TensorBoardLogger(Callback):
         self._last_time = time.perf_counter()
         assert self.ctx is not None and self.ctx.writer is not None, "TensorBoardLogger needs a writer"
         self._writer: SummaryWriter = self.ctx.writer
+        self._threshold_writer: SummaryWriter | None = None
+        if self.ctx.reward_threshold is not None or self.ctx.success_threshold is not None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._threshold_writer = SummaryWriter(str(Path(self._writer.log_dir) / THRESHOLD_RUN))
         if not self._resumed:
-            self._writer.add_custom_scalars(custom_scalars_layout(
-                self.ctx.reward_threshold is not None, self.ctx.success_threshold is not None, self.agents))
+            self._writer.add_custom_scalars(custom_scalars_layout(self.ctx.success_threshold is not None, self.agents))
             self._thresholds(0)
 
     def _thresholds(self, step: int) -> None:
-        # The thresholds as constant series, so the layout's charts can draw them beside the curves.
+        # Constant series under the tags they bound, in the threshold run (THRESHOLD_RUN), at every evaluation.
         assert self.ctx is not None
-        for tag, value in (("eval/reward_threshold", self.ctx.reward_threshold),
-                           ("eval/success_threshold", self.ctx.success_threshold)):
-            if value is not None:
-                self._writer.add_scalar(tag, value, step)
+        if self._threshold_writer is None:
+            return
+        reward_tags = ["eval/mean_reward", *(f"eval/mean_reward/{agent}" for agent in self.agents)]
+        for tags, value in ((reward_tags, self.ctx.reward_threshold),
+                            (["eval/success_rate"], self.ctx.success_threshold)):
+            for tag in tags if value is not None else ():
+                self._threshold_writer.add_scalar(tag, value, step)
+        self._threshold_writer.flush()  # a few points per evaluation; none lost if training stops abruptly
 
     def _on_step(self) -> bool:
         if self.num_steps - self._last_step >= self.throughput_every:
@@ -249,40 +263,41 @@ class TensorBoardLogger(Callback):
         if evaluation.success_rate is not None:
             w.add_scalar("eval/success_rate", evaluation.success_rate, step)
             self._final["eval/success_rate"] = evaluation.success_rate
+        best = max(self._final.get("eval/best_score", -math.inf), evaluation.score)
+        w.add_scalar("eval/best_score", best, step)
         self._thresholds(step)
-        self._final["eval/mean_reward"] = evaluation.mean_reward
-        best = self._final.get("hparams/best_eval_score", -math.inf)
-        self._final["hparams/best_eval_score"] = max(best, evaluation.score)
+        self._final.update({"eval/mean_reward": evaluation.mean_reward, "eval/best_score": best})
 
     def _on_training_end(self) -> None:
         if self.hparams is not None:
             from torch.utils.tensorboard.summary import hparams
 
-            # The HParams tab reads each metric as the last point of its tag: eval/ and time/ tags exist already.
-            metrics = {**self._final, "hparams/episodes": float(self.num_episodes)}
-            for tag in ("hparams/best_eval_score", "hparams/episodes"):
-                if tag in metrics:
-                    self._writer.add_scalar(tag, metrics[tag], self.num_steps)
-            for summary in hparams(self.hparams, metrics):
+            # The HParams tab reads each metric as the last point of a tag the run logged already.
+            for summary in hparams(self.hparams, self._final):
                 self._writer.file_writer.add_summary(summary)  # type: ignore[union-attr]
         self._writer.flush()
+        if self._threshold_writer is not None:
+            self._threshold_writer.close()
 
 
-def custom_scalars_layout(reward_threshold: bool, success_threshold: bool,
-                          agents: Sequence[str]) -> dict[str, dict[str, list[Any]]]:
-    """TensorBoard's custom-scalars layout for a run (tags are regular expressions, one chart per entry)."""
-    threshold = ["^eval/reward_threshold$"] if reward_threshold else []
-    returns: dict[str, list[Any]] = {
-        "training vs evaluation return": ["Multiline", ["^episode/reward$", "^eval/mean_reward$", *threshold]],
-        "episode length": ["Multiline", ["^episode/length$", "^eval/mean_length$"]],
-    }
-    if success_threshold:
-        returns["evaluation success rate"] = ["Multiline", ["^eval/success_rate$", "^eval/success_threshold$"]]
-    if agents:
-        returns["per-agent and team training return"] = ["Multiline", ["^episode/reward(/.*)?$"]]
-        returns["per-agent and team evaluation return"] = ["Multiline", ["^eval/mean_reward(/.*)?$", *threshold]]
-    return {"rlkit: returns": returns,
-            "rlkit: speed": {"env steps per second": ["Multiline", ["^time/steps_per_second$"]]}}
+def custom_scalars_layout(success_rate: bool, agents: Sequence[str]) -> dict[str, dict[str, list[Any]]]:
+    """TensorBoard's custom-scalars layout for a run: one chart per tag (regular expressions), the key ones first.
+
+    TensorBoard colours a line by its run, so a chart holds one tag: its lines are the runs shown, each in its
+    colour, and the threshold run's constant line where the env has a threshold.
+    """
+    def chart(tag: str) -> list[Any]:
+        return ["Multiline", [f"^{re.escape(tag)}$"]]
+
+    evaluation = {"evaluation return": chart("eval/mean_reward")}
+    if success_rate:
+        evaluation["evaluation success rate"] = chart("eval/success_rate")
+    training = {"training return": chart("episode/reward"), "training episode length": chart("episode/length")}
+    for agent in agents:
+        evaluation[f"evaluation return of {agent}"] = chart(f"eval/mean_reward/{agent}")
+        training[f"training return of {agent}"] = chart(f"episode/reward/{agent}")
+    return {"rlkit: evaluation": evaluation, "rlkit: training": training,
+            "rlkit: speed": {"env steps per second": chart("time/steps_per_second")}}
 
 
 class ProgressBar(Callback):

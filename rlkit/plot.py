@@ -30,6 +30,9 @@ X_LABELS = {"steps": "environment steps", "wall": "wall-clock seconds since the 
 # Keys that change how a run is shown or logged, not what it learns: runs that differ only in these (and in
 # the seed) are seeds of one configuration. Hydra's own settings are not in the saved config at all.
 NOT_CONFIG = frozenset({"seed", "callbacks.progress_bar", "callbacks.tensorboard"})
+# Keys that name a group only when nothing else tells the groups apart: how long and how often, not what.
+SECONDARY = ("callbacks.", "total_steps", "torch_threads")
+EPISODE_SMOOTH = 20  # per-episode tags (episode/...) are averaged over this many episodes unless --smooth says
 
 
 class PlotError(RlkitError, ValueError):
@@ -158,28 +161,37 @@ _UNSET = "(unset)"
 
 
 def _labels(configs: list[dict[str, Any]]) -> list[str]:
-    """For each config, the keys in which the configs differ: ``agent=dqn``, ``agent.learning_rate=0.001``.
+    """For each config, the fewest keys that tell it apart: ``agent=dqn``, ``agent.learning_rate=0.001``.
 
-    A group whose choice differs (``agent.name``) is named by it (``agent=dqn``); the group's other keys are shown
-    only where they differ between configs with the same choice.
+    A choice that differs (``agent.name``) always names the groups (``agent=dqn``); a section's other keys are shown
+    only where they differ between configs with the same choice. Keys are added, the one that tells most groups
+    apart first, until every label is its own; callbacks and budget keys (:data:`SECONDARY`) only if needed.
     """
     def differs(key: str, among: list[dict[str, Any]]) -> bool:
         return len({json.dumps(c[key], sort_keys=True) if key in c else _UNSET for c in among}) > 1
 
+    def part(key: str, config: dict[str, Any]) -> str | None:
+        section = key.split(".")[0]
+        choice = f"{section}.name"
+        if section in choices and key == choice:
+            return f"{section}={as_override(config.get(key))}"
+        if section not in choices or differs(key, [c for c in configs if c.get(choice) == config.get(choice)]):
+            return f"{key}={as_override(config[key]) if key in config else _UNSET}"
+        return None
+
+    def labels(keys: list[str]) -> list[str]:
+        chosen = [k for k in varying if k in keys]  # in the configs' order of keys
+        return [" ".join(p for k in chosen if (p := part(k, c)) is not None) for c in configs]
+
     varying = [k for k in dict.fromkeys(k for c in configs for k in c) if differs(k, configs)]
     choices = {k.split(".")[0] for k in varying if k.count(".") == 1 and k.endswith(".name")}
-    labels = []
-    for config in configs:
-        parts = []
-        for key in varying:
-            section = key.split(".")[0]
-            choice = f"{section}.name"
-            if section in choices and key == choice:
-                parts.append(f"{section}={as_override(config.get(key))}")
-            elif section not in choices or differs(key, [c for c in configs if c.get(choice) == config.get(choice)]):
-                parts.append(f"{key}={as_override(config[key]) if key in config else _UNSET}")
-        labels.append(" ".join(parts))
-    return labels
+    keys = [f"{section}.name" for section in choices]
+    candidates = [k for k in varying if k not in keys]
+    while len(set(labels(keys))) < len(configs) and candidates:
+        best = max(candidates, key=lambda k: (len(set(labels([*keys, k]))), not k.startswith(SECONDARY)))
+        keys.append(best)
+        candidates.remove(best)
+    return labels(keys)
 
 
 def group_runs(runs: Sequence[Run]) -> list[Group]:
@@ -239,14 +251,19 @@ def curves(groups: Sequence[Group], x: str = "steps", points: int = 200, smooth:
             from scipy import stats
 
             half = stats.t.ppf(0.975, df=n - 1) * samples.std(axis=0, ddof=1) / math.sqrt(n)
-        out.append(Curve(group=group.label, x_kind=x, x=grid, mean=mean, low=mean - half, high=mean + half,
-                         n_runs=n, runs=samples))
+        # With few seeds the t-interval reaches far beyond anything observed: the band stops at the runs' range.
+        low, high = np.maximum(mean - half, samples.min()), np.minimum(mean + half, samples.max())
+        out.append(Curve(group=group.label, x_kind=x, x=grid, mean=mean, low=low, high=high, n_runs=n, runs=samples))
     return out
 
 
 def plot_curves(drawn: Sequence[Curve], out: str | os.PathLike[str], tag: str = DEFAULT_TAG,
-                thresholds: Mapping[float, str] | None = None, size: tuple[int, int] = (1200, 500)) -> Path:
-    """Draw the curves to a PNG of ``size`` pixels: one panel per x kind, a legend, dashed ``thresholds``."""
+                thresholds: Mapping[float, str] | None = None, size: tuple[int, int] = (1200, 500),
+                smooth: int = 1) -> Path:
+    """Draw the curves to a PNG of ``size`` pixels: one panel per x kind, a legend below, dashed ``thresholds``.
+
+    ``smooth``: the trailing mean the curves were drawn with, named in the title.
+    """
     if not drawn:
         raise PlotError("nothing to draw: no group of runs has a range of x that all its runs cover")
     thresholds = thresholds or {}
@@ -266,7 +283,6 @@ def plot_curves(drawn: Sequence[Curve], out: str | os.PathLike[str], tag: str = 
                 ax.fill_between(c.x, c.low, c.high, color=colors[c.group], alpha=0.2, lw=0)
         for value, label in thresholds.items():
             ax.axhline(value, color="0.35", ls="--", lw=1, label=label)
-        # With few seeds the t-interval reaches far beyond anything observed; keep the runs' range in view.
         seen = [v for c in drawn if c.x_kind == kind for v in (c.runs.min(), c.runs.max())]
         bottom, top = min(seen + list(thresholds)), max(seen + list(thresholds))
         pad = 0.05 * (top - bottom) or 1.0
@@ -274,9 +290,13 @@ def plot_curves(drawn: Sequence[Curve], out: str | os.PathLike[str], tag: str = 
         ax.set_xlabel(X_LABELS[kind])
         ax.set_ylabel(tag)
         ax.grid(alpha=0.3)
-    axes[0].legend(loc="best", fontsize="small")
+    # Below the panels, never over a curve; long labels wrap into columns rather than squash the panels.
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", fontsize="small",
+               ncols=min(3, len(axes[0].get_legend_handles_labels()[1])), frameon=False)
     spread = "shaded: 95% t-interval of the mean" if any(c.n_runs > 1 for c in drawn) else "one run per curve"
-    fig.suptitle(f"{tag}: mean over seeds ({spread})")
+    unit = "episodes" if tag.startswith("episode/") else "logged values"
+    smoothing = f", trailing mean of {smooth} {unit}" if smooth > 1 else ""
+    fig.suptitle(f"{tag}{smoothing}: mean over seeds ({spread})")
     fig.savefig(out, dpi=dpi)
     return Path(out)
 
@@ -309,9 +329,9 @@ def main(argv: Sequence[str]) -> None:
                         help=f"TensorBoard scalar to plot (default: {DEFAULT_TAG}; e.g. eval/mean_reward)")
     parser.add_argument("--x", choices=[*X_KINDS, "both"], default="both",
                         help="x axis: steps (environment steps), wall (seconds), or both panels (default)")
-    parser.add_argument("--smooth", type=int, default=1, metavar="N",
-                        help="trailing mean over each run's last N logged values before averaging (default 1: "
-                             "none; e.g. 20 for episode/reward)")
+    parser.add_argument("--smooth", type=int, metavar="N",
+                        help="trailing mean over each run's last N logged values before averaging (default: "
+                             f"{EPISODE_SMOOTH} for per-episode tags such as episode/reward, else 1: none)")
     parser.add_argument("--points", type=int, default=200, metavar="N",
                         help="points on the common grid each run is interpolated onto (default 200)")
     args = parser.parse_args(list(argv))
@@ -321,6 +341,8 @@ def main(argv: Sequence[str]) -> None:
         out = Path(args.out).expanduser() if args.out else Path(args.paths[0]).expanduser() / "learning_curves.png"
         if out.suffix.lower() != ".png":
             raise PlotError(f"--out must name a .png file, got {out}")
+        if args.smooth is None:
+            args.smooth = EPISODE_SMOOTH if args.tag.startswith("episode/") else 1
         if args.smooth < 1 or args.points < 2:
             raise PlotError(f"--smooth must be >= 1 (1: no smoothing) and --points >= 2, got {args.smooth} and "
                             f"{args.points}")
@@ -333,7 +355,7 @@ def main(argv: Sequence[str]) -> None:
         returns = any(args.tag == t or args.tag.startswith(f"{t}/") for t in ("episode/reward", "eval/mean_reward"))
         thresholds = reward_thresholds(runs) if returns else {}  # a threshold belongs only on a return's plot
         try:
-            png = plot_curves(drawn, out, tag=args.tag, thresholds=thresholds)
+            png = plot_curves(drawn, out, tag=args.tag, thresholds=thresholds, smooth=args.smooth)
             table = write_csv(drawn, out.with_suffix(".csv"))
         except OSError as e:  # a read-only run directory, a full disk, no permission
             raise PlotError(f"cannot write {e.filename or out}: {e.strerror or e}. Choose another place with "

@@ -136,14 +136,49 @@ def load_run_config(run_dir: Path, trust: bool = False) -> TrainConfig:
     return cfg
 
 
+def event_dir(tb_dir: Path) -> Path:
+    """The folder of a run's event files: ``tb/<run name>/``, or ``tb/`` itself in a run written before it was named."""
+    if any(tb_dir.glob("events.out.tfevents.*")):  # such a run, continued, has its threshold run in tb/threshold/
+        return tb_dir
+    named = sorted(p.parent for p in tb_dir.glob("*/events.out.tfevents.*"))
+    return named[0] if named else tb_dir
+
+
+# Overrides that change how a run is shown or where it goes, not what it is: left out of its TensorBoard name.
+NOT_IN_NAME = ("env=", "agent=", "seed=", "hydra", "callbacks.progress_bar=", "callbacks.tensorboard=", "resume=",
+               "trust_run=", "torch_threads=")
+
+
+def tb_run_name(run_dir: Path, env: str, agent: str, seed: int) -> str:
+    """The run's name in TensorBoard's run list: ``<env>__<agent>__seed=<seed>``, then its other overrides.
+
+    A sweep's job names the overrides that vary between its jobs (those its sweep was not given as they are), so
+    it reads ``balancing_pole__dqn__seed=1__agent.learning_rate=0.001`` rather than ``multirun/<time>/3/tb``.
+    """
+    def overrides(path: Path, *keys: str) -> list[str]:
+        if not path.is_file():
+            return []
+        node = OmegaConf.to_container(read_yaml(path), resolve=False)
+        for key in keys:
+            node = node.get(key, {}) if isinstance(node, dict) else {}
+        return [str(o) for o in node] if isinstance(node, list) else []
+
+    common = set(overrides(run_dir.parent / "multirun.yaml", "hydra", "overrides", "task"))
+    others = ",".join(o for o in overrides(run_dir / CONFIG_FILE.parent / "overrides.yaml")
+                      if o not in common and not o.lstrip("+~").startswith(NOT_IN_NAME))
+    name = "__".join([env, agent, f"seed={seed}", *([others] if others else [])])
+    return re.sub(r"[^\w.,=+@-]", "_", name)[:200]  # one folder name: no / or : from an env id or a value
+
+
 def read_events(tb_dir: Path) -> Any:
-    """A run's TensorBoard events as an ``EventAccumulator``: every scalar, without those a continued run purged."""
+    """A run's TensorBoard events as an ``EventAccumulator``: every scalar."""
+    tb_dir = event_dir(tb_dir)
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     acc = EventAccumulator(str(tb_dir), size_guidance={"scalars": 0})  # 0: all, not a sample of 10,000
     tb_log = logging.getLogger("tensorboard")
     level = tb_log.level
-    tb_log.setLevel(logging.ERROR)  # it warns of the purge a continued run asked for
+    tb_log.setLevel(logging.ERROR)  # it warns of a last record cut short by a kill (damaged_events names it)
     try:
         acc.Reload()
     finally:

@@ -26,7 +26,7 @@ from rlkit.evaluate import PeriodicEvaluator
 from rlkit.factory import build_agent, build_env
 from rlkit.files import write_json
 from rlkit.resume import RESUME_DIR, Checkpointer, TrainingCheckpoint, restore, stop_if_requested
-from rlkit.runs import SUMMARY_FILE, flatten, keep_events, record_files
+from rlkit.runs import SUMMARY_FILE, event_dir, flatten, keep_events, record_files, tb_run_name
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,9 @@ def train(cfg: TrainConfig, run_dir: Path, callbacks: Sequence[Callback] = (),
         if cfg.callbacks.tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            writer = SummaryWriter(log_dir=str(run_dir / "tb"))
+            tb = run_dir / "tb"  # events in tb/<run name>/: TensorBoard names a run by its folder
+            writer = SummaryWriter(log_dir=str(tb / tb_run_name(run_dir, env_factory.label, cfg.agent.name, cfg.seed)
+                                               if resume_from is None else event_dir(tb)))
             every.append(TensorBoardLogger(hparams=hparams_of(cfg), agents=env_factory.agents))
         progress = ProgressBar(enabled=cfg.callbacks.progress_bar)
         every.append(progress)

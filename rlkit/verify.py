@@ -25,7 +25,7 @@ COMPARED = ("episode/", "eval/mean_reward", "eval/success_rate", "train/")
 
 
 def read_scalars(tb_dir: Path) -> dict[str, list[tuple[int, float]]]:
-    """Every scalar in TensorBoard events: tag -> [(step, value)], in logging order, without purged events."""
+    """Every scalar in TensorBoard events: tag -> [(step, value)], in logging order."""
     acc = read_events(tb_dir)
     return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
 

@@ -27,7 +27,11 @@ def test_train_writes_a_complete_run_directory(trained_run):
     for rel in (".hydra/config.yaml", ".hydra/overrides.yaml", "summary.json",
                 "checkpoints/best.safetensors", "checkpoints/last.safetensors"):
         assert (trained_run / rel).is_file(), rel
-    assert list((trained_run / "tb").glob("events.out.tfevents.*"))
+    # TensorBoard names a run by its event folder: what it is and the overrides it was given (display ones left out)
+    (events,) = (trained_run / "tb").iterdir()
+    assert events.name == ("balancing_pole__dqn__seed=1__"
+                           "total_steps=1200,callbacks.eval.every_steps=500,callbacks.eval.episodes=2")
+    assert list(events.glob("events.out.tfevents.*"))
     summary = json.loads((trained_run / "summary.json").read_text())
     assert summary["seed"] == 1 and summary["steps"] == 1200
 

@@ -9,7 +9,8 @@ from tensorboard.plugins.custom_scalar import metadata as custom_scalar_metadata
 from tensorboard.plugins.hparams import metadata as hparams_metadata
 
 from helpers import TINY, compose_cfg, read_scalars
-from rlkit.callbacks import custom_scalars_layout
+from rlkit.callbacks import THRESHOLD_RUN, custom_scalars_layout
+from rlkit.runs import event_dir
 from rlkit.train import hparams_of, train
 
 
@@ -39,32 +40,43 @@ def _hparams(events):
     ("overrides", "charts"),
     [
         (["env=balancing_pole", "agent=dqn", "agent.learning_rate=0.0005"],
-         {"training vs evaluation return", "episode length"}),
+         {"evaluation return", "training return", "training episode length"}),
         (["env=multi_cartpole", "agent=maddpg"],
-         {"training vs evaluation return", "episode length", "per-agent and team training return",
-          "per-agent and team evaluation return"}),
+         {"evaluation return", "training return", "training episode length", "evaluation return of cart_0",
+          "evaluation return of cart_1", "training return of cart_0", "training return of cart_1"}),
         (["env=robotic_arm", "agent=reinforce", "agent.n_envs=2"],  # 2 copies: 200-step episodes end
-         {"training vs evaluation return", "episode length", "evaluation success rate"}),
+         {"evaluation return", "evaluation success rate", "training return", "training episode length"}),
     ],
     ids=["balancing_pole", "multi_cartpole", "robotic_arm"],
 )
 def test_a_run_writes_the_custom_scalars_layout_and_its_hparams(tmp_path, overrides, charts):
     cfg = compose_cfg([*overrides, *TINY, "seed=3"])
     summary = train(cfg, tmp_path)
-    events = _events(tmp_path / "tb")
+    events = _events(event_dir(tmp_path / "tb"))
 
     layout = _layout(events)
-    assert set(layout["rlkit: returns"]) == charts
-    assert layout["rlkit: speed"] == {"env steps per second": ["^time/steps_per_second$"]}
+    assert list(layout) == ["rlkit: evaluation", "rlkit: training", "rlkit: speed"]
+    assert {title for category in layout.values() for title in category} == charts | {"env steps per second"}
     scalars = read_scalars(tmp_path / "tb")
-    # Every tag a chart names is one the run logged (the regexes match real tags).
-    for chart in layout["rlkit: returns"].values():
-        for pattern in chart:
-            assert any(re.match(pattern, tag) for tag in scalars), (pattern, sorted(scalars))
+    # TensorBoard colours lines by run: a chart holds one tag, one the run logged, so its lines are the runs.
+    for category in layout.values():
+        for pattern in category.values():
+            assert len(pattern) == 1 and [t for t in scalars if re.match(pattern[0], t)], (pattern, sorted(scalars))
+    # No chart of its own in SCALARS for a constant: the thresholds are a run of their own, under the tags they
+    # bound, and the HParams metrics are tags the run logs anyway.
+    assert not [t for t in scalars if "threshold" in t or t.startswith("hparams/")]
+    thresholds = read_scalars(event_dir(tmp_path / "tb") / THRESHOLD_RUN)
+    expected = {}
     if summary["reward_threshold"] is not None:
-        assert {v for _, v in scalars["eval/reward_threshold"]} == {summary["reward_threshold"]}
-    else:
-        assert "eval/reward_threshold" not in scalars
+        agents = [t.removeprefix("eval/mean_reward/") for t in scalars if t.startswith("eval/mean_reward/")]
+        expected.update({tag: summary["reward_threshold"] for tag in
+                         ["eval/mean_reward", *(f"eval/mean_reward/{a}" for a in agents)]})
+    if summary["success_threshold"] is not None:
+        expected["eval/success_rate"] = summary["success_threshold"]
+    assert set(thresholds) == set(expected)
+    for tag, points in thresholds.items():
+        assert [v for _, v in points] == pytest.approx([expected[tag]] * len(points))  # float32 in the events
+    assert [s for s, _ in thresholds[next(iter(expected))]] == [0, *(s for s, _ in scalars["eval/mean_reward"])]
 
     values, metrics = _hparams(events)
     assert values["seed"] == 3 and values["total_steps"] == 1200
@@ -72,10 +84,10 @@ def test_a_run_writes_the_custom_scalars_layout_and_its_hparams(tmp_path, overri
     if cfg.agent.name == "dqn":
         assert values["agent.learning_rate"] == pytest.approx(5e-4)
         assert values["agent.net_arch"] == "[64, 64]"  # a list, as JSON text
-    assert {"eval/mean_reward", "hparams/best_eval_score", "time/steps_per_second", "hparams/episodes"} <= set(metrics)
+    assert {"eval/mean_reward", "eval/best_score", "time/steps_per_second"} <= set(metrics) <= set(scalars)
     best = summary["best_eval"]
-    assert scalars["hparams/best_eval_score"][-1][1] == pytest.approx(best.get("score", best["mean_reward"]))
-    assert scalars["hparams/episodes"][-1][1] == summary["episodes"]
+    assert scalars["eval/best_score"][-1][1] == pytest.approx(best.get("score", best["mean_reward"]))
+    assert [v for _, v in scalars["eval/best_score"]] == sorted(v for _, v in scalars["eval/best_score"])
 
 
 def test_no_tensorboard_no_dashboards(tmp_path):
@@ -93,7 +105,21 @@ def test_hparams_flatten_the_config_to_scalars():
     assert not any(k.startswith("callbacks") for k in flat)
 
 
-def test_layout_without_thresholds_or_agents_has_only_the_plain_charts():
-    layout = custom_scalars_layout(reward_threshold=False, success_threshold=False, agents=())
-    assert layout["rlkit: returns"]["training vs evaluation return"] == [
-        "Multiline", ["^episode/reward$", "^eval/mean_reward$"]]
+def test_layout_without_success_rate_or_agents_has_only_the_plain_charts():
+    layout = custom_scalars_layout(success_rate=False, agents=())
+    assert layout["rlkit: evaluation"] == {"evaluation return": ["Multiline", ["^eval/mean_reward$"]]}
+    assert layout["rlkit: training"] == {"training return": ["Multiline", ["^episode/reward$"]],
+                                         "training episode length": ["Multiline", ["^episode/length$"]]}
+
+
+def test_events_are_read_from_the_named_folder_and_from_tb_itself_in_older_runs(tmp_path):
+    named = tmp_path / "new" / "tb" / "balancing_pole__dqn__seed=0"
+    (named / THRESHOLD_RUN).mkdir(parents=True)
+    (named / "events.out.tfevents.1").touch()
+    (named / THRESHOLD_RUN / "events.out.tfevents.2").touch()
+    assert event_dir(tmp_path / "new" / "tb") == named
+    old = tmp_path / "old" / "tb"  # written before runs were named; continued since, with its threshold run
+    (old / THRESHOLD_RUN).mkdir(parents=True)
+    (old / "events.out.tfevents.1").touch()
+    (old / THRESHOLD_RUN / "events.out.tfevents.2").touch()
+    assert event_dir(old) == old

@@ -72,8 +72,9 @@ def test_the_curve_is_the_mean_of_the_seeds_with_a_t_interval(sweep):
         values = [v[step] for v in logged]
         half = stats.t.ppf(0.975, 1) * np.std(values, ddof=1) / math.sqrt(2)
         assert curve.mean[i] == pytest.approx(np.mean(values))
-        assert curve.high[i] - curve.mean[i] == pytest.approx(half)
-        assert curve.mean[i] - curve.low[i] == pytest.approx(half)
+        # the 95% t-interval, clipped to the range of the runs' values (with 2 seeds t = 12.7 reaches far beyond)
+        assert curve.high[i] == pytest.approx(min(curve.mean[i] + half, curve.runs.max()))
+        assert curve.low[i] == pytest.approx(max(curve.mean[i] - half, curve.runs.min()))
 
 
 def test_runs_without_the_tag_are_left_out_with_a_warning(sweep):
@@ -107,6 +108,32 @@ def test_groups_are_labelled_by_what_differs_between_them():
         "agent.learning_rate=0.001", "agent.learning_rate=0.0001"]
 
 
+def test_labels_take_the_fewest_keys_and_budget_keys_only_when_they_tell_groups_apart():
+    slow = {"agent.learning_rate": 1e-3, "callbacks.eval.every_steps": 2000, "total_steps": 30000}
+    runs = [_run(0, [0, 1], [0, 1]), _run(0, [0, 1], [0, 1], **slow)]
+    assert [g.label for g in group_runs(runs)] == ["agent.learning_rate=0.0001", "agent.learning_rate=0.001"]
+    runs = [_run(0, [0, 1], [0, 1], **{"total_steps": t, "callbacks.eval.every_steps": 500}) for t in (2e4, 3e4)]
+    assert [g.label for g in group_runs(runs)] == ["total_steps=20000.0", "total_steps=30000.0"]  # only it differs
+    # two keys, each alone ambiguous: both named
+    runs = [_run(0, [0, 1], [0, 1], **{"agent.gamma": g, "agent.learning_rate": lr}) for g, lr in
+            ((0.9, 1e-3), (0.9, 1e-4), (0.99, 1e-3))]
+    assert [g.label for g in group_runs(runs)] == [
+        "agent.learning_rate=0.001 agent.gamma=0.9", "agent.learning_rate=0.0001 agent.gamma=0.9",
+        "agent.learning_rate=0.001 agent.gamma=0.99"]
+
+
+def test_episode_tags_are_smoothed_by_default_and_the_title_says_so(sweep, tmp_path):
+    out = cli(["plot", str(sweep), "--out", str(tmp_path / "c.png"), "--x", "steps"], cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    groups = group_runs(load_runs([sweep]))
+    (dqn, *_), (raw, *_) = curves(groups, smooth=20), curves(groups, smooth=1)  # 20 episodes: the default
+    rows = [float(r["mean"]) for r in read_csv(tmp_path / "c.csv") if r["group"] == dqn.group]
+    np.testing.assert_allclose(rows, dqn.mean)
+    assert not np.allclose(rows, raw.mean)
+    with Image.open(tmp_path / "c.png") as png:
+        assert png.size == (1200, 500)
+
+
 def test_reward_thresholds_name_their_env_when_the_runs_mix_envs():
     pole, arm = _run(0, [0, 1], [0, 1]), _run(1, [0, 1], [0, 1], **{"env.name": "robotic_arm"})
     pole.summary["reward_threshold"] = 475.0
@@ -124,7 +151,8 @@ def test_runs_are_interpolated_onto_the_range_they_share():
     assert curve.x.tolist() == [0, 5, 10]  # b goes on to 20; a does not
     assert curve.mean.tolist() == [1, 3.5, 6]
     half = stats.t.ppf(0.975, 1) * np.abs(curve.runs[0] - curve.runs[1]) / 2  # std of two / sqrt(2)
-    np.testing.assert_allclose(curve.high - curve.mean, half)
+    np.testing.assert_allclose(curve.high, np.minimum(curve.mean + half, 10))  # clipped to the values seen: 0-10
+    np.testing.assert_allclose(curve.low, np.maximum(curve.mean - half, 0))
     (wall,) = curves([Group("g", [a, b])], x="wall", points=3)
     assert wall.x.tolist() == [0, 0.05, 0.1]
 

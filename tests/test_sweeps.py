@@ -61,6 +61,9 @@ def test_a_grid_runs_in_parallel_processes_and_the_sweep_lists_every_job(tmp_pat
         summary = json.loads((run / "summary.json").read_text())
         assert float(row["final_eval"]) == summary["final_eval"]["mean_reward"]
         seeds.add((summary["agent"], summary["seed"]))
+        # TensorBoard's run list names a job by its env, agent, seed and the overrides that vary in the sweep
+        name = f"balancing_pole__{summary['agent']}__seed={summary['seed']}"
+        assert [p.name for p in (run / "tb").iterdir()] == [name]
         assert json.loads((run / "job.json").read_text())["status"] == "completed"
     assert seeds == {(a, s) for s in (0, 1) for a in ("dqn", "reinforce")}
     assert f"sweep {sweep.relative_to(tmp_path)}: 4 jobs, 4 completed" in out.stdout

@@ -24,7 +24,7 @@ def test_a_run_directory_holds_everything(tmp_path):
     run = tmp_path / "run"
     assert (run / "checkpoints" / "best.safetensors").is_file()
     assert (run / "checkpoints" / "last.safetensors").is_file()
-    assert list((run / "tb").glob("events.out.tfevents.*"))
+    assert list((run / "tb").glob("*/events.out.tfevents.*"))
     on_disk = json.loads((run / "summary.json").read_text())
     assert on_disk == json.loads(json.dumps(summary))
     assert on_disk["steps"] == 1200 and on_disk["episodes"] > 10
