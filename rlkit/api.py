@@ -147,7 +147,7 @@ def train(env: str | None = None, agent: str | None = None, *, experiment: str |
         ConfigError: A config mistake, found before anything is built or written.
         RunDirError: ``run_dir`` already holds another run.
     """
-    from rlkit.train import train as train_run
+    from rlkit.trainer import train as train_run
 
     train_cfg, cfg, default_dir = compose_train(env, agent, experiment=experiment, overrides=overrides)
     path = Path(default_dir if run_dir is None else run_dir).expanduser()
@@ -259,7 +259,7 @@ def export(path: str | Path, format: str = "onnx", checkpoint: str = "best",  # 
            out: str | Path | None = None, trust_run: bool = False) -> list[Path]:
     """``rlkit export``: write a run's deterministic policy as ONNX or TorchScript; returns the files written."""
     from rlkit.evaluate import load_run
-    from rlkit.export import export_run
+    from rlkit.exporter import export_run
 
     return export_run(load_run(path, checkpoint, trust_run), format, None if out is None else Path(out))
 

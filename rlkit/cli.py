@@ -31,7 +31,7 @@ rlkit_plugins.register()
 def _train(cfg: DictConfig) -> dict[str, Any]:
     """Train one run; in a multirun, its summary is the job's return value (the Optuna sweeper's objective)."""
     from rlkit.resume import RESUME_DIR, RunInterrupted, checkpoints, latest_checkpoint
-    from rlkit.train import train
+    from rlkit.trainer import train
 
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
@@ -102,7 +102,7 @@ COMMANDS: dict[str, tuple[Callable[..., Any], str | None, str]] = {
              "learning curves, mean and 95% interval over seeds: rlkit plot runs/multirun/<time>"),
     "verify": (_program("rlkit.verify"), None,
                "re-run a run's first steps and check they repeat bit for bit: rlkit verify run=<run dir> steps=5000"),
-    "export": (_program("rlkit.export"), None,
+    "export": (_program("rlkit.exporter"), None,
                "the policy as a file for deployment: rlkit export run=<run dir> format=onnx|torchscript"),
 }
 

@@ -87,7 +87,7 @@ def verify_run(run_dir: Path, steps: int, trust: bool = False) -> Verdict:
 
     from rlkit.files import load_checkpoint
     from rlkit.runs import load_run_config
-    from rlkit.train import train
+    from rlkit.trainer import train
 
     cfg = load_run_config(run_dir, trust)
     if steps < 1:

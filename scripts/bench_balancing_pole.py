@@ -29,9 +29,9 @@ import gymnasium as gym
 import numpy as np
 
 import rlkit.envs
-import rlkit.train
+import rlkit.trainer
 from rlkit.config import compose
-from rlkit.train import train
+from rlkit.trainer import train
 
 # RL Baselines3 Zoo, hyperparams/dqn.yml, CartPole-v1 (n_timesteps 5e4).
 RL_ZOO_CARTPOLE_DQN = [
@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
 
-    out: dict[str, Any] = {"versions": rlkit.train.package_versions()}
+    out: dict[str, Any] = {"versions": rlkit.trainer.package_versions()}
     if args.part in ("all", "throughput"):
         out["throughput"] = bench_throughput()
     if args.part in ("all", "solve"):

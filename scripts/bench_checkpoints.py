@@ -29,7 +29,7 @@ from rlkit.callbacks import Callback
 from rlkit.config import TrainConfig, compose
 from rlkit.files import load_checkpoint
 from rlkit.resume import RESUME_DIR, RunInterrupted, checkpoints, latest_checkpoint
-from rlkit.train import train
+from rlkit.trainer import train
 from rlkit.verify import read_scalars
 
 PRESETS_DIR = Path(__file__).resolve().parent.parent / "configs" / "experiment"

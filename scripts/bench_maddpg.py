@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
-import rlkit.train
+import rlkit.trainer
 from rlkit.config import compose
 from rlkit.factory import build_agent, build_env
 
@@ -42,7 +42,7 @@ QUIET = ["callbacks.tensorboard=false", "callbacks.progress_bar=false"]
 def solve_once(preset: str, seed: int, workdir: Path, extra: list[str]) -> dict[str, Any]:
     cfg = compose([f"experiment={preset}", "callbacks.eval.stop_on_threshold=true", *QUIET,
                    f"seed={seed}", *extra])
-    s = rlkit.train.train(cfg, workdir / f"solve{seed}")
+    s = rlkit.trainer.train(cfg, workdir / f"solve{seed}")
     solved = s["solved"]
     return {"seed": seed, "solved": solved is not None, "steps": solved["step"] if solved else s["steps"],
             "train_seconds": solved["train_seconds"] if solved else s["train_seconds"],
@@ -115,7 +115,7 @@ def _spread_quantities(agent: Any, make_env: Any, episodes: int, seed: int) -> d
 def mpe_once(seed: int, workdir: Path, extra: list[str], episodes: int = 100) -> dict[str, Any]:
     cfg = compose(["experiment=mpe_maddpg", *QUIET, f"seed={seed}", *extra])
     run = workdir / f"mpe{seed}"
-    s = rlkit.train.train(cfg, run)
+    s = rlkit.trainer.train(cfg, run)
     env = build_env(cfg.env)
     agent = build_agent(cfg.agent, env, seed=seed, training=False)
     agent.load(run / "checkpoints" / "last.safetensors")

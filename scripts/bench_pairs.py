@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-import rlkit.train
+import rlkit.trainer
 from rlkit.config import compose
 
 
@@ -87,7 +87,7 @@ def run_pair(pair: Pair, seeds: int, workdir: Path) -> dict[str, Any]:
                            f"callbacks.eval.episodes={pair.episodes}", "callbacks.eval.stop_on_threshold=true",
                            "callbacks.tensorboard=false", "callbacks.progress_bar=false"])
             started = time.perf_counter()
-            s = rlkit.train.train(cfg, workdir / f"{pair.name.replace(' ', '_').replace('/', '-')}_{seed}")
+            s = rlkit.trainer.train(cfg, workdir / f"{pair.name.replace(' ', '_').replace('/', '-')}_{seed}")
             best = s["best_eval"]
             run = {"seed": seed, "solved": s["solved"] is not None, "steps": s["steps"],
                    "train_seconds": s["train_seconds"], "wall_seconds": time.perf_counter() - started,

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from gymnasium.envs.classic_control.cartpole import CartPoleVectorEnv
 
-import rlkit.train
+import rlkit.trainer
 from rlkit.callbacks import Callback
 from rlkit.config import compose
 from rlkit.envs import BalancingPoleVectorEnv
@@ -67,7 +67,7 @@ class StopAtMeanReturn(Callback):
 def solve_once(seed: int, workdir: Path) -> dict[str, Any]:
     cfg = compose([*SOLVE_OVERRIDES, f"seed={seed}"])
     stop = StopAtMeanReturn()
-    rlkit.train.train(cfg, workdir / f"seed{seed}", callbacks=[stop])  # type: ignore[arg-type]
+    rlkit.trainer.train(cfg, workdir / f"seed{seed}", callbacks=[stop])  # type: ignore[arg-type]
     return {"seed": seed, "solved": stop.reached is not None, **(stop.reached or {})}
 
 
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
-    out: dict[str, Any] = {"versions": rlkit.train.package_versions()}
+    out: dict[str, Any] = {"versions": rlkit.trainer.package_versions()}
     if args.part in ("all", "solve"):
         out["solve"] = bench_solve(args.seeds)
     if args.part in ("all", "vector"):

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 import rlkit.envs
-import rlkit.train
+import rlkit.trainer
 from rlkit.config import compose
 
 PROTOCOL = ["callbacks.eval.episodes=50", "callbacks.eval.stop_on_threshold=true", "callbacks.tensorboard=false",
@@ -71,7 +71,7 @@ def bench_throughput(repeats: int = 3) -> dict[str, Any]:
 
 def _solve(overrides: list[str], seed: int, workdir: Path) -> dict[str, Any]:
     cfg = compose([*overrides, *PROTOCOL, f"seed={seed}"])
-    s = rlkit.train.train(cfg, workdir / f"{'_'.join(overrides)}_{seed}".replace("/", "_").replace("=", "-"))
+    s = rlkit.trainer.train(cfg, workdir / f"{'_'.join(overrides)}_{seed}".replace("/", "_").replace("=", "-"))
     solved = s["solved"]
     return {"seed": seed, "solved": solved is not None, "steps": solved["step"] if solved else s["steps"],
             "train_seconds": solved["train_seconds"] if solved else s["train_seconds"],

@@ -212,12 +212,13 @@ def test_multi_agent_predict_takes_a_dict_keyed_by_agent(tmp_path):
     assert len(policy.evaluate(2).agent_rewards["cart_0"]) == 2
 
 
-def test_import_rlkit_is_light_and_train_stays_a_module():
+def test_import_rlkit_is_light_and_its_functions_are_the_api():
     import subprocess
     import sys
 
     code = ("import sys, rlkit; assert 'torch' not in sys.modules and 'hydra' not in sys.modules; "
-            "print(rlkit.__version__); import rlkit.train; assert callable(rlkit.train) and rlkit.train.train; "
-            "from rlkit.train import train; assert train is rlkit.train.train")
+            "print(rlkit.__version__); import rlkit.trainer, rlkit.exporter, rlkit.api; "
+            "assert rlkit.train is rlkit.api.train and rlkit.export is rlkit.api.export "
+            "and rlkit.load is rlkit.api.load")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr

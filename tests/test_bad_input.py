@@ -32,7 +32,7 @@ from rlkit.evaluate import evaluate_run, play_episodes
 from rlkit.factory import build_agent, build_env
 from rlkit.files import load_checkpoint, save_checkpoint
 from rlkit.runs import CONFIG_FILE, claim_run_dir, claim_sweep_dir, load_run_config
-from rlkit.train import train
+from rlkit.trainer import train
 
 
 # ---------------------------------------------------------------------------------------------- a faulty env
@@ -605,7 +605,7 @@ def test_more_torch_threads_than_cores_warns(tmp_path, caplog):
     cores = os.cpu_count() or 1
     cfg = compose_cfg(["agent=reinforce", *TINY, "total_steps=100", "callbacks.eval.every_steps=0",
                        "callbacks.tensorboard=false", f"torch_threads={cores + 1}"])
-    with caplog.at_level("WARNING", logger="rlkit.train"):
+    with caplog.at_level("WARNING", logger="rlkit.trainer"):
         train(cfg, tmp_path / "run")
     assert f"torch_threads={cores + 1} is more than this machine's {cores} cores" in caplog.text
     assert f"set torch_threads={cores} or fewer" in caplog.text

@@ -11,7 +11,7 @@ from tensorboard.plugins.hparams import metadata as hparams_metadata
 from helpers import TINY, compose_cfg, read_scalars
 from rlkit.callbacks import THRESHOLD_RUN, custom_scalars_layout
 from rlkit.runs import event_dir
-from rlkit.train import hparams_of, train
+from rlkit.trainer import hparams_of, train
 
 
 def _events(tb_dir):

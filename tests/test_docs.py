@@ -14,7 +14,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from rlkit import config
 from rlkit.cli import positional_run
 from rlkit.errors import RlkitError
-from rlkit.export import FORMATS
+from rlkit.exporter import FORMATS
 
 ROOT = Path(__file__).resolve().parent.parent
 GROUPS = ("env", "agent", "experiment", "hparams_search", "callbacks")

@@ -104,7 +104,7 @@ LAYERS = [
     ("rlkit.agents",),
     ("rlkit.factory", "rlkit.config", "rlkit.manual"),
     ("rlkit.resume", "rlkit.runs"),
-    ("rlkit.evaluate", "rlkit.train", "rlkit.verify", "rlkit.export"),
+    ("rlkit.evaluate", "rlkit.trainer", "rlkit.verify", "rlkit.exporter"),
     ("rlkit.multirun", "rlkit.plot", "rlkit.optuna_sweeper", "rlkit.ray_launcher", "hydra_plugins"),
     ("rlkit.cli", "rlkit.api"),
 ]

@@ -4,7 +4,7 @@ import pytest
 
 from helpers import compose_cfg
 from rlkit.callbacks import Callback
-from rlkit.train import train
+from rlkit.trainer import train
 
 # Evaluate as the benchmark does, and stop at the first solving evaluation to keep the suite short.
 PROTOCOL = [

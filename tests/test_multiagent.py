@@ -10,7 +10,7 @@ from rlkit.config import EvalRunConfig
 from rlkit.envs.adapters import OneAgentVectorEnv, ParallelArrayEnv, ParallelVectorEnv
 from rlkit.envs.multi_cartpole import MultiCartPoleEnv
 from rlkit.evaluate import evaluate_run
-from rlkit.train import train
+from rlkit.trainer import train
 
 MA = ["env=multi_cartpole", "agent=maddpg", "agent.learning_starts=300", "agent.n_envs=4",
       "+callbacks.extra.rec._target_=helpers.Recorder"]

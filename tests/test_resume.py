@@ -488,7 +488,7 @@ def test_a_crafted_state_file_is_refused_without_running_it(tmp_path):
 
 
 def test_checkpoints_come_every_n_steps_and_only_the_last_k_are_kept(tmp_path):
-    from rlkit.train import train
+    from rlkit.trainer import train
 
     cfg = compose_cfg(["agent=dqn", "total_steps=2000", "callbacks.progress_bar=false", "callbacks.eval.episodes=2",
                        "callbacks.checkpoint.every_steps=400", "callbacks.checkpoint.every_seconds=0",
@@ -507,7 +507,7 @@ def test_a_full_disk_during_a_checkpoint_says_so_and_keeps_the_previous_one(tmp_
 
     import rlkit.resume as resume
     from rlkit.errors import DiskFullError
-    from rlkit.train import train
+    from rlkit.trainer import train
 
     real_savez, calls = np.savez, []
 

@@ -26,7 +26,7 @@ from rlkit.errors import RunDirError
 from rlkit.files import MAX_HEADER_BYTES, load_checkpoint
 from rlkit.resume import RESUME_DIR, checkpoints, read_checkpoint
 from rlkit.runs import CONFIG_FILE, FILES_FILE, changed_files, damaged_events, find_unfinished_run
-from rlkit.train import train
+from rlkit.trainer import train
 from rlkit.verify import verify_run
 
 

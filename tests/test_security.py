@@ -17,7 +17,7 @@ from helpers import TINY, cli, compose_cfg
 from rlkit.config import EvalRunConfig
 from rlkit.errors import RlkitError, RunDirError
 from rlkit.evaluate import evaluate_run
-from rlkit.train import train
+from rlkit.trainer import train
 from rlkit.verify import verify_run
 
 CONFIG = Path(".hydra") / "config.yaml"

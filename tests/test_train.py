@@ -7,7 +7,7 @@ import torch
 from helpers import TINY, Recorder, compose_cfg, read_scalars
 from rlkit.callbacks import Callback, CallbackList
 from rlkit.errors import ConfigError
-from rlkit.train import train
+from rlkit.trainer import train
 
 RECORDER = ["+callbacks.extra.rec._target_=helpers.Recorder"]
 

@@ -7,7 +7,7 @@ import pytest
 
 from helpers import TINY, compose_cfg, run_cli
 from rlkit.errors import RlkitError, RunDirError
-from rlkit.train import train
+from rlkit.trainer import train
 from rlkit.verify import main as verify_main
 from rlkit.verify import verify_run
 

@@ -7,7 +7,7 @@ from rlkit.agents.reinforce import Reinforce, discounted_returns, policy_loss
 from rlkit.callbacks import CallbackList
 from rlkit.errors import ConfigError
 from rlkit.factory import build_agent, build_env
-from rlkit.train import train
+from rlkit.trainer import train
 
 
 def test_reward_to_go_by_hand():

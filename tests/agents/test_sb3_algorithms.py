@@ -7,7 +7,7 @@ import torch
 from helpers import compose_cfg
 from rlkit.errors import ConfigError
 from rlkit.factory import build_agent, build_env
-from rlkit.train import train
+from rlkit.trainer import train
 
 CASES = {
     "ppo": ["env=balancing_pole", "agent.n_steps=64", "agent.batch_size=32"],
