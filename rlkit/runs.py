@@ -25,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from rlkit.config import TrainConfig, check_known_keys, hydra_configs
-from rlkit.errors import ConfigError, RlkitError, RunDirError, user_errors
+from rlkit.errors import ConfigError, RlkitError, RunDirError, RunStopped, user_errors
 from rlkit.factory import lookup
 
 CONFIG_FILE = Path(".hydra") / "config.yaml"
@@ -382,7 +382,9 @@ def removed_if_refused(run_dir: Path, log_file: str, new: bool = True) -> Iterat
     """
     try:
         yield
-    except BaseException:
+    except RunStopped:  # a deliberate stop: its message says how to continue the run, so the directory stays
+        raise
+    except Exception:
         if new and _only_hydra_files(run_dir, log_file):
             unlock_run_dir(run_dir)
             shutil.rmtree(run_dir, ignore_errors=True)

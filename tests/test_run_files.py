@@ -273,7 +273,7 @@ def test_resume_auto_never_resolves_another_run_config(tmp_path, monkeypatch):
 def test_a_finished_run_records_the_checksums_of_what_it_wrote(run):
     recorded = json.loads((run / FILES_FILE).read_text())["sha256"]
     assert {"summary.json", "checkpoints/best.safetensors", "checkpoints/last.safetensors"} <= set(recorded)
-    assert any(name.startswith("tb/events.out.tfevents.") for name in recorded)
+    assert any(name.startswith("tb/") and "/events.out.tfevents." in name for name in recorded)
     assert changed_files(run) == [] and damaged_events(run / "tb") == []
 
 
@@ -295,7 +295,7 @@ def test_verify_reports_a_tampered_checkpoint_and_faked_summary(tmp_path, run):
 
 def test_verify_and_plot_name_a_truncated_event_file(tmp_path, run):
     copy = _copy(run, tmp_path)
-    events = max((copy / "tb").glob("events.out.tfevents.*"), key=lambda p: p.stat().st_size)
+    events = max((copy / "tb").glob("*/events.out.tfevents.*"), key=lambda p: p.stat().st_size)
     events.write_bytes(events.read_bytes()[:-3])  # inside its last record
     out = cli(["verify", f"run={copy}", "steps=1200"], cwd=tmp_path)
     assert out.returncode == 1
