@@ -177,7 +177,8 @@ def test_env_mpe_is_batched_unless_told_otherwise(caplog):
 
 
 def test_a_batched_mpe_run_trains_and_renders_one_copy_in_eval(tmp_path):
-    out = cli(["train", *(a for a in TINY if not a.startswith("total_steps=")), "total_steps=400", "env=mpe", "env.name=simple_tag_v3", "agent=maddpg",
+    tiny = [a for a in TINY if not a.startswith("total_steps=")]
+    out = cli(["train", *tiny, "total_steps=400", "env=mpe", "env.name=simple_tag_v3", "agent=maddpg",
                "agent.learning_starts=200", "agent.n_envs=8"], cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     (run,) = (tmp_path / "runs" / "simple_tag_v3" / "maddpg").iterdir()
