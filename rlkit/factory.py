@@ -350,8 +350,17 @@ def build_agent(cfg: Any, env: EnvFactory, seed: int, training: bool = True) -> 
     from rlkit.agents.joint_control import JointControlAgent
     from rlkit.envs.adapters import JointControl, JointControlVectorEnv
 
+    first = env.make(None)
+    if getattr(first, "padded", False):
+        from rlkit.envs.adapters import describe_spaces
+
+        first.close()
+        raise ConfigError(f"agent={cfg.name} is a single-agent learner: it acts for a team only by joint control, "
+                          f"which needs every agent to have the same action space, and {env.label}'s differ "
+                          f"({describe_spaces(list(env.agents), first.action_spaces)}); use agent=maddpg, which "
+                          "gives each agent its own actor")
     try:
-        probe = JointControl(env.make(None))
+        probe = JointControl(first)
     except ValueError as e:
         raise ConfigError(f"agent={cfg.name} cannot control {env.label}'s agents jointly: {e}") from None
     probe.close()
