@@ -144,8 +144,9 @@ class MADDPG(Agent):
         env = probe(make_vec, "maddpg")
         self.agents, self.n_agents = list(env.possible_agents), env.num_agents
         self.observation_space, self.action_space = env.single_observation_space, env.single_action_space
-        self.action_spaces = list(getattr(env, "action_spaces", None) or [self.action_space] * self.n_agents)
-        self.mixed = any(s != self.action_spaces[0] for s in self.action_spaces[1:])
+        per_agent = getattr(env, "agent_action_spaces", None)  # ParallelVectorEnv's; other vector envs': alike
+        self.agent_action_spaces = list(per_agent or [self.action_space] * self.n_agents)
+        self.mixed = any(s != self.agent_action_spaces[0] for s in self.agent_action_spaces[1:])
         if self.mixed:
             self._init_mixed(cfg)
         else:
@@ -201,24 +202,24 @@ class MADDPG(Agent):
             from rlkit.envs.adapters import describe_spaces
 
             raise ConfigError("agent.share_parameters=true needs agents with the same action space, and these "
-                              f"differ ({describe_spaces(self.agents, self.action_spaces)}); set "
+                              f"differ ({describe_spaces(self.agents, self.agent_action_spaces)}); set "
                               "agent.share_parameters=false: each agent gets its own actor and critic")
-        widths = [self._width(s) for s in self.action_spaces]
+        widths = [self._width(s) for s in self.agent_action_spaces]
         self.discrete, self.act_dim = False, max(widths)
         a = self.n_agents
         self._valid = torch.arange(self.act_dim) < torch.tensor(widths)[:, None]  # (agents, act_dim)
-        self._discrete_agents = torch.tensor([isinstance(s, spaces.Discrete) for s in self.action_spaces])
+        self._discrete_agents = torch.tensor([isinstance(s, spaces.Discrete) for s in self.agent_action_spaces])
         self._low, self._high = torch.zeros(a, self.act_dim), torch.zeros(a, self.act_dim)
         self._starts = torch.zeros(a, dtype=torch.long)
-        for i, s in enumerate(self.action_spaces):
+        for i, s in enumerate(self.agent_action_spaces):
             if isinstance(s, spaces.Discrete):
                 self._starts[i] = int(s.start)
             else:
                 self._low[i, :widths[i]] = torch.as_tensor(s.low)
                 self._high[i, :widths[i]] = torch.as_tensor(s.high)
         self._sizes = torch.tensor(widths)
-        self._env_width = max(1 if isinstance(s, spaces.Discrete) else w for s, w in zip(self.action_spaces, widths,
-                                                                                          strict=True))
+        self._env_width = max(1 if isinstance(s, spaces.Discrete) else w
+                              for s, w in zip(self.agent_action_spaces, widths, strict=True))
 
     def _mixed_actions(self, out: torch.Tensor, sample: bool, noise: float = 0.0) -> torch.Tensor:
         """Network-space actions of agents whose spaces differ, from raw outputs (batch, agents, act_dim).

@@ -77,16 +77,17 @@ class ParallelArrayEnv(gym.Env):
 
     def __init__(self, env: Any) -> None:
         self.env = env
-        self.possible_agents, self.single_observation_space, self.action_spaces, self._sizes = _common_spaces(env)
+        self.possible_agents, self.single_observation_space, self.agent_action_spaces, self._sizes = \
+            _common_spaces(env)
         n = len(self.possible_agents)
         self.observation_space = _joint_space(self.single_observation_space, n)
-        self.padded = any(s != self.action_spaces[0] for s in self.action_spaces[1:])
+        self.padded = any(s != self.agent_action_spaces[0] for s in self.agent_action_spaces[1:])
         """True where the agents' action spaces differ: actions are :func:`padded_actions` rows."""
         if not self.padded:
-            self.single_action_space = self.action_spaces[0]
+            self.single_action_space = self.agent_action_spaces[0]
             self.action_space = _joint_space(self.single_action_space, n)
         else:  # one padded row per agent; single_action_space: a row (the widest bounds over agents)
-            self.action_space = padded_actions(self.action_spaces)
+            self.action_space = padded_actions(self.agent_action_spaces)
             self.single_action_space = spaces.Box(self.action_space.low.min(0), self.action_space.high.max(0),
                                                   dtype=np.float32)
         self.metadata = dict(getattr(env, "metadata", {}))
@@ -136,7 +137,7 @@ class ParallelArrayEnv(gym.Env):
 
     def _agent_action(self, i: int, action: np.ndarray) -> Any:
         """Agent ``i``'s action as its own space takes it (from its padded row, where spaces differ)."""
-        space = self.action_spaces[i]
+        space = self.agent_action_spaces[i]
         if isinstance(space, spaces.Discrete):
             return np.int64(np.ravel(action)[0] if self.padded else action)
         return action[:space.shape[0]] if self.padded else action  # type: ignore[index]
@@ -166,7 +167,7 @@ class ParallelVectorEnv(Snapshot):
         self.possible_agents = first.possible_agents
         self.num_agents = len(self.possible_agents)
         self.single_observation_space = first.single_observation_space
-        self.single_action_space, self.action_spaces = first.single_action_space, first.action_spaces
+        self.single_action_space, self.agent_action_spaces = first.single_action_space, first.agent_action_spaces
         self._obs = np.zeros((num_envs, *first.observation_space.shape), dtype=np.float32)  # type: ignore[misc]
         self._prev_done = np.zeros(num_envs, dtype=bool)
 

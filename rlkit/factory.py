@@ -357,7 +357,7 @@ def build_agent(cfg: Any, env: EnvFactory, seed: int, training: bool = True) -> 
         first.close()
         raise ConfigError(f"agent={cfg.name} is a single-agent learner: it acts for a team only by joint control, "
                           f"which needs every agent to have the same action space, and {env.label}'s differ "
-                          f"({describe_spaces(list(env.agents), first.action_spaces)}); use agent=maddpg, which "
+                          f"({describe_spaces(list(env.agents), first.agent_action_spaces)}); use agent=maddpg, which "
                           "gives each agent its own actor")
     try:
         probe = JointControl(first)

@@ -12,6 +12,7 @@ from rlkit.callbacks import CallbackList
 from rlkit.envs.adapters import ParallelArrayEnv, ParallelVectorEnv
 from rlkit.errors import ConfigError
 
+SIGNAL = spaces.Discrete(2)
 TINY = dict(n_envs=2, learning_starts=100, batch_size=32, buffer_size=2000, net_arch=[16, 16])
 
 
@@ -21,10 +22,10 @@ class SignalAndMove(ParallelEnv):
 
     metadata = {"name": "signal_and_move"}
 
-    def __init__(self, render_mode=None):
+    def __init__(self, render_mode=None, signal=SIGNAL):
         self.possible_agents = ["signal_0", "mover_0"]
         self.observation_spaces = {"signal_0": spaces.Box(-10, 10, (3,)), "mover_0": spaces.Box(-10, 10, (5,))}
-        self.action_spaces = {"signal_0": spaces.Discrete(2), "mover_0": spaces.Box(-2.0, 2.0, (3,))}
+        self.action_spaces = {"signal_0": signal, "mover_0": spaces.Box(-2.0, 2.0, (3,))}
         self.received = []  # every action dict step() got
 
     def observation_space(self, agent):
@@ -45,10 +46,13 @@ class SignalAndMove(ParallelEnv):
         return self._obs(), {a: {} for a in self.agents}
 
     def step(self, actions):
-        assert self.action_spaces["signal_0"].contains(actions["signal_0"]), actions
+        signal = self.action_spaces["signal_0"]
+        assert signal.contains(actions["signal_0"] if isinstance(signal, spaces.Discrete) else
+                               actions["signal_0"].astype(np.float32)), actions
         assert self.action_spaces["mover_0"].contains(actions["mover_0"].astype(np.float32)), actions
         self.received.append(actions)
-        self.heard = tuple(np.eye(2)[int(actions["signal_0"])])
+        said = int(actions["signal_0"]) if isinstance(signal, spaces.Discrete) else int(actions["signal_0"][0] > 0)
+        self.heard = tuple(np.eye(2)[said])
         before = abs(self.x - (1.0 if self.side else -1.0))
         self.x = float(np.clip(self.x + 0.2 * actions["mover_0"][0], -3, 3))
         self.t += 1
@@ -60,8 +64,9 @@ class SignalAndMove(ParallelEnv):
                 {a: done for a in self.possible_agents}, {a: {} for a in self.possible_agents})
 
 
-def _agent(seed=0, **kw):
-    return MADDPG(MADDPGConfig(**{**TINY, **kw}), lambda n: ParallelVectorEnv(SignalAndMove, n), seed=seed)
+def _agent(seed=0, signal=SIGNAL, **kw):
+    return MADDPG(MADDPGConfig(**{**TINY, **kw}), lambda n: ParallelVectorEnv(lambda: SignalAndMove(signal=signal), n),
+                  seed=seed)
 
 
 def test_different_action_spaces_act_through_one_padded_row_per_agent():
@@ -97,6 +102,16 @@ def test_a_discrete_and_a_box_agent_learn_each_with_its_own_actor(tmp_path):
     other = _agent(seed=7)
     other.load(tmp_path / "m.safetensors")
     np.testing.assert_array_equal(agent.act(obs), other.act(obs))
+
+
+def test_box_agents_of_different_sizes_learn_with_zero_padding():
+    agent = _agent(signal=spaces.Box(-1.0, 1.0, (1,)), target_noise=0.2)
+    assert agent.mixed and agent.act_dim == 3
+    agent.learn(300, CallbackList([]))
+    stored = agent.buffer.actions[:agent.buffer.size]
+    assert (stored[:, 0, 1:] == 0).all() and stored[:, 0, 0].std() > 0 and stored[:, 1].std() > 0
+    actions = agent.act(np.zeros((4, 2, 5), dtype=np.float32), deterministic=False)
+    assert actions.shape == (4, 2, 3) and (actions[:, 0, 1:] == 0).all() and (np.abs(actions[:, 0, 0]) <= 1).all()
 
 
 def test_each_agents_actor_gets_gradient_only_from_its_own_critic():
