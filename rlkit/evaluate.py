@@ -170,7 +170,7 @@ class PeriodicEvaluator(Callback):
         if solved_now:
             self.solved_at = {"step": self.num_steps, "train_seconds": train_seconds}
         success = "" if evaluation.success_rate is None else f", success {evaluation.success_rate:.0%}"
-        if len(evaluation.teams) > 1:
+        if len(evaluation.teams) > 1 and evaluation.team_mean_rewards:
             success += "; " + ", ".join(f"{t} {m:.1f}" for t, m in evaluation.team_mean_rewards.items())
         log.info("eval at step %d: mean reward %.1f +/- %.1f over %d episodes%s%s", self.num_steps,
                  evaluation.mean_reward, evaluation.std_reward, len(evaluation.rewards), success,

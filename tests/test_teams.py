@@ -42,10 +42,12 @@ def test_the_score_is_the_worst_agent_cooperatively_and_the_scored_team_competit
     assert competitive.score == 4.0
 
 
-def test_a_competitive_run_reports_every_team_and_keeps_the_scored_teams_best(tmp_path):
+def test_a_competitive_run_reports_every_team_and_keeps_the_scored_teams_best(tmp_path, caplog):
     cfg = compose_cfg([*TINY, "agent=maddpg", "agent.learning_starts=200", "env=mpe", "env.name=simple_adversary_v3",
                        "callbacks.eval.every_steps=300", "env.objective=competitive", "env.objective_team=agent"])
-    summary = train(cfg, tmp_path / "run")
+    with caplog.at_level("INFO"):
+        summary = train(cfg, tmp_path / "run")
+    assert "episodes; adversary " in caplog.text and ", agent " in caplog.text  # the evaluation log lines
     assert summary["objective"] == "competitive" and summary["objective_team"] == "agent"
     assert summary["teams"] == {"adversary": ("adversary_0",), "agent": ("agent_0", "agent_1")}
     final = summary["final_eval"]
