@@ -133,7 +133,8 @@ class MADDPG(Agent):
     """MADDPG on ``cfg.n_envs`` copies from ``make_vec(n)`` (a :class:`ParallelVectorEnv`).
 
     Every agent's actor (and critic) is one slice of a :class:`StackedMLP`; with ``share_parameters`` one actor
-    and one critic serve all (the critic gets an agent id). ``single_agent``: a single-agent env seen as a team of
+    and one critic serve all (the critic gets an agent id). Agents whose action spaces differ (``mixed``) act in
+    one padded network space (:meth:`_init_mixed`). ``single_agent``: a single-agent env seen as a team of
     one, whose ``act`` takes and returns arrays without the agent axis.
     """
 
@@ -143,16 +144,17 @@ class MADDPG(Agent):
         env = probe(make_vec, "maddpg")
         self.agents, self.n_agents = list(env.possible_agents), env.num_agents
         self.observation_space, self.action_space = env.single_observation_space, env.single_action_space
-        self.discrete = isinstance(self.action_space, spaces.Discrete)
-        if self.discrete:
-            self.act_dim = int(self.action_space.n)  # type: ignore[attr-defined]
-        elif isinstance(self.action_space, spaces.Box) and len(self.action_space.shape) == 1 and \
-                np.isfinite(self.action_space.low).all() and np.isfinite(self.action_space.high).all():
-            self.act_dim = int(self.action_space.shape[0])
-            self._low = torch.as_tensor(self.action_space.low, dtype=torch.float32)
-            self._high = torch.as_tensor(self.action_space.high, dtype=torch.float32)
+        per_agent = getattr(env, "agent_action_spaces", None)  # ParallelVectorEnv's; other vector envs': alike
+        self.agent_action_spaces = list(per_agent or [self.action_space] * self.n_agents)
+        self.mixed = any(s != self.agent_action_spaces[0] for s in self.agent_action_spaces[1:])
+        if self.mixed:
+            self._init_mixed(cfg)
         else:
-            raise ConfigError(f"agent=maddpg needs Discrete or bounded Box actions, got {self.action_space}")
+            self.discrete = isinstance(self.action_space, spaces.Discrete)
+            self.act_dim = self._width(self.action_space)
+            if not self.discrete:
+                self._low = torch.as_tensor(self.action_space.low, dtype=torch.float32)
+                self._high = torch.as_tensor(self.action_space.high, dtype=torch.float32)
         self.obs_dim = int(self.observation_space.shape[0])
         a, od, ad = self.n_agents, self.obs_dim, self.act_dim
         shared = cfg.share_parameters
@@ -179,6 +181,63 @@ class MADDPG(Agent):
         self._total_steps = 1
         self._noise_state: torch.Tensor | None = None
         self._episode_start = torch.zeros(0, dtype=torch.bool)
+
+    @staticmethod
+    def _width(space: spaces.Space[Any]) -> int:
+        """The network-space size of an agent's action: a one-hot of a Discrete, a bounded flat Box's values."""
+        if isinstance(space, spaces.Discrete):
+            return int(space.n)
+        if isinstance(space, spaces.Box) and len(space.shape) == 1 and np.isfinite(space.low).all() and \
+                np.isfinite(space.high).all():
+            return int(space.shape[0])
+        raise ConfigError(f"agent=maddpg needs Discrete or bounded Box actions, got {space}")
+
+    def _init_mixed(self, cfg: MADDPGConfig) -> None:
+        """Agents whose action spaces differ: every agent's network-space action padded to the widest.
+
+        A Discrete agent's padding logits are masked out (never chosen, no probability), a Box agent's padding is
+        zero; so each agent's critic input holds every agent's true action and constant zeros.
+        """
+        if cfg.share_parameters:
+            from rlkit.envs.adapters import describe_spaces
+
+            raise ConfigError("agent.share_parameters=true needs agents with the same action space, and these "
+                              f"differ ({describe_spaces(self.agents, self.agent_action_spaces)}); set "
+                              "agent.share_parameters=false: each agent gets its own actor and critic")
+        widths = [self._width(s) for s in self.agent_action_spaces]
+        self.discrete, self.act_dim = False, max(widths)
+        a = self.n_agents
+        self._valid = torch.arange(self.act_dim) < torch.tensor(widths)[:, None]  # (agents, act_dim)
+        self._discrete_agents = torch.tensor([isinstance(s, spaces.Discrete) for s in self.agent_action_spaces])
+        self._low, self._high = torch.zeros(a, self.act_dim), torch.zeros(a, self.act_dim)
+        self._starts = torch.zeros(a, dtype=torch.long)
+        for i, s in enumerate(self.agent_action_spaces):
+            if isinstance(s, spaces.Discrete):
+                self._starts[i] = int(s.start)
+            else:
+                self._low[i, :widths[i]] = torch.as_tensor(s.low)
+                self._high[i, :widths[i]] = torch.as_tensor(s.high)
+        self._sizes = torch.tensor(widths)
+        self._env_width = max(1 if isinstance(s, spaces.Discrete) else w
+                              for s, w in zip(self.agent_action_spaces, widths, strict=True))
+
+    def _mixed_actions(self, out: torch.Tensor, sample: bool, noise: float = 0.0) -> torch.Tensor:
+        """Network-space actions of agents whose spaces differ, from raw outputs (batch, agents, act_dim).
+
+        Discrete agents: a one-hot of the argmax (``sample``: straight-through Gumbel-softmax) over their own
+        actions; Box agents: tanh, plus Gaussian ``noise`` (clipped to [-1, 1]); padding zero.
+        """
+        disc, parts = self._discrete_agents.view(1, -1, 1), []
+        if bool(disc.any()):
+            logits = out.masked_fill(~self._valid, float("-inf"))
+            parts.append(gumbel_softmax(logits, self.cfg.gumbel_temperature) if sample else
+                         nn.functional.one_hot(logits.argmax(-1), self.act_dim).to(out.dtype))
+        if not bool(disc.all()):
+            cont = torch.tanh(out)
+            if noise > 0:
+                cont = (cont + noise * torch.randn(cont.shape, generator=self.generator)).clamp(-1.0, 1.0)
+            parts.append(cont * self._valid)
+        return parts[0] if len(parts) == 1 else torch.where(disc, parts[0], parts[1])
 
     # -- networks
     def _policy_out(self, actor: StackedMLP, obs: torch.Tensor) -> torch.Tensor:
@@ -220,7 +279,12 @@ class MADDPG(Agent):
         return critic_input(o, acts)
 
     def _to_env(self, a: torch.Tensor) -> np.ndarray:
-        """Network-space actions (tanh range, or one-hot) to what the env takes."""
+        """Network-space actions (tanh range, or one-hot) to what the env takes (padded rows where spaces differ)."""
+        if self.mixed:
+            values = self._low + (a + 1.0) * 0.5 * (self._high - self._low)  # zero for Discrete agents' rows
+            index = (a.argmax(-1) + self._starts).to(values.dtype)
+            values[..., 0] = torch.where(self._discrete_agents, index, values[..., 0])
+            return values[..., :self._env_width].numpy().astype(np.float32)
         if self.discrete:
             return a.argmax(-1).numpy()
         return (self._low + (a + 1.0) * 0.5 * (self._high - self._low)).numpy().astype(np.float32)
@@ -233,7 +297,9 @@ class MADDPG(Agent):
         with torch.no_grad():
             greedy_actor = self.target_actor if deterministic and self.cfg.eval_target_actor else self.actor
             out = self._policy_out(greedy_actor, x)
-            if self.discrete:
+            if self.mixed:
+                a = self._mixed_actions(out, sample=not deterministic, noise=0.0 if deterministic else self._noise())
+            elif self.discrete:
                 a = nn.functional.one_hot(out.argmax(-1), self.act_dim).float() if deterministic else \
                     gumbel_softmax(out, self.cfg.gumbel_temperature)
             else:
@@ -253,12 +319,19 @@ class MADDPG(Agent):
         """Network-space exploratory actions: uniform at first, then the actors' with noise (or Gumbel)."""
         shape = (obs.shape[0], self.n_agents, self.act_dim)
         if self.num_steps < self.cfg.learning_starts:
+            if self.mixed:  # uniform over each agent's own actions
+                index = (torch.rand(shape[:2], generator=self.generator) * self._sizes).long()
+                uniform = torch.rand(shape, generator=self.generator) * 2.0 - 1.0
+                return torch.where(self._discrete_agents.view(1, -1, 1),
+                                   nn.functional.one_hot(index, self.act_dim).float(), uniform * self._valid)
             if self.discrete:
                 return nn.functional.one_hot(torch.randint(0, self.act_dim, shape[:2], generator=self.generator),
                                              self.act_dim).float()
             return torch.rand(shape, generator=self.generator) * 2.0 - 1.0
         with torch.no_grad():
             out = self._policy_out(self.actor, torch.as_tensor(obs, dtype=torch.float32))
+            if self.mixed:
+                return self._mixed_actions(out, sample=True, noise=self._noise())
             if self.discrete:
                 return gumbel_softmax(out, self.cfg.gumbel_temperature)
             return (torch.tanh(out) + self._noise() * self._unit_noise(shape)).clamp(-1.0, 1.0)
@@ -350,7 +423,14 @@ class MADDPG(Agent):
             obs, actions, next_obs = obs * sign, actions * sign, next_obs * sign
         with torch.no_grad():  # y_i = r_i + gamma^n * (1 - done) * Q'_i(o', mu'(o')), the smaller twin's
             out = self._policy_out(self.target_actor, next_obs)
-            if self.discrete:
+            if self.mixed:
+                next_actions = self._mixed_actions(out, sample=False)
+                if cfg.target_noise > 0:  # TD3's target policy smoothing, for the Box agents
+                    noise = (torch.randn(next_actions.shape, generator=self.generator) * cfg.target_noise)
+                    smooth = (next_actions + noise.clamp(-cfg.target_noise_clip, cfg.target_noise_clip)
+                              ).clamp(-1.0, 1.0) * self._valid
+                    next_actions = torch.where(self._discrete_agents.view(1, -1, 1), next_actions, smooth)
+            elif self.discrete:
                 next_actions = nn.functional.one_hot(out.argmax(-1), self.act_dim).float()
             else:
                 next_actions = torch.tanh(out)
@@ -373,9 +453,13 @@ class MADDPG(Agent):
         self.num_updates += 1
         if self.num_updates % cfg.policy_delay == 0:  # actor loss_i = -Q_i(o, a_1..mu_i(o_i)..a_N)
             out = self._policy_out(self.actor, obs)
-            own = gumbel_softmax(out, cfg.gumbel_temperature) if self.discrete else torch.tanh(out)
+            if self.mixed:
+                own, penalty = self._mixed_actions(out, sample=True), (out[:, self._valid] ** 2).mean()
+            else:
+                own = gumbel_softmax(out, cfg.gumbel_temperature) if self.discrete else torch.tanh(out)
+                penalty = (out ** 2).mean()
             q_own = self._q(self.critic, self._rows(obs, actions, own), 1)[0]
-            actor_loss = -q_own.mean() + cfg.action_l2 * (out ** 2).mean()
+            actor_loss = -q_own.mean() + cfg.action_l2 * penalty
             # Gradients for the actors only: the critic's weights take no part in this step.
             for p, g in zip(self._actor_params, torch.autograd.grad(actor_loss, self._actor_params), strict=True):
                 p.grad = g

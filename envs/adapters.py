@@ -1,6 +1,7 @@
 """Multi-agent envs as arrays with an agent axis, single-agent ones as a team of one, and joint control.
 
-Agents must share one action space, observe flat Boxes (shorter ones zero-padded) and end together (else ValueError).
+Agents observe flat Boxes (shorter ones zero-padded) and end together (else ValueError). Agents whose action spaces
+differ (Discrete of any size, flat bounded Boxes of any size) act through a padded array: see :func:`padded_actions`.
 """
 
 from __future__ import annotations
@@ -18,21 +19,48 @@ from rlkit.envs.balancing_pole import reset_mask
 from rlkit.envs.state import Snapshot
 
 
-def _common_spaces(env: Any) -> tuple[list[str], spaces.Box, spaces.Space[Any], list[int]]:
-    """Agents, a common observation space (MPE's agents see different things), the action space, and sizes."""
+def _common_spaces(env: Any) -> tuple[list[str], spaces.Box, list[spaces.Space[Any]], list[int]]:
+    """Agents, a common observation space (MPE's agents see different things), the action spaces, and sizes."""
     agents = list(env.possible_agents)
     obs_spaces = [env.observation_space(a) for a in agents]
     act_spaces = [env.action_space(a) for a in agents]
-    if any(s != act_spaces[0] for s in act_spaces[1:]):
-        detail = ", ".join(f"{a}: {s}" for a, s in zip(agents, act_spaces, strict=True))
-        raise ValueError(f"every agent must have the same action space; this env has {detail}")
     if not all(isinstance(s, spaces.Box) and len(s.shape) == 1 for s in obs_spaces):
         raise ValueError(f"every agent's observations must be flat Boxes; this env has {obs_spaces}")
     sizes = [int(s.shape[0]) for s in obs_spaces]
     bounds = np.zeros((2, len(agents), max(sizes)), dtype=np.float32)
     for i, s in enumerate(obs_spaces):
         bounds[:, i, :sizes[i]] = s.low, s.high
-    return agents, spaces.Box(bounds[0].min(0), bounds[1].max(0), dtype=np.float32), act_spaces[0], sizes
+    return agents, spaces.Box(bounds[0].min(0), bounds[1].max(0), dtype=np.float32), act_spaces, sizes
+
+
+def padded_actions(act_spaces: list[spaces.Space[Any]]) -> spaces.Box:
+    """The joint action of agents whose action spaces differ: one row per agent, zero-padded to the widest.
+
+    A Discrete agent's row holds its action's index first; a Box agent's row its action. Raises ValueError for
+    other spaces (only Discrete and flat bounded Boxes can be padded into one array).
+    """
+    widths = []
+    for s in act_spaces:
+        if isinstance(s, spaces.Discrete):
+            widths.append(1)
+        elif isinstance(s, spaces.Box) and len(s.shape) == 1 and np.isfinite(s.low).all() and \
+                np.isfinite(s.high).all():
+            widths.append(int(s.shape[0]))
+        else:
+            raise ValueError(f"agents with different action spaces must each have Discrete or flat bounded Box "
+                             f"actions, got {s}")
+    bounds = np.zeros((2, len(act_spaces), max(widths)), dtype=np.float32)
+    for i, s in enumerate(act_spaces):
+        if isinstance(s, spaces.Discrete):
+            bounds[:, i, 0] = s.start, s.start + s.n - 1
+        else:
+            bounds[:, i, :widths[i]] = s.low, s.high  # type: ignore[attr-defined]
+    return spaces.Box(bounds[0], bounds[1], dtype=np.float32)
+
+
+def describe_spaces(agents: list[str], act_spaces: list[spaces.Space[Any]]) -> str:
+    """``name: space`` of every agent, for messages."""
+    return ", ".join(f"{a}: {s}" for a, s in zip(agents, act_spaces, strict=True))
 
 
 def _joint_space(space: spaces.Space[Any], n: int) -> spaces.Space[Any]:
@@ -50,11 +78,19 @@ class ParallelArrayEnv(gym.Env):
 
     def __init__(self, env: Any) -> None:
         self.env = env
-        self.possible_agents, self.single_observation_space, self.single_action_space, self._sizes = \
+        self.possible_agents, self.single_observation_space, self.agent_action_spaces, self._sizes = \
             _common_spaces(env)
         n = len(self.possible_agents)
         self.observation_space = _joint_space(self.single_observation_space, n)
-        self.action_space = _joint_space(self.single_action_space, n)
+        self.padded = any(s != self.agent_action_spaces[0] for s in self.agent_action_spaces[1:])
+        """True where the agents' action spaces differ: actions are :func:`padded_actions` rows."""
+        if not self.padded:
+            self.single_action_space = self.agent_action_spaces[0]
+            self.action_space = _joint_space(self.single_action_space, n)
+        else:  # one padded row per agent; single_action_space: a row (the widest bounds over agents)
+            self.action_space = padded_actions(self.agent_action_spaces)
+            self.single_action_space = spaces.Box(self.action_space.low.min(0), self.action_space.high.max(0),
+                                                  dtype=np.float32)
         self.metadata = dict(getattr(env, "metadata", {}))
         self.render_mode = getattr(env, "render_mode", None)
 
@@ -89,9 +125,8 @@ class ParallelArrayEnv(gym.Env):
         if len(live) != len(self.possible_agents):
             raise ValueError("step() after the episode ended, or with agents that left it mid-episode: "
                              f"live agents {live} of {self.possible_agents}")
-        as_env = actions.astype(np.int64) if isinstance(self.single_action_space, spaces.Discrete) else actions
         obs, rewards, terms, truncs, infos = self.env.step(
-            {a: as_env[i] for i, a in enumerate(self.possible_agents)})
+            {a: self._agent_action(i, actions[i]) for i, a in enumerate(self.possible_agents)})
         ended = [terms[a] or truncs[a] for a in self.possible_agents]
         if any(ended) and not all(ended):
             raise ValueError("agents of this env end their episodes at different times, which rlkit's "
@@ -100,6 +135,13 @@ class ParallelArrayEnv(gym.Env):
         truncated = all(ended) and not terminated
         reward = np.array([rewards[a] for a in self.possible_agents], dtype=np.float32)
         return self._stack(obs), reward, terminated, truncated, {"agents": infos}
+
+    def _agent_action(self, i: int, action: np.ndarray) -> Any:
+        """Agent ``i``'s action as its own space takes it (from its padded row, where spaces differ)."""
+        space = self.agent_action_spaces[i]
+        if isinstance(space, spaces.Discrete):
+            return np.int64(np.ravel(action)[0] if self.padded else action)
+        return action[:space.shape[0]] if self.padded else action  # type: ignore[index]
 
     def render(self) -> Any:  # noqa: D102  (the base class's)
         return self.env.render()
@@ -126,7 +168,7 @@ class ParallelVectorEnv(Snapshot):
         self.possible_agents = first.possible_agents
         self.num_agents = len(self.possible_agents)
         self.single_observation_space = first.single_observation_space
-        self.single_action_space = first.single_action_space
+        self.single_action_space, self.agent_action_spaces = first.single_action_space, first.agent_action_spaces
         self._obs = np.zeros((num_envs, *first.observation_space.shape), dtype=np.float32)  # type: ignore[misc]
         self._prev_done = np.zeros(num_envs, dtype=bool)
 

@@ -45,6 +45,10 @@ class Evaluation:
     """Multi-agent runs: every agent's return of every episode."""
     success_rate: float | None = None
     """Fraction of episodes that ended with ``info["is_success"]``, for envs that report it."""
+    teams: dict[str, list[str]] = field(default_factory=dict)
+    """Multi-agent runs: every team's agents."""
+    scored_team: str | None = None
+    """Competitive runs: the team whose mean return is the score."""
 
     @property
     def mean_reward(self) -> float:
@@ -52,8 +56,21 @@ class Evaluation:
         return float(np.mean(self.rewards))
 
     @property
+    def team_mean_rewards(self) -> dict[str, float]:
+        """Every team's mean return (the mean of its agents'), where the agents' returns are known."""
+        if not self.agent_rewards:
+            return {}
+        return {t: float(np.mean([np.mean(self.agent_rewards[a]) for a in agents]))
+                for t, agents in self.teams.items()}
+
+    @property
     def score(self) -> float:
-        """What solving and the best checkpoint go by: the mean return; multi-agent, the smallest agent's."""
+        """What solving and the best checkpoint go by: the mean return; multi-agent, see below.
+
+        Cooperative runs: the smallest agent's mean return; competitive ones: the scored team's.
+        """
+        if self.agent_rewards and self.scored_team is not None:
+            return self.team_mean_rewards[self.scored_team]
         if self.agent_rewards:
             return min(float(np.mean(r)) for r in self.agent_rewards.values())
         return self.mean_reward
@@ -75,6 +92,8 @@ class TrainingContext:
     """The run's whole callback list, to emit events to the others (e.g. an evaluation)."""
     reward_threshold: float | None = None
     success_threshold: float | None = None
+    teams: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    scored_team: str | None = None
     writer: SummaryWriter | None = None
     start_time: float = field(default_factory=time.perf_counter)
 
@@ -260,6 +279,9 @@ class TensorBoardLogger(Callback):
         w.add_scalar("eval/mean_length", float(np.mean(evaluation.lengths)), step)
         for agent, rewards in evaluation.agent_rewards.items():
             w.add_scalar(f"eval/mean_reward/{agent}", float(np.mean(rewards)), step)
+        if len(evaluation.teams) > 1:
+            for team, mean in evaluation.team_mean_rewards.items():
+                w.add_scalar(f"eval/mean_reward/{team}", mean, step)
         if evaluation.success_rate is not None:
             w.add_scalar("eval/success_rate", evaluation.success_rate, step)
             self._final["eval/success_rate"] = evaluation.success_rate

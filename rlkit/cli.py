@@ -79,6 +79,8 @@ def _eval(cfg: DictConfig) -> None:
             print(f"  success rate {sum(report.successes) / len(report.successes):.0%}")
         for name, rewards in report.agent_rewards.items():
             print(f"  {name}: mean reward {statistics.fmean(rewards):.2f} ± {statistics.pstdev(rewards):.2f}")
+        for team, mean in report.team_mean_rewards().items():
+            print(f"  team {team}: mean reward {mean:.2f}")
         if report.video is not None:
             print(f"video: {report.video}")
 

@@ -45,6 +45,14 @@ class Played:
     checkpoint: Path | None = None
     """``rlkit eval``: the checkpoint played, and the video it wrote."""
     video: Path | None = None
+    teams: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """``rlkit eval`` of a multi-agent run: its teams."""
+
+    def team_mean_rewards(self) -> dict[str, float]:
+        """Every team's mean return (the mean of its agents'), where there are two teams or more."""
+        if len(self.teams) < 2 or not self.agent_rewards:
+            return {}
+        return {t: float(np.mean([np.mean(self.agent_rewards[a]) for a in agents])) for t, agents in self.teams.items()}
 
     def add(self, other: Played) -> None:
         """Count ``other``'s episodes too."""
@@ -147,7 +155,9 @@ class PeriodicEvaluator(Callback):
         played = play_episodes(self.ctx.agent, self.envs, deterministic=self.cfg.deterministic)
         evaluation = Evaluation(step=self.num_steps, rewards=played.rewards, lengths=played.lengths,
                                 agent_rewards=played.agent_rewards,
-                                success_rate=float(np.mean(played.successes)) if played.successes else None)
+                                success_rate=float(np.mean(played.successes)) if played.successes else None,
+                                teams={t: list(a) for t, a in self.ctx.teams.items()},
+                                scored_team=self.ctx.scored_team)
         self.last = evaluation
         if self.best is None or evaluation.score > self.best.score:
             self.best = evaluation
@@ -160,6 +170,8 @@ class PeriodicEvaluator(Callback):
         if solved_now:
             self.solved_at = {"step": self.num_steps, "train_seconds": train_seconds}
         success = "" if evaluation.success_rate is None else f", success {evaluation.success_rate:.0%}"
+        if len(evaluation.teams) > 1 and evaluation.team_mean_rewards:
+            success += "; " + ", ".join(f"{t} {m:.1f}" for t, m in evaluation.team_mean_rewards.items())
         log.info("eval at step %d: mean reward %.1f +/- %.1f over %d episodes%s%s", self.num_steps,
                  evaluation.mean_reward, evaluation.std_reward, len(evaluation.rewards), success,
                  " (solved)" if solved_now else "")
@@ -240,7 +252,7 @@ def evaluate_run(cfg: EvalRunConfig, on_episode: Callable[[int, Played], Any] | 
     def window_closed() -> bool:
         return bool(getattr(env.unwrapped, "window_closed", False))
 
-    report, video = Played(checkpoint=checkpoint), None
+    report, video = Played(checkpoint=checkpoint, teams=env_factory.teams), None
     try:
         if cfg.video:  # <run>/videos/eval-<checkpoint>-<time>.<format>
             folder = run_dir / "videos"

@@ -61,6 +61,47 @@ class GymEnvConfig:
             raise ConfigError("env.id is empty: name a registered Gymnasium id, e.g. env.id=CartPole-v1")
 
 
+OBJECTIVES = ("cooperative", "competitive")
+
+
+def check_objective(cfg: Any) -> None:
+    """Refuse an objective other than cooperative or competitive, or one whose team is missing or not needed."""
+    if cfg.objective not in OBJECTIVES:
+        raise ConfigError(f"env.objective={cfg.objective!r} is not one of {', '.join(OBJECTIVES)}")
+    if cfg.objective == "competitive" and not cfg.objective_team:
+        raise ConfigError("env.objective=competitive scores one team: name it with env.objective_team=<team>")
+    if cfg.objective == "cooperative" and cfg.objective_team:
+        raise ConfigError(f"env.objective_team={cfg.objective_team} is only for env.objective=competitive; set "
+                          "that too, or drop env.objective_team")
+
+
+def agent_teams(agents: tuple[str, ...], declared: dict[str, list[str]], label: str) -> dict[str, tuple[str, ...]]:
+    """Every agent's team: ``declared`` (env.teams), else by name prefix (``adversary_0`` -> ``adversary``)."""
+    if not declared:
+        teams: dict[str, list[str]] = {}
+        for a in agents:
+            prefix, _, number = a.rpartition("_")
+            teams.setdefault(prefix if prefix and number.isdigit() else a, []).append(a)
+        return {t: tuple(members) for t, members in teams.items()}
+    seen: dict[str, str] = {}
+    for team, members in declared.items():
+        if team in agents:
+            raise ConfigError(f"env.teams.{team}: a team cannot share its name with an agent; name it otherwise")
+        for a in members:
+            if a not in agents:
+                close = difflib.get_close_matches(str(a), agents, n=1)
+                hint = f" Did you mean {close[0]}?" if close else ""
+                raise ConfigError(f"env.teams.{team} names {a!r}, which is not an agent of {label}; its agents: "
+                                  f"{', '.join(agents)}.{hint}")
+            if a in seen:
+                raise ConfigError(f"{a} is in two teams (env.teams.{seen[a]} and env.teams.{team}); put it in one")
+            seen[a] = team
+    left = [a for a in agents if a not in seen]
+    if left:
+        raise ConfigError(f"env.teams leaves out {', '.join(left)}: put every agent of {label} in one team")
+    return {t: tuple(str(a) for a in members) for t, members in declared.items() if members}
+
+
 @dataclass
 class PettingZooConfig:
     """Any PettingZoo parallel environment: a registered id, or a ``module:function`` that builds one."""
@@ -73,9 +114,18 @@ class PettingZooConfig:
     """Keyword arguments for the env's constructor, e.g. +env.kwargs.max_cycles=50."""
     reward_threshold: float | None = None
     """Mean evaluation return (every agent) at which the task counts as solved; empty: none."""
+    teams: dict[str, list[str]] = field(default_factory=dict)
+    """Teams of agents by name, e.g. '+env.teams={hunters:[adversary_0],prey:[agent_0]}'; empty: by the agents'
+    name prefixes (adversary_0 and adversary_1 -> adversary)."""
+    objective: str = "cooperative"
+    """What solving and the best checkpoint go by: cooperative (every agent's mean >= the threshold) or competitive
+    (the mean of env.objective_team)."""
+    objective_team: str = ""
+    """The team a competitive objective scores."""
 
     def validate(self) -> None:
         """Check values that the types alone cannot."""
+        check_objective(self)
         if not self.id:
             raise ConfigError("env.id is empty: name a PettingZoo id or a module:function entry point")
 
@@ -102,9 +152,18 @@ class MPEConfig:
     """Mean evaluation return (every agent) at which the task counts as solved; empty: none."""
     batched: bool = True
     """rlkit's NumPy version (every copy stepped at once) where the scenario has one; false: mpe2's own env."""
+    teams: dict[str, list[str]] = field(default_factory=dict)
+    """Teams of agents by name, e.g. '+env.teams={hunters:[adversary_0],prey:[agent_0]}'; empty: by the agents'
+    name prefixes (adversary_0 and adversary_1 -> adversary)."""
+    objective: str = "cooperative"
+    """What solving and the best checkpoint go by: cooperative (every agent's mean >= the threshold) or competitive
+    (the mean of env.objective_team)."""
+    objective_team: str = ""
+    """The team a competitive objective scores."""
 
     def validate(self) -> None:
         """Check values that the types alone cannot."""
+        check_objective(self)
         if self.name not in MPE_SCENARIOS:
             close = difflib.get_close_matches(self.name, MPE_SCENARIOS, n=1)
             hint = f" Did you mean {close[0]}?" if close else ""
@@ -130,6 +189,10 @@ class EnvFactory:
     """The agents of a multi-agent env; empty for a single-agent one."""
     success_threshold: float | None = None
     """Evaluation success rate (``info["is_success"]``) that counts as solved, for envs that report success."""
+    teams: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """A multi-agent env's teams: their agents, in the env's order."""
+    scored_team: str | None = None
+    """The team whose mean return solving and the best checkpoint go by (competitive); None: every agent's."""
 
 
 def _rlkit(cfg: BalancingPoleConfig | MultiCartPoleConfig | RoboticArmConfig) -> EnvFactory:
@@ -312,6 +375,15 @@ def build_env(cfg: Any) -> EnvFactory:
     from rlkit.envs.checks import CheckedEnv, CheckedVectorEnv
 
     env = lookup("env", cfg.name)[1](cfg)
+    if env.agents:
+        teams = agent_teams(env.agents, dict(getattr(cfg, "teams", None) or {}), env.label)
+        scored = getattr(cfg, "objective_team", "") or None
+        if scored is not None and scored not in teams:
+            close = difflib.get_close_matches(scored, list(teams), n=1)
+            hint = f" Did you mean {close[0]}?" if close else ""
+            raise ConfigError(f"env.objective_team={scored} is not a team of {env.label}; its teams: "
+                              f"{', '.join(teams)}.{hint}")
+        env = dataclasses.replace(env, teams=teams, scored_team=scored)
     return dataclasses.replace(env, make=lambda render_mode=None: CheckedEnv(env.make(render_mode), env.label),
                                make_vec=lambda n: CheckedVectorEnv(env.make_vec(n), env.label))
 
@@ -354,8 +426,17 @@ def build_agent(cfg: Any, env: EnvFactory, seed: int, training: bool = True) -> 
     from rlkit.agents.joint_control import JointControlAgent
     from rlkit.envs.adapters import JointControl, JointControlVectorEnv
 
+    first = env.make(None)
+    if getattr(first, "padded", False):
+        from rlkit.envs.adapters import describe_spaces
+
+        first.close()
+        raise ConfigError(f"agent={cfg.name} is a single-agent learner: it acts for a team only by joint control, "
+                          f"which needs every agent to have the same action space, and {env.label}'s differ "
+                          f"({describe_spaces(list(env.agents), first.agent_action_spaces)}); use agent=maddpg, which "
+                          "gives each agent its own actor")
     try:
-        probe = JointControl(env.make(None))
+        probe = JointControl(first)
     except ValueError as e:
         raise ConfigError(f"agent={cfg.name} cannot control {env.label}'s agents jointly: {e}") from None
     probe.close()

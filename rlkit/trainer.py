@@ -51,8 +51,9 @@ def _evaluation_dict(e: Evaluation | None) -> dict[str, Any] | None:
     out = {"step": e.step, "mean_reward": e.mean_reward, "std_reward": e.std_reward, "episodes": len(e.rewards)}
     if e.success_rate is not None:
         out["success_rate"] = e.success_rate
-    if e.agent_rewards:  # multi-agent runs: solving and the best checkpoint go by the smallest agent's mean
-        out.update(agent_mean_rewards={a: float(np.mean(r)) for a, r in e.agent_rewards.items()}, score=e.score)
+    if e.agent_rewards:  # multi-agent runs: solving and the best checkpoint go by the score (the env.objective)
+        out.update(agent_mean_rewards={a: float(np.mean(r)) for a, r in e.agent_rewards.items()}, score=e.score,
+                   team_mean_rewards=e.team_mean_rewards)
     return out
 
 
@@ -134,7 +135,8 @@ def train(cfg: TrainConfig, run_dir: Path, callbacks: Sequence[Callback] = (),
         callback_list = CallbackList([*every, *_extra_callbacks(cfg.callbacks.extra), *callbacks, checkpointer])
         ctx = TrainingContext(agent=agent, run_dir=run_dir, total_steps=cfg.total_steps, callbacks=callback_list,
                               reward_threshold=env_factory.reward_threshold,
-                              success_threshold=env_factory.success_threshold, writer=writer)
+                              success_threshold=env_factory.success_threshold, writer=writer,
+                              teams=env_factory.teams, scored_team=env_factory.scored_team)
         if resume_from is not None:
             restore(resume_from, agent, callback_list, identity)
         callback_list.on_training_start(ctx)
@@ -175,6 +177,9 @@ def train(cfg: TrainConfig, run_dir: Path, callbacks: Sequence[Callback] = (),
             "resumed_from": None if resume_from is None else resume_from.step,
             "checkpoint_write_seconds": checkpointer.write_seconds, "versions": package_versions(),
         }
+        if env_factory.teams:  # what solving and the best checkpoint went by
+            summary.update(teams=env_factory.teams, objective="cooperative" if env_factory.scored_team is None else
+                           "competitive", objective_team=env_factory.scored_team)
         if diverged is not None:
             summary["stopped"] = str(diverged).removeprefix("training ")  # "diverged at step ...: why"
         write_json(run_dir / SUMMARY_FILE, summary)

@@ -82,12 +82,28 @@ def test_single_agent_continuous_env_trains_as_ddpg(tmp_path, caplog):
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["agent"] == "maddpg"
 
 
-def test_different_action_spaces_are_refused_with_the_reason(tmp_path):
-    from rlkit.errors import ConfigError
+def test_agents_with_different_spaces_train_and_evaluate_from_the_run(tmp_path):
+    # simple_speaker_listener: speaker_0 Discrete(3) sees 3 numbers, listener_0 Discrete(5) sees 11.
+    out = cli(["train", *TINY[1:], "total_steps=600", "agent.learning_starts=300", "agent=maddpg", "agent.n_envs=2",
+               "env=mpe", "env.name=simple_speaker_listener_v4", "env.batched=false"],
+              cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    (run,) = (tmp_path / "runs" / "simple_speaker_listener_v4" / "maddpg").iterdir()
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["steps"] >= 600 and np.isfinite(summary["final_eval"]["mean_reward"])
+    assert set(summary["final_eval"]["agent_mean_rewards"]) == {"speaker_0", "listener_0"}
+    report = evaluate_run(EvalRunConfig(run=str(run), n_episodes=2))  # the saved actors, loaded back
+    assert len(report.rewards) == 2 and set(report.agent_rewards) == {"speaker_0", "listener_0"}
 
-    cfg = compose_cfg([*TINY, "agent=maddpg", "env=mpe", "env.name=simple_speaker_listener_v4"])
-    with pytest.raises(ConfigError, match="same action space; this env has speaker_0: Discrete"):
-        train(cfg, tmp_path / "run")
+
+@pytest.mark.parametrize("agent", ["reinforce", "ppo"])
+def test_single_agent_learners_refuse_agents_with_different_action_spaces_and_name_maddpg(tmp_path, agent):
+    out = cli(["train", *TINY, f"agent={agent}", "env=mpe", "env.name=simple_speaker_listener_v4",
+               "env.batched=false"], cwd=tmp_path)
+    assert out.returncode == 2
+    assert f"agent={agent} is a single-agent learner" in out.stderr
+    assert "speaker_0: Discrete(3), listener_0: Discrete(5)" in out.stderr and "use agent=maddpg" in out.stderr
+    assert "multi-agent learners" not in out.stderr and not (tmp_path / "runs").exists()
 
 
 def test_shorter_observations_are_zero_padded():

@@ -1,0 +1,96 @@
+"""Teams of a multi-agent run and its objective: per-team evaluation, summary, TensorBoard and best checkpoint."""
+
+import json
+
+import pytest
+
+from helpers import TINY, cli, compose_cfg, read_scalars
+from rlkit.callbacks import Evaluation
+from rlkit.errors import ConfigError
+from rlkit.factory import agent_teams
+from rlkit.train import train
+
+ADVERSARY = ("adversary_0", "agent_0", "agent_1")
+
+
+def test_teams_default_to_the_agents_name_prefixes():
+    assert agent_teams(ADVERSARY, {}, "x") == {"adversary": ("adversary_0",), "agent": ("agent_0", "agent_1")}
+    assert agent_teams(("cart_0", "cart_1"), {}, "x") == {"cart": ("cart_0", "cart_1")}
+    assert agent_teams(("leader", "follower_a"), {}, "x") == {"leader": ("leader",), "follower_a": ("follower_a",)}
+
+
+def test_declared_teams_override_the_prefixes_and_must_hold_every_agent_once():
+    declared = {"hunter": ["adversary_0", "agent_0"], "runner": ["agent_1"]}
+    assert agent_teams(ADVERSARY, declared, "x") == {"hunter": ("adversary_0", "agent_0"), "runner": ("agent_1",)}
+    with pytest.raises(ConfigError, match="env.teams.a names 'agent_2', which is not an agent of x.*Did you mean"):
+        agent_teams(ADVERSARY, {"a": ["agent_2"]}, "x")
+    with pytest.raises(ConfigError, match="agent_0 is in two teams"):
+        agent_teams(ADVERSARY, {"a": ["agent_0", "adversary_0"], "b": ["agent_0", "agent_1"]}, "x")
+    with pytest.raises(ConfigError, match="env.teams leaves out adversary_0, agent_1"):
+        agent_teams(ADVERSARY, {"a": ["agent_0"]}, "x")
+    with pytest.raises(ConfigError, match="cannot share its name with an agent"):
+        agent_teams(ADVERSARY, {"agent_0": list(ADVERSARY)}, "x")
+
+
+def test_the_score_is_the_worst_agent_cooperatively_and_the_scored_team_competitively():
+    teams = {"adversary": ["adversary_0"], "agent": ["agent_0", "agent_1"]}
+    rewards = {"adversary_0": [-2.0, -4.0], "agent_0": [1.0, 3.0], "agent_1": [5.0, 7.0]}
+    cooperative = Evaluation(step=1, rewards=[0.0, 0.0], lengths=[1, 1], agent_rewards=rewards, teams=teams)
+    assert cooperative.team_mean_rewards == {"adversary": -3.0, "agent": 4.0} and cooperative.score == -3.0
+    competitive = Evaluation(step=1, rewards=[0.0, 0.0], lengths=[1, 1], agent_rewards=rewards, teams=teams,
+                             scored_team="agent")
+    assert competitive.score == 4.0
+
+
+def test_a_competitive_run_reports_every_team_and_keeps_the_scored_teams_best(tmp_path, caplog):
+    cfg = compose_cfg([*TINY, "agent=maddpg", "agent.learning_starts=200", "env=mpe", "env.name=simple_adversary_v3",
+                       "callbacks.eval.every_steps=300", "env.objective=competitive", "env.objective_team=agent"])
+    with caplog.at_level("INFO"):
+        summary = train(cfg, tmp_path / "run")
+    assert "episodes; adversary " in caplog.text and ", agent " in caplog.text  # the evaluation log lines
+    assert summary["objective"] == "competitive" and summary["objective_team"] == "agent"
+    assert summary["teams"] == {"adversary": ("adversary_0",), "agent": ("agent_0", "agent_1")}
+    final = summary["final_eval"]
+    agents = final["agent_mean_rewards"]
+    assert final["team_mean_rewards"] == pytest.approx(
+        {"adversary": agents["adversary_0"], "agent": (agents["agent_0"] + agents["agent_1"]) / 2})
+    assert final["score"] == final["team_mean_rewards"]["agent"]
+    scalars = read_scalars(tmp_path / "run" / "tb")
+    team_curve = [v for _, v in scalars["eval/mean_reward/agent"]]
+    assert len(team_curve) >= 4 and "eval/mean_reward/adversary" in scalars
+    # The best checkpoint is the evaluation where the scored team did best, whatever the adversary did.
+    assert summary["best_eval"]["score"] == pytest.approx(max(team_curve))
+    assert summary["best_eval"]["team_mean_rewards"]["agent"] == pytest.approx(max(team_curve))
+    on_disk = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert on_disk["final_eval"]["team_mean_rewards"] == pytest.approx(final["team_mean_rewards"])
+
+
+def test_a_cooperative_run_of_one_team_adds_no_team_curve(tmp_path):
+    cfg = compose_cfg([*TINY, "total_steps=600", "agent=maddpg", "agent.learning_starts=300", "env=multi_cartpole"])
+    summary = train(cfg, tmp_path / "run")
+    assert summary["objective"] == "cooperative" and summary["objective_team"] is None
+    assert summary["final_eval"]["score"] == min(summary["final_eval"]["agent_mean_rewards"].values())
+    assert "eval/mean_reward/cart" not in read_scalars(tmp_path / "run" / "tb")
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["env.objective=competitive"], "env.objective=competitive scores one team: name it with env.objective_team"),
+    (["env.objective=competitive", "env.objective_team=agnt"],
+     "env.objective_team=agnt is not a team of simple_adversary_v3; its teams: adversary, agent. Did you mean agent?"),
+    (["env.objective=versus"], "env.objective='versus' is not one of cooperative, competitive"),
+    (["+env.teams={good:[agent_0,agent_1]}"], "env.teams leaves out adversary_0"),
+])
+def test_bad_teams_and_objectives_are_refused_in_one_line(tmp_path, overrides, message):
+    out = cli(["train", "env=mpe", "env.name=simple_adversary_v3", "agent=maddpg", *overrides], cwd=tmp_path)
+    assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_rlkit_eval_prints_every_teams_mean(tmp_path):
+    out = cli(["train", *TINY[1:], "total_steps=400", "agent=maddpg", "agent.learning_starts=200", "env=mpe",
+               "env.name=simple_adversary_v3"], cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    (run,) = (tmp_path / "runs" / "simple_adversary_v3" / "maddpg").iterdir()
+    out = cli(["eval", f"run={run}", "n_episodes=2"], cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "team adversary: mean reward" in out.stdout and "team agent: mean reward" in out.stdout
