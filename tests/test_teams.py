@@ -8,7 +8,7 @@ from helpers import TINY, cli, compose_cfg, read_scalars
 from rlkit.callbacks import Evaluation
 from rlkit.errors import ConfigError
 from rlkit.factory import agent_teams
-from rlkit.train import train
+from rlkit.trainer import train
 
 ADVERSARY = ("adversary_0", "agent_0", "agent_1")
 
