@@ -26,7 +26,7 @@ TYPOS = [
                                                "Did you mean n_episodes?"),
     (["verify", "run=somewhere", "step=5"], "unknown key 'step': rlkit verify takes run=, steps= and trust_run=. "
                                             "Did you mean steps=5?"),
-    (["trian"], "unknown command 'trian'; choose one of: train, eval, plot, verify. Did you mean rlkit train?"),
+    (["trian"], "unknown command 'trian'; choose one of: train, eval, plot, verify, export. Did you mean rlkit train?"),
 ]
 
 
