@@ -1,4 +1,10 @@
-"""The ``rlkit`` command: train and eval through Hydra's decorator (its only user), plot and verify as programs."""
+"""The ``rlkit`` command: train and eval through Hydra's decorator (its only user), plot and verify as programs.
+
+``rlkit --help`` and ``--version`` answer from the standard library alone; Hydra, the configs and the plug-ins are
+imported after them, so each function imports what it uses (scripts/bench_startup.py times it).
+"""
+
+from __future__ import annotations
 
 import contextlib
 import difflib
@@ -8,29 +14,23 @@ import statistics
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import hydra
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
-
-import hydra_plugins.rlkit_plugins as rlkit_plugins  # "as": Hydra's plugin scan may have imported it without binding it
-from rlkit import config
-from rlkit.errors import DEBUG_ENV, RlkitError, job_errors, user_errors
-from rlkit.manual import print_manual
-from rlkit.multirun import check_multirun_args, parallel_jobs
-from rlkit.runs import removed_if_refused, resume_overrides
-from rlkit.signals import GUARD
-
-config.register_configs()
-rlkit_plugins.register()
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
 
 
-@hydra.main(config_path=f"pkg://{config.CONFIG_MODULE}", config_name="train", version_base="1.3")
 def _train(cfg: DictConfig) -> dict[str, Any]:
     """Train one run; in a multirun, its summary is the job's return value (the Optuna sweeper's objective)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+    from omegaconf import OmegaConf
+
+    from rlkit import config
+    from rlkit.errors import job_errors, user_errors
+    from rlkit.multirun import parallel_jobs
     from rlkit.resume import RESUME_DIR, RunInterrupted, checkpoints, latest_checkpoint
+    from rlkit.runs import removed_if_refused
     from rlkit.trainer import train
 
     hydra_cfg = HydraConfig.get()
@@ -61,8 +61,11 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
     return summary
 
 
-@hydra.main(config_path=f"pkg://{config.CONFIG_MODULE}", config_name="eval", version_base="1.3")
 def _eval(cfg: DictConfig) -> None:
+    from omegaconf import OmegaConf
+
+    from rlkit import config
+    from rlkit.errors import user_errors
     from rlkit.evaluate import evaluate_run
 
     with user_errors():
@@ -147,6 +150,19 @@ def main(argv: list[str] | None = None) -> None:
         print(f"rlkit: error: unknown command {command!r}; choose one of: {', '.join(COMMANDS)}"
               + (f". Did you mean rlkit {close[0]}?" if close else ""), file=sys.stderr)
         sys.exit(2)
+    import hydra
+
+    # "as": Hydra's plugin scan may have imported it without binding it
+    import hydra_plugins.rlkit_plugins as rlkit_plugins
+    from rlkit import config
+    from rlkit.errors import DEBUG_ENV, RlkitError, user_errors
+    from rlkit.manual import print_manual
+    from rlkit.multirun import check_multirun_args
+    from rlkit.runs import resume_overrides
+    from rlkit.signals import GUARD
+
+    config.register_configs()
+    rlkit_plugins.register()
     func, config_name, summary = COMMANDS[command]
     if command == "eval":
         rest = positional_run(rest)
@@ -175,7 +191,7 @@ def main(argv: list[str] | None = None) -> None:
     sys.argv = [f"rlkit-{command}", *rest]
     # From here on, SIGTERM and SIGINT stop a training run (or sweep) at its next safe point, even one still starting.
     with GUARD.installed() if command == "train" else contextlib.nullcontext():
-        func()
+        hydra.main(config_path=f"pkg://{config.CONFIG_MODULE}", config_name=config_name, version_base="1.3")(func)()
 
 
 if __name__ == "__main__":

@@ -12,8 +12,10 @@ from typing import Any
 
 from hydra import compose as hydra_compose
 from hydra import initialize_config_module
+from hydra.core.config_loader import ConfigLoader
 from hydra.core.config_store import ConfigStore
 from hydra.core.global_hydra import GlobalHydra
+from hydra.core.object_type import ObjectType
 from hydra.errors import ConfigCompositionException
 from omegaconf import MISSING, DictConfig, OmegaConf
 
@@ -212,21 +214,36 @@ def compose(overrides: list[str], config_name: str = "train") -> TrainConfig | E
     return obj
 
 
+def group_choices(loader: ConfigLoader) -> dict[str, list[str]]:
+    """Each config group (``hydra/launcher`` and the like too) -> its choices, ``*_schema`` left out: one scan.
+
+    The loader's own ``get_group_options`` copies the ConfigStore on every call; reading its sources does not.
+    """
+    sources = loader.get_sources()
+
+    def listed(path: str, kind: ObjectType) -> list[str]:
+        return sorted({name for source in sources if source.is_group(path) for name in source.list(path, kind)})
+
+    groups = [g for g in listed("", ObjectType.GROUP) if g != "hydra"]
+    groups += [f"hydra/{g}" for g in listed("hydra", ObjectType.GROUP)]
+    return {g: [c for c in listed(g, ObjectType.CONFIG) if not c.endswith("_schema")] for g in groups}
+
+
 def check_group_choices(config_name: str, overrides: list[str]) -> None:
     """Refuse ``GROUP=CHOICE`` naming no config of the group, listing the choices (Hydra's list has ``*_schema``)."""
     with hydra_configs():
         loader = GlobalHydra.instance().config_loader()
-        groups = {g for g in loader.list_groups("") if g != "hydra"}
-        groups |= {f"hydra/{g}" for g in loader.list_groups("hydra")}  # hydra/launcher, hydra/sweeper, ...
+        known = group_choices(loader)
         # Configs in directories added with hydra.searchpath=[...] (e.g. a sweep's best preset) are choices too.
         searchpath = [a for a in overrides if a.lstrip("+").startswith("hydra.searchpath=")]
         for arg in overrides:
             group, sep, value = arg.partition("=")
             group = group.lstrip("~+").split("@")[0]
-            if not sep or group not in groups or value in ("", "null"):
+            if not sep or group not in known or value in ("", "null"):
                 continue
-            options = loader.get_group_options(group, config_name=config_name, overrides=searchpath)
-            choices = [c for c in options if not c.endswith("_schema")]
+            choices = known[group] if not searchpath else [
+                c for c in loader.get_group_options(group, config_name=config_name, overrides=searchpath)
+                if not c.endswith("_schema")]
             for choice in value.split(","):  # a multirun sweep lists several choices: each must exist
                 if choice not in choices:
                     close = difflib.get_close_matches(choice, choices, n=1)

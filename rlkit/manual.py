@@ -4,27 +4,45 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import functools
 import inspect
 import os
 import sys
-import textwrap
 from typing import Any
 
 from hydra import compose
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf
 
-from rlkit.config import check_known_keys, hydra_configs
+from rlkit.config import check_known_keys, group_choices, hydra_configs
 from rlkit.errors import DEBUG_ENV, user_errors
+
+
+@functools.cache
+def _class_bodies(module: str) -> dict[str, list[ast.stmt]]:
+    """The body of each class of a module by its qualified name, from one parse of the module's source."""
+    try:
+        tree = ast.parse(inspect.getsource(sys.modules[module]))
+    except (KeyError, OSError, TypeError):
+        return {}
+    bodies: dict[str, list[ast.stmt]] = {}
+
+    def visit(nodes: list[ast.stmt], prefix: str) -> None:
+        for node in nodes:
+            if isinstance(node, ast.ClassDef):
+                bodies[prefix + node.name] = node.body
+                visit(node.body, f"{prefix}{node.name}.")
+
+    visit(tree.body, "")
+    return bodies
 
 
 def field_docs(cls: type) -> dict[str, str]:
     """The docstring under each field of a dataclass, a subclass's overriding its bases'."""
     docs: dict[str, str] = {}
     for base in reversed(cls.__mro__[:-1]):
-        try:
-            body = ast.parse(textwrap.dedent(inspect.getsource(base))).body[0].body  # type: ignore[attr-defined]
-        except (OSError, TypeError):
+        body = _class_bodies(base.__module__).get(base.__qualname__)
+        if body is None:
             continue
         for node, nxt in zip(body, body[1:], strict=False):
             if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
@@ -68,18 +86,17 @@ def print_manual(command: str, summary: str, config_name: str, overrides: list[s
     try:
         with hydra_configs():
             cfg = compose(config_name=config_name, overrides=overrides)
-            loader = GlobalHydra.instance().config_loader()
+            choices = group_choices(GlobalHydra.instance().config_loader())
             # Only training composes groups; eval's config has none of its own.
-            groups = [g for g in loader.list_groups("") if g != "hydra"] if config_name == "train" else []
+            groups = [g for g in choices if "/" not in g] if config_name == "train" else []
             print(f"usage: rlkit {command} [GROUP=CHOICE ...] [KEY=VALUE ...]\n\n{summary}\n")
             if groups:
                 print("config groups (GROUP=CHOICE):")
                 for group in sorted(groups):
-                    choices = [c for c in loader.get_group_options(group) if not c.endswith("_schema")]
-                    print(f"  {group:<12} {', '.join(choices)}")
+                    print(f"  {group:<12} {', '.join(choices[group])}")
                 print("\nmultiruns (-m; see the README's Sweeps section):")
                 for group, default in (("hydra/launcher", "joblib"), ("hydra/sweeper", "basic")):
-                    others = [c for c in loader.get_group_options(group) if c != default]
+                    others = [c for c in choices[group] if c != default]
                     print(f"  {group:<14} {', '.join([f'{default} (default)', *others])}")
                 print()
         with user_errors():
