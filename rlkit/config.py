@@ -339,7 +339,7 @@ def check_override_keys(config_name: str, overrides: list[str]) -> None:
     pairs = [arg.partition("=") for arg in overrides]
     chosen.update({key.lstrip("+"): value for key, sep, value in pairs if sep and key.lstrip("+") in groups})
     registries = {"env": ENVS, "agent": AGENTS}
-    for key, sep, _ in pairs:
+    for key, sep, value in pairs:
         key = key.lstrip("+")  # adding a key that no schema declares is refused as well
         if not sep or key[:1] == "~" or "/" in key or "@" in key or key.split(".")[0] == "hydra" or key in groups:
             continue
@@ -349,6 +349,7 @@ def check_override_keys(config_name: str, overrides: list[str]) -> None:
             miss = _schema_miss(root, parts)
             if miss is not None:
                 raise ConfigError(unknown_key_message(miss[0], miss[2], miss[1]))
+            _check_value(root, parts, key, value)
             continue
         names = chosen.get(parts[0], "").split(",")
         if chosen.get("experiment", "null") != "null" or any(n not in registry for n in names):
@@ -361,3 +362,21 @@ def check_override_keys(config_name: str, overrides: list[str]) -> None:
             miss = _schema_miss(registry[name][0], parts[1:], f"{parts[0]}.")
             if miss is not None:
                 raise ConfigError(unknown_key_message(miss[0], f"{parts[0]}={name} ({miss[2]})", miss[1]))
+            _check_value(registry[name][0], parts[1:], key, value)
+
+
+def _check_value(schema: type, parts: list[str], key: str, value: str) -> None:
+    """Refuse a value that ``key``'s declared type cannot hold, in one line (Hydra's message takes several)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf.errors import ValidationError
+
+    try:
+        (override,) = OverridesParser.create().parse_overrides([f"{key}={value}"])
+    except Exception:  # a syntax error: Hydra's parser says where
+        return
+    if override.is_sweep_override():
+        return
+    try:
+        OmegaConf.update(OmegaConf.structured(schema), ".".join(parts), override.value(), merge=True)
+    except ValidationError as e:
+        raise ConfigError(f"{key}={value}: {str(e).splitlines()[0]}") from None

@@ -1,6 +1,7 @@
 """The typos people make get one line naming the unknown key and the closest valid ones, exit 2, before Hydra."""
 
 import dataclasses
+import json
 
 import pytest
 
@@ -26,6 +27,10 @@ TYPOS = [
                                                "Did you mean n_episodes?"),
     (["verify", "run=somewhere", "step=5"], "unknown key 'step': rlkit verify takes run=, steps= and trust_run=. "
                                             "Did you mean steps=5?"),
+    (["train", "seed=abc"], "seed=abc: Value 'abc' of type 'str' could not be converted to Integer"),
+    (["train", "agent=dqn", "agent.net_arch=[64,x]"], "agent.net_arch=[64,x]: Value 'x' of type 'str' could not be "
+                                                      "converted to Integer"),
+    (["train", "-m", "seed=0,1", "callbacks.progress_bar=maybe"], "callbacks.progress_bar=maybe: Value 'maybe' is"),
     (["trian"], "unknown command 'trian'; choose one of: train, eval, plot, verify, export. Did you mean rlkit train?"),
 ]
 
@@ -39,14 +44,21 @@ def test_a_typo_gets_one_line_with_the_closest_key_and_exit_2(tmp_path, args, me
     assert not (tmp_path / "runs").exists()  # nothing started
 
 
-def _fields(schema):
-    return [f.name for f in dataclasses.fields(schema)]
+def _overrides(group, schema):
+    """``group.key=value`` for every field, with a value of its type (its default, as Hydra's override syntax)."""
+    def value(f):
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        if default is dataclasses.MISSING or isinstance(default, str) and default.startswith("?"):
+            return "1"
+        return json.dumps(default).replace('"', "'")  # JSON's null, lists and dicts parse as Hydra's
+
+    return [f"{group}.{f.name}={value(f)}" for f in dataclasses.fields(schema)]
 
 
 def test_every_declared_key_passes_the_check():
     for group, registry in (("env", ENVS), ("agent", AGENTS)):
         for name, (schema, _) in registry.items():
-            check_override_keys("train", [f"{group}={name}", *(f"{group}.{key}=1" for key in _fields(schema))])
+            check_override_keys("train", [f"{group}={name}", *_overrides(group, schema)])
     check_override_keys("train", ["seed=1", "total_steps=5", "callbacks.eval.every_steps=1", "callbacks.extra.x.y=1",
                                   "hydra.launcher.n_jobs=2", "hydra/launcher=basic", "experiment=balancing_pole_dqn",
                                   "agent.learning_rate=1", "~callbacks.extra", "+callbacks.extra.z._target_=x"])
