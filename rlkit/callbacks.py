@@ -306,17 +306,22 @@ def custom_scalars_layout(success_rate: bool, agents: Sequence[str]) -> dict[str
     """TensorBoard's custom-scalars layout for a run: one chart per tag (regular expressions), the key ones first.
 
     TensorBoard colours a line by its run, so a chart holds one tag: its lines are the runs shown, each in its
-    colour, and the threshold run's constant line where the env has a threshold.
+    colour, and the threshold run's constant line where the env has a threshold. Evaluation charts are margin
+    charts with an empty margin (value, lower and upper one tag): TensorBoard never smooths those, so a solving
+    evaluation reads as its value (a multiline chart's default smoothing reads a first 500 after 420 as ~360).
     """
     def chart(tag: str) -> list[Any]:
         return ["Multiline", [f"^{re.escape(tag)}$"]]
 
-    evaluation = {"evaluation return": chart("eval/mean_reward")}
+    def unsmoothed(tag: str) -> list[Any]:
+        return ["Margin", [tag, tag, tag]]
+
+    evaluation = {"evaluation return": unsmoothed("eval/mean_reward")}
     if success_rate:
-        evaluation["evaluation success rate"] = chart("eval/success_rate")
+        evaluation["evaluation success rate"] = unsmoothed("eval/success_rate")
     training = {"training return": chart("episode/reward"), "training episode length": chart("episode/length")}
     for agent in agents:
-        evaluation[f"evaluation return of {agent}"] = chart(f"eval/mean_reward/{agent}")
+        evaluation[f"evaluation return of {agent}"] = unsmoothed(f"eval/mean_reward/{agent}")
         training[f"training return of {agent}"] = chart(f"episode/reward/{agent}")
     return {"rlkit: evaluation": evaluation, "rlkit: training": training,
             "rlkit: speed": {"env steps per second": chart("time/steps_per_second")}}

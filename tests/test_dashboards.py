@@ -24,7 +24,11 @@ def _layout(events) -> dict[str, dict[str, list[str]]]:
     tensor = events.Tensors(custom_scalar_metadata.CONFIG_SUMMARY_TAG)[0]
     layout = layout_pb2.Layout()
     layout.ParseFromString(tensor.tensor_proto.string_val[0])
-    return {c.title: {chart.title: list(chart.multiline.tag) for chart in c.chart} for c in layout.category}
+    # A chart as its tag patterns: a multiline chart's regular expressions, a margin chart's one exact tag.
+    return {c.title: {chart.title: list(chart.multiline.tag) if chart.HasField("multiline")
+                      else [f"^{re.escape(t)}$" for t in {s.value for s in chart.margin.series}
+                            | {s.lower for s in chart.margin.series} | {s.upper for s in chart.margin.series}]
+                      for chart in c.chart} for c in layout.category}
 
 
 def _hparams(events):
@@ -57,6 +61,7 @@ def test_a_run_writes_the_custom_scalars_layout_and_its_hparams(tmp_path, overri
     layout = _layout(events)
     assert list(layout) == ["rlkit: evaluation", "rlkit: training", "rlkit: speed"]
     assert {title for category in layout.values() for title in category} == charts | {"env steps per second"}
+    assert set(layout["rlkit: evaluation"]) == {c for c in charts if c.startswith("evaluation")}
     scalars = read_scalars(tmp_path / "tb")
     # TensorBoard colours lines by run: a chart holds one tag, one the run logged, so its lines are the runs.
     for category in layout.values():
@@ -107,9 +112,21 @@ def test_hparams_flatten_the_config_to_scalars():
 
 def test_layout_without_success_rate_or_agents_has_only_the_plain_charts():
     layout = custom_scalars_layout(success_rate=False, agents=())
-    assert layout["rlkit: evaluation"] == {"evaluation return": ["Multiline", ["^eval/mean_reward$"]]}
+    # Evaluations are margin charts with an empty margin: TensorBoard draws those unsmoothed.
+    assert layout["rlkit: evaluation"] == {"evaluation return": ["Margin", ["eval/mean_reward"] * 3]}
     assert layout["rlkit: training"] == {"training return": ["Multiline", ["^episode/reward$"]],
                                          "training episode length": ["Multiline", ["^episode/length$"]]}
+
+
+def test_every_evaluation_chart_is_unsmoothed_and_every_other_chart_is_one_tag():
+    layout = custom_scalars_layout(success_rate=True, agents=("cart_0", "cart_1"))
+    assert layout["rlkit: evaluation"] == {
+        title: ["Margin", [tag] * 3] for title, tag in [
+            ("evaluation return", "eval/mean_reward"), ("evaluation success rate", "eval/success_rate"),
+            ("evaluation return of cart_0", "eval/mean_reward/cart_0"),
+            ("evaluation return of cart_1", "eval/mean_reward/cart_1")]}
+    others = [chart for category in ("rlkit: training", "rlkit: speed") for chart in layout[category].values()]
+    assert others and all(kind == "Multiline" and len(patterns) == 1 for kind, patterns in others)
 
 
 def test_events_are_read_from_the_named_folder_and_from_tb_itself_in_older_runs(tmp_path):
