@@ -21,7 +21,7 @@ import torch
 from rlkit.callbacks import Callback
 from rlkit.config import CheckpointConfig
 from rlkit.errors import DISK_FULL, DiskFullError, RunDirError, RunStopped
-from rlkit.files import check_fields, parse_json
+from rlkit.files import check_fields, fsync_dir, parse_json
 from rlkit.signals import GUARD
 
 log = logging.getLogger(__name__)
@@ -76,14 +76,6 @@ def global_rng_state() -> dict[str, Any]:
             "torch": torch.get_rng_state()}
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 @dataclass
 class TrainingCheckpoint:
     """A training checkpoint read back: where it is, its step, and its state (arrays restored)."""
@@ -133,7 +125,7 @@ def write_checkpoint(directory: Path, step: int, agent: Any, state: dict[str, An
                 write(f)
                 f.flush()
                 os.fsync(f.fileno())
-        _fsync(tmp)
+        fsync_dir(tmp)
         os.replace(tmp, final)
     except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -143,7 +135,7 @@ def write_checkpoint(directory: Path, step: int, agent: Any, state: dict[str, An
         kept = f"the previous one, {previous[-1]}, is intact" if previous else "there was no earlier one"
         raise DiskFullError(f"disk full while writing the training checkpoint {final} ({e.strerror or e}); {kept}. "
                             "Free some space and continue with rlkit train resume=<run dir>") from e
-    _fsync(directory)
+    fsync_dir(directory)
     return final
 
 

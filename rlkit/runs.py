@@ -275,6 +275,8 @@ def keep_events(tb_dir: Path, last_step: int | None) -> None:
     from tensorboard.compat.proto.event_pb2 import Event
     from tensorboard.summary.writer.record_writer import RecordWriter
 
+    from rlkit.files import fsync_dir
+
     new, old = tb_dir.with_name(f"{tb_dir.name}.new"), tb_dir.with_name(f"{tb_dir.name}.old")
     if not tb_dir.exists() and new.exists():
         new.rename(tb_dir)  # killed between the renames: the new events are complete
@@ -303,19 +305,11 @@ def keep_events(tb_dir: Path, last_step: int | None) -> None:
         tb_log.setLevel(level)
     new.mkdir(exist_ok=True)
     for directory in (*(p for p in new.rglob("*") if p.is_dir()), new):
-        _fsync_dir(directory)
+        fsync_dir(directory)
     tb_dir.rename(old)
     new.rename(tb_dir)
-    _fsync_dir(tb_dir.parent)
+    fsync_dir(tb_dir.parent)
     shutil.rmtree(old)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
