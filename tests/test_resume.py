@@ -169,7 +169,8 @@ def test_a_kill_during_a_checkpoint_write_leaves_the_previous_one_and_resume_use
 @pytest.mark.slow
 def test_resume_auto_continues_the_unfinished_run_of_the_same_config_or_starts_anew(tmp_path):
     args = [*AGENTS["dqn"], *COMMON]
-    fresh = run_cli(["train", "resume=auto", *args, "total_steps=2000"], cwd=tmp_path)
+    other = [a for a in args if not a.startswith(("total_steps=", "seed="))]  # for other configs
+    fresh = run_cli(["train", "resume=auto", *other, "total_steps=2000"], cwd=tmp_path)
     assert fresh.returncode == 0, fresh.stderr[-3000:]
     assert "starting a new run" in fresh.stderr
     proc = _start(args, tmp_path)
@@ -182,8 +183,8 @@ def test_resume_auto_continues_the_unfinished_run_of_the_same_config_or_starts_a
     proc.wait()
     unfinished = [r for r in runs_root.glob("*") if not (r / "summary.json").exists()]
     assert len(unfinished) == 1
-    other = run_cli(["train", "resume=auto", *args, "seed=1", "total_steps=1500"], cwd=tmp_path)
-    assert "starting a new run" in other.stderr  # another config: not that run
+    seed1 = run_cli(["train", "resume=auto", *other, "seed=1", "total_steps=1500"], cwd=tmp_path)
+    assert "starting a new run" in seed1.stderr  # another config: not that run
     continued = run_cli(["train", "resume=auto", *args], cwd=tmp_path)
     assert continued.returncode == 0, continued.stderr[-3000:]
     assert f"continuing {unfinished[0].relative_to(tmp_path)}" in continued.stderr
@@ -382,13 +383,14 @@ def test_sigterm_to_a_sweeps_process_group_stops_it_the_same_way(tmp_path):
 
 # ----------------------------------------------------------------------------------------------- units
 def test_a_second_signal_stops_at_once():
+    before = signal.getsignal(signal.SIGINT)  # Python's handler, or SIG_IGN in a background job
     guard = SignalGuard()
     with guard.installed():
         os.kill(os.getpid(), signal.SIGINT)
         assert guard.requested == "SIGINT"
         with pytest.raises(KeyboardInterrupt):
             os.kill(os.getpid(), signal.SIGTERM)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is before
 
 
 def test_pack_and_unpack_keep_arrays_tensors_and_values():
