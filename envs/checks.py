@@ -177,3 +177,12 @@ class CheckedVectorEnv(_Checked):
             for copy, value in enumerate(batch if isinstance(batch, np.ndarray) else np.asarray(batch, dtype=object)):
                 super()._refuse({what: value}, f"copy {copy}, {where}")  # raises at the first bad copy
             super()._refuse({what: batch}, where)
+
+
+def check_agent_actions(env: str, agents: list[str], actions: dict[str, Any]) -> None:
+    """Refuse a parallel env's ``step(actions)`` before ``reset()``, or with agents missing or unknown."""
+    if not agents:
+        raise RuntimeError(f"{env}.step() called before reset() or after the episode ended")
+    unknown, missing = set(actions) - set(agents), [a for a in agents if a not in actions]
+    if unknown or missing:
+        raise ValueError(f"actions must name every agent {agents} once; missing {missing}, unknown {sorted(unknown)}")

@@ -12,6 +12,7 @@ from pettingzoo import ParallelEnv
 from pettingzoo.utils import parallel_to_aec, wrappers
 
 from rlkit.envs.balancing_pole import ResetStreams, _Physics, env_config, reset_mask, step_arrays
+from rlkit.envs.checks import check_agent_actions
 from rlkit.envs.multi_cartpole_config import MULTI_CARTPOLE_ID, MultiCartPoleConfig
 from rlkit.envs.rendering import CanvasOwner, draw_cart_pole
 from rlkit.envs.state import Snapshot
@@ -152,13 +153,7 @@ class MultiCartPoleEnv(Snapshot, CanvasOwner, ParallelEnv):
     def step(self, actions: dict[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, float], dict[str, bool],
                                                      dict[str, bool], dict[str, dict[str, Any]]]:
         """Apply every agent's push (and the springs) for ``tau`` seconds."""
-        if not self.agents:
-            raise RuntimeError("MultiCartPoleEnv.step() called before reset() or after the episode ended")
-        unknown = set(actions) - set(self.agents)
-        missing = [a for a in self.agents if a not in actions]
-        if unknown or missing:
-            raise ValueError(f"actions must name every agent {self.agents} once; missing {missing}, "
-                             f"unknown {sorted(unknown)}")
+        check_agent_actions("MultiCartPoleEnv", self.agents, actions)
         per_agent = [np.asarray(actions[a]) for a in self.agents]
         for agent, a in zip(self.agents, per_agent, strict=True):
             problem = self._carts.check(a.reshape(1) if a.shape == () else a, (1,))

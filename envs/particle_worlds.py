@@ -17,6 +17,7 @@ import numpy as np
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
+from rlkit.envs.checks import check_agent_actions
 from rlkit.envs.rendering import CanvasOwner
 from rlkit.envs.state import Snapshot
 
@@ -411,12 +412,7 @@ class ParticleWorldEnv(Snapshot, CanvasOwner, ParallelEnv):
     def step(self, actions: dict[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, float], dict[str, bool],
                                                      dict[str, bool], dict[str, dict[str, Any]]]:
         """Move every agent by its action for one ``dt``."""
-        if not self.agents:
-            raise RuntimeError("ParticleWorldEnv.step() called before reset() or after the episode ended")
-        unknown, missing = set(actions) - set(self.agents), [a for a in self.agents if a not in actions]
-        if unknown or missing:
-            raise ValueError(f"actions must name every agent {self.agents} once; missing {missing}, "
-                             f"unknown {sorted(unknown)}")
+        check_agent_actions("ParticleWorldEnv", self.agents, actions)
         w = self._worlds
         joint = np.asarray([np.asarray(actions[a]) for a in self.agents])[None]
         problem = w.check(joint, (1, len(self.agents)))
