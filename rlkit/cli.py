@@ -1,7 +1,8 @@
 """The ``rlkit`` command: train and eval through Hydra's decorator (its only user), plot and verify as programs.
 
-``rlkit --help`` and ``--version`` answer from the standard library alone; Hydra, the configs and the plug-ins are
-imported after them, so each function imports what it uses (scripts/bench_startup.py times it).
+``rlkit --help`` and ``--version`` answer from the standard library alone, and a config error from OmegaConf and the
+schemas alone (rlkit.config's checks); Hydra, the plug-ins and torch are imported after them, so each function
+imports what it uses (scripts/bench_startup.py times it).
 """
 
 from __future__ import annotations
