@@ -365,3 +365,15 @@ class MADDPGConfig:
             "target_noise_clip": self.target_noise_clip >= 0, "policy_delay": self.policy_delay >= 1,
             "n_step": self.n_step >= 1,
         })
+
+
+AGENT_SCHEMAS: dict[str, type] = {
+    "dqn": DQNConfig,
+    "reinforce": ReinforceConfig,
+    "maddpg": MADDPGConfig,
+    "ppo": PPOConfig,
+    "a2c": A2CConfig,
+    "sac": SACConfig,
+    "td3": TD3Config,
+}
+"""Agent schemas by config ``name``."""

@@ -11,9 +11,9 @@ from typing import Any
 
 from gymnasium.envs.registration import register, registry
 
-from rlkit.envs.balancing_pole import BalancingPoleConfig, BalancingPoleEnv, BalancingPoleVectorEnv
-from rlkit.envs.multi_cartpole_config import MULTI_CARTPOLE_ID
-from rlkit.envs.robotic_arm import RoboticArmConfig, RoboticArmEnv, RoboticArmVectorEnv
+from rlkit.env_schemas import MULTI_CARTPOLE_ID, BalancingPoleConfig, RoboticArmConfig
+from rlkit.envs.balancing_pole import BalancingPoleEnv, BalancingPoleVectorEnv
+from rlkit.envs.robotic_arm import RoboticArmEnv, RoboticArmVectorEnv
 
 BALANCING_POLE_ID = "rlkit/BalancingPole-v1"
 ROBOTIC_ARM_ID = "rlkit/RoboticArm-v1"

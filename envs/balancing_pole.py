@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
@@ -15,48 +14,9 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
+from rlkit.env_schemas import BalancingPoleConfig
 from rlkit.envs.rendering import CanvasOwner, draw_cart_pole
 from rlkit.envs.state import Snapshot
-from rlkit.errors import ConfigError
-
-
-@dataclass
-class BalancingPoleConfig:
-    """The balancing pole (cart-pole), ``rlkit/BalancingPole-v1``."""
-
-    name: str = "balancing_pole"
-    """Environment kind; selects the builder (do not change)."""
-    gravity: float = 9.8
-    """Gravitational acceleration, m/s^2."""
-    masscart: float = 1.0
-    """Mass of the cart, kg."""
-    masspole: float = 0.1
-    """Mass of the pole, kg."""
-    length: float = 0.5
-    """Half the pole's length, m."""
-    force_mag: float = 10.0
-    """Force of one push, N (continuous actions scale it by the action in [-1, 1])."""
-    tau: float = 0.02
-    """Seconds between state updates (Euler step)."""
-    theta_threshold_degrees: float = 12.0
-    """Pole angle from upright, in degrees, that ends the episode."""
-    x_threshold: float = 2.4
-    """Distance of the cart from the centre, m, that ends the episode."""
-    continuous: bool = False
-    """Continuous force in [-1, 1] instead of the discrete push left/right."""
-    max_episode_steps: int = 500
-    """Steps after which an episode is truncated (Gymnasium's TimeLimit)."""
-    reward_threshold: float = 475.0
-    """Mean evaluation return at which the task counts as solved."""
-
-    def validate(self) -> None:
-        """Check values that the types alone cannot."""
-        for key in ("masscart", "masspole", "length", "force_mag", "tau", "theta_threshold_degrees",
-                    "x_threshold"):
-            if not getattr(self, key) > 0:
-                raise ConfigError(f"env.{key} must be > 0, got {getattr(self, key)}")
-        if self.max_episode_steps < 1:
-            raise ConfigError(f"env.max_episode_steps must be >= 1, got {self.max_episode_steps}")
 
 
 def env_config(schema: type, params: dict[str, Any], render_mode: str | None, render_modes: list[str],

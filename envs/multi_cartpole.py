@@ -11,9 +11,9 @@ from gymnasium import spaces
 from pettingzoo import ParallelEnv
 from pettingzoo.utils import parallel_to_aec, wrappers
 
+from rlkit.env_schemas import MULTI_CARTPOLE_ID, MultiCartPoleConfig
 from rlkit.envs.balancing_pole import ResetStreams, _Physics, env_config, reset_mask, step_arrays
 from rlkit.envs.checks import check_agent_actions
-from rlkit.envs.multi_cartpole_config import MULTI_CARTPOLE_ID, MultiCartPoleConfig
 from rlkit.envs.rendering import CanvasOwner, draw_cart_pole
 from rlkit.envs.state import Snapshot
 

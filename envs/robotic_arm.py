@@ -6,84 +6,21 @@ import math
 import warnings
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from rlkit.env_schemas import RoboticArmConfig
 from rlkit.envs.balancing_pole import BatchedEnv, env_config
 from rlkit.envs.rendering import CanvasOwner
 from rlkit.envs.state import Snapshot
-from rlkit.errors import ConfigError
 
-MODELS = ("dynamics", "simple")
 STANDARD_GRAVITY = 9.81  # m/s^2, what gravity=True means
 
 # The core below is written once for floats and NumPy arrays alike: each function uses only + - * / % and the
 # sin/cos/sqrt/clip it is given, so the single env (math.*) and the batched one (np.*) agree bit for bit.
-
-
-@dataclass
-class RoboticArmConfig:
-    """The robotic arm, ``rlkit/RoboticArm-v1``: a planar two-link arm brings its fingertip to a target."""
-
-    name: str = "robotic_arm"
-    """Environment kind; selects the builder (do not change)."""
-    link_lengths: list[float] = field(default_factory=lambda: [1.0, 0.7])
-    """Lengths of the two links, m."""
-    link_masses: list[float] = field(default_factory=lambda: [1.0, 1.0])
-    """Masses of the two links (uniform rods), kg."""
-    max_torque: float = 2.0
-    """Torque of each joint at |action| = 1, N m."""
-    damping: float = 0.5
-    """Viscous damping of each joint, N m s/rad."""
-    gravity: float = 0.0
-    """Gravitational acceleration along -y, m/s^2 (0: a top-down table)."""
-    dt: float = 0.01
-    """Seconds per RK4 integration step."""
-    frame_skip: int = 5
-    """Integration steps per environment step."""
-    max_speed: float = 6.283185307179586
-    """Joint speed limit, rad/s."""
-    tolerance: float = 0.05
-    """Distance from the target, m, that counts as success (and ends the episode)."""
-    torque_cost: float = 0.01
-    """Weight of |action|^2 in the reward."""
-    fixed_target: list[float] | None = None
-    """A fixed target (x, y) in m; empty draws one within reach at every reset."""
-    model: str = "dynamics"
-    """dynamics (rigid-body two-link arm) or simple (torque integrated directly as angular acceleration)."""
-    max_episode_steps: int = 200
-    """Steps after which an episode is truncated."""
-    reward_threshold: float | None = None
-    """Mean evaluation return that counts as solved; empty: none (the arm is judged by its success rate)."""
-    success_threshold: float | None = 0.9
-    """Evaluation success rate that counts as solved."""
-
-    def validate(self) -> None:
-        """Check values that the types alone cannot."""
-        if self.model not in MODELS:
-            raise ConfigError(f"env.model must be dynamics or simple, got {self.model!r}")
-        for key, rule in (("link_lengths", "> 0"), ("link_masses", "> 0"), ("fixed_target", "[x, y] or null")):
-            value = getattr(self, key)
-            if value is not None and not (len(value) == 2 and all(
-                    math.isfinite(v) and (v > 0 or key == "fixed_target") for v in value)):
-                raise ConfigError(f"env.{key} must be two finite numbers {rule}, got {value!r}")
-        for key in ("max_torque", "dt", "max_speed", "tolerance"):
-            if not (math.isfinite(getattr(self, key)) and getattr(self, key) > 0):
-                raise ConfigError(f"env.{key} must be finite and > 0, got {getattr(self, key)!r}")
-        for key in ("damping", "gravity", "torque_cost"):
-            if not (math.isfinite(getattr(self, key)) and getattr(self, key) >= 0):
-                raise ConfigError(f"env.{key} must be finite and >= 0, got {getattr(self, key)!r}")
-        for key in ("frame_skip", "max_episode_steps"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or int(value) != value or value < 1:
-                raise ConfigError(f"env.{key} must be an integer >= 1, got {value!r}")
-        if self.tolerance >= sum(self.link_lengths):
-            raise ConfigError(f"env.tolerance ({self.tolerance}) must be smaller than the reach l1 + l2, "
-                              f"{sum(self.link_lengths)}, or every state would count as success")
 
 
 class _Arm:

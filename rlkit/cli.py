@@ -1,7 +1,8 @@
 """The ``rlkit`` command: train and eval through Hydra's decorator (its only user), plot and verify as programs.
 
-``rlkit --help`` and ``--version`` answer from the standard library alone; Hydra, the configs and the plug-ins are
-imported after them, so each function imports what it uses (scripts/bench_startup.py times it).
+``rlkit --help`` and ``--version`` answer from the standard library alone, and a config error from OmegaConf and the
+schemas alone (rlkit.config's checks); Hydra, the plug-ins and torch are imported after them, so each function
+imports what it uses (scripts/bench_startup.py times it).
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
     from omegaconf import OmegaConf
 
     from rlkit import config
-    from rlkit.errors import job_errors, user_errors
-    from rlkit.multirun import parallel_jobs
+    from rlkit.errors import user_errors
+    from rlkit.multirun import job_errors, parallel_jobs
     from rlkit.resume import RESUME_DIR, RunInterrupted, checkpoints, latest_checkpoint
     from rlkit.runs import removed_if_refused
     from rlkit.trainer import train
@@ -150,19 +151,9 @@ def main(argv: list[str] | None = None) -> None:
         print(f"rlkit: error: unknown command {command!r}; choose one of: {', '.join(COMMANDS)}"
               + (f". Did you mean rlkit {close[0]}?" if close else ""), file=sys.stderr)
         sys.exit(2)
-    import hydra
-
-    # "as": Hydra's plugin scan may have imported it without binding it
-    import hydra_plugins.rlkit_plugins as rlkit_plugins
-    from rlkit import config
+    from rlkit import config  # the schemas and the command line's checks: OmegaConf, no Hydra
     from rlkit.errors import DEBUG_ENV, RlkitError, user_errors
-    from rlkit.manual import print_manual
-    from rlkit.multirun import check_multirun_args
-    from rlkit.runs import resume_overrides
-    from rlkit.signals import GUARD
 
-    config.register_configs()
-    rlkit_plugins.register()
     func, config_name, summary = COMMANDS[command]
     if command == "eval":
         rest = positional_run(rest)
@@ -172,12 +163,16 @@ def main(argv: list[str] | None = None) -> None:
         if config_name is None:
             func(rest)
             return
+        if any(a.lstrip("~+").startswith("hydra/") for a in rest):  # Hydra's groups: rlkit's plug-ins are choices too
+            import hydra_plugins.rlkit_plugins  # noqa: F401
         config.check_group_choices(config_name, [a for a in rest if not a.startswith("-")])
         if command == "train":
-            check_multirun_args(rest)
+            config.check_multirun_args(rest)
             trust = [a for a in rest if a.startswith("trust_run=")]
             rest = [a for a in rest if a not in trust]
             if any(a.startswith("resume=") for a in rest):
+                from rlkit.runs import resume_overrides
+
                 rest = resume_overrides(rest, trust == ["trust_run=true"])
             elif trust:
                 raise RlkitError("trust_run= applies to resume=<run dir> (and rlkit eval, verify), not to a new run")
@@ -185,8 +180,18 @@ def main(argv: list[str] | None = None) -> None:
     if os.environ.get(DEBUG_ENV):
         os.environ.setdefault("HYDRA_FULL_ERROR", "1")  # errors inside Hydra's multirun too
     if "--help" in rest or "-h" in rest:
+        from rlkit.manual import print_manual
+
         print_manual(command, summary, config_name, [a for a in rest if a not in ("--help", "-h")])
         return
+    import hydra
+
+    # "as": Hydra's plugin scan may have imported it without binding it
+    import hydra_plugins.rlkit_plugins as rlkit_plugins
+    from rlkit.signals import GUARD
+
+    config.register_configs()
+    rlkit_plugins.register()
     # Hydra reads sys.argv: drop the subcommand word so it sees only its overrides.
     sys.argv = [f"rlkit-{command}", *rest]
     # From here on, SIGTERM and SIGINT stop a training run (or sweep) at its next safe point, even one still starting.

@@ -1,4 +1,8 @@
-"""Config composition: the train/eval schemas, their registration in Hydra's ConfigStore, key and choice checks."""
+"""Config composition: the train/eval schemas, their registration in Hydra's ConfigStore, key and choice checks.
+
+The checks of a command line read the schemas and the files of configs/ with OmegaConf alone, so a mistake is
+refused before Hydra (and torch) is imported; the functions that compose import Hydra themselves.
+"""
 
 from __future__ import annotations
 
@@ -6,22 +10,22 @@ import dataclasses
 import difflib
 import functools
 import importlib.resources
+import importlib.util
+import re
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from hydra import compose as hydra_compose
-from hydra import initialize_config_module
-from hydra.core.config_loader import ConfigLoader
-from hydra.core.config_store import ConfigStore
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.object_type import ObjectType
-from hydra.errors import ConfigCompositionException
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from rlkit.agents.config import AGENT_SCHEMAS
+from rlkit.env_schemas import ENV_SCHEMAS
 from rlkit.errors import ConfigError, RlkitError
-from rlkit.factory import AGENTS, ENVS
-from rlkit.video import VIDEO_FORMATS
+
+if TYPE_CHECKING:
+    from hydra import initialize_config_module
+    from hydra.core.config_loader import ConfigLoader
 
 MAX_SEED = 2**32 - 1  # numpy.random.seed takes no larger seed
 MAX_EVAL_EPISODES = 1000  # an evaluation holds one env copy per episode
@@ -164,6 +168,8 @@ class EvalRunConfig:
         if self.video and self.render_mode == "human":
             raise ConfigError("video=true records frames rendered off-screen and cannot show a window as well: "
                               "drop render_mode=human (or set render_mode=rgb_array)")
+        from rlkit.video import VIDEO_FORMATS  # NumPy: only once a config is complete
+
         if self.video_format not in VIDEO_FORMATS:
             raise ConfigError(f"video_format must be one of {', '.join(VIDEO_FORMATS)}, got {self.video_format!r}")
         if self.video_fps is not None and self.video_fps < 1:
@@ -186,11 +192,13 @@ def check_known_keys(node: DictConfig, path: str = "") -> None:
 @functools.cache  # once per process: the ConfigStore keeps them
 def register_configs() -> None:
     """Store every schema in Hydra's ConfigStore as ``<group>/<name>_schema``."""
+    from hydra.core.config_store import ConfigStore
+
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainConfig)
     cs.store(name="eval_schema", node=EvalRunConfig)
-    for group, registry in (("env", ENVS), ("agent", AGENTS)):
-        for name, (schema, _) in registry.items():
+    for group, schemas in (("env", ENV_SCHEMAS), ("agent", AGENT_SCHEMAS)):
+        for name, schema in schemas.items():
             cs.store(group=group, name=f"{name}_schema", node=schema)
     cs.store(group="callbacks", name="callbacks_schema", node=CallbacksConfig)
 
@@ -200,12 +208,16 @@ CONFIG_MODULE = "rlkit.configs"  # the package of train.yaml, eval.yaml and the 
 
 def hydra_configs() -> initialize_config_module:
     """Hydra's context for composing rlkit's configs, schemas registered (a ``with`` block)."""
+    from hydra import initialize_config_module
+
     register_configs()
     return initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3")
 
 
 def compose(overrides: list[str], config_name: str = "train") -> TrainConfig | EvalRunConfig:
     """The typed config that ``rlkit <command> <overrides>`` would run with, for programs and tests."""
+    from hydra import compose as hydra_compose
+
     with hydra_configs():
         cfg = hydra_compose(config_name=config_name, overrides=overrides)
     check_known_keys(cfg)
@@ -219,6 +231,8 @@ def group_choices(loader: ConfigLoader) -> dict[str, list[str]]:
 
     The loader's own ``get_group_options`` copies the ConfigStore on every call; reading its sources does not.
     """
+    from hydra.core.object_type import ObjectType
+
     sources = loader.get_sources()
 
     def listed(path: str, kind: ObjectType) -> list[str]:
@@ -229,30 +243,52 @@ def group_choices(loader: ConfigLoader) -> dict[str, list[str]]:
     return {g: [c for c in listed(g, ObjectType.CONFIG) if not c.endswith("_schema")] for g in groups}
 
 
-def check_group_choices(config_name: str, overrides: list[str]) -> None:
-    """Refuse ``GROUP=CHOICE`` naming no config of the group, listing the choices (Hydra's list has ``*_schema``)."""
+def config_groups() -> dict[str, list[str]]:
+    """Each config group of rlkit (a folder of configs/) -> its choices (the names of its YAML files)."""
+    configs = importlib.resources.files(CONFIG_MODULE)
+    return {group.name: sorted(f.name.removesuffix(".yaml") for f in group.iterdir() if f.name.endswith(".yaml"))
+            for group in configs.iterdir() if group.is_dir() and not group.name.startswith("_")}
+
+
+def _hydra_group_choices(config_name: str, group: str, searchpath: list[str]) -> list[str] | None:
+    """The choices of a group Hydra knows (``hydra/launcher``; any, with ``hydra.searchpath``); None: no such group."""
+    from hydra.core.global_hydra import GlobalHydra
+
     with hydra_configs():
         loader = GlobalHydra.instance().config_loader()
         known = group_choices(loader)
-        # Configs in directories added with hydra.searchpath=[...] (e.g. a sweep's best preset) are choices too.
-        searchpath = [a for a in overrides if a.lstrip("+").startswith("hydra.searchpath=")]
-        for arg in overrides:
-            group, sep, value = arg.partition("=")
-            group = group.lstrip("~+").split("@")[0]
-            if not sep or group not in known or value in ("", "null"):
-                continue
-            choices = known[group] if not searchpath else [
-                c for c in loader.get_group_options(group, config_name=config_name, overrides=searchpath)
+        if group not in known or not searchpath:
+            return known.get(group)
+        return [c for c in loader.get_group_options(group, config_name=config_name, overrides=searchpath)
                 if not c.endswith("_schema")]
-            for choice in value.split(","):  # a multirun sweep lists several choices: each must exist
-                if choice not in choices:
-                    close = difflib.get_close_matches(choice, choices, n=1)
-                    hint = f" Did you mean {group}={close[0]}?" if close else ""
-                    raise RlkitError(
-                        f"{group}={choice} names no config in group {group!r}; "
-                        f"choose one of: {', '.join(choices) or '(none)'}.{hint}"
-                    )
-        _check_preset_fits(config_name, overrides, searchpath)
+
+
+def check_group_choices(config_name: str, overrides: list[str]) -> None:
+    """Refuse ``GROUP=CHOICE`` naming no config of the group, listing the choices (Hydra's list has ``*_schema``).
+
+    rlkit's groups are read from configs/ without Hydra; Hydra's own (``hydra/launcher``) and configs in directories
+    added with ``hydra.searchpath=[...]`` (e.g. a sweep's best preset) are Hydra's to list.
+    """
+    known = config_groups()
+    searchpath = [a for a in overrides if a.lstrip("+").startswith("hydra.searchpath=")]
+    for arg in overrides:
+        group, sep, value = arg.partition("=")
+        group = group.lstrip("~+").split("@")[0]
+        if not sep or value in ("", "null") or (group not in known and not group.startswith("hydra/")):
+            continue
+        choices = known[group] if group in known and not searchpath else \
+            _hydra_group_choices(config_name, group, searchpath)
+        if choices is None:
+            continue
+        for choice in value.split(","):  # a multirun sweep lists several choices: each must exist
+            if choice not in choices:
+                close = difflib.get_close_matches(choice, choices, n=1)
+                hint = f" Did you mean {group}={close[0]}?" if close else ""
+                raise RlkitError(
+                    f"{group}={choice} names no config in group {group!r}; "
+                    f"choose one of: {', '.join(choices) or '(none)'}.{hint}"
+                )
+    _check_preset_fits(config_name, overrides, searchpath)
 
 
 def _check_preset_fits(config_name: str, overrides: list[str], searchpath: list[str]) -> None:
@@ -261,26 +297,47 @@ def _check_preset_fits(config_name: str, overrides: list[str], searchpath: list[
     preset = given.pop("experiment", "")
     if not preset or not given or any("," in v for v in (preset, *given.values())):
         return
-    fixed = hydra_compose(config_name, [f"experiment={preset}", *searchpath],
-                          return_hydra_config=True).hydra.runtime.choices
-    changed = {group: value for group, value in given.items() if fixed.get(group) != value}
-    if not changed:
-        return
-    try:
-        hydra_compose(config_name, [f"experiment={preset}", *(f"{g}={v}" for g, v in given.items()), *searchpath])
-    except ConfigCompositionException as e:
-        if f"'experiment/{preset}'" not in str(e):
-            return  # another problem: Hydra's own message says it
-        env, agent = given.get("env", fixed.get("env")), given.get("agent", fixed.get("agent"))
-        loader = GlobalHydra.instance().config_loader()
-        fitting = [p for p in loader.get_group_options("experiment", config_name=config_name, overrides=searchpath)
-                   if p.startswith(f"{env}_") and p.endswith(f"_{agent}")]
-        instead = f"use experiment={' or experiment='.join(fitting)}, or" if fitting else "there is no preset for " \
-            f"env={env} agent={agent}:"
-        cause = ([line for line in str(e).splitlines()[1:] if line.strip()] or [str(e)])[0].strip()  # Key '...' not in
-        raise RlkitError(f"experiment={preset} is the preset for env={fixed.get('env')} agent={fixed.get('agent')} "
-                         f"and sets its keys, which do not fit {' '.join(f'{g}={v}' for g, v in changed.items())} "
-                         f"({cause}); {instead} drop experiment=") from None
+    from hydra import compose as hydra_compose
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import ConfigCompositionException
+
+    with hydra_configs():
+        fixed = hydra_compose(config_name, [f"experiment={preset}", *searchpath],
+                              return_hydra_config=True).hydra.runtime.choices
+        changed = {group: value for group, value in given.items() if fixed.get(group) != value}
+        if not changed:
+            return
+        try:
+            hydra_compose(config_name, [f"experiment={preset}", *(f"{g}={v}" for g, v in given.items()), *searchpath])
+        except ConfigCompositionException as e:
+            if f"'experiment/{preset}'" not in str(e):
+                return  # another problem: Hydra's own message says it
+            env, agent = given.get("env", fixed.get("env")), given.get("agent", fixed.get("agent"))
+            loader = GlobalHydra.instance().config_loader()
+            fitting = [p for p in loader.get_group_options("experiment", config_name=config_name, overrides=searchpath)
+                       if p.startswith(f"{env}_") and p.endswith(f"_{agent}")]
+            instead = f"use experiment={' or experiment='.join(fitting)}, or" if fitting else "there is no preset " \
+                f"for env={env} agent={agent}:"
+            cause = ([line for line in str(e).splitlines()[1:] if line.strip()] or [str(e)])[0].strip()  # Key '...'
+            raise RlkitError(f"experiment={preset} is the preset for env={fixed.get('env')} agent={fixed.get('agent')} "
+                             f"and sets its keys, which do not fit {' '.join(f'{g}={v}' for g, v in changed.items())} "
+                             f"({cause}); {instead} drop experiment=") from None
+
+
+def check_multirun_args(args: Sequence[str]) -> None:
+    """Refuse, before Hydra starts, command lines whose sweep cannot run; each with a one-line reason."""
+    multirun = "-m" in args or "--multirun" in args
+    for arg in args:
+        key, sep, value = arg.partition("=")
+        if not sep:
+            continue
+        if key == "hydra/launcher" and value == "ray" and importlib.util.find_spec("ray") is None:
+            raise RlkitError("hydra/launcher=ray needs ray, an optional extra: pip install 'rlkit[ray]'")
+        if key == "hparams_search" and value not in ("", "null") and not multirun:
+            raise RlkitError(f"hparams_search={value} is a hyperparameter search, which runs as a multirun: "
+                             f"add -m (rlkit train -m hparams_search={value})")
+        if key == "hydra/sweeper" and value == "optuna" and not multirun:
+            raise RlkitError("hydra/sweeper=optuna runs as a multirun: add -m")
 
 
 def check_repeated_keys(overrides: list[str]) -> None:
@@ -331,14 +388,14 @@ def check_override_keys(config_name: str, overrides: list[str]) -> None:
     """
     root = TrainConfig if config_name == "train" else EvalRunConfig
     configs = importlib.resources.files(CONFIG_MODULE)
-    groups = {p.name for p in configs.iterdir() if p.is_dir() and not p.name.startswith("_")}
+    groups = set(config_groups())
     chosen: dict[str, str] = {}
     for entry in OmegaConf.load(str(configs / f"{config_name}.yaml")).get("defaults", []):
         if isinstance(entry, DictConfig) and len(entry) == 1:
             chosen.update({str(k): "null" if v is None else str(v) for k, v in entry.items()})
     pairs = [arg.partition("=") for arg in overrides]
     chosen.update({key.lstrip("+"): value for key, sep, value in pairs if sep and key.lstrip("+") in groups})
-    registries = {"env": ENVS, "agent": AGENTS}
+    registries = {"env": ENV_SCHEMAS, "agent": AGENT_SCHEMAS}
     for key, sep, value in pairs:
         key = key.lstrip("+")  # adding a key that no schema declares is refused as well
         if not sep or key[:1] == "~" or "/" in key or "@" in key or key.split(".")[0] == "hydra" or key in groups:
@@ -353,30 +410,59 @@ def check_override_keys(config_name: str, overrides: list[str]) -> None:
             continue
         names = chosen.get(parts[0], "").split(",")
         if chosen.get("experiment", "null") != "null" or any(n not in registry for n in names):
-            misses = [_schema_miss(schema, parts[1:], f"{parts[0]}.") for schema, _ in registry.values()]
+            misses = [_schema_miss(schema, parts[1:], f"{parts[0]}.") for schema in registry.values()]
             if all(misses):  # no env (agent) at all has it
                 known = sorted({k for m in misses if m for k in m[1]})
                 raise ConfigError(unknown_key_message(misses[0][0], f"any {parts[0]} config", known))  # type: ignore[index]
             continue
         for name in names:
-            miss = _schema_miss(registry[name][0], parts[1:], f"{parts[0]}.")
+            miss = _schema_miss(registry[name], parts[1:], f"{parts[0]}.")
             if miss is not None:
                 raise ConfigError(unknown_key_message(miss[0], f"{parts[0]}={name} ({miss[2]})", miss[1]))
-            _check_value(registry[name][0], parts[1:], key, value)
+            _check_value(registry[name], parts[1:], key, value)
+
+
+# Hydra's override grammar (OverrideLexer.g4) for a value of one token: a number, bool or null; a word is a string.
+_DIGITS = r"[0-9](_?[0-9])*"
+_POINT_FLOAT = rf"({_DIGITS})?\.{_DIGITS}|{_DIGITS}\."
+PLAIN_VALUES = {
+    "int": re.compile(r"[+-]?(0|[1-9](_?[0-9])*)"),
+    "float": re.compile(rf"[+-]?({_POINT_FLOAT}|({_DIGITS}|{_POINT_FLOAT})[eE][+-]?[0-9]+|[Ii][Nn][Ff]|[Nn][Aa][Nn])"),
+    "bool": re.compile(r"[Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee]"),
+    "null": re.compile(r"[Nn][Uu][Ll][Ll]"),
+    "str": re.compile(r"[A-Za-z0-9_.+/-]+"),
+}
+
+
+def override_value(value: str) -> Any:
+    """The value Hydra reads from the right of ``KEY=VALUE``; Hydra's parser only for what is not one plain word.
+
+    Raises ``ValueError`` for a sweep (``1,2``, ``range(3)``) and for what Hydra's parser refuses.
+    """
+    kind = next((k for k, pattern in PLAIN_VALUES.items() if pattern.fullmatch(value)), None)
+    if kind is not None:
+        return {"int": int, "float": float, "bool": lambda v: v.lower() == "true", "null": lambda v: None,
+                "str": str}[kind](value)
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        (override,) = OverridesParser.create().parse_overrides([f"key={value}"])
+    except Exception as e:  # a syntax error: Hydra's parser says where
+        raise ValueError(str(e)) from None
+    if override.is_sweep_override():
+        raise ValueError(f"{value} is a sweep")
+    return override.value()
 
 
 def _check_value(schema: type, parts: list[str], key: str, value: str) -> None:
     """Refuse a value that ``key``'s declared type cannot hold, in one line (Hydra's message takes several)."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
     from omegaconf.errors import ValidationError
 
     try:
-        (override,) = OverridesParser.create().parse_overrides([f"{key}={value}"])
-    except Exception:  # a syntax error: Hydra's parser says where
-        return
-    if override.is_sweep_override():
+        parsed = override_value(value)
+    except ValueError:  # a sweep's values are checked one by one in its jobs; Hydra reports a syntax error
         return
     try:
-        OmegaConf.update(OmegaConf.structured(schema), ".".join(parts), override.value(), merge=True)
+        OmegaConf.update(OmegaConf.structured(schema), ".".join(parts), parsed, merge=True)
     except ValidationError as e:
         raise ConfigError(f"{key}={value}: {str(e).splitlines()[0]}") from None

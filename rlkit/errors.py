@@ -8,7 +8,6 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from hydra.errors import CompactHydraException
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})  # no space left, disk quota exceeded
@@ -25,13 +24,6 @@ class ConfigError(RlkitError, ValueError):
 
 class RunDirError(RlkitError, FileNotFoundError):
     """A run directory or checkpoint is missing, incomplete or corrupt."""
-
-
-class SweepError(RlkitError, CompactHydraException):
-    """A multirun cannot go on (a launcher or sweeper setting, every trial failed), or one of its jobs failed."""
-
-    def __str__(self) -> str:  # what Hydra prints of a CompactHydraException, without a traceback
-        return f"rlkit: error: {self.args[0] if self.args else ''}"
 
 
 class EnvError(RlkitError, ValueError):
@@ -98,7 +90,8 @@ def quiet_disk_full_in_threads() -> Iterator[None]:
 USER_ERRORS = (RlkitError, OmegaConfBaseException)  # MissingMandatoryValue is an OmegaConfBaseException
 
 
-def _message(e: BaseException) -> str:
+def user_message(e: BaseException) -> str:
+    """The one line that tells the user what went wrong."""
     if isinstance(e, MissingMandatoryValue):
         key = getattr(e, "full_key", "") or "a key"
         return f"{key} has no value; set it on the command line ({key}=...)"
@@ -111,24 +104,13 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except RunStopped as e:
-        print(f"rlkit: {_message(e)}", file=sys.stderr)
+        print(f"rlkit: {user_message(e)}", file=sys.stderr)
         sys.exit(e.exit_code)
     except USER_ERRORS as e:
         if os.environ.get(DEBUG_ENV):
             raise
-        print(f"rlkit: error: {_message(e)}\n(set {DEBUG_ENV}=1 for the traceback)", file=sys.stderr)
+        print(f"rlkit: error: {user_message(e)}\n(set {DEBUG_ENV}=1 for the traceback)", file=sys.stderr)
         sys.exit(getattr(e, "exit_code", 2))
     except KeyboardInterrupt:
         print("rlkit: interrupted", file=sys.stderr)
         sys.exit(130)
-
-
-@contextlib.contextmanager
-def job_errors() -> Iterator[None]:
-    """In a multirun job, a user's mistake fails that job (Hydra reports it): a worker process runs other jobs too."""
-    try:
-        yield
-    except USER_ERRORS as e:
-        if os.environ.get(DEBUG_ENV):
-            raise
-        raise SweepError(_message(e)) from None

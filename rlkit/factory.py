@@ -1,7 +1,7 @@
 """Environments and agents from their configs.
 
 ``ENVS`` and ``AGENTS`` map a config's ``name`` to its schema and builder (agent builders import torch only when
-called). The schemas of other packages' envs live here.
+called). The schemas live in rlkit.env_schemas and rlkit.agents.config.
 """
 
 from __future__ import annotations
@@ -18,61 +18,25 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
-from omegaconf import MISSING
 
-from rlkit.agents.config import (
-    A2CConfig,
-    DQNConfig,
-    MADDPGConfig,
-    PPOConfig,
-    ReinforceConfig,
-    SACConfig,
-    TD3Config,
-    memory_needed,
+from rlkit.agents.config import AGENT_SCHEMAS, memory_needed
+from rlkit.env_schemas import (
+    ENV_SCHEMAS,
+    MPE_SCENARIOS,
+    BalancingPoleConfig,
+    GymEnvConfig,
+    MPEConfig,
+    MultiCartPoleConfig,
+    PettingZooConfig,
+    RoboticArmConfig,
 )
 from rlkit.envs import BALANCING_POLE_ID, ROBOTIC_ARM_ID  # registers rlkit/ ids with Gymnasium and PettingZoo
-from rlkit.envs.balancing_pole import BalancingPoleConfig
-from rlkit.envs.multi_cartpole_config import MultiCartPoleConfig
-from rlkit.envs.robotic_arm import RoboticArmConfig
 from rlkit.errors import ConfigError
 
 if TYPE_CHECKING:  # the agent modules import torch; composing a config must not
     from rlkit.agents.base import Agent
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class GymEnvConfig:
-    """Any environment registered with Gymnasium, by id."""
-
-    name: str = "gym"
-    """Environment kind; selects the builder (do not change)."""
-    id: str = MISSING
-    """Gymnasium id, e.g. CartPole-v1 or a module-qualified mypkg:MyEnv-v0."""
-    kwargs: dict[str, Any] = field(default_factory=dict)
-    """Keyword arguments for gymnasium.make, e.g. +env.kwargs.max_episode_steps=200."""
-    reward_threshold: float | None = None
-    """Solved threshold; empty means the one in the env's registration, if any."""
-
-    def validate(self) -> None:
-        """Check values that the types alone cannot."""
-        if not self.id:
-            raise ConfigError("env.id is empty: name a registered Gymnasium id, e.g. env.id=CartPole-v1")
-
-
-OBJECTIVES = ("cooperative", "competitive")
-
-
-def check_objective(cfg: Any) -> None:
-    """Refuse an objective other than cooperative or competitive, or one whose team is missing or not needed."""
-    if cfg.objective not in OBJECTIVES:
-        raise ConfigError(f"env.objective={cfg.objective!r} is not one of {', '.join(OBJECTIVES)}")
-    if cfg.objective == "competitive" and not cfg.objective_team:
-        raise ConfigError("env.objective=competitive scores one team: name it with env.objective_team=<team>")
-    if cfg.objective == "cooperative" and cfg.objective_team:
-        raise ConfigError(f"env.objective_team={cfg.objective_team} is only for env.objective=competitive; set "
-                          "that too, or drop env.objective_team")
 
 
 def agent_teams(agents: tuple[str, ...], declared: dict[str, list[str]], label: str) -> dict[str, tuple[str, ...]]:
@@ -100,77 +64,6 @@ def agent_teams(agents: tuple[str, ...], declared: dict[str, list[str]], label: 
     if left:
         raise ConfigError(f"env.teams leaves out {', '.join(left)}: put every agent of {label} in one team")
     return {t: tuple(str(a) for a in members) for t, members in declared.items() if members}
-
-
-@dataclass
-class PettingZooConfig:
-    """Any PettingZoo parallel environment: a registered id, or a ``module:function`` that builds one."""
-
-    name: str = "pettingzoo"
-    """Environment kind; selects the builder (do not change)."""
-    id: str = MISSING
-    """A PettingZoo registry id (rlkit/MultiCartPole-v0) or an entry point (mpe2.simple_spread_v3:parallel_env)."""
-    kwargs: dict[str, Any] = field(default_factory=dict)
-    """Keyword arguments for the env's constructor, e.g. +env.kwargs.max_cycles=50."""
-    reward_threshold: float | None = None
-    """Mean evaluation return (every agent) at which the task counts as solved; empty: none."""
-    teams: dict[str, list[str]] = field(default_factory=dict)
-    """Teams of agents by name, e.g. '+env.teams={hunters:[adversary_0],prey:[agent_0]}'; empty: by the agents'
-    name prefixes (adversary_0 and adversary_1 -> adversary)."""
-    objective: str = "cooperative"
-    """What solving and the best checkpoint go by: cooperative (every agent's mean >= the threshold) or competitive
-    (the mean of env.objective_team)."""
-    objective_team: str = ""
-    """The team a competitive objective scores."""
-
-    def validate(self) -> None:
-        """Check values that the types alone cannot."""
-        check_objective(self)
-        if not self.id:
-            raise ConfigError("env.id is empty: name a PettingZoo id or a module:function entry point")
-
-
-MPE_SCENARIOS = (  # the Multi-Agent Particle Environments of the mpe2 package, by name
-    "simple_v3", "simple_adversary_v3", "simple_crypto_v3", "simple_push_v3", "simple_reference_v3",
-    "simple_speaker_listener_v4", "simple_spread_v3", "simple_tag_v3", "simple_world_comm_v3",
-)
-
-
-@dataclass
-class MPEConfig:
-    """A Multi-Agent Particle Environment (PettingZoo's MPE, the ``mpe2`` package), by scenario name."""
-
-    name: str = "simple_spread_v3"
-    """Scenario, e.g. simple_spread_v3 (cooperative navigation); see MPE_SCENARIOS for all."""
-    max_cycles: int = 25
-    """Steps per episode (MPE's own truncation)."""
-    continuous_actions: bool = False
-    """Continuous movement forces instead of the five discrete moves."""
-    kwargs: dict[str, Any] = field(default_factory=dict)
-    """Scenario arguments, e.g. +env.kwargs.N=3 +env.kwargs.local_ratio=0.5 for simple_spread_v3."""
-    reward_threshold: float | None = None
-    """Mean evaluation return (every agent) at which the task counts as solved; empty: none."""
-    batched: bool = True
-    """rlkit's NumPy version (every copy stepped at once) where the scenario has one; false: mpe2's own env."""
-    teams: dict[str, list[str]] = field(default_factory=dict)
-    """Teams of agents by name, e.g. '+env.teams={hunters:[adversary_0],prey:[agent_0]}'; empty: by the agents'
-    name prefixes (adversary_0 and adversary_1 -> adversary)."""
-    objective: str = "cooperative"
-    """What solving and the best checkpoint go by: cooperative (every agent's mean >= the threshold) or competitive
-    (the mean of env.objective_team)."""
-    objective_team: str = ""
-    """The team a competitive objective scores."""
-
-    def validate(self) -> None:
-        """Check values that the types alone cannot."""
-        check_objective(self)
-        if self.name not in MPE_SCENARIOS:
-            close = difflib.get_close_matches(self.name, MPE_SCENARIOS, n=1)
-            hint = f" Did you mean {close[0]}?" if close else ""
-            raise ConfigError(f"env.name={self.name!r} is not an MPE scenario; choose one of "
-                              f"{', '.join(MPE_SCENARIOS)}.{hint}")
-        if self.max_cycles < 1:
-            raise ConfigError(f"env.max_cycles must be >= 1, got {self.max_cycles}")
 
 
 @dataclass(frozen=True)
@@ -315,14 +208,12 @@ def _pettingzoo(cfg: PettingZooConfig) -> EnvFactory:
     return _parallel(functools.partial(creator, **cfg.kwargs), cfg.id, cfg.reward_threshold)
 
 
-ENVS: dict[str, tuple[type, Callable[[Any], EnvFactory]]] = {
-    "balancing_pole": (BalancingPoleConfig, _rlkit),
-    "gym": (GymEnvConfig, _gym),
-    "multi_cartpole": (MultiCartPoleConfig, _rlkit),
-    "robotic_arm": (RoboticArmConfig, _rlkit),
-    "mpe": (MPEConfig, _mpe),
-    "pettingzoo": (PettingZooConfig, _pettingzoo),
+_ENV_BUILDERS: dict[str, Callable[[Any], EnvFactory]] = {
+    "balancing_pole": _rlkit, "gym": _gym, "multi_cartpole": _rlkit, "robotic_arm": _rlkit, "mpe": _mpe,
+    "pettingzoo": _pettingzoo,
 }
+ENVS: dict[str, tuple[type, Callable[[Any], EnvFactory]]] = {
+    name: (schema, _ENV_BUILDERS[name]) for name, schema in ENV_SCHEMAS.items()}
 """Env configs by ``name`` (an MPE config is named by its scenario and found under ``mpe``): schema, builder."""
 
 
@@ -349,15 +240,11 @@ def _maddpg(cfg: Any, env: EnvFactory, seed: int, training: bool) -> Agent:
                   single_agent=True)
 
 
-AGENTS: dict[str, tuple[type, Callable[[Any, EnvFactory, int, bool], Agent]]] = {
-    "dqn": (DQNConfig, _sb3),
-    "reinforce": (ReinforceConfig, _reinforce),
-    "maddpg": (MADDPGConfig, _maddpg),
-    "ppo": (PPOConfig, _sb3),
-    "a2c": (A2CConfig, _sb3),
-    "sac": (SACConfig, _sb3),
-    "td3": (TD3Config, _sb3),
+_AGENT_BUILDERS: dict[str, Callable[[Any, EnvFactory, int, bool], Agent]] = {
+    "dqn": _sb3, "reinforce": _reinforce, "maddpg": _maddpg, "ppo": _sb3, "a2c": _sb3, "sac": _sb3, "td3": _sb3,
 }
+AGENTS: dict[str, tuple[type, Callable[[Any, EnvFactory, int, bool], Agent]]] = {
+    name: (schema, _AGENT_BUILDERS[name]) for name, schema in AGENT_SCHEMAS.items()}
 """Agent configs by ``name``: schema, builder."""
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import fcntl
-import importlib.util
 import io
 import json
 import logging
@@ -17,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.utils import JobReturn, JobStatus
+from hydra.errors import CompactHydraException
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from rlkit.errors import RlkitError
+from rlkit.errors import DEBUG_ENV, USER_ERRORS, RlkitError, user_message
 from rlkit.runs import SUMMARY_FILE, SWEEP_MARKER
 from rlkit.signals import EXIT_INTERRUPTED, GUARD, STOP_FILE
 
@@ -34,20 +34,22 @@ INDEX_COLUMNS = ("job", "status", "overrides", "final_eval", "best_eval", "solve
 PRINTED_ROWS = 20  # of the index, at the end of a multirun; the file has them all
 
 
-def check_multirun_args(args: Sequence[str]) -> None:
-    """Refuse, before Hydra starts, command lines whose sweep cannot run; each with a one-line reason."""
-    multirun = "-m" in args or "--multirun" in args
-    for arg in args:
-        key, sep, value = arg.partition("=")
-        if not sep:
-            continue
-        if key == "hydra/launcher" and value == "ray" and importlib.util.find_spec("ray") is None:
-            raise RlkitError("hydra/launcher=ray needs ray, an optional extra: pip install 'rlkit[ray]'")
-        if key == "hparams_search" and value not in ("", "null") and not multirun:
-            raise RlkitError(f"hparams_search={value} is a hyperparameter search, which runs as a multirun: "
-                             f"add -m (rlkit train -m hparams_search={value})")
-        if key == "hydra/sweeper" and value == "optuna" and not multirun:
-            raise RlkitError("hydra/sweeper=optuna runs as a multirun: add -m")
+class SweepError(RlkitError, CompactHydraException):
+    """A multirun cannot go on (a launcher or sweeper setting, every trial failed), or one of its jobs failed."""
+
+    def __str__(self) -> str:  # what Hydra prints of a CompactHydraException, without a traceback
+        return f"rlkit: error: {self.args[0] if self.args else ''}"
+
+
+@contextlib.contextmanager
+def job_errors() -> Iterator[None]:
+    """In a multirun job, a user's mistake fails that job (Hydra reports it): a worker process runs other jobs too."""
+    try:
+        yield
+    except USER_ERRORS as e:
+        if os.environ.get(DEBUG_ENV):
+            raise
+        raise SweepError(user_message(e)) from None
 
 
 def parallel_jobs(launcher: DictConfig, cpus: int | None = None) -> int:

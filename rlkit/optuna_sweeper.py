@@ -24,9 +24,8 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, RunMode, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
-from rlkit.errors import SweepError
 from rlkit.manual import as_override
-from rlkit.multirun import failure_message, parallel_jobs, preset_yaml
+from rlkit.multirun import SweepError, failure_message, parallel_jobs, preset_yaml
 from rlkit.signals import GUARD
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from rlkit.errors import SweepError
+from rlkit.multirun import SweepError
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,6 @@ from omegaconf.errors import OmegaConfBaseException
 
 from rlkit.config import TrainConfig, check_known_keys, hydra_configs
 from rlkit.errors import ConfigError, RlkitError, RunDirError, RunStopped, user_errors
-from rlkit.factory import lookup
 
 CONFIG_FILE = Path(".hydra") / "config.yaml"
 SUMMARY_FILE = "summary.json"
@@ -107,6 +106,8 @@ def resolve_run(run: str | Path) -> Path:
 
 def load_run_config(run_dir: Path, trust: bool = False) -> TrainConfig:
     """A run's typed config, read as data: no resolvers; code it names (:func:`named_code`) only with ``trust``."""
+    from rlkit.factory import lookup  # Gymnasium: Hydra's plug-in scan imports this module, for every command
+
     if not run_dir.exists():
         raise RunDirError(f"run directory {run_dir} does not exist")
     if not run_dir.is_dir():

@@ -12,7 +12,16 @@ from omegaconf.errors import ConfigKeyError
 
 from helpers import compose_cfg
 from rlkit.agents.config import DQNConfig
-from rlkit.config import CallbacksConfig, ConfigError, EvalConfig, EvalRunConfig, TrainConfig, check_group_choices
+from rlkit.config import (
+    PLAIN_VALUES,
+    CallbacksConfig,
+    ConfigError,
+    EvalConfig,
+    EvalRunConfig,
+    TrainConfig,
+    check_group_choices,
+    override_value,
+)
 from rlkit.envs import (
     BALANCING_POLE_ID,
     ROBOTIC_ARM_ID,
@@ -180,3 +189,29 @@ def test_envs_use_their_schemas_values_and_refuse_unknown_arguments():
         BalancingPoleEnv(max_episode_steps=10)  # gym.make's argument, for the TimeLimit
     with pytest.raises(ValueError, match="env.masspole must be > 0"):
         gym.make(BALANCING_POLE_ID, masspole=0.0)
+
+
+PLAIN = ["3", "-3", "+3", "0", "010", "1_000", "1__0", "1.5", ".5", "5.", "1e5", "1E-5", "1.5e+3", "1_0.2_5", "inf",
+         "-INF", "nan", "infinity", "true", "False", "TRUE1", "null", "NULL", "nully", "abc", "a-b", "_x", "runs/x/y",
+         "1abc", "1.5.3", "1-2", "-", "+a"]
+
+
+@pytest.mark.parametrize("value", PLAIN)
+def test_a_plain_value_reads_as_hydras_parser_reads_it(value):
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    assert any(pattern.fullmatch(value) for pattern in PLAIN_VALUES.values())  # read without Hydra
+    (override,) = OverridesParser.create().parse_overrides([f"key={value}"])
+    expected, got = override.value(), override_value(value)
+    assert type(got) is type(expected)
+    assert got == expected or (got != got and expected != expected)  # nan
+
+
+def test_values_that_are_not_one_plain_word_are_read_by_hydras_parser():
+    assert override_value("[64, 64]") == [64, 64]
+    assert override_value("'3'") == "3"
+    assert override_value("") == ""
+    with pytest.raises(ValueError, match="sweep"):
+        override_value("0,1")
+    with pytest.raises(ValueError):
+        override_value("[1,")

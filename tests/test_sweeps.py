@@ -21,9 +21,9 @@ from omegaconf import OmegaConf
 
 import hydra_plugins.rlkit_plugins  # noqa: F401  (stores hydra/sweeper=optuna, which hparams_search composes)
 from helpers import cli, compose_cfg, run_cli
-from rlkit.config import hydra_configs
-from rlkit.errors import RlkitError, SweepError
-from rlkit.multirun import check_multirun_args, parallel_jobs, preset_yaml
+from rlkit.config import check_multirun_args, hydra_configs
+from rlkit.errors import RlkitError
+from rlkit.multirun import SweepError, parallel_jobs, preset_yaml
 from rlkit.optuna_sweeper import objective_value, override_value, search_space
 
 CONFIGS = Path(str(files("rlkit.configs")))

@@ -31,6 +31,7 @@ TYPOS = [
     (["train", "agent=dqn", "agent.net_arch=[64,x]"], "agent.net_arch=[64,x]: Value 'x' of type 'str' could not be "
                                                       "converted to Integer"),
     (["train", "-m", "seed=0,1", "callbacks.progress_bar=maybe"], "callbacks.progress_bar=maybe: Value 'maybe' is"),
+    (["train", "-m", "hydra/sweeper=optun"], "choose one of: basic, optuna. Did you mean hydra/sweeper=optuna?"),
     (["trian"], "unknown command 'trian'; choose one of: train, eval, plot, verify, export. Did you mean rlkit train?"),
 ]
 
