@@ -143,6 +143,14 @@ class ParallelArrayEnv(gym.Env):
             return np.int64(np.ravel(action)[0] if self.padded else action)
         return action[:space.shape[0]] if self.padded else action  # type: ignore[index]
 
+    def agent_row(self, i: int, action: Any) -> np.ndarray:
+        """Agent ``i``'s action in its own space as its row of the joint action (where spaces differ: padded)."""
+        if not self.padded:
+            return np.asarray(action)
+        row = np.zeros(self.action_space.shape[1], dtype=np.float32)  # type: ignore[index]
+        row[:np.size(action)] = np.ravel(action)
+        return row
+
     def render(self) -> Any:  # noqa: D102  (the base class's)
         return self.env.render()
 

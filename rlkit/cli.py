@@ -84,7 +84,8 @@ def _eval(cfg: DictConfig) -> None:
         for name, rewards in report.agent_rewards.items():
             print(f"  {name}: mean reward {statistics.fmean(rewards):.2f} ± {statistics.pstdev(rewards):.2f}")
         for team, mean in report.team_mean_rewards().items():
-            print(f"  team {team}: mean reward {mean:.2f}")
+            by = f" (played by {eval_cfg.opponent})" if team in report.opponent_teams else ""
+            print(f"  team {team}: mean reward {mean:.2f}{by}")
         if report.video is not None:
             print(f"video: {report.video}")
 

@@ -158,9 +158,17 @@ class EvalRunConfig:
     """Frames per second of the video; empty: the env's render_fps (real time)."""
     trust_run: bool = False
     """Allow a run whose config names code to import (a module:Env id, a plug-in callback); only for runs you trust."""
+    opponent: str | None = None
+    """Cross-play of a multi-agent run with teams: the opponent team's actions come from this run (its best
+    checkpoint; a run as for run=) or from random (uniform random actions); empty: the run plays every team."""
+    opponent_team: str | None = None
+    """The team that opponent= plays; empty: every team but the run's scored team (env.objective_team)."""
 
     def validate(self) -> None:
         """Check values that the types alone cannot."""
+        if self.opponent_team is not None and self.opponent is None:
+            raise ConfigError(f"opponent_team={self.opponent_team} names the team that opponent= plays: set "
+                              "opponent=<run dir> or opponent=random too")
         if self.n_episodes < 1:
             raise ConfigError(f"n_episodes must be >= 1, got {self.n_episodes}")
         if self.render_mode not in (None, "human", "rgb_array"):

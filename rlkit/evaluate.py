@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -18,7 +19,7 @@ from rlkit.agents.base import Agent
 from rlkit.callbacks import Callback, Evaluation
 from rlkit.config import EvalConfig, EvalRunConfig, TrainConfig
 from rlkit.envs.state import env_state, set_env_state
-from rlkit.errors import RunDirError
+from rlkit.errors import ConfigError, RunDirError
 from rlkit.factory import EnvFactory, build_agent, build_env
 from rlkit.runs import changed_files, load_run_config, resolve_run
 from rlkit.video import VideoWriter
@@ -47,6 +48,8 @@ class Played:
     video: Path | None = None
     teams: dict[str, tuple[str, ...]] = field(default_factory=dict)
     """``rlkit eval`` of a multi-agent run: its teams."""
+    opponent_teams: tuple[str, ...] = ()
+    """``rlkit eval opponent=``: the teams the opponent played."""
 
     def team_mean_rewards(self) -> dict[str, float]:
         """Every team's mean return (the mean of its agents'), where there are two teams or more."""
@@ -63,7 +66,7 @@ class Played:
             self.agent_rewards.setdefault(name, []).extend(r)
 
 
-def play_episodes(agent: Agent, envs: Sequence[gym.Env], deterministic: bool = True,
+def play_episodes(agent: Agent | CrossPlay, envs: Sequence[gym.Env], deterministic: bool = True,
                   stop: Callable[[], bool] | None = None, record: Callable[[int], Any] | None = None) -> Played:
     """Play one episode in each env, all stepped together with one batched ``act`` per step.
 
@@ -239,6 +242,67 @@ def load_run(run: str | Path, checkpoint: str = "best", trust: bool = False) -> 
     return LoadedRun(dir=run_dir, config=train_cfg, env=env_factory, agent=agent, checkpoint=path, meta=meta)
 
 
+class CrossPlay:
+    """A run's agents with one team's actions taken from another run's agents, or uniformly random (``None``)."""
+
+    def __init__(self, agent: Agent, opponent: Agent | None, rows: list[int], env: gym.Env, seed: int) -> None:
+        self.agent, self.opponent, self.rows, self.env = agent, opponent, rows, env
+        for i in rows:
+            env.agent_action_spaces[i].seed(seed + i)  # type: ignore[attr-defined]
+
+    def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
+        """The run's actions, with the opponent team's rows replaced by the opponent's."""
+        actions = np.array(self.agent.act(obs, deterministic=deterministic))
+        if self.opponent is not None:
+            actions[:, self.rows] = self.opponent.act(obs, deterministic=deterministic)[:, self.rows]
+            return actions
+        spaces = self.env.agent_action_spaces  # type: ignore[attr-defined]
+        for n in range(len(obs)):
+            for i in self.rows:
+                actions[n, i] = self.env.agent_row(i, spaces[i].sample())  # type: ignore[attr-defined]
+        return actions
+
+
+def opponent_rows(loaded: LoadedRun, team: str | None) -> tuple[tuple[str, ...], list[int]]:
+    """The opponent's teams and their agents' rows: ``team``, else every team but the run's scored one."""
+    teams, agents = loaded.env.teams, list(loaded.env.agents)
+    if len(teams) < 2:
+        what = f"one team ({', '.join(teams)})" if teams else "a single agent"
+        raise ConfigError(f"opponent= plays one team of a multi-agent run against another; {loaded.dir} has {what}")
+    if team is None:
+        if loaded.env.scored_team is None:
+            raise ConfigError(f"{loaded.dir} is cooperative (no env.objective_team): name the team that opponent= "
+                              f"plays with opponent_team=<team>, one of {', '.join(teams)}")
+        others = tuple(t for t in teams if t != loaded.env.scored_team)
+        return others, [agents.index(a) for t in others for a in teams[t]]
+    if team not in teams:
+        close = difflib.get_close_matches(team, list(teams), n=1)
+        hint = f" Did you mean {close[0]}?" if close else ""
+        raise ConfigError(f"opponent_team={team} is not a team of {loaded.dir}; its teams: {', '.join(teams)}.{hint}")
+    return (team,), [agents.index(a) for a in teams[team]]
+
+
+def load_opponent(loaded: LoadedRun, env: gym.Env, cfg: EvalRunConfig) -> tuple[tuple[str, ...], CrossPlay]:
+    """``opponent=``: the opponent's teams and the player of the run against them."""
+    assert cfg.opponent is not None
+    teams, rows = opponent_rows(loaded, cfg.opponent_team)
+    if cfg.opponent == "random":
+        return teams, CrossPlay(loaded.agent, None, rows, env, cfg.seed)
+    other = load_run(cfg.opponent, "best", cfg.trust_run)
+    probe = other.env.make()
+    try:
+        mine = (loaded.env.agents, env.observation_space, env.agent_action_spaces)  # type: ignore[attr-defined]
+        theirs = (other.env.agents, probe.observation_space, getattr(probe, "agent_action_spaces", None))
+    finally:
+        probe.close()
+    if mine != theirs:
+        raise ConfigError(f"opponent={cfg.opponent} was trained on {other.env.label} with agents "
+                          f"{', '.join(other.env.agents) or '(single-agent)'}, whose observations or actions differ "
+                          f"from {loaded.env.label}'s ({', '.join(loaded.env.agents)}): cross-play needs the same "
+                          "agents and spaces")
+    return teams, CrossPlay(loaded.agent, other.agent, rows, env, cfg.seed)
+
+
 def evaluate_run(cfg: EvalRunConfig, on_episode: Callable[[int, Played], Any] | None = None,
                  loaded: LoadedRun | None = None) -> Played:
     """Rebuild a run's env and agent from its own config, load a checkpoint and play episodes (``loaded``: already)."""
@@ -253,7 +317,10 @@ def evaluate_run(cfg: EvalRunConfig, on_episode: Callable[[int, Played], Any] | 
         return bool(getattr(env.unwrapped, "window_closed", False))
 
     report, video = Played(checkpoint=checkpoint, teams=env_factory.teams), None
+    player: Agent | CrossPlay = agent
     try:
+        if cfg.opponent is not None:
+            report.opponent_teams, player = load_opponent(loaded, env, cfg)
         if cfg.video:  # <run>/videos/eval-<checkpoint>-<time>.<format>
             folder = run_dir / "videos"
             try:
@@ -264,7 +331,7 @@ def evaluate_run(cfg: EvalRunConfig, on_episode: Callable[[int, Played], Any] | 
             fps = cfg.video_fps or env.metadata.get("render_fps") or 30  # 30: the env's metadata has none
             video = VideoWriter(folder / f"eval-{checkpoint.stem}-{stamp}.{cfg.video_format}", fps=fps)
         for episode in range(cfg.n_episodes):
-            played = play_episodes(agent, [env], deterministic=cfg.deterministic, stop=window_closed,
+            played = play_episodes(player, [env], deterministic=cfg.deterministic, stop=window_closed,
                                    record=None if video is None else lambda _: video.append(env.render()))
             if not played.lengths:  # the user closed the window mid-episode
                 break

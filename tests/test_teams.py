@@ -1,9 +1,11 @@
 """Teams of a multi-agent run and its objective: per-team evaluation, summary, TensorBoard and best checkpoint."""
 
 import json
+import re
 
 import pytest
 
+import rlkit
 from helpers import TINY, cli, compose_cfg, read_scalars
 from rlkit.callbacks import Evaluation
 from rlkit.errors import ConfigError
@@ -94,3 +96,58 @@ def test_rlkit_eval_prints_every_teams_mean(tmp_path):
     out = cli(["eval", f"run={run}", "n_episodes=2"], cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "team adversary: mean reward" in out.stdout and "team agent: mean reward" in out.stdout
+
+
+@pytest.fixture(scope="module")
+def adversary_runs(tmp_path_factory):
+    """Two tiny competitive runs of simple_adversary (seeds 0 and 1), and a cooperative cart-pole run."""
+    root = tmp_path_factory.mktemp("crossplay")
+    common = [*TINY, "agent.learning_starts=200", "env.name=simple_adversary_v3", "env.max_cycles=25",
+              "env.objective=competitive", "env.objective_team=agent"]
+    for seed in (0, 1):
+        rlkit.train("mpe", "maddpg", overrides=[*common, f"seed={seed}"], run_dir=root / f"adv{seed}")
+    rlkit.train("multi_cartpole", "maddpg", overrides=[*TINY, "total_steps=600"], run_dir=root / "carts")
+    return root
+
+
+def _team_means(stdout: str) -> dict[str, str]:
+    return {line.split()[1].rstrip(":"): line for line in stdout.splitlines() if line.startswith("  team ")}
+
+
+def test_cross_play_swaps_the_opponent_teams_actions_and_says_who_played_them(adversary_runs, tmp_path):
+    adv0, adv1 = adversary_runs / "adv0", adversary_runs / "adv1"
+    plain = cli(["eval", f"run={adv0}", "n_episodes=3"], tmp_path)
+    itself = cli(["eval", f"run={adv0}", "n_episodes=3", f"opponent={adv0}"], tmp_path)
+    other = cli(["eval", f"run={adv0}", "n_episodes=3", f"opponent={adv1}"], tmp_path)
+    random = cli(["eval", f"run={adv0}", "n_episodes=3", "opponent=random"], tmp_path)
+    assert plain.returncode == itself.returncode == other.returncode == random.returncode == 0, random.stderr
+    # The run against itself plays exactly its own episodes; the opponent's team is the adversary (the scored
+    # team is agent), and its line says who played it.
+    assert [line for line in plain.stdout.splitlines() if line.startswith("episode")] == \
+        [line for line in itself.stdout.splitlines() if line.startswith("episode")]
+    assert _team_means(itself.stdout)["adversary"].endswith(f"(played by {adv0})")
+    assert "played by" not in _team_means(itself.stdout)["agent"]
+    assert _team_means(random.stdout)["adversary"].endswith("(played by random)")
+    assert other.stdout != plain.stdout and random.stdout != plain.stdout
+    again = cli(["eval", f"run={adv0}", "n_episodes=3", "opponent=random"], tmp_path)
+    assert again.stdout == random.stdout  # random opponents are seeded by the evaluation's seed
+    chosen = cli(["eval", f"run={adv0}", "n_episodes=1", "opponent=random", "opponent_team=agent"], tmp_path)
+    assert _team_means(chosen.stdout)["agent"].endswith("(played by random)")
+
+
+def test_cross_play_refuses_what_it_cannot_play(adversary_runs, tmp_path):
+    adv0, carts = adversary_runs / "adv0", adversary_runs / "carts"
+    cases = {
+        (f"run={adv0}", "opponent=random", "opponent_team=agnet"): "opponent_team=agnet is not a team of .*"
+                                                                   "Did you mean agent?",
+        (f"run={adv0}", f"opponent={carts}"): "was trained on multi_cartpole .* cross-play needs the same agents",
+        (f"run={carts}", "opponent=random"): "has one team \\(cart\\)",
+        (f"run={adv0}", "opponent_team=agent"): "set opponent=<run dir> or opponent=random too",
+        (f"run={adv0}", f"opponent={tmp_path / 'nope'}"): "nope",
+    }
+    for args, message in cases.items():
+        result = cli(["eval", *args], tmp_path)
+        assert result.returncode == 2, (args, result.stderr)
+        assert "Traceback" not in result.stderr
+        first = result.stderr.splitlines()[0]
+        assert first.startswith("rlkit: error: ") and re.search(message, first), (args, result.stderr)
