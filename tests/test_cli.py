@@ -139,6 +139,7 @@ def test_debug_flag_shows_the_traceback(tmp_path):
     assert out.returncode != 0 and "Traceback" in out.stderr
 
 
+@pytest.mark.slow  # a tree of processes of its own: tens of seconds
 def test_non_editable_install_works_from_any_directory(tmp_path):
     wheels = tmp_path / "wheels"
     subprocess.run(

@@ -274,6 +274,7 @@ def _wait_for(condition, proc: subprocess.Popen, timeout: float = 180) -> None:
         time.sleep(0.05)
 
 
+@pytest.mark.slow  # a tree of processes of its own: tens of seconds
 def test_sigterm_while_a_run_starts_exits_75_and_a_requeue_continues_it(tmp_path):
     """SIGTERM before the training loop (its directory made, torch still loading): exit 75, one line with a
     resume= hint a shell can take (the path holds a space); the scheduler's same command with resume=auto and the
@@ -329,6 +330,7 @@ def _sweep_stopped(tmp_path: Path, group: bool) -> tuple[Path, str, set[int]]:
     return sweep, err, workers
 
 
+@pytest.mark.slow  # a tree of processes of its own: tens of seconds
 def test_sigterm_to_a_sweep_stops_its_jobs_at_checkpoints_and_a_resumed_job_updates_the_index(tmp_path):
     sweep, _, workers = _sweep_stopped(tmp_path, group=False)
     deadline = time.monotonic() + 30  # the workers end with the sweep: none is left behind
@@ -375,6 +377,7 @@ def test_sigterm_stops_a_sweep_of_jobs_in_this_process_too(tmp_path):
     assert "3 of 3 jobs interrupted" in out.stderr.strip().splitlines()[-1]
 
 
+@pytest.mark.slow  # a tree of processes of its own: tens of seconds
 def test_sigterm_to_a_sweeps_process_group_stops_it_the_same_way(tmp_path):
     sweep, err, _ = _sweep_stopped(tmp_path, group=True)
     rows = read_index(sweep)

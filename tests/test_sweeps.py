@@ -234,6 +234,7 @@ def ray_head():
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
+@pytest.mark.slow  # a tree of processes of its own: tens of seconds
 def test_jobs_run_as_ray_tasks_on_a_cluster_named_by_address(tmp_path, ray_head):
     out = run_cli(["train", "-m", "hydra/launcher=ray", "seed=0,1,2", *TINY_JOB], cwd=tmp_path, env=ray_head)
     assert out.returncode == 0, out.stderr
