@@ -330,6 +330,8 @@ def custom_scalars_layout(success_rate: bool, agents: Sequence[str]) -> dict[str
 class ProgressBar(Callback):
     """A terminal progress bar: steps, episodes per second, mean of the latest returns; quiet off a terminal.
 
+    A multi-agent run with two teams or more shows each team's mean too.
+
     While it shows, log lines go through it (tqdm's ``logging_redirect_tqdm``): each is written above the bar,
     which stays one line at the bottom.
     """
@@ -338,6 +340,8 @@ class ProgressBar(Callback):
         super().__init__()
         self.enabled = enabled and sys.stderr.isatty()
         self.window: deque[float] = deque(maxlen=window)
+        self.team_windows: dict[str, deque[float]] = {}
+        self._team_of: dict[str, str] = {}
         self.refresh_steps = refresh_steps
         self._bar: Any = None
         self._logs_through_bar: contextlib.ExitStack | None = None
@@ -348,6 +352,10 @@ class ProgressBar(Callback):
             from tqdm.contrib.logging import logging_redirect_tqdm
 
             assert self.ctx is not None
+            if len(self.ctx.teams) > 1:  # each team's agents' latest returns
+                self._team_of = {a: t for t, agents in self.ctx.teams.items() for a in agents}
+                self.team_windows = {t: deque(maxlen=self.window.maxlen * len(agents))  # type: ignore[operator]
+                                     for t, agents in self.ctx.teams.items()}
             self._bar = tqdm(total=self.ctx.total_steps, initial=self.num_steps, unit="step", dynamic_ncols=True,
                              file=sys.stderr)
             self._logs_through_bar = contextlib.ExitStack()
@@ -365,11 +373,14 @@ class ProgressBar(Callback):
         self._bar.update(self.num_steps - self._bar.n)
         elapsed = max(time.perf_counter() - self.ctx.start_time, 1e-9)
         reward = f"{np.mean(self.window):.1f}" if self.window else "-"
-        self._bar.set_postfix_str(f"ep/s={self.num_episodes / elapsed:.1f} reward={reward}", refresh=False)
+        teams = "".join(f" {t}={np.mean(w):.1f}" for t, w in self.team_windows.items() if w)
+        self._bar.set_postfix_str(f"ep/s={self.num_episodes / elapsed:.1f} reward={reward}{teams}", refresh=False)
 
     def _on_episode_end(self, episode: Episode) -> None:
         if episode.agent is None:
             self.window.append(episode.reward)
+        elif episode.agent in self._team_of:
+            self.team_windows[self._team_of[episode.agent]].append(episode.reward)
 
     def _on_training_end(self) -> None:
         self.close()

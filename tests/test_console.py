@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from helpers import TINY, cli
-from rlkit.callbacks import ProgressBar, TrainingContext
+from rlkit.callbacks import Episode, ProgressBar, TrainingContext
 from rlkit.signals import EXIT_INTERRUPTED
 
 
@@ -94,3 +94,17 @@ def test_the_bar_counts_a_last_vector_step_past_total_steps_as_its_total(monkeyp
     bar.on_training_end()
     last = terminal.getvalue().split("\r")[-1]
     assert "12/12" in last and "100%" in last and "ep/s=" in last, repr(last)
+
+
+def test_the_bar_shows_each_teams_mean_beside_the_runs(monkeypatch):
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    bar = ProgressBar(refresh_steps=1)
+    teams = {"adversary": ("adversary_0",), "agent": ("agent_0", "agent_1")}
+    bar.on_training_start(TrainingContext(agent=None, run_dir=Path("."), total_steps=10, callbacks=None, teams=teams))
+    for name, reward in (("adversary_0", -4.0), ("agent_0", 1.0), ("agent_1", 2.0), (None, -1.0 / 3)):
+        bar.on_episode_end(Episode(step=5, reward=reward, length=5, agent=name))
+    bar.on_step(5)
+    bar.on_training_end()
+    last = terminal.getvalue().split("\r")[-1]
+    assert "reward=-0.3 adversary=-4.0 agent=1.5" in last, repr(last)
