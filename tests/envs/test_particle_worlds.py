@@ -165,8 +165,9 @@ def test_bad_actions_and_arguments_are_refused():
         ParticleWorldEnv("simple_crypto_v3")
 
 
-def test_renders_one_copy():
-    env = ParticleWorldEnv("simple_tag_v3", render_mode="rgb_array")
+@pytest.mark.parametrize("name", ["simple_tag_v3", "simple_speaker_listener_v4"])
+def test_renders_one_copy(name):
+    env = ParticleWorldEnv(name, render_mode="rgb_array")
     env.reset(seed=0)
     frame = env.render()
     assert frame.shape == (700, 700, 3) and frame.dtype == np.uint8
