@@ -391,7 +391,8 @@ class MADDPG(Agent):
                 vector_steps += 1
                 episodes.step(rewards, valid, done, self.num_steps, callback)
                 reset_next, obs = done, next_obs
-                if self.num_steps >= cfg.learning_starts and vector_steps % cfg.train_every == 0:
+                # n-step transitions reach the buffer n steps late: many copies can pass learning_starts before
+                if self.num_steps >= cfg.learning_starts and self.buffer.size and vector_steps % cfg.train_every == 0:
                     for _ in range(cfg.gradient_steps):
                         metrics = self._update()
                     metrics["noise"] = self._noise()

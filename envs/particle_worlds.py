@@ -17,6 +17,7 @@ import numpy as np
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
+from rlkit.envs.adapters import padded_actions
 from rlkit.envs.checks import check_agent_actions
 from rlkit.envs.rendering import CanvasOwner
 from rlkit.envs.state import Snapshot
@@ -34,7 +35,9 @@ class _Scenario:
     """One scenario's entities and rules, over arrays with a leading copy axis.
 
     ``pos`` is ``(copies, agents + landmarks, 2)``: agents first, as in mpe2's ``world.entities``; ``vel`` is the
-    agents' ``(copies, agents, 2)`` (landmarks never move); ``goal`` ``(copies,)`` the goal landmark (if any).
+    agents' ``(copies, agents, 2)`` (landmarks never move); ``goal`` ``(copies,)`` the goal landmark (if any);
+    ``comm`` ``(copies, dim_c)`` what the speaking agent said last (scenarios with speech). An agent that cannot
+    move has ``accel`` 0: no force ever reaches it, so it stays where it started.
     """
 
     name: str
@@ -47,6 +50,20 @@ class _Scenario:
     obs_dims: list[int]  # each agent's observation length
     agent_color: np.ndarray
     landmark_color = np.array([0.25, 0.25, 0.25])
+    dim_c = 0  # length of what an agent can say
+
+    def action_spaces(self, continuous: bool) -> list[spaces.Space[Any]]:
+        """Each agent's action space: mpe2's five moves (continuous: five values in [0, 1])."""
+        return [spaces.Box(0.0, 1.0, (5,), dtype=np.float32) if continuous else spaces.Discrete(5)
+                for _ in self.agents]
+
+    def speak(self, actions: np.ndarray, continuous: bool) -> np.ndarray:
+        """(copies, dim_c): what is said this step, from the (padded) actions; nothing by default."""
+        return np.zeros((len(actions), self.dim_c))
+
+    def colors(self, goal: int) -> list[np.ndarray]:
+        """Every entity's colour in a copy whose goal landmark is ``goal``, for rendering."""
+        return [self.agent_color] * self.n + [self.landmark_color] * self.num_landmarks
 
     def draw_start(self, rng: np.random.Generator) -> tuple[np.ndarray, int]:
         """One copy's start positions (entities, 2) and goal, drawn in the order mpe2's ``reset_world`` draws them."""
@@ -57,7 +74,7 @@ class _Scenario:
         """(copies, agents) rewards after a step."""
         raise NotImplementedError
 
-    def observe(self, out: np.ndarray, pos: np.ndarray, vel: np.ndarray, goal: np.ndarray) -> None:
+    def observe(self, out: np.ndarray, pos: np.ndarray, vel: np.ndarray, goal: np.ndarray, comm: np.ndarray) -> None:
         """Write each agent's observation into ``out`` (copies, agents, longest obs_dim), zeros past its length."""
         raise NotImplementedError
 
@@ -124,7 +141,7 @@ class Spread(_Scenario):
         own = -np.sum(self.touching(rel) & ~np.eye(self.n, dtype=bool), axis=2).astype(np.float64)
         return team[:, None] * (1 - self.local_ratio) + own * self.local_ratio
 
-    def observe(self, out: np.ndarray, pos: np.ndarray, vel: np.ndarray, goal: np.ndarray) -> None:
+    def observe(self, out: np.ndarray, pos: np.ndarray, vel: np.ndarray, goal: np.ndarray, comm: np.ndarray) -> None:
         """Own velocity and position, landmarks and other agents relative to it; the others' messages are zeros."""
         rel = self.relative(pos)
         _fill(out, [vel, pos[:, :self.n], self.landmarks_seen(rel), self.others_seen(rel)])
@@ -150,6 +167,11 @@ class Adversary(_Scenario):
         goal = int(rng.integers(self.num_landmarks))
         return super().draw_start(rng)[0], goal
 
+    def colors(self, goal: int) -> list[np.ndarray]:  # noqa: D102  (the base class's)
+        colors = super().colors(goal)
+        colors[0], colors[self.n + goal] = np.array([0.85, 0.35, 0.35]), np.array([0.15, 0.65, 0.15])
+        return colors
+
     def _to_goal(self, rel: np.ndarray, goal: np.ndarray) -> np.ndarray:
         """(copies, agents, 2): the goal landmark relative to each agent."""
         return rel[np.arange(len(rel)), :, self.n + goal]
@@ -160,7 +182,7 @@ class Adversary(_Scenario):
         good = -dist[:, 1:].min(axis=1) + dist[:, 0]
         return np.concatenate([-dist[:, :1], np.repeat(good[:, None], self.n - 1, axis=1)], axis=1)
 
-    def observe(self, out: np.ndarray, pos: np.ndarray, vel: np.ndarray, goal: np.ndarray) -> None:
+    def observe(self, out: np.ndarray, pos: np.ndarray, vel: np.ndarray, goal: np.ndarray, comm: np.ndarray) -> None:
         """Landmarks and other agents relative to the agent; good agents see the goal before them."""
         rel = self.relative(pos)
         seen = np.concatenate([self.landmarks_seen(rel), self.others_seen(rel)], axis=-1)
@@ -204,6 +226,11 @@ class Tag(_Scenario):
             out[:, a:] -= self._bound(np.abs(pos[:, a:self.n, p]))
         return out
 
+    def colors(self, goal: int) -> list[np.ndarray]:  # noqa: D102  (the base class's)
+        colors = super().colors(goal)
+        colors[self.num_adversaries:self.n] = [self.good_color] * (self.n - self.num_adversaries)
+        return colors
+
     @staticmethod
     def _bound(x: np.ndarray) -> np.ndarray:
         """mpe2's penalty for prey at ``x`` from the centre on an axis: none to 0.9, linear to 1, then exponential."""
@@ -211,7 +238,7 @@ class Tag(_Scenario):
             far = np.minimum(np.exp(2 * x - 2), 10)
         return np.where(x < 0.9, 0.0, np.where(x < 1.0, (x - 0.9) * 10, far))
 
-    def observe(self, out: np.ndarray, pos: np.ndarray, vel: np.ndarray, goal: np.ndarray) -> None:
+    def observe(self, out: np.ndarray, pos: np.ndarray, vel: np.ndarray, goal: np.ndarray, comm: np.ndarray) -> None:
         """Own velocity and position, obstacles and other agents relative to it, and the other prey's velocities."""
         a, rel = self.num_adversaries, self.relative(pos)
         end = _fill(out, [vel, pos[:, :self.n], self.landmarks_seen(rel), self.others_seen(rel)])
@@ -220,7 +247,52 @@ class Tag(_Scenario):
             _fill(out[:, g], [vel[:, [j for j in range(a, self.n) if j != g]].reshape(len(pos), -1)], end)
 
 
-SCENARIOS: dict[str, type[_Scenario]] = {s.name: s for s in (Spread, Adversary, Tag)}
+class SpeakerListener(_Scenario):
+    """simple_speaker_listener_v4: a speaker that cannot move tells a listener which of 3 landmarks to go to."""
+
+    name = "simple_speaker_listener_v4"
+    agent_color = np.array([0.25, 0.25, 0.25])
+    landmark_colors = np.array([[0.65, 0.15, 0.15], [0.15, 0.65, 0.15], [0.15, 0.15, 0.65]])
+    dim_c = 3
+
+    def __init__(self) -> None:
+        self.agents = ["speaker_0", "listener_0"]
+        self.num_landmarks = 3
+        self.size = np.array([0.075] * 2 + [0.04] * 3)
+        self.collide = np.zeros(5, dtype=bool)
+        self.accel, self.max_speed = np.array([0.0, SENSITIVITY]), np.full(2, np.inf)  # the speaker cannot move
+        self.obs_dims = [3, 11]
+
+    def action_spaces(self, continuous: bool) -> list[spaces.Space[Any]]:
+        """The speaker says one of 3 words (continuous: 3 values in [0, 1]); the listener moves."""
+        return [spaces.Box(0.0, 1.0, (3,), dtype=np.float32) if continuous else spaces.Discrete(3),
+                super().action_spaces(continuous)[1]]
+
+    def draw_start(self, rng: np.random.Generator) -> tuple[np.ndarray, int]:  # noqa: D102  (the base class's)
+        goal = int(rng.integers(self.num_landmarks))
+        return super().draw_start(rng)[0], goal
+
+    def speak(self, actions: np.ndarray, continuous: bool) -> np.ndarray:
+        """The speaker's word: one-hot (continuous: its 3 values, clipped to [0, 1])."""
+        if continuous:
+            return np.clip(actions[:, 0, :3], 0.0, 1.0).astype(np.float64)
+        return np.eye(3)[actions[:, 0, 0].astype(np.int64)]
+
+    def colors(self, goal: int) -> list[np.ndarray]:  # noqa: D102  (the base class's)
+        return [self.agent_color, self.landmark_colors[goal] + 0.45, *self.landmark_colors]
+
+    def rewards(self, pos: np.ndarray, goal: np.ndarray) -> np.ndarray:
+        """Both agents: minus the squared distance from the listener to the goal landmark."""
+        gap = pos[:, 1] - pos[np.arange(len(pos)), self.n + goal]
+        return np.repeat(-np.sum(np.square(gap), axis=-1)[:, None], 2, axis=1)
+
+    def observe(self, out: np.ndarray, pos: np.ndarray, vel: np.ndarray, goal: np.ndarray, comm: np.ndarray) -> None:
+        """Speaker: the goal landmark's colour; listener: own velocity, the landmarks relative to it, the word."""
+        out[:, 0, :3] = self.landmark_colors[goal]
+        _fill(out[:, 1], [vel[:, 1], self.landmarks_seen(self.relative(pos))[:, 1], comm])
+
+
+SCENARIOS: dict[str, type[_Scenario]] = {s.name: s for s in (Spread, Adversary, Tag, SpeakerListener)}
 """The mpe2 scenarios with a batched NumPy version, by mpe2's name."""
 
 
@@ -242,7 +314,7 @@ def make_scenario(name: str, kwargs: dict[str, Any]) -> _Scenario:
 class _Worlds(Snapshot):
     """``copies`` worlds of one scenario: state arrays, mpe2's physics, actions, and each copy's random stream."""
 
-    _snapshot_attrs = ("pos", "vel", "goal", "rngs")
+    _snapshot_attrs = ("pos", "vel", "goal", "comm", "rngs")
 
     def __init__(self, scenario: _Scenario, copies: int, continuous_actions: bool) -> None:
         s = self.scenario = scenario
@@ -250,13 +322,21 @@ class _Worlds(Snapshot):
         self.pos = np.zeros((copies, s.n + s.num_landmarks, 2))
         self.vel = np.zeros((copies, s.n, 2))
         self.goal = np.zeros(copies, dtype=np.int64)
+        self.comm = np.zeros((copies, s.dim_c))
         self.rngs = [np.random.default_rng() for _ in range(copies)]
         self._contacts = [j for j in range(len(s.size)) if s.collide[j]]
         self._touches = s.collide[:s.n, None] & (np.arange(s.n)[:, None] != np.array(self._contacts, dtype=np.int64))
         self._limited = bool(np.isfinite(s.max_speed).any())
         self.obs_dims = s.obs_dims
-        self.action_space: spaces.Space[Any] = spaces.Box(0.0, 1.0, (5,), dtype=np.float32) if continuous_actions \
-            else spaces.Discrete(5)
+        self.agent_action_spaces = s.action_spaces(continuous_actions)
+        self.padded = any(a != self.agent_action_spaces[0] for a in self.agent_action_spaces[1:])
+        """True where the agents' action spaces differ: actions are rows padded to the widest (adapters.py)."""
+        if self.padded:
+            rows = padded_actions(self.agent_action_spaces)
+            self._low, self._high = rows.low, rows.high
+            self.action_space: spaces.Space[Any] = spaces.Box(rows.low.min(0), rows.high.max(0), dtype=np.float32)
+        else:
+            self.action_space = self.agent_action_spaces[0]
 
     def reset(self, copies: np.ndarray, seed: int | None = None) -> None:
         """Start ``copies`` afresh, each from its own stream (copy ``b`` reseeded with ``seed + b`` when seeded)."""
@@ -265,6 +345,7 @@ class _Worlds(Snapshot):
                 self.rngs[b] = np.random.default_rng(seed + int(b))
             self.pos[b], self.goal[b] = self.scenario.draw_start(self.rngs[b])
         self.vel[copies] = 0.0
+        self.comm[copies] = 0.0
 
     def forces(self, actions: np.ndarray) -> np.ndarray:
         """(copies, agents, 2) action forces: mpe2's ``_set_action`` (continuous: the differences of its 5 values)."""
@@ -272,7 +353,7 @@ class _Worlds(Snapshot):
             a = np.clip(actions, 0.0, 1.0)
             u = np.stack([a[..., 2] - a[..., 1], a[..., 4] - a[..., 3]], axis=-1).astype(np.float64)
         else:
-            u = MOVES[actions]
+            u = MOVES[actions[..., 0].astype(np.int64) if self.padded else actions]
         return u * self.scenario.accel[:, None]
 
     def step(self, actions: np.ndarray) -> None:
@@ -289,6 +370,8 @@ class _Worlds(Snapshot):
             push[:, ~self._touches] = 0.0
             # Added to the action force one entity after another, in mpe2's order.
             force = np.concatenate([force[:, :, None], push], axis=2).sum(axis=2)
+        if s.dim_c:
+            self.comm = s.speak(actions, self.continuous)
         pos[:, :n] += vel * DT
         vel *= 1 - DAMPING
         vel += force * DT  # every agent's mass is 1
@@ -302,7 +385,7 @@ class _Worlds(Snapshot):
     def observations(self) -> np.ndarray:
         """(copies, agents, longest obs_dim) float32, shorter observations zero-padded."""
         out = np.zeros((self.copies, self.scenario.n, max(self.obs_dims)), dtype=np.float32)
-        self.scenario.observe(out, self.pos, self.vel, self.goal)
+        self.scenario.observe(out, self.pos, self.vel, self.goal, self.comm)
         return out
 
     def rewards(self) -> np.ndarray:
@@ -311,6 +394,18 @@ class _Worlds(Snapshot):
 
     def check(self, actions: np.ndarray, shape: tuple[int, ...]) -> str | None:
         """What is wrong with an array of actions, or None."""
+        if self.padded:
+            width = self._low.shape[1]
+            if actions.shape != (*shape, width) or actions.dtype.kind != "f" or not np.isfinite(actions).all():
+                return f"expected finite numbers of shape {(*shape, width)} (one row per agent, padded), got shape " \
+                       f"{actions.shape} dtype {actions.dtype}"
+            if self.continuous:
+                return None
+            index = actions[..., 0]
+            if (index != np.round(index)).any() or (index < self._low[:, 0]).any() or (index > self._high[:, 0]).any():
+                return "expected each agent's action index in column 0, a whole number within its space " \
+                       f"({', '.join(str(a) for a in self.agent_action_spaces)})"
+            return None
         if self.continuous:
             if actions.shape != (*shape, 5) or actions.dtype.kind != "f" or not np.isfinite(actions).all():
                 return f"expected finite numbers of shape {(*shape, 5)}, got shape {actions.shape} dtype " \
@@ -346,10 +441,14 @@ class ParticleWorldEnv(Snapshot, CanvasOwner, ParallelEnv):
     * ``simple_tag_v3`` (``num_good=1, num_adversaries=3, num_obstacles=2``): adversaries (accel 3, top speed 1)
       get +10 each per contact with prey (accel 4, top speed 1.3), prey -10 per contact and a penalty beyond
       |x| or |y| = 0.9; obstacles block both.
+    * ``simple_speaker_listener_v4``: ``speaker_0`` cannot move and sees the goal landmark's colour;
+      ``listener_0`` sees the landmarks and the speaker's last word (3 values); both get minus the squared
+      distance from the listener to the goal.
 
     ## Action Space (per agent)
     ``Discrete(5)``: no-op, -x, +x, -y, +y; with ``continuous_actions=True``, ``Box(0, 1, (5,))`` whose values
-    2 - 1 and 4 - 3 are the x and y forces (clipped to the box, as mpe2 does).
+    2 - 1 and 4 - 3 are the x and y forces (clipped to the box, as mpe2 does). simple_speaker_listener_v4's
+    speaker says one of 3 words: ``Discrete(3)`` (continuous: ``Box(0, 1, (3,))``, said as they are).
 
     ## Observation Space (per agent)
     mpe2's, in mpe2's order, float32; see each scenario's ``observations``.
@@ -384,7 +483,8 @@ class ParticleWorldEnv(Snapshot, CanvasOwner, ParallelEnv):
         # One space object per agent, so seeding one agent's space does not touch another's.
         self.observation_spaces = {a: spaces.Box(-np.inf, np.inf, (d,), dtype=np.float32)
                                    for a, d in zip(self.possible_agents, self._worlds.obs_dims, strict=True)}
-        self.action_spaces = {a: copy.deepcopy(self._worlds.action_space) for a in self.possible_agents}
+        self.action_spaces = {a: copy.deepcopy(space)
+                              for a, space in zip(self.possible_agents, self._worlds.agent_action_spaces, strict=True)}
         self._steps = 0
 
     def observation_space(self, agent: str) -> spaces.Space[Any]:  # noqa: D102  (PettingZoo's)
@@ -414,7 +514,7 @@ class ParticleWorldEnv(Snapshot, CanvasOwner, ParallelEnv):
         """Move every agent by its action for one ``dt``."""
         check_agent_actions("ParticleWorldEnv", self.agents, actions)
         w = self._worlds
-        joint = np.asarray([np.asarray(actions[a]) for a in self.agents])[None]
+        joint = self._padded(actions) if w.padded else np.asarray([np.asarray(actions[a]) for a in self.agents])[None]
         problem = w.check(joint, (1, len(self.agents)))
         if problem:
             raise ValueError(f"actions {actions!r} are outside the action space {w.action_space}: {problem}")
@@ -429,6 +529,17 @@ class ParticleWorldEnv(Snapshot, CanvasOwner, ParallelEnv):
         return (obs, {a: float(rewards[i]) for i, a in enumerate(agents)}, dict.fromkeys(agents, False),
                 dict.fromkeys(agents, truncated), {a: {} for a in agents})
 
+    def _padded(self, actions: dict[str, Any]) -> np.ndarray:
+        """Agents' actions in their own spaces as the (1, agents, width) rows the batched worlds take."""
+        joint = np.zeros((1, *self._worlds._low.shape))
+        for i, a in enumerate(self.agents):
+            x, space = np.asarray(actions[a]), self.action_spaces[a]
+            if isinstance(space, spaces.Discrete) != (x.dtype.kind in "iu") or \
+                    x.shape != (() if isinstance(space, spaces.Discrete) else space.shape):
+                raise ValueError(f"action {actions[a]!r} of {a} is outside its action space {space}")
+            joint[0, i, :x.size] = x.ravel()
+        return joint
+
     def _obs_dict(self) -> dict[str, np.ndarray]:
         obs = self._worlds.observations()[0]
         return {a: obs[i, :d] for i, (a, d) in enumerate(zip(self.possible_agents, self._worlds.obs_dims, strict=True))}
@@ -440,12 +551,7 @@ class ParticleWorldEnv(Snapshot, CanvasOwner, ParallelEnv):
             return None
         s, pos = self._worlds.scenario, self._worlds.pos[0]
         scale = canvas.width / 2 * 0.9 / max(1.0, float(np.abs(pos).max()))  # pixels per world unit
-        colors = [s.agent_color] * s.n + [s.landmark_color] * s.num_landmarks
-        if isinstance(s, Tag):
-            colors[s.num_adversaries:s.n] = [s.good_color] * (s.n - s.num_adversaries)
-        if isinstance(s, Adversary):
-            colors[0] = np.array([0.85, 0.35, 0.35])
-            colors[s.n + int(self._worlds.goal[0])] = np.array([0.15, 0.65, 0.15])
+        colors = s.colors(int(self._worlds.goal[0]))
         for k in [*range(s.n, len(pos)), *range(s.n)]:  # landmarks below agents
             x, y = pos[k] * scale + canvas.width / 2
             color = tuple(int(c * 200) for c in colors[k])
@@ -457,8 +563,10 @@ class ParticleWorldEnv(Snapshot, CanvasOwner, ParallelEnv):
 class ParticleWorldVectorEnv(Snapshot):
     """``num_envs`` copies of :class:`ParticleWorldEnv` stepped at once (the array API of ``ParallelVectorEnv``).
 
-    Actions ``(num_envs, agents)`` (continuous: ``(num_envs, agents, 5)``); observations ``(num_envs, agents,
-    obs_dim)`` zero-padded to the longest agent's; rewards ``(num_envs, agents)``; NEXT_STEP autoreset (reward 0).
+    Actions ``(num_envs, agents)`` (continuous: ``(num_envs, agents, 5)``; where the agents' spaces differ, as in
+    simple_speaker_listener_v4, one padded row per agent, ``adapters.padded_actions``); observations
+    ``(num_envs, agents, obs_dim)`` zero-padded to the longest agent's; rewards ``(num_envs, agents)``; NEXT_STEP
+    autoreset (reward 0).
     Copy ``b`` reset with seed ``s`` equals the single env (and mpe2's) reset with seed ``s + b``.
     """
 
@@ -473,7 +581,7 @@ class ParticleWorldVectorEnv(Snapshot):
         self.possible_agents = list(w.scenario.agents)
         self.num_agents = len(self.possible_agents)
         self.single_observation_space = spaces.Box(-np.inf, np.inf, (max(w.obs_dims),), dtype=np.float32)
-        self.single_action_space = w.action_space
+        self.single_action_space, self.agent_action_spaces = w.action_space, w.agent_action_spaces
         self._steps = np.zeros(num_envs, dtype=np.int32)
         self._prev_done = np.zeros(num_envs, dtype=bool)
         self._started = False

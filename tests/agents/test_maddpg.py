@@ -158,6 +158,12 @@ def test_variants_learn(options):
         assert agent.actor_opt.state_dict()["state"][0]["step"] == agent.num_updates // 2
 
 
+def test_learning_waits_for_the_first_n_step_transition_when_copies_pass_learning_starts_at_once():
+    agent = _agent(n_envs=64, learning_starts=100, n_step=3)  # 128 steps after 2 vector steps, nothing stored yet
+    agent.learn(640, CallbackList([]))
+    assert agent.num_updates == 10 - 2  # every vector step from the third on
+
+
 def test_discrete_actions_use_gumbel_softmax_and_act_with_integers():
     cfg = MADDPGConfig(**TINY)
     agent = MADDPG(cfg, lambda n: MultiCartPoleVectorEnv(num_envs=n, num_agents=2, continuous=False), seed=0)

@@ -16,26 +16,36 @@ from rlkit.resume import pack, unpack
 
 SCENARIOS = [("simple_spread_v3", {}), ("simple_spread_v3", {"N": 4, "local_ratio": 0.2}),
              ("simple_adversary_v3", {}), ("simple_adversary_v3", {"N": 3}),
-             ("simple_tag_v3", {}), ("simple_tag_v3", {"num_good": 2, "num_adversaries": 2, "num_obstacles": 1})]
-IDS = ["spread", "spread-4", "adversary", "adversary-3", "tag", "tag-2-2-1"]
+             ("simple_tag_v3", {}), ("simple_tag_v3", {"num_good": 2, "num_adversaries": 2, "num_obstacles": 1}),
+             ("simple_speaker_listener_v4", {})]
+IDS = ["spread", "spread-4", "adversary", "adversary-3", "tag", "tag-2-2-1", "speaker-listener"]
 
 
 def mpe2_env(name, continuous=False, **kwargs):
     return importlib.import_module(f"mpe2.{name}").parallel_env(max_cycles=25, continuous_actions=continuous, **kwargs)
 
 
-def random_actions(rng, shape, continuous):
-    return rng.uniform(0, 1, (*shape, 5)).astype(np.float32) if continuous else rng.integers(0, 5, shape)
+def random_actions(rng, env, continuous):
+    """One action per agent of a PettingZoo env, each from its own space (speakers have fewer)."""
+    spaces = [env.action_space(a) for a in env.possible_agents]
+    return {a: rng.uniform(0, 1, s.shape).astype(np.float32) if continuous else rng.integers(0, s.n)
+            for a, s in zip(env.possible_agents, spaces, strict=True)}
+
+
+def as_rows(envs, actions):
+    """Per-copy action dicts as the batched env's array (one padded row per agent where spaces differ)."""
+    rows = np.array([[a for a in acts.values()] for acts in actions])
+    return rows[..., None].astype(np.float32) if envs.single_action_space.shape == (1,) else rows
 
 
 def world_state(env):
-    """mpe2's world as the batched env's arrays: entity positions, agent velocities, goal landmark."""
+    """mpe2's world as the batched env's arrays: entity positions, agent velocities, goal landmark, speech."""
     world = env.unwrapped.world
     pos = np.array([e.state.p_pos for e in world.entities])
     vel = np.array([a.state.p_vel for a in world.agents])
-    goal = world.landmarks.index(world.agents[0].goal_a) if hasattr(world.agents[0], "goal_a") and \
-        isinstance(world.agents[0].goal_a, type(world.landmarks[0])) else 0
-    return pos, vel, goal
+    goal = getattr(world.agents[0], "_goal_b", None) or getattr(world.agents[0], "_goal_a", None)
+    goal = world.landmarks.index(goal) if goal in world.landmarks else 0
+    return pos, vel, goal, world.agents[0].state.c
 
 
 def crowd(env, rng):
@@ -59,7 +69,7 @@ def test_a_seeded_episode_is_mpe2s_step_for_step(name, kwargs, continuous):
         for a in ref.agents:
             np.testing.assert_array_equal(obs[a], expected[a])  # the same start, drawn from the seed as mpe2 does
         while ref.agents:
-            acts = dict(zip(ref.agents, random_actions(rng, (len(ref.agents),), continuous), strict=True))
+            acts = random_actions(rng, ref, continuous)
             expected, e_rew, e_term, e_trunc, _ = ref.step(acts)
             obs, rew, term, trunc, _ = ours.step(acts)
             assert (term, trunc) == (e_term, e_trunc)
@@ -81,13 +91,14 @@ def test_every_batched_copy_steps_as_mpe2_from_a_copied_state(name, kwargs):
         ref.reset(seed=100 + b)
         if b % 2:
             crowd(ref, rng)
-        envs._worlds.pos[b], envs._worlds.vel[b], envs._worlds.goal[b] = world_state(ref)
+        envs._worlds.pos[b], envs._worlds.vel[b], envs._worlds.goal[b], comm = world_state(ref)
+        envs._worlds.comm[b] = comm[:envs._worlds.comm.shape[1]]
     contacts = 0
     for _ in range(25):
-        actions = rng.integers(0, 5, (copies, envs.num_agents))
-        obs, rewards, terminated, truncated, _ = envs.step(actions)
+        actions = [random_actions(rng, ref, False) for ref in refs]
+        obs, rewards, terminated, truncated, _ = envs.step(as_rows(envs, actions))
         for b, ref in enumerate(refs):
-            expected, e_rew, _, e_trunc, _ = ref.step(dict(zip(ref.agents, actions[b].tolist(), strict=True)))
+            expected, e_rew, _, e_trunc, _ = ref.step(actions[b])
             for i, a in enumerate(ref.possible_agents):
                 n = len(expected[a])
                 np.testing.assert_allclose(obs[b, i, :n], expected[a], rtol=0, atol=1e-6)
@@ -97,7 +108,7 @@ def test_every_batched_copy_steps_as_mpe2_from_a_copied_state(name, kwargs):
         world = refs[1].unwrapped.world
         contacts += sum(int(np.linalg.norm(x.state.p_pos - y.state.p_pos) < x.size + y.size)
                         for x in world.agents for y in world.entities if x is not y and x.collide and y.collide)
-    if name != "simple_adversary_v3":  # its agents do not collide
+    if name not in ("simple_adversary_v3", "simple_speaker_listener_v4"):  # their agents do not collide
         assert contacts > 0
 
 
@@ -134,7 +145,8 @@ def test_a_snapshot_continues_exactly_through_a_training_checkpoints_format():
             np.testing.assert_array_equal(x, y)
 
 
-@pytest.mark.parametrize("name", ["simple_spread_v3", "simple_adversary_v3", "simple_tag_v3"])
+@pytest.mark.parametrize("name", ["simple_spread_v3", "simple_adversary_v3", "simple_tag_v3",
+                                  "simple_speaker_listener_v4"])
 def test_pettingzoo_api_and_seed_tests(name):
     parallel_api_test(ParticleWorldEnv(name), num_cycles=60)
     parallel_seed_test(lambda: ParticleWorldEnv(name))
@@ -153,8 +165,9 @@ def test_bad_actions_and_arguments_are_refused():
         ParticleWorldEnv("simple_crypto_v3")
 
 
-def test_renders_one_copy():
-    env = ParticleWorldEnv("simple_tag_v3", render_mode="rgb_array")
+@pytest.mark.parametrize("name", ["simple_tag_v3", "simple_speaker_listener_v4"])
+def test_renders_one_copy(name):
+    env = ParticleWorldEnv(name, render_mode="rgb_array")
     env.reset(seed=0)
     frame = env.render()
     assert frame.shape == (700, 700, 3) and frame.dtype == np.uint8
@@ -185,3 +198,21 @@ def test_a_batched_mpe_run_trains_and_renders_one_copy_in_eval(tmp_path):
     out = cli(["eval", f"run={run}", "render_mode=human", "n_episodes=1"], cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "adversary_0: mean reward" in out.stdout
+
+
+def test_speaker_listener_takes_each_agents_own_actions_and_trains_batched(tmp_path):
+    env = ParticleWorldEnv("simple_speaker_listener_v4")
+    env.reset(seed=0)
+    assert [env.action_space(a).n for a in env.possible_agents] == [3, 5]
+    with pytest.raises(ValueError, match="index in column 0"):
+        env.step({"speaker_0": 3, "listener_0": 0})  # the speaker has 3 words
+    with pytest.raises(ValueError, match="outside its action space"):
+        env.step({"speaker_0": np.zeros(3, dtype=np.float32), "listener_0": 0})
+    envs = build_env(compose_cfg(["env=mpe", "env.name=simple_speaker_listener_v4"]).env).make_vec(4)
+    assert isinstance(envs.envs, ParticleWorldVectorEnv)
+    tiny = [a for a in TINY if not a.startswith("total_steps=")]
+    for continuous in ("false", "true"):
+        out = cli(["train", *tiny, "total_steps=400", "env=mpe", "env.name=simple_speaker_listener_v4",
+                   f"env.continuous_actions={continuous}", "agent=maddpg", "agent.learning_starts=200",
+                   "agent.n_envs=8", f"hydra.run.dir=runs/{continuous}"], cwd=tmp_path)
+        assert out.returncode == 0, out.stderr
