@@ -311,7 +311,8 @@ class Reinforce(Agent):
         for _ in range(cfg.n_epochs):
             order = torch.randperm(size) if batch < size else None
             for start in range(0, size - batch + 1, batch):
-                # The whole batch (the default), or the next minibatch of a shuffled pass.
+                # The whole batch (the default), or the next minibatch of a shuffled pass (a remainder of fewer
+                # than batch_size steps sits this pass out).
                 idx = slice(None) if order is None else order[start:start + batch]
                 metrics = self._step(obs[idx], raw[idx], ret[idx], given[idx],
                                      None if old_logp is None else old_logp[idx])
