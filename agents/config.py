@@ -124,8 +124,6 @@ class A2CConfig(OnPolicyConfig):
     algo: str = "A2C"
     learning_rate: float = 7e-4
     n_steps: int = 5
-    reward_scale: float = 1.0
-    """Rewards are multiplied by this before returns and advantages, so the baseline learns returns of that scale."""
     gae_lambda: float = 1.0
     normalize_advantage: bool = False
     use_rms_prop: bool = True
@@ -285,10 +283,9 @@ class ReinforceConfig:
             "steps_per_update": self.steps_per_update >= 0, "gamma": 0.0 <= self.gamma <= 1.0,
             "learning_rate": self.learning_rate > 0, "value_learning_rate": self.value_learning_rate > 0,
             "value_gradient_steps": self.value_gradient_steps >= 1, "entropy_coef": self.entropy_coef >= 0,
-            "max_grad_norm": self.max_grad_norm >= 0, "gae_lambda": 0.0 <= self.gae_lambda <= 1.0,
-            "reward_scale": self.reward_scale > 0,
-            "clip_range": self.clip_range is None or self.clip_range > 0, "n_epochs": self.n_epochs >= 1,
-            "batch_size": self.batch_size >= 0,
+            "max_grad_norm": self.max_grad_norm >= 0, "reward_scale": self.reward_scale > 0,
+            "gae_lambda": 0.0 <= self.gae_lambda <= 1.0, "clip_range": self.clip_range is None or self.clip_range > 0,
+            "n_epochs": self.n_epochs >= 1, "batch_size": self.batch_size >= 0,
         })
         if self.gae_lambda < 1.0 and not self.baseline:
             raise ConfigError(f"agent.gae_lambda={self.gae_lambda} computes advantages from the value baseline: set "
