@@ -252,7 +252,17 @@ class ReinforceConfig:
     value_learning_rate: float = 1e-2
     """Adam learning rate of the value baseline."""
     value_gradient_steps: int = 1
-    """Gradient steps on the value baseline per update."""
+    """Gradient steps on the value baseline per update (per minibatch with n_epochs/batch_size)."""
+    reward_scale: float = 1.0
+    """Rewards are multiplied by this before returns and advantages, so the baseline learns returns of that scale."""
+    gae_lambda: float = 1.0
+    """Lambda of GAE(lambda) advantages from the baseline; 1: Monte-Carlo returns minus the baseline (REINFORCE)."""
+    clip_range: float | None = None
+    """If set: PPO's clipped surrogate, the probability ratio clipped to 1 +- clip_range; null: plain REINFORCE loss."""
+    n_epochs: int = 1
+    """Passes over each batch (more than 1 needs clip_range)."""
+    batch_size: int = 0
+    """Steps per minibatch of each pass, shuffled (0: one step on the whole batch; a size needs clip_range)."""
     entropy_coef: float = 0.0
     """Weight of the entropy bonus in the policy loss."""
     max_grad_norm: float = 1.0
@@ -273,8 +283,17 @@ class ReinforceConfig:
             "steps_per_update": self.steps_per_update >= 0, "gamma": 0.0 <= self.gamma <= 1.0,
             "learning_rate": self.learning_rate > 0, "value_learning_rate": self.value_learning_rate > 0,
             "value_gradient_steps": self.value_gradient_steps >= 1, "entropy_coef": self.entropy_coef >= 0,
-            "max_grad_norm": self.max_grad_norm >= 0,
+            "max_grad_norm": self.max_grad_norm >= 0, "reward_scale": self.reward_scale > 0,
+            "gae_lambda": 0.0 <= self.gae_lambda <= 1.0, "clip_range": self.clip_range is None or self.clip_range > 0,
+            "n_epochs": self.n_epochs >= 1, "batch_size": self.batch_size >= 0,
         })
+        if self.gae_lambda < 1.0 and not self.baseline:
+            raise ConfigError(f"agent.gae_lambda={self.gae_lambda} computes advantages from the value baseline: set "
+                              "agent.baseline=true, or agent.gae_lambda=1.0")
+        if self.clip_range is None and (self.n_epochs > 1 or self.batch_size > 0):
+            key = "n_epochs" if self.n_epochs > 1 else "batch_size"
+            raise ConfigError(f"agent.{key}={getattr(self, key)} reuses a batch for several steps, which needs the "
+                              "clipped surrogate: set agent.clip_range (e.g. 0.2)")
         if self.steps_per_update > 0 and not self.baseline:
             raise ConfigError(f"agent.steps_per_update={self.steps_per_update} cuts episodes, whose returns must be "
                               "bootstrapped with the value baseline: set agent.baseline=true, or batch by whole "

@@ -13,6 +13,15 @@ One update::
     clip gradients to max_grad_norm, one Adam step each
 
 Terminated episodes end with G_T = r_T; truncated ones are never treated as failures.
+
+Options that make it PPO-like (Schulman et al., 2017; the defaults leave plain REINFORCE)::
+
+    gae_lambda < 1:  delta_t = r_t + gamma * V(s_{t+1}) - V(s_t)   (V(s_{T+1}) = bootstrap_T at an end)
+                     A_t = delta_t + gamma * lambda * A_{t+1}      (GAE; A_{T+1} = 0 at an end); G_t = A_t + V(s_t)
+    clip_range eps:  rho_t = pi(a_t | s_t) / pi_old(a_t | s_t)
+                     policy loss = -mean_t min(rho_t A_t, clip(rho_t, 1 - eps, 1 + eps) A_t) - entropy_coef * H
+    n_epochs passes over the batch in shuffled minibatches of batch_size, each one policy and one value step
+    (value_gradient_steps of them), the advantages normalised per minibatch.
 """
 
 from __future__ import annotations
@@ -112,13 +121,41 @@ def discounted_returns(rewards: np.ndarray, ends: np.ndarray, bootstrap: np.ndar
     return returns
 
 
+def generalized_advantages(rewards: np.ndarray, values: np.ndarray, ends: np.ndarray, bootstrap: np.ndarray,
+                           valid: np.ndarray, gamma: float, lam: float) -> np.ndarray:
+    """GAE(lambda) advantages A_t on a (T, N) grid laid out as for :func:`discounted_returns` (0 where not valid).
+
+    ``values`` holds V(s_t); a valid step that does not end is followed by the next step of its episode.
+    """
+    advantages = np.zeros_like(rewards, dtype=np.float64)
+    next_value = np.zeros(rewards.shape[1], dtype=np.float64)
+    next_adv = np.zeros(rewards.shape[1], dtype=np.float64)
+    for t in range(rewards.shape[0] - 1, -1, -1):
+        next_value = np.where(ends[t], bootstrap[t], next_value)
+        next_adv = np.where(ends[t], 0.0, next_adv)
+        delta = rewards[t] + gamma * next_value - values[t]
+        next_adv = advantages[t] = np.where(valid[t], delta + gamma * lam * next_adv, 0.0)
+        next_value = values[t]
+    return advantages
+
+
 def policy_loss(logp: torch.Tensor, returns: torch.Tensor, values: torch.Tensor | None, entropy: torch.Tensor,
-                normalize: bool, entropy_coef: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """The REINFORCE surrogate loss and the advantages it used (see the module docstring)."""
+                normalize: bool, entropy_coef: float, old_logp: torch.Tensor | None = None,
+                clip_range: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The REINFORCE surrogate loss, or with ``clip_range`` the clipped one, and the advantages it used.
+
+    ``values`` None: ``returns`` are the advantages themselves. See the module docstring.
+    """
     adv = returns if values is None else returns - values.detach()
     if normalize and adv.numel() > 1:
         adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-    loss = -(logp * adv).mean() - entropy_coef * entropy.mean()
+    if clip_range is None:
+        surrogate = logp * adv
+    else:
+        assert old_logp is not None
+        ratio = (logp - old_logp).exp()
+        surrogate = torch.minimum(ratio * adv, ratio.clamp(1.0 - clip_range, 1.0 + clip_range) * adv)
+    loss = -surrogate.mean() - entropy_coef * entropy.mean()
     return loss, adv
 
 
@@ -243,20 +280,61 @@ class Reinforce(Agent):
         return obs, keep_going
 
     def _update(self) -> dict[str, float]:
-        """One policy-gradient step (and the baseline's steps) on the collected batch."""
+        """Policy-gradient steps (and the baseline's steps) on the collected batch: one, or n_epochs of minibatches."""
         cfg, ro, t = self.cfg, self._rollout, self._rollout.t
-        returns = discounted_returns(ro.rewards[:t], ro.ends[:t], ro.bootstrap[:t], ro.valid[:t], cfg.gamma)
+        rewards = ro.rewards[:t] if cfg.reward_scale == 1.0 else ro.rewards[:t] * cfg.reward_scale
         mask = ro.valid[:t].reshape(-1)
         obs = torch.as_tensor(ro.obs[:t].reshape(-1, ro.obs.shape[-1])[mask], device=self.device)
         raw = torch.as_tensor(ro.actions[:t].reshape(-1, *ro.actions.shape[2:])[mask], device=self.device)
-        ret = torch.as_tensor(returns.reshape(-1)[mask], dtype=torch.float32, device=self.device)
+        if cfg.gae_lambda < 1.0:
+            assert self.value is not None
+            with torch.no_grad():
+                grid = self.value(torch.as_tensor(ro.obs[:t], device=self.device)).squeeze(-1).cpu().numpy()
+            adv = generalized_advantages(rewards, grid.astype(np.float64), ro.ends[:t], ro.bootstrap[:t],
+                                         ro.valid[:t], cfg.gamma, cfg.gae_lambda).reshape(-1)[mask]
+            ret = torch.as_tensor(adv + grid.reshape(-1)[mask], dtype=torch.float32, device=self.device)
+            given = torch.as_tensor(adv, dtype=torch.float32, device=self.device)  # the advantages: nothing to subtract
+        else:
+            returns = discounted_returns(rewards, ro.ends[:t], ro.bootstrap[:t], ro.valid[:t], cfg.gamma)
+            ret = given = torch.as_tensor(returns.reshape(-1)[mask], dtype=torch.float32, device=self.device)
+        old_logp = None
+        if cfg.clip_range is not None:
+            with torch.no_grad():
+                old_logp = self.policy.log_prob(self.policy.distribution(obs), raw)
 
-        values = None if self.value is None else self.value(obs).squeeze(-1)
+        before = None
+        if self.value is not None:
+            with torch.no_grad():
+                before = self.value(obs).squeeze(-1)
+        size = len(obs)
+        batch = size if cfg.batch_size == 0 else min(cfg.batch_size, size)
+        for _ in range(cfg.n_epochs):
+            order = torch.randperm(size) if batch < size else None
+            for start in range(0, size - batch + 1, batch):
+                # The whole batch (the default), or the next minibatch of a shuffled pass (a remainder of fewer
+                # than batch_size steps sits this pass out).
+                idx = slice(None) if order is None else order[start:start + batch]
+                metrics = self._step(obs[idx], raw[idx], ret[idx], given[idx],
+                                     None if old_logp is None else old_logp[idx])
+        metrics.update(learning_rate=self.policy_opt.param_groups[0]["lr"], batch_steps=float(mask.sum()),
+                       mean_return=float(ret.mean()))
+        if before is not None:
+            var = float(ret.var())
+            metrics["explained_variance"] = 1.0 - float((ret - before).var()) / var if var > 0 else 0.0
+        return metrics
+
+    def _step(self, obs: torch.Tensor, raw: torch.Tensor, ret: torch.Tensor, given: torch.Tensor,
+              old_logp: torch.Tensor | None) -> dict[str, float]:
+        """One policy step and the baseline's steps on (a minibatch of) the batch; ``given``: returns or advantages."""
+        cfg = self.cfg
+        gae = cfg.gae_lambda < 1.0
+        values = None if self.value is None or gae else self.value(obs).squeeze(-1)
         dist = self.policy.distribution(obs)
         logp = self.policy.log_prob(dist, raw)
         entropy = dist.entropy() if self.policy.discrete else dist.entropy().sum(-1)  # of the unsquashed distribution
-        # A_t = G_t - V(s_t), normalised; policy loss = -mean log pi(a_t | s_t) A_t - entropy_coef * mean H
-        loss, _ = policy_loss(logp, ret, values, entropy, cfg.normalize_returns, cfg.entropy_coef)
+        # A_t = G_t - V(s_t) (or GAE's), normalised; policy loss = -mean log pi(a_t | s_t) A_t - entropy_coef * mean H
+        loss, _ = policy_loss(logp, given, values, entropy, cfg.normalize_returns, cfg.entropy_coef, old_logp,
+                              cfg.clip_range)
         self.policy_opt.zero_grad()
         loss.backward()
         params = list(self.policy.parameters())
@@ -264,9 +342,11 @@ class Reinforce(Agent):
         if cfg.max_grad_norm > 0:
             nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
         self.policy_opt.step()
-        metrics = {"policy_loss": float(loss.detach()), "entropy": float(entropy.mean().detach()), "grad_norm": norm,
-                   "learning_rate": self.policy_opt.param_groups[0]["lr"], "batch_steps": float(mask.sum()),
-                   "mean_return": float(ret.mean())}
+        metrics = {"policy_loss": float(loss.detach()), "entropy": float(entropy.mean().detach()), "grad_norm": norm}
+        if old_logp is not None:
+            with torch.no_grad():
+                ratio = (logp.detach() - old_logp).exp()
+                metrics["clip_fraction"] = float(((ratio - 1.0).abs() > cfg.clip_range).float().mean())
         if self.value is not None:
             assert self.value_opt is not None
             for _ in range(cfg.value_gradient_steps):  # value loss = mean (V(s_t) - G_t)^2
@@ -277,9 +357,6 @@ class Reinforce(Agent):
                     nn.utils.clip_grad_norm_(self.value.parameters(), cfg.max_grad_norm)
                 self.value_opt.step()
             metrics["value_loss"] = float(value_loss.detach())
-            assert values is not None
-            var = float(ret.var())
-            metrics["explained_variance"] = 1.0 - float((ret - values.detach()).var()) / var if var > 0 else 0.0
         return metrics
 
     # -- checkpoints

@@ -2,15 +2,17 @@
 
 (a) Steps per second of ``rlkit/RoboticArm-v1`` with random actions: the single env (bare, and through
     ``gym.make``'s wrappers), and the batched version at 1, 64, 1024 and 16384 copies (copy-steps per second).
-(b) A preset (``experiment=robotic_arm_maddpg`` by default) for seeds 0..n-1, one at a time, stopping at the
-    first evaluation (50 greedy episodes on random targets) with a success rate of at least 90%; next to SB3's
-    SAC with its default hyperparameters (``agent=sac``), measured in the same run within its own budget.
+(b) Presets (``experiment=robotic_arm_reinforce`` by default; several are measured one after the other) for
+    seeds 0..n-1, one at a time, stopping at the first evaluation (50 greedy episodes on random targets) with a
+    success rate of at least 90%; next to SB3's SAC with its default hyperparameters (``agent=sac``), measured in
+    the same run within its own budget.
     Reports training seconds (evaluation excluded) and env steps to 90%, per seed and as medians.
 
 Usage::
 
     python scripts/bench_robotic_arm.py --part throughput
     python scripts/bench_robotic_arm.py --part solve --seeds 5 --sac-seeds 2 --sac-budget 30000
+    python scripts/bench_robotic_arm.py --part solve --preset robotic_arm_reinforce robotic_arm_maddpg --sac-seeds 0
 """
 
 from __future__ import annotations
@@ -97,11 +99,12 @@ def _series(label: str, overrides: list[str], seeds: int, workdir: Path) -> dict
     return summary
 
 
-def bench_solve(preset: str, seeds: int, sac_seeds: int, sac_budget: int) -> dict[str, Any]:
+def bench_solve(presets: list[str], seeds: int, sac_seeds: int, sac_budget: int) -> dict[str, Any]:
     print("(b) training until a greedy success rate of 90% on random targets (50 episodes per evaluation)")
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        results[preset] = _series(f"experiment={preset}", [f"experiment={preset}"], seeds, Path(tmp))
+        for preset in presets:
+            results[preset] = _series(f"experiment={preset}", [f"experiment={preset}"], seeds, Path(tmp))
         if sac_seeds:
             results["sac"] = _series(
                 f"SB3 SAC, defaults (env=robotic_arm agent=sac), budget {sac_budget:,} steps",
@@ -113,7 +116,7 @@ def bench_solve(preset: str, seeds: int, sac_seeds: int, sac_budget: int) -> dic
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--part", choices=("throughput", "solve", "all"), default="all")
-    parser.add_argument("--preset", default="robotic_arm_maddpg")
+    parser.add_argument("--preset", nargs="+", default=["robotic_arm_reinforce"], help="presets to train, in order")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--sac-seeds", type=int, default=2, help="seeds of the SB3 SAC comparison (0: skip it)")
     parser.add_argument("--sac-budget", type=int, default=30_000, help="env steps SAC may take per seed")

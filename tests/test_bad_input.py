@@ -593,7 +593,7 @@ def test_a_key_given_twice_is_refused(tmp_path, command):
 def test_a_preset_with_another_agent_names_the_preset_that_fits(tmp_path):
     _refused(cli(["train", "experiment=balancing_pole_dqn", "agent=reinforce"], cwd=tmp_path),
              r"experiment=balancing_pole_dqn is the preset for env=balancing_pole agent=dqn and sets its keys, which "
-             r"do not fit agent=reinforce \(Key 'batch_size' not in 'ReinforceConfig'\); use "
+             r"do not fit agent=reinforce \(Key 'gradient_steps' not in 'ReinforceConfig'\); use "
              r"experiment=balancing_pole_reinforce, or drop experiment=", tmp_path)
     _refused(cli(["train", "experiment=robotic_arm_maddpg", "agent=dqn"], cwd=tmp_path),
              r"do not fit agent=dqn \(.*\); there is no preset for env=robotic_arm agent=dqn: drop experiment=",

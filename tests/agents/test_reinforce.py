@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import TINY, Recorder, compose_cfg
-from rlkit.agents.reinforce import Reinforce, discounted_returns, policy_loss
+from helpers import TINY, Recorder, cli, compose_cfg
+from rlkit.agents.reinforce import Reinforce, discounted_returns, generalized_advantages, policy_loss
 from rlkit.callbacks import CallbackList
 from rlkit.errors import ConfigError
 from rlkit.factory import build_agent, build_env
@@ -47,6 +47,86 @@ def test_baseline_gradient_does_not_flow_into_the_policy_loss():
                           torch.zeros(2), normalize=True, entropy_coef=0.0)
     loss.backward()
     assert values.grad is None
+
+
+# The grid of test_reward_to_go_by_hand, with values V(s_t) (those of the invalid steps are never used).
+GRID = {"rewards": np.array([[1.0, 1.0], [1.0, 2.0], [1.0, 0.0], [0.0, 3.0]]),
+        "values": np.array([[1.0, 2.0], [2.0, 4.0], [4.0, 99.0], [99.0, 2.0]]),
+        "ends": np.array([[False, False], [False, True], [True, False], [False, True]]),
+        "bootstrap": np.array([[0.0, 0.0], [0.0, 10.0], [0.0, 0.0], [0.0, 4.0]]),
+        "valid": np.array([[True, True], [True, True], [True, False], [False, True]])}
+
+
+def test_generalized_advantages_by_hand():
+    a = generalized_advantages(**GRID, gamma=0.5, lam=0.5)  # gamma * lambda = 0.25
+    # copy 0, terminated at t=2: d2 = 1 - 4 = -3, A2 = -3; d1 = 1 + 0.5 * 4 - 2 = 1, A1 = 1 + 0.25 * -3 = 0.25;
+    #   d0 = 1 + 0.5 * 2 - 1 = 1, A0 = 1 + 0.25 * 0.25 = 1.0625
+    # copy 1, truncated at t=1 (V = 10): d1 = 2 + 5 - 4 = 3 = A1; d0 = 1 + 0.5 * 4 - 2 = 1, A0 = 1 + 0.25 * 3 = 1.75;
+    #   t=2 invalid; cut at t=3 (V = 4): d3 = 3 + 2 - 2 = 3 = A3
+    np.testing.assert_allclose(a, [[1.0625, 1.75], [0.25, 3.0], [-3.0, 0.0], [0.0, 3.0]])
+    # lambda = 1: the Monte-Carlo returns minus the baseline, as plain REINFORCE uses them.
+    g = discounted_returns(GRID["rewards"], GRID["ends"], GRID["bootstrap"], GRID["valid"], gamma=0.5)
+    a1 = generalized_advantages(**GRID, gamma=0.5, lam=1.0)
+    np.testing.assert_allclose(a1[GRID["valid"]], (g - GRID["values"])[GRID["valid"]])
+
+
+def test_clipped_policy_loss_by_hand():
+    # Ratios 1.5, 0.5, 1.5, 0.5 against advantages 1, 1, -1, -1 with clip 0.2: the pessimistic terms are
+    # min(1.5, 1.2) = 1.2 (clipped), min(0.5, 0.8) = 0.5, min(-1.5, -1.2) = -1.5, min(-0.5, -0.8) = -0.8 (clipped).
+    old = torch.log(torch.tensor([0.2, 0.4, 0.2, 0.4]))
+    logp = torch.log(torch.tensor([0.3, 0.2, 0.3, 0.2])).requires_grad_()
+    adv = torch.tensor([1.0, 1.0, -1.0, -1.0])
+    loss, _ = policy_loss(logp, adv, None, torch.zeros(4), normalize=False, entropy_coef=0.0, old_logp=old,
+                          clip_range=0.2)
+    assert float(loss.detach()) == pytest.approx(-(1.2 + 0.5 - 1.5 - 0.8) / 4)
+    loss.backward()
+    # d loss / d log pi = -ratio * A / 4 where unclipped, 0 where the clip holds the term.
+    np.testing.assert_allclose(logp.grad.numpy(), [0.0, -0.5 / 4, 1.5 / 4, 0.0], atol=1e-6)
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["agent.clip_range=0"], r"agent.clip_range=0.0 is out of range"),
+    (["agent.clip_range=-0.2"], r"agent.clip_range=-0.2 is out of range"),
+    (["agent.gae_lambda=1.5"], r"agent.gae_lambda=1.5 is out of range"),
+    (["agent.n_epochs=0", "agent.clip_range=0.2"], r"agent.n_epochs=0 is out of range"),
+    (["agent.batch_size=-1", "agent.clip_range=0.2"], r"agent.batch_size=-1 is out of range"),
+    (["agent.reward_scale=0"], r"agent.reward_scale=0.0 is out of range"),
+    (["agent.n_epochs=4"], r"agent.n_epochs=4 reuses a batch .* set agent.clip_range"),
+    (["agent.batch_size=256"], r"agent.batch_size=256 reuses a batch .* set agent.clip_range"),
+    (["agent.gae_lambda=0.95", "agent.baseline=false"], r"agent.gae_lambda=0.95 computes advantages from the "
+     r"value baseline: set agent.baseline=true"),
+])
+def test_bad_ppo_options_are_refused_naming_the_key(overrides, message):
+    cfg = compose_cfg(["agent=reinforce", *overrides])
+    with pytest.raises(ConfigError, match=message):
+        cfg.agent.validate()
+
+
+def test_a_refused_clip_range_exits_2_with_one_line(tmp_path):
+    result = cli(["train", "agent=reinforce", "agent.clip_range=0", *TINY], cwd=tmp_path)
+    assert result.returncode == 2
+    assert "agent.clip_range=0.0 is out of range" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_ppo_options_update_in_epochs_of_minibatches_and_repeat_with_the_seed(tmp_path):
+    options = ["agent.n_envs=4", "agent.steps_per_update=64", "agent.gae_lambda=0.9", "agent.clip_range=0.2",
+               "agent.n_epochs=3", "agent.batch_size=16"]
+    _, agent = _agent(options)
+    rec = Recorder()
+    agent.learn(640, CallbackList([rec]))
+    metrics = [u[2] for u in rec.of("update")]
+    assert [u[1] for u in rec.of("update")] == list(range(64, 641, 64))
+    assert {"clip_fraction", "value_loss", "explained_variance"} <= set(metrics[0])
+    assert any(m["clip_fraction"] > 0 for m in metrics)  # later minibatches move the policy away from pi_old
+
+    def rewards(seed, name):
+        Recorder.instances.clear()
+        cfg = compose_cfg(["agent=reinforce", *options, *TINY, "total_steps=3000", f"seed={seed}",
+                           "+callbacks.extra.rec._target_=helpers.Recorder"])
+        train(cfg, tmp_path / name)
+        return [e[1].reward for e in Recorder.instances[-1].of("episode")]
+
+    assert rewards(3, "a") == rewards(3, "b")
 
 
 def _agent(overrides, seed=0):
