@@ -12,11 +12,11 @@ os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
 torch.set_num_threads(1)
 
 
-LONGEST = "test_maddpg_preset_reaches_90_percent_success_on_the_robotic_arm_for_4_of_5_seeds"
+LONGEST = "test_maddpg_preset_solves_the_two_agent_cartpole_for_at_least_4_of_5_seeds"
 
 
 def pytest_collection_modifyitems(session, config, items):
-    """The longest test first (the arm's, up to 1.35M env steps), then the other slow ones, then the rest.
+    """The longest test first (MADDPG on the two-agent cart-pole), then the other slow ones, then the rest.
 
     The longest then starts at once on one xdist worker while the other works through the rest, instead of running
     alone at the end. The second item is a fast one: xdist's worksteal hands a worker the test after the one it
