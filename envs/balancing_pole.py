@@ -146,11 +146,15 @@ class ResetStreams(Snapshot):
 
     def draw(self, idx: np.ndarray, low: float, high: float) -> np.ndarray:
         """The next starting state of each cart in ``idx``, as a (4, len(idx)) array."""
-        for i in idx[self._next[idx] >= self.BLOCK]:
-            self._uniforms[i] = self.rngs[i].random((self.BLOCK, 4))
-            self._next[i] = 0
-        u = self._uniforms[idx, self._next[idx]]
-        self._next[idx] += 1
+        nxt = self._next[idx]
+        if nxt.max(initial=0) >= self.BLOCK:  # some carts used their block up: draw their next
+            for i in idx[nxt >= self.BLOCK]:
+                self._uniforms[i] = self.rngs[i].random((self.BLOCK, 4))
+                self._next[i] = 0
+            nxt = self._next[idx]
+        self._next[idx] = nxt + 1
+        # Row nxt of cart i's block: row i * BLOCK + nxt of the blocks one after another.
+        u = self._uniforms.reshape(-1, 4).take(idx * self.BLOCK + nxt, axis=0)
         # Generator.uniform(low, high) computes low + (high - low) * u: the same expression here.
         return (low + (high - low) * u).T
 
@@ -329,9 +333,9 @@ class BatchedEnv(Snapshot, VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
     def _restart(self) -> np.ndarray | None:
         """Count a step; the copies that ended on the previous step start over (their action ignored): which."""
         self._steps += 1
-        if not self._prev_done.any():
-            return None
         idx = np.flatnonzero(self._prev_done)
+        if not idx.size:
+            return None
         self._start(idx)
         self._steps[idx] = 0
         return idx
