@@ -160,6 +160,15 @@ class _UniformRandom:
         return np.array([[self.row(i, s.sample()) for i, s in enumerate(self.spaces)] for _ in range(len(obs))])
 
 
+def random_returns(env_factory: Any, episodes: int = 100) -> dict[str, Any]:
+    """What uniformly random actions get on the env: :func:`_play`'s figures, on the same episodes' seeds."""
+    probe = env_factory.make(None)
+    try:
+        return _play(_UniformRandom(probe, 0), env_factory, episodes, seed=10_000)
+    finally:
+        probe.close()
+
+
 def _line(q: dict[str, Any]) -> str:
     """Per-agent (and, with more than one team, per-team) returns, and simple_spread's quantities."""
     parts = [f"{a} {v:.2f}" for a, v in q["per_agent"].items()]
@@ -175,9 +184,7 @@ def bench_mpe(preset: str, seeds: int, extra: list[str]) -> dict[str, Any]:
     env = build_env(compose([f"experiment={preset}", *extra]).env)
     print(f"(b) MADDPG, experiment={preset} on {env.label} {' '.join(extra)}: 100 greedy episodes "
           f"after the whole budget, {seeds} seeds")
-    probe = env.make(None)
-    random = _play(_UniformRandom(probe, 0), env, 100, seed=10_000)
-    probe.close()
+    random = random_returns(env)
     print(f"    uniformly random actions: mean return per agent {random['agent_return']:.2f}: {_line(random)}")
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
