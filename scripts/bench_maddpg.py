@@ -11,8 +11,8 @@
     actions: the mean return of every agent and of every team (PettingZoo's per-agent rewards), and, on
     simple_spread, for comparison with papers that report the original MPE's team quantities, the mean over
     the episode's steps of the summed distance from each landmark to its nearest agent, and collisions per
-    episode. With a competitive objective (e.g. mpe_adversary_maddpg) also cross-play: every team's return
-    with each team in turn played by uniformly random actions (as ``rlkit eval opponent=random``).
+    episode. With more than one team (speaker and listener; adversary and good agents) also cross-play: every
+    team's return with each team in turn played by uniformly random actions (as ``rlkit eval opponent=random``).
 
 Usage::
 
@@ -135,7 +135,7 @@ def mpe_once(preset: str, seed: int, workdir: Path, extra: list[str], episodes: 
     agent = build_agent(cfg.agent, env, seed=seed, training=False)
     agent.load(run / "checkpoints" / "last.safetensors")
     q = _play(agent, env, episodes, seed=10_000 + 100 * seed)
-    if getattr(cfg.env, "objective", "") == "competitive":  # cross-play: each team in turn replaced by random actions
+    if len(env.teams) > 1:  # cross-play: each team in turn played by random actions
         probe = env.make(None)
         agents = list(probe.possible_agents)
         q["against_random"] = {}
