@@ -6,10 +6,13 @@
     per seed and as medians: training wall seconds (evaluation excluded), env steps, and training
     throughput in env steps per second, learning included.
 (b) ``experiment=mpe_maddpg`` on ``simple_spread_v3`` (3 agents, 25-step episodes, PettingZoo's default
-    local_ratio 0.5) for its whole budget. Reports the final deterministic evaluation: every agent's mean
-    return (PettingZoo's per-agent reward), and, for comparison with papers that report the original MPE's
-    team quantities, the mean over the episode's steps of the summed distance from each landmark to its
-    nearest agent, and collisions per episode.
+    local_ratio 0.5; ``--preset`` picks another particle-world preset, e.g. mpe_speaker_listener_maddpg) for
+    its whole budget. Reports the final deterministic evaluation over 100 episodes next to uniformly random
+    actions: the mean return of every agent and of every team (PettingZoo's per-agent rewards), and, on
+    simple_spread, for comparison with papers that report the original MPE's team quantities, the mean over
+    the episode's steps of the summed distance from each landmark to its nearest agent, and collisions per
+    episode. With more than one team (speaker and listener; adversary and good agents) also cross-play: every
+    team's return with each team in turn played by uniformly random actions (as ``rlkit eval opponent=random``).
 
 Usage::
 
@@ -17,6 +20,7 @@ Usage::
     python scripts/bench_maddpg.py --part solve --seeds 5 --json maddpg.json
     python scripts/bench_maddpg.py --part solve --preset multi_cartpole_coupled_maddpg
     python scripts/bench_maddpg.py --part mpe --seeds 3
+    python scripts/bench_maddpg.py --part mpe --preset mpe_speaker_listener_maddpg
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import torch
 
 import rlkit.trainer
 from rlkit.config import compose
+from rlkit.evaluate import CrossPlay
 from rlkit.factory import build_agent, build_env
 
 QUIET = ["callbacks.tensorboard=false", "callbacks.progress_bar=false"]
@@ -85,9 +90,10 @@ def _positions(env: Any) -> tuple[np.ndarray, np.ndarray]:
     return np.array([a.state.p_pos for a in world.agents]), np.array([lm.state.p_pos for lm in world.landmarks])
 
 
-def _spread_quantities(agent: Any, make_env: Any, episodes: int, seed: int) -> dict[str, float]:
-    """Play greedy episodes; per-agent returns, and the original MPE's team quantities from the world."""
-    env = make_env(None)
+def _play(agent: Any, env_factory: Any, episodes: int, seed: int) -> dict[str, Any]:
+    """Play greedy episodes; every agent's and team's mean return, and simple_spread's team quantities."""
+    env = env_factory.make(None)
+    spread = env_factory.label.startswith("simple_spread")
     returns, dist_per_step, collisions = [], [], []
     for ep in range(episodes):
         obs, _ = env.reset(seed=seed + ep)
@@ -97,62 +103,113 @@ def _spread_quantities(agent: Any, make_env: Any, episodes: int, seed: int) -> d
         while not done:
             obs, reward, terminated, truncated, _ = env.step(agent.act(obs[None])[0])
             total += reward
+            done = terminated or truncated
+            if not spread:
+                continue
             pos, marks = _positions(env)
             dists.append(np.linalg.norm(pos[None] - marks[:, None], axis=-1).min(axis=1).sum())
             gaps = np.linalg.norm(pos[:, None] - pos[None], axis=-1)
             hits += int(((gaps < 2 * SPREAD_AGENT_RADIUS) & ~np.eye(len(pos), dtype=bool)).sum() // 2)
-            done = terminated or truncated
         returns.append(total)
-        dist_per_step.append(float(np.mean(dists)))
+        dist_per_step.append(float(np.mean(dists)) if spread else 0.0)
         collisions.append(hits)
+    names = list(env.possible_agents)
     env.close()
     r = np.array(returns)
-    return {"agent_return": float(r.mean()), "team_return_sum": float(r.sum(axis=1).mean()),
-            "landmark_distance_per_step": float(np.mean(dist_per_step)),
-            "collisions_per_episode": float(np.mean(collisions))}
+    out: dict[str, Any] = {
+        "agent_return": float(r.mean()), "team_return_sum": float(r.sum(axis=1).mean()),
+        "per_agent": {a: float(r[:, i].mean()) for i, a in enumerate(names)},
+        "per_team": {t: float(r[:, [names.index(a) for a in members]].mean())
+                     for t, members in env_factory.teams.items()}}
+    if spread:
+        out.update(landmark_distance_per_step=float(np.mean(dist_per_step)),
+                   collisions_per_episode=float(np.mean(collisions)))
+    return out
 
 
-def mpe_once(seed: int, workdir: Path, extra: list[str], episodes: int = 100) -> dict[str, Any]:
-    cfg = compose(["experiment=mpe_maddpg", *QUIET, f"seed={seed}", *extra])
+def mpe_once(preset: str, seed: int, workdir: Path, extra: list[str], episodes: int = 100) -> dict[str, Any]:
+    cfg = compose([f"experiment={preset}", *QUIET, f"seed={seed}", *extra])
     run = workdir / f"mpe{seed}"
     s = rlkit.trainer.train(cfg, run)
     env = build_env(cfg.env)
     agent = build_agent(cfg.agent, env, seed=seed, training=False)
     agent.load(run / "checkpoints" / "last.safetensors")
-    q = _spread_quantities(agent, env.make, episodes, seed=10_000 + 100 * seed)
+    q = _play(agent, env, episodes, seed=10_000 + 100 * seed)
+    if len(env.teams) > 1:  # cross-play: each team in turn played by random actions
+        probe = env.make(None)
+        agents = list(probe.possible_agents)
+        q["against_random"] = {}
+        for team, members in env.teams.items():
+            player = CrossPlay(agent, None, [agents.index(a) for a in members], probe, seed=10_000 + 100 * seed)
+            q["against_random"][team] = _play(player, env, episodes, seed=10_000 + 100 * seed)["per_team"]
+        probe.close()
     return {"seed": seed, "steps": s["steps"], "train_seconds": s["train_seconds"],
             "steps_per_second": s["steps"] / s["train_seconds"], **q}
 
 
 class _UniformRandom:
-    """Uniformly random moves: the reference point of the MPE figures."""
+    """Uniformly random actions, each agent's from its own space: the reference point of the MPE figures."""
 
-    def __init__(self, n: int, seed: int) -> None:
-        self.n = n
-        self.rng = np.random.default_rng(seed)
+    def __init__(self, env: Any, seed: int) -> None:
+        self.spaces = [s for s in env.agent_action_spaces]
+        self.row = env.agent_row
+        for i, space in enumerate(self.spaces):
+            space.seed(seed + i)
 
     def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
-        return self.rng.integers(0, self.n, obs.shape[:2])
+        return np.array([[self.row(i, s.sample()) for i, s in enumerate(self.spaces)] for _ in range(len(obs))])
 
 
-def bench_mpe(seeds: int, extra: list[str]) -> dict[str, Any]:
-    print(f"(b) MADDPG, experiment=mpe_maddpg on simple_spread_v3 {' '.join(extra)}: 100 greedy episodes "
+def random_returns(env_factory: Any, episodes: int = 100) -> dict[str, Any]:
+    """What uniformly random actions get on the env: :func:`_play`'s figures, on the same episodes' seeds."""
+    probe = env_factory.make(None)
+    try:
+        return _play(_UniformRandom(probe, 0), env_factory, episodes, seed=10_000)
+    finally:
+        probe.close()
+
+
+def _line(q: dict[str, Any]) -> str:
+    """Per-agent (and, with more than one team, per-team) returns, and simple_spread's quantities."""
+    parts = [f"{a} {v:.2f}" for a, v in q["per_agent"].items()]
+    if len(q["per_team"]) > 1:
+        parts.append("teams: " + ", ".join(f"{t} {v:.2f}" for t, v in q["per_team"].items()))
+    if "landmark_distance_per_step" in q:
+        parts.append(f"landmark distance {q['landmark_distance_per_step']:.3f} per step, "
+                     f"{q['collisions_per_episode']:.2f} collisions per episode")
+    return "; ".join(parts)
+
+
+def bench_mpe(preset: str, seeds: int, extra: list[str]) -> dict[str, Any]:
+    env = build_env(compose([f"experiment={preset}", *extra]).env)
+    print(f"(b) MADDPG, experiment={preset} on {env.label} {' '.join(extra)}: 100 greedy episodes "
           f"after the whole budget, {seeds} seeds")
-    env = build_env(compose(["experiment=mpe_maddpg", *extra]).env)
-    random = _spread_quantities(_UniformRandom(5, 0), env.make, 100, seed=10_000)
-    print("    uniformly random moves: " + ", ".join(f"{k} {v:.3f}" for k, v in random.items()))
+    random = random_returns(env)
+    print(f"    uniformly random actions: mean return per agent {random['agent_return']:.2f}: {_line(random)}")
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in range(seeds):
-            r = mpe_once(seed, Path(tmp), extra)
+            r = mpe_once(preset, seed, Path(tmp), extra)
             runs.append(r)
-            print(f"    seed {seed}: {r['steps']:,} env steps in {r['train_seconds']:.0f} s: per-agent return "
-                  f"{r['agent_return']:.2f}, landmark distance {r['landmark_distance_per_step']:.3f} per step, "
-                  f"{r['collisions_per_episode']:.2f} collisions per episode", flush=True)
-    keys = ("agent_return", "team_return_sum", "landmark_distance_per_step", "collisions_per_episode")
-    summary = {"runs": runs, "random": random,
-               **{f"median_{k}": statistics.median(r[k] for r in runs) for k in keys}}
-    print("    median: " + ", ".join(f"{k} {summary['median_' + k]:.3f}" for k in keys))
+            print(f"    seed {seed}: {r['steps']:,} env steps in {r['train_seconds']:.0f} s: mean return per agent "
+                  f"{r['agent_return']:.2f}: {_line(r)}", flush=True)
+            for team, per_team in r.get("against_random", {}).items():
+                print(f"        {team} played by random actions: " +
+                      ", ".join(f"{t} {v:.2f}" for t, v in per_team.items()), flush=True)
+    keys = [k for k in ("agent_return", "team_return_sum", "landmark_distance_per_step", "collisions_per_episode",
+                        "train_seconds") if k in runs[0]]
+    summary: dict[str, Any] = {"runs": runs, "random": random,
+                               **{f"median_{k}": statistics.median(r[k] for r in runs) for k in keys}}
+    summary["median_per_team"] = {t: statistics.median(r["per_team"][t] for r in runs) for t in random["per_team"]}
+    print("    median: " + ", ".join(f"{k} {summary['median_' + k]:.3f}" for k in keys) + "; per team: " +
+          ", ".join(f"{t} {v:.2f}" for t, v in summary["median_per_team"].items()))
+    if "against_random" in runs[0]:
+        summary["median_against_random"] = {
+            random_team: {t: statistics.median(r["against_random"][random_team][t] for r in runs)
+                          for t in random["per_team"]} for random_team in random["per_team"]}
+        for random_team, per_team in summary["median_against_random"].items():
+            print(f"    median, {random_team} played by random actions: " +
+                  ", ".join(f"{t} {v:.2f}" for t, v in per_team.items()))
     return summary
 
 
@@ -160,17 +217,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--part", choices=("solve", "mpe", "all"), default="all")
     parser.add_argument("--seeds", type=int, default=None, help="seeds (default 5 for solve, 3 for mpe)")
-    parser.add_argument("--preset", default="multi_cartpole_maddpg",
-                        help="preset of part (a), e.g. multi_cartpole_coupled_maddpg")
+    parser.add_argument("--preset", default=None,
+                        help="the part's preset (default multi_cartpole_maddpg for solve, mpe_maddpg for mpe), e.g. "
+                             "multi_cartpole_coupled_maddpg, mpe_speaker_listener_maddpg")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for the runs")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     results: dict[str, Any] = {}
     if args.part in ("solve", "all"):
-        results["solve"] = bench_solve(args.preset, args.seeds or 5, args.overrides)
+        results["solve"] = bench_solve(args.preset or "multi_cartpole_maddpg", args.seeds or 5, args.overrides)
     if args.part in ("mpe", "all"):
-        results["mpe"] = bench_mpe(args.seeds or 3, args.overrides)
+        results["mpe"] = bench_mpe(args.preset or "mpe_maddpg", args.seeds or 3, args.overrides)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0
