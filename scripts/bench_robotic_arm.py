@@ -34,8 +34,7 @@ import rlkit.envs
 import rlkit.trainer
 from rlkit.config import compose
 
-PROTOCOL = ["callbacks.eval.episodes=50", "callbacks.eval.stop_on_threshold=true", "callbacks.tensorboard=false",
-            "callbacks.progress_bar=false"]
+PROTOCOL = ["callbacks.eval.episodes=50", "callbacks.eval.stop_on_threshold=true", "callbacks.progress_bar=false"]
 
 
 def _rate(step: Any, actions: list[np.ndarray], calls: int, per_call: int) -> float:
@@ -71,8 +70,8 @@ def bench_throughput(repeats: int = 3) -> dict[str, Any]:
     return results
 
 
-def _solve(overrides: list[str], seed: int, workdir: Path) -> dict[str, Any]:
-    cfg = compose([*overrides, *PROTOCOL, f"seed={seed}"])
+def _solve(overrides: list[str], seed: int, workdir: Path, tensorboard: bool) -> dict[str, Any]:
+    cfg = compose([*overrides, *PROTOCOL, f"callbacks.tensorboard={str(tensorboard).lower()}", f"seed={seed}"])
     s = rlkit.trainer.train(cfg, workdir / f"{'_'.join(overrides)}_{seed}".replace("/", "_").replace("=", "-"))
     solved = s["solved"]
     return {"seed": seed, "solved": solved is not None, "steps": solved["step"] if solved else s["steps"],
@@ -81,11 +80,11 @@ def _solve(overrides: list[str], seed: int, workdir: Path) -> dict[str, Any]:
             "steps_per_second": s["steps"] / s["train_seconds"]}
 
 
-def _series(label: str, overrides: list[str], seeds: int, workdir: Path) -> dict[str, Any]:
+def _series(label: str, overrides: list[str], seeds: list[int], workdir: Path, tensorboard: bool) -> dict[str, Any]:
     print(f"    {label}:")
     runs = []
-    for seed in range(seeds):
-        r = _solve(overrides, seed, workdir)
+    for seed in seeds:
+        r = _solve(overrides, seed, workdir, tensorboard)
         runs.append(r)
         state = "90% after" if r["solved"] else f"NOT reached (best {r['best_success_rate']:.0%}) in"
         print(f"      seed {seed}: {state} {r['train_seconds']:7.1f} s, {r['steps']:>8,} env steps, "
@@ -99,17 +98,21 @@ def _series(label: str, overrides: list[str], seeds: int, workdir: Path) -> dict
     return summary
 
 
-def bench_solve(presets: list[str], seeds: int, sac_seeds: int, sac_budget: int) -> dict[str, Any]:
+def bench_solve(presets: list[str], seeds: list[int], sac_seeds: int, sac_budget: int,
+                tensorboard: tuple[bool, ...] = (False,)) -> dict[str, Any]:
     print("(b) training until a greedy success rate of 90% on random targets (50 episodes per evaluation)")
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for preset in presets:
-            results[preset] = _series(f"experiment={preset}", [f"experiment={preset}"], seeds, Path(tmp))
+            for tb in tensorboard:  # with both: TensorBoard logging's cost, in the same run
+                key = preset if tensorboard == (False,) else f"{preset}, TensorBoard {'on' if tb else 'off'}"
+                results[key] = _series(f"experiment={preset}" + key[len(preset):], [f"experiment={preset}"], seeds,
+                                       Path(tmp), tb)
         if sac_seeds:
             results["sac"] = _series(
                 f"SB3 SAC, defaults (env=robotic_arm agent=sac), budget {sac_budget:,} steps",
                 ["env=robotic_arm", "agent=sac", f"total_steps={sac_budget}", "callbacks.eval.every_steps=5000"],
-                sac_seeds, Path(tmp))
+                list(range(sac_seeds)), Path(tmp), False)
     return results
 
 
@@ -117,7 +120,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--part", choices=("throughput", "solve", "all"), default="all")
     parser.add_argument("--preset", nargs="+", default=["robotic_arm_reinforce"], help="presets to train, in order")
-    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--seeds", type=int, default=5, help="seeds 0 to N-1")
+    parser.add_argument("--seed-list", type=int, nargs="+", help="these seeds instead of --seeds")
+    parser.add_argument("--tensorboard", choices=("off", "on", "both"), default="off",
+                        help="TensorBoard logging of the runs (off: the protocol; both: each seed with and without)")
     parser.add_argument("--sac-seeds", type=int, default=2, help="seeds of the SB3 SAC comparison (0: skip it)")
     parser.add_argument("--sac-budget", type=int, default=30_000, help="env steps SAC may take per seed")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
@@ -127,7 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.part in ("throughput", "all"):
         results["throughput"] = bench_throughput()
     if args.part in ("solve", "all"):
-        results["solve"] = bench_solve(args.preset, args.seeds, args.sac_seeds, args.sac_budget)
+        tensorboard = {"off": (False,), "on": (True,), "both": (True, False)}[args.tensorboard]
+        results["solve"] = bench_solve(args.preset, args.seed_list or list(range(args.seeds)), args.sac_seeds,
+                                       args.sac_budget, tensorboard)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0
