@@ -219,17 +219,26 @@ class Policy:
         return self._loaded.env.make(render_mode)
 
     def evaluate(self, n_episodes: int = 5, seed: int = 12345, deterministic: bool = True,
-                 render_mode: str | None = None) -> Any:
+                 render_mode: str | None = None, opponent: str | Path | Policy | None = None,
+                 opponent_team: str | None = None) -> Any:
         """Play ``n_episodes`` episodes as ``rlkit eval`` does (the same seeds give the same episodes).
 
+        ``opponent`` (a multi-agent run with teams): cross-play as ``rlkit eval opponent=``, the opponent team's
+        actions taken from another run (a run directory, or a loaded Policy: its run's best checkpoint) or
+        ``"random"``; ``opponent_team`` names that team (default: every team but the run's scored one).
+
         Returns:
-            The episodes played: ``.rewards``, ``.lengths``, ``.agent_rewards`` (multi-agent), ``.successes``.
+            The episodes played: ``.rewards``, ``.lengths``, ``.agent_rewards`` (multi-agent), ``.successes``,
+            ``.team_mean_rewards()`` and, in cross-play, ``.opponent_teams``.
         """
         from rlkit.config import EvalRunConfig
         from rlkit.evaluate import evaluate_run
 
+        if isinstance(opponent, Policy):
+            opponent = opponent.dir
         cfg = EvalRunConfig(run=str(self.dir), checkpoint=str(self.checkpoint), n_episodes=n_episodes,
-                            render_mode=render_mode, deterministic=deterministic, seed=seed)
+                            render_mode=render_mode, deterministic=deterministic, seed=seed,
+                            opponent=None if opponent is None else str(opponent), opponent_team=opponent_team)
         return evaluate_run(cfg, loaded=self._loaded)
 
 

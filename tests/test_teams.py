@@ -151,3 +151,20 @@ def test_cross_play_refuses_what_it_cannot_play(adversary_runs, tmp_path):
         assert "Traceback" not in result.stderr
         first = result.stderr.splitlines()[0]
         assert first.startswith("rlkit: error: ") and re.search(message, first), (args, result.stderr)
+
+
+def test_policy_evaluate_plays_cross_play_as_rlkit_eval_does(adversary_runs):
+    adv0, adv1 = adversary_runs / "adv0", adversary_runs / "adv1"
+    policy = rlkit.load(adv0)
+    own = policy.evaluate(n_episodes=3)
+    itself = policy.evaluate(n_episodes=3, opponent=adv0)
+    assert itself.agent_rewards == own.agent_rewards and itself.opponent_teams == ("adversary",)
+    other = policy.evaluate(n_episodes=3, opponent=rlkit.load(adv1))  # a Policy: its run's best checkpoint
+    assert other.agent_rewards == policy.evaluate(n_episodes=3, opponent=str(adv1)).agent_rewards
+    assert other.rewards != own.rewards
+    random = policy.evaluate(n_episodes=3, opponent="random")
+    assert random.rewards != own.rewards
+    assert policy.evaluate(n_episodes=3, opponent="random").rewards == random.rewards  # seeded by seed=
+    assert set(random.team_mean_rewards()) == {"adversary", "agent"}
+    with pytest.raises(ConfigError, match="Did you mean agent"):
+        policy.evaluate(n_episodes=1, opponent="random", opponent_team="agnet")
