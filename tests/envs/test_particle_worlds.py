@@ -224,3 +224,18 @@ def test_speaker_listener_takes_each_agents_own_actions_and_trains_batched(tmp_p
                    f"env.continuous_actions={continuous}", "agent=maddpg", "agent.learning_starts=200",
                    "agent.n_envs=8", f"hydra.run.dir=runs/{continuous}"], cwd=tmp_path)
         assert out.returncode == 0, out.stderr
+
+
+def test_crypto_counts_a_word_of_zeros_as_silence_as_mpe2_does():
+    ref, ours = mpe2_env("simple_crypto_v3", True), ParticleWorldEnv("simple_crypto_v3", continuous_actions=True)
+    ref.reset(seed=3)
+    ours.reset(seed=3)
+    silent, said = np.zeros(4, dtype=np.float32), np.array([0.0, 1.0, 0.0, 0.0], dtype=np.float32)
+    for acts in ({"eve_0": silent, "bob_0": silent, "alice_0": said}, {"eve_0": said, "bob_0": silent,
+                                                                       "alice_0": -said}):
+        expected, e_rew, *_ = ref.step(acts)
+        obs, rew, *_ = ours.step(acts)
+        assert rew == pytest.approx(e_rew)
+        for a in expected:
+            np.testing.assert_array_equal(obs[a], expected[a])
+    assert rew["eve_0"] in (0.0, -2.0) and rew["bob_0"] == -rew["eve_0"]  # Bob silent: no error of his own
