@@ -687,10 +687,10 @@ class ParticleWorldEnv(Snapshot, CanvasOwner, ParallelEnv):
 class ParticleWorldVectorEnv(Snapshot):
     """``num_envs`` copies of :class:`ParticleWorldEnv` stepped at once (the array API of ``ParallelVectorEnv``).
 
-    Actions ``(num_envs, agents)`` (continuous: ``(num_envs, agents, 5)``; where the agents' spaces differ, as in
-    simple_speaker_listener_v4, one padded row per agent, ``adapters.padded_actions``); observations
-    ``(num_envs, agents, obs_dim)`` zero-padded to the longest agent's; rewards ``(num_envs, agents)``; NEXT_STEP
-    autoreset (reward 0).
+    Actions ``(num_envs, agents)`` (continuous: ``(num_envs, agents, 5)``, simple_crypto_v3's ``(num_envs, agents,
+    4)``; where the agents' spaces differ, as in simple_speaker_listener_v4, one padded row per agent,
+    ``adapters.padded_actions``); observations ``(num_envs, agents, obs_dim)`` zero-padded to the longest agent's;
+    rewards ``(num_envs, agents)``; NEXT_STEP autoreset (reward 0).
     Copy ``b`` reset with seed ``s`` equals the single env (and mpe2's) reset with seed ``s + b``.
     """
 
