@@ -34,10 +34,12 @@ MOVES = np.array([[0.0, 0.0], [-1.0, 0.0], [1.0, 0.0], [0.0, -1.0], [0.0, 1.0]])
 class _Scenario:
     """One scenario's entities and rules, over arrays with a leading copy axis.
 
-    ``pos`` is ``(copies, agents + landmarks, 2)``: agents first, as in mpe2's ``world.entities``; ``vel`` is the
-    agents' ``(copies, agents, 2)`` (landmarks never move); ``goal`` ``(copies,)`` the goal landmark (if any);
-    ``comm`` ``(copies, dim_c)`` what the speaking agent said last (scenarios with speech). An agent that cannot
-    move has ``accel`` 0: no force ever reaches it, so it stays where it started.
+    Its rules read the state of every copy from a :class:`_Worlds`: ``pos`` ``(copies, agents + landmarks, 2)``:
+    agents first, as in mpe2's ``world.entities``; ``vel`` the agents' ``(copies, agents, 2)`` (landmarks never
+    move); ``goal`` ``(copies,)`` the goal landmark (if any); ``key`` ``(copies,)`` a second landmark drawn at the
+    start (simple_crypto_v3's private key); ``comm`` ``(copies, agents, dim_c)`` what each agent said last (zeros
+    from silent agents). An agent that cannot move has ``accel`` 0: no force ever reaches it, so it stays where it
+    started.
     """
 
     name: str
@@ -51,6 +53,7 @@ class _Scenario:
     agent_color: np.ndarray
     landmark_color = np.array([0.25, 0.25, 0.25])
     dim_c = 0  # length of what an agent can say
+    moves = "no-op, -x, +x, -y, +y"  # what the discrete actions mean, for error messages
 
     def action_spaces(self, continuous: bool) -> list[spaces.Space[Any]]:
         """Each agent's action space: mpe2's five moves (continuous: five values in [0, 1])."""
@@ -58,23 +61,23 @@ class _Scenario:
                 for _ in self.agents]
 
     def speak(self, actions: np.ndarray, continuous: bool) -> np.ndarray:
-        """(copies, dim_c): what is said this step, from the (padded) actions; nothing by default."""
-        return np.zeros((len(actions), self.dim_c))
+        """(copies, agents, dim_c): what each agent says this step, from the (padded) actions; nothing by default."""
+        return np.zeros((len(actions), self.n, self.dim_c))
 
     def colors(self, goal: int) -> list[np.ndarray]:
         """Every entity's colour in a copy whose goal landmark is ``goal``, for rendering."""
         return [self.agent_color] * self.n + [self.landmark_color] * self.num_landmarks
 
-    def draw_start(self, rng: np.random.Generator) -> tuple[np.ndarray, int]:
-        """One copy's start positions (entities, 2) and goal, drawn in the order mpe2's ``reset_world`` draws them."""
+    def draw_start(self, rng: np.random.Generator) -> tuple[np.ndarray, int, int]:
+        """One copy's start positions (entities, 2), goal and key, drawn in the order mpe2's ``reset_world`` does."""
         agents = rng.uniform(-1, +1, (self.n, 2))
-        return np.concatenate([agents, rng.uniform(-1, +1, (self.num_landmarks, 2))]), 0
+        return np.concatenate([agents, rng.uniform(-1, +1, (self.num_landmarks, 2))]), 0, 0
 
-    def rewards(self, pos: np.ndarray, goal: np.ndarray) -> np.ndarray:
+    def rewards(self, w: _Worlds) -> np.ndarray:
         """(copies, agents) rewards after a step."""
         raise NotImplementedError
 
-    def observe(self, out: np.ndarray, pos: np.ndarray, vel: np.ndarray, goal: np.ndarray, comm: np.ndarray) -> None:
+    def observe(self, out: np.ndarray, w: _Worlds) -> None:
         """Write each agent's observation into ``out`` (copies, agents, longest obs_dim), zeros past its length."""
         raise NotImplementedError
 
@@ -101,6 +104,10 @@ class _Scenario:
     def others_seen(self, rel: np.ndarray) -> np.ndarray:
         """(copies, agents, 2 * (agents - 1)): the other agents relative to each agent, in order."""
         return rel[:, self._others[0], self._others[1]].reshape(len(rel), self.n, -1)
+
+    def goal_seen(self, rel: np.ndarray, goal: np.ndarray) -> np.ndarray:
+        """(copies, agents, 2): the goal landmark relative to each agent."""
+        return rel[np.arange(len(rel)), :, self.n + goal]
 
     def touching(self, rel: np.ndarray) -> np.ndarray:
         """(copies, agents, agents) whether two agents overlap (mpe2's ``is_collision``; an agent touches itself)."""
@@ -134,17 +141,17 @@ class Spread(_Scenario):
         self.local_ratio = float(local_ratio)
         self.obs_dims = [4 + 2 * N + 4 * (N - 1)] * N  # the last 2 * (N - 1): the others' messages, silent
 
-    def rewards(self, pos: np.ndarray, goal: np.ndarray) -> np.ndarray:
+    def rewards(self, w: _Worlds) -> np.ndarray:
         """Team: minus each landmark's distance to its nearest agent; own: -1 per other agent it touches; blended."""
-        rel = self.relative(pos)
+        rel = self.relative(w.pos)
         team = -np.sum(np.sqrt(np.sum(np.square(rel[:, :, self.n:]), axis=-1)).min(axis=1), axis=1)
         own = -np.sum(self.touching(rel) & ~np.eye(self.n, dtype=bool), axis=2).astype(np.float64)
         return team[:, None] * (1 - self.local_ratio) + own * self.local_ratio
 
-    def observe(self, out: np.ndarray, pos: np.ndarray, vel: np.ndarray, goal: np.ndarray, comm: np.ndarray) -> None:
+    def observe(self, out: np.ndarray, w: _Worlds) -> None:
         """Own velocity and position, landmarks and other agents relative to it; the others' messages are zeros."""
-        rel = self.relative(pos)
-        _fill(out, [vel, pos[:, :self.n], self.landmarks_seen(rel), self.others_seen(rel)])
+        rel = self.relative(w.pos)
+        _fill(out, [w.vel, w.pos[:, :self.n], self.landmarks_seen(rel), self.others_seen(rel)])
 
 
 class Adversary(_Scenario):
@@ -163,31 +170,27 @@ class Adversary(_Scenario):
         self.accel, self.max_speed = np.full(N + 1, SENSITIVITY), np.full(N + 1, np.inf)
         self.obs_dims = [4 * N] + [4 * N + 2] * N
 
-    def draw_start(self, rng: np.random.Generator) -> tuple[np.ndarray, int]:  # noqa: D102  (the base class's)
+    def draw_start(self, rng: np.random.Generator) -> tuple[np.ndarray, int, int]:  # noqa: D102  (the base class's)
         goal = int(rng.integers(self.num_landmarks))
-        return super().draw_start(rng)[0], goal
+        return super().draw_start(rng)[0], goal, 0
 
     def colors(self, goal: int) -> list[np.ndarray]:  # noqa: D102  (the base class's)
         colors = super().colors(goal)
         colors[0], colors[self.n + goal] = np.array([0.85, 0.35, 0.35]), np.array([0.15, 0.65, 0.15])
         return colors
 
-    def _to_goal(self, rel: np.ndarray, goal: np.ndarray) -> np.ndarray:
-        """(copies, agents, 2): the goal landmark relative to each agent."""
-        return rel[np.arange(len(rel)), :, self.n + goal]
-
-    def rewards(self, pos: np.ndarray, goal: np.ndarray) -> np.ndarray:
+    def rewards(self, w: _Worlds) -> np.ndarray:
         """Adversary: minus its distance to the goal; good agents: that distance minus their team's nearest one."""
-        dist = np.sqrt(np.sum(np.square(self._to_goal(self.relative(pos), goal)), axis=-1))
+        dist = np.sqrt(np.sum(np.square(self.goal_seen(self.relative(w.pos), w.goal)), axis=-1))
         good = -dist[:, 1:].min(axis=1) + dist[:, 0]
         return np.concatenate([-dist[:, :1], np.repeat(good[:, None], self.n - 1, axis=1)], axis=1)
 
-    def observe(self, out: np.ndarray, pos: np.ndarray, vel: np.ndarray, goal: np.ndarray, comm: np.ndarray) -> None:
+    def observe(self, out: np.ndarray, w: _Worlds) -> None:
         """Landmarks and other agents relative to the agent; good agents see the goal before them."""
-        rel = self.relative(pos)
+        rel = self.relative(w.pos)
         seen = np.concatenate([self.landmarks_seen(rel), self.others_seen(rel)], axis=-1)
         _fill(out[:, :1], [seen[:, :1]])
-        _fill(out[:, 1:], [self._to_goal(rel, goal)[:, 1:], seen[:, 1:]])
+        _fill(out[:, 1:], [self.goal_seen(rel, w.goal)[:, 1:], seen[:, 1:]])
 
 
 class Tag(_Scenario):
@@ -211,13 +214,13 @@ class Tag(_Scenario):
         common = 4 + 2 * num_obstacles + 2 * (self.n - 1)
         self.obs_dims = [common + 2 * num_good] * num_adversaries + [common + 2 * (num_good - 1)] * num_good
 
-    def draw_start(self, rng: np.random.Generator) -> tuple[np.ndarray, int]:  # noqa: D102  (the base class's)
+    def draw_start(self, rng: np.random.Generator) -> tuple[np.ndarray, int, int]:  # noqa: D102  (the base class's)
         agents = rng.uniform(-1, +1, (self.n, 2))
-        return np.concatenate([agents, rng.uniform(-0.9, +0.9, (self.num_landmarks, 2))]), 0
+        return np.concatenate([agents, rng.uniform(-0.9, +0.9, (self.num_landmarks, 2))]), 0, 0
 
-    def rewards(self, pos: np.ndarray, goal: np.ndarray) -> np.ndarray:
+    def rewards(self, w: _Worlds) -> np.ndarray:
         """Every adversary: +10 per adversary-prey contact; prey: -10 per contact and a penalty for leaving the area."""
-        a = self.num_adversaries
+        a, pos = self.num_adversaries, w.pos
         caught = self.touching(self.relative(pos))[:, :a, a:]  # (copies, adversaries, prey)
         out = np.empty((len(pos), self.n))
         out[:, :a] = 10.0 * np.sum(caught, axis=(1, 2))[:, None]
@@ -238,9 +241,9 @@ class Tag(_Scenario):
             far = np.minimum(np.exp(2 * x - 2), 10)
         return np.where(x < 0.9, 0.0, np.where(x < 1.0, (x - 0.9) * 10, far))
 
-    def observe(self, out: np.ndarray, pos: np.ndarray, vel: np.ndarray, goal: np.ndarray, comm: np.ndarray) -> None:
+    def observe(self, out: np.ndarray, w: _Worlds) -> None:
         """Own velocity and position, obstacles and other agents relative to it, and the other prey's velocities."""
-        a, rel = self.num_adversaries, self.relative(pos)
+        a, pos, vel, rel = self.num_adversaries, w.pos, w.vel, self.relative(w.pos)
         end = _fill(out, [vel, pos[:, :self.n], self.landmarks_seen(rel), self.others_seen(rel)])
         _fill(out[:, :a], [vel[:, None, a:].reshape(len(pos), 1, -1)], end)
         for g in range(a, self.n):
@@ -268,31 +271,137 @@ class SpeakerListener(_Scenario):
         return [spaces.Box(0.0, 1.0, (3,), dtype=np.float32) if continuous else spaces.Discrete(3),
                 super().action_spaces(continuous)[1]]
 
-    def draw_start(self, rng: np.random.Generator) -> tuple[np.ndarray, int]:  # noqa: D102  (the base class's)
+    def draw_start(self, rng: np.random.Generator) -> tuple[np.ndarray, int, int]:  # noqa: D102  (the base class's)
         goal = int(rng.integers(self.num_landmarks))
-        return super().draw_start(rng)[0], goal
+        return super().draw_start(rng)[0], goal, 0
 
     def speak(self, actions: np.ndarray, continuous: bool) -> np.ndarray:
-        """The speaker's word: one-hot (continuous: its 3 values, clipped to [0, 1])."""
+        """The speaker's word: one-hot (continuous: its 3 values, clipped to [0, 1]); the listener is silent."""
+        said = super().speak(actions, continuous)
         if continuous:
-            return np.clip(actions[:, 0, :3], 0.0, 1.0).astype(np.float64)
-        return np.eye(3)[actions[:, 0, 0].astype(np.int64)]
+            said[:, 0] = np.clip(actions[:, 0, :3], 0.0, 1.0)
+        else:
+            said[:, 0] = np.eye(3)[actions[:, 0, 0].astype(np.int64)]
+        return said
 
     def colors(self, goal: int) -> list[np.ndarray]:  # noqa: D102  (the base class's)
         return [self.agent_color, self.landmark_colors[goal] + 0.45, *self.landmark_colors]
 
-    def rewards(self, pos: np.ndarray, goal: np.ndarray) -> np.ndarray:
+    def rewards(self, w: _Worlds) -> np.ndarray:
         """Both agents: minus the squared distance from the listener to the goal landmark."""
-        gap = pos[:, 1] - pos[np.arange(len(pos)), self.n + goal]
+        gap = w.pos[:, 1] - w.pos[np.arange(len(w.pos)), self.n + w.goal]
         return np.repeat(-np.sum(np.square(gap), axis=-1)[:, None], 2, axis=1)
 
-    def observe(self, out: np.ndarray, pos: np.ndarray, vel: np.ndarray, goal: np.ndarray, comm: np.ndarray) -> None:
+    def observe(self, out: np.ndarray, w: _Worlds) -> None:
         """Speaker: the goal landmark's colour; listener: own velocity, the landmarks relative to it, the word."""
-        out[:, 0, :3] = self.landmark_colors[goal]
-        _fill(out[:, 1], [vel[:, 1], self.landmarks_seen(self.relative(pos))[:, 1], comm])
+        out[:, 0, :3] = self.landmark_colors[w.goal]
+        _fill(out[:, 1], [w.vel[:, 1], self.landmarks_seen(self.relative(w.pos))[:, 1], w.comm[:, 0]])
 
 
-SCENARIOS: dict[str, type[_Scenario]] = {s.name: s for s in (Spread, Adversary, Tag, SpeakerListener)}
+class Push(_Scenario):
+    """simple_push_v3, keep-away: a good agent heads for the goal landmark; an adversary pushes it away.
+
+    The good agent knows the goal (and wears its colour); the adversary sees only where everyone is.
+    """
+
+    name = "simple_push_v3"
+    agent_color = np.array([0.25, 0.25, 0.25])
+
+    def __init__(self) -> None:
+        self.agents = ["adversary_0", "agent_0"]
+        self.num_landmarks = 2
+        self.size = np.full(4, 0.05)
+        self.collide = np.array([True, True, False, False])
+        self.accel, self.max_speed = np.full(2, SENSITIVITY), np.full(2, np.inf)
+        self.obs_dims = [8, 19]
+        # mpe2's colours, summed as mpe2 sums them: they are part of the good agent's observation
+        self.landmark_colors = np.full((2, 3), 0.1)
+        self.landmark_colors[[0, 1], [1, 2]] += 0.8
+        self.good_colors = np.full((2, 3), 0.25)  # the good agent's colour, by goal
+        self.good_colors[[0, 1], [1, 2]] += 0.5
+
+    def draw_start(self, rng: np.random.Generator) -> tuple[np.ndarray, int, int]:  # noqa: D102  (the base class's)
+        goal = int(rng.integers(self.num_landmarks))
+        return super().draw_start(rng)[0], goal, 0
+
+    def colors(self, goal: int) -> list[np.ndarray]:  # noqa: D102  (the base class's)
+        return [np.array([0.75, 0.25, 0.25]), self.good_colors[goal], *self.landmark_colors]
+
+    def rewards(self, w: _Worlds) -> np.ndarray:
+        """Good agent: minus its distance to the goal; adversary: that distance minus its own distance to the goal."""
+        dist = np.sqrt(np.sum(np.square(self.goal_seen(self.relative(w.pos), w.goal)), axis=-1))
+        return np.stack([dist[:, 1] - dist[:, 0], -dist[:, 1]], axis=1)
+
+    def observe(self, out: np.ndarray, w: _Worlds) -> None:
+        """Own velocity, landmarks and the other agent relative to it; the good agent sees the goal and colours too.
+
+        The good agent's observation: velocity, the goal, its own colour (which tells the goal), the landmarks, their
+        colours, the adversary; the adversary's: velocity, the landmarks, the good agent.
+        """
+        rel, copies = self.relative(w.pos), len(w.pos)
+        marks, other = self.landmarks_seen(rel), self.others_seen(rel)
+        _fill(out[:, 0], [w.vel[:, 0], marks[:, 0], other[:, 0]])
+        _fill(out[:, 1], [w.vel[:, 1], self.goal_seen(rel, w.goal)[:, 1], self.good_colors[w.goal],
+                          marks[:, 1], np.broadcast_to(self.landmark_colors.ravel(), (copies, 6)), other[:, 1]])
+
+
+class Crypto(_Scenario):
+    """simple_crypto_v3, covert communication: Alice tells Bob a 1-bit message over a channel that Eve hears too.
+
+    Nobody moves; every agent says one of 4 words a step. Alice and Bob share a private key, drawn anew each
+    episode, that they can learn to encrypt with.
+    """
+
+    name = "simple_crypto_v3"
+    agent_color = np.array([0.25, 0.25, 0.25])
+    dim_c = 4
+    moves = "the 4 words"
+
+    def __init__(self) -> None:
+        self.agents = ["eve_0", "bob_0", "alice_0"]
+        self.num_landmarks = 2
+        self.size = np.full(5, 0.05)
+        self.collide = np.zeros(5, dtype=bool)
+        self.accel, self.max_speed = np.zeros(3), np.full(3, np.inf)  # nobody moves
+        self.obs_dims = [4, 8, 8]
+        self.words = np.eye(self.dim_c)  # landmark i's colour, and the message it stands for: word i
+
+    def action_spaces(self, continuous: bool) -> list[spaces.Space[Any]]:
+        """Every agent says one of 4 words (continuous: 4 values in [0, 1], said as they are)."""
+        return [spaces.Box(0.0, 1.0, (4,), dtype=np.float32) if continuous else spaces.Discrete(4)
+                for _ in self.agents]
+
+    def draw_start(self, rng: np.random.Generator) -> tuple[np.ndarray, int, int]:  # noqa: D102  (the base class's)
+        goal = int(rng.integers(self.num_landmarks))
+        key = int(rng.integers(self.num_landmarks))
+        return super().draw_start(rng)[0], goal, key
+
+    def speak(self, actions: np.ndarray, continuous: bool) -> np.ndarray:
+        """Every agent's word: one-hot (continuous: its 4 values, clipped to [0, 1])."""
+        return np.clip(actions, 0.0, 1.0).astype(np.float64) if continuous else self.words[actions]
+
+    def colors(self, goal: int) -> list[np.ndarray]:  # noqa: D102  (the base class's)
+        marks = [self.words[i, :3] for i in range(self.num_landmarks)]
+        return [np.array([0.75, 0.25, 0.25]), marks[goal], self.agent_color, *marks]
+
+    def rewards(self, w: _Worlds) -> np.ndarray:
+        """Eve: minus her word's squared error from the message; Alice and Bob: Eve's error minus Bob's.
+
+        A word of all zeros (possible with continuous actions) counts as saying nothing: no error.
+        """
+        error = np.sum(np.square(w.comm - self.words[w.goal][:, None]), axis=-1) * w.comm.any(axis=-1)
+        eve, bob = error[:, 0], error[:, 1]
+        return np.stack([-eve, eve - bob, eve - bob], axis=1)
+
+    def observe(self, out: np.ndarray, w: _Worlds) -> None:
+        """Alice: the message and the key; Bob: the key and what Alice said; Eve: what Alice said."""
+        key, alice_said = self.words[w.key], w.comm[:, 2]
+        _fill(out[:, 0], [alice_said])
+        _fill(out[:, 1], [key, alice_said])
+        _fill(out[:, 2], [self.words[w.goal], key])
+
+
+SCENARIOS: dict[str, type[_Scenario]] = {s.name: s for s in (Spread, Adversary, Tag, SpeakerListener, Push, Crypto)}
 """The mpe2 scenarios with a batched NumPy version, by mpe2's name."""
 
 
@@ -314,7 +423,7 @@ def make_scenario(name: str, kwargs: dict[str, Any]) -> _Scenario:
 class _Worlds(Snapshot):
     """``copies`` worlds of one scenario: state arrays, mpe2's physics, actions, and each copy's random stream."""
 
-    _snapshot_attrs = ("pos", "vel", "goal", "comm", "rngs")
+    _snapshot_attrs = ("pos", "vel", "goal", "key", "comm", "rngs")
 
     def __init__(self, scenario: _Scenario, copies: int, continuous_actions: bool) -> None:
         s = self.scenario = scenario
@@ -322,11 +431,13 @@ class _Worlds(Snapshot):
         self.pos = np.zeros((copies, s.n + s.num_landmarks, 2))
         self.vel = np.zeros((copies, s.n, 2))
         self.goal = np.zeros(copies, dtype=np.int64)
-        self.comm = np.zeros((copies, s.dim_c))
+        self.key = np.zeros(copies, dtype=np.int64)
+        self.comm = np.zeros((copies, s.n, s.dim_c))
         self.rngs = [np.random.default_rng() for _ in range(copies)]
         self._contacts = [j for j in range(len(s.size)) if s.collide[j]]
         self._touches = s.collide[:s.n, None] & (np.arange(s.n)[:, None] != np.array(self._contacts, dtype=np.int64))
         self._limited = bool(np.isfinite(s.max_speed).any())
+        self._movable = bool(s.accel.any())
         self.obs_dims = s.obs_dims
         self.agent_action_spaces = s.action_spaces(continuous_actions)
         self.padded = any(a != self.agent_action_spaces[0] for a in self.agent_action_spaces[1:])
@@ -343,12 +454,14 @@ class _Worlds(Snapshot):
         for b in copies:
             if seed is not None:
                 self.rngs[b] = np.random.default_rng(seed + int(b))
-            self.pos[b], self.goal[b] = self.scenario.draw_start(self.rngs[b])
+            self.pos[b], self.goal[b], self.key[b] = self.scenario.draw_start(self.rngs[b])
         self.vel[copies] = 0.0
         self.comm[copies] = 0.0
 
     def forces(self, actions: np.ndarray) -> np.ndarray:
         """(copies, agents, 2) action forces: mpe2's ``_set_action`` (continuous: the differences of its 5 values)."""
+        if not self._movable:
+            return np.zeros((len(actions), self.scenario.n, 2))
         if self.continuous:
             a = np.clip(actions, 0.0, 1.0)
             u = np.stack([a[..., 2] - a[..., 1], a[..., 4] - a[..., 3]], axis=-1).astype(np.float64)
@@ -385,12 +498,12 @@ class _Worlds(Snapshot):
     def observations(self) -> np.ndarray:
         """(copies, agents, longest obs_dim) float32, shorter observations zero-padded."""
         out = np.zeros((self.copies, self.scenario.n, max(self.obs_dims)), dtype=np.float32)
-        self.scenario.observe(out, self.pos, self.vel, self.goal, self.comm)
+        self.scenario.observe(out, self)
         return out
 
     def rewards(self) -> np.ndarray:
         """(copies, agents) float32."""
-        return self.scenario.rewards(self.pos, self.goal).astype(np.float32)
+        return self.scenario.rewards(self).astype(np.float32)
 
     def check(self, actions: np.ndarray, shape: tuple[int, ...]) -> str | None:
         """What is wrong with an array of actions, or None."""
@@ -407,14 +520,17 @@ class _Worlds(Snapshot):
                        f"({', '.join(str(a) for a in self.agent_action_spaces)})"
             return None
         if self.continuous:
-            if actions.shape != (*shape, 5) or actions.dtype.kind != "f" or not np.isfinite(actions).all():
-                return f"expected finite numbers of shape {(*shape, 5)}, got shape {actions.shape} dtype " \
+            width = self.action_space.shape[0]
+            if actions.shape != (*shape, width) or actions.dtype.kind != "f" or not np.isfinite(actions).all():
+                return f"expected finite numbers of shape {(*shape, width)}, got shape {actions.shape} dtype " \
                        f"{actions.dtype}"
             return None
+        assert isinstance(self.action_space, spaces.Discrete)
+        last = int(self.action_space.n) - 1
         if actions.shape != shape or actions.dtype.kind not in "iu" or \
-                (actions.astype(np.int64).view(np.uint64) > 4).any():
-            return f"expected integers 0-4 (no-op, -x, +x, -y, +y) of shape {shape}, got shape {actions.shape} " \
-                   f"dtype {actions.dtype}"
+                (actions.astype(np.int64).view(np.uint64) > last).any():
+            return f"expected integers 0-{last} ({self.scenario.moves}) of shape {shape}, got shape " \
+                   f"{actions.shape} dtype {actions.dtype}"
         return None
 
 
@@ -444,11 +560,19 @@ class ParticleWorldEnv(Snapshot, CanvasOwner, ParallelEnv):
     * ``simple_speaker_listener_v4``: ``speaker_0`` cannot move and sees the goal landmark's colour;
       ``listener_0`` sees the landmarks and the speaker's last word (3 values); both get minus the squared
       distance from the listener to the goal.
+    * ``simple_push_v3`` (keep-away): ``adversary_0`` and ``agent_0``, who collide; 2 landmarks, one the goal
+      (known to the good agent only). Good agent: minus its distance to the goal; adversary: that distance minus
+      its own distance to the goal.
+    * ``simple_crypto_v3`` (covert communication): ``eve_0``, ``bob_0``, ``alice_0``, who cannot move and each
+      say one of 4 words a step. Alice sees a 1-bit message (one of 2 one-hot words) and a private key drawn each
+      episode; Bob sees the key and Alice's last word; Eve only Alice's last word. Eve: minus the squared error of
+      her word from the message; Alice and Bob: Eve's error minus Bob's (a word of all zeros counts as silence).
 
     ## Action Space (per agent)
     ``Discrete(5)``: no-op, -x, +x, -y, +y; with ``continuous_actions=True``, ``Box(0, 1, (5,))`` whose values
     2 - 1 and 4 - 3 are the x and y forces (clipped to the box, as mpe2 does). simple_speaker_listener_v4's
-    speaker says one of 3 words: ``Discrete(3)`` (continuous: ``Box(0, 1, (3,))``, said as they are).
+    speaker says one of 3 words: ``Discrete(3)`` (continuous: ``Box(0, 1, (3,))``, said as they are);
+    simple_crypto_v3's agents say one of 4: ``Discrete(4)`` (continuous: ``Box(0, 1, (4,))``).
 
     ## Observation Space (per agent)
     mpe2's, in mpe2's order, float32; see each scenario's ``observations``.
@@ -563,10 +687,10 @@ class ParticleWorldEnv(Snapshot, CanvasOwner, ParallelEnv):
 class ParticleWorldVectorEnv(Snapshot):
     """``num_envs`` copies of :class:`ParticleWorldEnv` stepped at once (the array API of ``ParallelVectorEnv``).
 
-    Actions ``(num_envs, agents)`` (continuous: ``(num_envs, agents, 5)``; where the agents' spaces differ, as in
-    simple_speaker_listener_v4, one padded row per agent, ``adapters.padded_actions``); observations
-    ``(num_envs, agents, obs_dim)`` zero-padded to the longest agent's; rewards ``(num_envs, agents)``; NEXT_STEP
-    autoreset (reward 0).
+    Actions ``(num_envs, agents)`` (continuous: ``(num_envs, agents, 5)``, simple_crypto_v3's ``(num_envs, agents,
+    4)``; where the agents' spaces differ, as in simple_speaker_listener_v4, one padded row per agent,
+    ``adapters.padded_actions``); observations ``(num_envs, agents, obs_dim)`` zero-padded to the longest agent's;
+    rewards ``(num_envs, agents)``; NEXT_STEP autoreset (reward 0).
     Copy ``b`` reset with seed ``s`` equals the single env (and mpe2's) reset with seed ``s + b``.
     """
 

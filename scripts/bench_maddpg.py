@@ -11,8 +11,10 @@
     actions: the mean return of every agent and of every team (PettingZoo's per-agent rewards), and, on
     simple_spread, for comparison with papers that report the original MPE's team quantities, the mean over
     the episode's steps of the summed distance from each landmark to its nearest agent, and collisions per
-    episode. With more than one team (speaker and listener; adversary and good agents) also cross-play: every
-    team's return with each team in turn played by uniformly random actions (as ``rlkit eval opponent=random``).
+    episode; on simple_tag, touches per episode (predator-prey contacts, the paper's measure); on simple_crypto,
+    how often Bob and Eve decode Alice's message (the share of steps whose word is the message). With more than
+    one team (speaker and listener; adversary and good agents) also cross-play: every team's return (and the
+    success measure) with each team in turn played by uniformly random actions (as ``rlkit eval opponent=random``).
 
 Usage::
 
@@ -21,6 +23,7 @@ Usage::
     python scripts/bench_maddpg.py --part solve --preset multi_cartpole_coupled_maddpg
     python scripts/bench_maddpg.py --part mpe --seeds 3
     python scripts/bench_maddpg.py --part mpe --preset mpe_speaker_listener_maddpg
+    python scripts/bench_maddpg.py --part mpe --preset mpe_tag_maddpg     # also mpe_push_maddpg, mpe_crypto_maddpg
 """
 
 from __future__ import annotations
@@ -79,6 +82,9 @@ def bench_solve(preset: str, seeds: int, extra: list[str]) -> dict[str, Any]:
 
 
 SPREAD_AGENT_RADIUS = 0.15  # simple_spread_v3's agents: two touch when their centres are within 0.3
+TAG_REWARD_PER_TOUCH = 10.0  # simple_tag_v3: every adversary gets +10 for each adversary-prey contact of a step
+CRYPTO_WRONG_WORD = 1.0  # simple_crypto_v3: a word's squared error from the message is 0 if right, 2 if wrong
+SUCCESS = ("touches_per_episode", "bob_decodes", "eve_decodes")  # the success measures of :func:`_success`
 
 
 def _positions(env: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -90,19 +96,36 @@ def _positions(env: Any) -> tuple[np.ndarray, np.ndarray]:
     return np.array([a.state.p_pos for a in world.agents]), np.array([lm.state.p_pos for lm in world.landmarks])
 
 
+def _success(label: str, names: list[str], rewards: np.ndarray) -> dict[str, float]:
+    """The scenario's success measure from one episode's (steps, agents) rewards, which pay exactly for it.
+
+    simple_tag: touches per episode; simple_crypto: the share of steps on which Bob's, and Eve's, word is the
+    message; nothing elsewhere.
+    """
+    if label.startswith("simple_tag"):
+        return {"touches_per_episode": float(rewards[:, names.index("adversary_0")].sum() / TAG_REWARD_PER_TOUCH)}
+    if label.startswith("simple_crypto"):
+        eve_error = -rewards[:, names.index("eve_0")]
+        bob_error = eve_error - rewards[:, names.index("bob_0")]  # Alice and Bob get Eve's error minus Bob's
+        return {"bob_decodes": float(np.mean(bob_error < CRYPTO_WRONG_WORD)),
+                "eve_decodes": float(np.mean(eve_error < CRYPTO_WRONG_WORD))}
+    return {}
+
+
 def _play(agent: Any, env_factory: Any, episodes: int, seed: int) -> dict[str, Any]:
-    """Play greedy episodes; every agent's and team's mean return, and simple_spread's team quantities."""
+    """Play greedy episodes; every agent's and team's mean return, and the scenario's own measures."""
     env = env_factory.make(None)
     spread = env_factory.label.startswith("simple_spread")
-    returns, dist_per_step, collisions = [], [], []
+    returns, dist_per_step, collisions, success = [], [], [], []
     for ep in range(episodes):
         obs, _ = env.reset(seed=seed + ep)
         total = np.zeros(len(env.possible_agents))
-        dists, hits = [], 0
+        dists, hits, steps = [], 0, []
         done = False
         while not done:
             obs, reward, terminated, truncated, _ = env.step(agent.act(obs[None])[0])
             total += reward
+            steps.append(reward)
             done = terminated or truncated
             if not spread:
                 continue
@@ -113,6 +136,7 @@ def _play(agent: Any, env_factory: Any, episodes: int, seed: int) -> dict[str, A
         returns.append(total)
         dist_per_step.append(float(np.mean(dists)) if spread else 0.0)
         collisions.append(hits)
+        success.append(_success(env_factory.label, list(env.possible_agents), np.array(steps)))
     names = list(env.possible_agents)
     env.close()
     r = np.array(returns)
@@ -124,6 +148,7 @@ def _play(agent: Any, env_factory: Any, episodes: int, seed: int) -> dict[str, A
     if spread:
         out.update(landmark_distance_per_step=float(np.mean(dist_per_step)),
                    collisions_per_episode=float(np.mean(collisions)))
+    out.update({k: float(np.mean([s[k] for s in success])) for k in success[0]})
     return out
 
 
@@ -141,7 +166,8 @@ def mpe_once(preset: str, seed: int, workdir: Path, extra: list[str], episodes: 
         q["against_random"] = {}
         for team, members in env.teams.items():
             player = CrossPlay(agent, None, [agents.index(a) for a in members], probe, seed=10_000 + 100 * seed)
-            q["against_random"][team] = _play(player, env, episodes, seed=10_000 + 100 * seed)["per_team"]
+            played = _play(player, env, episodes, seed=10_000 + 100 * seed)
+            q["against_random"][team] = {**played["per_team"], **{k: played[k] for k in SUCCESS if k in played}}
         probe.close()
     return {"seed": seed, "steps": s["steps"], "train_seconds": s["train_seconds"],
             "steps_per_second": s["steps"] / s["train_seconds"], **q}
@@ -170,13 +196,14 @@ def random_returns(env_factory: Any, episodes: int = 100) -> dict[str, Any]:
 
 
 def _line(q: dict[str, Any]) -> str:
-    """Per-agent (and, with more than one team, per-team) returns, and simple_spread's quantities."""
+    """Per-agent (and, with more than one team, per-team) returns, and the scenario's quantities."""
     parts = [f"{a} {v:.2f}" for a, v in q["per_agent"].items()]
     if len(q["per_team"]) > 1:
         parts.append("teams: " + ", ".join(f"{t} {v:.2f}" for t, v in q["per_team"].items()))
     if "landmark_distance_per_step" in q:
         parts.append(f"landmark distance {q['landmark_distance_per_step']:.3f} per step, "
                      f"{q['collisions_per_episode']:.2f} collisions per episode")
+    parts += [f"{k.replace('_', ' ')} {q[k]:.2f}" for k in SUCCESS if k in q]
     return "; ".join(parts)
 
 
@@ -197,7 +224,7 @@ def bench_mpe(preset: str, seeds: int, extra: list[str]) -> dict[str, Any]:
                 print(f"        {team} played by random actions: " +
                       ", ".join(f"{t} {v:.2f}" for t, v in per_team.items()), flush=True)
     keys = [k for k in ("agent_return", "team_return_sum", "landmark_distance_per_step", "collisions_per_episode",
-                        "train_seconds") if k in runs[0]]
+                        *SUCCESS, "train_seconds") if k in runs[0]]
     summary: dict[str, Any] = {"runs": runs, "random": random,
                                **{f"median_{k}": statistics.median(r[k] for r in runs) for k in keys}}
     summary["median_per_team"] = {t: statistics.median(r["per_team"][t] for r in runs) for t in random["per_team"]}
@@ -206,7 +233,7 @@ def bench_mpe(preset: str, seeds: int, extra: list[str]) -> dict[str, Any]:
     if "against_random" in runs[0]:
         summary["median_against_random"] = {
             random_team: {t: statistics.median(r["against_random"][random_team][t] for r in runs)
-                          for t in random["per_team"]} for random_team in random["per_team"]}
+                          for t in runs[0]["against_random"][random_team]} for random_team in random["per_team"]}
         for random_team, per_team in summary["median_against_random"].items():
             print(f"    median, {random_team} played by random actions: " +
                   ", ".join(f"{t} {v:.2f}" for t, v in per_team.items()))

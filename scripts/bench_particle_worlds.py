@@ -38,7 +38,8 @@ from rlkit.factory import build_env
 def steps_per_second(envs: Any, seconds: float, repeats: int) -> float:
     """Env steps (copies x vector steps) per second of random play, the best of ``repeats`` runs."""
     rng = np.random.default_rng(0)
-    actions = rng.integers(0, 5, (64, envs.num_envs, envs.num_agents))
+    moves = envs.single_action_space.n  # 5 moves; simple_crypto_v3's 4 words
+    actions = rng.integers(0, moves, (64, envs.num_envs, envs.num_agents))
     envs.reset(seed=0)
     best = 0.0
     for _ in range(repeats):

@@ -17,8 +17,8 @@ from rlkit.resume import pack, unpack
 SCENARIOS = [("simple_spread_v3", {}), ("simple_spread_v3", {"N": 4, "local_ratio": 0.2}),
              ("simple_adversary_v3", {}), ("simple_adversary_v3", {"N": 3}),
              ("simple_tag_v3", {}), ("simple_tag_v3", {"num_good": 2, "num_adversaries": 2, "num_obstacles": 1}),
-             ("simple_speaker_listener_v4", {})]
-IDS = ["spread", "spread-4", "adversary", "adversary-3", "tag", "tag-2-2-1", "speaker-listener"]
+             ("simple_speaker_listener_v4", {}), ("simple_push_v3", {}), ("simple_crypto_v3", {})]
+IDS = ["spread", "spread-4", "adversary", "adversary-3", "tag", "tag-2-2-1", "speaker-listener", "push", "crypto"]
 
 
 def mpe2_env(name, continuous=False, **kwargs):
@@ -39,13 +39,16 @@ def as_rows(envs, actions):
 
 
 def world_state(env):
-    """mpe2's world as the batched env's arrays: entity positions, agent velocities, goal landmark, speech."""
+    """mpe2's world as the batched env's arrays: entity positions, agent velocities, goal and key landmarks, what
+    each agent said."""
     world = env.unwrapped.world
     pos = np.array([e.state.p_pos for e in world.entities])
     vel = np.array([a.state.p_vel for a in world.agents])
     goal = getattr(world.agents[0], "_goal_b", None) or getattr(world.agents[0], "_goal_a", None)
     goal = world.landmarks.index(goal) if goal in world.landmarks else 0
-    return pos, vel, goal, world.agents[0].state.c
+    key = getattr(world.agents[-1], "_key", None)  # simple_crypto_v3's: Alice's key is a landmark's colour
+    key = int(np.argmax(key)) if key is not None else 0
+    return pos, vel, goal, key, np.array([a.state.c for a in world.agents])
 
 
 def crowd(env, rng):
@@ -91,8 +94,9 @@ def test_every_batched_copy_steps_as_mpe2_from_a_copied_state(name, kwargs):
         ref.reset(seed=100 + b)
         if b % 2:
             crowd(ref, rng)
-        envs._worlds.pos[b], envs._worlds.vel[b], envs._worlds.goal[b], comm = world_state(ref)
-        envs._worlds.comm[b] = comm[:envs._worlds.comm.shape[1]]
+        w = envs._worlds
+        w.pos[b], w.vel[b], w.goal[b], w.key[b], comm = world_state(ref)
+        w.comm[b] = comm[:, :w.comm.shape[2]]
     contacts = 0
     for _ in range(25):
         actions = [random_actions(rng, ref, False) for ref in refs]
@@ -108,7 +112,7 @@ def test_every_batched_copy_steps_as_mpe2_from_a_copied_state(name, kwargs):
         world = refs[1].unwrapped.world
         contacts += sum(int(np.linalg.norm(x.state.p_pos - y.state.p_pos) < x.size + y.size)
                         for x in world.agents for y in world.entities if x is not y and x.collide and y.collide)
-    if name not in ("simple_adversary_v3", "simple_speaker_listener_v4"):  # their agents do not collide
+    if name not in ("simple_adversary_v3", "simple_speaker_listener_v4", "simple_crypto_v3"):  # no collisions
         assert contacts > 0
 
 
@@ -146,7 +150,7 @@ def test_a_snapshot_continues_exactly_through_a_training_checkpoints_format():
 
 
 @pytest.mark.parametrize("name", ["simple_spread_v3", "simple_adversary_v3", "simple_tag_v3",
-                                  "simple_speaker_listener_v4"])
+                                  "simple_speaker_listener_v4", "simple_push_v3", "simple_crypto_v3"])
 def test_pettingzoo_api_and_seed_tests(name):
     parallel_api_test(ParticleWorldEnv(name), num_cycles=60)
     parallel_seed_test(lambda: ParticleWorldEnv(name))
@@ -162,10 +166,14 @@ def test_bad_actions_and_arguments_are_refused():
     with pytest.raises(TypeError, match="did you mean local_ratio"):
         ParticleWorldEnv("simple_spread_v3", local_ration=0.5)
     with pytest.raises(ValueError, match="no batched version"):
-        ParticleWorldEnv("simple_crypto_v3")
+        ParticleWorldEnv("simple_reference_v3")
+    crypto = ParticleWorldVectorEnv(2, "simple_crypto_v3")
+    crypto.reset(seed=0)
+    with pytest.raises(ValueError, match=r"integers 0-3 \(the 4 words\)"):
+        crypto.step(np.full((2, 3), 4))
 
 
-@pytest.mark.parametrize("name", ["simple_tag_v3", "simple_speaker_listener_v4"])
+@pytest.mark.parametrize("name", ["simple_tag_v3", "simple_speaker_listener_v4", "simple_push_v3", "simple_crypto_v3"])
 def test_renders_one_copy(name):
     env = ParticleWorldEnv(name, render_mode="rgb_array")
     env.reset(seed=0)
@@ -183,8 +191,8 @@ def test_env_mpe_is_batched_unless_told_otherwise(caplog):
     assert not isinstance(build_env(compose_cfg(["env=mpe", "env.batched=false"]).env).make_vec(2).envs,
                           ParticleWorldVectorEnv)
     with caplog.at_level(logging.INFO):
-        build_env(compose_cfg(["env=mpe", "env.name=simple_push_v3"]).env)
-    assert "simple_push_v3 has no batched version" in caplog.text
+        build_env(compose_cfg(["env=mpe", "env.name=simple_reference_v3"]).env)
+    assert "simple_reference_v3 has no batched version" in caplog.text
     with pytest.raises(ConfigError, match="env.kwargs do not fit simple_spread_v3: .*did you mean N"):
         build_env(compose_cfg(["env=mpe", "+env.kwargs.n=4"]).env)
 
@@ -216,3 +224,18 @@ def test_speaker_listener_takes_each_agents_own_actions_and_trains_batched(tmp_p
                    f"env.continuous_actions={continuous}", "agent=maddpg", "agent.learning_starts=200",
                    "agent.n_envs=8", f"hydra.run.dir=runs/{continuous}"], cwd=tmp_path)
         assert out.returncode == 0, out.stderr
+
+
+def test_crypto_counts_a_word_of_zeros_as_silence_as_mpe2_does():
+    ref, ours = mpe2_env("simple_crypto_v3", True), ParticleWorldEnv("simple_crypto_v3", continuous_actions=True)
+    ref.reset(seed=3)
+    ours.reset(seed=3)
+    silent, said = np.zeros(4, dtype=np.float32), np.array([0.0, 1.0, 0.0, 0.0], dtype=np.float32)
+    for acts in ({"eve_0": silent, "bob_0": silent, "alice_0": said}, {"eve_0": said, "bob_0": silent,
+                                                                       "alice_0": -said}):
+        expected, e_rew, *_ = ref.step(acts)
+        obs, rew, *_ = ours.step(acts)
+        assert rew == pytest.approx(e_rew)
+        for a in expected:
+            np.testing.assert_array_equal(obs[a], expected[a])
+    assert rew["eve_0"] in (0.0, -2.0) and rew["bob_0"] == -rew["eve_0"]  # Bob silent: no error of his own
