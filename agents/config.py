@@ -339,6 +339,10 @@ class MADDPGConfig:
     """Step-to-step correlation of the noise in an episode (AR(1), i.e. Ornstein-Uhlenbeck-like); 0: independent."""
     gumbel_temperature: float = 1.0
     """Temperature of the Gumbel-softmax (discrete actions)."""
+    gumbel_hard: bool = True
+    """Discrete actions reach the critics as one-hots (straight-through Gumbel-softmax); false: as the relaxed
+    samples, stored in the buffer, drawn for the actor update and the targets (the MADDPG paper's code); the env
+    always gets the sample's argmax."""
     net_arch: list[int] = field(default_factory=lambda: [64, 64])
     """Hidden layer sizes of every actor and critic."""
     activation_fn: str = "relu"

@@ -32,12 +32,17 @@ from rlkit.envs.state import env_state, set_env_state
 from rlkit.errors import ConfigError
 
 
-def gumbel_softmax(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
-    """A one-hot sample whose gradient is that of the relaxed (softmax) sample: straight-through."""
+def gumbel_softmax(logits: torch.Tensor, temperature: float = 1.0, hard: bool = True) -> torch.Tensor:
+    """A one-hot sample whose gradient is that of the relaxed (softmax) sample: straight-through.
+
+    ``hard=False``: the relaxed sample itself (its argmax is the same draw's one-hot).
+    """
     u = torch.rand_like(logits).clamp_(1e-10, 1.0 - 1e-10)
     soft = torch.softmax((logits - torch.log(-torch.log(u))) / temperature, dim=-1)
-    hard = nn.functional.one_hot(soft.argmax(-1), logits.shape[-1]).to(soft.dtype)
-    return hard + soft - soft.detach()
+    if not hard:
+        return soft
+    one_hot = nn.functional.one_hot(soft.argmax(-1), logits.shape[-1]).to(soft.dtype)
+    return one_hot + soft - soft.detach()
 
 
 def soft_update(target: list[torch.Tensor], online: list[torch.Tensor], tau: float) -> None:
@@ -224,13 +229,14 @@ class MADDPG(Agent):
     def _mixed_actions(self, out: torch.Tensor, sample: bool, noise: float = 0.0) -> torch.Tensor:
         """Network-space actions of agents whose spaces differ, from raw outputs (batch, agents, act_dim).
 
-        Discrete agents: a one-hot of the argmax (``sample``: straight-through Gumbel-softmax) over their own
-        actions; Box agents: tanh, plus Gaussian ``noise`` (clipped to [-1, 1]); padding zero.
+        Discrete agents: a one-hot of the argmax (``sample``: straight-through Gumbel-softmax, or the relaxed
+        sample with ``gumbel_hard=false``) over their own actions; Box agents: tanh, plus Gaussian ``noise``
+        (clipped to [-1, 1]); padding zero.
         """
         disc, parts = self._discrete_agents.view(1, -1, 1), []
         if bool(disc.any()):
             logits = out.masked_fill(~self._valid, float("-inf"))
-            parts.append(gumbel_softmax(logits, self.cfg.gumbel_temperature) if sample else
+            parts.append(gumbel_softmax(logits, self.cfg.gumbel_temperature, self.cfg.gumbel_hard) if sample else
                          nn.functional.one_hot(logits.argmax(-1), self.act_dim).to(out.dtype))
         if not bool(disc.all()):
             cont = torch.tanh(out)
@@ -301,7 +307,7 @@ class MADDPG(Agent):
                 a = self._mixed_actions(out, sample=not deterministic, noise=0.0 if deterministic else self._noise())
             elif self.discrete:
                 a = nn.functional.one_hot(out.argmax(-1), self.act_dim).float() if deterministic else \
-                    gumbel_softmax(out, self.cfg.gumbel_temperature)
+                    gumbel_softmax(out, self.cfg.gumbel_temperature, self.cfg.gumbel_hard)
             else:
                 a = torch.tanh(out)
                 if not deterministic:
@@ -333,7 +339,7 @@ class MADDPG(Agent):
             if self.mixed:
                 return self._mixed_actions(out, sample=True, noise=self._noise())
             if self.discrete:
-                return gumbel_softmax(out, self.cfg.gumbel_temperature)
+                return gumbel_softmax(out, self.cfg.gumbel_temperature, self.cfg.gumbel_hard)
             return (torch.tanh(out) + self._noise() * self._unit_noise(shape)).clamp(-1.0, 1.0)
 
     def _unit_noise(self, shape: tuple[int, ...]) -> torch.Tensor:
@@ -424,15 +430,16 @@ class MADDPG(Agent):
             obs, actions, next_obs = obs * sign, actions * sign, next_obs * sign
         with torch.no_grad():  # y_i = r_i + gamma^n * (1 - done) * Q'_i(o', mu'(o')), the smaller twin's
             out = self._policy_out(self.target_actor, next_obs)
-            if self.mixed:
-                next_actions = self._mixed_actions(out, sample=False)
+            if self.mixed:  # relaxed samples when the critics learn on them (gumbel_hard=false), else one-hots
+                next_actions = self._mixed_actions(out, sample=not cfg.gumbel_hard)
                 if cfg.target_noise > 0:  # TD3's target policy smoothing, for the Box agents
                     noise = (torch.randn(next_actions.shape, generator=self.generator) * cfg.target_noise)
                     smooth = (next_actions + noise.clamp(-cfg.target_noise_clip, cfg.target_noise_clip)
                               ).clamp(-1.0, 1.0) * self._valid
                     next_actions = torch.where(self._discrete_agents.view(1, -1, 1), next_actions, smooth)
             elif self.discrete:
-                next_actions = nn.functional.one_hot(out.argmax(-1), self.act_dim).float()
+                next_actions = gumbel_softmax(out, cfg.gumbel_temperature, hard=False) if not cfg.gumbel_hard else \
+                    nn.functional.one_hot(out.argmax(-1), self.act_dim).float()
             else:
                 next_actions = torch.tanh(out)
                 if cfg.target_noise > 0:  # TD3's target policy smoothing
@@ -457,7 +464,7 @@ class MADDPG(Agent):
             if self.mixed:
                 own, penalty = self._mixed_actions(out, sample=True), (out[:, self._valid] ** 2).mean()
             else:
-                own = gumbel_softmax(out, cfg.gumbel_temperature) if self.discrete else torch.tanh(out)
+                own = gumbel_softmax(out, cfg.gumbel_temperature, cfg.gumbel_hard) if self.discrete else torch.tanh(out)
                 penalty = (out ** 2).mean()
             q_own = self._q(self.critic, self._rows(obs, actions, own), 1)[0]
             actor_loss = -q_own.mean() + cfg.action_l2 * penalty
