@@ -16,6 +16,7 @@ Options beyond the paper, all off by default: TD3's twin critics, target smoothi
 from __future__ import annotations
 
 import copy
+import difflib
 from collections.abc import Callable
 from typing import Any
 
@@ -181,11 +182,43 @@ class MADDPG(Agent):
         refuse_diverging_steps(self.critic_opt, "maddpg's critics", lambda: self.num_steps)
         self._agent_ids = torch.eye(a).unsqueeze(1)  # (agents, 1, agents): one-hot id of each agent
         self._rotations = (torch.arange(a)[:, None] + torch.arange(a)[None]) % a  # row i: i, i+1, ..., i-1
+        self._signalling = self._signalling_rows(cfg)
         self.generator = torch.Generator().manual_seed(seed)
         self.num_steps = self.num_updates = 0
         self._total_steps = 1
         self._noise_state: torch.Tensor | None = None
         self._episode_start = torch.zeros(0, dtype=torch.bool)
+
+    def _signalling_rows(self, cfg: MADDPGConfig) -> torch.Tensor | None:
+        """The rows of ``cfg.signalling_agents`` (Discrete agents, named as the env names them), or None."""
+        rows = []
+        for name in cfg.signalling_agents:
+            if name not in self.agents:
+                close = difflib.get_close_matches(str(name), self.agents, n=1)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                raise ConfigError(f"agent.signalling_agents names {name!r}, not an agent of this env; {hint}"
+                                  f"its agents: {', '.join(self.agents)}")
+            i = self.agents.index(name)
+            if not isinstance(self.agent_action_spaces[i], spaces.Discrete):
+                raise ConfigError(f"agent.signalling_agents: {name}'s actions are {self.agent_action_spaces[i]}; "
+                                  "only Discrete agents say words")
+            rows.append(i)
+        return torch.tensor(rows) if rows else None
+
+    def signalling_information(self, out: torch.Tensor) -> torch.Tensor:
+        """Each signalling agent's mutual information (nats) between observation and word over a batch.
+
+        ``out``: raw actor outputs (batch, agents, act_dim). I(o; w) = H(mean policy) - mean H(policy(o)).
+        """
+        assert self._signalling is not None
+        logits = out[:, self._signalling]
+        valid = self._valid[self._signalling] if self.mixed else torch.ones(logits.shape[1:], dtype=torch.bool)
+        probs = torch.softmax(logits.masked_fill(~valid, float("-inf")), dim=-1)  # (batch, signallers, act_dim)
+
+        def entropy(p: torch.Tensor) -> torch.Tensor:  # padding words: p = 0, counted as 1 for a finite gradient
+            return torch.special.entr(torch.where(valid, p, 1.0)).sum(-1)
+
+        return entropy(probs.mean(0)) - entropy(probs).mean(0)
 
     @staticmethod
     def _width(space: spaces.Space[Any]) -> int:
@@ -468,6 +501,10 @@ class MADDPG(Agent):
                 penalty = (out ** 2).mean()
             q_own = self._q(self.critic, self._rows(obs, actions, own), 1)[0]
             actor_loss = -q_own.mean() + cfg.action_l2 * penalty
+            if self._signalling is not None:  # positive signalling: different observations, different words
+                information = self.signalling_information(out)
+                actor_loss = actor_loss - cfg.signalling_coef * information.sum()
+                metrics["signalling_information"] = float(information.detach().mean())
             # Gradients for the actors only: the critic's weights take no part in this step.
             for p, g in zip(self._actor_params, torch.autograd.grad(actor_loss, self._actor_params), strict=True):
                 p.grad = g
