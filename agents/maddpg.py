@@ -10,7 +10,11 @@ One update, for every agent i, on a minibatch (o, a, r, o', done) from the repla
     targets <- tau * online + (1 - tau) * targets               soft updates
 
 Options beyond the paper, all off by default: TD3's twin critics, target smoothing and policy delay
-(Fujimoto et al., 2018); n-step returns; shared parameters with an ego-centric critic; ``mirror_symmetry``.
+(Fujimoto et al., 2018); n-step returns; shared parameters with an ego-centric critic; ``mirror_symmetry``;
+``gumbel_hard=false``, the relaxed Gumbel-softmax samples in place of one-hots wherever the critics see
+discrete actions (as the paper's code does); ``signalling_agents``, whose actor loss also rewards the mutual
+information between their observation and their word, I(o; w) = H(mean_o pi(o)) - mean_o H(pi(o)) over the
+minibatch (positive signalling, Eccles et al., 2019).
 """
 
 from __future__ import annotations
