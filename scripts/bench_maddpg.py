@@ -129,6 +129,16 @@ def _play(agent: Any, env_factory: Any, episodes: int, seed: int) -> dict[str, A
     return out
 
 
+def _words_per_goal(agent: Any) -> list[int]:
+    """The speaker's greedy word for each goal landmark (simple_speaker_listener: it sees the goal's colour)."""
+    from rlkit.envs.particle_worlds import SpeakerListener
+
+    colours = SpeakerListener.landmark_colors
+    obs = np.zeros((len(colours), agent.n_agents, agent.obs_dim), dtype=np.float32)
+    obs[:, 0, :colours.shape[1]] = colours
+    return [int(np.asarray(a).reshape(-1)[0]) for a in agent.act(obs)[:, 0]]
+
+
 def mpe_once(preset: str, seed: int, workdir: Path, extra: list[str], episodes: int = 100) -> dict[str, Any]:
     cfg = compose([f"experiment={preset}", *QUIET, f"seed={seed}", *extra])
     run = workdir / f"mpe{seed}"
@@ -147,6 +157,7 @@ def mpe_once(preset: str, seed: int, workdir: Path, extra: list[str], episodes: 
             q["against_random"][team] = played["per_team"]
             if team == "speaker":  # the trained listener hearing random words: does it use the speaker's?
                 q["random_words_agent_return"] = played["agent_return"]
+                q["words_per_goal"] = _words_per_goal(agent)
         probe.close()
     return {"seed": seed, "steps": s["steps"], "train_seconds": s["train_seconds"],
             "steps_per_second": s["steps"] / s["train_seconds"], **q}
@@ -204,7 +215,8 @@ def bench_mpe(preset: str, seeds: int, extra: list[str]) -> dict[str, Any]:
             if "random_words_agent_return" in r:
                 gap = r["agent_return"] - r["random_words_agent_return"]
                 print(f"        random words (the speaker's replaced by uniformly random ones): mean return per agent "
-                      f"{r['random_words_agent_return']:.2f}, {gap:+.2f} for the trained speaker's words", flush=True)
+                      f"{r['random_words_agent_return']:.2f}, {gap:+.2f} for the trained speaker's words; the trained "
+                      f"speaker's word for goals 0, 1, 2: {r['words_per_goal']}", flush=True)
     keys = [k for k in ("agent_return", "team_return_sum", "landmark_distance_per_step", "collisions_per_episode",
                         "random_words_agent_return", "train_seconds") if k in runs[0]]
     summary: dict[str, Any] = {"runs": runs, "random": random,
