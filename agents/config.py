@@ -339,6 +339,10 @@ class MADDPGConfig:
     """Step-to-step correlation of the noise in an episode (AR(1), i.e. Ornstein-Uhlenbeck-like); 0: independent."""
     gumbel_temperature: float = 1.0
     """Temperature of the Gumbel-softmax (discrete actions)."""
+    gumbel_hard: bool = True
+    """Discrete actions reach the critics as one-hots (straight-through Gumbel-softmax); false: as the relaxed
+    samples, stored in the buffer, drawn for the actor update and the targets (the MADDPG paper's code); the env
+    always gets the sample's argmax."""
     net_arch: list[int] = field(default_factory=lambda: [64, 64])
     """Hidden layer sizes of every actor and critic."""
     activation_fn: str = "relu"
@@ -367,6 +371,12 @@ class MADDPGConfig:
     """LayerNorm (without learned scale and shift) on every hidden layer of the critics."""
     eval_target_actor: bool = False
     """Deterministic actions (evaluations, rlkit eval) from the target actors, steadier than the latest weights."""
+    signalling_agents: list[str] = field(default_factory=list)
+    """Discrete agents whose actions are messages (e.g. [speaker_0]): their actors also maximise the mutual
+    information between observation and message (positive signalling, Eccles et al., 2019), so different
+    observations get different words before any listener uses them."""
+    signalling_coef: float = 0.1
+    """Weight of the signalling agents' mutual information (in nats) in their actor loss."""
 
     def validate(self) -> None:
         """Check values that the types alone cannot."""
@@ -382,7 +392,7 @@ class MADDPGConfig:
             "gumbel_temperature": self.gumbel_temperature > 0, "max_grad_norm": self.max_grad_norm >= 0,
             "action_l2": self.action_l2 >= 0, "target_noise": self.target_noise >= 0,
             "target_noise_clip": self.target_noise_clip >= 0, "policy_delay": self.policy_delay >= 1,
-            "n_step": self.n_step >= 1,
+            "n_step": self.n_step >= 1, "signalling_coef": self.signalling_coef >= 0,
         })
 
 

@@ -10,12 +10,17 @@ One update, for every agent i, on a minibatch (o, a, r, o', done) from the repla
     targets <- tau * online + (1 - tau) * targets               soft updates
 
 Options beyond the paper, all off by default: TD3's twin critics, target smoothing and policy delay
-(Fujimoto et al., 2018); n-step returns; shared parameters with an ego-centric critic; ``mirror_symmetry``.
+(Fujimoto et al., 2018); n-step returns; shared parameters with an ego-centric critic; ``mirror_symmetry``;
+``gumbel_hard=false``, the relaxed Gumbel-softmax samples in place of one-hots wherever the critics see
+discrete actions (as the paper's code does); ``signalling_agents``, whose actor loss also rewards the mutual
+information between their observation and their word, I(o; w) = H(mean_o pi(o)) - mean_o H(pi(o)) over the
+minibatch (positive signalling, Eccles et al., 2019).
 """
 
 from __future__ import annotations
 
 import copy
+import difflib
 from collections.abc import Callable
 from typing import Any
 
@@ -32,12 +37,17 @@ from rlkit.envs.state import env_state, set_env_state
 from rlkit.errors import ConfigError
 
 
-def gumbel_softmax(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
-    """A one-hot sample whose gradient is that of the relaxed (softmax) sample: straight-through."""
+def gumbel_softmax(logits: torch.Tensor, temperature: float = 1.0, hard: bool = True) -> torch.Tensor:
+    """A one-hot sample whose gradient is that of the relaxed (softmax) sample: straight-through.
+
+    ``hard=False``: the relaxed sample itself (its argmax is the same draw's one-hot).
+    """
     u = torch.rand_like(logits).clamp_(1e-10, 1.0 - 1e-10)
     soft = torch.softmax((logits - torch.log(-torch.log(u))) / temperature, dim=-1)
-    hard = nn.functional.one_hot(soft.argmax(-1), logits.shape[-1]).to(soft.dtype)
-    return hard + soft - soft.detach()
+    if not hard:
+        return soft
+    one_hot = nn.functional.one_hot(soft.argmax(-1), logits.shape[-1]).to(soft.dtype)
+    return one_hot + soft - soft.detach()
 
 
 def soft_update(target: list[torch.Tensor], online: list[torch.Tensor], tau: float) -> None:
@@ -176,11 +186,43 @@ class MADDPG(Agent):
         refuse_diverging_steps(self.critic_opt, "maddpg's critics", lambda: self.num_steps)
         self._agent_ids = torch.eye(a).unsqueeze(1)  # (agents, 1, agents): one-hot id of each agent
         self._rotations = (torch.arange(a)[:, None] + torch.arange(a)[None]) % a  # row i: i, i+1, ..., i-1
+        self._signalling = self._signalling_rows(cfg)
         self.generator = torch.Generator().manual_seed(seed)
         self.num_steps = self.num_updates = 0
         self._total_steps = 1
         self._noise_state: torch.Tensor | None = None
         self._episode_start = torch.zeros(0, dtype=torch.bool)
+
+    def _signalling_rows(self, cfg: MADDPGConfig) -> torch.Tensor | None:
+        """The rows of ``cfg.signalling_agents`` (Discrete agents, named as the env names them), or None."""
+        rows = []
+        for name in cfg.signalling_agents:
+            if name not in self.agents:
+                close = difflib.get_close_matches(str(name), self.agents, n=1)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                raise ConfigError(f"agent.signalling_agents names {name!r}, not an agent of this env; {hint}"
+                                  f"its agents: {', '.join(self.agents)}")
+            i = self.agents.index(name)
+            if not isinstance(self.agent_action_spaces[i], spaces.Discrete):
+                raise ConfigError(f"agent.signalling_agents: {name}'s actions are {self.agent_action_spaces[i]}; "
+                                  "only Discrete agents say words")
+            rows.append(i)
+        return torch.tensor(rows) if rows else None
+
+    def signalling_information(self, out: torch.Tensor) -> torch.Tensor:
+        """Each signalling agent's mutual information (nats) between observation and word over a batch.
+
+        ``out``: raw actor outputs (batch, agents, act_dim). I(o; w) = H(mean policy) - mean H(policy(o)).
+        """
+        assert self._signalling is not None
+        logits = out[:, self._signalling]
+        valid = self._valid[self._signalling] if self.mixed else torch.ones(logits.shape[1:], dtype=torch.bool)
+        probs = torch.softmax(logits.masked_fill(~valid, float("-inf")), dim=-1)  # (batch, signallers, act_dim)
+
+        def entropy(p: torch.Tensor) -> torch.Tensor:  # padding words: p = 0, counted as 1 for a finite gradient
+            return torch.special.entr(torch.where(valid, p, 1.0)).sum(-1)
+
+        return entropy(probs.mean(0)) - entropy(probs).mean(0)
 
     @staticmethod
     def _width(space: spaces.Space[Any]) -> int:
@@ -224,13 +266,14 @@ class MADDPG(Agent):
     def _mixed_actions(self, out: torch.Tensor, sample: bool, noise: float = 0.0) -> torch.Tensor:
         """Network-space actions of agents whose spaces differ, from raw outputs (batch, agents, act_dim).
 
-        Discrete agents: a one-hot of the argmax (``sample``: straight-through Gumbel-softmax) over their own
-        actions; Box agents: tanh, plus Gaussian ``noise`` (clipped to [-1, 1]); padding zero.
+        Discrete agents: a one-hot of the argmax (``sample``: straight-through Gumbel-softmax, or the relaxed
+        sample with ``gumbel_hard=false``) over their own actions; Box agents: tanh, plus Gaussian ``noise``
+        (clipped to [-1, 1]); padding zero.
         """
         disc, parts = self._discrete_agents.view(1, -1, 1), []
         if bool(disc.any()):
             logits = out.masked_fill(~self._valid, float("-inf"))
-            parts.append(gumbel_softmax(logits, self.cfg.gumbel_temperature) if sample else
+            parts.append(gumbel_softmax(logits, self.cfg.gumbel_temperature, self.cfg.gumbel_hard) if sample else
                          nn.functional.one_hot(logits.argmax(-1), self.act_dim).to(out.dtype))
         if not bool(disc.all()):
             cont = torch.tanh(out)
@@ -301,7 +344,7 @@ class MADDPG(Agent):
                 a = self._mixed_actions(out, sample=not deterministic, noise=0.0 if deterministic else self._noise())
             elif self.discrete:
                 a = nn.functional.one_hot(out.argmax(-1), self.act_dim).float() if deterministic else \
-                    gumbel_softmax(out, self.cfg.gumbel_temperature)
+                    gumbel_softmax(out, self.cfg.gumbel_temperature, self.cfg.gumbel_hard)
             else:
                 a = torch.tanh(out)
                 if not deterministic:
@@ -333,7 +376,7 @@ class MADDPG(Agent):
             if self.mixed:
                 return self._mixed_actions(out, sample=True, noise=self._noise())
             if self.discrete:
-                return gumbel_softmax(out, self.cfg.gumbel_temperature)
+                return gumbel_softmax(out, self.cfg.gumbel_temperature, self.cfg.gumbel_hard)
             return (torch.tanh(out) + self._noise() * self._unit_noise(shape)).clamp(-1.0, 1.0)
 
     def _unit_noise(self, shape: tuple[int, ...]) -> torch.Tensor:
@@ -424,15 +467,16 @@ class MADDPG(Agent):
             obs, actions, next_obs = obs * sign, actions * sign, next_obs * sign
         with torch.no_grad():  # y_i = r_i + gamma^n * (1 - done) * Q'_i(o', mu'(o')), the smaller twin's
             out = self._policy_out(self.target_actor, next_obs)
-            if self.mixed:
-                next_actions = self._mixed_actions(out, sample=False)
+            if self.mixed:  # relaxed samples when the critics learn on them (gumbel_hard=false), else one-hots
+                next_actions = self._mixed_actions(out, sample=not cfg.gumbel_hard)
                 if cfg.target_noise > 0:  # TD3's target policy smoothing, for the Box agents
                     noise = (torch.randn(next_actions.shape, generator=self.generator) * cfg.target_noise)
                     smooth = (next_actions + noise.clamp(-cfg.target_noise_clip, cfg.target_noise_clip)
                               ).clamp(-1.0, 1.0) * self._valid
                     next_actions = torch.where(self._discrete_agents.view(1, -1, 1), next_actions, smooth)
             elif self.discrete:
-                next_actions = nn.functional.one_hot(out.argmax(-1), self.act_dim).float()
+                next_actions = gumbel_softmax(out, cfg.gumbel_temperature, hard=False) if not cfg.gumbel_hard else \
+                    nn.functional.one_hot(out.argmax(-1), self.act_dim).float()
             else:
                 next_actions = torch.tanh(out)
                 if cfg.target_noise > 0:  # TD3's target policy smoothing
@@ -457,10 +501,14 @@ class MADDPG(Agent):
             if self.mixed:
                 own, penalty = self._mixed_actions(out, sample=True), (out[:, self._valid] ** 2).mean()
             else:
-                own = gumbel_softmax(out, cfg.gumbel_temperature) if self.discrete else torch.tanh(out)
+                own = gumbel_softmax(out, cfg.gumbel_temperature, cfg.gumbel_hard) if self.discrete else torch.tanh(out)
                 penalty = (out ** 2).mean()
             q_own = self._q(self.critic, self._rows(obs, actions, own), 1)[0]
             actor_loss = -q_own.mean() + cfg.action_l2 * penalty
+            if self._signalling is not None:  # positive signalling: different observations, different words
+                information = self.signalling_information(out)
+                actor_loss = actor_loss - cfg.signalling_coef * information.sum()
+                metrics["signalling_information"] = float(information.detach().mean())
             # Gradients for the actors only: the critic's weights take no part in this step.
             for p, g in zip(self._actor_params, torch.autograd.grad(actor_loss, self._actor_params), strict=True):
                 p.grad = g

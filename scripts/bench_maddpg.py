@@ -15,6 +15,8 @@
     how often Bob and Eve decode Alice's message (the share of steps whose word is the message). With more than
     one team (speaker and listener; adversary and good agents) also cross-play: every team's return (and the
     success measure) with each team in turn played by uniformly random actions (as ``rlkit eval opponent=random``).
+    On simple_speaker_listener the speaker played by random actions is the "random words" ablation: the trained
+    listener hearing uniformly random words; its gap to the trained speaker's words shows whether they communicate.
 
 Usage::
 
@@ -152,6 +154,16 @@ def _play(agent: Any, env_factory: Any, episodes: int, seed: int) -> dict[str, A
     return out
 
 
+def _words_per_goal(agent: Any) -> list[int]:
+    """The speaker's greedy word for each goal landmark (simple_speaker_listener: it sees the goal's colour)."""
+    from rlkit.envs.particle_worlds import SpeakerListener
+
+    colours = SpeakerListener.landmark_colors
+    obs = np.zeros((len(colours), agent.n_agents, agent.obs_dim), dtype=np.float32)
+    obs[:, 0, :colours.shape[1]] = colours
+    return [int(np.asarray(a).reshape(-1)[0]) for a in agent.act(obs)[:, 0]]
+
+
 def mpe_once(preset: str, seed: int, workdir: Path, extra: list[str], episodes: int = 100) -> dict[str, Any]:
     cfg = compose([f"experiment={preset}", *QUIET, f"seed={seed}", *extra])
     run = workdir / f"mpe{seed}"
@@ -168,6 +180,9 @@ def mpe_once(preset: str, seed: int, workdir: Path, extra: list[str], episodes: 
             player = CrossPlay(agent, None, [agents.index(a) for a in members], probe, seed=10_000 + 100 * seed)
             played = _play(player, env, episodes, seed=10_000 + 100 * seed)
             q["against_random"][team] = {**played["per_team"], **{k: played[k] for k in SUCCESS if k in played}}
+            if team == "speaker":  # the trained listener hearing random words: does it use the speaker's?
+                q["random_words_agent_return"] = played["agent_return"]
+                q["words_per_goal"] = _words_per_goal(agent)
         probe.close()
     return {"seed": seed, "steps": s["steps"], "train_seconds": s["train_seconds"],
             "steps_per_second": s["steps"] / s["train_seconds"], **q}
@@ -223,10 +238,19 @@ def bench_mpe(preset: str, seeds: int, extra: list[str]) -> dict[str, Any]:
             for team, per_team in r.get("against_random", {}).items():
                 print(f"        {team} played by random actions: " +
                       ", ".join(f"{t} {v:.2f}" for t, v in per_team.items()), flush=True)
+            if "random_words_agent_return" in r:
+                gap = r["agent_return"] - r["random_words_agent_return"]
+                print(f"        random words (the speaker's replaced by uniformly random ones): mean return per agent "
+                      f"{r['random_words_agent_return']:.2f}, {gap:+.2f} for the trained speaker's words; the trained "
+                      f"speaker's word for goals 0, 1, 2: {r['words_per_goal']}", flush=True)
     keys = [k for k in ("agent_return", "team_return_sum", "landmark_distance_per_step", "collisions_per_episode",
-                        *SUCCESS, "train_seconds") if k in runs[0]]
+                        *SUCCESS, "random_words_agent_return", "train_seconds") if k in runs[0]]
     summary: dict[str, Any] = {"runs": runs, "random": random,
                                **{f"median_{k}": statistics.median(r[k] for r in runs) for k in keys}}
+    if "random_words_agent_return" in runs[0]:
+        summary["words_gaps"] = [r["agent_return"] - r["random_words_agent_return"] for r in runs]
+        print(f"    trained words minus random words, per agent: "
+              f"{', '.join(f'{g:+.2f}' for g in summary['words_gaps'])} (min {min(summary['words_gaps']):+.2f})")
     summary["median_per_team"] = {t: statistics.median(r["per_team"][t] for r in runs) for t in random["per_team"]}
     print("    median: " + ", ".join(f"{k} {summary['median_' + k]:.3f}" for k in keys) + "; per team: " +
           ", ".join(f"{t} {v:.2f}" for t, v in summary["median_per_team"].items()))

@@ -129,3 +129,38 @@ def test_shared_parameters_are_refused_for_agents_whose_spaces_differ():
     with pytest.raises(ConfigError, match=r"share_parameters=true needs agents with the same action space.*"
                                           r"signal_0: Discrete\(2\), mover_0: Box.*share_parameters=false"):
         _agent(share_parameters=True)
+
+
+def test_relaxed_gumbel_samples_reach_the_buffer_and_critics_while_the_env_gets_their_argmax():
+    agent = _agent(gumbel_hard=False)
+    agent.learn(400, CallbackList([]))
+    stored = agent.buffer.actions[agent.cfg.learning_starts:agent.buffer.size]  # after the uniform one-hots
+    # The signaller's rows are relaxed samples over its 2 actions: they sum to 1, most are not one-hots.
+    torch.testing.assert_close(stored[:, 0, :2].sum(-1), torch.ones(len(stored)))
+    assert (stored[:, 0, 2] == 0).all() and (stored[:, 0, :2].max(-1).values < 0.999).float().mean() > 0.5
+    actions = agent.act(np.zeros((8, 2, 5), dtype=np.float32), deterministic=False)
+    assert set(np.unique(actions[:, 0, 0])) <= {0.0, 1.0}  # the env still gets a word
+
+
+def test_signalling_information_is_high_for_distinct_words_and_zero_for_one_word():
+    agent = _agent(signalling_agents=["signal_0"])
+    distinct = torch.tensor([[[20.0, -20.0, 0.0]], [[-20.0, 20.0, 0.0]]]).expand(2, 2, 3)  # per obs, another word
+    same = torch.tensor([[[20.0, -20.0, 0.0]]]).expand(2, 2, 3)
+    torch.testing.assert_close(agent.signalling_information(distinct), torch.tensor([np.log(2.0)]).float())
+    torch.testing.assert_close(agent.signalling_information(same), torch.tensor([0.0]), atol=1e-6, rtol=0)
+
+
+def test_positive_signalling_names_different_words_for_different_sides():
+    # Seed 2 without the bonus says one word for both sides after these 1,000 steps.
+    agent = _agent(seed=2, signalling_agents=["signal_0"], signalling_coef=1.0, actor_learning_rate=1e-2)
+    agent.learn(1000, CallbackList([]))
+    sides = np.zeros((2, 2, 5), dtype=np.float32)
+    sides[:, 0, :2] = np.eye(2)  # the signaller sees side 0, then side 1
+    assert len(set(agent.act(sides)[:, 0, 0])) == 2
+
+
+def test_signalling_agents_must_be_discrete_agents_of_the_env():
+    with pytest.raises(ConfigError, match=r"names 'signal0', not an agent of this env; did you mean 'signal_0'"):
+        _agent(signalling_agents=["signal0"])
+    with pytest.raises(ConfigError, match=r"mover_0's actions are Box.*only Discrete agents say words"):
+        _agent(signalling_agents=["mover_0"])
