@@ -21,14 +21,14 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import KVWriter, Logger
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.save_util import recursive_getattr
-from stable_baselines3.common.vec_env import DummyVecEnv
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
 from rlkit.agents.base import Agent
 from rlkit.agents.networks import activation_fn, refuse_diverging_steps
 from rlkit.callbacks import Callback, Episode
 from rlkit.envs.adapters import DiscretizedActions
 from rlkit.envs.state import env_state, generator_from_state, set_env_state
-from rlkit.errors import ConfigError
+from rlkit.errors import ConfigError, EnvWorkerDied
 
 log = logging.getLogger(__name__)
 
@@ -118,10 +118,12 @@ class _UpdateForwarder(KVWriter):
 class SB3Agent(Agent):
     """Any stable-baselines3 algorithm, chosen by ``cfg.algo``; the config's other fields go to its constructor.
 
-    ``seed`` seeds SB3 and the copies (``seed + i``); ``training=False`` builds a model only for acting.
+    ``seed`` seeds SB3 and the copies (``seed + i``); ``training=False`` builds a model only for acting;
+    ``subprocesses``: the training copies step in SB3's ``SubprocVecEnv`` (``env.vectorization=async``).
     """
 
-    def __init__(self, cfg: Any, make_env: Callable[[], gym.Env], seed: int, training: bool = True) -> None:
+    def __init__(self, cfg: Any, make_env: Callable[[], gym.Env], seed: int, training: bool = True,
+                 subprocesses: bool = False) -> None:
         algo_cls = getattr(stable_baselines3, cfg.algo, None)
         if algo_cls is None:
             raise ConfigError(f"agent.algo={cfg.algo!r} is not a stable-baselines3 algorithm")
@@ -138,7 +140,8 @@ class SB3Agent(Agent):
             log.info("agent=%s (%s) needs discrete actions: %s discretised into %d bins per dimension, %s",
                      cfg.name, cfg.algo, probe.action_space, cfg.action_bins, self._discretized.action_space)
         bins = cfg.action_bins if self._discretized is not None else 0
-        venv = DummyVecEnv([lambda: Monitor(DiscretizedActions(make_env(), bins) if bins else make_env())
+        vec_env_cls = SubprocVecEnv if subprocesses and training else DummyVecEnv
+        venv = vec_env_cls([lambda: Monitor(DiscretizedActions(make_env(), bins) if bins else make_env())
                             for _ in range(cfg.n_envs if training else 1)])
         self.observation_space, self.action_space = venv.observation_space, venv.action_space
         if not isinstance(self.action_space, supported):
@@ -186,8 +189,14 @@ class SB3Agent(Agent):
             else:
                 model._last_obs = None  # SB3 resets the copies: new episodes
         # Continuing, SB3 counts total_timesteps from num_timesteps: the same schedules as one long run.
-        model.learn(total_timesteps=total_steps - model.num_timesteps, callback=_EventAdapter(callback, total_steps),
-                    progress_bar=False, reset_num_timesteps=resume is None)
+        try:
+            model.learn(total_timesteps=total_steps - model.num_timesteps,
+                        callback=_EventAdapter(callback, total_steps), progress_bar=False,
+                        reset_num_timesteps=resume is None)
+        except (EOFError, ConnectionError) as e:  # SubprocVecEnv's pipe to a copy whose process ended
+            if not isinstance(model.get_env(), SubprocVecEnv):
+                raise
+            raise EnvWorkerDied(f"a copy's process (SB3's SubprocVecEnv) died mid-run ({type(e).__name__})") from None
 
     def training_state(self) -> dict[str, Any]:
         """What SB3 needs beyond the weights to continue exactly (counters, logger, replay buffer, env copies...)."""

@@ -21,6 +21,7 @@ import gymnasium as gym
 
 from rlkit.agents.config import AGENT_SCHEMAS, memory_needed
 from rlkit.env_schemas import (
+    COPIES_KEYS,
     ENV_SCHEMAS,
     MPE_SCENARIOS,
     BalancingPoleConfig,
@@ -86,12 +87,14 @@ class EnvFactory:
     """A multi-agent env's teams: their agents, in the env's order."""
     scored_team: str | None = None
     """The team whose mean return solving and the best checkpoint go by (competitive); None: every agent's."""
+    vectorization: str = "sync"
+    """Where ``make_vec``'s copies step: sync (this process), async (subprocesses) or ray (Ray actors)."""
 
 
 def _rlkit(cfg: BalancingPoleConfig | MultiCartPoleConfig | RoboticArmConfig) -> EnvFactory:
     """One of rlkit's envs, with its own batched vector env; ``max_episode_steps`` goes to ``gym.make``."""
     kwargs = {k: v for k, v in dataclasses.asdict(cfg).items()
-              if k not in ("name", "reward_threshold", "success_threshold")}
+              if k not in ("name", "reward_threshold", "success_threshold", *COPIES_KEYS)}
     if isinstance(cfg, MultiCartPoleConfig):
         from rlkit.envs.adapters import ParallelArrayEnv
         from rlkit.envs.multi_cartpole import MultiCartPoleEnv, MultiCartPoleVectorEnv
@@ -220,7 +223,12 @@ ENVS: dict[str, tuple[type, Callable[[Any], EnvFactory]]] = {
 def _sb3(cfg: Any, env: EnvFactory, seed: int, training: bool) -> Agent:
     from rlkit.agents.sb3 import SB3Agent
 
-    return SB3Agent(cfg, lambda: env.make(None), seed=seed, training=training)
+    if env.vectorization == "ray":
+        raise ConfigError(f"agent={cfg.name} (stable-baselines3) steps its copies in this process "
+                          "(env.vectorization=sync) or in subprocesses (async); ray is for agent=reinforce and "
+                          "agent=maddpg")
+    return SB3Agent(cfg, lambda: env.make(None), seed=seed, training=training,
+                    subprocesses=env.vectorization == "async")
 
 
 def _reinforce(cfg: Any, env: EnvFactory, seed: int, training: bool) -> Agent:
@@ -257,6 +265,35 @@ def lookup(group: str, name: str) -> tuple[type, Callable[..., Any]]:
         raise ConfigError(f"unknown {kind} kind {name!r}; known: {sorted(registry)}") from None
 
 
+def _copies_elsewhere(env: EnvFactory, cfg: Any) -> EnvFactory:
+    """``make_vec`` per ``env.vectorization``: copies of ``env.make`` in subprocesses or Ray actors, or as built."""
+    mode = getattr(cfg, "vectorization", "sync")
+    if mode == "sync":
+        return env
+    if env.agents:
+        raise ConfigError(f"env.vectorization={mode} steps single-agent envs only (env=gym, balancing_pole, "
+                          f"robotic_arm); {env.label} is multi-agent: use env.vectorization=sync")
+    from rlkit.envs.checks import CheckedEnv
+    from rlkit.envs.remote import AsyncCopies, RayVectorEnv, connect
+
+    make, label = env.make, env.label
+
+    def copy(i: int) -> Callable[[], gym.Env]:  # each copy checked where it steps: its number in the message
+        return lambda: CheckedEnv(make(None), label, copy=i)
+
+    if mode == "async":
+        return dataclasses.replace(env, vectorization=mode,
+                                   make_vec=lambda n: AsyncCopies([copy(i) for i in range(n)], label))
+    actors = cfg.ray_actors
+    connect(actors)  # now: Ray missing or no cluster at RAY_ADDRESS fails before anything else is built
+
+    def make_vec(n: int) -> RayVectorEnv:
+        # One maker for every copy (numbered by its position in the run, not the actor's).
+        return RayVectorEnv(lambda: CheckedEnv(make(None), label), n, actors, label)
+
+    return dataclasses.replace(env, vectorization=mode, make_vec=make_vec)
+
+
 def build_env(cfg: Any) -> EnvFactory:
     """The env factory for an env config; its envs refuse bad numbers and actions (:mod:`rlkit.envs.checks`)."""
     from rlkit.envs.checks import CheckedEnv, CheckedVectorEnv
@@ -271,6 +308,7 @@ def build_env(cfg: Any) -> EnvFactory:
             raise ConfigError(f"env.objective_team={scored} is not a team of {env.label}; its teams: "
                               f"{', '.join(teams)}.{hint}")
         env = dataclasses.replace(env, teams=teams, scored_team=scored)
+    env = _copies_elsewhere(env, cfg)
     return dataclasses.replace(env, make=lambda render_mode=None: CheckedEnv(env.make(render_mode), env.label),
                                make_vec=lambda n: CheckedVectorEnv(env.make_vec(n), env.label))
 
