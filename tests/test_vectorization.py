@@ -1,0 +1,193 @@
+"""env.vectorization: the env's copies in subprocesses (async) or Ray actors (ray), and their bad input.
+
+The env is tests/slow_env.py (a fixed cost per step, 0 here unless a test needs time to pass). Ray tests start a
+local Ray instance (loopback only, 2 actors) once for the module and are marked slow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import socket
+import threading
+
+import numpy as np
+import pytest
+from slow_env import SlowEnv
+
+from helpers import TINY, cli, compose_cfg, read_scalars
+from rlkit.errors import ConfigError, EnvWorkerDied
+from rlkit.factory import build_agent, build_env
+
+SLOW = ["env=gym", "env.id=slow_env:SlowEnv-v0", "+env.kwargs.step_seconds=0"]
+REINFORCE = ["agent=reinforce", "agent.n_envs=4", "agent.steps_per_update=64"]
+
+
+def make_vec(mode: str, n: int = 3, extra: tuple[str, ...] = ()):
+    cfg = compose_cfg([*SLOW, f"env.vectorization={mode}", *extra])
+    cfg.validate()
+    return build_env(cfg.env).make_vec(n)
+
+
+def rollout(envs, steps: int = 120) -> list[np.ndarray]:
+    """Observations, rewards and flags of ``steps`` vector steps with fixed actions, seed 1."""
+    obs, _ = envs.reset(seed=1)
+    out = [obs]
+    try:
+        for t in range(steps):
+            obs, rewards, terminated, truncated, _ = envs.step(np.arange(envs.num_envs) % 2 ^ (t % 2))
+            out += [obs, rewards, terminated, truncated]
+    finally:
+        envs.close()
+    return out
+
+
+def same(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
+    return len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+def train(tmp_path, name: str, *args: str) -> dict:
+    out = cli(["train", *TINY, *SLOW, *args, f"hydra.run.dir={tmp_path / name}"], cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    return {t: v for t, v in read_scalars(tmp_path / name / "tb").items() if not t.startswith("time/")}
+
+
+# --- bad input without Ray
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("env.vectorization=asinc", "env.vectorization='asinc' is not one of sync, async, ray. Did you mean async?"),
+    ("env.ray_actors=0", "env.ray_actors must be >= 1, got 0"),
+])
+def test_bad_values_are_refused_with_the_closest_choice(override, message):
+    cfg = compose_cfg([*SLOW, override])
+    with pytest.raises(ConfigError, match=message.replace(".", r"\.").replace("?", r"\?")):
+        cfg.validate()
+
+
+@pytest.mark.parametrize("mode", ["async", "ray"])
+def test_multi_agent_envs_are_refused_naming_what_works(mode):
+    cfg = compose_cfg(["env=multi_cartpole", f"env.vectorization={mode}"])
+    with pytest.raises(ConfigError, match=rf"env.vectorization={mode} steps single-agent envs only \(env=gym, "
+                                          r"balancing_pole, robotic_arm\); multi_cartpole is multi-agent: use "
+                                          r"env.vectorization=sync"):
+        build_env(cfg.env)
+
+
+def test_sb3_agents_refuse_ray_naming_what_works():
+    cfg = compose_cfg([*SLOW, "agent=ppo"])
+    env = dataclasses.replace(build_env(cfg.env), vectorization="ray")
+    with pytest.raises(ConfigError, match=r"agent=ppo \(stable-baselines3\) steps its copies in this process "
+                                          r"\(env.vectorization=sync\) or in subprocesses \(async\)"):
+        build_agent(cfg.agent, env, seed=0)
+
+
+def test_missing_ray_is_named_before_anything_is_built(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a))
+    cfg = compose_cfg([*SLOW, "env.vectorization=ray"])
+    with pytest.raises(ConfigError, match=r"env.vectorization=ray needs Ray, an optional extra: pip install "
+                                          r"'rlkit\[ray\]' \(or env.vectorization=async"):
+        build_env(cfg.env)
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize(("address", "message"), [
+    ("127.0.0.1:{port}", r"no Ray cluster answers at 127.0.0.1:{port} \(RAY_ADDRESS\): Connection refused"),
+    ("nonsense", r"RAY_ADDRESS='nonsense' is not a Ray address"),
+])
+def test_no_cluster_at_ray_address_fails_fast_in_one_line(monkeypatch, address, message):
+    port = closed_port()
+    monkeypatch.setenv("RAY_ADDRESS", address.format(port=port))
+    cfg = compose_cfg([*SLOW, "env.vectorization=ray"])
+    with pytest.raises(ConfigError, match=message.format(port=port)):
+        build_env(cfg.env)
+
+
+# --- async: Gymnasium's AsyncVectorEnv
+
+def test_async_copies_step_as_the_in_process_ones():
+    assert same(rollout(make_vec("sync")), rollout(make_vec("async")))
+
+
+def test_async_training_repeats_the_sync_run(tmp_path):
+    sync = train(tmp_path, "sync", *REINFORCE)
+    assert sync["episode/reward"]
+    assert train(tmp_path, "async", *REINFORCE, "env.vectorization=async") == sync
+
+
+def test_sb3_trains_with_async_copies(tmp_path):
+    scalars = train(tmp_path, "ppo", "agent=ppo", "agent.n_envs=2", "agent.n_steps=64", "agent.batch_size=64",
+                    "env.vectorization=async")
+    assert scalars["episode/reward"]
+
+
+def test_a_dead_copy_process_stops_the_run_naming_it_and_the_checkpoint(tmp_path):
+    run = tmp_path / "run"
+    out = cli(["train", *TINY, *SLOW, *REINFORCE, "env.vectorization=async", "+env.kwargs.die_at_step=120",
+               "callbacks.eval.every_steps=0", "callbacks.checkpoint.every_steps=256", f"hydra.run.dir={run}"],
+              cwd=tmp_path)
+    assert out.returncode == EnvWorkerDied.exit_code, out.stderr
+    lines = [line for line in out.stderr.splitlines() if "died mid-run" in line]
+    assert len(lines) == 1, out.stderr
+    assert "of SlowEnv-v0 died mid-run" in lines[0] and "the run stopped at step" in lines[0], lines[0]
+    assert f"its last training checkpoint is {run}/checkpoints/resume/step_" in lines[0], lines[0]
+    assert f"continue with: rlkit train resume={run}" in lines[0], lines[0]
+
+
+# --- ray: copies on Ray actors, a local instance started here (loopback only)
+
+@pytest.fixture(scope="module")
+def ray_instance():
+    pytest.importorskip("ray")
+    from rlkit.envs.remote import connect
+
+    ray = connect(2)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.mark.slow
+def test_ray_copies_step_as_the_in_process_ones_and_train(ray_instance, tmp_path):
+    # 5 copies over 2 actors (3 + 2): the copies' seeds follow their place in the run, not their actor.
+    assert same(rollout(make_vec("sync", 5)), rollout(make_vec("ray", 5, ("env.ray_actors=2",))))
+    sync = train(tmp_path, "sync", *REINFORCE)
+    assert train(tmp_path, "ray", *REINFORCE, "env.vectorization=ray", "env.ray_actors=2") == sync
+
+
+@pytest.mark.slow
+def test_maddpg_trains_a_single_agent_env_on_ray_actors(ray_instance, tmp_path):
+    scalars = train(tmp_path, "maddpg", "agent=maddpg", "agent.n_envs=4", "agent.learning_starts=200",
+                    "env.vectorization=ray")
+    assert scalars["episode/reward"]
+
+
+@pytest.mark.slow
+def test_an_env_that_does_not_pickle_is_refused_in_one_line(ray_instance):
+    from rlkit.envs.remote import RayVectorEnv
+
+    lock = threading.Lock()
+
+    def make():  # holds a lock, which no process can be sent
+        with lock:
+            return SlowEnv()
+
+    with pytest.raises(ConfigError, match=r"^slow cannot be sent to a Ray worker: its maker does not pickle \(.*lock"):
+        RayVectorEnv(make, 2, 2, "slow")
+
+
+@pytest.mark.slow
+def test_a_dead_actor_stops_the_run_naming_it_and_the_checkpoint(ray_instance, tmp_path):
+    run = tmp_path / "run"
+    out = cli(["train", *TINY, *SLOW, *REINFORCE, "env.vectorization=ray", "+env.kwargs.die_at_step=120",
+               "callbacks.eval.every_steps=0", "callbacks.checkpoint.every_steps=256", f"hydra.run.dir={run}"],
+              cwd=tmp_path)
+    assert out.returncode == EnvWorkerDied.exit_code, out.stderr
+    lines = [line for line in out.stderr.splitlines() if "died mid-run" in line]
+    assert len(lines) == 1, out.stderr
+    assert "Ray actor" in lines[0] and "of SlowEnv-v0 died mid-run" in lines[0], lines[0]
+    assert f"its last training checkpoint is {run}/checkpoints/resume/step_" in lines[0], lines[0]
