@@ -194,6 +194,8 @@ class RayVectorEnv(gym.vector.VectorEnv):
         self.render_mode = None
         self._obs = create_empty_array(obs_space, num_envs)
         self._last: list[Any] = [None] * num_envs
+        self.copy_infos: list[dict[str, Any]] = [{} for _ in range(num_envs)]
+        """The last step's info of each copy, as the copy returned it (Gymnasium's vector info merges them)."""
 
     def reset(self, *, seed: int | Sequence[int | None] | None = None,
               options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
@@ -218,9 +220,11 @@ class RayVectorEnv(gym.vector.VectorEnv):
         rewards, terminated, truncated = np.zeros(self.num_envs), np.zeros(self.num_envs, bool), \
             np.zeros(self.num_envs, bool)
         infos: dict[str, Any] = {}
+        self.copy_infos = []
         for s, (obs, r, term, trunc, part_infos) in zip(self._slices, parts, strict=True):
             self._last[s] = obs
             rewards[s], terminated[s], truncated[s] = r, term, trunc
+            self.copy_infos += part_infos
             for j, info in enumerate(part_infos, start=s.start):
                 infos = self._add_info(infos, info, j)
         return self._batch(), rewards, terminated, truncated, infos

@@ -89,6 +89,8 @@ class EnvFactory:
     """The team whose mean return solving and the best checkpoint go by (competitive); None: every agent's."""
     vectorization: str = "sync"
     """Where ``make_vec``'s copies step: sync (this process), async (subprocesses) or ray (Ray actors)."""
+    make_remote: Callable[[Callable[[], gym.Env], int], Any] | None = None
+    """With ray: ``make_remote(make, n)``, n copies of ``make()`` on Ray actors (for agents that wrap each copy)."""
 
 
 def _rlkit(cfg: BalancingPoleConfig | MultiCartPoleConfig | RoboticArmConfig) -> EnvFactory:
@@ -223,12 +225,8 @@ ENVS: dict[str, tuple[type, Callable[[Any], EnvFactory]]] = {
 def _sb3(cfg: Any, env: EnvFactory, seed: int, training: bool) -> Agent:
     from rlkit.agents.sb3 import SB3Agent
 
-    if env.vectorization == "ray":
-        raise ConfigError(f"agent={cfg.name} (stable-baselines3) steps its copies in this process "
-                          "(env.vectorization=sync) or in subprocesses (async); ray is for agent=reinforce and "
-                          "agent=maddpg")
     return SB3Agent(cfg, lambda: env.make(None), seed=seed, training=training,
-                    subprocesses=env.vectorization == "async")
+                    subprocesses=env.vectorization == "async", remote=env.make_remote)
 
 
 def _reinforce(cfg: Any, env: EnvFactory, seed: int, training: bool) -> Agent:
@@ -291,7 +289,8 @@ def _copies_elsewhere(env: EnvFactory, cfg: Any) -> EnvFactory:
         # One maker for every copy (numbered by its position in the run, not the actor's).
         return RayVectorEnv(lambda: CheckedEnv(make(None), label), n, actors, label)
 
-    return dataclasses.replace(env, vectorization=mode, make_vec=make_vec)
+    return dataclasses.replace(env, vectorization=mode, make_vec=make_vec,
+                               make_remote=lambda maker, n: RayVectorEnv(maker, n, actors, label))
 
 
 def build_env(cfg: Any) -> EnvFactory:

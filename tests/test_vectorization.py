@@ -6,7 +6,6 @@ local Ray instance (loopback only, 2 actors) once for the module and are marked 
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 import socket
 import threading
@@ -17,7 +16,7 @@ from slow_env import SlowEnv
 
 from helpers import TINY, cli, compose_cfg, read_scalars
 from rlkit.errors import ConfigError, EnvWorkerDied
-from rlkit.factory import build_agent, build_env
+from rlkit.factory import build_env
 
 SLOW = ["env=gym", "env.id=slow_env:SlowEnv-v0", "+env.kwargs.step_seconds=0"]
 REINFORCE = ["agent=reinforce", "agent.n_envs=4", "agent.steps_per_update=64"]
@@ -71,14 +70,6 @@ def test_multi_agent_envs_are_refused_naming_what_works(mode):
                                           r"balancing_pole, robotic_arm\); multi_cartpole is multi-agent: use "
                                           r"env.vectorization=sync"):
         build_env(cfg.env)
-
-
-def test_sb3_agents_refuse_ray_naming_what_works():
-    cfg = compose_cfg([*SLOW, "agent=ppo"])
-    env = dataclasses.replace(build_env(cfg.env), vectorization="ray")
-    with pytest.raises(ConfigError, match=r"agent=ppo \(stable-baselines3\) steps its copies in this process "
-                                          r"\(env.vectorization=sync\) or in subprocesses \(async\)"):
-        build_agent(cfg.agent, env, seed=0)
 
 
 def test_missing_ray_is_named_before_anything_is_built(monkeypatch):
@@ -162,6 +153,13 @@ def test_ray_copies_step_as_the_in_process_ones_and_train(ray_instance, tmp_path
 @pytest.mark.slow
 def test_maddpg_trains_a_single_agent_env_on_ray_actors(ray_instance, tmp_path):
     scalars = train(tmp_path, "maddpg", "agent=maddpg", "agent.n_envs=4", "agent.learning_starts=200",
+                    "env.vectorization=ray")
+    assert scalars["episode/reward"]
+
+
+@pytest.mark.slow
+def test_sb3_trains_with_copies_on_ray_actors(ray_instance, tmp_path):
+    scalars = train(tmp_path, "ppo", "agent=ppo", "agent.n_envs=3", "agent.n_steps=64", "agent.batch_size=64",
                     "env.vectorization=ray")
     assert scalars["episode/reward"]
 
