@@ -69,12 +69,26 @@ class AsyncCopies(gym.vector.AsyncVectorEnv):
         return EnvWorkerDied(f"the process of {codes} of {self.label} died mid-run ({_first_line(e)})")
 
 
+class AgentRewardsInInfo(gym.Wrapper):  # type: ignore[type-arg]
+    """A multi-agent copy for :class:`AsyncCopies`: its rewards in ``info["agent_rewards"]``, the reward their sum.
+
+    Gymnasium's subprocess gives a copy that resets (NEXT_STEP) the reward 0, a number, which cannot be stacked with
+    the other copies' arrays; infos of any shape can.
+    """
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:  # noqa: D102  (the base class's)
+        obs, rewards, terminated, truncated, info = self.env.step(action)
+        return obs, float(np.sum(rewards)), terminated, truncated, {**info, "agent_rewards": rewards}
+
+
 class _CopiesActor:
     """Inside a Ray actor: ``num_envs`` copies stepped in turn, NEXT_STEP autoreset, one call per vector step."""
 
     def __init__(self, make: Callable[[], gym.Env], num_envs: int) -> None:
         self.envs = [make() for _ in range(num_envs)]
         self.autoreset = np.zeros(num_envs, dtype=bool)
+        agents = getattr(self.envs[0], "possible_agents", None)  # a multi-agent copy: one reward per agent
+        self.no_reward = 0.0 if agents is None else np.zeros(len(agents), dtype=np.float32)
 
     def spaces(self) -> tuple[gym.Space[Any], gym.Space[Any], dict[str, Any]]:
         env = self.envs[0]
@@ -91,17 +105,19 @@ class _CopiesActor:
 
     def step(self, actions: Any) -> tuple[list[Any], np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]:
         n = len(self.envs)
-        obs, infos = [], []
-        rewards, terminated, truncated = np.zeros(n), np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+        obs, rewards, infos = [], [], []
+        terminated, truncated = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
         for i, env in enumerate(self.envs):
             if self.autoreset[i]:
                 o, info = env.reset()
+                r = self.no_reward
             else:
-                o, rewards[i], terminated[i], truncated[i], info = env.step(actions[i])
+                o, r, terminated[i], truncated[i], info = env.step(actions[i])
             obs.append(o)
+            rewards.append(r)
             infos.append(info)
         self.autoreset = terminated | truncated
-        return obs, rewards, terminated, truncated, infos
+        return obs, np.array(rewards), terminated, truncated, infos
 
     def close(self) -> None:
         for env in self.envs:
@@ -217,13 +233,13 @@ class RayVectorEnv(gym.vector.VectorEnv):
         """Step every copy (those whose episode ended last step reset instead)."""
         actions = list(gym.vector.utils.iterate(self.action_space, actions))
         parts = self._call("step", [(actions[s],) for s in self._slices])
-        rewards, terminated, truncated = np.zeros(self.num_envs), np.zeros(self.num_envs, bool), \
-            np.zeros(self.num_envs, bool)
+        rewards = np.concatenate([part[1] for part in parts])
+        terminated, truncated = np.zeros(self.num_envs, bool), np.zeros(self.num_envs, bool)
         infos: dict[str, Any] = {}
         self.copy_infos = []
-        for s, (obs, r, term, trunc, part_infos) in zip(self._slices, parts, strict=True):
+        for s, (obs, _, term, trunc, part_infos) in zip(self._slices, parts, strict=True):
             self._last[s] = obs
-            rewards[s], terminated[s], truncated[s] = r, term, trunc
+            terminated[s], truncated[s] = term, trunc
             self.copy_infos += part_infos
             for j, info in enumerate(part_infos, start=s.start):
                 infos = self._add_info(infos, info, j)
@@ -261,3 +277,38 @@ class RayVectorEnv(gym.vector.VectorEnv):
         for actor in getattr(self, "_actors", []):
             self._ray.kill(actor)
         self._actors = []
+
+
+class ParallelCopies:
+    """A multi-agent env's copies elsewhere with :class:`~rlkit.envs.adapters.ParallelVectorEnv`'s array API.
+
+    ``envs``: an :class:`AsyncCopies` or :class:`RayVectorEnv` of ``ParallelArrayEnv`` copies; ``probe``: one copy,
+    for the agents and their spaces.
+    """
+
+    def __init__(self, envs: gym.vector.VectorEnv, probe: Any) -> None:
+        self.envs = envs
+        self.num_envs = envs.num_envs
+        self.possible_agents = list(probe.possible_agents)
+        self.num_agents = len(self.possible_agents)
+        self.single_observation_space = probe.single_observation_space
+        self.single_action_space, self.agent_action_spaces = probe.single_action_space, probe.agent_action_spaces
+        self.metadata = envs.metadata
+
+    def reset(self, seed: int | None = None, options: dict[str, Any] | None = None
+              ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Reset every copy (copy ``i`` with ``seed + i``); observations ``(copies, agents, obs_dim)``."""
+        return self.envs.reset(seed=seed, options=options)
+
+    def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """Step with actions ``(copies, agents, ...)``; rewards ``(copies, agents)``."""
+        obs, rewards, terminated, truncated, infos = self.envs.step(np.asarray(actions))
+        if np.ndim(rewards) == 1:  # AsyncCopies: each copy's rewards in its info (AgentRewardsInInfo)
+            rewards = np.zeros((self.num_envs, self.num_agents), dtype=np.float32)
+            if "agent_rewards" in infos:
+                stepped = infos.pop("_agent_rewards")
+                rewards[stepped] = infos.pop("agent_rewards")[stepped]
+        return obs, np.asarray(rewards, dtype=np.float32), terminated, truncated, infos
+
+    def close(self) -> None:  # noqa: D102  (the base class's)
+        self.envs.close()

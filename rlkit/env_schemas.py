@@ -30,8 +30,8 @@ class EnvCopies:
     vectorization: str = "sync"
     """Where training's env copies step: sync (in the training process, as today), async (Gymnasium's
     AsyncVectorEnv, one subprocess per copy) or ray (env.ray_actors Ray actors, each stepping its share of the
-    copies as one batch; a local Ray instance, or the cluster named by RAY_ADDRESS). async and ray are for
-    single-agent envs whose steps cost milliseconds; evaluation always steps in the training process."""
+    copies as one batch; a local Ray instance, or the cluster named by RAY_ADDRESS). async and ray pay for envs
+    whose steps cost milliseconds; evaluation always steps in the training process."""
     ray_actors: int = 2
     """Ray actors the copies are spread over with env.vectorization=ray (each holds about copies / actors)."""
 

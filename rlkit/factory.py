@@ -206,7 +206,8 @@ def _pettingzoo(cfg: PettingZooConfig) -> EnvFactory:
         except (ImportError, AttributeError) as e:
             raise ConfigError(f"env.id={cfg.id!r} cannot be imported: {e}") from None
     elif cfg.id in pettingzoo.parallel_registry:
-        creator = functools.partial(pettingzoo.make, "parallel", cfg.id)
+        # The spec, not the id: it travels with the maker to processes where nothing registered the id.
+        creator = functools.partial(pettingzoo.make, "parallel", pettingzoo.parallel_registry[cfg.id])
     else:
         raise ConfigError(f"env.id={cfg.id!r} is not in PettingZoo's registry; registered: "
                           f"{sorted(pettingzoo.parallel_registry)}, or give a module:function entry point")
@@ -268,26 +269,31 @@ def _copies_elsewhere(env: EnvFactory, cfg: Any) -> EnvFactory:
     mode = getattr(cfg, "vectorization", "sync")
     if mode == "sync":
         return env
-    if env.agents:
-        raise ConfigError(f"env.vectorization={mode} steps single-agent envs only (env=gym, balancing_pole, "
-                          f"robotic_arm); {env.label} is multi-agent: use env.vectorization=sync")
     from rlkit.envs.checks import CheckedEnv
-    from rlkit.envs.remote import AsyncCopies, RayVectorEnv, connect
+    from rlkit.envs.remote import AgentRewardsInInfo, AsyncCopies, ParallelCopies, RayVectorEnv, connect
 
     make, label = env.make, env.label
+    probe = make(None) if env.agents else None  # ParallelArrayEnv copies: agents see ParallelVectorEnv's API
+    if probe is not None:
+        probe.close()
+
+    def wrap(envs: gym.vector.VectorEnv) -> Any:
+        return envs if probe is None else ParallelCopies(envs, probe)
 
     def copy(i: int) -> Callable[[], gym.Env]:  # each copy checked where it steps: its number in the message
+        if probe is not None:
+            return lambda: AgentRewardsInInfo(CheckedEnv(make(None), label, copy=i))
         return lambda: CheckedEnv(make(None), label, copy=i)
 
     if mode == "async":
         return dataclasses.replace(env, vectorization=mode,
-                                   make_vec=lambda n: AsyncCopies([copy(i) for i in range(n)], label))
+                                   make_vec=lambda n: wrap(AsyncCopies([copy(i) for i in range(n)], label)))
     actors = cfg.ray_actors
     connect(actors)  # now: Ray missing or no cluster at RAY_ADDRESS fails before anything else is built
 
-    def make_vec(n: int) -> RayVectorEnv:
+    def make_vec(n: int) -> Any:
         # One maker for every copy (numbered by its position in the run, not the actor's).
-        return RayVectorEnv(lambda: CheckedEnv(make(None), label), n, actors, label)
+        return wrap(RayVectorEnv(lambda: CheckedEnv(make(None), label), n, actors, label))
 
     return dataclasses.replace(env, vectorization=mode, make_vec=make_vec,
                                make_remote=lambda maker, n: RayVectorEnv(maker, n, actors, label))
@@ -369,5 +375,6 @@ def build_agent(cfg: Any, env: EnvFactory, seed: int, training: bool = True) -> 
              cfg.name, env.label, len(env.agents))
     joint = EnvFactory(make=lambda render_mode=None: JointControl(env.make(render_mode)),
                        make_vec=lambda n: JointControlVectorEnv(env.make_vec(n)),
-                       label=f"{env.label} (joint control)", reward_threshold=env.reward_threshold)
+                       label=f"{env.label} (joint control)", reward_threshold=env.reward_threshold,
+                       vectorization=env.vectorization, make_remote=env.make_remote)
     return JointControlAgent(build(cfg, joint, seed, training), probe.joint.split)

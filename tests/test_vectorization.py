@@ -22,8 +22,8 @@ SLOW = ["env=gym", "env.id=slow_env:SlowEnv-v0", "+env.kwargs.step_seconds=0"]
 REINFORCE = ["agent=reinforce", "agent.n_envs=4", "agent.steps_per_update=64"]
 
 
-def make_vec(mode: str, n: int = 3, extra: tuple[str, ...] = ()):
-    cfg = compose_cfg([*SLOW, f"env.vectorization={mode}", *extra])
+def make_vec(mode: str, n: int = 3, extra: tuple[str, ...] = (), env: tuple[str, ...] = tuple(SLOW)):
+    cfg = compose_cfg([*env, f"env.vectorization={mode}", *extra])
     cfg.validate()
     return build_env(cfg.env).make_vec(n)
 
@@ -32,9 +32,13 @@ def rollout(envs, steps: int = 120) -> list[np.ndarray]:
     """Observations, rewards and flags of ``steps`` vector steps with fixed actions, seed 1."""
     obs, _ = envs.reset(seed=1)
     out = [obs]
+    multi_agent = hasattr(envs, "num_agents")  # the multi-agent cart-pole: a push in [-1, 1] per agent
     try:
         for t in range(steps):
-            obs, rewards, terminated, truncated, _ = envs.step(np.arange(envs.num_envs) % 2 ^ (t % 2))
+            actions = np.arange(envs.num_envs) % 2 ^ (t % 2)
+            if multi_agent:
+                actions = np.repeat(actions[:, None, None] - 0.4, envs.num_agents, axis=1).astype(np.float32)
+            obs, rewards, terminated, truncated, _ = envs.step(actions)
             out += [obs, rewards, terminated, truncated]
     finally:
         envs.close()
@@ -61,15 +65,6 @@ def test_bad_values_are_refused_with_the_closest_choice(override, message):
     cfg = compose_cfg([*SLOW, override])
     with pytest.raises(ConfigError, match=message.replace(".", r"\.").replace("?", r"\?")):
         cfg.validate()
-
-
-@pytest.mark.parametrize("mode", ["async", "ray"])
-def test_multi_agent_envs_are_refused_naming_what_works(mode):
-    cfg = compose_cfg(["env=multi_cartpole", f"env.vectorization={mode}"])
-    with pytest.raises(ConfigError, match=rf"env.vectorization={mode} steps single-agent envs only \(env=gym, "
-                                          r"balancing_pole, robotic_arm\); multi_cartpole is multi-agent: use "
-                                          r"env.vectorization=sync"):
-        build_env(cfg.env)
 
 
 def test_missing_ray_is_named_before_anything_is_built(monkeypatch):
@@ -101,8 +96,14 @@ def test_no_cluster_at_ray_address_fails_fast_in_one_line(monkeypatch, address, 
 
 # --- async: Gymnasium's AsyncVectorEnv
 
+MULTI_AGENT = ("env=pettingzoo", "env.id=rlkit/MultiCartPole-v0")  # PettingZoo's way: copies stepped in turn
+
+
 def test_async_copies_step_as_the_in_process_ones():
     assert same(rollout(make_vec("sync")), rollout(make_vec("async")))
+    episodes = rollout(make_vec("sync", env=MULTI_AGENT))
+    assert any(done.any() for done in episodes[3::4])  # autoresets included
+    assert same(episodes, rollout(make_vec("async", env=MULTI_AGENT)))
 
 
 def test_async_training_repeats_the_sync_run(tmp_path):
@@ -146,6 +147,7 @@ def ray_instance():
 def test_ray_copies_step_as_the_in_process_ones_and_train(ray_instance, tmp_path):
     # 5 copies over 2 actors (3 + 2): the copies' seeds follow their place in the run, not their actor.
     assert same(rollout(make_vec("sync", 5)), rollout(make_vec("ray", 5, ("env.ray_actors=2",))))
+    assert same(rollout(make_vec("sync", env=MULTI_AGENT)), rollout(make_vec("ray", env=MULTI_AGENT)))
     sync = train(tmp_path, "sync", *REINFORCE)
     assert train(tmp_path, "ray", *REINFORCE, "env.vectorization=ray", "env.ray_actors=2") == sync
 
