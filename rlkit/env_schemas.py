@@ -28,7 +28,7 @@ class EnvCopies:
     """Where training steps the env's copies: the keys every env schema shares."""
 
     vectorization: str = "sync"
-    """Where training's env copies step: sync (in the training process, as today), async (Gymnasium's
+    """Where training's env copies step: sync (in the training process, the default), async (Gymnasium's
     AsyncVectorEnv, one subprocess per copy) or ray (env.ray_actors Ray actors, each stepping its share of the
     copies as one batch; a local Ray instance, or the cluster named by RAY_ADDRESS). async and ray pay for envs
     whose steps cost milliseconds; evaluation always steps in the training process."""
