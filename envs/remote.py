@@ -169,8 +169,8 @@ class RayVectorEnv(gym.vector.VectorEnv):
     """``num_envs`` copies from ``make()`` spread over ``actors`` Ray actors, each stepping its share as one call.
 
     One vector step sends every actor its copies' actions at once and waits for all: the copies step in parallel
-    across actors, in turn within one. ``make`` is pickled to the actors (cloudpickle): an env registered in the
-    driver only travels with it when its registration holds the class (not a module path the workers lack).
+    across actors, in turn within one. ``make`` is pickled to the actors (cloudpickle) and called there: the env's
+    module must be importable on the workers (``env.id=mymodule:MyEnv-v0`` imports it, which registers the id).
     """
 
     metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP}
