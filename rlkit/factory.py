@@ -270,7 +270,7 @@ def _copies_elsewhere(env: EnvFactory, cfg: Any) -> EnvFactory:
     if mode == "sync":
         return env
     from rlkit.envs.checks import CheckedEnv
-    from rlkit.envs.remote import AgentRewardsInInfo, AsyncCopies, ParallelCopies, RayVectorEnv, connect
+    from rlkit.envs.remote import AgentRewardsInInfo, AsyncCopies, ParallelCopies, RayVectorEnv
 
     make, label = env.make, env.label
     probe = make(None) if env.agents else None  # ParallelArrayEnv copies: agents see ParallelVectorEnv's API
@@ -288,8 +288,9 @@ def _copies_elsewhere(env: EnvFactory, cfg: Any) -> EnvFactory:
     if mode == "async":
         return dataclasses.replace(env, vectorization=mode,
                                    make_vec=lambda n: wrap(AsyncCopies([copy(i) for i in range(n)], label)))
+    # Ray is reached at the first make_vec (the agent's probe, before training starts), not here: playing a run
+    # (rlkit eval, rlkit.load) builds its env too, and steps it in this process.
     actors = cfg.ray_actors
-    connect(actors)  # now: Ray missing or no cluster at RAY_ADDRESS fails before anything else is built
 
     def make_vec(n: int) -> Any:
         # One maker for every copy (numbered by its position in the run, not the actor's).

@@ -71,9 +71,11 @@ def test_missing_ray_is_named_before_anything_is_built(monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a))
     cfg = compose_cfg([*SLOW, "env.vectorization=ray"])
+    env = build_env(cfg.env)  # playing a run needs no Ray: its env steps in this process
+    env.make(None).close()
     with pytest.raises(ConfigError, match=r"env.vectorization=ray needs Ray, an optional extra: pip install "
                                           r"'rlkit\[ray\]' \(or env.vectorization=async"):
-        build_env(cfg.env)
+        env.make_vec(1)
 
 
 def closed_port() -> int:
@@ -91,7 +93,7 @@ def test_no_cluster_at_ray_address_fails_fast_in_one_line(monkeypatch, address, 
     monkeypatch.setenv("RAY_ADDRESS", address.format(port=port))
     cfg = compose_cfg([*SLOW, "env.vectorization=ray"])
     with pytest.raises(ConfigError, match=message.format(port=port)):
-        build_env(cfg.env)
+        build_env(cfg.env).make_vec(1)
 
 
 # --- async: Gymnasium's AsyncVectorEnv
