@@ -12,6 +12,7 @@ local instance listens on 127.0.0.1 only, a cluster named by RAY_ADDRESS is prob
 from __future__ import annotations
 
 import importlib.util
+import multiprocessing
 import os
 import socket
 from collections.abc import Callable, Sequence
@@ -38,16 +39,34 @@ def _first_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {lines[-1] if lines else ''}".rstrip(": ")
 
 
+def check_pickles(make: Callable[[], Any], label: str) -> None:
+    """Refuse, in one line, a maker that cannot be sent to another process (cloudpickle, as Gymnasium and Ray do)."""
+    import cloudpickle
+
+    try:
+        cloudpickle.dumps(make)
+    except Exception as e:  # TypeError, PicklingError, AttributeError...: the message names the object
+        raise ConfigError(f"{label} cannot be sent to another process: its maker does not pickle ({_first_line(e)}); "
+                          "register the env in an importable module (env.id=mymodule:MyEnv-v0), or use "
+                          "env.vectorization=sync") from None
+
+
 class AsyncCopies(gym.vector.AsyncVectorEnv):
     """Gymnasium's ``AsyncVectorEnv`` (one subprocess per copy, NEXT_STEP autoreset) whose dead copy is named.
 
-    A copy whose process ends (killed, or ``os._exit``) makes Gymnasium's pipes fail with ``EOFError`` or
-    ``ConnectionError``; that becomes :class:`EnvWorkerDied`, and every other copy is closed.
+    The copies' processes start from a fork server (``forkserver``, as SB3's ``SubprocVecEnv``): never a fork of
+    the training process, whose torch and Ray threads a fork would copy mid-flight. Their makers are pickled
+    (cloudpickle) to them. A copy whose process ends (killed, or ``os._exit``) makes Gymnasium's pipes fail with
+    ``EOFError`` or ``ConnectionError``; that becomes :class:`EnvWorkerDied`, and every other copy is closed.
     """
 
     def __init__(self, env_fns: Sequence[Callable[[], gym.Env]], label: str) -> None:
         self.label = label
-        super().__init__(list(env_fns), autoreset_mode=AutoresetMode.NEXT_STEP)
+        for make in env_fns[:1]:
+            check_pickles(make, label)
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["rlkit.envs.checks"])  # imported once by the server, not by every copy
+        super().__init__(list(env_fns), autoreset_mode=AutoresetMode.NEXT_STEP, context="forkserver")
 
     def step_wait(self, timeout: float | None = None) -> Any:  # noqa: D102  (the base class's)
         try:
@@ -179,18 +198,14 @@ class RayVectorEnv(gym.vector.VectorEnv):
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
         self.label = label
+        check_pickles(make, label)
         self._ray = ray = connect(actors)
         self.num_envs = num_envs
         actors = min(actors, num_envs)
         sizes = [num_envs // actors + (i < num_envs % actors) for i in range(actors)]
         self._slices = [slice(sum(sizes[:i]), sum(sizes[:i + 1])) for i in range(actors)]
         remote = ray.remote(num_cpus=1, max_restarts=0)(_CopiesActor)
-        try:
-            self._actors = [remote.remote(make, size) for size in sizes]
-        except Exception as e:  # cloudpickle's TypeError or PicklingError: the message names the object
-            raise ConfigError(f"{label} cannot be sent to a Ray worker: its maker does not pickle ({_first_line(e)}); "
-                              "register the env in an importable module (env.id=mymodule:MyEnv-v0), or use "
-                              "env.vectorization=async or sync") from None
+        self._actors = [remote.remote(make, size) for size in sizes]
         try:
             found = ray.get([a.spaces.remote() for a in self._actors], timeout=START_TIMEOUT_S)
         except ray.exceptions.GetTimeoutError:

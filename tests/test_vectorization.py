@@ -120,6 +120,23 @@ def test_sb3_trains_with_async_copies(tmp_path):
     assert scalars["episode/reward"]
 
 
+@pytest.mark.parametrize("mode", ["async", "ray"])
+def test_an_env_that_does_not_pickle_is_refused_in_one_line(mode):
+    from rlkit.envs.remote import AsyncCopies, RayVectorEnv
+
+    lock = threading.Lock()
+
+    def make():  # holds a lock, which no process can be sent
+        with lock:
+            return SlowEnv()
+
+    with pytest.raises(ConfigError, match=r"^slow cannot be sent to another process: its maker does not pickle "
+                                          r"\(TypeError: cannot pickle '_thread.lock' object\); register the env in "
+                                          r"an importable module \(env.id=mymodule:MyEnv-v0\), or use "
+                                          r"env.vectorization=sync$"):
+        AsyncCopies([make, make], "slow") if mode == "async" else RayVectorEnv(make, 2, 2, "slow")
+
+
 def test_a_dead_copy_process_stops_the_run_at_its_checkpoint_and_resume_finishes_it(tmp_path):
     # 4 copies each die at their step 120 (env step 480 or so); the checkpoint is at 256. Resumed, new copies take
     # 344 / 4 = 86 steps each to reach 600: they finish.
@@ -174,20 +191,6 @@ def test_sb3_trains_with_copies_on_ray_actors(ray_instance, tmp_path):
     scalars = train(tmp_path, "ppo", "agent=ppo", "agent.n_envs=3", "agent.n_steps=64", "agent.batch_size=64",
                     "env.vectorization=ray")
     assert scalars["episode/reward"]
-
-
-@pytest.mark.slow
-def test_an_env_that_does_not_pickle_is_refused_in_one_line(ray_instance):
-    from rlkit.envs.remote import RayVectorEnv
-
-    lock = threading.Lock()
-
-    def make():  # holds a lock, which no process can be sent
-        with lock:
-            return SlowEnv()
-
-    with pytest.raises(ConfigError, match=r"^slow cannot be sent to a Ray worker: its maker does not pickle \(.*lock"):
-        RayVectorEnv(make, 2, 2, "slow")
 
 
 @pytest.mark.slow
