@@ -66,7 +66,11 @@ class AsyncCopies(gym.vector.AsyncVectorEnv):
             check_pickles(make, label)
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["rlkit.envs.checks"])  # imported once by the server, not by every copy
-        super().__init__(list(env_fns), autoreset_mode=AutoresetMode.NEXT_STEP, context="forkserver")
+        try:
+            super().__init__(list(env_fns), autoreset_mode=AutoresetMode.NEXT_STEP, context="forkserver")
+        except (EOFError, ConnectionError) as e:  # a copy's process ended while starting; its traceback is above
+            raise EnvWorkerDied(f"a copy's process of {label} ended as it started ({_first_line(e)}); its error is "
+                                "printed above") from None
 
     def step_wait(self, timeout: float | None = None) -> Any:  # noqa: D102  (the base class's)
         try:

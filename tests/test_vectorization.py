@@ -103,6 +103,9 @@ MULTI_AGENT = ("env=pettingzoo", "env.id=rlkit/MultiCartPole-v0")  # PettingZoo'
 
 def test_async_copies_step_as_the_in_process_ones():
     assert same(rollout(make_vec("sync")), rollout(make_vec("async")))
+    # rlkit's batched balancing pole against its single copies, each in a process
+    assert same(rollout(make_vec("sync", env=("env=balancing_pole",))),
+                rollout(make_vec("async", env=("env=balancing_pole",))))
     episodes = rollout(make_vec("sync", env=MULTI_AGENT))
     assert any(done.any() for done in episodes[3::4])  # autoresets included
     assert same(episodes, rollout(make_vec("async", env=MULTI_AGENT)))
