@@ -69,8 +69,8 @@ class AsyncCopies(gym.vector.AsyncVectorEnv):
         try:
             super().__init__(list(env_fns), autoreset_mode=AutoresetMode.NEXT_STEP, context="forkserver")
         except (EOFError, ConnectionError) as e:  # a copy's process ended while starting; its traceback is above
-            raise EnvWorkerDied(f"a copy's process of {label} ended as it started ({_first_line(e)}); its error is "
-                                "printed above") from None
+            raise ConfigError(f"{label}'s copies could not be made in subprocesses: a copy's process ended as it "
+                              f"started ({_first_line(e)}); its error is printed above") from None
 
     def step_wait(self, timeout: float | None = None) -> Any:  # noqa: D102  (the base class's)
         try:
