@@ -15,6 +15,7 @@ import importlib.util
 import multiprocessing
 import os
 import socket
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -86,10 +87,12 @@ class AsyncCopies(gym.vector.AsyncVectorEnv):
 
     def _died(self, e: BaseException) -> EnvWorkerDied:
         dead = [i for i, p in enumerate(self.processes) if not p.is_alive()]
-        codes = ", ".join(f"copy {i} (exit code {self.processes[i].exitcode})" for i in dead) or "a copy"
+        codes = ", ".join(str(self.processes[i].exitcode) for i in dead)
+        which = f"copy {dead[0]} (exit code {codes})" if len(dead) == 1 else \
+            f"copies {', '.join(map(str, dead))} (exit codes {codes})" if dead else "a copy"
         self._state = AsyncState.DEFAULT  # nothing left to wait for: close ends the other copies
         self.close(terminate=True)
-        return EnvWorkerDied(f"the process of {codes} of {self.label} died mid-run ({_first_line(e)})")
+        return EnvWorkerDied(f"the process of {which} of {self.label} died mid-run ({_first_line(e)})")
 
 
 class AgentRewardsInInfo(gym.Wrapper):  # type: ignore[type-arg]
@@ -165,11 +168,19 @@ def connect(actors: int) -> Any:
     kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": True}
     if address == "local":  # room for every actor, whatever the core count: they wait on the copies' steps
         kwargs.update(num_cpus=max(os.cpu_count() or 1, actors), dashboard_host=LOOPBACK)
+    saved = os.environ.get("PYTHONPATH")
+    if address == "local":  # the instance's workers import what this process can (an env's module on sys.path)
+        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in [*sys.path, saved or ""] if p and os.path.isdir(p))
     try:
         ray.init(address=address, **kwargs)
     except Exception as e:  # ConnectionError, ValueError, RuntimeError: all the same to a user
         at = "a new local instance" if address == "local" else f"{address} ({ADDRESS_ENV})"
         raise ConfigError(f"env.vectorization=ray cannot start or reach Ray at {at}: {_first_line(e)}") from None
+    finally:
+        if saved is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = saved
     return ray
 
 
@@ -280,7 +291,8 @@ class RayVectorEnv(gym.vector.VectorEnv):
             which = f"Ray actor {dead} (copies {self._slices[dead].start}-{self._slices[dead].stop - 1})" \
                 if dead is not None else "a Ray actor"
             self.close()
-            raise EnvWorkerDied(f"{which} of {self.label} died mid-run ({_first_line(e)})") from None
+            first = (str(e).strip().splitlines() or [""])[0].split(". ")[0].rstrip(".")  # then Ray's possible causes
+            raise EnvWorkerDied(f"{which} of {self.label} died mid-run ({type(e).__name__}: {first})") from None
 
     def _alive(self, ref: Any) -> bool:
         try:

@@ -19,6 +19,9 @@ from rlkit.errors import ConfigError, EnvWorkerDied
 from rlkit.factory import build_env
 
 SLOW = ["env=gym", "env.id=slow_env:SlowEnv-v0", "+env.kwargs.step_seconds=0"]
+BASE = [a for a in TINY if not a.startswith(("total_steps=", "callbacks.eval.every_steps="))]
+NO_EVAL = [*BASE, "callbacks.eval.every_steps=0"]
+SHORT = ["total_steps=400", "callbacks.eval.every_steps=200"]  # on Ray actors each vector step is a round trip
 REINFORCE = ["agent=reinforce", "agent.n_envs=4", "agent.steps_per_update=64"]
 
 
@@ -50,7 +53,10 @@ def same(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
 
 
 def train(tmp_path, name: str, *args: str) -> dict:
-    out = cli(["train", *TINY, *SLOW, *args, f"hydra.run.dir={tmp_path / name}"], cwd=tmp_path)
+    """A run's scalars (but time/); TINY's budget unless ``args`` set total_steps and callbacks.eval.every_steps."""
+    budget = [] if any(a.startswith("total_steps=") for a in args) else ["total_steps=1200",
+                                                                         "callbacks.eval.every_steps=500"]
+    out = cli(["train", *BASE, *budget, *SLOW, *args, f"hydra.run.dir={tmp_path / name}"], cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     return {t: v for t, v in read_scalars(tmp_path / name / "tb").items() if not t.startswith("time/")}
 
@@ -144,17 +150,17 @@ def test_a_dead_copy_process_stops_the_run_at_its_checkpoint_and_resume_finishes
     # 4 copies each die at their step 120 (env step 480 or so); the checkpoint is at 256. Resumed, new copies take
     # 344 / 4 = 86 steps each to reach 600: they finish.
     run = tmp_path / "run"
-    out = cli(["train", *TINY, *SLOW, *REINFORCE, "total_steps=600", "env.vectorization=async",
-               "+env.kwargs.die_at_step=120", "callbacks.eval.every_steps=0", "callbacks.checkpoint.every_steps=256",
-               f"hydra.run.dir={run}"], cwd=tmp_path)
+    out = cli(["train", *NO_EVAL, *SLOW, *REINFORCE, "total_steps=600", "env.vectorization=async",
+               "+env.kwargs.die_at_step=120", "callbacks.checkpoint.every_steps=256", f"hydra.run.dir={run}"],
+              cwd=tmp_path)
     assert out.returncode == EnvWorkerDied.exit_code, out.stderr
     lines = [line for line in out.stderr.splitlines() if "died mid-run" in line]
     assert len(lines) == 1, out.stderr
-    assert "of SlowEnv-v0 died mid-run" in lines[0] and "the run stopped at step 4" in lines[0], lines[0]
+    assert "of slow_env:SlowEnv-v0 died mid-run" in lines[0] and "the run stopped at step 4" in lines[0], lines[0]
     assert f"its last training checkpoint is {run}/checkpoints/resume/step_000000000256" in lines[0], lines[0]
     assert f"continue with: rlkit train resume={run}" in lines[0], lines[0]
 
-    resumed = cli(["train", f"resume={run}"], cwd=tmp_path)
+    resumed = cli(["train", f"resume={run}", "trust_run=true"], cwd=tmp_path)  # the run's env.id imports slow_env
     assert resumed.returncode == 0, resumed.stderr
     said = [line for line in (resumed.stdout + resumed.stderr).splitlines() if "env.vectorization=async" in line]
     assert len(said) == 1 and "the copies start new episodes" in said[0], resumed.stdout + resumed.stderr
@@ -178,13 +184,14 @@ def test_ray_copies_step_as_the_in_process_ones_and_train(ray_instance, tmp_path
     # 5 copies over 2 actors (3 + 2): the copies' seeds follow their place in the run, not their actor.
     assert same(rollout(make_vec("sync", 5)), rollout(make_vec("ray", 5, ("env.ray_actors=2",))))
     assert same(rollout(make_vec("sync", env=MULTI_AGENT)), rollout(make_vec("ray", env=MULTI_AGENT)))
-    sync = train(tmp_path, "sync", *REINFORCE)
-    assert train(tmp_path, "ray", *REINFORCE, "env.vectorization=ray", "env.ray_actors=2") == sync
+    sync = train(tmp_path, "sync", *REINFORCE, *SHORT)
+    assert sync["episode/reward"]
+    assert train(tmp_path, "ray", *REINFORCE, *SHORT, "env.vectorization=ray", "env.ray_actors=2") == sync
 
 
 @pytest.mark.slow
 def test_maddpg_trains_a_single_agent_env_on_ray_actors(ray_instance, tmp_path):
-    scalars = train(tmp_path, "maddpg", "agent=maddpg", "agent.n_envs=4", "agent.learning_starts=200",
+    scalars = train(tmp_path, "maddpg", "agent=maddpg", "agent.n_envs=4", "agent.learning_starts=200", *SHORT,
                     "env.vectorization=ray")
     assert scalars["episode/reward"]
 
@@ -192,18 +199,19 @@ def test_maddpg_trains_a_single_agent_env_on_ray_actors(ray_instance, tmp_path):
 @pytest.mark.slow
 def test_sb3_trains_with_copies_on_ray_actors(ray_instance, tmp_path):
     scalars = train(tmp_path, "ppo", "agent=ppo", "agent.n_envs=3", "agent.n_steps=64", "agent.batch_size=64",
-                    "env.vectorization=ray")
+                    *SHORT, "env.vectorization=ray")
     assert scalars["episode/reward"]
 
 
 @pytest.mark.slow
 def test_a_dead_actor_stops_the_run_naming_it_and_the_checkpoint(ray_instance, tmp_path):
     run = tmp_path / "run"
-    out = cli(["train", *TINY, *SLOW, *REINFORCE, "env.vectorization=ray", "+env.kwargs.die_at_step=120",
-               "callbacks.eval.every_steps=0", "callbacks.checkpoint.every_steps=256", f"hydra.run.dir={run}"],
+    out = cli(["train", *NO_EVAL, "total_steps=1200", *SLOW, *REINFORCE, "env.vectorization=ray",
+               "+env.kwargs.die_at_step=120", "callbacks.checkpoint.every_steps=256", f"hydra.run.dir={run}"],
               cwd=tmp_path)
     assert out.returncode == EnvWorkerDied.exit_code, out.stderr
     lines = [line for line in out.stderr.splitlines() if "died mid-run" in line]
     assert len(lines) == 1, out.stderr
-    assert "Ray actor" in lines[0] and "of SlowEnv-v0 died mid-run" in lines[0], lines[0]
+    assert "Ray actor 0 (copies 0-1) of slow_env:SlowEnv-v0 died mid-run (ActorDiedError: " in lines[0], lines[0]
+    assert "the run stopped at step" in lines[0] and "common causes" not in lines[0], lines[0]
     assert f"its last training checkpoint is {run}/checkpoints/resume/step_" in lines[0], lines[0]
