@@ -14,8 +14,9 @@ The env is tests/slow_env.py (``env=gym env.id=slow_env:SlowEnv-v0``), built as 
 3. A training run: REINFORCE (``agent=reinforce``) for ``--train-steps`` env steps per mode; env steps/s of the run
    (its summary's steps / wall seconds, start-up of the copies included).
 
-Then the expected ray figure on a cluster of W cores (one actor per core, copies = 4 W), from the measured step cost
-c and round trip o: env steps/s ~ copies / (c * copies / W + o); a projection, not a measurement.
+Then the expected ray figure on a cluster of W cores (one actor per core, copies = 4 W), from the step cost c and
+the round trip o(W) = o(1) + (W - 1) x (o(2) - o(1)) (the driver sends one call per actor; o(1) and o(2) measured):
+env steps/s ~ copies / (c * copies / W + o(W)); a projection, not a measurement.
 """
 
 from __future__ import annotations
@@ -108,17 +109,25 @@ def main() -> None:
             if args.train_steps else float("nan")
         results[mode] = {"env_steps_per_s": rate, "round_trip_ms": trip_ms, "training_steps_per_s": run}
         print(f"{mode:6} {rate:19.0f} {trip_ms:14.3f} {run:17.0f}", flush=True)
-    if "ray" in results:
+    if "ray" in results and args.workers > 1:
         c, o = args.step_ms / 1000, results["ray"]["round_trip_ms"] / 1000
+        # The driver sends one call per actor: the round trip grows with the actors. One actor's, to see how much.
+        o1 = median(vector_steps, "ray", 1, 1, 0.0, False, args.seconds)
+        o1 = 1 / o1  # one copy: seconds per vector step
+        per_actor = max(o - o1, 0.0) / (args.workers - 1)
         per_worker = -(-args.copies // args.workers)
+        print(f"ray round trip: {1000 * o1:.2f} ms with 1 actor, {1000 * o:.2f} ms with {args.workers}: "
+              f"+{1000 * per_actor:.2f} ms per actor")
         print(f"ray pays off over sync once a step costs more than ~{1000 * o / max(args.copies - per_worker, 1):.2f} "
               "ms (round trip / (copies - copies per actor))")
-        print("expected ray env steps/s on W cores, one actor per core, 4 W copies (projection, c and o as measured):")
+        print("expected ray env steps/s on W cores, one actor per core, 4 W copies (a projection from c and the "
+              "round trip o(W) = o(1) + (W - 1) x the per-actor cost):")
         projection = {}
         for w in (2, 4, 8, 16, 32, 64):
             copies = 4 * w
-            projection[w] = copies / (c * copies / w + o)
+            projection[w] = copies / (c * copies / w + o1 + (w - 1) * per_actor)
             print(f"  W={w:3}: {projection[w]:8.0f}")
+        results["ray_round_trip_1_actor_ms"] = {"value": 1000 * o1}
         results["ray_projection"] = {str(w): v for w, v in projection.items()}
     if args.json:
         args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, **results}, indent=1))
