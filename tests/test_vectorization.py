@@ -102,6 +102,17 @@ def test_no_cluster_at_ray_address_fails_fast_in_one_line(monkeypatch, address, 
         build_env(cfg.env).make_vec(1)
 
 
+def test_the_command_refuses_a_missing_cluster_in_one_line_and_leaves_no_run(tmp_path):
+    port = closed_port()
+    out = cli(["train", *TINY, *SLOW, *REINFORCE, "env.vectorization=ray", f"hydra.run.dir={tmp_path / 'run'}"],
+              cwd=tmp_path, env={"RAY_ADDRESS": f"127.0.0.1:{port}"})
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.splitlines()[0] == (f"rlkit: error: no Ray cluster answers at 127.0.0.1:{port} (RAY_ADDRESS): "
+                                          "Connection refused. Start one there with `ray start --head "
+                                          f"--port={port}`, or unset RAY_ADDRESS to run on a new local instance")
+    assert not (tmp_path / "run").exists()
+
+
 # --- async: Gymnasium's AsyncVectorEnv
 
 MULTI_AGENT = ("env=pettingzoo", "env.id=rlkit/MultiCartPole-v0")  # PettingZoo's way: copies stepped in turn
