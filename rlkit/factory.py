@@ -91,6 +91,8 @@ class EnvFactory:
     """Where ``make_vec``'s copies step: sync (this process), async (subprocesses) or ray (Ray actors)."""
     make_remote: Callable[[Callable[[], gym.Env], int], Any] | None = None
     """With ray: ``make_remote(make, n)``, n copies of ``make()`` on Ray actors (for agents that wrap each copy)."""
+    make_vec_here: Callable[[int], Any] | None = None
+    """With async or ray: ``make_vec`` as sync builds it, for an agent built only to act (its probe of the spaces)."""
 
 
 def _rlkit(cfg: BalancingPoleConfig | MultiCartPoleConfig | RoboticArmConfig) -> EnvFactory:
@@ -269,6 +271,7 @@ def _copies_elsewhere(env: EnvFactory, cfg: Any) -> EnvFactory:
     mode = getattr(cfg, "vectorization", "sync")
     if mode == "sync":
         return env
+    env = dataclasses.replace(env, make_vec_here=env.make_vec)
     from rlkit.envs.checks import CheckedEnv
     from rlkit.envs.remote import AgentRewardsInInfo, AsyncCopies, ParallelCopies, RayVectorEnv
 
@@ -352,6 +355,8 @@ def build_agent(cfg: Any, env: EnvFactory, seed: int, training: bool = True) -> 
     build = lookup("agent", cfg.name)[1]
     if training:
         check_memory(cfg, env)
+    elif env.make_vec_here is not None:  # acting only: no subprocess or Ray actor for a look at the spaces
+        env = dataclasses.replace(env, make_vec=env.make_vec_here, vectorization="sync", make_remote=None)
     if not env.agents or build is _maddpg:
         return build(cfg, env, seed, training)
     from rlkit.agents.joint_control import JointControlAgent

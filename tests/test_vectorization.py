@@ -16,7 +16,7 @@ from slow_env import SlowEnv
 
 from helpers import TINY, cli, compose_cfg, read_scalars
 from rlkit.errors import ConfigError, EnvWorkerDied
-from rlkit.factory import build_env
+from rlkit.factory import build_agent, build_env
 
 SLOW = ["env=gym", "env.id=slow_env:SlowEnv-v0", "+env.kwargs.step_seconds=0"]
 BASE = [a for a in TINY if not a.startswith(("total_steps=", "callbacks.eval.every_steps="))]
@@ -82,6 +82,8 @@ def test_missing_ray_is_named_before_anything_is_built(monkeypatch):
     with pytest.raises(ConfigError, match=r"env.vectorization=ray needs Ray, an optional extra: pip install "
                                           r"'rlkit\[ray\]' \(or env.vectorization=async"):
         env.make_vec(1)
+    for agent in ("reinforce", "maddpg", "ppo"):  # built to act (rlkit eval): no copies elsewhere, no Ray
+        build_agent(compose_cfg([*SLOW, f"agent={agent}"]).agent, env, seed=0, training=False)
 
 
 def closed_port() -> int:
