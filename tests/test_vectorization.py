@@ -182,7 +182,7 @@ def test_a_dead_copy_process_stops_the_run_at_its_checkpoint_and_resume_finishes
 
 # --- ray: copies on Ray actors, a local instance started here (loopback only)
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="class")
 def ray_instance():
     pytest.importorskip("ray")
     from rlkit.envs.remote import connect
@@ -193,38 +193,38 @@ def ray_instance():
 
 
 @pytest.mark.slow
-def test_ray_copies_step_as_the_in_process_ones_and_train(ray_instance, tmp_path):
-    # 5 copies over 2 actors (3 + 2): the copies' seeds follow their place in the run, not their actor.
-    assert same(rollout(make_vec("sync", 5)), rollout(make_vec("ray", 5, ("env.ray_actors=2",))))
-    assert same(rollout(make_vec("sync", env=MULTI_AGENT)), rollout(make_vec("ray", env=MULTI_AGENT)))
-    sync = train(tmp_path, "sync", *REINFORCE, *SHORT)
-    assert sync["episode/reward"]
-    assert train(tmp_path, "ray", *REINFORCE, *SHORT, "env.vectorization=ray", "env.ray_actors=2") == sync
+class TestOnRay:
+    """One local Ray instance for these tests, shut down after the last of them."""
+
+    def test_ray_copies_step_as_the_in_process_ones_and_train(self, ray_instance, tmp_path):
+        # 5 copies over 2 actors (3 + 2): the copies' seeds follow their place in the run, not their actor.
+        assert same(rollout(make_vec("sync", 5)), rollout(make_vec("ray", 5, ("env.ray_actors=2",))))
+        assert same(rollout(make_vec("sync", env=MULTI_AGENT)), rollout(make_vec("ray", env=MULTI_AGENT)))
+        sync = train(tmp_path, "sync", *REINFORCE, *SHORT)
+        assert sync["episode/reward"]
+        assert train(tmp_path, "ray", *REINFORCE, *SHORT, "env.vectorization=ray", "env.ray_actors=2") == sync
 
 
-@pytest.mark.slow
-def test_maddpg_trains_a_single_agent_env_on_ray_actors(ray_instance, tmp_path):
-    scalars = train(tmp_path, "maddpg", "agent=maddpg", "agent.n_envs=4", "agent.learning_starts=200", *SHORT,
-                    "env.vectorization=ray")
-    assert scalars["episode/reward"]
+    def test_maddpg_trains_a_single_agent_env_on_ray_actors(self, ray_instance, tmp_path):
+        scalars = train(tmp_path, "maddpg", "agent=maddpg", "agent.n_envs=4", "agent.learning_starts=200", *SHORT,
+                        "env.vectorization=ray")
+        assert scalars["episode/reward"]
 
 
-@pytest.mark.slow
-def test_sb3_trains_with_copies_on_ray_actors(ray_instance, tmp_path):
-    scalars = train(tmp_path, "ppo", "agent=ppo", "agent.n_envs=3", "agent.n_steps=64", "agent.batch_size=64",
-                    *SHORT, "env.vectorization=ray")
-    assert scalars["episode/reward"]
+    def test_sb3_trains_with_copies_on_ray_actors(self, ray_instance, tmp_path):
+        scalars = train(tmp_path, "ppo", "agent=ppo", "agent.n_envs=3", "agent.n_steps=64", "agent.batch_size=64",
+                        *SHORT, "env.vectorization=ray")
+        assert scalars["episode/reward"]
 
 
-@pytest.mark.slow
-def test_a_dead_actor_stops_the_run_naming_it_and_the_checkpoint(ray_instance, tmp_path):
-    run = tmp_path / "run"
-    out = cli(["train", *NO_EVAL, "total_steps=1200", *SLOW, *REINFORCE, "env.vectorization=ray",
-               "+env.kwargs.die_at_step=120", "callbacks.checkpoint.every_steps=256", f"hydra.run.dir={run}"],
-              cwd=tmp_path)
-    assert out.returncode == EnvWorkerDied.exit_code, out.stderr
-    lines = [line for line in out.stderr.splitlines() if "died mid-run" in line]
-    assert len(lines) == 1, out.stderr
-    assert "Ray actor 0 (copies 0-1) of slow_env:SlowEnv-v0 died mid-run (ActorDiedError: " in lines[0], lines[0]
-    assert "the run stopped at step" in lines[0] and "common causes" not in lines[0], lines[0]
-    assert f"its last training checkpoint is {run}/checkpoints/resume/step_" in lines[0], lines[0]
+    def test_a_dead_actor_stops_the_run_naming_it_and_the_checkpoint(self, ray_instance, tmp_path):
+        run = tmp_path / "run"
+        out = cli(["train", *NO_EVAL, "total_steps=1200", *SLOW, *REINFORCE, "env.vectorization=ray",
+                   "+env.kwargs.die_at_step=120", "callbacks.checkpoint.every_steps=256", f"hydra.run.dir={run}"],
+                  cwd=tmp_path)
+        assert out.returncode == EnvWorkerDied.exit_code, out.stderr
+        lines = [line for line in out.stderr.splitlines() if "died mid-run" in line]
+        assert len(lines) == 1, out.stderr
+        assert "Ray actor 0 (copies 0-1) of slow_env:SlowEnv-v0 died mid-run (ActorDiedError: " in lines[0], lines[0]
+        assert "the run stopped at step" in lines[0] and "common causes" not in lines[0], lines[0]
+        assert f"its last training checkpoint is {run}/checkpoints/resume/step_" in lines[0], lines[0]
