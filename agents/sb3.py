@@ -21,14 +21,14 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import KVWriter, Logger
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.save_util import recursive_getattr
-from stable_baselines3.common.vec_env import DummyVecEnv
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
 from rlkit.agents.base import Agent
 from rlkit.agents.networks import activation_fn, refuse_diverging_steps
 from rlkit.callbacks import Callback, Episode
 from rlkit.envs.adapters import DiscretizedActions
 from rlkit.envs.state import env_state, generator_from_state, set_env_state
-from rlkit.errors import ConfigError
+from rlkit.errors import ConfigError, EnvWorkerDied
 
 log = logging.getLogger(__name__)
 
@@ -115,13 +115,68 @@ class _UpdateForwarder(KVWriter):
         """Nothing to close."""
 
 
+class RemoteVecEnv(VecEnv):
+    """SB3's VecEnv over a Gymnasium vector env whose copies step elsewhere (:class:`rlkit.envs.remote.RayVectorEnv`).
+
+    SB3 resets a copy in the step that ends its episode, the last observation in ``info["terminal_observation"]``;
+    the vector env resets it on the next step (NEXT_STEP), so this resets the copies that ended at once, by mask.
+    The infos are each copy's own (``copy_infos``): Monitor's episode statistics reach SB3 and rlkit's events.
+    """
+
+    def __init__(self, venv: Any) -> None:
+        self.venv = venv
+        super().__init__(venv.num_envs, venv.single_observation_space, venv.single_action_space)
+        self._actions: Any = None
+
+    def reset(self) -> np.ndarray:  # noqa: D102  (the base class's)
+        seeds = [None if s is None else int(s) for s in self._seeds]
+        obs, _ = self.venv.reset(seed=seeds)
+        self._reset_seeds()
+        self._reset_options()
+        return obs
+
+    def step_async(self, actions: np.ndarray) -> None:  # noqa: D102  (the base class's)
+        self._actions = actions
+
+    def step_wait(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]:  # noqa: D102
+        obs, rewards, terminated, truncated, _ = self.venv.step(self._actions)
+        infos = [dict(info) for info in self.venv.copy_infos]
+        dones = terminated | truncated
+        if dones.any():
+            for i in np.flatnonzero(dones):
+                infos[i]["terminal_observation"] = obs[i]
+                infos[i]["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])
+            obs, _ = self.venv.reset(options={"reset_mask": dones})
+        return obs, rewards.astype(np.float32), dones, infos
+
+    def close(self) -> None:  # noqa: D102  (the base class's)
+        self.venv.close()
+
+    def get_attr(self, attr_name: str, indices: Any = None) -> list[Any]:  # noqa: D102  (the base class's)
+        if attr_name == "render_mode":
+            return [None] * len(self._get_indices(indices))
+        raise AttributeError(f"the copies step on Ray actors: their attribute {attr_name!r} is not readable here")
+
+    def set_attr(self, attr_name: str, value: Any, indices: Any = None) -> None:  # noqa: D102
+        raise AttributeError(f"the copies step on Ray actors: their attribute {attr_name!r} cannot be set here")
+
+    def env_method(self, method_name: str, *args: Any, indices: Any = None, **kwargs: Any) -> list[Any]:  # noqa: D102
+        raise AttributeError(f"the copies step on Ray actors: their method {method_name!r} cannot be called here")
+
+    def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices: Any = None) -> list[bool]:  # noqa: D102
+        return [wrapper_class is Monitor] * len(self._get_indices(indices))  # SB3Agent's makers add a Monitor
+
+
 class SB3Agent(Agent):
     """Any stable-baselines3 algorithm, chosen by ``cfg.algo``; the config's other fields go to its constructor.
 
-    ``seed`` seeds SB3 and the copies (``seed + i``); ``training=False`` builds a model only for acting.
+    ``seed`` seeds SB3 and the copies (``seed + i``); ``training=False`` builds a model only for acting;
+    ``subprocesses``: the training copies step in SB3's ``SubprocVecEnv`` (``env.vectorization=async``); ``remote``:
+    ``remote(make, n)`` makes a vector env of n copies elsewhere, for :class:`RemoteVecEnv` (``ray``).
     """
 
-    def __init__(self, cfg: Any, make_env: Callable[[], gym.Env], seed: int, training: bool = True) -> None:
+    def __init__(self, cfg: Any, make_env: Callable[[], gym.Env], seed: int, training: bool = True,
+                 subprocesses: bool = False, remote: Callable[[Callable[[], gym.Env], int], Any] | None = None) -> None:
         algo_cls = getattr(stable_baselines3, cfg.algo, None)
         if algo_cls is None:
             raise ConfigError(f"agent.algo={cfg.algo!r} is not a stable-baselines3 algorithm")
@@ -138,8 +193,14 @@ class SB3Agent(Agent):
             log.info("agent=%s (%s) needs discrete actions: %s discretised into %d bins per dimension, %s",
                      cfg.name, cfg.algo, probe.action_space, cfg.action_bins, self._discretized.action_space)
         bins = cfg.action_bins if self._discretized is not None else 0
-        venv = DummyVecEnv([lambda: Monitor(DiscretizedActions(make_env(), bins) if bins else make_env())
-                            for _ in range(cfg.n_envs if training else 1)])
+        def monitored() -> gym.Env:
+            return Monitor(DiscretizedActions(make_env(), bins) if bins else make_env())
+
+        n = cfg.n_envs if training else 1
+        if remote is not None and training:
+            venv: VecEnv = RemoteVecEnv(remote(monitored, n))
+        else:
+            venv = (SubprocVecEnv if subprocesses and training else DummyVecEnv)([monitored] * n)
         self.observation_space, self.action_space = venv.observation_space, venv.action_space
         if not isinstance(self.action_space, supported):
             venv.close()
@@ -186,8 +247,14 @@ class SB3Agent(Agent):
             else:
                 model._last_obs = None  # SB3 resets the copies: new episodes
         # Continuing, SB3 counts total_timesteps from num_timesteps: the same schedules as one long run.
-        model.learn(total_timesteps=total_steps - model.num_timesteps, callback=_EventAdapter(callback, total_steps),
-                    progress_bar=False, reset_num_timesteps=resume is None)
+        try:
+            model.learn(total_timesteps=total_steps - model.num_timesteps,
+                        callback=_EventAdapter(callback, total_steps), progress_bar=False,
+                        reset_num_timesteps=resume is None)
+        except (EOFError, ConnectionError) as e:  # SubprocVecEnv's pipe to a copy whose process ended
+            if not isinstance(model.get_env(), SubprocVecEnv):
+                raise
+            raise EnvWorkerDied(f"a copy's process (SB3's SubprocVecEnv) died mid-run ({type(e).__name__})") from None
 
     def training_state(self) -> dict[str, Any]:
         """What SB3 needs beyond the weights to continue exactly (counters, logger, replay buffer, env copies...)."""

@@ -14,16 +14,16 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from rlkit.env_schemas import BalancingPoleConfig
+from rlkit.env_schemas import COPIES_KEYS, BalancingPoleConfig
 from rlkit.envs.rendering import CanvasOwner, draw_cart_pole
 from rlkit.envs.state import Snapshot
 
 
 def env_config(schema: type, params: dict[str, Any], render_mode: str | None, render_modes: list[str],
                skip: tuple[str, ...] = ()) -> Any:
-    """An env's config from its keyword arguments: ``schema``'s fields but ``name``, the thresholds and ``skip``."""
+    """An env's config from its keyword arguments: its schema's fields but the run's own (``name``, ``skip`` ...)."""
     allowed = [f.name for f in dataclasses.fields(schema)  # type: ignore[arg-type]
-               if f.name not in ("name", "reward_threshold", "success_threshold", *skip)]
+               if f.name not in ("name", "reward_threshold", "success_threshold", *COPIES_KEYS, *skip)]
     unknown = sorted(set(params) - set(allowed))
     if unknown:
         close = difflib.get_close_matches(unknown[0], allowed, n=1)

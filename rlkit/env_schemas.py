@@ -19,10 +19,39 @@ MULTI_CARTPOLE_ID = "rlkit/MultiCartPole-v0"
 """PettingZoo id (registered when rlkit.envs.multi_cartpole is imported)."""
 MODELS = ("dynamics", "simple")
 """The robotic arm's models (``env.model``)."""
+VECTORIZATIONS = ("sync", "async", "ray")
+"""Where training's env copies step (``env.vectorization``)."""
 
 
 @dataclass
-class BalancingPoleConfig:
+class EnvCopies:
+    """Where training steps the env's copies: the keys every env schema shares."""
+
+    vectorization: str = "sync"
+    """Where training's env copies step: sync (in the training process, the default), async (Gymnasium's
+    AsyncVectorEnv, one subprocess per copy) or ray (env.ray_actors Ray actors, each stepping its share of the
+    copies as one batch; a local Ray instance, or the cluster named by RAY_ADDRESS). async and ray pay for envs
+    whose steps cost milliseconds; evaluation always steps in the training process."""
+    ray_actors: int = 2
+    """Ray actors the copies are spread over with env.vectorization=ray (each holds about copies / actors)."""
+
+    def validate(self) -> None:
+        """Check ``vectorization`` and ``ray_actors``."""
+        if self.vectorization not in VECTORIZATIONS:
+            close = difflib.get_close_matches(str(self.vectorization), VECTORIZATIONS, n=1, cutoff=0.4)
+            hint = f" Did you mean {close[0]}?" if close else ""
+            raise ConfigError(f"env.vectorization={self.vectorization!r} is not one of {', '.join(VECTORIZATIONS)}."
+                              f"{hint}")
+        if self.ray_actors < 1:
+            raise ConfigError(f"env.ray_actors must be >= 1, got {self.ray_actors}")
+
+
+COPIES_KEYS = ("vectorization", "ray_actors")
+""":class:`EnvCopies`' keys: where the copies step, not arguments of the env itself."""
+
+
+@dataclass
+class BalancingPoleConfig(EnvCopies):
     """The balancing pole (cart-pole), ``rlkit/BalancingPole-v1``."""
 
     name: str = "balancing_pole"
@@ -52,6 +81,7 @@ class BalancingPoleConfig:
 
     def validate(self) -> None:
         """Check values that the types alone cannot."""
+        super().validate()
         for key in ("masscart", "masspole", "length", "force_mag", "tau", "theta_threshold_degrees",
                     "x_threshold"):
             if not getattr(self, key) > 0:
@@ -85,7 +115,7 @@ class MultiCartPoleConfig(BalancingPoleConfig):
 
 
 @dataclass
-class RoboticArmConfig:
+class RoboticArmConfig(EnvCopies):
     """The robotic arm, ``rlkit/RoboticArm-v1``: a planar two-link arm brings its fingertip to a target."""
 
     name: str = "robotic_arm"
@@ -123,6 +153,7 @@ class RoboticArmConfig:
 
     def validate(self) -> None:
         """Check values that the types alone cannot."""
+        super().validate()
         if self.model not in MODELS:
             raise ConfigError(f"env.model must be dynamics or simple, got {self.model!r}")
         for key, rule in (("link_lengths", "> 0"), ("link_masses", "> 0"), ("fixed_target", "[x, y] or null")):
@@ -146,7 +177,7 @@ class RoboticArmConfig:
 
 
 @dataclass
-class GymEnvConfig:
+class GymEnvConfig(EnvCopies):
     """Any environment registered with Gymnasium, by id."""
 
     name: str = "gym"
@@ -160,6 +191,7 @@ class GymEnvConfig:
 
     def validate(self) -> None:
         """Check values that the types alone cannot."""
+        super().validate()
         if not self.id:
             raise ConfigError("env.id is empty: name a registered Gymnasium id, e.g. env.id=CartPole-v1")
 
@@ -179,7 +211,7 @@ def check_objective(cfg: Any) -> None:
 
 
 @dataclass
-class PettingZooConfig:
+class PettingZooConfig(EnvCopies):
     """Any PettingZoo parallel environment: a registered id, or a ``module:function`` that builds one."""
 
     name: str = "pettingzoo"
@@ -201,6 +233,7 @@ class PettingZooConfig:
 
     def validate(self) -> None:
         """Check values that the types alone cannot."""
+        super().validate()
         check_objective(self)
         if not self.id:
             raise ConfigError("env.id is empty: name a PettingZoo id or a module:function entry point")
@@ -213,7 +246,7 @@ MPE_SCENARIOS = (  # the Multi-Agent Particle Environments of the mpe2 package, 
 
 
 @dataclass
-class MPEConfig:
+class MPEConfig(EnvCopies):
     """A Multi-Agent Particle Environment (PettingZoo's MPE, the ``mpe2`` package), by scenario name."""
 
     name: str = "simple_spread_v3"
@@ -239,6 +272,7 @@ class MPEConfig:
 
     def validate(self) -> None:
         """Check values that the types alone cannot."""
+        super().validate()
         check_objective(self)
         if self.name not in MPE_SCENARIOS:
             close = difflib.get_close_matches(self.name, MPE_SCENARIOS, n=1)

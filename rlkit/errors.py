@@ -44,6 +44,10 @@ class RunStopped(RlkitError):
     exit_code = 75  # EX_TEMPFAIL: try again
 
 
+class EnvWorkerDied(RunStopped):
+    """The process or Ray actor holding some of the env's copies died mid-run (killed, crashed, its node lost)."""
+
+
 class DiskFullError(RlkitError, OSError):
     """Writing a run's files failed because the disk (or the user's quota) is full."""
 

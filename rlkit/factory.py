@@ -21,6 +21,7 @@ import gymnasium as gym
 
 from rlkit.agents.config import AGENT_SCHEMAS, memory_needed
 from rlkit.env_schemas import (
+    COPIES_KEYS,
     ENV_SCHEMAS,
     MPE_SCENARIOS,
     BalancingPoleConfig,
@@ -86,12 +87,18 @@ class EnvFactory:
     """A multi-agent env's teams: their agents, in the env's order."""
     scored_team: str | None = None
     """The team whose mean return solving and the best checkpoint go by (competitive); None: every agent's."""
+    vectorization: str = "sync"
+    """Where ``make_vec``'s copies step: sync (this process), async (subprocesses) or ray (Ray actors)."""
+    make_remote: Callable[[Callable[[], gym.Env], int], Any] | None = None
+    """With ray: ``make_remote(make, n)``, n copies of ``make()`` on Ray actors (for agents that wrap each copy)."""
+    make_vec_here: Callable[[int], Any] | None = None
+    """With async or ray: ``make_vec`` as sync builds it, for an agent built only to act (its probe of the spaces)."""
 
 
 def _rlkit(cfg: BalancingPoleConfig | MultiCartPoleConfig | RoboticArmConfig) -> EnvFactory:
     """One of rlkit's envs, with its own batched vector env; ``max_episode_steps`` goes to ``gym.make``."""
     kwargs = {k: v for k, v in dataclasses.asdict(cfg).items()
-              if k not in ("name", "reward_threshold", "success_threshold")}
+              if k not in ("name", "reward_threshold", "success_threshold", *COPIES_KEYS)}
     if isinstance(cfg, MultiCartPoleConfig):
         from rlkit.envs.adapters import ParallelArrayEnv
         from rlkit.envs.multi_cartpole import MultiCartPoleEnv, MultiCartPoleVectorEnv
@@ -201,7 +208,8 @@ def _pettingzoo(cfg: PettingZooConfig) -> EnvFactory:
         except (ImportError, AttributeError) as e:
             raise ConfigError(f"env.id={cfg.id!r} cannot be imported: {e}") from None
     elif cfg.id in pettingzoo.parallel_registry:
-        creator = functools.partial(pettingzoo.make, "parallel", cfg.id)
+        # The spec, not the id: it travels with the maker to processes where nothing registered the id.
+        creator = functools.partial(pettingzoo.make, "parallel", pettingzoo.parallel_registry[cfg.id])
     else:
         raise ConfigError(f"env.id={cfg.id!r} is not in PettingZoo's registry; registered: "
                           f"{sorted(pettingzoo.parallel_registry)}, or give a module:function entry point")
@@ -220,7 +228,8 @@ ENVS: dict[str, tuple[type, Callable[[Any], EnvFactory]]] = {
 def _sb3(cfg: Any, env: EnvFactory, seed: int, training: bool) -> Agent:
     from rlkit.agents.sb3 import SB3Agent
 
-    return SB3Agent(cfg, lambda: env.make(None), seed=seed, training=training)
+    return SB3Agent(cfg, lambda: env.make(None), seed=seed, training=training,
+                    subprocesses=env.vectorization == "async", remote=env.make_remote)
 
 
 def _reinforce(cfg: Any, env: EnvFactory, seed: int, training: bool) -> Agent:
@@ -257,6 +266,43 @@ def lookup(group: str, name: str) -> tuple[type, Callable[..., Any]]:
         raise ConfigError(f"unknown {kind} kind {name!r}; known: {sorted(registry)}") from None
 
 
+def _copies_elsewhere(env: EnvFactory, cfg: Any) -> EnvFactory:
+    """``make_vec`` per ``env.vectorization``: copies of ``env.make`` in subprocesses or Ray actors, or as built."""
+    mode = getattr(cfg, "vectorization", "sync")
+    if mode == "sync":
+        return env
+    env = dataclasses.replace(env, make_vec_here=env.make_vec)
+    from rlkit.envs.checks import CheckedEnv
+    from rlkit.envs.remote import AgentRewardsInInfo, AsyncCopies, ParallelCopies, RayVectorEnv
+
+    make, label = env.make, env.label
+    probe = make(None) if env.agents else None  # ParallelArrayEnv copies: agents see ParallelVectorEnv's API
+    if probe is not None:
+        probe.close()
+
+    def wrap(envs: gym.vector.VectorEnv) -> Any:
+        return envs if probe is None else ParallelCopies(envs, probe)
+
+    def copy(i: int) -> Callable[[], gym.Env]:  # each copy checked where it steps: its number in the message
+        if probe is not None:
+            return lambda: AgentRewardsInInfo(CheckedEnv(make(None), label, copy=i))
+        return lambda: CheckedEnv(make(None), label, copy=i)
+
+    if mode == "async":
+        return dataclasses.replace(env, vectorization=mode,
+                                   make_vec=lambda n: wrap(AsyncCopies([copy(i) for i in range(n)], label)))
+    # Ray is reached at the first make_vec (the agent's probe, before training starts), not here: playing a run
+    # (rlkit eval, rlkit.load) builds its env too, and steps it in this process.
+    actors = cfg.ray_actors
+
+    def make_vec(n: int) -> Any:
+        # One maker for every copy (numbered by its position in the run, not the actor's).
+        return wrap(RayVectorEnv(lambda: CheckedEnv(make(None), label), n, actors, label))
+
+    return dataclasses.replace(env, vectorization=mode, make_vec=make_vec,
+                               make_remote=lambda maker, n: RayVectorEnv(maker, n, actors, label))
+
+
 def build_env(cfg: Any) -> EnvFactory:
     """The env factory for an env config; its envs refuse bad numbers and actions (:mod:`rlkit.envs.checks`)."""
     from rlkit.envs.checks import CheckedEnv, CheckedVectorEnv
@@ -271,6 +317,7 @@ def build_env(cfg: Any) -> EnvFactory:
             raise ConfigError(f"env.objective_team={scored} is not a team of {env.label}; its teams: "
                               f"{', '.join(teams)}.{hint}")
         env = dataclasses.replace(env, teams=teams, scored_team=scored)
+    env = _copies_elsewhere(env, cfg)
     return dataclasses.replace(env, make=lambda render_mode=None: CheckedEnv(env.make(render_mode), env.label),
                                make_vec=lambda n: CheckedVectorEnv(env.make_vec(n), env.label))
 
@@ -308,6 +355,8 @@ def build_agent(cfg: Any, env: EnvFactory, seed: int, training: bool = True) -> 
     build = lookup("agent", cfg.name)[1]
     if training:
         check_memory(cfg, env)
+    elif env.make_vec_here is not None:  # acting only: no subprocess or Ray actor for a look at the spaces
+        env = dataclasses.replace(env, make_vec=env.make_vec_here, vectorization="sync", make_remote=None)
     if not env.agents or build is _maddpg:
         return build(cfg, env, seed, training)
     from rlkit.agents.joint_control import JointControlAgent
@@ -332,5 +381,6 @@ def build_agent(cfg: Any, env: EnvFactory, seed: int, training: bool = True) -> 
              cfg.name, env.label, len(env.agents))
     joint = EnvFactory(make=lambda render_mode=None: JointControl(env.make(render_mode)),
                        make_vec=lambda n: JointControlVectorEnv(env.make_vec(n)),
-                       label=f"{env.label} (joint control)", reward_threshold=env.reward_threshold)
+                       label=f"{env.label} (joint control)", reward_threshold=env.reward_threshold,
+                       vectorization=env.vectorization, make_remote=env.make_remote)
     return JointControlAgent(build(cfg, joint, seed, training), probe.joint.split)

@@ -92,8 +92,13 @@ class TrainingCheckpoint:
         torch.set_rng_state(self.state["rng"]["torch"])
 
 
-def restore(checkpoint: TrainingCheckpoint, agent: Any, callbacks: Callback, identity: dict[str, str]) -> None:
-    """Put a training checkpoint's state into a freshly built agent and callbacks (before training starts)."""
+def restore(checkpoint: TrainingCheckpoint, agent: Any, callbacks: Callback, identity: dict[str, str],
+            copies: str = "sync") -> None:
+    """Put a training checkpoint's state into a freshly built agent and callbacks (before training starts).
+
+    ``copies``: the run's ``env.vectorization``; copies in other processes (async, ray) cannot be recorded, so
+    they start new episodes, said in one line.
+    """
     state = checkpoint.state
     if {k: state.get(k) for k in identity} != identity:
         raise RunDirError(f"training checkpoint {checkpoint.path} is of {state.get('agent')!r} on "
@@ -104,7 +109,11 @@ def restore(checkpoint: TrainingCheckpoint, agent: Any, callbacks: Callback, ide
         callbacks.load_state_dict(state["callbacks"])
     except (KeyError, IndexError, ValueError, TypeError, AttributeError) as e:
         raise RunDirError(f"training checkpoint {checkpoint.path} does not fit this run ({e})") from None
-    if not state["agent_state"].get("envs_exact", True):
+    if copies != "sync":
+        log.warning("env.vectorization=%s: the env copies live in other processes, which a checkpoint cannot record; "
+                    "the agent, its optimizer, buffers and callbacks resume exactly, the copies start new episodes, so "
+                    "the continued run will not repeat the uninterrupted run exactly", copies)
+    elif not state["agent_state"].get("envs_exact", True):
         log.warning("%s cannot record its environments' state (only rlkit's own environments can): the continued "
                     "run starts new episodes, so it will not repeat the uninterrupted run exactly", identity["env"])
 

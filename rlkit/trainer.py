@@ -21,11 +21,19 @@ from hydra.utils import get_object, instantiate
 
 from rlkit.callbacks import Callback, CallbackList, Evaluation, ProgressBar, TensorBoardLogger, TrainingContext
 from rlkit.config import TrainConfig
-from rlkit.errors import ConfigError, TrainingDiverged, disk_full_errors, quiet_disk_full_in_threads
+from rlkit.errors import ConfigError, EnvWorkerDied, TrainingDiverged, disk_full_errors, quiet_disk_full_in_threads
 from rlkit.evaluate import PeriodicEvaluator
 from rlkit.factory import build_agent, build_env
 from rlkit.files import write_json
-from rlkit.resume import RESUME_DIR, Checkpointer, TrainingCheckpoint, restore, stop_if_requested
+from rlkit.resume import (
+    RESUME_DIR,
+    Checkpointer,
+    TrainingCheckpoint,
+    checkpoints,
+    continue_with,
+    restore,
+    stop_if_requested,
+)
 from rlkit.runs import SUMMARY_FILE, event_dir, flatten, keep_events, record_files, tb_run_name
 
 log = logging.getLogger(__name__)
@@ -138,7 +146,7 @@ def train(cfg: TrainConfig, run_dir: Path, callbacks: Sequence[Callback] = (),
                               success_threshold=env_factory.success_threshold, writer=writer,
                               teams=env_factory.teams, scored_team=env_factory.scored_team)
         if resume_from is not None:
-            restore(resume_from, agent, callback_list, identity)
+            restore(resume_from, agent, callback_list, identity, copies=env_factory.vectorization)
         callback_list.on_training_start(ctx)
         if resume_from is not None:
             ctx.start_time = time.perf_counter() - float(resume_from.state["elapsed"])
@@ -152,6 +160,12 @@ def train(cfg: TrainConfig, run_dir: Path, callbacks: Sequence[Callback] = (),
                     agent.learn(cfg.total_steps, callback_list)
             except TrainingDiverged as e:
                 diverged = e  # no final evaluation: its weights may be too large to play with
+            except EnvWorkerDied as e:  # mid-step: the agent is not at a safe point, so the last checkpoint stands
+                found = checkpoints(run_dir / RESUME_DIR)
+                kept = f"its last training checkpoint is {found[-1]}; {continue_with(run_dir)}" if found else \
+                    ("no training checkpoint was written before (callbacks.checkpoint.every_steps or every_seconds "
+                     "sets how often)")
+                raise EnvWorkerDied(f"{e}: the run stopped at step {callback_list.num_steps}; {kept}") from None
             steps = callback_list.num_steps
             if diverged is None:
                 callback_list.on_training_end()

@@ -51,6 +51,8 @@ class Verdict:
     weights_compared: bool = False
     damaged: list[str] = field(default_factory=list)
     """The run's files that changed after it wrote them (``files.json``), and its truncated event files."""
+    copies: str = "sync"
+    """The run's ``env.vectorization``: copies elsewhere repeat from step 0, but a resume started new episodes."""
 
     @property
     def identical(self) -> bool:
@@ -107,7 +109,7 @@ def verify_run(run_dir: Path, steps: int, trust: bool = False) -> Verdict:
     with tempfile.TemporaryDirectory(prefix="rlkit-verify-") as tmp:
         summary = train(cfg, Path(tmp), callbacks=[] if whole else [_StopAt(steps)])
         verdict = compare(original, read_scalars(Path(tmp) / "tb"), int(summary["steps"]), whole)
-        verdict.damaged = damaged
+        verdict.damaged, verdict.copies = damaged, getattr(cfg.env, "vectorization", "sync")
         last = run_dir / "checkpoints" / "last.safetensors"
         if whole and last.is_file():
             theirs, _ = load_checkpoint(last)
@@ -150,6 +152,9 @@ def main(argv: Sequence[str]) -> None:
         print("DAMAGED (what the run wrote is not what is there now):\n  " + "\n  ".join(verdict.damaged))
     if verdict.differences:
         print("DIFFERENT:\n  " + "\n  ".join(verdict.differences))
+        if verdict.copies != "sync":
+            print(f"(env.vectorization={verdict.copies}: if the run was resumed, its env copies started new episodes "
+                  "there, so it differs from that step on; before it, it repeats exactly)")
     if not verdict.identical:
         sys.exit(1)
     print("identical: this machine reproduces the run bit for bit")
