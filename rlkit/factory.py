@@ -240,8 +240,19 @@ def _maddpg(cfg: Any, env: EnvFactory, seed: int, training: bool) -> Agent:
                   single_agent=True)
 
 
+def _rllib(cfg: Any, env: EnvFactory, seed: int, training: bool) -> Agent:
+    from rlkit.agents.rllib import RLlibAgent
+
+    if env.agents:
+        raise ConfigError(f"agent=rllib trains single-agent envs only for now, and {env.label} has agents "
+                          f"{', '.join(env.agents)}; use agent=maddpg, or a single-agent learner such as agent=ppo "
+                          "(joint control)")
+    return RLlibAgent(cfg, lambda: env.make(None), env.label, seed=seed, training=training)
+
+
 _AGENT_BUILDERS: dict[str, Callable[[Any, EnvFactory, int, bool], Agent]] = {
     "dqn": _sb3, "reinforce": _reinforce, "maddpg": _maddpg, "ppo": _sb3, "a2c": _sb3, "sac": _sb3, "td3": _sb3,
+    "rllib": _rllib,
 }
 AGENTS: dict[str, tuple[type, Callable[[Any, EnvFactory, int, bool], Agent]]] = {
     name: (schema, _AGENT_BUILDERS[name]) for name, schema in AGENT_SCHEMAS.items()}
@@ -308,7 +319,7 @@ def build_agent(cfg: Any, env: EnvFactory, seed: int, training: bool = True) -> 
     build = lookup("agent", cfg.name)[1]
     if training:
         check_memory(cfg, env)
-    if not env.agents or build is _maddpg:
+    if not env.agents or build in (_maddpg, _rllib):
         return build(cfg, env, seed, training)
     from rlkit.agents.joint_control import JointControlAgent
     from rlkit.envs.adapters import JointControl, JointControlVectorEnv

@@ -1,0 +1,151 @@
+"""agent=rllib: RLlib's policies played in plain torch, its bad input refused in one line, PPO learning on Ray."""
+
+import os
+import sys
+
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # a local Ray started here listens on loopback only
+
+import numpy as np
+import pytest
+import torch
+
+from helpers import compose_cfg
+from rlkit.errors import ConfigError, RlkitError
+from rlkit.factory import build_agent, build_env
+from rlkit.trainer import train
+
+
+def rllib_cfg(*overrides):
+    cfg = compose_cfg(["agent=rllib", *overrides])
+    cfg.validate()
+    return cfg
+
+
+# ---------------------------------------------------------------------------------------------- bad input
+def test_an_unknown_algorithm_names_the_closest():
+    with pytest.raises(ConfigError, match=r"agent.algo=PP0 is not an RLlib algorithm .* Did you mean PPO\?"):
+        rllib_cfg("agent.algo=PP0")
+
+
+@pytest.mark.parametrize("algo, env, wanted", [("DQN", "robotic_arm", "Discrete"),
+                                               ("SAC", "balancing_pole", "Box")])
+def test_an_algorithm_that_does_not_fit_the_action_space_is_refused(algo, env, wanted):
+    cfg = rllib_cfg(f"agent.algo={algo}", f"env={env}")
+    with pytest.raises(ConfigError, match=rf"agent.algo={algo} takes {wanted} actions, but .* use agent.algo="):
+        build_agent(cfg.agent, build_env(cfg.env), seed=0, training=False)
+
+
+def test_without_rllib_installed_the_error_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray.rllib", None)  # import ray.rllib raises ImportError
+    cfg = rllib_cfg()
+    with pytest.raises(ConfigError, match=r"agent=rllib needs RLlib .*pip install 'rlkit\[rllib\]'"):
+        build_agent(cfg.agent, build_env(cfg.env), seed=0, training=True)
+
+
+def test_a_multi_agent_env_is_refused_in_one_line():
+    cfg = rllib_cfg("env=multi_cartpole")
+    with pytest.raises(ConfigError, match="agent=rllib trains single-agent envs only"):
+        build_agent(cfg.agent, build_env(cfg.env), seed=0, training=False)
+
+
+def test_an_unknown_training_key_names_the_closest():
+    from rlkit.agents.rllib import rllib_algorithm_config
+
+    cfg = rllib_cfg("+agent.training.num_epoch=3")
+    with pytest.raises(ConfigError, match=r"agent.training.num_epoch is not an argument .* Did you mean num_epochs\?"):
+        rllib_algorithm_config(cfg.agent, "env", 0)
+
+
+def test_a_continued_run_is_refused_with_where_the_weights_are():
+    cfg = rllib_cfg()
+    agent = build_agent(cfg.agent, build_env(cfg.env), seed=0, training=False)
+    with pytest.raises(RlkitError, match="agent=rllib runs cannot be continued"):
+        agent.load_training_state(agent.training_state())
+
+
+# ---------------------------------------------------------------------------------------------- plain torch policy
+CASES = [("PPO", "balancing_pole"), ("APPO", "balancing_pole"), ("IMPALA", "balancing_pole"),
+         ("DQN", "balancing_pole"), ("PPO", "robotic_arm"), ("SAC", "robotic_arm")]
+
+
+@pytest.mark.parametrize("algo, env", CASES)
+def test_the_plain_torch_policy_acts_as_rllibs_module(algo, env):
+    """RLlib's own RLModule (built here, no Ray), its weights copied out: the same deterministic actions."""
+    from ray.rllib.utils.spaces.space_utils import unsquash_action
+
+    from rlkit.agents.rllib import rllib_algorithm_config
+
+    cfg = rllib_cfg(f"agent.algo={algo}", f"env={env}", "agent.net_arch=[32,16]")
+    agent = build_agent(cfg.agent, build_env(cfg.env), seed=0, training=False)
+    config = rllib_algorithm_config(cfg.agent, "env", 0)
+    spec = config.get_default_rl_module_spec()
+    spec.observation_space, spec.action_space = agent.observation_space, agent.action_space
+    spec.model_config = config.model_config
+    torch.manual_seed(0)
+    module = spec.build()
+    weights = {k: v.detach().numpy() for k, v in module.state_dict().items()}
+    agent.policy.load_state_dict({name: torch.as_tensor(weights[rllib_name])
+                                  for name, rllib_name in agent.policy.rllib_names(algo).items()})
+    obs = np.random.default_rng(0).normal(size=(16, *agent.observation_space.shape)).astype(np.float32)
+    with torch.no_grad():
+        out = module.forward_inference({"obs": torch.as_tensor(obs)})
+    if "actions" in out:  # DQN: greedy in its Q-values
+        expected = out["actions"].numpy()
+    else:
+        dist = module.get_inference_action_dist_cls().from_logits(out["action_dist_inputs"])
+        mode = torch.tanh(dist.loc) if algo == "SAC" else dist.to_deterministic().sample()
+        expected = mode.numpy() if algo in ("DQN",) or agent.policy.discrete else \
+            unsquash_action(mode.numpy(), agent.action_space)
+    np.testing.assert_allclose(agent.act(obs), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_saved_weights_load_into_a_new_agent_and_act_the_same(tmp_path):
+    cfg = rllib_cfg("env=robotic_arm", "agent.net_arch=[32,32]")
+    env = build_env(cfg.env)
+    agent = build_agent(cfg.agent, env, seed=0, training=False)
+    with torch.no_grad():
+        for p in agent.policy.parameters():
+            p.normal_()
+    agent.num_steps = 1234
+    agent.save(tmp_path / "w.safetensors")
+    other = build_agent(cfg.agent, env, seed=1, training=False)
+    meta = other.load(tmp_path / "w.safetensors")
+    assert meta["algo"] == "rllib-PPO" and other.num_steps == 1234
+    obs = np.random.default_rng(0).normal(size=(8, *agent.observation_space.shape)).astype(np.float32)
+    np.testing.assert_array_equal(agent.act(obs), other.act(obs))
+
+
+# ---------------------------------------------------------------------------------------------- training on Ray
+@pytest.fixture
+def local_ray():
+    """A local Ray instance started by the test: 2 CPUs, loopback only, no dashboard."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, address="local")
+    yield ray
+    ray.shutdown()
+
+
+@pytest.mark.slow
+def test_ppo_on_two_env_runners_learns_the_balancing_pole(tmp_path, local_ray):
+    """RLlib PPO, 2 env runners, 30,000 steps: evaluation well above a random policy's ~22; weights round-trip."""
+    cfg = compose_cfg(["agent=rllib", "agent.num_env_runners=2", "agent.net_arch=[64,64]",
+                       "agent.learning_rate=3e-4", "agent.train_batch_size=2000", "+agent.training.num_epochs=10",
+                       "+agent.training.minibatch_size=128", "total_steps=30000", "callbacks.eval.every_steps=10000",
+                       "callbacks.eval.episodes=5", "callbacks.progress_bar=false", "seed=1"])
+    summary = train(cfg, tmp_path / "run")
+    assert summary["steps"] >= 30000 and summary["episodes"] > 100
+    assert summary["best_eval"]["mean_reward"] > 150, summary["best_eval"]
+    assert local_ray.is_initialized()  # the run used the test's Ray and left it running
+    events = list((tmp_path / "run" / "tb").rglob("events.out.tfevents.*"))
+    from helpers import read_scalars
+
+    scalars = read_scalars(events[0].parent)
+    assert {"episode/reward", "episode/length", "eval/mean_reward"} <= set(scalars)
+    env = build_env(cfg.env)
+    best = build_agent(cfg.agent, env, seed=0, training=False)
+    best.load(tmp_path / "run" / "checkpoints" / "best.safetensors")
+    obs = np.random.default_rng(0).normal(size=(8, 4)).astype(np.float32)
+    again = build_agent(cfg.agent, env, seed=5, training=False)
+    again.load(tmp_path / "run" / "checkpoints" / "best.safetensors")
+    np.testing.assert_array_equal(best.act(obs), again.act(obs))
