@@ -105,20 +105,31 @@ class PolicyNet(nn.Module):
         """The action distribution's inputs for a batch of observations."""
         return self.head(self.encoder(obs))
 
-    @torch.no_grad()
-    def act(self, obs: torch.Tensor, deterministic: bool) -> torch.Tensor:
-        """Actions for a batch: the distribution's mode, or a sample (DQN: always greedy)."""
+    def mode(self, obs: torch.Tensor) -> torch.Tensor:
+        """The deterministic actions for a batch: argmax, or the mean (SAC: its tanh) mapped onto the bounds."""
         out = self(obs)
         if self.discrete:
-            if deterministic or self.greedy:
-                return out.argmax(-1)
+            return out.argmax(-1)
+        return self._to_bounds(out.chunk(2, dim=-1)[0])
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor, deterministic: bool) -> torch.Tensor:
+        """Actions for a batch: :meth:`mode`, or a sample of the distribution (DQN: always greedy)."""
+        if deterministic or self.greedy:
+            return self.mode(obs)
+        out = self(obs)
+        if self.discrete:
             return torch.distributions.Categorical(logits=out).sample()
         mean, log_std = out.chunk(2, dim=-1)
-        action = mean if deterministic else mean + log_std.clamp(-20.0, 20.0).exp() * torch.randn_like(mean)
+        return self._to_bounds(mean + log_std.clamp(-20.0, 20.0).exp() * torch.randn_like(mean))
+
+    def _to_bounds(self, action: torch.Tensor) -> torch.Tensor:
+        # RLlib's normalize_actions: the policy acts in [-1, 1], mapped onto (and clipped to) finite bounds.
         if self.squashed:
             action = torch.tanh(action)
         if self.bounded:
-            action = (self.low + (action + 1.0) * (self.high - self.low) / 2.0).clamp(self.low, self.high)
+            action = torch.maximum(torch.minimum(self.low + (action + 1.0) * (self.high - self.low) / 2.0,
+                                                 self.high), self.low)
         return action.reshape(-1, *self.action_shape)
 
     def rllib_names(self, algo: str) -> dict[str, str]:

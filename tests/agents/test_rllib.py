@@ -5,14 +5,16 @@ import sys
 
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # a local Ray started here listens on loopback only
 
+import json
+
 import numpy as np
 import pytest
 import torch
 
-from helpers import compose_cfg
+import rlkit
+from helpers import cli, compose_cfg, read_scalars
 from rlkit.errors import ConfigError, RlkitError
 from rlkit.factory import build_agent, build_env
-from rlkit.trainer import train
 
 
 def rllib_cfg(*overrides):
@@ -128,24 +130,30 @@ def local_ray():
 
 @pytest.mark.slow
 def test_ppo_on_two_env_runners_learns_the_balancing_pole(tmp_path, local_ray):
-    """RLlib PPO, 2 env runners, 30,000 steps: evaluation well above a random policy's ~22; weights round-trip."""
-    cfg = compose_cfg(["agent=rllib", "agent.num_env_runners=2", "agent.net_arch=[64,64]",
-                       "agent.learning_rate=3e-4", "agent.train_batch_size=2000", "+agent.training.num_epochs=10",
-                       "+agent.training.minibatch_size=128", "total_steps=30000", "callbacks.eval.every_steps=10000",
-                       "callbacks.eval.episodes=5", "callbacks.progress_bar=false", "seed=1"])
-    summary = train(cfg, tmp_path / "run")
+    """RLlib PPO from `rlkit train`, 2 env runners, 30,000 steps: well above a random policy's ~22; then the run
+    plays in plain torch through rlkit.load, rlkit eval and an exported TorchScript file, all alike."""
+    run = tmp_path / "run"
+    out = cli(["train", "agent=rllib", "agent.num_env_runners=2", "agent.net_arch=[64,64]",
+               "agent.learning_rate=3e-4", "agent.train_batch_size=2000", "+agent.training.num_epochs=10",
+               "+agent.training.minibatch_size=128", "total_steps=30000", "callbacks.eval.every_steps=10000",
+               "callbacks.eval.episodes=5", "callbacks.progress_bar=false", "seed=1", f"hydra.run.dir={run}"],
+              cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    summary = json.loads((run / "summary.json").read_text())
     assert summary["steps"] >= 30000 and summary["episodes"] > 100
     assert summary["best_eval"]["mean_reward"] > 150, summary["best_eval"]
     assert local_ray.is_initialized()  # the run used the test's Ray and left it running
-    events = list((tmp_path / "run" / "tb").rglob("events.out.tfevents.*"))
-    from helpers import read_scalars
+    (events,) = {p.parent for p in (run / "tb").rglob("events.out.tfevents.*")}
+    assert {"episode/reward", "episode/length", "eval/mean_reward"} <= set(read_scalars(events))
 
-    scalars = read_scalars(events[0].parent)
-    assert {"episode/reward", "episode/length", "eval/mean_reward"} <= set(scalars)
-    env = build_env(cfg.env)
-    best = build_agent(cfg.agent, env, seed=0, training=False)
-    best.load(tmp_path / "run" / "checkpoints" / "best.safetensors")
-    obs = np.random.default_rng(0).normal(size=(8, 4)).astype(np.float32)
-    again = build_agent(cfg.agent, env, seed=5, training=False)
-    again.load(tmp_path / "run" / "checkpoints" / "best.safetensors")
-    np.testing.assert_array_equal(best.act(obs), again.act(obs))
+    policy = rlkit.load(run)
+    obs = np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32)
+    agent = build_agent(policy.config.agent, build_env(policy.config.env), seed=5, training=False)
+    agent.load(run / "checkpoints" / "best.safetensors")
+    np.testing.assert_array_equal(policy.predict(obs), agent.act(obs))
+    out = cli(["export", f"run={run}", "format=torchscript"], cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    exported = torch.jit.load(str(run / "export" / "best.pt"))(torch.from_numpy(obs)).numpy()
+    np.testing.assert_array_equal(exported, agent.act(obs))
+    out = cli(["eval", f"run={run}", "n_episodes=3"], cwd=tmp_path)
+    assert out.returncode == 0 and "3 episodes from" in out.stdout, out.stderr
