@@ -172,8 +172,11 @@ def start_ray(ray: Any, num_cpus: int) -> bool:
     return True
 
 
-def rllib_algorithm_config(cfg: RLlibConfig, env_name: str, seed: int) -> Any:
-    """RLlib's algorithm config for ``cfg``, its ``training()`` keys checked against the algorithm's."""
+def rllib_algorithm_config(cfg: RLlibConfig, env_name: str, seed: int, agents: tuple[str, ...] = ()) -> Any:
+    """RLlib's algorithm config for ``cfg``, its ``training()`` keys checked against the algorithm's.
+
+    ``agents``: a multi-agent env's agents, each trained as its own RLModule (named as the agent).
+    """
     from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
 
     from rlkit.agents.rllib_episodes import EpisodeReport
@@ -195,6 +198,8 @@ def rllib_algorithm_config(cfg: RLlibConfig, env_name: str, seed: int) -> Any:
                        ("train_batch_size_per_learner", cfg.train_batch_size)):
         if value is not None:
             training.setdefault(key, value)
+    if agents:
+        config = config.multi_agent(policies=set(agents), policy_mapping_fn=lambda agent_id, *_, **__: agent_id)
     return (config.environment(env_name)
             .framework("torch")
             .env_runners(num_env_runners=cfg.num_env_runners, num_envs_per_env_runner=cfg.num_envs_per_env_runner,
@@ -219,21 +224,61 @@ def _numbers(metrics: Any, prefix: str = "") -> dict[str, float]:
     return out
 
 
+def parallel_env(env: Any) -> Any:
+    """The PettingZoo parallel env inside rlkit's wrappers of a multi-agent env (its checks, its joint arrays)."""
+    from rlkit.envs.adapters import ParallelArrayEnv
+
+    while not isinstance(env, ParallelArrayEnv):
+        env = env._inner if hasattr(env, "_inner") else env.env
+    return env.env
+
+
+def make_multi_agent(make_env: Callable[[], gym.Env]) -> Any:
+    """RLlib's multi-agent env (its PettingZoo wrapper) of a new copy of a multi-agent env."""
+    from ray.rllib.env.wrappers.pettingzoo_env import ParallelPettingZooEnv
+
+    return ParallelPettingZooEnv(parallel_env(make_env()))
+
+
 # ---------------------------------------------------------------------------------------------- the agent
 class RLlibAgent(Agent):
-    """An RLlib algorithm trained on env runners; acting, saving and loading go through :class:`PolicyNet`."""
+    """An RLlib algorithm trained on env runners; acting, saving and loading go through :class:`PolicyNet`.
+
+    A multi-agent env (``agents`` given) trains one policy per agent (RLlib's multi-agent API, through its
+    PettingZoo wrapper); ``act`` then takes and returns rlkit's joint arrays (agent axis second).
+    """
 
     def __init__(self, cfg: RLlibConfig, make_env: Callable[[], gym.Env], label: str, seed: int,
-                 training: bool = True) -> None:
-        self.cfg, self.make_env, self.label, self.seed = cfg, make_env, label, seed
+                 training: bool = True, agents: tuple[str, ...] = ()) -> None:
+        self.cfg, self.make_env, self.label, self.seed, self.agents = cfg, make_env, label, seed, agents
         env = make_env()
         self.observation_space, self.action_space = env.observation_space, env.action_space
+        if agents:
+            if getattr(env, "padded", False):
+                env.close()
+                raise ConfigError(f"agent=rllib trains agents with the same action space, and {label}'s differ; "
+                                  "use agent=maddpg")
+            inner = parallel_env(env)
+            spaces_of = {a: (inner.observation_space(a), inner.action_space(a)) for a in agents}
+        else:
+            spaces_of = {"": (self.observation_space, self.action_space)}
         env.close()
-        check_spaces(cfg.algo, self.observation_space, self.action_space, label)
+        for agent, (obs_space, act_space) in spaces_of.items():
+            check_spaces(cfg.algo, obs_space, act_space, f"{label}'s {agent}" if agent else label)
         if training:
             self._ray = import_rllib()
-        self.policy = PolicyNet(cfg, self.observation_space, self.action_space)
+        if agents:
+            self.policy: nn.Module = nn.ModuleDict({a: PolicyNet(cfg, *spaces_of[a]) for a in agents})
+            self._sizes = [int(spaces_of[a][0].shape[0]) for a in agents]
+        else:
+            self.policy = PolicyNet(cfg, self.observation_space, self.action_space)
         self.num_steps = 0
+
+    def _modules(self) -> dict[str, PolicyNet]:
+        """The plain torch policies by RLlib module id."""
+        if self.agents:
+            return {a: self.policy[a] for a in self.agents}  # type: ignore[index]
+        return {"default_policy": self.policy}  # type: ignore[dict-item]
 
     # -- training
     def learn(self, total_steps: int, callback: Callback) -> None:
@@ -252,8 +297,11 @@ class RLlibAgent(Agent):
                                   f"runner), but Ray has {cpus}; lower it, or raise agent.num_cpus")
             env_name = f"rlkit-{self.label}-{uuid.uuid4().hex[:8]}"
             make_env = self.make_env
-            register_env(env_name, lambda _env_config: make_env())
-            algo = rllib_algorithm_config(self.cfg, env_name, self.seed).build_algo()
+            if self.agents:
+                register_env(env_name, lambda _env_config: make_multi_agent(make_env))
+            else:
+                register_env(env_name, lambda _env_config: make_env())
+            algo = rllib_algorithm_config(self.cfg, env_name, self.seed, self.agents).build_algo()
             self._check_module(algo)
             log.info("RLlib %s: %d env runner(s) x %d copies on %s", self.cfg.algo, self.cfg.num_env_runners,
                      self.cfg.num_envs_per_env_runner, "Ray's local instance" if started else "the running Ray")
@@ -264,10 +312,14 @@ class RLlibAgent(Agent):
                 self.num_steps = int(runners.get("num_env_steps_sampled_lifetime", self.num_steps))
                 self._pull_weights(algo)
                 for ret, length, agents in runners.get(EPISODES_KEY) or []:
-                    for agent, agent_ret in agents.items():
-                        callback.on_episode_end(Episode(self.num_steps, agent_ret, length, agent))
+                    if self.agents:  # each agent's return, then the team's mean under the plain tags
+                        for agent in self.agents:
+                            callback.on_episode_end(Episode(self.num_steps, agents.get(agent, 0.0), length, agent))
+                        ret = float(np.mean([agents.get(a, 0.0) for a in self.agents]))
                     callback.on_episode_end(Episode(self.num_steps, ret, length))
-                metrics = _numbers(result.get("learners", {}).get("default_policy", {}))
+                learners = result.get("learners", {})
+                metrics = {f"{m}/{k}" if self.agents else k: v for m in self._modules()
+                           for k, v in _numbers(learners.get(m, {})).items()}
                 metrics["iteration_seconds"] = time.perf_counter() - t0
                 callback.on_update(self.num_steps, metrics)
                 if not callback.on_step(self.num_steps):
@@ -280,30 +332,37 @@ class RLlibAgent(Agent):
                 ray.shutdown()
 
     def _check_module(self, algo: Any) -> None:
-        """The RLModule RLlib built holds the actor path :class:`PolicyNet` expects, of the same shapes."""
-        weights = algo.learner_group.get_weights(["default_policy"])["default_policy"]
-        for name, rllib_name in self.policy.rllib_names(self.cfg.algo).items():
-            ours = self.policy.state_dict()[name]
-            theirs = weights.get(rllib_name)
-            if theirs is None or tuple(np.shape(theirs)) != tuple(ours.shape):
-                raise ConfigError(f"RLlib's {self.cfg.algo} module has no tensor {rllib_name} of shape "
-                                  f"{tuple(ours.shape)}: this RLlib version's model layout is not one rlkit reads")
+        """The RLModules RLlib built hold the actor paths :class:`PolicyNet` expects, of the same shapes."""
+        modules = self._modules()
+        weights = algo.learner_group.get_weights(list(modules))
+        for module_id, net in modules.items():
+            for name, rllib_name in net.rllib_names(self.cfg.algo).items():
+                ours, theirs = net.state_dict()[name], weights[module_id].get(rllib_name)
+                if theirs is None or tuple(np.shape(theirs)) != tuple(ours.shape):
+                    raise ConfigError(f"RLlib's {self.cfg.algo} module has no tensor {rllib_name} of shape "
+                                      f"{tuple(ours.shape)}: this RLlib version's model layout is not one rlkit reads")
 
     def _pull_weights(self, algo: Any) -> None:
-        """Copy the actor path's weights out of RLlib's learner into the plain torch network."""
-        weights = algo.learner_group.get_weights(["default_policy"])["default_policy"]
-        state = {name: torch.as_tensor(np.asarray(weights[rllib_name]), dtype=torch.float32)
-                 for name, rllib_name in self.policy.rllib_names(self.cfg.algo).items()}
-        self.policy.load_state_dict(state)
+        """Copy the actor paths' weights out of RLlib's learner into the plain torch networks."""
+        modules = self._modules()
+        weights = algo.learner_group.get_weights(list(modules))
+        for module_id, net in modules.items():
+            net.load_state_dict({name: torch.as_tensor(np.asarray(weights[module_id][rllib_name]),
+                                                       dtype=torch.float32)
+                                 for name, rllib_name in net.rllib_names(self.cfg.algo).items()})
 
     def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
-        """Actions of the plain torch policy for a batch of observations."""
-        obs_t = torch.as_tensor(np.asarray(obs, dtype=np.float32)).reshape(len(obs), -1)
-        return self.policy.act(obs_t, deterministic).numpy()
+        """Actions of the plain torch policy for a batch of observations (multi-agent: ``(n, agents, obs)``)."""
+        x = torch.as_tensor(np.asarray(obs, dtype=np.float32))
+        if not self.agents:
+            return self.policy.act(x.reshape(len(x), -1), deterministic).numpy()  # type: ignore[operator]
+        actions = [self.policy[a].act(x[:, i, :size], deterministic)  # type: ignore[index]
+                   for i, (a, size) in enumerate(zip(self.agents, self._sizes, strict=True))]
+        return torch.stack(actions, dim=1).numpy()
 
-    # -- checkpoints: the actor path's tensors only (RLlib keeps the value networks and optimizers)
+    # -- checkpoints: the actor paths' tensors only (RLlib keeps the value networks and optimizers)
     def saved_names(self) -> list[str]:
-        """The plain torch policy."""
+        """The plain torch policy (multi-agent: every agent's, by name)."""
         return ["policy"]
 
     def checkpoint_meta(self) -> dict[str, Any]:

@@ -243,11 +243,7 @@ def _maddpg(cfg: Any, env: EnvFactory, seed: int, training: bool) -> Agent:
 def _rllib(cfg: Any, env: EnvFactory, seed: int, training: bool) -> Agent:
     from rlkit.agents.rllib import RLlibAgent
 
-    if env.agents:
-        raise ConfigError(f"agent=rllib trains single-agent envs only for now, and {env.label} has agents "
-                          f"{', '.join(env.agents)}; use agent=maddpg, or a single-agent learner such as agent=ppo "
-                          "(joint control)")
-    return RLlibAgent(cfg, lambda: env.make(None), env.label, seed=seed, training=training)
+    return RLlibAgent(cfg, lambda: env.make(None), env.label, seed=seed, training=training, agents=env.agents)
 
 
 _AGENT_BUILDERS: dict[str, Callable[[Any, EnvFactory, int, bool], Agent]] = {

@@ -44,10 +44,28 @@ def test_without_rllib_installed_the_error_names_the_extra(monkeypatch):
         build_agent(cfg.agent, build_env(cfg.env), seed=0, training=True)
 
 
-def test_a_multi_agent_env_is_refused_in_one_line():
-    cfg = rllib_cfg("env=multi_cartpole")
-    with pytest.raises(ConfigError, match="agent=rllib trains single-agent envs only"):
+def test_agents_with_different_action_spaces_are_refused_in_one_line():
+    cfg = rllib_cfg("env=mpe", "env.name=simple_speaker_listener_v4")
+    with pytest.raises(ConfigError, match="agent=rllib trains agents with the same action space, .* use agent=maddpg"):
         build_agent(cfg.agent, build_env(cfg.env), seed=0, training=False)
+
+
+def test_a_multi_agent_env_gets_one_plain_torch_policy_per_agent(tmp_path):
+    cfg = rllib_cfg("env=multi_cartpole", "agent.net_arch=[16]")
+    env = build_env(cfg.env)
+    agent = build_agent(cfg.agent, env, seed=0, training=False)
+    assert list(agent.policy) == ["cart_0", "cart_1"]
+    with torch.no_grad():
+        for p in agent.policy.parameters():
+            p.normal_()
+    obs = np.random.default_rng(0).normal(size=(8, 2, 4)).astype(np.float32)
+    actions = agent.act(obs)
+    assert actions.shape == (8, 2, 1) and np.all(np.abs(actions) <= agent.policy["cart_0"].high.numpy())
+    np.testing.assert_array_equal(actions[:, 1], agent.policy["cart_1"].mode(torch.from_numpy(obs[:, 1])).detach().numpy())
+    agent.save(tmp_path / "w.safetensors")
+    other = build_agent(cfg.agent, env, seed=1, training=False)
+    other.load(tmp_path / "w.safetensors")
+    np.testing.assert_array_equal(other.act(obs), actions)
 
 
 def test_an_unknown_training_key_names_the_closest():
