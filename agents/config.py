@@ -412,7 +412,8 @@ class RLlibConfig:
     gamma: float | None = None
     """Discount factor; empty: RLlib's default (0.99)."""
     train_batch_size: int | None = None
-    """Environment steps per training iteration (RLlib's ``train_batch_size_per_learner``); empty: RLlib's."""
+    """RLlib's ``train_batch_size_per_learner``: PPO, APPO, IMPALA: steps per update; DQN, SAC: the replay
+    minibatch. Empty: RLlib's default."""
     net_arch: list[int] = field(default_factory=lambda: [256, 256])
     """Hidden layer sizes of the policy (and value) encoders (RLlib's ``fcnet_hiddens``)."""
     activation_fn: str = "tanh"

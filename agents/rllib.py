@@ -14,7 +14,8 @@ Training::
 The policy rlkit plays is RLlib's actor path rebuilt in plain torch (:class:`PolicyNet`: the same encoder layers and
 action head, the same action distribution), so ``rlkit eval`` and ``rlkit.load`` need neither Ray nor RLlib, and
 RLlib's own checkpoints (which unpickle) are never written or read. The value networks and optimizer state stay
-inside RLlib: a run cannot be continued exactly.
+inside RLlib: a run cannot be continued exactly. A multi-agent env trains one RLlib module per agent, through RLlib's
+PettingZoo wrapper.
 """
 
 from __future__ import annotations
