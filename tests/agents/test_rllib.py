@@ -150,21 +150,21 @@ def local_ray():
 
 @pytest.mark.slow
 def test_ppo_on_two_env_runners_learns_the_balancing_pole(tmp_path, local_ray):
-    """RLlib PPO from `rlkit train`, 2 env runners, 30,000 steps: well above a random policy's ~22; then the run
+    """RLlib PPO from `rlkit train`, 2 env runners, 20,000 steps: well above a random policy's ~22; then the run
     plays in plain torch through rlkit.load, rlkit eval and an exported TorchScript file, all alike."""
     run = tmp_path / "run"
     out = cli(["train", "agent=rllib", "agent.num_env_runners=2", "agent.net_arch=[64,64]",
                "agent.learning_rate=3e-4", "agent.train_batch_size=2000", "+agent.training.num_epochs=10",
-               "+agent.training.minibatch_size=128", "total_steps=30000", "callbacks.eval.every_steps=10000",
+               "+agent.training.minibatch_size=128", "total_steps=20000", "callbacks.eval.every_steps=5000",
                "callbacks.eval.episodes=5", "callbacks.progress_bar=false", "seed=1", f"hydra.run.dir={run}"],
               cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     summary = json.loads((run / "summary.json").read_text())
-    assert summary["steps"] >= 30000 and summary["episodes"] > 100
+    assert summary["steps"] >= 20000 and summary["episodes"] > 100
     assert summary["best_eval"]["mean_reward"] > 150, summary["best_eval"]
     assert local_ray.is_initialized()  # the run used the test's Ray and left it running
-    (events,) = {p.parent for p in (run / "tb").rglob("events.out.tfevents.*")}
-    assert {"episode/reward", "episode/length", "eval/mean_reward"} <= set(read_scalars(events))
+    tags = set(read_scalars(run / "tb"))
+    assert {"episode/reward", "episode/length", "eval/mean_reward", "train/policy_loss"} <= tags
 
     policy = rlkit.load(run)
     obs = np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32)
