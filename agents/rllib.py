@@ -24,6 +24,7 @@ import importlib
 import inspect
 import logging
 import os
+import socket
 import time
 import uuid
 from collections.abc import Callable
@@ -57,6 +58,8 @@ ACTOR_PATHS = {
 SUPPORTED_ACTIONS: dict[str, tuple[type, ...]] = {
     "PPO": (spaces.Discrete, spaces.Box), "APPO": (spaces.Discrete, spaces.Box),
     "IMPALA": (spaces.Discrete, spaces.Box), "DQN": (spaces.Discrete,), "SAC": (spaces.Box,)}
+
+CONNECT_TIMEOUT_S = 5.0  # to call a cluster unreachable
 
 # Ray's single-machine mode, whose services listen on 127.0.0.1 only; read when Ray is imported.
 LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
@@ -156,11 +159,37 @@ def import_rllib() -> Any:
     return ray
 
 
+def check_reachable(address: str) -> None:
+    """Fail fast, naming RAY_ADDRESS, when a cluster's head takes no TCP connection (ray.init retries for minutes)."""
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not host or not port.isdigit():
+        return  # a form Ray resolves itself (auto, a file); its own error if it fails
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as e:
+        raise ConfigError(f"agent=rllib cannot reach Ray at RAY_ADDRESS={address}: {e.strerror or e}; start the "
+                          "cluster, or unset RAY_ADDRESS to train on a local instance") from None
+
+
+def check_picklable(make_env: Callable[[], Any], label: str) -> None:
+    """Refuse, in one line, an env whose maker Ray cannot send to its env runners (it pickles it)."""
+    from ray import cloudpickle
+
+    try:
+        cloudpickle.dumps(make_env)
+    except Exception as e:  # PicklingError, TypeError, AttributeError: what cannot be pickled varies
+        raise ConfigError(f"{label} cannot be sent to Ray's env runners ({type(e).__name__}: {e}); agent=rllib "
+                          "needs an env whose maker can be pickled: create what cannot (locks, open files, "
+                          "connections) inside the env's constructor") from None
+
+
 def start_ray(ray: Any, num_cpus: int) -> bool:
     """Join the running Ray, the cluster at RAY_ADDRESS, or start a local instance on loopback; True if started."""
     if ray.is_initialized():
         return False
     address = os.environ.get("RAY_ADDRESS", "") or "local"
+    if address != "local":
+        check_reachable(address)
     kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.WARNING}
     if address == "local":
         kwargs["num_cpus"] = num_cpus or None
@@ -289,6 +318,7 @@ class RLlibAgent(Agent):
         from rlkit.agents.rllib_episodes import EPISODES_KEY
 
         ray = self._ray
+        check_picklable(self.make_env, self.label)  # before Ray starts: the env runners get the env's maker
         started = start_ray(ray, self.cfg.num_cpus)
         algo = None
         try:

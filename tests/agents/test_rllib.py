@@ -85,6 +85,31 @@ def test_a_continued_run_is_refused_with_where_the_weights_are():
         agent.load_training_state(agent.training_state())
 
 
+def test_an_unreachable_ray_address_fails_fast_naming_it(monkeypatch):
+    from rlkit.agents.rllib import start_ray
+
+    class NoRay:
+        def is_initialized(self):
+            return False
+
+        def init(self, **kwargs):
+            raise AssertionError("ray.init must not be tried: it retries for minutes")
+
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:9")  # the discard port: nothing listens
+    with pytest.raises(ConfigError, match=r"cannot reach Ray at RAY_ADDRESS=127.0.0.1:9: .*unset RAY_ADDRESS"):
+        start_ray(NoRay(), 0)
+
+
+def test_an_env_that_cannot_be_pickled_to_the_env_runners_is_refused_in_one_line():
+    import threading
+
+    from rlkit.agents.rllib import check_picklable
+
+    lock = threading.Lock()
+    with pytest.raises(ConfigError, match=r"MyEnv cannot be sent to Ray's env runners \(TypeError: .*lock"):
+        check_picklable(lambda: lock, "MyEnv")
+
+
 # ---------------------------------------------------------------------------------------------- plain torch policy
 CASES = [("PPO", "balancing_pole"), ("APPO", "balancing_pole"), ("IMPALA", "balancing_pole"),
          ("DQN", "balancing_pole"), ("PPO", "robotic_arm"), ("SAC", "robotic_arm")]
