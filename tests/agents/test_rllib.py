@@ -162,6 +162,22 @@ def test_saved_weights_load_into_a_new_agent_and_act_the_same(tmp_path):
     np.testing.assert_array_equal(agent.act(obs), other.act(obs))
 
 
+def test_playing_a_policy_needs_neither_ray_nor_rllib(tmp_path):
+    """Building the agent to play (training=False), loading its weights and acting import no part of Ray."""
+    import subprocess
+
+    code = ("import sys; from rlkit.config import compose; from rlkit.factory import build_agent, build_env; "
+            "import numpy as np; cfg = compose(['agent=rllib', 'agent.algo=SAC', 'env=robotic_arm']); "
+            "a = build_agent(cfg.agent, build_env(cfg.env), seed=0, training=False); "
+            f"a.save(__import__('pathlib').Path({str(tmp_path / 'w.safetensors')!r})); "
+            f"a.load(__import__('pathlib').Path({str(tmp_path / 'w.safetensors')!r})); "
+            "a.act(np.zeros((2, a.observation_space.shape[0]), np.float32)); "
+            "print(sorted(m for m in sys.modules if m == 'ray' or m.startswith('ray.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
 # ---------------------------------------------------------------------------------------------- training on Ray
 @pytest.fixture(scope="module")
 def local_ray():
