@@ -243,6 +243,15 @@ def rllib_algorithm_config(cfg: RLlibConfig, env_name: str, seed: int, agents: t
             .training(**training))
 
 
+def finished_episodes(value: Any) -> list[tuple[float, int, dict[str, float]]]:
+    """The iteration's ``rlkit_episodes`` as a list: RLlib gives NaN (or nothing) for none, the item itself for one."""
+    if not isinstance(value, list | tuple):
+        return []
+    if len(value) == 3 and isinstance(value[2], dict):  # one episode: (return, length, agents' returns)
+        return [tuple(value)]  # type: ignore[list-item]
+    return [tuple(v) for v in value]  # type: ignore[misc]
+
+
 def _numbers(metrics: Any, prefix: str = "") -> dict[str, float]:
     """The numeric leaves of RLlib's nested learner results, by slash-joined name."""
     out: dict[str, float] = {}
@@ -342,7 +351,7 @@ class RLlibAgent(Agent):
                 runners = result.get("env_runners", {})
                 self.num_steps = int(runners.get("num_env_steps_sampled_lifetime", self.num_steps))
                 self._pull_weights(algo)
-                for ret, length, agents in runners.get(EPISODES_KEY) or []:
+                for ret, length, agents in finished_episodes(runners.get(EPISODES_KEY)):
                     if self.agents:  # each agent's return, then the team's mean under the plain tags
                         for agent in self.agents:
                             callback.on_episode_end(Episode(self.num_steps, agents.get(agent, 0.0), length, agent))

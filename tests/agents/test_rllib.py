@@ -78,6 +78,16 @@ def test_an_unknown_training_key_names_the_closest():
         rllib_algorithm_config(cfg.agent, "env", 0)
 
 
+def test_the_episodes_of_an_iteration_are_read_whatever_their_count():
+    from rlkit.agents.rllib import finished_episodes
+
+    one, two = (-3.5, 200, {}), (10.0, 10, {"a": 4.0})
+    assert finished_episodes(None) == [] and finished_episodes(float("nan")) == [] and finished_episodes([]) == []
+    assert finished_episodes(one) == [one]  # RLlib hands a series of one item as the item
+    assert finished_episodes([one, two]) == [one, two]
+    assert finished_episodes([list(one), list(two), list(one)]) == [one, two, one]
+
+
 def test_a_continued_run_is_refused_with_where_the_weights_are():
     cfg = rllib_cfg()
     agent = build_agent(cfg.agent, build_env(cfg.env), seed=0, training=False)
