@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -396,6 +397,58 @@ class MADDPGConfig:
         })
 
 
+# ---------------------------------------------------------------------------------------------- RLlib
+RLLIB_ALGOS = ("PPO", "APPO", "IMPALA", "DQN", "SAC")
+"""The RLlib algorithms ``agent=rllib`` trains (RLlib's new API stack, torch)."""
+
+
+@dataclass
+class RLlibConfig:
+    """An RLlib algorithm on RLlib's env runners (Ray actors); rlkit plays its policy in plain torch.
+
+    Empty (null) numbers keep RLlib's own default for the algorithm.
+    """
+
+    name: str = "rllib"
+    """Agent kind; selects the builder (do not change)."""
+    algo: str = "PPO"
+    """RLlib algorithm: PPO, APPO, IMPALA, DQN (discrete actions) or SAC (continuous actions)."""
+    num_env_runners: int = 2
+    """Env runners (Ray actors, one CPU each) that step environment copies; 0: sample in the training process."""
+    num_envs_per_env_runner: int = 1
+    """Environment copies each env runner steps as one vector env."""
+    learning_rate: float | None = None
+    """Learning rate (RLlib's ``lr``); empty: RLlib's default for the algorithm."""
+    gamma: float | None = None
+    """Discount factor; empty: RLlib's default (0.99)."""
+    train_batch_size: int | None = None
+    """RLlib's ``train_batch_size_per_learner``: PPO, APPO, IMPALA: steps per update; DQN, SAC: the replay
+    minibatch. Empty: RLlib's default."""
+    net_arch: list[int] = field(default_factory=lambda: [256, 256])
+    """Hidden layer sizes of the policy (and value) encoders (RLlib's ``fcnet_hiddens``)."""
+    activation_fn: str = "tanh"
+    """Activation of the hidden layers: relu, tanh, elu, leaky_relu, gelu, silu (RLlib's ``fcnet_activation``)."""
+    training: dict[str, Any] = field(default_factory=dict)
+    """More keyword arguments of the algorithm config's ``training()``, e.g. +agent.training.num_epochs=6."""
+    num_cpus: int = 0
+    """CPUs of a local Ray instance started for the run (0: all of this machine's); unused with RAY_ADDRESS."""
+
+    def validate(self) -> None:
+        """Check values that the types alone cannot."""
+        if self.algo not in RLLIB_ALGOS:
+            close = difflib.get_close_matches(self.algo.upper(), RLLIB_ALGOS, n=1, cutoff=0.4)
+            hint = f" Did you mean {close[0]}?" if close else ""
+            raise ConfigError(f"agent.algo={self.algo} is not an RLlib algorithm rlkit trains; choose one of "
+                              f"{', '.join(RLLIB_ALGOS)}.{hint}")
+        check_agent(self, {
+            "num_env_runners": self.num_env_runners >= 0, "num_envs_per_env_runner": self.num_envs_per_env_runner >= 1,
+            "learning_rate": self.learning_rate is None or self.learning_rate > 0,
+            "gamma": self.gamma is None or 0.0 <= self.gamma <= 1.0,
+            "train_batch_size": self.train_batch_size is None or self.train_batch_size >= 1,
+            "num_cpus": self.num_cpus >= 0,
+        })
+
+
 AGENT_SCHEMAS: dict[str, type] = {
     "dqn": DQNConfig,
     "reinforce": ReinforceConfig,
@@ -404,5 +457,6 @@ AGENT_SCHEMAS: dict[str, type] = {
     "a2c": A2CConfig,
     "sac": SACConfig,
     "td3": TD3Config,
+    "rllib": RLlibConfig,
 }
 """Agent schemas by config ``name``."""

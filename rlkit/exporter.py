@@ -116,11 +116,23 @@ class _MADDPGActor(nn.Module):
         return self.low + (torch.tanh(out) + 1.0) * 0.5 * (self.high - self.low)
 
 
+class _RLlibPolicy(nn.Module):
+    """An RLlib policy's deterministic action, from rlkit's plain torch copy of its actor path."""
+
+    def __init__(self, policy: nn.Module) -> None:
+        super().__init__()
+        self.policy = policy
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        return self.policy.mode(obs)
+
+
 def policy_modules(loaded: LoadedRun) -> dict[str | None, nn.Module]:
     """The run's deterministic policy as modules (obs batch in, action batch out): one, or one per agent by name."""
     from rlkit.agents.joint_control import JointControlAgent
     from rlkit.agents.maddpg import MADDPG
     from rlkit.agents.reinforce import Reinforce
+    from rlkit.agents.rllib import RLlibAgent
     from rlkit.agents.sb3 import SB3Agent
 
     agent, name = loaded.agent, loaded.config.agent.name
@@ -132,12 +144,14 @@ def policy_modules(loaded: LoadedRun) -> dict[str | None, nn.Module]:
         modules: dict[str | None, nn.Module] = {None: _ReinforcePolicy(copy.deepcopy(agent.policy))}
     elif isinstance(agent, SB3Agent):
         modules = {None: _SB3Policy(copy.deepcopy(agent.model.policy), agent.action_space, agent._discretized)}
+    elif isinstance(agent, RLlibAgent):
+        modules = {None: _RLlibPolicy(copy.deepcopy(agent.policy))}
     elif isinstance(agent, MADDPG):
         modules = ({None: _MADDPGActor(agent, 0)} if agent.single_agent else
                    {a: _MADDPGActor(agent, i) for i, a in enumerate(agent.agents)})
     else:
-        raise ExportError(f"agent={name} ({type(agent).__name__}) has no export: rlkit exports REINFORCE, MADDPG "
-                          "and stable-baselines3's algorithms")
+        raise ExportError(f"agent={name} ({type(agent).__name__}) has no export: rlkit exports REINFORCE, MADDPG, "
+                          "stable-baselines3's and RLlib's algorithms")
     for module in modules.values():  # copies: the loaded agent's own networks keep their gradients
         module.eval().requires_grad_(False)
     return modules

@@ -249,8 +249,18 @@ def _maddpg(cfg: Any, env: EnvFactory, seed: int, training: bool) -> Agent:
                   single_agent=True)
 
 
+def _rllib(cfg: Any, env: EnvFactory, seed: int, training: bool) -> Agent:
+    if env.vectorization != "sync":
+        raise ConfigError(f"agent=rllib steps its env copies on RLlib's env runners (agent.num_env_runners), not "
+                          f"through env.vectorization={env.vectorization}: leave env.vectorization=sync")
+    from rlkit.agents.rllib import RLlibAgent
+
+    return RLlibAgent(cfg, lambda: env.make(None), env.label, seed=seed, training=training, agents=env.agents)
+
+
 _AGENT_BUILDERS: dict[str, Callable[[Any, EnvFactory, int, bool], Agent]] = {
     "dqn": _sb3, "reinforce": _reinforce, "maddpg": _maddpg, "ppo": _sb3, "a2c": _sb3, "sac": _sb3, "td3": _sb3,
+    "rllib": _rllib,
 }
 AGENTS: dict[str, tuple[type, Callable[[Any, EnvFactory, int, bool], Agent]]] = {
     name: (schema, _AGENT_BUILDERS[name]) for name, schema in AGENT_SCHEMAS.items()}
@@ -357,7 +367,7 @@ def build_agent(cfg: Any, env: EnvFactory, seed: int, training: bool = True) -> 
         check_memory(cfg, env)
     elif env.make_vec_here is not None:  # acting only: no subprocess or Ray actor for a look at the spaces
         env = dataclasses.replace(env, make_vec=env.make_vec_here, vectorization="sync", make_remote=None)
-    if not env.agents or build is _maddpg:
+    if not env.agents or build in (_maddpg, _rllib):
         return build(cfg, env, seed, training)
     from rlkit.agents.joint_control import JointControlAgent
     from rlkit.envs.adapters import JointControl, JointControlVectorEnv

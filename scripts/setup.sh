@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Creates a virtual environment and installs rlkit (editable, with test tools and the Ray and export extras,
+# Creates a virtual environment and installs rlkit (editable, with test tools and the Ray, RLlib and export extras,
 # which the tests cover) at the pinned versions.
 # Usage: bash scripts/setup.sh [VENV_DIR]   (default .venv)
 #
@@ -23,5 +23,5 @@ if ! "$venv/bin/python" -c "import torch, sys; sys.exit(0 if torch.__version__ =
     "${pip[@]}" --extra-index-url https://download.pytorch.org/whl/cpu "$torch_pin"
   fi
 fi
-"${pip[@]}" -e ".[test,ray,export]"
+"${pip[@]}" -e ".[test,ray,rllib,export]"
 "$venv/bin/python" -c "import torch; assert not torch.version.cuda, 'a CUDA build of torch was installed'; print('setup: rlkit installed with torch', torch.__version__, '(CPU)')"
