@@ -1,8 +1,10 @@
 """pytest set-up: headless pygame, and one torch thread per test process."""
 
 import os
+import sys
 
 import torch
+from absl import logging as absl_logging
 
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
@@ -10,6 +12,11 @@ os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
 # pytest-xdist runs one process per core; more threads per process only fight over the cores (as
 # rlkit's trainer, which defaults to torch_threads=1).
 torch.set_num_threads(1)
+
+# absl's log handler (absl comes with TensorBoard; RLlib imports its logging) writes to the sys.stderr of the moment it
+# is imported, here pytest's capture, and closes that stream when Hydra clears the logging set-up in a test's
+# in-process `rlkit` command (tests/helpers.py: cli): pytest's own output would be lost. sys.__stderr__ it never closes.
+absl_logging.get_absl_handler().python_handler.stream = sys.__stderr__
 
 
 LONGEST = "test_maddpg_preset_solves_the_two_agent_cartpole_for_at_least_4_of_5_seeds"
