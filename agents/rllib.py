@@ -24,7 +24,6 @@ import importlib
 import inspect
 import logging
 import os
-import socket
 import time
 import uuid
 from collections.abc import Callable
@@ -41,6 +40,7 @@ from rlkit.agents.config import ACTIVATIONS, RLlibConfig
 from rlkit.agents.networks import activation_fn
 from rlkit.callbacks import Callback, Episode
 from rlkit.errors import ConfigError, RunDirError
+from rlkit.ray_address import ADDRESS_ENV, check_reachable, local_on_loopback
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +59,6 @@ SUPPORTED_ACTIONS: dict[str, tuple[type, ...]] = {
     "PPO": (spaces.Discrete, spaces.Box), "APPO": (spaces.Discrete, spaces.Box),
     "IMPALA": (spaces.Discrete, spaces.Box), "DQN": (spaces.Discrete,), "SAC": (spaces.Box,)}
 
-CONNECT_TIMEOUT_S = 5.0  # to call a cluster unreachable
-
-# Ray's single-machine mode, whose services listen on 127.0.0.1 only; read when Ray is imported.
-LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
 
 def check_spaces(algo: str, observation_space: gym.Space[Any], action_space: gym.Space[Any], label: str) -> None:
@@ -147,8 +143,7 @@ class PolicyNet(nn.Module):
 # ---------------------------------------------------------------------------------------------- Ray
 def import_rllib() -> Any:
     """``ray.rllib``, or a one-line error naming the extra that installs it."""
-    if os.environ.get("RAY_ADDRESS", "local") == "local":
-        os.environ.setdefault(LOOPBACK_ENV, "0")
+    local_on_loopback(os.environ.get(ADDRESS_ENV) or "local")
     try:
         import ray.rllib  # noqa: F401
         from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig  # noqa: F401
@@ -157,18 +152,6 @@ def import_rllib() -> Any:
     import ray
 
     return ray
-
-
-def check_reachable(address: str) -> None:
-    """Fail fast, naming RAY_ADDRESS, when a cluster's head takes no TCP connection (ray.init retries for minutes)."""
-    host, sep, port = address.removeprefix("ray://").rpartition(":")
-    if not sep or not host or not port.isdigit():
-        return  # a form Ray resolves itself (auto, a file); its own error if it fails
-    try:
-        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
-    except OSError as e:
-        raise ConfigError(f"agent=rllib cannot reach Ray at RAY_ADDRESS={address}: {e.strerror or e}; start the "
-                          "cluster, or unset RAY_ADDRESS to train on a local instance") from None
 
 
 def check_picklable(make_env: Callable[[], Any], label: str) -> None:
@@ -187,8 +170,8 @@ def start_ray(ray: Any, num_cpus: int) -> bool:
     """Join the running Ray, the cluster at RAY_ADDRESS, or start a local instance on loopback; True if started."""
     if ray.is_initialized():
         return False
-    address = os.environ.get("RAY_ADDRESS", "") or "local"
-    if address != "local":
+    address = os.environ.get(ADDRESS_ENV) or "local"
+    if address not in ("local", "auto"):
         check_reachable(address)
     kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.WARNING}
     if address == "local":

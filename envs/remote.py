@@ -14,7 +14,6 @@ from __future__ import annotations
 import importlib.util
 import multiprocessing
 import os
-import socket
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -26,11 +25,8 @@ from gymnasium.vector.async_vector_env import AsyncState
 from gymnasium.vector.utils import concatenate, create_empty_array
 
 from rlkit.errors import ConfigError, EnvWorkerDied
+from rlkit.ray_address import ADDRESS_ENV, LOOPBACK, check_reachable, local_on_loopback
 
-ADDRESS_ENV = "RAY_ADDRESS"
-LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # "0": Ray's services listen on 127.0.0.1 only (read at import)
-LOOPBACK = "127.0.0.1"
-CONNECT_TIMEOUT_S = 5.0  # to call a cluster unreachable (ray.init itself retries for minutes)
 START_TIMEOUT_S = 120.0  # for the actors to be placed and build their copies
 
 
@@ -156,9 +152,8 @@ def connect(actors: int) -> Any:
         raise ConfigError("env.vectorization=ray needs Ray, an optional extra: pip install 'rlkit[ray]' (or "
                           "env.vectorization=async: subprocesses on this machine)")
     address = os.environ.get(ADDRESS_ENV) or "local"
-    if address == "local":
-        os.environ.setdefault(LOOPBACK_ENV, "0")
-    elif address != "auto":
+    local_on_loopback(address)
+    if address not in ("local", "auto"):
         check_reachable(address)
     import ray
 
@@ -182,21 +177,6 @@ def connect(actors: int) -> Any:
         else:
             os.environ["PYTHONPATH"] = saved
     return ray
-
-
-def check_reachable(address: str) -> None:
-    """Fail fast, naming the address, when a cluster's head takes no TCP connection (ray.init retries for minutes)."""
-    host, sep, port = address.removeprefix("ray://").rpartition(":")
-    if not sep or not host or not port.isdigit():
-        raise ConfigError(f"{ADDRESS_ENV}={address!r} is not a Ray address: use host:port (the head's GCS port, 6379 "
-                          "unless `ray start --port` chose another), ray://host:port, auto or local")
-    try:
-        with socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S):
-            pass
-    except OSError as e:
-        raise ConfigError(f"no Ray cluster answers at {address} ({ADDRESS_ENV}): {e.strerror or type(e).__name__}. "
-                          f"Start one there with `ray start --head --port={port}`, or unset {ADDRESS_ENV} to run on a "
-                          "new local instance") from None
 
 
 class RayVectorEnv(gym.vector.VectorEnv):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,15 +20,10 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from rlkit.multirun import SweepError
+from rlkit.ray_address import ADDRESS_ENV, LOOPBACK, check_reachable, local_on_loopback
 
 log = logging.getLogger(__name__)
 
-ADDRESS_ENV = "RAY_ADDRESS"
-# "0": Ray's single-machine mode (its default on macOS and Windows), whose services listen on 127.0.0.1 only. Ray
-# reads it when imported; ray.init's node IP would be replaced by the machine's outward address on Linux.
-LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
-LOOPBACK = "127.0.0.1"
-CONNECT_TIMEOUT_S = 5.0  # to call a cluster unreachable (ray.init itself retries for minutes)
 
 
 @dataclass
@@ -160,8 +154,7 @@ def cluster_address(init: DictConfig) -> str:
 
 def loopback_if_local(init: DictConfig) -> None:
     """Before Ray is imported: a new local instance serves this machine only, so it listens on 127.0.0.1."""
-    if cluster_address(init) == "local":
-        os.environ.setdefault(LOOPBACK_ENV, "0")
+    local_on_loopback(cluster_address(init))
 
 
 def connect(ray: Any, init: DictConfig) -> str:
@@ -179,7 +172,7 @@ def connect(ray: Any, init: DictConfig) -> str:
     if address == "local":
         kwargs.update(num_cpus=init.num_cpus, dashboard_host=LOOPBACK)
     elif address != "auto":  # left to Ray
-        check_reachable(address, source)
+        check_reachable(address, source, SweepError)
     try:
         ray.init(address=address, **kwargs)
     except Exception as e:  # ConnectionError, ValueError, AuthenticationError, RuntimeError: all the same to a user
@@ -194,16 +187,3 @@ def connect(ray: Any, init: DictConfig) -> str:
     return where
 
 
-def check_reachable(address: str, source: str) -> None:
-    """Fail fast, naming the address, when a cluster's head takes no TCP connection (ray.init retries for minutes)."""
-    host, sep, port = address.removeprefix("ray://").rpartition(":")
-    if not sep or not host or not port.isdigit():
-        raise SweepError(f"{source}={address!r} is not a Ray address: use host:port (the head's GCS port, "
-                         "6379 unless `ray start --port` chose another), ray://host:port, auto or local")
-    try:
-        with socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S):
-            pass
-    except OSError as e:
-        raise SweepError(f"no Ray cluster answers at {address} ({source}): {e.strerror or type(e).__name__}. "
-                         f"Start one there with `ray start --head --port={port}`, or unset {ADDRESS_ENV} to run on "
-                         "a new local instance") from None

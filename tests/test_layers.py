@@ -99,7 +99,7 @@ def test_the_graph_reads_every_kind_of_import():
 
 # Bottom to top, as README.md's Development section lists them: a module may import its own layer and those below.
 LAYERS = [
-    ("rlkit.errors", "rlkit.files", "rlkit.callbacks", "rlkit.video", "rlkit.signals"),
+    ("rlkit.errors", "rlkit.files", "rlkit.callbacks", "rlkit.video", "rlkit.signals", "rlkit.ray_address"),
     ("rlkit.envs", "rlkit.env_schemas"),
     ("rlkit.agents",),
     ("rlkit.factory", "rlkit.config", "rlkit.manual"),

@@ -160,7 +160,7 @@ class FakeRay:
 def test_ray_connects_by_override_then_ray_address_else_starts_a_local_instance(monkeypatch):
     from rlkit.ray_launcher import RayInitConf, connect
 
-    monkeypatch.setattr("rlkit.ray_launcher.check_reachable", lambda address, source: None)
+    monkeypatch.setattr("rlkit.ray_launcher.check_reachable", lambda *args: None)
     init = OmegaConf.structured(RayInitConf)
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     ray = FakeRay()
@@ -178,7 +178,8 @@ def test_ray_connects_by_override_then_ray_address_else_starts_a_local_instance(
 
 
 def test_a_new_local_ray_instance_listens_on_loopback_only(monkeypatch):
-    from rlkit.ray_launcher import LOOPBACK_ENV, RayInitConf, loopback_if_local
+    from rlkit.ray_address import LOOPBACK_ENV
+    from rlkit.ray_launcher import RayInitConf, loopback_if_local
 
     init = OmegaConf.structured(RayInitConf)
     for env, address, loopback in ((None, None, "0"), ("10.0.0.5:6379", None, None), (None, "auto", None)):
