@@ -93,8 +93,8 @@ def bench_throughput(steps: int = 200_000, repeats: int = 5) -> dict[str, Any]:
     return results
 
 
-def time_to_solve(overrides: list[str], seed: int, workdir: Path) -> dict[str, Any]:
-    cfg = compose([*overrides, *PROTOCOL, f"seed={seed}"])
+def time_to_solve(overrides: list[str], seed: int, workdir: Path, protocol: list[str] = PROTOCOL) -> dict[str, Any]:
+    cfg = compose([*overrides, *protocol, f"seed={seed}"])
     summary = train(cfg, workdir / f"seed{seed}")  # type: ignore[arg-type]
     solved = summary["solved"]
     return {
@@ -103,18 +103,20 @@ def time_to_solve(overrides: list[str], seed: int, workdir: Path) -> dict[str, A
         "steps": solved["step"] if solved else None,
         "train_seconds": solved["train_seconds"] if solved else None,
         "budget_steps": summary["total_steps"],
+        "steps_per_second": summary["steps"] / summary["train_seconds"],
         "best_eval": summary["best_eval"]["mean_reward"],
     }
 
 
-def bench_solve(name: str, overrides: list[str], seeds: int) -> dict[str, Any]:
+def bench_solve(name: str, overrides: list[str], seeds: int, protocol: list[str] = PROTOCOL) -> dict[str, Any]:
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in range(seeds):
-            r = time_to_solve(overrides, seed, Path(tmp))
+            r = time_to_solve(overrides, seed, Path(tmp), protocol)
             runs.append(r)
             shown = f"{r['steps']:>7,} steps {r['train_seconds']:6.1f} s" if r["solved"] else "not solved"
-            print(f"    {name:<30} seed {seed}: {shown}  (best eval {r['best_eval']:.1f})", flush=True)
+            print(f"    {name:<30} seed {seed}: {shown}  ({r['steps_per_second']:,.0f} steps/s, best eval "
+                  f"{r['best_eval']:.1f})", flush=True)
     solved = [r for r in runs if r["solved"]]
     # Unsolved seeds count as the whole budget's worth, so the median never flatters a failing config.
     secs = [r["train_seconds"] if r["solved"] else float("inf") for r in runs]
@@ -124,6 +126,7 @@ def bench_solve(name: str, overrides: list[str], seeds: int) -> dict[str, Any]:
         "solved": f"{len(solved)}/{len(runs)}",
         "median_train_seconds": statistics.median(secs),
         "median_steps": statistics.median(steps),
+        "median_steps_per_second": statistics.median(r["steps_per_second"] for r in runs),
     }
 
 

@@ -17,16 +17,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import rlkit.trainer
-from rlkit.config import compose
-from rlkit.trainer import train
+from bench_balancing_pole import bench_solve
 
 RLLIB_PPO = ["agent=rllib", "agent.algo=PPO", "agent.num_env_runners=2", "agent.net_arch=[64,64]",
              "agent.learning_rate=3e-4", "agent.train_batch_size=2000", "+agent.training.num_epochs=10",
@@ -36,35 +32,6 @@ PROTOCOL = ["env=balancing_pole", "callbacks.eval.every_steps=5000", "callbacks.
             "callbacks.eval.stop_on_threshold=true", "callbacks.tensorboard=false", "callbacks.progress_bar=false"]
 
 
-def time_to_solve(overrides: list[str], seed: int, workdir: Path) -> dict[str, Any]:
-    cfg = compose([*PROTOCOL, *overrides, f"seed={seed}"])
-    started = time.perf_counter()
-    summary = train(cfg, workdir / f"seed{seed}")  # type: ignore[arg-type]
-    wall = time.perf_counter() - started
-    solved = summary["solved"]
-    return {"seed": seed, "solved": solved is not None, "steps": solved["step"] if solved else None,
-            "train_seconds": solved["train_seconds"] if solved else None, "run_steps": summary["steps"],
-            "steps_per_second": summary["steps"] / summary["train_seconds"], "wall_seconds": wall,
-            "best_eval": summary["best_eval"]["mean_reward"]}
-
-
-def bench(name: str, overrides: list[str], seeds: int) -> dict[str, Any]:
-    runs = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for seed in range(seeds):
-            r = time_to_solve(overrides, seed, Path(tmp))
-            runs.append(r)
-            shown = f"{r['steps']:>7,} steps {r['train_seconds']:6.1f} s" if r["solved"] else "not solved"
-            print(f"    {name:<28} seed {seed}: {shown}  ({r['steps_per_second']:,.0f} steps/s, best eval "
-                  f"{r['best_eval']:.1f})", flush=True)
-    # Unsolved seeds count as infinite, so the median never flatters a failing configuration.
-    secs = [r["train_seconds"] if r["solved"] else float("inf") for r in runs]
-    steps = [r["steps"] if r["solved"] else float("inf") for r in runs]
-    return {"runs": runs, "solved": f"{sum(r['solved'] for r in runs)}/{len(runs)}",
-            "median_train_seconds": statistics.median(secs), "median_steps": statistics.median(steps),
-            "median_steps_per_second": statistics.median(r["steps_per_second"] for r in runs)}
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=3)
@@ -72,9 +39,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     print(f"time to 475 on the balancing pole (eval: 10 deterministic episodes every 5,000 steps), {args.seeds} seeds")
     out: dict[str, Any] = {"versions": rlkit.trainer.package_versions(), "solve": {
-        "RLlib PPO, 2 env runners (agent=rllib)": bench("RLlib PPO (2 env runners)", RLLIB_PPO, args.seeds),
-        "REINFORCE (experiment=balancing_pole_reinforce)": bench("balancing_pole_reinforce", REINFORCE_PRESET,
-                                                                 args.seeds),
+        "RLlib PPO, 2 env runners (agent=rllib)": bench_solve("RLlib PPO (2 env runners)", RLLIB_PPO, args.seeds,
+                                                              PROTOCOL),
+        "REINFORCE (experiment=balancing_pole_reinforce)": bench_solve("balancing_pole_reinforce",
+                                                                       REINFORCE_PRESET, args.seeds, PROTOCOL),
     }}
     print(f"\n    {'configuration':<50}{'solved':>8}{'median s':>10}{'median steps':>14}{'steps/s':>10}")
     for name, r in out["solve"].items():
