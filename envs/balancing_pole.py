@@ -38,7 +38,7 @@ def env_config(schema: type, params: dict[str, Any], render_mode: str | None, re
 
 
 class _Physics:
-    """Constants of the dynamics, folded once so the single and the batched env share every operation.
+    """The dynamics: constants folded once and the equations, so the single and the batched env share every operation.
 
     Within an angle limit below 90 degrees ``cos = sqrt(1 - sin^2)``, exact up to rounding and cheaper than ``cos``.
     """
@@ -64,50 +64,29 @@ class _Physics:
         self.spaces = (spaces.Box(-high, high, dtype=np.float32),
                        spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32) if cfg.continuous else spaces.Discrete(2))
 
+    def accelerations(self, force_m: Any, theta: Any, theta_dot: Any, m: Any = math) -> tuple[Any, Any]:
+        """The cart's and the pole's acceleration under ``force_m`` (force over total mass): Florian's equations.
 
-def step_arrays(p: _Physics, state: np.ndarray, force_m: np.ndarray, deriv: np.ndarray, tmp: np.ndarray
-                ) -> np.ndarray:
+        One cart with floats and ``m=math``; a cart per element with arrays and ``m=np``, bit for bit alike.
+        """
+        sin = m.sin(theta)
+        cos = m.sqrt(1.0 - sin * sin) if self.cos_from_sin else m.cos(theta)
+        temp = force_m + self.k_pm * theta_dot * theta_dot * sin
+        thetaacc = (self.gravity * sin - cos * temp) / (self.k_den - self.k_cos2 * cos * cos)
+        xacc = temp - self.k_pm * thetaacc * cos
+        return xacc, thetaacc
+
+
+def step_arrays(p: _Physics, state: np.ndarray, force_m: np.ndarray) -> np.ndarray:
     """Advance ``state`` (rows x, x_dot, theta, theta_dot; a column per cart) by one Euler step, in place.
 
-    ``force_m`` (force over total mass per cart) is overwritten; ``deriv`` and ``tmp`` are (4, n) scratch.
-    :meth:`BalancingPoleEnv.step`'s operations in its order, so each column equals a single env bit for bit.
+    :meth:`BalancingPoleEnv.step`'s operations, so each column equals a single env bit for bit.
     Returns, per cart, whether it left the track or its pole fell past the angle limit.
     """
     x, x_dot, theta, theta_dot = state
-    _, xacc, _, thetaacc = deriv
-    sin, cos, den, scratch = tmp
-    temp = force_m
-    np.sin(theta, out=sin)
-    if p.cos_from_sin:
-        np.multiply(sin, sin, out=cos)
-        np.subtract(1.0, cos, out=cos)
-        np.sqrt(cos, out=cos)
-    else:
-        np.cos(theta, out=cos)
-    np.multiply(theta_dot, p.k_pm, out=scratch)
-    scratch *= theta_dot
-    scratch *= sin
-    temp += scratch  # temp = force_m + k_pm * theta_dot^2 * sin
-    np.multiply(cos, p.k_cos2, out=den)
-    den *= cos
-    np.subtract(p.k_den, den, out=den)  # den = k_den - k_cos2 * cos^2
-    np.multiply(sin, p.gravity, out=thetaacc)
-    np.multiply(cos, temp, out=scratch)
-    thetaacc -= scratch
-    thetaacc /= den  # thetaacc = (g sin - cos temp) / den
-    np.multiply(thetaacc, p.k_pm, out=xacc)
-    xacc *= cos
-    np.subtract(temp, xacc, out=xacc)  # xacc = temp - k_pm * thetaacc * cos
-
-    # Explicit Euler, all four rows at once: positions move with the old velocities.
-    deriv[0] = x_dot
-    deriv[2] = theta_dot
-    deriv *= p.tau
-    state += deriv
-    terminated = np.abs(x) > p.x_threshold
-    np.abs(theta, out=sin)
-    terminated |= sin > p.theta_threshold_radians
-    return terminated
+    xacc, thetaacc = p.accelerations(force_m, theta, theta_dot, np)
+    state += p.tau * np.array([x_dot, xacc, theta_dot, thetaacc])  # explicit Euler: positions with the old velocities
+    return (np.abs(x) > p.x_threshold) | (np.abs(theta) > p.theta_threshold_radians)
 
 
 class ResetStreams(Snapshot):
@@ -227,19 +206,10 @@ class BalancingPoleEnv(Snapshot, CanvasOwner, gym.Env[np.ndarray, Any]):
         p = self._phys
         force_m = self._force(action)
         x, x_dot, theta, theta_dot = self._state
-        sintheta = math.sin(theta)
-        costheta = math.sqrt(1.0 - sintheta * sintheta) if p.cos_from_sin else math.cos(theta)
-
-        # The pole's angular acceleration, then the cart's; step_arrays repeats these operations in this order.
-        temp = force_m + p.k_pm * theta_dot * theta_dot * sintheta
-        thetaacc = (p.gravity * sintheta - costheta * temp) / (p.k_den - p.k_cos2 * costheta * costheta)
-        xacc = temp - p.k_pm * thetaacc * costheta
-
+        xacc, thetaacc = p.accelerations(force_m, theta, theta_dot)
         # Explicit Euler: positions move with the old velocities.
-        x = x + x_dot * p.tau
-        x_dot = x_dot + xacc * p.tau
-        theta = theta + theta_dot * p.tau
-        theta_dot = theta_dot + thetaacc * p.tau
+        x, x_dot = x + p.tau * x_dot, x_dot + p.tau * xacc
+        theta, theta_dot = theta + p.tau * theta_dot, theta_dot + p.tau * thetaacc
         self._state = (x, x_dot, theta, theta_dot)
         terminated = (x < -self.x_threshold or x > self.x_threshold
                       or theta < -self.theta_threshold_radians or theta > self.theta_threshold_radians)
@@ -333,7 +303,7 @@ class BatchedEnv(Snapshot, VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
     def _restart(self) -> np.ndarray | None:
         """Count a step; the copies that ended on the previous step start over (their action ignored): which."""
         self._steps += 1
-        idx = np.flatnonzero(self._prev_done)
+        idx = self._prev_done.nonzero()[0]
         if not idx.size:
             return None
         self._start(idx)
@@ -352,8 +322,7 @@ class BalancingPoleVectorEnv(BatchedEnv):
         self.__dict__.update(self._phys.public)
         super().__init__(num_envs, cfg.max_episode_steps, self._phys.spaces)
         self._push = np.array(self._phys.push)
-        # Rows x, x_dot, theta, theta_dot (float64); the Euler step's slopes x_dot, xacc, theta_dot, thetaacc; scratch.
-        self._state, self._deriv, self._tmp = np.zeros((4, num_envs)), np.empty((4, num_envs)), np.empty((4, num_envs))
+        self._state = np.zeros((4, num_envs))  # rows x, x_dot, theta, theta_dot (float64)
         self._low, self._high = -0.05, 0.05
 
     def reset(self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None
@@ -390,7 +359,7 @@ class BalancingPoleVectorEnv(BatchedEnv):
         """Advance every copy by ``tau`` seconds; copies that ended last step start a new episode instead."""
         if self._needs_reset:
             raise RuntimeError("BalancingPoleVectorEnv.step() called before reset()")
-        terminated = step_arrays(self._phys, self._state, self._forces(actions), self._deriv, self._tmp)
+        terminated = step_arrays(self._phys, self._state, self._forces(actions))
         restarted = self._restart()
         truncated = self._steps >= self.max_episode_steps
         reward = np.ones(self.num_envs, dtype=np.float32)

@@ -33,7 +33,7 @@ class _Carts:
         self.observation_space = spaces.Box(np.tile(own.low, repeat), np.tile(own.high, repeat), dtype=np.float32)
         self.push = np.array(self.phys.push)
 
-    def step(self, actions: np.ndarray, state: np.ndarray, deriv: np.ndarray, tmp: np.ndarray) -> np.ndarray:
+    def step(self, actions: np.ndarray, state: np.ndarray) -> np.ndarray:
         """Push every cart by its (checked) action and the springs for ``tau`` seconds; which carts are out."""
         if self.continuous:
             force_m = actions.reshape(-1).astype(np.float64) * self.phys.force_mag
@@ -45,7 +45,7 @@ class _Carts:
             pull = (x[:, 1:] - x[:, :-1]) * self.k_m
             f[:, :-1] += pull  # cart i is pulled towards cart i + 1 ...
             f[:, 1:] -= pull  # ... and cart i + 1 towards cart i, by the same force
-        return step_arrays(self.phys, state, force_m, deriv, tmp)
+        return step_arrays(self.phys, state, force_m)
 
     def observations(self, state: np.ndarray) -> np.ndarray:
         """(copies, agents, obs_dim) float32: each cart's state, then its neighbours' (zeros past the ends)."""
@@ -129,7 +129,7 @@ class MultiCartPoleEnv(Snapshot, CanvasOwner, ParallelEnv):
         low, high = self._carts.observation_space.low[:4], self._carts.observation_space.high[:4]
         self.state_space = spaces.Box(np.tile(low, cfg.num_agents), np.tile(high, cfg.num_agents), dtype=np.float32)
         n = cfg.num_agents
-        self._state, self._deriv, self._tmp = np.zeros((4, n)), np.empty((4, n)), np.empty((4, n))
+        self._state = np.zeros((4, n))
         self._streams = ResetStreams(n)
         self._steps = 0
 
@@ -160,7 +160,7 @@ class MultiCartPoleEnv(Snapshot, CanvasOwner, ParallelEnv):
             if problem:
                 raise ValueError(f"action {actions[agent]!r} of {agent} is outside its action space "
                                  f"{self.action_spaces[agent]}: {problem}")
-        fallen = self._carts.step(np.stack([a.reshape(-1) for a in per_agent]), self._state, self._deriv, self._tmp)
+        fallen = self._carts.step(np.stack([a.reshape(-1) for a in per_agent]), self._state)
         self._steps += 1
         terminated = bool(fallen.any())
         truncated = self._steps >= self.max_episode_steps
@@ -220,7 +220,7 @@ class MultiCartPoleVectorEnv(Snapshot):
         self.single_observation_space = self._carts.observation_space
         self.single_action_space = self._carts.action_space
         n = num_envs * num_agents
-        self._state, self._deriv, self._tmp = np.zeros((4, n)), np.empty((4, n)), np.empty((4, n))
+        self._state = np.zeros((4, n))
         self._streams = ResetStreams(n)
         self._steps = np.zeros(num_envs, dtype=np.int32)
         self._prev_done = np.zeros(num_envs, dtype=bool)
@@ -252,7 +252,7 @@ class MultiCartPoleVectorEnv(Snapshot):
         problem = c.check(a, shape)
         if problem:
             raise ValueError(f"actions are outside the action space: {problem}")
-        fallen = c.step(a, self._state, self._deriv, self._tmp)
+        fallen = c.step(a, self._state)
         terminated = fallen.reshape(self.num_envs, self.num_agents).any(axis=1)
         self._steps += 1
         rewards = np.ones((self.num_envs, self.num_agents), dtype=np.float32)

@@ -5,11 +5,14 @@
     400, per seed and median; runs go one at a time.
 (b) Environment steps per second of ``BalancingPoleVectorEnv`` (random actions, autoreset included) for
     1, 64, 1024 and 16384 copies, next to Gymnasium's ``CartPoleVectorEnv`` measured in the same run.
+(c) Where a step of 1,024 copies goes (``--part step``): microseconds per step of the physics and observations
+    alone, then with the action check, then with the restarts, then the whole ``step``, and ``CartPoleVectorEnv``'s.
 
 Usage::
 
     python scripts/bench_reinforce.py                  # both parts
     python scripts/bench_reinforce.py --part vector --json bench.json
+    python scripts/bench_reinforce.py --part step
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import rlkit.trainer
 from rlkit.callbacks import Callback
 from rlkit.config import compose
 from rlkit.envs import BalancingPoleVectorEnv
+from rlkit.envs.balancing_pole import step_arrays
 
 SOLVE_OVERRIDES = [
     "experiment=balancing_pole_reinforce",
@@ -119,9 +123,56 @@ def bench_vector(repeats: int = 5, min_steps: int = 3_000_000) -> dict[str, Any]
     return results
 
 
+def bench_step_parts(n: int = 1024, calls: int = 3000, repeats: int = 7) -> dict[str, float]:
+    """Microseconds per step of ``n`` copies, the step built up part by part; best of interleaved runs."""
+    env, gym_env = BalancingPoleVectorEnv(num_envs=n), CartPoleVectorEnv(num_envs=n)
+    env.reset(seed=0)
+    gym_env.reset(seed=0)
+    actions = [np.random.default_rng(i).integers(0, 2, n) for i in range(64)]
+    # The env's own parts (private: this measures them), in the order step() runs them.
+    phys, push, state = env._phys, env._push, env._state
+
+    def physics() -> None:  # fallen copies are put upright again, without the restarts' random draws
+        for k in range(calls):
+            fallen = step_arrays(phys, state, push.take(actions[k % 64]))
+            state.T.astype(np.float32)
+            state[:, fallen] = 0.0
+
+    def checked() -> None:
+        for k in range(calls):
+            fallen = step_arrays(phys, state, env._forces(actions[k % 64]))
+            state.T.astype(np.float32)
+            state[:, fallen] = 0.0
+
+    def restarts() -> None:
+        for k in range(calls):
+            np.copyto(env._prev_done, step_arrays(phys, state, env._forces(actions[k % 64])))
+            env._restart()
+            env._reply()
+
+    def whole(target: Any) -> Any:
+        def run() -> None:
+            for k in range(calls):
+                target.step(actions[k % 64])
+        return run
+
+    parts = {"physics and observations": physics, "+ action check": checked, "+ restarts": restarts,
+             "whole step": whole(env), "CartPoleVectorEnv step": whole(gym_env)}
+    best = dict.fromkeys(parts, float("inf"))
+    for _ in range(repeats):
+        for name, run in parts.items():
+            start = time.perf_counter()
+            run()
+            best[name] = min(best[name], (time.perf_counter() - start) / calls * 1e6)
+    print(f"(c) microseconds per step of {n:,} copies, best of {repeats} interleaved runs of {calls:,} steps")
+    for name, us in best.items():
+        print(f"    {name:<26}{us:7.1f}")
+    return best
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--part", choices=["all", "solve", "vector"], default="all")
+    parser.add_argument("--part", choices=["all", "solve", "vector", "step"], default="all")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
@@ -130,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
         out["solve"] = bench_solve(args.seeds)
     if args.part in ("all", "vector"):
         out["vector"] = bench_vector()
+    if args.part in ("all", "step"):
+        out["step"] = bench_step_parts()
     if args.json:
         args.json.write_text(json.dumps(out, indent=2) + "\n")
     return 0

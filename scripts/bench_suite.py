@@ -62,11 +62,15 @@ def preset_info(preset: str, overrides: list[str]) -> dict[str, Any]:
             "success_threshold": getattr(cfg.env, "success_threshold", None)}
 
 
+def has_threshold(info: dict[str, Any]) -> bool:
+    """Whether the preset's env says when it is solved (MPE's do not)."""
+    return info["reward_threshold"] is not None or info["success_threshold"] is not None
+
+
 def run_overrides(preset: str, seed: int, info: dict[str, Any], stop: bool, extra: list[str]) -> list[str]:
     """The ``rlkit train`` overrides of one run (its directory is given separately)."""
-    has_threshold = info["reward_threshold"] is not None or info["success_threshold"] is not None
     return [f"experiment={preset}", f"seed={seed}", *PROTOCOL,
-            f"callbacks.eval.stop_on_threshold={str(stop and has_threshold).lower()}", *extra]
+            f"callbacks.eval.stop_on_threshold={str(stop and has_threshold(info)).lower()}", *extra]
 
 
 def train_once(run_dir: Path, overrides: list[str]) -> tuple[dict[str, Any], bool]:
@@ -248,7 +252,8 @@ def main(argv: list[str] | None = None) -> int:
             runs.append(seed_figures(run_dir, seed, summary))
             r = runs[-1]
             state = (f"solved at {r['steps_to_threshold']:,} steps, {r['wall_seconds_to_threshold']:.1f} s"
-                     if r["solved"] else f"not solved in {r['steps']:,} steps")
+                     if r["solved"] else f"not solved in {r['steps']:,} steps" if has_threshold(info)
+                     else f"trained {r['steps']:,} steps (no threshold)")
             print(f"{preset} seed {seed}: {state}; final eval {r['final_eval']['mean_reward']:.1f}"
                   f"{'' if ran else ' (done before)'}", flush=True)
         results["presets"][preset] = preset_figures(info, runs)
